@@ -1,0 +1,62 @@
+#include "base/byte_range.h"
+
+#include <algorithm>
+
+namespace modelsync {
+
+std::string ToString(const ByteRange& r) {
+  return "[" + std::to_string(r.begin) + ", " + std::to_string(r.end) + ")";
+}
+
+void RangeSet::Add(ByteRange r) {
+  if (r.empty()) return;
+  // First range whose end >= r.begin (touching or overlapping).
+  auto it = std::lower_bound(ranges_.begin(), ranges_.end(), r.begin,
+                             [](const ByteRange& x, uint64_t b) { return x.end < b; });
+  auto last = it;
+  while (last != ranges_.end() && last->begin <= r.end) {
+    r.begin = std::min(r.begin, last->begin);
+    r.end = std::max(r.end, last->end);
+    ++last;
+  }
+  it = ranges_.erase(it, last);
+  ranges_.insert(it, r);
+}
+
+void RangeSet::Add(const RangeSet& other) {
+  for (const auto& r : other.ranges_) Add(r);
+}
+
+bool RangeSet::Contains(ByteRange r) const {
+  if (r.empty()) return true;
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), r.begin,
+                             [](uint64_t b, const ByteRange& x) { return b < x.begin; });
+  if (it == ranges_.begin()) return false;
+  --it;
+  return it->begin <= r.begin && r.end <= it->end;
+}
+
+uint64_t RangeSet::CoveredBytes() const {
+  uint64_t n = 0;
+  for (const auto& r : ranges_) n += r.size();
+  return n;
+}
+
+std::vector<ByteRange> RangeSet::Missing(uint64_t size) const {
+  std::vector<ByteRange> out;
+  uint64_t pos = 0;
+  for (const auto& r : ranges_) {
+    if (r.begin >= size) break;
+    if (r.begin > pos) out.push_back({pos, r.begin});
+    pos = std::max(pos, r.end);
+  }
+  if (pos < size) out.push_back({pos, size});
+  return out;
+}
+
+uint64_t RangeSet::PrefixEnd() const {
+  if (ranges_.empty() || ranges_.front().begin != 0) return 0;
+  return ranges_.front().end;
+}
+
+}  // namespace modelsync

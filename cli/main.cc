@@ -1,0 +1,24 @@
+// The modelsync program: parses the command line and hands each command to the engine.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "engine/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "modelsync keeps model repositories from a Hugging Face-compatible hub complete, verified\n"
+      "and current on this machine, laid out as MLX apps load them."};
+  app.set_version_flag("--version", std::string("modelsync ") + std::string(modelsync::engine::Version()));
+  app.require_subcommand(0, 1);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (app.get_subcommands().empty()) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+# Module helpers.
+#
+# Every module's headers are included as "<module>/<file>.h". The project root is never
+# on the include path: each module target exports a directory in the build tree that holds
+# one symlink, <module> -> the module's source folder. A target sees a module's headers only
+# when it links that module, so an include against the dependency direction fails the build.
+
+set(MODELSYNC_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
+
+function(modelsync_flags target)
+  target_compile_options(${target} PRIVATE ${MODELSYNC_WARNINGS})
+  if(MODELSYNC_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(MODELSYNC_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# modelsync_module(<name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+function(modelsync_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  set(inc "${CMAKE_BINARY_DIR}/include/${name}")
+  file(MAKE_DIRECTORY "${inc}")
+  if(NOT EXISTS "${inc}/${name}")
+    file(CREATE_LINK "${CMAKE_CURRENT_SOURCE_DIR}" "${inc}/${name}" SYMBOLIC)
+  endif()
+  add_library(modelsync_${name} STATIC ${M_SOURCES})
+  add_library(modelsync::${name} ALIAS modelsync_${name})
+  target_include_directories(modelsync_${name} PUBLIC "${inc}")
+  target_link_libraries(modelsync_${name} PUBLIC ${M_PUBLIC_DEPS} PRIVATE ${M_PRIVATE_DEPS})
+  modelsync_flags(modelsync_${name})
+endfunction()
+
+# modelsync_test(<name> SOURCES ... DEPS ... [LABELS ...])
+# A doctest executable registered with ctest.
+function(modelsync_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_DEPS} modelsync_doctest_main)
+  modelsync_flags(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "MODELSYNC_BUILD_DIR=${CMAKE_BINARY_DIR};MODELSYNC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  if(T_LABELS)
+    set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
+  endif()
+endfunction()

@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "base/byte_range.h"
+#include "base/fs.h"
+#include "base/hash.h"
+#include "base/status.h"
+#include "base/units.h"
+
+using namespace modelsync;
+
+TEST_CASE("git blob sha1 matches git hash-object") {
+  CHECK(GitBlobSha1Hex("Hello, World!") == "b45ef6fec89518d314f546fd6c3025367b721684");
+  CHECK(GitBlobSha1Hex("") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+}
+
+TEST_CASE("sha256 incremental equals one-shot") {
+  std::string data(100000, 'x');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 % 251);
+  Hasher h(HashKind::kSha256, data.size());
+  for (size_t i = 0; i < data.size(); i += 777) h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
+  CHECK(h.FinishHex() == Sha256Hex(data));
+  CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_CASE("RangeSet merges, finds gaps and agrees with a bitmap") {
+  RangeSet s;
+  s.Add({10, 20});
+  s.Add({30, 40});
+  s.Add({20, 30});
+  REQUIRE(s.ranges().size() == 1);
+  CHECK(s.ranges()[0] == ByteRange{10, 40});
+  CHECK(s.Missing(50) == std::vector<ByteRange>{{0, 10}, {40, 50}});
+  CHECK(s.PrefixEnd() == 0);
+  CHECK(s.Contains({12, 38}));
+  CHECK_FALSE(s.Contains({5, 12}));
+
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    RangeSet r;
+    std::vector<bool> bits(300, false);
+    for (int i = 0; i < 20; ++i) {
+      uint64_t b = rng() % 300, e = b + rng() % 40;
+      if (e > 300) e = 300;
+      r.Add({b, e});
+      for (uint64_t k = b; k < e; ++k) bits[k] = true;
+    }
+    uint64_t covered = 0;
+    for (bool bit : bits) covered += bit;
+    CHECK(r.CoveredBytes() == covered);
+    for (size_t i = 1; i < r.ranges().size(); ++i) CHECK(r.ranges()[i - 1].end < r.ranges()[i].begin);
+    for (auto gap : r.Missing(300))
+      for (uint64_t k = gap.begin; k < gap.end; ++k) CHECK_FALSE(bits[k]);
+  }
+}
+
+TEST_CASE("units parse what people type and refuse the rest") {
+  CHECK(ParseDuration("500ms")->count() == 500);
+  CHECK(ParseDuration("30s")->count() == 30000);
+  CHECK(ParseDuration("6h")->count() == 6 * 3600 * 1000);
+  CHECK_FALSE(ParseDuration("6").ok());
+  CHECK_FALSE(ParseDuration("abc").ok());
+  CHECK(*ParseRate("20MB/s") == 20'000'000);
+  CHECK(*ParseRate("512KiB/s") == 512 * 1024);
+  CHECK_FALSE(ParseRate("0MB/s").ok());
+  CHECK_FALSE(ParseRate("fast").ok());
+  CHECK(FormatBytes(1536) == "1.50 KiB");
+}
+
+TEST_CASE("Status carries code, message and errno detail") {
+  Status s = Status::FromErrno(ENOSPC, "write /x");
+  CHECK(s.IsNoSpace());
+  CHECK(s.detail() == ENOSPC);
+  CHECK(s.message().find("/x") != std::string::npos);
+  CHECK(Status::FromErrno(ENOENT, "open").IsNotFound());
+  Result<int> r = Status::Locked("busy");
+  CHECK_FALSE(r.ok());
+  CHECK(r.status().IsLocked());
+}
+
+TEST_CASE("WriteFileAtomic and ReadFile round-trip") {
+  char tmpl[] = "/tmp/ms_base_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string p = JoinPath(dir, "f.txt");
+  REQUIRE(WriteFileAtomic(p, "hello").ok());
+  CHECK(*ReadFile(p) == "hello");
+  CHECK(ReadFile(JoinPath(dir, "missing")).status().IsNotFound());
+  std::system(("rm -rf " + dir).c_str());
+}

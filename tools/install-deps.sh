@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package modelsync needs to build, test and run its demo.
+# Idempotent; run as root (or through sudo). Safe to run on a fresh machine.
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build pkg-config git
+  liblmdb-dev libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
+  libboost-dev libboost-system-dev libzstd-dev libssl-dev
+  doctest-dev nlohmann-json3-dev libcli11-dev
+  clang libclang-rt-14-dev curl
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
