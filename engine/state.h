@@ -1,0 +1,92 @@
+// State: the projection of the event log that the planner and the commands read.
+//
+// State is a pure fold: State s; for each (seq, event) in log order: s.Apply(seq, event).
+// It is never written except by Apply (and by loading a snapshot of itself), so everything
+// in it is derived from the log. Snapshots (state at seq N) bound start-up time; replaying
+// the full log and loading snapshot + tail give the same Digest().
+//
+// Fold rules (the contract other code relies on):
+//  - RepoTracked: repos[repo].tracked = true, tracking = the event (replaces any earlier).
+//  - RepoUntracked: tracked = false (the repo's other facts stay).
+//  - RevisionResolved: revisions[commit] = manifest; last_resolved_* updated.
+//  - TransferStarted: transfers[id] = {..., status kActive}; next_transfer_id > id.
+//  - RangesCommitted: transfers[id].committed.Add(ranges) (unknown id = ignored, counted in
+//    anomalies).
+//  - BlobVerified: blobs[content_id] = size; the transfer is erased (its partial is gone).
+//  - TransferFailed: discarded -> the transfer is erased (partial must be deleted);
+//    otherwise status kFailed with reason, committed ranges kept for a later resume.
+//  - FileMaterialized / FileRemoved: pending[repo][commit] built up; see RevisionActivated.
+//  - RevisionActivated: active_commit = commit; materialized = the files recorded for it;
+//    marker stays as it was until MarkerWritten/MarkerRemoved.
+//  - MarkerWritten / MarkerRemoved: marker = true / false, model_id recorded.
+//  - SyncFailed: last_error* set; cleared by the next RevisionActivated of that repo.
+//
+// Not thread-safe; one owner (the engine's control thread).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/byte_range.h"
+#include "proto/events.pb.h"
+
+namespace modelsync::engine {
+
+struct TransferState {
+  enum class Status { kActive, kFailed };
+  uint64_t id = 0;
+  std::string repo, commit, path, content_id;
+  uint64_t size = 0;
+  bool lfs = false;
+  RangeSet committed;  // durable bytes in .modelsync/partial/<id>
+  Status status = Status::kActive;
+  std::string failure;  // last TransferFailed reason when kFailed
+};
+
+struct RevisionState {
+  std::string commit;
+  std::string ref;  // the ref that resolved to it (last one seen)
+  std::vector<modelsync::v1::FileEntry> files;
+  int64_t resolved_ms = 0;
+};
+
+struct RepoState {
+  std::string repo;  // "org/name"
+  bool tracked = false;
+  modelsync::v1::RepoTracked tracking;  // valid when tracked (or last tracking if untracked)
+
+  std::map<std::string, RevisionState> revisions;  // commit -> manifest
+  std::string last_resolved_ref, last_resolved_commit;
+  int64_t last_resolved_ms = 0;
+
+  std::string active_commit;  // empty = nothing active yet
+  std::string active_ref;
+  std::vector<std::string> active_include, active_exclude;
+  std::map<std::string, std::string> materialized;  // path -> content_id of the active revision
+  // Files recorded by FileMaterialized for a commit not yet activated: commit -> path -> id.
+  std::map<std::string, std::map<std::string, std::string>> pending;
+
+  std::string model_id;
+  bool marker = false;
+
+  std::string last_error;
+  int last_error_code = 0;
+  int64_t last_error_ms = 0;
+};
+
+struct State {
+  uint64_t last_seq = 0;  // seq of the last event applied (0 = none)
+  std::map<std::string, RepoState> repos;
+  std::map<uint64_t, TransferState> transfers;  // live (active or failed-resumable) only
+  std::map<std::string, uint64_t> blobs;        // verified content_id -> size
+  uint64_t next_transfer_id = 1;
+  uint64_t anomalies = 0;  // events that referred to unknown things (logged, not fatal)
+
+  void Apply(uint64_t seq, const modelsync::v1::Event& event);
+  // A stable hex digest of everything above (for replay == snapshot+tail tests).
+  std::string Digest() const;
+};
+
+}  // namespace modelsync::engine
