@@ -1,0 +1,102 @@
+#include "cli/progress.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/units.h"
+
+namespace modelsync::cli {
+namespace {
+
+int TerminalWidth() {
+  winsize ws{};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
+  return 80;
+}
+
+}  // namespace
+
+bool StderrIsTerminal() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDERR_FILENO) && !(term && std::strcmp(term, "dumb") == 0);
+}
+
+ProgressBar::ProgressBar(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled) {
+  rate_at_ = drawn_at_ = std::chrono::steady_clock::now();
+}
+
+ProgressBar::~ProgressBar() { Finish(); }
+
+std::string ProgressBar::Render(const std::string& label, uint64_t done, uint64_t total,
+                                uint64_t files_done, uint64_t files_total, double rate_bps,
+                                int width) {
+  char tail[160];
+  std::string eta = "--";
+  if (rate_bps > 1 && total > done)
+    eta = FormatDuration(std::chrono::milliseconds(
+        static_cast<int64_t>(static_cast<double>(total - done) / rate_bps * 1000)));
+  std::snprintf(tail, sizeof tail, " %3d%% %s/%s %s/s ETA %s files %llu/%llu",
+                total ? static_cast<int>(done * 100 / total) : 100, FormatBytes(done).c_str(),
+                FormatBytes(total).c_str(), FormatBytes(static_cast<uint64_t>(rate_bps)).c_str(),
+                eta.c_str(), static_cast<unsigned long long>(files_done),
+                static_cast<unsigned long long>(files_total));
+  int bar = width - static_cast<int>(std::strlen(tail)) - static_cast<int>(label.size()) - 4;
+  bar = std::clamp(bar, 10, 40);
+  int fill = total ? static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * bar)
+                   : bar;
+  fill = std::clamp(fill, 0, bar);
+  std::string s = label + " [" + std::string(static_cast<size_t>(fill), '#') +
+                  std::string(static_cast<size_t>(bar - fill), ' ') + "]" + tail;
+  if (static_cast<int>(s.size()) > width - 1) s.resize(static_cast<size_t>(width - 1));
+  return s;
+}
+
+void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
+                         uint64_t files_total) {
+  auto now = std::chrono::steady_clock::now();
+  double dt = std::chrono::duration<double>(now - rate_at_).count();
+  if (dt >= 0.5) {
+    double inst = static_cast<double>(done >= rate_bytes_ ? done - rate_bytes_ : 0) / dt;
+    rate_ = rate_ == 0 ? inst : 0.6 * inst + 0.4 * rate_;
+    rate_bytes_ = done;
+    rate_at_ = now;
+  }
+  done_ = done;
+  total_ = total;
+  files_done_ = files_done;
+  files_total_ = files_total;
+  Draw(false);
+}
+
+void ProgressBar::Note(const std::string& line) {
+  if (!enabled_) return;
+  std::fprintf(stderr, "\r\033[K%s\n", line.c_str());
+  drawn_ = false;
+  Draw(true);
+}
+
+void ProgressBar::Draw(bool force) {
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!force && drawn_ && now - drawn_at_ < std::chrono::milliseconds(100)) return;
+  drawn_at_ = now;
+  std::string s = Render(label_, done_, total_, files_done_, files_total_, rate_, TerminalWidth());
+  std::fprintf(stderr, "\r\033[K%s", s.c_str());
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void ProgressBar::Finish() {
+  if (!enabled_ || !drawn_) return;
+  Draw(true);
+  std::fputc('\n', stderr);
+  drawn_ = false;
+}
+
+}  // namespace modelsync::cli

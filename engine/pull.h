@@ -1,0 +1,67 @@
+// Pull: make <root>/models/<org>/<name>/ and the marker <root>/<model-id> hold a complete,
+// verified revision of a hub repo, resuming whatever earlier runs left durable.
+//
+// The pipeline is resolve -> plan -> fetch -> verify -> materialize -> activate -> mark
+// (DESIGN.md). Every fact is an event in the root's log before Pull returns; a crash at any
+// instant leaves a state from which the next Pull converges, re-fetching at most the bytes
+// that were in flight and not yet fdatasync'ed.
+//
+// Errors (Status codes): kInvalidArgument (bad repo id, model id, glob or hostile path in
+// the listing), kNotFound / kUnauthorized (repo, revision), kOffline (HF_HUB_OFFLINE and
+// the model is not complete), kNoSpace (before or during the fetch; committed ranges kept),
+// kIntegrity (content failed its hash twice), kLocked (--no-wait and another writer holds
+// the root), kTransient (network gave up after retries), kCancelled, kCorruption (log).
+//
+// Thread safety: Pull runs on the calling thread; the observer is called from that thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace modelsync::engine {
+
+struct PullOptions {
+  std::string root;                   // required: the modelsync root
+  std::string repo;                   // "org/name"
+  std::string revision = "main";      // branch, tag or 40-hex commit
+  std::string model_id;               // marker name; default = the repo's name part
+  std::vector<std::string> include;   // fnmatch globs; empty = everything
+  std::vector<std::string> exclude;
+  std::string endpoint;               // hub base URL; empty = HF_ENDPOINT or huggingface.co
+  int connections = 0;                // total parallel connections; 0 = default (8)
+  uint64_t chunk_bytes = 0;           // split size for large files; 0 = default (64 MiB)
+  bool wait_for_lock = true;          // false: fail with kLocked at once (--no-wait)
+};
+
+struct PullSummary {
+  std::string repo, ref, commit;
+  std::string model_dir;      // absolute path of models/<org>/<name>
+  std::string marker_path;    // absolute path of the marker
+  uint64_t files = 0;
+  uint64_t bytes_total = 0;   // size of the revision's (filtered) files
+  uint64_t bytes_fetched = 0; // body bytes received this run
+  uint64_t bytes_reused = 0;  // satisfied from blobs, partials or the existing directory
+  bool up_to_date = false;    // nothing had to change
+  double seconds = 0;
+};
+
+// Callbacks for progress display. Default implementations do nothing.
+class PullObserver {
+ public:
+  virtual ~PullObserver() = default;
+  virtual void OnWaitingForLock(const std::string& /*message*/) {}
+  virtual void OnResolved(const std::string& /*repo*/, const std::string& /*ref*/,
+                          const std::string& /*commit*/, uint64_t /*files*/,
+                          uint64_t /*bytes_total*/, uint64_t /*bytes_to_fetch*/) {}
+  // Called at most ~10 times a second while bytes move.
+  virtual void OnProgress(uint64_t /*bytes_done*/, uint64_t /*bytes_total*/,
+                          uint64_t /*files_done*/, uint64_t /*files_total*/) {}
+  virtual void OnFileDone(const std::string& /*path*/, uint64_t /*size*/, bool /*fetched*/) {}
+};
+
+Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer);
+
+}  // namespace modelsync::engine
