@@ -1,0 +1,121 @@
+// modelsync pull: the CLI face of engine::Pull (progress bar, --json lines, exit status).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/units.h"
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "engine/pull.h"
+
+namespace modelsync::cli {
+namespace {
+
+using nlohmann::json;
+
+// Renders pull progress as a terminal bar, JSON lines, or nothing.
+class PullPrinter final : public engine::PullObserver {
+ public:
+  PullPrinter(const GlobalFlags& flags)
+      : json_(flags.json), bar_("pull", !flags.json && !flags.quiet && StderrIsTerminal()),
+        quiet_(flags.quiet) {}
+
+  void OnWaitingForLock(const std::string& message) override {
+    if (json_) Emit({{"event", "waiting"}, {"message", message}});
+    else if (!quiet_) std::fprintf(stderr, "%s\n", message.c_str());
+  }
+  void OnResolved(const std::string& repo, const std::string& ref, const std::string& commit,
+                  uint64_t files, uint64_t bytes_total, uint64_t bytes_to_fetch) override {
+    if (json_) {
+      Emit({{"event", "resolved"}, {"repo", repo}, {"ref", ref}, {"commit", commit},
+            {"files", files}, {"bytes_total", bytes_total}, {"bytes_to_fetch", bytes_to_fetch}});
+    } else if (!quiet_) {
+      std::fprintf(stderr, "%s@%s -> %s: %llu files, %s, %s to fetch\n", repo.c_str(),
+                   ref.c_str(), commit.substr(0, 12).c_str(),
+                   static_cast<unsigned long long>(files), FormatBytes(bytes_total).c_str(),
+                   FormatBytes(bytes_to_fetch).c_str());
+    }
+  }
+  void OnProgress(uint64_t done, uint64_t total, uint64_t files_done,
+                  uint64_t files_total) override {
+    if (json_) {
+      Emit({{"event", "progress"}, {"bytes_done", done}, {"bytes_total", total},
+            {"files_done", files_done}, {"files_total", files_total}});
+    } else {
+      bar_.Update(done, total, files_done, files_total);
+    }
+  }
+  void OnFileDone(const std::string& path, uint64_t size, bool fetched) override {
+    if (json_) Emit({{"event", "file_done"}, {"path", path}, {"size", size}, {"fetched", fetched}});
+  }
+  void Done(const engine::PullSummary& s) {
+    bar_.Finish();
+    if (json_) {
+      Emit({{"event", "done"}, {"repo", s.repo}, {"commit", s.commit}, {"model_dir", s.model_dir},
+            {"marker", s.marker_path}, {"files", s.files}, {"bytes_total", s.bytes_total},
+            {"bytes_fetched", s.bytes_fetched}, {"bytes_reused", s.bytes_reused},
+            {"up_to_date", s.up_to_date}, {"seconds", s.seconds}});
+    } else if (!quiet_) {
+      std::printf("%s %s at %s\n  %s\n  marker %s\n  %llu files, %s; fetched %s in %.1fs\n",
+                  s.repo.c_str(), s.up_to_date ? "is up to date" : "is ready",
+                  s.commit.substr(0, 12).c_str(), s.model_dir.c_str(), s.marker_path.c_str(),
+                  static_cast<unsigned long long>(s.files), FormatBytes(s.bytes_total).c_str(),
+                  FormatBytes(s.bytes_fetched).c_str(), s.seconds);
+    }
+  }
+  void Fail(const Status& st) {
+    bar_.Finish();
+    if (json_) Emit({{"event", "error"}, {"code", std::string(StatusCodeName(st.code()))},
+                     {"message", st.message()}});
+    else std::fprintf(stderr, "modelsync pull: %s\n", st.message().c_str());
+  }
+
+ private:
+  static void Emit(const json& j) {
+    std::fputs((j.dump() + "\n").c_str(), stdout);
+    std::fflush(stdout);
+  }
+  bool json_;
+  ProgressBar bar_;
+  bool quiet_;
+};
+
+}  // namespace
+
+void RegisterPull(CLI::App& app, GlobalFlags& flags) {
+  auto opts = std::make_shared<engine::PullOptions>();
+  auto no_wait = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "pull", "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/,\n"
+              "verified, and write the marker <root>/<model-id>. Resumes interrupted pulls.");
+  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit")
+      ->required();
+  cmd->add_option("--revision", opts->revision, "Branch, tag or 40-hex commit")
+      ->capture_default_str();
+  cmd->add_option("--id", opts->model_id, "Marker file name (default: the repo's name)");
+  cmd->add_option("--include", opts->include, "Only files matching this glob (repeatable)");
+  cmd->add_option("--exclude", opts->exclude, "Skip files matching this glob (repeatable)");
+  cmd->add_option("--connections", opts->connections, "Parallel connections (default 8)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_flag("--no-wait", *no_wait, "Fail at once if another modelsync holds the root");
+  AddCommonFlags(cmd, flags);
+  cmd->callback([opts, no_wait, &flags]() {
+    auto root = ResolveRoot(flags);
+    PullPrinter printer(flags);
+    if (!root.ok()) {
+      printer.Fail(root.status());
+      throw CLI::RuntimeError(ExitCodeFor(root.status()));
+    }
+    opts->root = *root;
+    opts->endpoint = flags.endpoint;
+    opts->wait_for_lock = !*no_wait;
+    auto r = engine::Pull(*opts, &printer);
+    if (!r.ok()) {
+      printer.Fail(r.status());
+      throw CLI::RuntimeError(ExitCodeFor(r.status()));
+    }
+    printer.Done(*r);
+  });
+}
+
+}  // namespace modelsync::cli
