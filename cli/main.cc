@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
 #include "engine/version.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
       "and current on this machine, laid out as MLX apps load them."};
   app.set_version_flag("--version", std::string("modelsync ") + std::string(modelsync::engine::Version()));
   app.require_subcommand(0, 1);
+  modelsync::cli::CliContext ctx;
+  modelsync::cli::RegisterLog(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -20,5 +23,5 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
-  return 0;
+  return ctx.exit_code;
 }

@@ -18,6 +18,15 @@
 //  - FileMaterialized / FileRemoved: pending[repo][commit] built up; see RevisionActivated.
 //  - RevisionActivated: active_commit = commit; materialized = the files recorded for it;
 //    marker stays as it was until MarkerWritten/MarkerRemoved.
+//    (Details: "the files recorded for it" = pending[repo][commit], which is then dropped; when
+//    nothing is pending and the commit is already active, materialized is kept. active_ref,
+//    active_include/exclude come from the event; model_id too when the event carries one.)
+//  - FileRemoved: erases the path from pending[repo][commit], and from materialized when
+//    commit is the active one (or empty).
+//  - BlobVerified / TransferFailed for an unknown transfer id count in anomalies too (the
+//    blob of a BlobVerified is recorded anyway).
+//  - Events naming a repo that is not in repos create its entry (pull does not track).
+//  - last_seq = seq after every event.
 //  - MarkerWritten / MarkerRemoved: marker = true / false, model_id recorded.
 //  - SyncFailed: last_error* set; cleared by the next RevisionActivated of that repo.
 //
@@ -27,12 +36,18 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/byte_range.h"
+#include "base/status.h"
 #include "proto/events.pb.h"
 
 namespace modelsync::engine {
+
+// Bumped whenever the fold rules change: snapshots of another version are ignored (the log
+// is replayed from the start instead).
+inline constexpr uint32_t kStateVersion = 1;
 
 struct TransferState {
   enum class Status { kActive, kFailed };
@@ -85,8 +100,15 @@ struct State {
   uint64_t anomalies = 0;  // events that referred to unknown things (logged, not fatal)
 
   void Apply(uint64_t seq, const modelsync::v1::Event& event);
-  // A stable hex digest of everything above (for replay == snapshot+tail tests).
+  // A stable hex digest of everything above (for replay == snapshot+tail tests): sha256 of
+  // the canonical snapshot serialization (maps in key order, no protobuf maps).
   std::string Digest() const;
+
+  // Snapshot bytes (a serialized modelsync.v1.StateSnapshot, see proto/snapshot.proto).
+  std::string ToSnapshotBytes() const;
+  // Loads snapshot bytes into *this (replacing everything). kCorruption when they do not
+  // parse; kVersion when written under another kStateVersion (callers then replay instead).
+  Status LoadSnapshotBytes(std::string_view bytes);
 };
 
 }  // namespace modelsync::engine

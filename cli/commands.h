@@ -1,0 +1,13 @@
+// Every modelsync subcommand registers itself through one function of this shape; main.cc
+// calls them all. Add yours here and in cli/CMakeLists.txt (one file per command).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli/common.h"
+
+namespace modelsync::cli {
+
+void RegisterLog(CLI::App& app, CliContext& ctx);
+
+}  // namespace modelsync::cli

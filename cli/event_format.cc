@@ -1,0 +1,213 @@
+#include "cli/event_format.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include "base/status.h"
+#include "cli/common.h"
+
+namespace modelsync::cli {
+namespace {
+
+namespace pb = google::protobuf;
+using modelsync::v1::Event;
+
+const pb::FieldDescriptor* KindField(const Event& e) {
+  const pb::OneofDescriptor* oneof = Event::descriptor()->FindOneofByName("kind");
+  return e.GetReflection()->GetOneofFieldDescriptor(e, oneof);
+}
+
+std::string Short(const std::string& hex) { return hex.size() > 12 ? hex.substr(0, 12) : hex; }
+
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string CodeName(int code) {
+  return std::string(StatusCodeName(static_cast<StatusCode>(code)));
+}
+
+std::string Summary(const Event& e) {
+  std::string s;
+  auto kv = [&s](const std::string& k, const std::string& v) { s += " " + k + "=" + v; };
+  switch (e.kind_case()) {
+    case Event::kRepoTracked: {
+      const auto& x = e.repo_tracked();
+      kv("repo", x.repo());
+      kv("ref", x.ref());
+      if (!x.model_id().empty()) kv("id", x.model_id());
+      if (x.every_ms()) kv("every_ms", std::to_string(x.every_ms()));
+      for (const auto& g : x.include()) kv("include", g);
+      for (const auto& g : x.exclude()) kv("exclude", g);
+      break;
+    }
+    case Event::kRepoUntracked:
+      kv("repo", e.repo_untracked().repo());
+      break;
+    case Event::kRevisionResolved: {
+      const auto& x = e.revision_resolved();
+      uint64_t bytes = 0;
+      for (const auto& f : x.manifest().files()) bytes += f.size();
+      kv("repo", x.repo());
+      kv("ref", x.ref());
+      kv("commit", Short(x.commit()));
+      kv("files", std::to_string(x.manifest().files_size()));
+      kv("bytes", std::to_string(bytes));
+      break;
+    }
+    case Event::kTransferStarted: {
+      const auto& x = e.transfer_started();
+      kv("transfer", std::to_string(x.transfer_id()));
+      kv("repo", x.repo());
+      kv("path", x.path());
+      kv("size", std::to_string(x.size()));
+      kv("content", Short(x.content_id()));
+      if (x.lfs()) s += " lfs";
+      break;
+    }
+    case Event::kRangesCommitted: {
+      const auto& x = e.ranges_committed();
+      kv("transfer", std::to_string(x.transfer_id()));
+      for (const auto& r : x.ranges())
+        s += " [" + std::to_string(r.begin()) + ", " + std::to_string(r.end()) + ")";
+      break;
+    }
+    case Event::kBlobVerified: {
+      const auto& x = e.blob_verified();
+      kv("transfer", std::to_string(x.transfer_id()));
+      kv("content", Short(x.content_id()));
+      kv("size", std::to_string(x.size()));
+      break;
+    }
+    case Event::kTransferFailed: {
+      const auto& x = e.transfer_failed();
+      kv("transfer", std::to_string(x.transfer_id()));
+      kv("code", CodeName(x.code()));
+      if (x.discarded()) s += " discarded";
+      kv("reason", Quote(x.reason()));
+      break;
+    }
+    case Event::kFileMaterialized: {
+      const auto& x = e.file_materialized();
+      kv("repo", x.repo());
+      kv("commit", Short(x.commit()));
+      kv("path", x.path());
+      kv("content", Short(x.content_id()));
+      break;
+    }
+    case Event::kFileRemoved: {
+      const auto& x = e.file_removed();
+      kv("repo", x.repo());
+      kv("commit", Short(x.commit()));
+      kv("path", x.path());
+      break;
+    }
+    case Event::kRevisionActivated: {
+      const auto& x = e.revision_activated();
+      kv("repo", x.repo());
+      kv("commit", Short(x.commit()));
+      kv("ref", x.ref());
+      if (!x.model_id().empty()) kv("id", x.model_id());
+      break;
+    }
+    case Event::kMarkerWritten:
+      kv("repo", e.marker_written().repo());
+      kv("id", e.marker_written().model_id());
+      break;
+    case Event::kMarkerRemoved:
+      kv("repo", e.marker_removed().repo());
+      kv("id", e.marker_removed().model_id());
+      break;
+    case Event::kSyncFailed: {
+      const auto& x = e.sync_failed();
+      kv("repo", x.repo());
+      kv("code", CodeName(x.code()));
+      kv("reason", Quote(x.reason()));
+      break;
+    }
+    case Event::KIND_NOT_SET:
+      break;
+  }
+  return s;
+}
+
+nlohmann::json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i);
+
+nlohmann::json MessageToJson(const pb::Message& m) {
+  nlohmann::json j = nlohmann::json::object();
+  const pb::Descriptor* d = m.GetDescriptor();
+  const pb::Reflection* r = m.GetReflection();
+  for (int k = 0; k < d->field_count(); ++k) {
+    const pb::FieldDescriptor* f = d->field(k);
+    if (f->real_containing_oneof() && !r->HasField(m, f)) continue;
+    if (f->is_repeated()) {
+      nlohmann::json a = nlohmann::json::array();
+      for (int i = 0; i < r->FieldSize(m, f); ++i) a.push_back(Scalar(m, f, i));
+      j[f->name()] = std::move(a);
+    } else {
+      j[f->name()] = Scalar(m, f, -1);
+    }
+  }
+  return j;
+}
+
+// Field f of m (element i when repeated, i < 0 otherwise).
+nlohmann::json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i) {
+  const pb::Reflection* r = m.GetReflection();
+  bool rep = i >= 0;
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      return rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      return rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f);
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      return rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f);
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      return rep ? r->GetRepeatedUInt64(m, f, i) : r->GetUInt64(m, f);
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return rep ? r->GetRepeatedDouble(m, f, i) : r->GetDouble(m, f);
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      return rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f);
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      return rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f);
+    case pb::FieldDescriptor::CPPTYPE_ENUM:
+      return (rep ? r->GetRepeatedEnum(m, f, i) : r->GetEnum(m, f))->name();
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      return rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f);
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+      return MessageToJson(rep ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f));
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string FormatEventText(uint64_t seq, const Event& event) {
+  const pb::FieldDescriptor* f = KindField(event);
+  std::string kind = f ? f->message_type()->name() : "Unknown";
+  return "#" + std::to_string(seq) + " " + FormatTimeMs(event.time_ms()) + " " + kind +
+         Summary(event);
+}
+
+nlohmann::json EventToJson(uint64_t seq, const Event& event) {
+  const pb::FieldDescriptor* f = KindField(event);
+  nlohmann::json j;
+  j["seq"] = seq;
+  j["time_ms"] = event.time_ms();
+  j["time"] = FormatTimeMs(event.time_ms());
+  j["kind"] = f ? f->message_type()->name() : "Unknown";
+  j["event"] = f ? MessageToJson(event.GetReflection()->GetMessage(event, f))
+                 : nlohmann::json::object();
+  return j;
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,19 @@
+// How events look to people (`modelsync log`) and to machines (`--json`).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "proto/events.pb.h"
+
+namespace modelsync::cli {
+
+// One line, no newline: "#12 2026-11-25T20:11:03Z RangesCommitted transfer=3 [0, 8388608)".
+std::string FormatEventText(uint64_t seq, const modelsync::v1::Event& event);
+
+// {"seq":12,"time_ms":...,"time":"...","kind":"RangesCommitted","event":{<all fields>}}.
+// Field names are the schema's (proto/events.proto); 64-bit integers are JSON numbers.
+nlohmann::json EventToJson(uint64_t seq, const modelsync::v1::Event& event);
+
+}  // namespace modelsync::cli

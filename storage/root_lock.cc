@@ -1,0 +1,96 @@
+#include "storage/root_lock.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+#include "storage/event_log.h"
+
+namespace modelsync::storage {
+namespace {
+
+std::string LockPath(const std::string& root) { return JoinPath(StateDir(root), "lock"); }
+
+int LockFd(int fd, short type, int cmd) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;  // whole file
+  fl.l_pid = 0;  // required for OFD locks
+  int rc;
+  do rc = ::fcntl(fd, cmd, &fl);
+  while (rc != 0 && errno == EINTR && cmd == F_OFD_SETLKW);
+  return rc;
+}
+
+bool IsLocked(int fd) {
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
+  return fl.l_type != F_UNLCK;
+}
+
+int ReadPid(int fd) {
+  char buf[32] = {};
+  ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return 0;
+  int pid = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid = pid * 10 + (buf[i] - '0');
+  return pid;
+}
+
+// The holder's pid. The holder writes it right after taking the lock, so a racing loser may
+// see an empty file or the pid of a dead earlier holder for a moment: look again briefly.
+int HolderPid(int fd) {
+  for (int i = 0; i < 100; ++i) {
+    int pid = ReadPid(fd);
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) return pid;
+    if (!IsLocked(fd)) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return ReadPid(fd);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, bool wait,
+                                                    const OnWait& on_wait) {
+  MS_RETURN_IF_ERROR(MakeDirs(StateDir(root)));
+  std::string path = LockPath(root);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(errno, "opening the lock file " + path);
+  if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLK) != 0) {
+    if (errno != EAGAIN && errno != EACCES) return Status::FromErrno(errno, "locking " + path);
+    int pid = HolderPid(fd.get());
+    if (!wait) {
+      return Status::Locked("root " + root + " is in use by " +
+                            (pid > 0 ? "pid " + std::to_string(pid) : "another process") +
+                            " (wait for it to finish, or stop it)");
+    }
+    if (on_wait) on_wait(pid);
+    if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLKW) != 0)
+      return Status::FromErrno(errno, "waiting for the lock " + path);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0) return Status::FromErrno(errno, "truncating " + path);
+  MS_RETURN_IF_ERROR(PWriteAll(fd.get(), pid.data(), pid.size(), 0, path));
+  return std::unique_ptr<RootLock>(new RootLock(path, std::move(fd)));
+}
+
+int RootLock::Holder(const std::string& root) {
+  UniqueFd fd(::open(LockPath(root).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() || !IsLocked(fd.get())) return 0;
+  return HolderPid(fd.get());
+}
+
+RootLock::~RootLock() {
+  if (fd_.valid()) LockFd(fd_.get(), F_UNLCK, F_OFD_SETLK);
+}
+
+}  // namespace modelsync::storage

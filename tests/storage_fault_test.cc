@@ -1,0 +1,392 @@
+// The event log under faults: damaged records, killed writers, racing writers, newer formats.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "base/crc32c.h"
+#include "storage/event_log.h"
+#include "storage/record_format.h"
+#include "storage/root_lock.h"
+#include "test_util.h"
+
+using namespace modelsync;
+using namespace modelsync::storage;
+using modelsync::testing::ForkChild;
+using modelsync::testing::Ranges;
+using modelsync::testing::TempDir;
+using modelsync::testing::WaitChild;
+using modelsync::v1::Event;
+
+namespace {
+
+using RawFn = std::function<void(MDB_txn*, MDB_dbi events, MDB_dbi meta)>;
+
+// Edits a log with LMDB itself (no modelsync code in the way), committing the change.
+void RawEdit(const std::string& root, const RawFn& fn) {
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxdbs(env, 4);
+  REQUIRE(mdb_env_open(env, LogDir(root).c_str(), 0, 0644) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  MDB_dbi events, meta;
+  REQUIRE(mdb_dbi_open(txn, "events", 0, &events) == 0);
+  REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+  fn(txn, events, meta);
+  REQUIRE(mdb_txn_commit(txn) == 0);
+  mdb_env_close(env);
+}
+
+std::string GetRaw(MDB_txn* txn, MDB_dbi dbi, uint64_t seq) {
+  std::string k = SeqKey(seq);
+  MDB_val kv{8, k.data()}, v;
+  REQUIRE(mdb_get(txn, dbi, &kv, &v) == 0);
+  return std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+void PutRaw(MDB_txn* txn, MDB_dbi dbi, std::string key, std::string value) {
+  MDB_val kv{key.size(), key.data()}, v{value.size(), value.data()};
+  REQUIRE(mdb_put(txn, dbi, &kv, &v, 0) == 0);
+}
+
+// A record with a valid checksum around body (codec byte onwards).
+std::string Framed(uint64_t seq, const std::string& body) {
+  std::string key = SeqKey(seq);
+  uint32_t crc = Crc32cExtend(Crc32c(key), body.data(), body.size());
+  std::string rec(4, '\0');
+  for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  return rec + body;
+}
+
+// A log of n events (SyncFailed, reason "event-<i>-marker") in a fresh root.
+void MakeLog(const std::string& root, int n) {
+  auto log = EventLog::Open(root, EventLog::Mode::kReadWrite);
+  REQUIRE(log.ok());
+  std::vector<Event> batch;
+  for (int i = 1; i <= n; ++i) {
+    Event e;
+    e.set_time_ms(i);
+    e.mutable_sync_failed()->set_repo("org/name");
+    e.mutable_sync_failed()->set_reason("event-" + std::to_string(i) + "-marker");
+    batch.push_back(e);
+  }
+  REQUIRE((*log)->Append(batch).ok());
+}
+
+// Replays root's log; returns the status and how many events reached the fold.
+Status ReplayCount(const std::string& root, uint64_t* folded) {
+  *folded = 0;
+  auto log = EventLog::Open(root, EventLog::Mode::kReadOnly);
+  if (!log.ok()) return log.status();
+  return (*log)->Replay(0, [&](uint64_t, const Event&) {
+    ++*folded;
+    return Status::Ok();
+  });
+}
+
+void ExpectCorruptAt(const std::string& root, uint64_t seq, const std::string& what) {
+  uint64_t folded = 0;
+  Status s = ReplayCount(root, &folded);
+  CHECK(s.IsCorruption());
+  std::string want = "event #" + std::to_string(seq) + " is corrupt: " + what;
+  CHECK_MESSAGE(s.message().find(want) != std::string::npos, s.message(), " wanted ", want);
+  CHECK(folded == seq - 1);  // never skipped: nothing after the damage reached the fold
+}
+
+}  // namespace
+
+TEST_CASE("damaged records are reported with their number, never skipped") {
+  TempDir dir;
+  const std::string base = dir.Sub("base");
+  MakeLog(base, 20);
+  auto copy = [&](const std::string& name) {
+    std::string to = dir.Sub(name);
+    REQUIRE(std::system(("cp -r '" + base + "' '" + to + "'").c_str()) == 0);
+    return to;
+  };
+  SUBCASE("a flipped bit") {
+    std::string r = copy("flip");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      std::string v = GetRaw(t, ev, 5);
+      v[v.size() - 3] ^= 0x10;
+      PutRaw(t, ev, SeqKey(5), v);
+    });
+    ExpectCorruptAt(r, 5, "checksum mismatch");
+  }
+  SUBCASE("a truncated record") {
+    std::string r = copy("trunc");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      PutRaw(t, ev, SeqKey(7), GetRaw(t, ev, 7).substr(0, 12));
+      PutRaw(t, ev, SeqKey(8), "ab");
+    });
+    ExpectCorruptAt(r, 7, "checksum mismatch");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) { PutRaw(t, ev, SeqKey(7), "abc"); });
+    ExpectCorruptAt(r, 7, "truncated record");
+  }
+  SUBCASE("an oversized length field with a valid checksum") {
+    std::string r = copy("oversize");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      std::string body = "\x01\xff\xff\xff\xff" + std::string(40, 'x');  // zstd, 4 GiB - 1
+      PutRaw(t, ev, SeqKey(9), Framed(9, body));
+    });
+    ExpectCorruptAt(r, 9, "declared length of 4294967295 bytes is over the cap");
+  }
+  SUBCASE("a payload that is not an event, and an unknown codec") {
+    std::string r = copy("garbage");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) { PutRaw(t, ev, SeqKey(4), Framed(4, "\x07payload")); });
+    ExpectCorruptAt(r, 4, "unknown codec 7");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      PutRaw(t, ev, SeqKey(3), Framed(3, std::string("\x00\xff\xff\xff", 4)));
+    });
+    ExpectCorruptAt(r, 3, "event payload does not parse");
+  }
+  SUBCASE("a missing sequence number") {
+    std::string r = copy("gap");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      std::string k = SeqKey(11);
+      MDB_val kv{8, k.data()};
+      REQUIRE(mdb_del(t, ev, &kv, nullptr) == 0);
+    });
+    ExpectCorruptAt(r, 11, "it is missing (the next record is #12)");
+    // Reading from the gap itself reports it too.
+    auto log = EventLog::Open(r, EventLog::Mode::kReadOnly);
+    std::vector<std::pair<uint64_t, Event>> out;
+    Status s = (*log)->Read(11, 5, &out);
+    CHECK(s.message().find("event #11 is corrupt") != std::string::npos);
+  }
+  SUBCASE("a duplicated record (the value of #2 copied under #3)") {
+    std::string r = copy("dup");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) { PutRaw(t, ev, SeqKey(3), GetRaw(t, ev, 2)); });
+    ExpectCorruptAt(r, 3, "checksum mismatch");
+  }
+  SUBCASE("a malformed key") {
+    std::string r = copy("key");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      PutRaw(t, ev, SeqKey(4) + "\x01", "x");  // 9 bytes: sorts between #4 and #5
+    });
+    ExpectCorruptAt(r, 5, "its key is 9 bytes long");
+  }
+  SUBCASE("an event of a kind this binary does not know is kVersion, not skipped") {
+    std::string r = copy("newkind");
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      // Event{time_ms=1, field 99 = empty message}: a oneof tag from the future.
+      PutRaw(t, ev, SeqKey(6), Framed(6, std::string("\x00\x08\x01\x9a\x06\x00", 6)));
+    });
+    uint64_t folded = 0;
+    Status s = ReplayCount(r, &folded);
+    CHECK(s.code() == StatusCode::kVersion);
+    CHECK(s.message().find("event #6") != std::string::npos);
+    CHECK(folded == 5);
+  }
+  SUBCASE("a flipped bit in the raw data file") {
+    std::string r = copy("rawflip");
+    std::string path = LogDir(r) + "/data.mdb";
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string data = ss.str();
+    size_t at = data.find("event-13-marker");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(data.find("event-13-marker", at + 1) == std::string::npos);
+    int fd = ::open(path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    char c = static_cast<char>(data[at + 6] ^ 0x01);
+    REQUIRE(::pwrite(fd, &c, 1, static_cast<off_t>(at + 6)) == 1);
+    ::close(fd);
+    ExpectCorruptAt(r, 13, "checksum mismatch");
+  }
+  // The undamaged original still replays whole.
+  uint64_t folded = 0;
+  CHECK(ReplayCount(base, &folded).ok());
+  CHECK(folded == 20);
+}
+
+TEST_CASE("a log of a newer format version is refused with a clear message") {
+  TempDir dir;
+  MakeLog(dir.path(), 3);
+  RawEdit(dir.path(), [](MDB_txn* t, MDB_dbi, MDB_dbi meta) {
+    PutRaw(t, meta, "format_version", std::string("\x00\x00\x00\x02", 4));
+  });
+  for (auto mode : {EventLog::Mode::kReadWrite, EventLog::Mode::kReadOnly}) {
+    auto log = EventLog::Open(dir.path(), mode);
+    REQUIRE_FALSE(log.ok());
+    CHECK(log.status().code() == StatusCode::kVersion);
+    CHECK(log.status().message().find("format version 2") != std::string::npos);
+    CHECK(log.status().message().find("upgrade modelsync") != std::string::npos);
+  }
+}
+
+TEST_CASE("a writer killed with SIGKILL mid-stream leaves whole batches only") {
+  TempDir dir;
+  const uint64_t kBatch = 64;
+  std::mt19937 rng(11);
+  uint64_t expected_batches = 0;
+  for (int round = 0; round < 6; ++round) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t pid = ForkChild([&] {
+      ::close(ready[0]);
+      auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
+      if (!log.ok()) return 2;
+      bool told = false;
+      for (uint64_t b = 0;; ++b) {
+        std::vector<Event> batch;
+        for (uint64_t i = 0; i < kBatch; ++i)
+          batch.push_back(Ranges(b, i, kBatch, static_cast<int64_t>(round)));
+        if (!(*log)->Append(batch).ok()) return 3;
+        if (!told && b >= 3) {
+          told = true;
+          (void)!::write(ready[1], "r", 1);
+        }
+      }
+    });
+    ::close(ready[1]);
+    char c;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
+    ::kill(pid, SIGKILL);
+    CHECK(WaitChild(pid) == 128 + SIGKILL);
+
+    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
+    REQUIRE_MESSAGE(log.ok(), log.status().ToString());
+    uint64_t n = 0, in_batch = 0, batches = 0;
+    Status s = (*log)->Replay(0, [&](uint64_t seq, const Event& e) {
+      const auto& r = e.ranges_committed();
+      if (seq != ++n) return Status::Corruption("seq");
+      if (r.ranges(0).begin() != in_batch || r.ranges(0).end() != kBatch)
+        return Status::Corruption("batch torn at #" + std::to_string(seq));
+      if (++in_batch == kBatch) {
+        in_batch = 0;
+        ++batches;
+      }
+      return Status::Ok();
+    });
+    CHECK_MESSAGE(s.ok(), s.ToString());
+    CHECK(in_batch == 0);  // no partial batch at the end
+    CHECK(n % kBatch == 0);
+    CHECK(batches >= expected_batches + 4);
+    expected_batches = batches;
+    CHECK((*log)->LastSeq() == n);
+  }
+}
+
+TEST_CASE("two processes race for the writer lock: one wins, the other names it") {
+  TempDir dir;
+  for (int round = 0; round < 3; ++round) {
+    int go[2], res[2];
+    REQUIRE(::pipe(go) == 0);
+    REQUIRE(::pipe(res) == 0);
+    std::vector<pid_t> kids;
+    for (int k = 0; k < 2; ++k) {
+      kids.push_back(ForkChild([&] {
+        ::close(go[1]);
+        char c;
+        if (::read(go[0], &c, 1) != 1) return 2;
+        auto lock = RootLock::Acquire(dir.path(), false);
+        std::string line = lock.ok() ? "W " + std::to_string(::getpid())
+                                     : "L " + lock.status().message();
+        line.resize(200, ' ');
+        (void)!::write(res[1], line.data(), line.size());
+        if (lock.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return lock.ok() ? 0 : 1;
+      }));
+    }
+    ::close(go[0]);
+    ::close(res[1]);
+    REQUIRE(::write(go[1], "gg", 2) == 2);
+    ::close(go[1]);
+    std::vector<std::string> lines;
+    char buf[200];
+    while (::read(res[0], buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(buf)))
+      lines.emplace_back(buf, sizeof(buf));
+    ::close(res[0]);
+    int rc0 = WaitChild(kids[0]), rc1 = WaitChild(kids[1]);
+    CHECK(rc0 + rc1 == 1);  // exactly one winner
+    REQUIRE(lines.size() == 2);
+    std::string win = lines[0][0] == 'W' ? lines[0] : lines[1];
+    std::string lose = lines[0][0] == 'W' ? lines[1] : lines[0];
+    REQUIRE(win[0] == 'W');
+    REQUIRE(lose[0] == 'L');
+    std::string pid = win.substr(2, win.find(' ', 2) - 2);
+    CHECK_MESSAGE(lose.find("root " + dir.path() + " is in use by pid " + pid + " ") !=
+                      std::string::npos,
+                  lose);
+  }
+}
+
+TEST_CASE("the lock: conflicts in-process too, waits when asked, dies with its holder") {
+  TempDir dir;
+  {
+    auto a = RootLock::Acquire(dir.path(), false);
+    REQUIRE(a.ok());
+    CHECK(RootLock::Holder(dir.path()) == ::getpid());
+    auto b = RootLock::Acquire(dir.path(), false);
+    CHECK(b.status().IsLocked());
+  }
+  CHECK(RootLock::Holder(dir.path()) == 0);
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  pid_t pid = ForkChild([&] {
+    auto l = RootLock::Acquire(dir.path(), false);
+    (void)!::write(ready[1], "r", 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return l.ok() ? 0 : 1;  // exits holding it: the kernel lets go
+  });
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  int waited_for = -1;
+  auto lock = RootLock::Acquire(dir.path(), true, [&](int holder) { waited_for = holder; });
+  CHECK(lock.ok());
+  CHECK(waited_for == pid);
+  CHECK(WaitChild(pid) == 0);
+}
+
+TEST_CASE("a read-only open works while another process writes") {
+  TempDir dir;
+  int to_child[2], to_parent[2];
+  REQUIRE(::pipe(to_child) == 0);
+  REQUIRE(::pipe(to_parent) == 0);
+  pid_t pid = ForkChild([&] {
+    auto lock = RootLock::Acquire(dir.path(), false);
+    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
+    if (!lock.ok() || !log.ok()) return 2;
+    char c;
+    for (int step = 0; step < 2; ++step) {
+      std::vector<Event> batch;
+      for (int i = 0; i < 100; ++i) batch.push_back(Ranges(step, i, i + 1, 1));
+      if (!(*log)->Append(batch).ok()) return 3;
+      (void)!::write(to_parent[1], "a", 1);
+      if (::read(to_child[0], &c, 1) != 1) return 4;
+    }
+    return 0;
+  });
+  char c;
+  REQUIRE(::read(to_parent[0], &c, 1) == 1);
+  {
+    auto ro = EventLog::Open(dir.path(), EventLog::Mode::kReadOnly);
+    REQUIRE_MESSAGE(ro.ok(), ro.status().ToString());
+    CHECK((*ro)->LastSeq() == 100);
+    auto second = RootLock::Acquire(dir.path(), false);
+    CHECK(second.status().IsLocked());
+    CHECK(second.status().message().find("pid " + std::to_string(pid)) != std::string::npos);
+    REQUIRE(::write(to_child[1], "n", 1) == 1);
+    REQUIRE(::read(to_parent[0], &c, 1) == 1);
+    CHECK((*ro)->LastSeq() == 200);  // sees the writer's next batch without reopening
+    std::vector<std::pair<uint64_t, Event>> out;
+    REQUIRE((*ro)->Read(0, SIZE_MAX, &out).ok());
+    CHECK(out.size() == 200);
+  }
+  REQUIRE(::write(to_child[1], "n", 1) == 1);
+  CHECK(WaitChild(pid) == 0);
+}
