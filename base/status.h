@@ -72,6 +72,7 @@ class [[nodiscard]] Status {
   bool IsIntegrity() const { return code_ == StatusCode::kIntegrity; }
   bool IsCancelled() const { return code_ == StatusCode::kCancelled; }
   bool IsLocked() const { return code_ == StatusCode::kLocked; }
+  bool IsOffline() const { return code_ == StatusCode::kOffline; }
 
   // "<CodeName>: <message>", or "OK".
   std::string ToString() const;

@@ -16,7 +16,7 @@ using nlohmann::json;
 // Renders pull progress as a terminal bar, JSON lines, or nothing.
 class PullPrinter final : public engine::PullObserver {
  public:
-  PullPrinter(const GlobalFlags& flags)
+  explicit PullPrinter(const OutputFlags& flags)
       : json_(flags.json), bar_("pull", !flags.json && !flags.quiet && StderrIsTerminal()),
         quiet_(flags.quiet) {}
 
@@ -82,37 +82,41 @@ class PullPrinter final : public engine::PullObserver {
 
 }  // namespace
 
-void RegisterPull(CLI::App& app, GlobalFlags& flags) {
+void RegisterPull(CLI::App& app, CliContext& ctx) {
   auto opts = std::make_shared<engine::PullOptions>();
+  auto flags = std::make_shared<OutputFlags>();
   auto no_wait = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
-      "pull", "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/,\n"
-              "verified, and write the marker <root>/<model-id>. Resumes interrupted pulls.");
+      "pull",
+      "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
+      "verified against the hub's hashes, then write the empty marker <root>/<model-id>.\n"
+      "An interrupted pull resumes where its durable bytes end.");
   cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit")
       ->required();
   cmd->add_option("--revision", opts->revision, "Branch, tag or 40-hex commit")
       ->capture_default_str();
   cmd->add_option("--id", opts->model_id, "Marker file name (default: the repo's name)");
-  cmd->add_option("--include", opts->include, "Only files matching this glob (repeatable)");
-  cmd->add_option("--exclude", opts->exclude, "Skip files matching this glob (repeatable)");
+  cmd->add_option("--include", opts->include,
+                  "Only files matching this glob ('*' crosses '/'); repeatable");
+  cmd->add_option("--exclude", opts->exclude, "Skip files matching this glob; repeatable");
   cmd->add_option("--connections", opts->connections, "Parallel connections (default 8)")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--no-wait", *no_wait, "Fail at once if another modelsync holds the root");
-  AddCommonFlags(cmd, flags);
-  cmd->callback([opts, no_wait, &flags]() {
-    auto root = ResolveRoot(flags);
-    PullPrinter printer(flags);
-    if (!root.ok()) {
-      printer.Fail(root.status());
-      throw CLI::RuntimeError(ExitCodeFor(root.status()));
-    }
-    opts->root = *root;
-    opts->endpoint = flags.endpoint;
+  AddRootOption(cmd, &opts->root);
+  AddEndpointOption(cmd, &opts->endpoint);
+  AddOutputFlags(cmd, flags.get());
+  cmd->footer(
+      "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
+      "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
+      "Exit status: 0 the model is complete and verified; non-zero otherwise.");
+  cmd->callback([opts, flags, no_wait, &ctx]() {
     opts->wait_for_lock = !*no_wait;
+    PullPrinter printer(*flags);
     auto r = engine::Pull(*opts, &printer);
     if (!r.ok()) {
       printer.Fail(r.status());
-      throw CLI::RuntimeError(ExitCodeFor(r.status()));
+      ctx.exit_code = ExitCodeFor(r.status());
+      return;
     }
     printer.Done(*r);
   });

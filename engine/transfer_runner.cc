@@ -1,0 +1,503 @@
+#include "engine/transfer_runner.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "base/hash.h"
+#include "net/hub.h"
+#include "storage/blob_store.h"
+#include "storage/partial_file.h"
+
+namespace modelsync::engine {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr uint64_t kHashChunk = 4ull << 20;
+
+v1::Event RangesEvent(uint64_t id, const RangeSet& ranges) {
+  v1::Event e;
+  auto* rc = e.mutable_ranges_committed();
+  rc->set_transfer_id(id);
+  for (const auto& r : ranges.ranges()) {
+    auto* br = rc->add_ranges();
+    br->set_begin(r.begin);
+    br->set_end(r.end);
+  }
+  return e;
+}
+
+}  // namespace
+
+// One content being fetched (a FilePlan of kind kFetch or kResume).
+struct Xfer {
+  const FilePlan* fp = nullptr;
+  uint64_t id = 0;      // transfer id (partial file name); changes on an integrity retry
+  bool memory = false;  // small file: fetched into `buffer`, no partial file
+  std::unique_ptr<storage::PartialFile> file;
+  std::string buffer;
+
+  // Guarded by Impl::mu.
+  RangeSet received;   // written to the file (or buffer): committed or not
+  RangeSet committed;  // durable and recorded
+  std::deque<ByteRange> todo;
+  int in_flight = 0;
+  std::vector<uint64_t> fetch_ids;
+  uint64_t unsynced = 0;
+  SteadyClock::time_point last_sync = SteadyClock::now();
+  bool started = false;  // partial created and TransferStarted recorded
+  bool done = false;
+  int integrity_failures = 0;
+
+  // Hashing: the hashing thread owns hasher while hash_busy; `hashed` is the prefix hashed.
+  std::unique_ptr<Hasher> hasher;
+  std::atomic<uint64_t> hashed{0};
+  std::atomic<bool> hash_busy{false};
+  Status hash_error;  // set by the hashing thread before clearing hash_busy
+};
+
+struct TransferRunner::Impl {
+  TransferRunner& self;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool wake = false;
+  Status failure;  // first failure (guarded by mu)
+  std::atomic<uint64_t> received_bytes{0};
+
+  class Sink final : public net::FetchSink {
+   public:
+    Sink(Impl* impl, Xfer* x) : impl_(impl), x_(x) {}
+    Status OnData(uint64_t offset, const char* data, size_t n) override {
+      if (x_->memory) {
+        if (offset + n > x_->buffer.size())
+          return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
+        std::memcpy(x_->buffer.data() + offset, data, n);
+      } else {
+        MS_RETURN_IF_ERROR(x_->file->Write(offset, std::string_view(data, n)));
+      }
+      impl_->received_bytes += n;
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      x_->received.Add({offset, offset + n});
+      x_->unsynced += n;
+      return Status::Ok();
+    }
+    void OnDone(Status status) override {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      --x_->in_flight;
+      finished = true;
+      if (!status.ok() && !status.IsCancelled() && impl_->failure.ok())
+        impl_->failure = status.With(x_->fp->path);
+      impl_->wake = true;
+      impl_->cv.notify_all();
+    }
+    bool finished = false;  // guarded by Impl::mu
+
+   private:
+    Impl* impl_;
+    Xfer* x_;
+  };
+
+  std::list<std::unique_ptr<Xfer>> xfers;
+  std::list<std::unique_ptr<Sink>> sinks;
+  int in_flight_total = 0;
+
+  // Hashing thread.
+  std::thread hasher_thread;
+  std::deque<std::pair<Xfer*, uint64_t>> hash_jobs;  // guarded by mu
+  bool stop_hashing = false;
+
+  explicit Impl(TransferRunner& s) : self(s) {}
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_hashing = true;
+    }
+    cv.notify_all();
+    if (hasher_thread.joinable()) hasher_thread.join();
+  }
+
+  void HashLoop() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stop_hashing || !hash_jobs.empty(); });
+      if (stop_hashing) return;
+      auto [x, upto] = hash_jobs.front();
+      hash_jobs.pop_front();
+      lock.unlock();
+      std::string buf;
+      uint64_t pos = x->hashed.load();
+      Status s;
+      while (pos < upto && s.ok()) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(kHashChunk, upto - pos));
+        s = x->file->Read(pos, n, &buf);
+        if (s.ok()) {
+          x->hasher->Update(buf.data(), buf.size());
+          pos += buf.size();
+          x->hashed.store(pos);
+        }
+      }
+      lock.lock();
+      x->hash_error = s;
+      x->hash_busy.store(false);
+      wake = true;
+      cv.notify_all();
+    }
+  }
+};
+
+TransferRunner::TransferRunner(Journal& journal, net::Hub& hub, storage::PartialStore& partials,
+                               storage::BlobStore& blobs, TransferRunnerOptions options)
+    : journal_(journal), hub_(hub), partials_(partials), blobs_(blobs), options_(std::move(options)) {}
+
+TransferRunner::~TransferRunner() = default;
+
+namespace {
+
+std::deque<ByteRange> Chunks(const std::vector<ByteRange>& ranges) {
+  return std::deque<ByteRange>(ranges.begin(), ranges.end());
+}
+
+std::vector<ByteRange> SplitWhole(uint64_t size, const std::vector<ByteRange>& like) {
+  uint64_t chunk = 0;
+  for (const auto& r : like) chunk = std::max(chunk, r.size());
+  if (chunk == 0) chunk = size;
+  std::vector<ByteRange> out;
+  for (uint64_t b = 0; b < size; b += chunk) out.push_back({b, std::min(size, b + chunk)});
+  return out;
+}
+
+}  // namespace
+
+Status TransferRunner::Run(const Plan& plan) {
+  Impl impl(*this);
+  std::vector<v1::Event> batch;
+  // Ids for restarted transfers: past every id this plan or the log has used.
+  uint64_t next_id = std::max(plan.next_transfer_id, journal_.state().next_transfer_id);
+  TransferProgress progress;
+  progress.bytes_total = plan.total_bytes;
+  uint64_t present_at_start = plan.present_bytes;
+  std::set<std::string> contents;
+  for (const auto& fp : plan.files) {
+    if (!contents.insert(fp.content_id).second) continue;
+    ++progress.files_total;
+    if (fp.action == FileAction::kIntact || fp.action == FileAction::kLink) {
+      if (fp.action == FileAction::kLink && !fp.fetched_by.empty()) continue;
+      ++progress.files_done;
+    }
+  }
+
+  // kLink of a blob that is on disk but unrecorded: re-hash it first.
+  for (const auto& fp : plan.files) {
+    if (fp.action != FileAction::kLink || !fp.verify_blob) continue;
+    std::string digest = HashFileHex(
+        fp.content_id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1,
+        blobs_.PathOf(fp.content_id));
+    if (digest != fp.content_id) {
+      MS_RETURN_IF_ERROR(blobs_.Remove(fp.content_id));
+      return Status::Transient("blob of " + fp.path + " did not match its content id; removed it");
+    }
+    v1::Event e;
+    auto* bv = e.mutable_blob_verified();
+    bv->set_content_id(fp.content_id);
+    bv->set_size(fp.size);
+    batch.push_back(std::move(e));
+  }
+
+  for (const auto& fp : plan.files) {
+    if (fp.action != FileAction::kFetch && fp.action != FileAction::kResume) continue;
+    auto x = std::make_unique<Xfer>();
+    x->fp = &fp;
+    x->id = fp.transfer_id;
+    x->memory = fp.action == FileAction::kFetch && fp.size <= kSmallFileBytes;
+    x->todo = Chunks(fp.fetch);
+    x->hasher = std::make_unique<Hasher>(
+        fp.lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1, fp.size);
+    if (x->memory) {
+      x->buffer.resize(fp.size);
+      x->started = true;
+    } else if (fp.action == FileAction::kResume) {
+      MS_ASSIGN_OR_RETURN(x->file, partials_.OpenExisting(fp.transfer_id, fp.size));
+      const auto& ts = journal_.state().transfers.at(fp.transfer_id);
+      x->committed = ts.committed;
+      x->received = ts.committed;
+      x->started = true;
+    }
+    impl.xfers.push_back(std::move(x));
+  }
+  impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
+
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Status::Ok();
+    auto r = journal_.Append(std::move(batch));
+    batch.clear();
+    return r.status();
+  };
+  MS_RETURN_IF_ERROR(flush());
+
+  auto start_partial = [&](Xfer& x) -> Status {
+    MS_ASSIGN_OR_RETURN(x.file, partials_.Create(x.id, x.fp->size));
+    v1::Event e;
+    auto* ts = e.mutable_transfer_started();
+    ts->set_transfer_id(x.id);
+    ts->set_repo(plan.repo);
+    ts->set_commit(plan.commit);
+    ts->set_path(x.fp->path);
+    ts->set_content_id(x.fp->content_id);
+    ts->set_size(x.fp->size);
+    ts->set_lfs(x.fp->lfs);
+    batch.push_back(std::move(e));
+    MS_RETURN_IF_ERROR(flush());  // TransferStarted is durable before any RangesCommitted
+    x.started = true;
+    return Status::Ok();
+  };
+
+  // Syncs x's written bytes and queues their RangesCommitted. Called with mu NOT held.
+  auto sync = [&](Xfer& x) -> Status {
+    RangeSet durable;
+    Status s = x.file->Sync(&durable);
+    std::lock_guard<std::mutex> lock(impl.mu);
+    x.last_sync = SteadyClock::now();
+    if (!s.ok()) return s;
+    x.unsynced = 0;
+    if (!durable.empty()) {
+      x.committed.Add(durable);
+      batch.push_back(RangesEvent(x.id, durable));
+    }
+    return Status::Ok();
+  };
+
+  // Verifies a fully received, fully hashed transfer; adopts it or schedules a retry.
+  auto finish = [&](Xfer& x) -> Status {
+    std::string digest = x.hasher->FinishHex();
+    if (digest == x.fp->content_id) {
+      if (x.memory) {
+        std::string tmp = ".tmp-" + x.fp->content_id;
+        {
+          MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
+          MS_RETURN_IF_ERROR(f->PWrite(0, x.buffer));
+        }
+        MS_RETURN_IF_ERROR(blobs_.Adopt(blobs_.dir(), tmp, x.fp->content_id));
+        std::string().swap(x.buffer);
+      } else {
+        x.file.reset();
+        MS_RETURN_IF_ERROR(
+            blobs_.Adopt(partials_.dir(), storage::PartialStore::NameOf(x.id), x.fp->content_id));
+      }
+      v1::Event e;
+      auto* bv = e.mutable_blob_verified();
+      bv->set_transfer_id(x.memory ? 0 : x.id);
+      bv->set_content_id(x.fp->content_id);
+      bv->set_size(x.fp->size);
+      batch.push_back(std::move(e));
+      x.done = true;
+      ++progress.files_done;
+      if (options_.on_file_done) options_.on_file_done(x.fp->path, x.fp->size, true);
+      return Status::Ok();
+    }
+    std::string what = x.fp->path + ": content hashed to " + digest + ", expected " +
+                       x.fp->content_id;
+    if (!x.memory) {
+      v1::Event e;
+      auto* tf = e.mutable_transfer_failed();
+      tf->set_transfer_id(x.id);
+      tf->set_reason("integrity: " + what);
+      tf->set_code(static_cast<int>(StatusCode::kIntegrity));
+      tf->set_discarded(true);
+      batch.push_back(std::move(e));
+      MS_RETURN_IF_ERROR(flush());
+      x.file.reset();
+      MS_RETURN_IF_ERROR(partials_.Remove(x.id));
+    }
+    if (++x.integrity_failures >= 2)
+      return Status::Integrity(what + " (twice; the hub or a proxy is serving damaged data)");
+    // Once more from the network, from scratch.
+    std::lock_guard<std::mutex> lock(impl.mu);
+    x.received.Clear();
+    x.committed.Clear();
+    x.todo = Chunks(SplitWhole(x.fp->size, x.fp->fetch));
+    x.hashed = 0;
+    x.hasher = std::make_unique<Hasher>(x.fp->lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1,
+                                        x.fp->size);
+    if (!x.memory) {
+      x.started = false;
+      next_id = std::max(next_id, journal_.state().next_transfer_id);
+      x.id = next_id++;
+    }
+    return Status::Ok();
+  };
+
+  Status result;
+  auto last_progress = SteadyClock::now() - std::chrono::seconds(1);
+  for (;;) {
+    // Launch fetches in plan order, up to the connection budget.
+    std::vector<std::pair<Xfer*, ByteRange>> launch;
+    {
+      std::lock_guard<std::mutex> lock(impl.mu);
+      if (!impl.failure.ok()) result = impl.failure;
+      for (auto& x : impl.xfers) {
+        if (!result.ok()) break;
+        while (!x->done && !x->todo.empty() &&
+               impl.in_flight_total + static_cast<int>(launch.size()) < options_.connections) {
+          launch.push_back({x.get(), x->todo.front()});
+          x->todo.pop_front();
+        }
+      }
+    }
+    if (!result.ok()) break;
+    for (auto& [x, range] : launch) {
+      if (!x->started) {
+        result = start_partial(*x);
+        if (!result.ok()) break;
+      }
+      auto sink = std::make_unique<Impl::Sink>(&impl, x);
+      net::FetchSpec spec;
+      spec.repo = plan.repo;
+      spec.commit = plan.commit;
+      spec.path = x->fp->path;
+      spec.file_size = x->fp->size;
+      if (x->fp->lfs) spec.lfs_sha256 = x->fp->content_id;
+      spec.git_oid = x->fp->lfs ? std::string() : x->fp->content_id;
+      spec.range = range;
+      {
+        std::lock_guard<std::mutex> lock(impl.mu);
+        ++x->in_flight;
+        ++impl.in_flight_total;
+      }
+      uint64_t fid = hub_.Fetch(std::move(spec), sink.get());
+      std::lock_guard<std::mutex> lock(impl.mu);
+      x->fetch_ids.push_back(fid);
+      impl.sinks.push_back(std::move(sink));
+    }
+    if (!result.ok()) break;
+
+    // Reap finished sinks.
+    {
+      std::lock_guard<std::mutex> lock(impl.mu);
+      for (auto it = impl.sinks.begin(); it != impl.sinks.end();) {
+        if ((*it)->finished) {
+          --impl.in_flight_total;
+          it = impl.sinks.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+
+    // Durability on a clock and by size; hashing; completion.
+    bool all_done = true;
+    auto now = SteadyClock::now();
+    for (auto& xp : impl.xfers) {
+      Xfer& x = *xp;
+      if (x.done) continue;
+      all_done = false;
+      bool fetching, complete;
+      uint64_t unsynced, prefix;
+      SteadyClock::time_point last_sync;
+      {
+        std::lock_guard<std::mutex> lock(impl.mu);
+        fetching = x.in_flight > 0 || !x.todo.empty();
+        complete = x.received.Contains({0, x.fp->size});
+        unsynced = x.unsynced;
+        last_sync = x.last_sync;
+        prefix = x.received.PrefixEnd();
+      }
+      if (!x.memory && x.started && unsynced > 0 &&
+          (unsynced >= kSyncBytes || now - last_sync >= kSyncInterval || !fetching)) {
+        result = sync(x);
+        if (!result.ok()) break;
+      }
+      if (x.memory) {
+        if (complete && !fetching) {
+          x.hasher->Update(x.buffer.data(), x.buffer.size());
+          result = finish(x);
+          if (!result.ok()) break;
+        }
+        continue;
+      }
+      if (!x.hash_busy.load()) {
+        if (!x.hash_error.ok()) {
+          result = x.hash_error.With(x.fp->path);
+          break;
+        }
+        if (prefix > x.hashed.load() && x.file) {
+          std::lock_guard<std::mutex> lock(impl.mu);
+          x.hash_busy = true;
+          impl.hash_jobs.push_back({&x, prefix});
+          impl.cv.notify_all();
+        } else if (complete && !fetching && x.hashed.load() == x.fp->size) {
+          bool all_committed;
+          {
+            std::lock_guard<std::mutex> lock(impl.mu);
+            all_committed = x.committed.Contains({0, x.fp->size});
+          }
+          if (all_committed || x.fp->size == 0) {
+            result = finish(x);
+            if (!result.ok()) break;
+          }
+        }
+      }
+    }
+    if (result.ok()) result = flush();
+    if (!result.ok()) break;
+
+    bytes_fetched_ = impl.received_bytes.load();
+    if (options_.on_progress && (all_done || now - last_progress >= std::chrono::milliseconds(100))) {
+      progress.bytes_done = std::min(plan.total_bytes, present_at_start + bytes_fetched_);
+      options_.on_progress(progress);
+      last_progress = now;
+    }
+    if (all_done) break;
+
+    std::unique_lock<std::mutex> lock(impl.mu);
+    impl.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return impl.wake; });
+    impl.wake = false;
+  }
+
+  if (result.ok()) return Status::Ok();
+
+  // Failure: stop everything, keep what is durable, record what failed.
+  std::vector<uint64_t> cancel;
+  {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    for (auto& x : impl.xfers) cancel.insert(cancel.end(), x->fetch_ids.begin(), x->fetch_ids.end());
+  }
+  for (uint64_t fid : cancel) hub_.Cancel(fid);
+  {
+    std::unique_lock<std::mutex> lock(impl.mu);
+    impl.cv.wait(lock, [&] {
+      for (auto& s : impl.sinks)
+        if (!s->finished) return false;
+      return true;
+    });
+    // Wait for the hashing thread to let go of every transfer.
+    impl.cv.wait(lock, [&] {
+      for (auto& x : impl.xfers)
+        if (x->hash_busy.load()) return false;
+      return true;
+    });
+  }
+  batch.clear();
+  for (auto& x : impl.xfers) {
+    if (x->done || x->memory || !x->started || !x->file) continue;
+    if (x->unsynced > 0 && !x->file->poisoned()) (void)sync(*x);
+    v1::Event e;
+    auto* tf = e.mutable_transfer_failed();
+    tf->set_transfer_id(x->id);
+    tf->set_reason(result.message());
+    tf->set_code(static_cast<int>(result.code()));
+    batch.push_back(std::move(e));
+  }
+  (void)flush();
+  bytes_fetched_ = impl.received_bytes.load();
+  return result;
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,84 @@
+// TransferRunner: the fetch and verify steps of a Plan (planner.h step 4).
+//
+// For every FilePlan of kind kFetch/kResume it downloads the missing ranges through the Hub,
+// writes them at their offsets into the transfer's partial file, makes them durable and only
+// then records them (write -> fdatasync -> RangesCommitted, invariant 1), hashes the file in
+// order as its contiguous prefix grows (a read-back from the page cache, on a hashing
+// thread), and, when every byte is there, compares the digest with the content id: a match
+// adopts the partial into the blob store (BlobVerified); a mismatch discards the content
+// (TransferFailed{discarded}) and fetches it once more under a new transfer id, then fails
+// with kIntegrity naming the file. kLink files with verify_blob are re-hashed from the blob.
+//
+// Small files (<= kSmallFileBytes) are fetched into memory and written straight into the
+// blob store once verified: no partial file, no range events (a crash costs a re-fetch of at
+// most that many bytes per file in flight).
+//
+// Durability clock: a transfer's written bytes are synced and recorded when kSyncBytes have
+// accumulated or kSyncInterval has passed, whichever comes first, so a kill loses about half
+// a second of transfer at most.
+//
+// Threads: Run() is the control thread (journal, syncs, decisions); the Hub's loop thread
+// calls the sinks (pwrite only); one hashing thread reads back and hashes.
+// Errors: the first failure stops the run: in-flight fetches are cancelled, everything
+// written is synced and recorded, TransferFailed is logged for unfinished transfers, and the
+// status is returned (kNoSpace, kIOError, kIntegrity, kTransient, kNotFound, ...).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/status.h"
+#include "engine/journal.h"
+#include "engine/planner.h"
+
+namespace modelsync::net {
+class Hub;
+}
+namespace modelsync::storage {
+class BlobStore;
+class PartialStore;
+}  // namespace modelsync::storage
+
+namespace modelsync::engine {
+
+inline constexpr uint64_t kSmallFileBytes = 8ull << 20;
+inline constexpr uint64_t kSyncBytes = 64ull << 20;
+inline constexpr std::chrono::milliseconds kSyncInterval{500};
+
+struct TransferProgress {
+  uint64_t bytes_done = 0;   // present before the run + received
+  uint64_t bytes_total = 0;
+  uint64_t files_done = 0;
+  uint64_t files_total = 0;
+};
+
+struct TransferRunnerOptions {
+  int connections = 8;  // fetches in flight at once
+  std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
+  std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
+};
+
+class TransferRunner {
+ public:
+  TransferRunner(Journal& journal, net::Hub& hub, storage::PartialStore& partials,
+                 storage::BlobStore& blobs, TransferRunnerOptions options);
+  ~TransferRunner();
+
+  // Runs step 4 of the plan. On return (OK or not) nothing is in flight.
+  Status Run(const Plan& plan);
+
+  uint64_t bytes_fetched() const { return bytes_fetched_; }
+
+ private:
+  struct Impl;
+  Journal& journal_;
+  net::Hub& hub_;
+  storage::PartialStore& partials_;
+  storage::BlobStore& blobs_;
+  TransferRunnerOptions options_;
+  uint64_t bytes_fetched_ = 0;
+};
+
+}  // namespace modelsync::engine
