@@ -1,0 +1,281 @@
+// modelsync pull end to end: the real binary against the real emulator over loopback.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/hash.h"
+#include "fixtures/fixtures.h"
+#include "support/cli_process.h"
+#include "support/emulator.h"
+
+using namespace modelsync;
+using namespace modelsync::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Hub {
+  explicit Hub(fixtures::FixtureOptions fo = Small())
+      : fixtures(fo), emu(EmulatorProcess::Options{fixtures.path(), "hf_testtoken_0123456789", 1000, false, {}}) {
+    REQUIRE(emu.Start().ok());
+  }
+  static fixtures::FixtureOptions Small() {
+    fixtures::FixtureOptions fo;
+    fo.weights_bytes = 3u << 20;
+    fo.small_files = 40;
+    return fo;
+  }
+  std::map<std::string, std::string> Env(const std::string& root) const {
+    return {{"MODELSYNC_ROOT", root}, {"HF_ENDPOINT", emu.hub_url()}, {"HF_TOKEN", "\x01unset"},
+            {"HF_HUB_OFFLINE", "\x01unset"}, {"HF_HOME", root + "/.hf-home"},
+            {"MODELSYNC_STALL_TIMEOUT", "2s"}};
+  }
+  uint64_t CdnBytes() { return (*emu.Stats())["cdn"]["body_bytes"].get<uint64_t>(); }
+  FixtureDir fixtures;
+  EmulatorProcess emu;
+};
+
+// The files of repo@ref from the fixture's repo.json.
+std::vector<std::pair<std::string, uint64_t>> FixtureFiles(const FixtureDir& fx,
+                                                           const std::string& repo,
+                                                           const std::string& ref) {
+  json rj = fx.RepoJson(repo);
+  std::string commit = rj["refs"].contains(ref) ? rj["refs"][ref].get<std::string>() : ref;
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& f : rj["commits"][commit]["files"])
+    out.push_back({f["path"].get<std::string>(), f["size"].get<uint64_t>()});
+  return out;
+}
+
+// Every file of the model directory equals the fixture, nothing else is there, and the
+// marker is an empty file. Returns a description of the first difference ("" = equal).
+std::string CompareModel(const FixtureDir& fx, const std::string& repo, const std::string& ref,
+                         const std::string& root, const std::string& model_id) {
+  std::string dir = root + "/models/" + repo;
+  auto files = FixtureFiles(fx, repo, ref);
+  size_t seen = 0;
+  for (const auto& [path, size] : files) {
+    std::string want = HashFileHex(HashKind::kSha256, fx.ObjectPath(repo, ref, path));
+    std::string got = HashFileHex(HashKind::kSha256, dir + "/" + path);
+    if (want.empty()) return "fixture object missing for " + path;
+    if (got != want) return "content differs: " + path;
+    ++seen;
+  }
+  size_t on_disk = 0;
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) ++on_disk;
+  if (on_disk != seen) return "extra files in " + dir;
+  std::error_code ec;
+  if (!fs::is_regular_file(root + "/" + model_id, ec)) return "marker missing";
+  if (fs::file_size(root + "/" + model_id) != 0) return "marker not empty";
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("pull lays out a byte-identical model with its marker; a second pull is a no-op") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  auto r = RunCli({"pull", fixtures::kModelRepo, "--json"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  CHECK(r.out.find("\"event\":\"resolved\"") != std::string::npos);
+  CHECK(r.out.find("\"event\":\"done\"") != std::string::npos);
+  CHECK(fs::is_empty(root.path() + "/.modelsync/partial"));
+
+  REQUIRE(hub.emu.Reset().ok());
+  auto again = RunCli({"pull", fixtures::kModelRepo, "--json"}, env);
+  REQUIRE(again.exit_code == 0);
+  json stats = *hub.emu.Stats();
+  CHECK(stats["hub"]["requests"].get<int>() == 1);  // the revision endpoint only
+  CHECK(stats["cdn"]["requests"].get<int>() == 0);
+  CHECK(again.out.find("\"up_to_date\":true") != std::string::npos);
+
+  // Status reads the log only.
+  auto st = RunCli({"status", "--json"}, env);
+  CHECK(st.exit_code == 0);
+  CHECK(st.out.find("complete") != std::string::npos);
+}
+
+TEST_CASE("a custom model id names the marker; offline mode needs no network once complete") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", fixtures::kModelRepo, "--id", "tiny", "--quiet"}, env).exit_code == 0);
+  CHECK(fs::exists(root.path() + "/tiny"));
+  REQUIRE(hub.emu.Reset().ok());
+  auto off = env;
+  off["HF_HUB_OFFLINE"] = "1";
+  auto r = RunCli({"pull", fixtures::kModelRepo, "--id", "tiny"}, off);
+  CHECK(r.exit_code == 0);
+  auto missing = RunCli({"pull", fixtures::kShardedRepo}, off);
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.err.find("HF_HUB_OFFLINE") != std::string::npos);
+  CHECK((*hub.emu.Stats())["hub"]["requests"].get<int>() == 0);
+}
+
+TEST_CASE("include and exclude select files as the hub's CLI does") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  auto r = RunCli({"pull", fixtures::kModelRepo, "--include", "*.json", "--exclude", "tokenizer*"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::string dir = root.path() + "/models/" + fixtures::kModelRepo;
+  CHECK(fs::exists(dir + "/config.json"));
+  CHECK_FALSE(fs::exists(dir + "/tokenizer.json"));
+  CHECK_FALSE(fs::exists(dir + "/model.safetensors"));
+}
+
+TEST_CASE("crash-resume: SIGKILL at seeded random moments, every rerun converges") {
+  fixtures::FixtureOptions fo = Hub::Small();
+  fo.weights_bytes = 24u << 20;
+  fo.only = {"model"};
+  Hub hub(fo);
+  const uint64_t per_conn = 6'000'000;
+  const int conns = 4;
+  REQUIRE(hub.emu.SetFaults(json::array({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                                          {"throttle_bps", per_conn}}})).ok());
+  TempDir root;
+  auto env = hub.Env(root.path());
+  std::mt19937 rng(20261125);
+  uint64_t weights = 0;
+  for (const auto& [p, s] : FixtureFiles(hub.fixtures, fixtures::kModelRepo, "main"))
+    if (p == "model.safetensors") weights = s;
+  const int kKills = 20;
+  int kills = 0;
+  for (int i = 0; i < kKills; ++i) {
+    pid_t pid = SpawnCli({"pull", fixtures::kModelRepo, "--connections", std::to_string(conns), "--quiet"}, env);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60 + rng() % 250));
+    ::kill(pid, SIGKILL);
+    int code = WaitExit(pid);
+    if (code == 128 + SIGKILL) ++kills;
+    // Invariant: a marker only for a complete, verified model.
+    if (fs::exists(root.path() + "/Tiny-Model-4bit"))
+      CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  }
+  auto r = RunCli({"pull", fixtures::kModelRepo, "--quiet"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  json stats = *hub.emu.Stats();
+  uint64_t cdn = stats["cdn"]["body_bytes"].get<uint64_t>();
+  // Bytes lost per kill: what arrived after the last sync (<= 0.5 s of transfer, plus
+  // control-loop slack) at the throttled rate.
+  const uint64_t window = per_conn * conns * 3 / 4;
+  MESSAGE("kills " << kills << ", weights " << weights << ", cdn bytes " << cdn << ", refetched "
+                   << (cdn > weights ? cdn - weights : 0) << ", window/kill " << window);
+  CHECK(cdn <= weights + static_cast<uint64_t>(kills) * window);
+}
+
+TEST_CASE("faults from the hub end verified-correct or with the right error, never a wrong file") {
+  Hub hub;
+  struct Case {
+    const char* name;
+    json rule;
+    bool must_succeed;
+    const char* error_word;
+  };
+  std::vector<Case> cases = {
+      {"drop mid-body", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"drop_after_bytes", 200000}, {"times", 3}}, true, ""},
+      {"503s", {{"match", "/resolve/"}, {"status_sequence", {503, 503}}, {"per_path", true}}, true, ""},
+      {"429 with Retry-After", {{"match", "config.json"}, {"status_sequence", {429}}, {"retry_after", 1}}, true, ""},
+      {"byte flipped once", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"flip_byte_at", 4000}, {"times", 1}}, true, ""},
+      {"byte flipped always", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"flip_byte_at", 4000}}, false, "model.safetensors"},
+      {"stall once", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"stall_after_bytes", 1000}, {"stall_ms", 0}, {"times", 1}}, true, ""},
+      {"ignore Range", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"ignore_range", true}}, false, "Range"},
+      {"wrong Content-Range", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"wrong_content_range", true}}, false, "Content-Range"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    REQUIRE(hub.emu.Reset().ok());
+    REQUIRE(hub.emu.SetFaults(json::array({c.rule})).ok());
+    TempDir root;
+    // Small chunks so the weights are fetched as ranges.
+    auto r = RunCli({"pull", fixtures::kModelRepo, "--quiet"}, [&] {
+      auto e = hub.Env(root.path());
+      e["MODELSYNC_CHUNK_BYTES"] = "1MiB";
+      return e;
+    }());
+    INFO(r.err);
+    bool marker = fs::exists(root.path() + "/Tiny-Model-4bit");
+    if (c.must_succeed || r.exit_code == 0) {
+      CHECK(r.exit_code == 0);
+      CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+    } else {
+      CHECK(r.exit_code != 0);
+      CHECK_FALSE(marker);
+      CHECK(r.err.find(c.error_word) != std::string::npos);
+      CHECK_FALSE(fs::exists(root.path() + "/models/" + std::string(fixtures::kModelRepo)));
+    }
+  }
+}
+
+TEST_CASE("a hostile listing is refused before anything is written") {
+  Hub hub;
+  TempDir root;
+  auto r = RunCli({"pull", fixtures::kHostileRepo}, hub.Env(root.path()));
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("unsafe path") != std::string::npos);
+  CHECK_FALSE(fs::exists(root.path() + "/models"));
+  CHECK_FALSE(fs::exists(root.path() + "/x"));
+  CHECK_FALSE(fs::exists(fs::path(root.path()).parent_path() / "x"));
+}
+
+TEST_CASE("the token reaches the hub, never the CDN, and appears in no output or event") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  const std::string token = "hf_testtoken_0123456789";
+  env["HF_TOKEN"] = token;
+  auto r = RunCli({"pull", fixtures::kGatedRepo, "--json"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json stats = *hub.emu.Stats();
+  CHECK(stats["hub"]["authorization_seen"].get<bool>());
+  CHECK_FALSE(stats["cdn"]["authorization_seen"].get<bool>());
+  auto log = RunCli({"log", "--json"}, env);
+  CHECK(log.exit_code == 0);
+  for (const auto* text : {&r.out, &r.err, &log.out, &log.err})
+    CHECK(text->find(token) == std::string::npos);
+
+  // Without the token: a gated error that says what to do.
+  TempDir root2;
+  auto anon = RunCli({"pull", fixtures::kGatedRepo}, hub.Env(root2.path()));
+  CHECK(anon.exit_code != 0);
+  CHECK(anon.err.find("HF_TOKEN") != std::string::npos);
+  CHECK_FALSE(fs::exists(root2.path() + "/gated-model"));
+}
+
+TEST_CASE("disk full: refused up front with the numbers, resumes after space is freed") {
+  REQUIRE_MESSAGE(::geteuid() == 0, "this test mounts a small tmpfs and must run as root");
+  fixtures::FixtureOptions fo = Hub::Small();
+  fo.weights_bytes = 6u << 20;
+  fo.only = {"model"};
+  Hub hub(fo);
+  TempDir base;
+  std::string mnt = base.path() + "/small";
+  fs::create_directories(mnt);
+  REQUIRE(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m") == 0);
+  auto env = hub.Env(mnt + "/root");
+  auto r = RunCli({"pull", fixtures::kModelRepo}, env);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("space") != std::string::npos);
+  CHECK_FALSE(fs::exists(mnt + "/root/Tiny-Model-4bit"));
+  REQUIRE(::mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=64m") == 0);
+  auto ok = RunCli({"pull", fixtures::kModelRepo}, env);
+  INFO(ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", mnt + "/root", "Tiny-Model-4bit") == "");
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
