@@ -205,8 +205,8 @@ nlohmann::json EventToJson(uint64_t seq, const Event& event) {
   j["time_ms"] = event.time_ms();
   j["time"] = FormatTimeMs(event.time_ms());
   j["kind"] = f ? f->message_type()->name() : "Unknown";
-  j["event"] = f ? MessageToJson(event.GetReflection()->GetMessage(event, f))
-                 : nlohmann::json::object();
+  j["event"] =
+      f ? MessageToJson(event.GetReflection()->GetMessage(event, f)) : nlohmann::json::object();
   return j;
 }
 

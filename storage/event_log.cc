@@ -121,17 +121,17 @@ struct EventLog::Impl {
     const auto* p = static_cast<const unsigned char*>(v.mv_data);
     uint32_t version = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
     if (version > kLogFormatVersion || version == 0)
-      return Status::Version("the event log at " + path + " has format version " +
-                             std::to_string(version) + ", and this modelsync reads versions up to " +
-                             std::to_string(kLogFormatVersion) +
-                             "; upgrade modelsync to use this root");
+      return Status::Version(
+          "the event log at " + path + " has format version " + std::to_string(version) +
+          ", and this modelsync reads versions up to " + std::to_string(kLogFormatVersion) +
+          "; upgrade modelsync to use this root");
     return Status::Ok();
   }
 
   // Walks events with seq >= from, checking every key and record, until fn says stop
   // (returns false) or the log ends.
-  Status Scan(uint64_t from, const std::function<Status(uint64_t, const modelsync::v1::Event&,
-                                                        bool* more)>& fn) {
+  Status Scan(uint64_t from,
+              const std::function<Status(uint64_t, const modelsync::v1::Event&, bool* more)>& fn) {
     if (from == 0) from = 1;
     Txn txn;
     int rc = txn.Begin(env, MDB_RDONLY);
@@ -149,14 +149,14 @@ struct EventLog::Impl {
     for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE); rc == 0 && more;
          rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
       if (k.mv_size != 8)
-        return Status::Corruption(EventCorrupt(expect, "its key is " + std::to_string(k.mv_size) +
-                                                           " bytes long (expected 8)"));
+        return Status::Corruption(EventCorrupt(
+            expect, "its key is " + std::to_string(k.mv_size) + " bytes long (expected 8)"));
       uint64_t seq = ParseSeqKey(k.mv_data);
       if (seq != expect)
         return Status::Corruption(EventCorrupt(
-            expect, seq < expect ? "sequence number #" + std::to_string(seq) + " is out of order"
-                                 : "it is missing (the next record is #" +
-                                       std::to_string(seq) + ")"));
+            expect, seq < expect
+                        ? "sequence number #" + std::to_string(seq) + " is out of order"
+                        : "it is missing (the next record is #" + std::to_string(seq) + ")"));
       std::string_view payload;
       Status s = codec.Decode(View(k), View(v), proto::kMaxEventBytes, &payload);
       if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()), s.detail());
@@ -297,9 +297,8 @@ Status EventLog::Read(uint64_t from, size_t limit,
 
 Status EventLog::Replay(uint64_t from,
                         const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold) {
-  return impl_->Scan(from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) {
-    return fold(seq, e);
-  });
+  return impl_->Scan(
+      from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) { return fold(seq, e); });
 }
 
 uint64_t EventLog::LastSeq() {

@@ -143,7 +143,9 @@ TEST_CASE("damaged records are reported with their number, never skipped") {
   }
   SUBCASE("a payload that is not an event, and an unknown codec") {
     std::string r = copy("garbage");
-    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) { PutRaw(t, ev, SeqKey(4), Framed(4, "\x07payload")); });
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      PutRaw(t, ev, SeqKey(4), Framed(4, "\x07payload"));
+    });
     ExpectCorruptAt(r, 4, "unknown codec 7");
     RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
       PutRaw(t, ev, SeqKey(3), Framed(3, std::string("\x00\xff\xff\xff", 4)));
@@ -294,8 +296,8 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
         char c;
         if (::read(go[0], &c, 1) != 1) return 2;
         auto lock = RootLock::Acquire(dir.path(), false);
-        std::string line = lock.ok() ? "W " + std::to_string(::getpid())
-                                     : "L " + lock.status().message();
+        std::string line =
+            lock.ok() ? "W " + std::to_string(::getpid()) : "L " + lock.status().message();
         line.resize(200, ' ');
         (void)!::write(res[1], line.data(), line.size());
         if (lock.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -319,9 +321,9 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
     REQUIRE(win[0] == 'W');
     REQUIRE(lose[0] == 'L');
     std::string pid = win.substr(2, win.find(' ', 2) - 2);
-    CHECK_MESSAGE(lose.find("root " + dir.path() + " is in use by pid " + pid + " ") !=
-                      std::string::npos,
-                  lose);
+    CHECK_MESSAGE(
+        lose.find("root " + dir.path() + " is in use by pid " + pid + " ") != std::string::npos,
+        lose);
   }
 }
 
