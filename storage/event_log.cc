@@ -45,6 +45,7 @@ struct EventLog::Impl {
   MDB_dbi events = 0, meta = 0, snapshots = 0;
   uint64_t last_seq = 0;
   size_t map_bytes = 0;
+  int stale_readers = 0;
   std::pair<dev_t, ino_t> id{};
   RecordCodec writer_codec;
   std::string writer_payload, writer_record;  // scratch of Append/PutSnapshot
@@ -235,8 +236,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
   unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
   rc = mdb_env_open(impl->env, path.c_str(), flags, 0644);
   if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
+  // Readers killed without cleanup leave slots that pin old pages (the file would only grow).
   int dead = 0;
-  mdb_reader_check(impl->env, &dead);  // clears slots of readers killed without cleanup
+  if (mdb_reader_check(impl->env, &dead) == 0) impl->stale_readers = dead;
   MDB_envinfo info;
   mdb_env_info(impl->env, &info);
   impl->map_bytes = info.me_mapsize;
@@ -356,5 +358,6 @@ Result<std::optional<Snapshot>> EventLog::GetSnapshot(std::string_view name) {
 const std::string& EventLog::path() const { return impl_->path; }
 EventLog::Mode EventLog::mode() const { return impl_->mode; }
 size_t EventLog::map_bytes() const { return impl_->map_bytes; }
+int EventLog::stale_readers_cleared() const { return impl_->stale_readers; }
 
 }  // namespace modelsync::storage
