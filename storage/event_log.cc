@@ -129,8 +129,8 @@ struct EventLog::Impl {
     return Status::Ok();
   }
 
-  // Walks events with seq >= from, checking every key and record, until fn says stop
-  // (returns false) or the log ends.
+  // Walks events with seq >= from, checking every key and record, until fn sets *more to
+  // false, fn fails, or the log ends.
   Status Scan(uint64_t from,
               const std::function<Status(uint64_t, const modelsync::v1::Event&, bool* more)>& fn) {
     if (from == 0) from = 1;
