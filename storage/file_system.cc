@@ -302,7 +302,11 @@ Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool c
     if (slash == std::string_view::npos) slash = rel.size();
     std::string_view comp = rel.substr(pos, slash - pos);
     MS_RETURN_IF_ERROR(CheckComponent(comp, at->path()));
-    if (create) MS_RETURN_IF_ERROR(at->MakeDir(comp));
+    if (create) {
+      bool made = false;
+      MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
+      if (made) MS_RETURN_IF_ERROR(at->Sync());  // the new entry must survive a power loss
+    }
     MS_ASSIGN_OR_RETURN(auto next, at->OpenDir(comp));
     cur = std::move(next);
     at = cur.get();

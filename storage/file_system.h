@@ -125,7 +125,7 @@ FileSystem* RealFileSystem();
 Status CheckComponent(std::string_view name, std::string_view where);
 
 // Opens (and with `create`, makes) the directory `rel` ("a/b/c", validated component by
-// component) below `base`. `rel` must not be empty.
+// component) below `base`. A directory it creates is made durable (its parent is synced). `rel` must not be empty.
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create);
 
 // Copies the regular file from/name to to/to_name (created exclusively, mode perm), then
