@@ -38,6 +38,8 @@ def esc(s):
             out.append("\\\\")
         elif ch == '"':
             out.append('\\"')
+        elif ch == "?":
+            out.append("\\?")  # no trigraphs
         elif ch == "\n":
             out.append("\\n")
         elif ord(ch) < 0x80:
