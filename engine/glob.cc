@@ -69,8 +69,10 @@ Glob::Glob(std::string_view pattern) : pattern_(pattern) {
           k = f + 3;
         }
         std::u32string last = pat.substr(i, j - i);
-        if (!last.empty()) chunks.push_back(last);
-        else chunks.back().push_back(U'-');
+        if (!last.empty())
+          chunks.push_back(last);
+        else
+          chunks.back().push_back(U'-');
         for (size_t m = chunks.size() - 1; m > 0; --m) {
           if (chunks[m - 1].back() > chunks[m].front()) {
             chunks[m - 1] = chunks[m - 1].substr(0, chunks[m - 1].size() - 1) + chunks[m].substr(1);
@@ -124,10 +126,14 @@ Glob::Glob(std::string_view pattern) : pattern_(pattern) {
 
 bool Glob::MatchOne(const Token& t, char32_t c) const {
   switch (t.kind) {
-    case Token::kLiteral: return t.c == c;
-    case Token::kAnyChar: return true;
-    case Token::kNever: return false;
-    case Token::kStar: return false;
+    case Token::kLiteral:
+      return t.c == c;
+    case Token::kAnyChar:
+      return true;
+    case Token::kNever:
+      return false;
+    case Token::kStar:
+      return false;
     case Token::kClass: {
       const Class& cls = classes_[t.cls];
       bool in = false;

@@ -97,7 +97,8 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
       continue;
     }
     if (s.IsNotFound())
-      return Status::NotFound("cannot build " + f->path + ": its blob " + blobs_.PathOf(f->content_id) +
+      return Status::NotFound("cannot build " + f->path + ": its blob " +
+                              blobs_.PathOf(f->content_id) +
                               " is missing (run `modelsync verify --repair` or pull again)");
     long e = s.detail();
     if (e != EXDEV && e != EPERM && e != EMLINK) return s;

@@ -25,10 +25,14 @@ std::string ContentIdOf(const modelsync::v1::FileEntry& f) {
 
 const char* FileActionName(FileAction a) {
   switch (a) {
-    case FileAction::kIntact: return "intact";
-    case FileAction::kLink: return "link";
-    case FileAction::kResume: return "resume";
-    case FileAction::kFetch: return "fetch";
+    case FileAction::kIntact:
+      return "intact";
+    case FileAction::kLink:
+      return "link";
+    case FileAction::kResume:
+      return "resume";
+    case FileAction::kFetch:
+      return "fetch";
   }
   return "?";
 }
@@ -53,8 +57,7 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
 
   std::vector<const modelsync::v1::FileEntry*> files;
   for (const auto& f : in.files) files.push_back(&f);
-  std::sort(files.begin(), files.end(),
-            [](auto* a, auto* b) { return a->path() < b->path(); });
+  std::sort(files.begin(), files.end(), [](auto* a, auto* b) { return a->path() < b->path(); });
   for (size_t i = 0; i < files.size(); ++i) {
     if (i > 0 && files[i]->path() == files[i - 1]->path())
       return Status::InvalidArgument("the manifest lists '" + files[i]->path() + "' twice");
@@ -191,8 +194,8 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
 
   std::map<std::string, std::string> target_map;
   for (const auto& fp : plan.files) target_map[fp.path] = fp.content_id;
-  plan.activate = plan.build_dir || repo.active_commit != in.commit ||
-                  repo.materialized != target_map;
+  plan.activate =
+      plan.build_dir || repo.active_commit != in.commit || repo.materialized != target_map;
 
   // Markers. The requested one is valid now only if the log says so and the active
   // revision's files are all on disk with their sizes (a cheap check; verify re-hashes).
@@ -220,8 +223,8 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
 std::string DescribePlan(const Plan& p) {
   std::string s = "plan " + p.repo + "@" + p.commit + "\n";
   for (const auto& f : p.files) {
-    s += "  " + std::string(FileActionName(f.action)) + " " + f.path + " (" + f.content_id.substr(0, 12) +
-         ", " + std::to_string(f.size) + " bytes";
+    s += "  " + std::string(FileActionName(f.action)) + " " + f.path + " (" +
+         f.content_id.substr(0, 12) + ", " + std::to_string(f.size) + " bytes";
     if (f.transfer_id) s += ", transfer " + std::to_string(f.transfer_id);
     if (!f.fetch.empty()) s += ", " + std::to_string(f.fetch.size()) + " ranges";
     if (f.verify_blob) s += ", re-verify blob";
@@ -236,9 +239,10 @@ std::string DescribePlan(const Plan& p) {
   if (p.build_dir) s += "  build and swap the model directory\n";
   if (p.activate) s += "  activate\n";
   if (p.write_marker) s += "  write marker " + p.model_id + "\n";
-  s += "  bytes: total " + std::to_string(p.total_bytes) + ", fetch " + std::to_string(p.fetch_bytes) +
-       ", present " + std::to_string(p.present_bytes) + ", allocate " +
-       std::to_string(p.allocate_bytes) + ", free " + std::to_string(p.free_bytes) + "\n";
+  s += "  bytes: total " + std::to_string(p.total_bytes) + ", fetch " +
+       std::to_string(p.fetch_bytes) + ", present " + std::to_string(p.present_bytes) +
+       ", allocate " + std::to_string(p.allocate_bytes) + ", free " + std::to_string(p.free_bytes) +
+       "\n";
   return s;
 }
 

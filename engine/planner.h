@@ -84,11 +84,11 @@ struct FilePlan {
   uint64_t size = 0;
   bool lfs = false;
   FileAction action = FileAction::kFetch;
-  uint64_t transfer_id = 0;        // kResume / kFetch
-  std::vector<ByteRange> fetch;    // kResume / kFetch: ranges to fetch, in order, <= chunk_size
-  uint64_t committed_bytes = 0;    // kResume: bytes already durable in the partial
-  bool verify_blob = false;        // kLink: blob on disk but not recorded: re-hash it first
-  std::string fetched_by;          // kLink: the path of this plan that fetches the content
+  uint64_t transfer_id = 0;      // kResume / kFetch
+  std::vector<ByteRange> fetch;  // kResume / kFetch: ranges to fetch, in order, <= chunk_size
+  uint64_t committed_bytes = 0;  // kResume: bytes already durable in the partial
+  bool verify_blob = false;      // kLink: blob on disk but not recorded: re-hash it first
+  std::string fetched_by;        // kLink: the path of this plan that fetches the content
 };
 
 struct Plan {

@@ -28,13 +28,13 @@ bool IsControl(char c) {
 }
 
 Status Refuse(std::string_view what, std::string_view s, std::string_view why) {
-  return Status::InvalidArgument("refusing " + std::string(what) + " '" + ShowName(s) + "': " +
-                                 std::string(why));
+  return Status::InvalidArgument("refusing " + std::string(what) + " '" + ShowName(s) +
+                                 "': " + std::string(why));
 }
 
 bool RepoChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 bool WordChar(char c) { return RepoChar(c) && c != '.' && c != '-'; }
 
@@ -95,7 +95,8 @@ Status ValidateRepoId(std::string_view repo) {
     if (part.size() > kMaxRepoPartBytes)
       return Refuse(kWhat, repo, "the org or the name is longer than 96 characters");
     for (char c : part)
-      if (!RepoChar(c)) return Refuse(kWhat, repo, "only letters, digits, '.', '_' and '-' are allowed");
+      if (!RepoChar(c))
+        return Refuse(kWhat, repo, "only letters, digits, '.', '_' and '-' are allowed");
     if (!WordChar(part.front()) || !WordChar(part.back()))
       return Refuse(kWhat, repo, "the org and the name must start and end with a letter or digit");
   }
@@ -111,7 +112,8 @@ Status ValidateModelId(std::string_view id) {
   if (id.front() == '.') return Refuse(kWhat, id, "it may not start with '.'");
   if (id == "models") return Refuse(kWhat, id, "'models' is the name of the models directory");
   for (char c : id) {
-    if (c == '/' || c == '\\') return Refuse(kWhat, id, "it must be a single file name (no '/' or '\\')");
+    if (c == '/' || c == '\\')
+      return Refuse(kWhat, id, "it must be a single file name (no '/' or '\\')");
     if (IsControl(c)) return Refuse(kWhat, id, "it contains a control character");
   }
   if (!ValidUtf8(id)) return Refuse(kWhat, id, "it is not valid UTF-8");

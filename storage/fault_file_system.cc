@@ -196,13 +196,20 @@ class FaultDir final : public Dir {
 
 const char* FsOpName(FsOp op) {
   switch (op) {
-    case FsOp::kWrite: return "write";
-    case FsOp::kSync: return "sync";
-    case FsOp::kRename: return "rename";
-    case FsOp::kLink: return "link";
-    case FsOp::kCreate: return "create";
-    case FsOp::kRemove: return "remove";
-    case FsOp::kAllocate: return "allocate";
+    case FsOp::kWrite:
+      return "write";
+    case FsOp::kSync:
+      return "sync";
+    case FsOp::kRename:
+      return "rename";
+    case FsOp::kLink:
+      return "link";
+    case FsOp::kCreate:
+      return "create";
+    case FsOp::kRemove:
+      return "remove";
+    case FsOp::kAllocate:
+      return "allocate";
   }
   return "?";
 }
@@ -407,7 +414,8 @@ Status FaultFileSystem::DropUnsynced(LossMode mode) {
         auto b = base_->OpenRoot(e.dir_b, false);
         if (!a.ok() || !b.ok() || !(*b)->Stat(e.name_b).ok()) break;
         if (e.op == EntryOp::kExchange) {
-          if ((*a)->Stat(e.name_a).ok()) MS_RETURN_IF_ERROR((*b)->Exchange(e.name_b, **a, e.name_a));
+          if ((*a)->Stat(e.name_a).ok())
+            MS_RETURN_IF_ERROR((*b)->Exchange(e.name_b, **a, e.name_a));
         } else if (!(*a)->Stat(e.name_a).ok()) {
           MS_RETURN_IF_ERROR((*b)->Rename(e.name_b, **a, e.name_a));
         }

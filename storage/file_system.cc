@@ -28,9 +28,12 @@ Status Err(int err, std::string_view op, const std::string& path) {
 
 FileInfo ToInfo(const struct stat& st) {
   FileInfo i;
-  if (S_ISREG(st.st_mode)) i.type = FileInfo::Type::kFile;
-  else if (S_ISDIR(st.st_mode)) i.type = FileInfo::Type::kDir;
-  else if (S_ISLNK(st.st_mode)) i.type = FileInfo::Type::kSymlink;
+  if (S_ISREG(st.st_mode))
+    i.type = FileInfo::Type::kFile;
+  else if (S_ISDIR(st.st_mode))
+    i.type = FileInfo::Type::kDir;
+  else if (S_ISLNK(st.st_mode))
+    i.type = FileInfo::Type::kSymlink;
   i.size = static_cast<uint64_t>(st.st_size);
   i.mode = st.st_mode & 07777;
   i.nlink = st.st_nlink;
@@ -141,11 +144,21 @@ class RealDir final : public Dir {
     MS_RETURN_IF_ERROR(CheckComponent(name, path_));
     int flags = O_NOFOLLOW | O_CLOEXEC;
     switch (mode) {
-      case OpenMode::kRead: flags |= O_RDONLY; break;
-      case OpenMode::kWrite: flags |= O_RDWR; break;
-      case OpenMode::kCreate: flags |= O_RDWR | O_CREAT; break;
-      case OpenMode::kCreateExclusive: flags |= O_RDWR | O_CREAT | O_EXCL; break;
-      case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+      case OpenMode::kRead:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::kWrite:
+        flags |= O_RDWR;
+        break;
+      case OpenMode::kCreate:
+        flags |= O_RDWR | O_CREAT;
+        break;
+      case OpenMode::kCreateExclusive:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
+      case OpenMode::kCreateTruncate:
+        flags |= O_RDWR | O_CREAT | O_TRUNC;
+        break;
     }
     std::string n(name);
     int f = ::openat(fd_.get(), n.c_str(), flags, perm);

@@ -47,11 +47,11 @@ struct FileInfo {
 
 // How OpenFile treats an existing / missing file.
 enum class OpenMode {
-  kRead,            // O_RDONLY; must exist
-  kWrite,           // O_RDWR; must exist
-  kCreate,          // O_RDWR|O_CREAT; opens an existing file as is
-  kCreateExclusive, // O_RDWR|O_CREAT|O_EXCL; fails (IOError, detail EEXIST) if it exists
-  kCreateTruncate,  // O_RDWR|O_CREAT|O_TRUNC
+  kRead,             // O_RDONLY; must exist
+  kWrite,            // O_RDWR; must exist
+  kCreate,           // O_RDWR|O_CREAT; opens an existing file as is
+  kCreateExclusive,  // O_RDWR|O_CREAT|O_EXCL; fails (IOError, detail EEXIST) if it exists
+  kCreateTruncate,   // O_RDWR|O_CREAT|O_TRUNC
 };
 
 class File {
@@ -125,12 +125,12 @@ FileSystem* RealFileSystem();
 Status CheckComponent(std::string_view name, std::string_view where);
 
 // Opens (and with `create`, makes) the directory `rel` ("a/b/c", validated component by
-// component) below `base`. A directory it creates is made durable (its parent is synced). `rel` must not be empty.
+// component) below `base`. A directory it creates is made durable (its parent is synced). `rel`
+// must not be empty.
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create);
 
 // Copies the regular file from/name to to/to_name (created exclusively, mode perm), then
 // DataSync()s it. Used where a hard link is impossible.
-Status CopyFile(Dir& from, std::string_view name, Dir& to, std::string_view to_name,
-                uint32_t perm);
+Status CopyFile(Dir& from, std::string_view name, Dir& to, std::string_view to_name, uint32_t perm);
 
 }  // namespace modelsync::storage

@@ -10,8 +10,8 @@ PartialFile::PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file)
 Status PartialFile::Write(uint64_t offset, std::string_view data) {
   if (offset > size_ || data.size() > size_ - offset)
     return Status::InvalidArgument("write of " + std::to_string(data.size()) + " bytes at " +
-                                   std::to_string(offset) + " passes the end of " + path() +
-                                   " (" + std::to_string(size_) + " bytes)");
+                                   std::to_string(offset) + " passes the end of " + path() + " (" +
+                                   std::to_string(size_) + " bytes)");
   {
     std::lock_guard l(mu_);
     if (!poison_.empty()) return Status::IOError(path() + " is unusable after: " + poison_);

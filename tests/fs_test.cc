@@ -32,7 +32,8 @@ std::string Pattern(size_t n, unsigned seed) {
 
 TEST_CASE("CheckComponent refuses anything but one plain name") {
   CHECK(CheckComponent("a.json", "/r").ok());
-  for (std::string bad : std::vector<std::string>{"", ".", "..", "a/b", std::string("a\0b", 3), std::string(256, 'x')}) {
+  for (std::string bad : std::vector<std::string>{"", ".", "..", "a/b", std::string("a\0b", 3),
+                                                  std::string(256, 'x')}) {
     Status s = CheckComponent(bad, "/r");
     CHECK(s.code() == StatusCode::kInvalidArgument);
     CHECK(s.message().find("/r") != std::string::npos);
@@ -151,8 +152,8 @@ TEST_CASE("power loss: only synced bytes of a partial file survive") {
     RangeSet durable;
     REQUIRE((*pf)->Sync(&durable).ok());
     CHECK(durable.ranges() == std::vector<ByteRange>{{0, 1000}, {5000, 8000}});
-    REQUIRE((*pf)->Write(1000, data.substr(1000, 4000)).ok());   // never synced
-    REQUIRE((*pf)->Write(60000, data.substr(60000, 5536)).ok()); // never synced
+    REQUIRE((*pf)->Write(1000, data.substr(1000, 4000)).ok());    // never synced
+    REQUIRE((*pf)->Write(60000, data.substr(60000, 5536)).ok());  // never synced
     CHECK(fs.UnsyncedBytes() == 4000 + 5536);
   }
   REQUIRE(fs.DropUnsynced(FaultFileSystem::LossMode::kGarbage).ok());
@@ -287,7 +288,8 @@ TEST_CASE("blob store: adopt, read-only, dedup, list, remove, id validation") {
   CHECK((*partials)->List()->empty());
   Spit(t / ".modelsync/blobs/README", "not a blob");
   CHECK(*(*blobs)->List() == std::vector<std::string>{id});
-  for (std::string bad : std::vector<std::string>{"", "../x", std::string(64, 'A'), std::string(63, 'a'), "g" + std::string(39, 'a')}) {
+  for (std::string bad : std::vector<std::string>{
+           "", "../x", std::string(64, 'A'), std::string(63, 'a'), "g" + std::string(39, 'a')}) {
     CHECK_FALSE(BlobStore::IsValidId(bad));
     CHECK((*blobs)->Size(bad).status().code() == StatusCode::kInvalidArgument);
   }
@@ -318,9 +320,12 @@ Status Download(FileSystem* fsys, const std::string& root_path, const std::strin
   std::unique_ptr<PartialFile> pf;
   if (log->started) {
     auto r = partials->OpenExisting(1, data.size());
-    if (r.ok()) pf = std::move(*r);
-    else if (r.status().IsNotFound() || r.status().IsCorruption()) *log = MiniLog{};
-    else return r.status();
+    if (r.ok())
+      pf = std::move(*r);
+    else if (r.status().IsNotFound() || r.status().IsCorruption())
+      *log = MiniLog{};
+    else
+      return r.status();
   }
   if (!pf) {
     MS_ASSIGN_OR_RETURN(pf, partials->Create(1, data.size()));

@@ -40,7 +40,7 @@ TEST_CASE("Glob: the semantics the hub CLI relies on") {
   CHECK_FALSE(FnmatchCase("*.json", "config.json.bak"));
   CHECK(FnmatchCase("[!a]*", "b.txt"));
   CHECK_FALSE(FnmatchCase("[!a]*", "a.txt"));
-  CHECK(FnmatchCase("[^a]", "^"));  // '^' is not negation
+  CHECK(FnmatchCase("[^a]", "^"));          // '^' is not negation
   CHECK(FnmatchCase("\\*", "\\anything"));  // no escaping
   CHECK_FALSE(FnmatchCase("\\*", "*"));
 }
@@ -65,24 +65,25 @@ TEST_CASE("PathFilter: include/exclude like filter_repo_objects") {
 }
 
 TEST_CASE("ValidateRepoPath accepts hub paths and refuses hostile ones, naming them") {
-  for (std::string ok : std::vector<std::string>{"config.json", "a/b/c.safetensors", ".gitattributes", "dir/.hidden",
-                         "unicode/\xc3\xa9t\xc3\xa9.txt", "a..b", "...", std::string(255, 'x'),
-                         "x/" + std::string(255, 'y')})
+  for (std::string ok :
+       std::vector<std::string>{"config.json", "a/b/c.safetensors", ".gitattributes", "dir/.hidden",
+                                "unicode/\xc3\xa9t\xc3\xa9.txt", "a..b", "...",
+                                std::string(255, 'x'), "x/" + std::string(255, 'y')})
     CHECK_MESSAGE(ValidateRepoPath(ok).ok(), ok);
   std::string long_path;
   while (long_path.size() <= 4096) long_path += "abcdefgh/";
   long_path += "z";
-  for (std::string bad : {std::string(""), std::string("/etc/passwd"), std::string("../x"),
-                          std::string("a/../b"), std::string("a/./b"), std::string("."),
-                          std::string("a/.."), std::string("a//b"), std::string("a/"),
-                          std::string("a\\b"), std::string("a\0b", 3), std::string("a\nb"),
-                          std::string("a\x7f"), std::string("\xff\xfe"), std::string("\xc0\xaf"),
-                          std::string(256, 'x'), long_path}) {
+  for (std::string bad :
+       {std::string(""), std::string("/etc/passwd"), std::string("../x"), std::string("a/../b"),
+        std::string("a/./b"), std::string("."), std::string("a/.."), std::string("a//b"),
+        std::string("a/"), std::string("a\\b"), std::string("a\0b", 3), std::string("a\nb"),
+        std::string("a\x7f"), std::string("\xff\xfe"), std::string("\xc0\xaf"),
+        std::string(256, 'x'), long_path}) {
     Status s = ValidateRepoPath(bad);
     CHECK(s.code() == StatusCode::kInvalidArgument);
     CHECK(s.message().find("refusing file path") != std::string::npos);
-    if (bad.size() < 100 && bad.find('\0') == std::string::npos && bad.find('\n') == std::string::npos &&
-        bad.find('\x7f') == std::string::npos)
+    if (bad.size() < 100 && bad.find('\0') == std::string::npos &&
+        bad.find('\n') == std::string::npos && bad.find('\x7f') == std::string::npos)
       CHECK(s.message().find(bad) != std::string::npos);
   }
   CHECK(PathComponents("a/b/c") == std::vector<std::string_view>{"a", "b", "c"});
@@ -92,10 +93,11 @@ TEST_CASE("ValidateRepoId follows the hub's rules") {
   for (const char* ok : {"mlx-community/Qwen2.5-0.5B-Instruct-4bit", "a/b", "A_1/x.y-z", "org/_x_"})
     CHECK_MESSAGE(ValidateRepoId(ok).ok(), ok);
   std::string long_part(97, 'a');
-  for (std::string bad : {std::string("gpt2"), std::string("a/b/c"), std::string("/b"), std::string("a/"),
-                          std::string("a/-b"), std::string("a/b."), std::string(".a/b"), std::string("a/b--c"),
-                          std::string("a/b..c"), std::string("a/b c"), std::string("a/b.git"),
-                          std::string("a/\xc3\xa9"), "a/" + long_part, std::string("../b")}) {
+  for (std::string bad :
+       {std::string("gpt2"), std::string("a/b/c"), std::string("/b"), std::string("a/"),
+        std::string("a/-b"), std::string("a/b."), std::string(".a/b"), std::string("a/b--c"),
+        std::string("a/b..c"), std::string("a/b c"), std::string("a/b.git"),
+        std::string("a/\xc3\xa9"), "a/" + long_part, std::string("../b")}) {
     Status s = ValidateRepoId(bad);
     CHECK_MESSAGE(s.code() == StatusCode::kInvalidArgument, bad);
   }
@@ -104,8 +106,8 @@ TEST_CASE("ValidateRepoId follows the hub's rules") {
 TEST_CASE("ValidateModelId: one safe file name") {
   CHECK(ValidateModelId("Qwen2.5-0.5B-Instruct-4bit").ok());
   CHECK(ValidateModelId("my model").ok());
-  for (std::string bad : {std::string(""), std::string(".hidden"), std::string(".."), std::string("a/b"),
-                          std::string("a\\b"), std::string("models"), std::string("a\tb"),
-                          std::string(256, 'm')})
+  for (std::string bad :
+       {std::string(""), std::string(".hidden"), std::string(".."), std::string("a/b"),
+        std::string("a\\b"), std::string("models"), std::string("a\tb"), std::string(256, 'm')})
     CHECK(ValidateModelId(bad).code() == StatusCode::kInvalidArgument);
 }

@@ -69,10 +69,13 @@ std::vector<MaterialFile> Files(const Tree& t) {
 std::optional<Tree> ReadTree(const std::string& dir) {
   if (!Exists(dir)) return std::nullopt;
   Tree t;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
     std::string rel = fs::relative(it->path(), dir).string();
-    if (it->is_symlink()) t[rel] = "<symlink>";
-    else if (it->is_regular_file()) t[rel] = Slurp(it->path().string());
+    if (it->is_symlink())
+      t[rel] = "<symlink>";
+    else if (it->is_regular_file())
+      t[rel] = Slurp(it->path().string());
   }
   return t;
 }
@@ -102,9 +105,10 @@ TEST_CASE("materialize builds hard links to blobs and swaps revisions atomically
   REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V1()).ok());
   CHECK(ReadTree(ModelDir(t.path())) == V1());
   CHECK(Exists(t / "tiny-model"));
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   REQUIRE(::stat((ModelDir(t.path()) + "/config.json").c_str(), &a) == 0);
-  REQUIRE(::stat((t / ".modelsync/blobs/") .append(IdOf("{\"v\": 1}")).c_str(), &b) == 0);
+  REQUIRE(::stat((t / ".modelsync/blobs/").append(IdOf("{\"v\": 1}")).c_str(), &b) == 0);
   CHECK(a.st_ino == b.st_ino);
   REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V2()).ok());
   CHECK(ReadTree(ModelDir(t.path())) == V2());
@@ -150,8 +154,9 @@ TEST_CASE("hostile paths and ids are refused before anything is written") {
   auto blobs = storage::BlobStore::Open(**root);
   REQUIRE(blobs.ok());
   Materializer m(**root, **blobs);
-  for (std::string bad : std::vector<std::string>{"../escape", "/etc/passwd", "a/../../b", "a\\b", "a//b", "./a",
-                          std::string("a\0b", 3), "a\nb", std::string(256, 'n'), ""}) {
+  for (std::string bad :
+       std::vector<std::string>{"../escape", "/etc/passwd", "a/../../b", "a\\b", "a//b", "./a",
+                                std::string("a\0b", 3), "a\nb", std::string(256, 'n'), ""}) {
     Status s = m.Materialize(kRepo, {{"ok.txt", IdOf("x")}, {bad, IdOf("x")}});
     CHECK(s.code() == StatusCode::kInvalidArgument);
     CHECK_FALSE(Exists(t / "models"));

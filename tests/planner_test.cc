@@ -199,8 +199,10 @@ void CheckInvariants(const PlanInput& in, const State& state, const Observation&
   for (const auto& [id, t] : state.transfers) {
     bool needed = distinct.count(t.content_id) > 0;
     bool resumed = used_transfers.count(id) > 0;
-    if (needed) CHECK(resumed != (discard.count(id) > 0));
-    else CHECK_FALSE(discard.count(id));
+    if (needed)
+      CHECK(resumed != (discard.count(id) > 0));
+    else
+      CHECK_FALSE(discard.count(id));
   }
   // Removals are exactly the set difference.
   std::vector<std::string> want_removed;
@@ -251,8 +253,9 @@ Case RandomCase(uint64_t seed) {
   int npool = 1 + static_cast<int>(rng() % 8);
   for (int i = 0; i < npool; ++i)
     pool.push_back({Hex(rng, coin(50) ? 64 : 40), coin(10) ? 0 : rng() % 5000});
-  const char* paths[] = {"config.json", "model.safetensors", "a/b.txt", "a/c.txt", "tok.json",
-                         "x/y/z.bin", "README.md", "sub/model-2.safetensors"};
+  const char* paths[] = {
+      "config.json", "model.safetensors", "a/b.txt",   "a/c.txt",
+      "tok.json",    "x/y/z.bin",         "README.md", "sub/model-2.safetensors"};
   for (const char* p : paths) {
     if (!coin(55)) continue;
     auto& [id, size] = pool[rng() % pool.size()];
@@ -328,8 +331,11 @@ Case RandomCase(uint64_t seed) {
 }  // namespace
 
 TEST_CASE("planner: first pull fetches everything, split into chunks") {
-  PlanInput in{kRepo, kC1, "model", {Entry("config.json", std::string(40, 'a'), 10),
-                                     Entry("model.safetensors", std::string(64, 'b'), 250)}};
+  PlanInput in{kRepo,
+               kC1,
+               "model",
+               {Entry("config.json", std::string(40, 'a'), 10),
+                Entry("model.safetensors", std::string(64, 'b'), 250)}};
   State state;
   state.next_transfer_id = 5;
   auto plan = MakePlan(in, state, Observation{}, PlanOptions{100});
@@ -404,8 +410,11 @@ TEST_CASE("planner: an update fetches only changed content; renames and shared b
                      {"old-name.json", {ObservedFile::Type::kFile, 20, tok}},
                      {"w.safetensors", {ObservedFile::Type::kFile, 1000, w}}};
   obs.markers = {"model"};
-  PlanInput in{kRepo, kC2, "model", {Entry("config.json", cfg2, 11), Entry("new-name.json", tok, 20),
-                                     Entry("w.safetensors", w, 1000), Entry("copy", shared, 30)}};
+  PlanInput in{kRepo,
+               kC2,
+               "model",
+               {Entry("config.json", cfg2, 11), Entry("new-name.json", tok, 20),
+                Entry("w.safetensors", w, 1000), Entry("copy", shared, 30)}};
   auto plan = MakePlan(in, state, obs);
   REQUIRE(plan.ok());
   INFO(DescribePlan(*plan));
@@ -450,7 +459,8 @@ TEST_CASE("planner: nothing to do when everything is in place; invalid inputs ar
   CHECK(MakePlan(in, state, obs).status().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("planner: seeded random inputs satisfy every invariant, deterministically, and converge") {
+TEST_CASE(
+    "planner: seeded random inputs satisfy every invariant, deterministically, and converge") {
   const int kCases = 5000;
   int fetches = 0, resumes = 0, links = 0, intact = 0, noop_after = 0;
   for (int seed = 1; seed <= kCases; ++seed) {
