@@ -111,3 +111,15 @@ TEST_CASE("ValidateModelId: one safe file name") {
         std::string("a\\b"), std::string("models"), std::string("a\tb"), std::string(256, 'm')})
     CHECK(ValidateModelId(bad).code() == StatusCode::kInvalidArgument);
 }
+
+#include "engine/disk_space.h"
+
+TEST_CASE("CheckSpace: a shortfall is kNoSpace with the exact numbers") {
+  CHECK(CheckSpace(100, 100, "/r").ok());
+  Status s = CheckSpace(3221225472, 1073741824, "/data/models");
+  CHECK(s.IsNoSpace());
+  CHECK(s.message().find("3221225472") != std::string::npos);
+  CHECK(s.message().find("1073741824") != std::string::npos);
+  CHECK(s.message().find("2147483648") != std::string::npos);  // what to free
+  CHECK(s.message().find("/data/models") != std::string::npos);
+}

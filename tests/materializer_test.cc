@@ -379,3 +379,51 @@ TEST_CASE("an interrupted two-rename swap is restored by CleanStaging") {
   CHECK(ReadTree(ModelDir(t.path())) == V1());
   CHECK(NoLeftovers(t.path()));
 }
+
+#include "engine/planner.h"
+
+TEST_CASE("Observe + MakePlan on a real root: done after materialize, and sees damage") {
+  TempDir t(TempDir::kFast);
+  PutBlobs(t.path(), V2());
+  REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V2()).ok());
+  State state;
+  RepoState& repo = state.repos[kRepo];
+  repo.repo = kRepo;
+  repo.active_commit = std::string(40, 'c');
+  repo.marker = true;
+  repo.model_id = "tiny-model";
+  PlanInput in{kRepo, repo.active_commit, "tiny-model", {}};
+  for (const auto& [p, c] : V2()) {
+    repo.materialized[p] = IdOf(c);
+    state.blobs[IdOf(c)] = c.size();
+    v1::FileEntry e;
+    e.set_path(p);
+    e.set_size(c.size());
+    e.set_git_oid(IdOf(c));
+    in.files.push_back(e);
+  }
+  auto root = storage::RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto obs = Observe(**root, kRepo, {"tiny-model"});
+  REQUIRE(obs.ok());
+  auto plan = MakePlan(in, state, *obs);
+  REQUIRE(plan.ok());
+  CHECK_MESSAGE(plan->NothingToDo(), DescribePlan(*plan));
+
+  // A file replaced by a copy, a stray symlink, a partial on disk: all seen.
+  const std::string cfg = ModelDir(t.path()) + "/config.json";
+  fs::remove(cfg);
+  Spit(cfg, "{\"v\": 2}");
+  fs::create_symlink("/etc/passwd", ModelDir(t.path()) + "/stray");
+  Spit(t / ".modelsync/partial/12", "abc");
+  obs = Observe(**root, kRepo, {"tiny-model"});
+  REQUIRE(obs.ok());
+  CHECK(obs->model_files["config.json"].blob_id.empty());
+  CHECK(obs->model_files["stray"].type == ObservedFile::Type::kSymlink);
+  CHECK(obs->partials == std::map<uint64_t, uint64_t>{{12, 3}});
+  plan = MakePlan(in, state, *obs);
+  REQUIRE(plan.ok());
+  CHECK(plan->build_dir);
+  CHECK(plan->fetch_bytes == 0);
+  CHECK_FALSE(plan->write_marker);  // the current revision still counts as complete
+}
