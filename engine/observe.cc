@@ -47,8 +47,8 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   Observation obs;
   InodeMap inodes;
-  {
-    MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(root));
+  if (auto opened = storage::BlobStore::Open(root, /*create=*/false); opened.ok()) {
+    auto& blobs = *opened;
     MS_ASSIGN_OR_RETURN(auto ids, blobs->List());
     for (const auto& id : ids) {
       MS_ASSIGN_OR_RETURN(FileInfo info, blobs->Stat(id));
@@ -56,10 +56,13 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
       obs.blobs[id] = info.size;
       inodes[{info.dev, info.ino}] = id;
     }
+  } else if (!opened.status().IsNotFound()) {
+    return opened.status();
   }
-  {
-    MS_ASSIGN_OR_RETURN(auto partials, storage::PartialStore::Open(root));
-    MS_ASSIGN_OR_RETURN(obs.partials, partials->List());
+  if (auto partials = storage::PartialStore::Open(root, /*create=*/false); partials.ok()) {
+    MS_ASSIGN_OR_RETURN(obs.partials, (*partials)->List());
+  } else if (!partials.status().IsNotFound()) {
+    return partials.status();
   }
   for (const auto& m : marker_names) {
     if (!ValidateModelId(m).ok()) continue;

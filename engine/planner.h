@@ -74,6 +74,7 @@ enum class FileAction {
   kIntact,  // models/ already holds this file as a link to its verified blob
   kLink,    // the content is (or will be, see fetched_by) a blob: link it, fetch nothing
   kResume,  // a live transfer of this content: fetch only the ranges it has not committed
+            // (an empty `fetch` = all committed already: re-hash and adopt it)
   kFetch,   // fetch it all under a new transfer id
 };
 const char* FileActionName(FileAction a);

@@ -4,8 +4,8 @@
 
 namespace modelsync::storage {
 
-Result<std::unique_ptr<BlobStore>> BlobStore::Open(Dir& root) {
-  MS_ASSIGN_OR_RETURN(auto dir, OpenDirPath(root, ".modelsync/blobs", /*create=*/true));
+Result<std::unique_ptr<BlobStore>> BlobStore::Open(Dir& root, bool create) {
+  MS_ASSIGN_OR_RETURN(auto dir, OpenDirPath(root, ".modelsync/blobs", create));
   return std::unique_ptr<BlobStore>(new BlobStore(std::move(dir)));
 }
 

@@ -25,7 +25,9 @@ namespace modelsync::storage {
 class BlobStore {
  public:
   // Opens <root>/.modelsync/blobs, creating it (and .modelsync) when missing.
-  static Result<std::unique_ptr<BlobStore>> Open(Dir& root);
+  // With create=false a missing directory is kNotFound and nothing is created (read-only
+  // callers: Observe, status).
+  static Result<std::unique_ptr<BlobStore>> Open(Dir& root, bool create = true);
   // 40 or 64 lowercase hex characters.
   static bool IsValidId(std::string_view id);
 

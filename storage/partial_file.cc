@@ -60,8 +60,8 @@ RangeSet PartialFile::Dirty() const {
   return dirty_;
 }
 
-Result<std::unique_ptr<PartialStore>> PartialStore::Open(Dir& root) {
-  MS_ASSIGN_OR_RETURN(auto dir, OpenDirPath(root, ".modelsync/partial", /*create=*/true));
+Result<std::unique_ptr<PartialStore>> PartialStore::Open(Dir& root, bool create) {
+  MS_ASSIGN_OR_RETURN(auto dir, OpenDirPath(root, ".modelsync/partial", create));
   return std::unique_ptr<PartialStore>(new PartialStore(std::move(dir)));
 }
 

@@ -62,7 +62,9 @@ class PartialFile {
 class PartialStore {
  public:
   // Opens <root>/.modelsync/partial, creating it (and .modelsync) when missing.
-  static Result<std::unique_ptr<PartialStore>> Open(Dir& root);
+  // With create=false a missing directory is kNotFound and nothing is created (read-only
+  // callers: Observe, status).
+  static Result<std::unique_ptr<PartialStore>> Open(Dir& root, bool create = true);
   static std::string NameOf(uint64_t transfer_id);
 
   // A fresh partial file of `size` bytes, preallocated (a leftover of the same name is

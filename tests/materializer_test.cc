@@ -427,3 +427,16 @@ TEST_CASE("Observe + MakePlan on a real root: done after materialize, and sees d
   CHECK(plan->fetch_bytes == 0);
   CHECK_FALSE(plan->write_marker);  // the current revision still counts as complete
 }
+
+TEST_CASE("Observe of an empty root creates nothing") {
+  TempDir t(TempDir::kFast);
+  auto root = storage::RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto obs = Observe(**root, kRepo, {"tiny-model"});
+  REQUIRE(obs.ok());
+  CHECK(obs->blobs.empty());
+  CHECK_FALSE(obs->model_dir_exists);
+  CHECK_FALSE(Exists(t / ".modelsync"));
+  CHECK_FALSE(Exists(t / "models"));
+  CHECK(Observe(**root, "not a repo", {}).status().code() == StatusCode::kInvalidArgument);
+}
