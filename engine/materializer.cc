@@ -121,7 +121,7 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   // The swap.
   if (org->Stat(name).ok()) {
     Status s = org->Exchange(staging, *org, name);
-    if (s.code() == StatusCode::kInvalidArgument && s.detail() == EINVAL) {
+    if (!s.ok() && s.detail() == EINVAL) {  // no RENAME_EXCHANGE here (e.g. some FUSE, NFS)
       const std::string old = OldName(repo);
       MS_RETURN_IF_ERROR(org->Rename(name, *org, old));
       MS_RETURN_IF_ERROR(org->Rename(staging, *org, name));

@@ -4,6 +4,8 @@
 // random inputs by the thousand (tests/planner_test.cc). Observe() (observe.h) fills the
 // Observation; the executor runs the Plan and re-plans until NothingToDo().
 //
+// Before Observe(): call Materializer::CleanStaging(repo), so that a two-rename swap cut by a
+// crash (file systems without RENAME_EXCHANGE) is restored before the disk is looked at.
 // Execution order the executor must follow (each step's rationale in brackets):
 //  1. clean_staging: remove leftover staging dirs of this repo [a crash mid-build];
 //  2. remove_markers [a marker must never claim an incomplete model];
