@@ -174,7 +174,10 @@ class FaultDir final : public Dir {
     fs_->NoteDirSynced(path());
     return Status::Ok();
   }
-  Result<uint64_t> FreeBytes() override { return base_->FreeBytes(); }
+  Result<uint64_t> FreeBytes() override {
+    if (auto fake = fs_->FakeFreeBytes()) return *fake;
+    return base_->FreeBytes();
+  }
 
  private:
   FaultFileSystem* fs_;
@@ -239,6 +242,14 @@ void FaultFileSystem::ClearFaults() {
 uint64_t FaultFileSystem::InjectedCount() const {
   std::lock_guard l(mu_);
   return injected_;
+}
+void FaultFileSystem::SetFreeBytes(std::optional<uint64_t> bytes) {
+  std::lock_guard l(mu_);
+  free_bytes_ = bytes;
+}
+std::optional<uint64_t> FaultFileSystem::FakeFreeBytes() const {
+  std::lock_guard l(mu_);
+  return free_bytes_;
 }
 void FaultFileSystem::SetHook(Hook hook) {
   std::lock_guard l(mu_);

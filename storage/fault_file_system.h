@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -77,6 +78,9 @@ class FaultFileSystem final : public FileSystem {
   uint64_t InjectedCount() const;
 
   void SetHook(Hook hook);
+  // Makes Dir::FreeBytes() report `bytes` (nullopt: the real value), for free-space checks.
+  void SetFreeBytes(std::optional<uint64_t> bytes);
+  std::optional<uint64_t> FakeFreeBytes() const;
 
   // Power loss; see the top of this file. Clears the tracking afterwards.
   Status DropUnsynced(LossMode mode = LossMode::kZero);
@@ -125,6 +129,7 @@ class FaultFileSystem final : public FileSystem {
   uint64_t injected_ = 0;
   std::vector<Rule> rules_;
   Hook hook_;
+  std::optional<uint64_t> free_bytes_;
   std::map<std::string, Track> files_;
   std::vector<Entry> entries_;
 };

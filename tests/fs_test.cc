@@ -428,3 +428,14 @@ TEST_CASE("download over the storage API: I/O error at every op, then power loss
                                        << ", mean bytes re-fetched " << refetched / cases);
   CHECK(failed > 0);
 }
+
+TEST_CASE("FaultFileSystem can report a chosen amount of free space") {
+  TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  fs.SetFreeBytes(12345);
+  CHECK(*(*root)->FreeBytes() == 12345);
+  fs.SetFreeBytes(std::nullopt);
+  CHECK(*(*root)->FreeBytes() != 12345);
+}

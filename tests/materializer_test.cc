@@ -277,13 +277,14 @@ namespace {
 // Runs the scenario in a forked child that dies at op `point`: by _exit (kill -9 model: the
 // page cache survives), or after DropUnsynced (power loss: only what was synced survives).
 void CrashAt(const std::string& root, const Tree& target, uint64_t point, bool power_loss,
-             bool no_exchange = false) {
+             bool no_exchange = false, bool no_links = false) {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     FaultFileSystem ffs(storage::RealFileSystem());
     // The update's first rename is the exchange: EINVAL = "not supported here".
     if (no_exchange) ffs.FailNth(FsOp::kRename, 1, EINVAL);
+    if (no_links) ffs.FailNth(FsOp::kLink, 1, EXDEV, /*persistent=*/true);
     ffs.SetHook([&](FsOp, uint64_t index, const std::string&) {
       if (index != point) return;
       if (power_loss) (void)ffs.DropUnsynced(FaultFileSystem::LossMode::kGarbage);
@@ -490,4 +491,35 @@ TEST_CASE("without RENAME_EXCHANGE: two renames, and a crash anywhere is recover
     }
   }
   CHECK(between > 0);
+}
+
+TEST_CASE("without hard links (copies): a crash at any op leaves old or new, and converges") {
+  uint64_t total = 0;
+  {
+    TempDir t(TempDir::kFast);
+    PutBlobs(t.path(), V1());
+    PutBlobs(t.path(), V2());
+    REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V1()).ok());
+    FaultFileSystem ffs(storage::RealFileSystem());
+    ffs.FailNth(FsOp::kLink, 1, EXDEV, /*persistent=*/true);
+    REQUIRE(Scenario(&ffs, t.path(), V2()).ok());
+    CHECK(ffs.Count(FsOp::kWrite) > 0);  // really copied
+    total = ffs.TotalCount();
+  }
+  for (bool power_loss : {false, true}) {
+    for (uint64_t i = 1; i <= total; ++i) {
+      CAPTURE(i);
+      CAPTURE(power_loss);
+      TempDir t(TempDir::kFast);
+      PutBlobs(t.path(), V1());
+      PutBlobs(t.path(), V2());
+      REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V1()).ok());
+      CrashAt(t.path(), V2(), i, power_loss, false, /*no_links=*/true);
+      auto tree = ReadTree(ModelDir(t.path()));
+      CHECK((tree == V1() || tree == V2()));
+      REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V2()).ok());
+      CHECK(ReadTree(ModelDir(t.path())) == V2());
+      CHECK(NoLeftovers(t.path()));
+    }
+  }
 }
