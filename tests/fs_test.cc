@@ -248,16 +248,22 @@ TEST_CASE("partial store: create, reopen with size check, list, remove, bounds")
   CHECK_FALSE(Exists(t / ".modelsync/partial/7"));
 }
 
-TEST_CASE("partial store: preallocation beyond the free space is kNoSpace") {
+TEST_CASE("partial store: a preallocation that does not fit fails naming the file") {
   TempDir t;
-  auto root = RealFileSystem()->OpenRoot(t.path(), false);
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
   REQUIRE(root.ok());
   auto store = PartialStore::Open(**root);
   REQUIRE(store.ok());
-  auto pf = (*store)->Create(1, 1ull << 60);  // an exabyte
-  CHECK_FALSE(pf.ok());
-  CHECK(pf.status().code() != StatusCode::kOk);
+  fs.FailNth(FsOp::kAllocate, 1, ENOSPC);
+  auto pf = (*store)->Create(1, 1 << 20);
+  REQUIRE_FALSE(pf.ok());
+  CHECK(pf.status().IsNoSpace());
   CHECK(pf.status().message().find(".modelsync/partial/1") != std::string::npos);
+  CHECK(pf.status().message().find("free some space") != std::string::npos);
+  auto huge = (*store)->Create(2, 1ull << 62);  // beyond any file size limit (EFBIG)
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.status().message().find(".modelsync/partial/2") != std::string::npos);
 }
 
 TEST_CASE("blob store: adopt, read-only, dedup, list, remove, id validation") {
