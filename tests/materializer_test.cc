@@ -362,6 +362,7 @@ TEST_CASE("crash at every op of a first materialization: absent or complete") {
       CHECK(NoLeftovers(t.path()));
     }
   }
+  MESSAGE("first-materialization crash points: " << 2 * total);
 }
 
 TEST_CASE("an interrupted two-rename swap is restored by CleanStaging") {
@@ -491,6 +492,7 @@ TEST_CASE("without RENAME_EXCHANGE: two renames, and a crash anywhere is recover
     }
   }
   CHECK(between > 0);
+  MESSAGE("no-exchange crash points: " << 2 * total << ", between the renames: " << between);
 }
 
 TEST_CASE("without hard links (copies): a crash at any op leaves old or new, and converges") {
@@ -522,4 +524,5 @@ TEST_CASE("without hard links (copies): a crash at any op leaves old or new, and
       CHECK(NoLeftovers(t.path()));
     }
   }
+  MESSAGE("copy-fallback crash points: " << 2 * total);
 }
