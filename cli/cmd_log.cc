@@ -19,9 +19,10 @@ struct LogOptions {
 
 int RunLog(const LogOptions& o) {
   Status s = engine::Journal::ScanLog(o.root, o.from, [&](uint64_t seq, const v1::Event& e) {
-    std::string line =
-        o.json ? EventToJson(seq, e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-               : FormatEventText(seq, e);
+    std::string line = o.json
+                           ? EventToJson(seq, e).dump(
+                                 -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                           : FormatEventText(seq, e);
     line += '\n';
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size())
       return Status::IOError("writing to standard output failed");

@@ -140,17 +140,17 @@ std::string Summary(const Event& e) {
   return s;
 }
 
-nlohmann::json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i);
+nlohmann::ordered_json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i);
 
-nlohmann::json MessageToJson(const pb::Message& m) {
-  nlohmann::json j = nlohmann::json::object();
+nlohmann::ordered_json MessageToJson(const pb::Message& m) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
   const pb::Descriptor* d = m.GetDescriptor();
   const pb::Reflection* r = m.GetReflection();
   for (int k = 0; k < d->field_count(); ++k) {
     const pb::FieldDescriptor* f = d->field(k);
     if (f->real_containing_oneof() && !r->HasField(m, f)) continue;
     if (f->is_repeated()) {
-      nlohmann::json a = nlohmann::json::array();
+      nlohmann::ordered_json a = nlohmann::ordered_json::array();
       for (int i = 0; i < r->FieldSize(m, f); ++i) a.push_back(Scalar(m, f, i));
       j[f->name()] = std::move(a);
     } else {
@@ -161,7 +161,7 @@ nlohmann::json MessageToJson(const pb::Message& m) {
 }
 
 // Field f of m (element i when repeated, i < 0 otherwise).
-nlohmann::json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i) {
+nlohmann::ordered_json Scalar(const pb::Message& m, const pb::FieldDescriptor* f, int i) {
   const pb::Reflection* r = m.GetReflection();
   bool rep = i >= 0;
   switch (f->cpp_type()) {
@@ -198,15 +198,15 @@ std::string FormatEventText(uint64_t seq, const Event& event) {
          Summary(event);
 }
 
-nlohmann::json EventToJson(uint64_t seq, const Event& event) {
+nlohmann::ordered_json EventToJson(uint64_t seq, const Event& event) {
   const pb::FieldDescriptor* f = KindField(event);
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   j["seq"] = seq;
   j["time_ms"] = event.time_ms();
   j["time"] = FormatTimeMs(event.time_ms());
   j["kind"] = f ? f->message_type()->name() : "Unknown";
   j["event"] = f ? MessageToJson(event.GetReflection()->GetMessage(event, f))
-                 : nlohmann::json::object();
+                 : nlohmann::ordered_json::object();
   return j;
 }
 

@@ -14,6 +14,6 @@ std::string FormatEventText(uint64_t seq, const modelsync::v1::Event& event);
 
 // {"seq":12,"time_ms":...,"time":"...","kind":"RangesCommitted","event":{<all fields>}}.
 // Field names are the schema's (proto/events.proto); 64-bit integers are JSON numbers.
-nlohmann::json EventToJson(uint64_t seq, const modelsync::v1::Event& event);
+nlohmann::ordered_json EventToJson(uint64_t seq, const modelsync::v1::Event& event);
 
 }  // namespace modelsync::cli

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "modelsync keeps model repositories from a Hugging Face-compatible hub complete, verified\n"
       "and current on this machine, laid out as MLX apps load them."};
-  app.set_version_flag("--version", std::string("modelsync ") + std::string(modelsync::engine::Version()));
+  app.set_version_flag("--version",
+                       std::string("modelsync ") + std::string(modelsync::engine::Version()));
   app.require_subcommand(0, 1);
   modelsync::cli::CliContext ctx;
   modelsync::cli::RegisterLog(app, ctx);

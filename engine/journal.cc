@@ -10,8 +10,8 @@ constexpr char kStateSnapshot[] = "state";
 }  // namespace
 
 struct Journal::Impl {
-  std::unique_ptr<storage::RootLock> lock;    // kReadWrite only
-  std::unique_ptr<storage::EventLog> log;     // null: read-only root without a log yet
+  std::unique_ptr<storage::RootLock> lock;  // kReadWrite only
+  std::unique_ptr<storage::EventLog> log;   // null: read-only root without a log yet
 };
 
 Journal::~Journal() = default;

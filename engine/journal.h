@@ -69,7 +69,8 @@ class Journal {
   Status ForEachEvent(uint64_t from, const EventFn& fn);
 
   // The same without a Journal (no state load, no lock): for `modelsync log`. A root with
-  // no log yet has no events (OK).
+  // no log yet has no events (OK). Not while this process has a Journal of root open (LMDB
+  // allows one handle per process: kLocked); use ForEachEvent there.
   static Status ScanLog(const std::string& root, uint64_t from, const EventFn& fn);
 
   // Where start-up began: the snapshot's seq (0 = full replay) and, when a snapshot was

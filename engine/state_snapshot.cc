@@ -112,9 +112,8 @@ Status State::LoadSnapshotBytes(std::string_view bytes) {
   if (!p.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return Status::Corruption("the state snapshot does not parse");
   if (p.state_version() != kStateVersion)
-    return Status::Version("the state snapshot has version " +
-                           std::to_string(p.state_version()) + ", this modelsync folds version " +
-                           std::to_string(kStateVersion));
+    return Status::Version("the state snapshot has version " + std::to_string(p.state_version()) +
+                           ", this modelsync folds version " + std::to_string(kStateVersion));
   State s;
   s.last_seq = p.last_seq();
   s.next_transfer_id = p.next_transfer_id();

@@ -45,6 +45,7 @@ struct EventLog::Impl {
   MDB_dbi events = 0, meta = 0, snapshots = 0;
   uint64_t last_seq = 0;
   size_t map_bytes = 0;
+  int stale_readers = 0;
   std::pair<dev_t, ino_t> id{};
   RecordCodec writer_codec;
   std::string writer_payload, writer_record;  // scratch of Append/PutSnapshot
@@ -121,17 +122,17 @@ struct EventLog::Impl {
     const auto* p = static_cast<const unsigned char*>(v.mv_data);
     uint32_t version = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
     if (version > kLogFormatVersion || version == 0)
-      return Status::Version("the event log at " + path + " has format version " +
-                             std::to_string(version) + ", and this modelsync reads versions up to " +
-                             std::to_string(kLogFormatVersion) +
-                             "; upgrade modelsync to use this root");
+      return Status::Version(
+          "the event log at " + path + " has format version " + std::to_string(version) +
+          ", and this modelsync reads versions up to " + std::to_string(kLogFormatVersion) +
+          "; upgrade modelsync to use this root");
     return Status::Ok();
   }
 
-  // Walks events with seq >= from, checking every key and record, until fn says stop
-  // (returns false) or the log ends.
-  Status Scan(uint64_t from, const std::function<Status(uint64_t, const modelsync::v1::Event&,
-                                                        bool* more)>& fn) {
+  // Walks events with seq >= from, checking every key and record, until fn sets *more to
+  // false, fn fails, or the log ends.
+  Status Scan(uint64_t from,
+              const std::function<Status(uint64_t, const modelsync::v1::Event&, bool* more)>& fn) {
     if (from == 0) from = 1;
     Txn txn;
     int rc = txn.Begin(env, MDB_RDONLY);
@@ -149,14 +150,14 @@ struct EventLog::Impl {
     for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE); rc == 0 && more;
          rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
       if (k.mv_size != 8)
-        return Status::Corruption(EventCorrupt(expect, "its key is " + std::to_string(k.mv_size) +
-                                                           " bytes long (expected 8)"));
+        return Status::Corruption(EventCorrupt(
+            expect, "its key is " + std::to_string(k.mv_size) + " bytes long (expected 8)"));
       uint64_t seq = ParseSeqKey(k.mv_data);
       if (seq != expect)
         return Status::Corruption(EventCorrupt(
-            expect, seq < expect ? "sequence number #" + std::to_string(seq) + " is out of order"
-                                 : "it is missing (the next record is #" +
-                                       std::to_string(seq) + ")"));
+            expect, seq < expect
+                        ? "sequence number #" + std::to_string(seq) + " is out of order"
+                        : "it is missing (the next record is #" + std::to_string(seq) + ")"));
       std::string_view payload;
       Status s = codec.Decode(View(k), View(v), proto::kMaxEventBytes, &payload);
       if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()), s.detail());
@@ -235,8 +236,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
   unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
   rc = mdb_env_open(impl->env, path.c_str(), flags, 0644);
   if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
+  // Readers killed without cleanup leave slots that pin old pages (the file would only grow).
   int dead = 0;
-  mdb_reader_check(impl->env, &dead);  // clears slots of readers killed without cleanup
+  if (mdb_reader_check(impl->env, &dead) == 0) impl->stale_readers = dead;
   MDB_envinfo info;
   mdb_env_info(impl->env, &info);
   impl->map_bytes = info.me_mapsize;
@@ -297,9 +299,8 @@ Status EventLog::Read(uint64_t from, size_t limit,
 
 Status EventLog::Replay(uint64_t from,
                         const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold) {
-  return impl_->Scan(from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) {
-    return fold(seq, e);
-  });
+  return impl_->Scan(
+      from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) { return fold(seq, e); });
 }
 
 uint64_t EventLog::LastSeq() {
@@ -357,5 +358,6 @@ Result<std::optional<Snapshot>> EventLog::GetSnapshot(std::string_view name) {
 const std::string& EventLog::path() const { return impl_->path; }
 EventLog::Mode EventLog::mode() const { return impl_->mode; }
 size_t EventLog::map_bytes() const { return impl_->map_bytes; }
+int EventLog::stale_readers_cleared() const { return impl_->stale_readers; }
 
 }  // namespace modelsync::storage

@@ -103,6 +103,8 @@ class EventLog {
   const std::string& path() const;  // the LMDB directory
   Mode mode() const;
   size_t map_bytes() const;  // the current map size (grows; for tests and the benchmark)
+  // Reader slots of dead processes that Open found and cleared (mdb_reader_check).
+  int stale_readers_cleared() const;
 
  private:
   struct Impl;

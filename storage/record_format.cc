@@ -78,7 +78,8 @@ void RecordCodec::Encode(std::string_view key, std::string_view payload, std::st
   }
   out->resize(kRecordHeaderBytes + payload.size());
   (*out)[4] = static_cast<char>(kCodecRaw);
-  if (!payload.empty()) std::memcpy(out->data() + kRecordHeaderBytes, payload.data(), payload.size());
+  if (!payload.empty())
+    std::memcpy(out->data() + kRecordHeaderBytes, payload.data(), payload.size());
   PutU32(Checksum(key, out->data() + 4, out->size() - 4), out->data());
 }
 
@@ -86,8 +87,8 @@ Status RecordCodec::Decode(std::string_view key, std::string_view value, size_t 
                            std::string_view* payload) {
   if (value.size() < kRecordHeaderBytes)
     return Status::Corruption("truncated record (" + std::to_string(value.size()) +
-                              " bytes, the header alone is " +
-                              std::to_string(kRecordHeaderBytes) + ")");
+                              " bytes, the header alone is " + std::to_string(kRecordHeaderBytes) +
+                              ")");
   uint32_t want = GetU32(value.data());
   uint32_t got = Checksum(key, value.data() + 4, value.size() - 4);
   if (want != got)
@@ -103,8 +104,7 @@ Status RecordCodec::Decode(std::string_view key, std::string_view value, size_t 
     *payload = body;
     return Status::Ok();
   }
-  if (codec != kCodecZstd)
-    return Status::Corruption("unknown codec " + std::to_string(codec));
+  if (codec != kCodecZstd) return Status::Corruption("unknown codec " + std::to_string(codec));
   if (body.size() < 4) return Status::Corruption("truncated compressed record");
   uint32_t raw = GetU32(body.data());
   if (raw > max_payload)

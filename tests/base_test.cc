@@ -22,7 +22,8 @@ TEST_CASE("sha256 incremental equals one-shot") {
   std::string data(100000, 'x');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 % 251);
   Hasher h(HashKind::kSha256, data.size());
-  for (size_t i = 0; i < data.size(); i += 777) h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
+  for (size_t i = 0; i < data.size(); i += 777)
+    h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
   CHECK(h.FinishHex() == Sha256Hex(data));
   CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
@@ -52,7 +53,8 @@ TEST_CASE("RangeSet merges, finds gaps and agrees with a bitmap") {
     uint64_t covered = 0;
     for (bool bit : bits) covered += bit;
     CHECK(r.CoveredBytes() == covered);
-    for (size_t i = 1; i < r.ranges().size(); ++i) CHECK(r.ranges()[i - 1].end < r.ranges()[i].begin);
+    for (size_t i = 1; i < r.ranges().size(); ++i)
+      CHECK(r.ranges()[i - 1].end < r.ranges()[i].begin);
     for (auto gap : r.Missing(300))
       for (uint64_t k = gap.begin; k < gap.end; ++k) CHECK_FALSE(bits[k]);
   }

@@ -268,9 +268,9 @@ TEST_CASE("full replay and snapshot + tail give the same state digest") {
     CHECK(j->state().Digest() == writer_digest);
     State full;
     REQUIRE(j->ForEachEvent(1, [&](uint64_t seq, const Event& e) {
-                 full.Apply(seq, e);
-                 return Status::Ok();
-               }).ok());
+               full.Apply(seq, e);
+               return Status::Ok();
+             }).ok());
     CHECK(full.last_seq == 20'000);
     CHECK(full.Digest() == writer_digest);
     CHECK(full.anomalies > 0);  // the traffic does refer to unknown transfers
@@ -313,17 +313,17 @@ TEST_CASE("journal: stamps time, one writer, read-only on an empty root, newer l
   REQUIRE(seqs.ok());
   std::vector<int64_t> times;
   REQUIRE(j->ForEachEvent(0, [&](uint64_t, const Event& ev) {
-               times.push_back(ev.time_ms());
-               return Status::Ok();
-             }).ok());
+             times.push_back(ev.time_ms());
+             return Status::Ok();
+           }).ok());
   CHECK(times == std::vector<int64_t>{1'764'100'000'000, 77});
   CHECK(j->state().anomalies == 2);
 
   auto second = Journal::Open(dir.path(), false);
   CHECK(second.status().IsLocked());
-  CHECK(second.status().message() ==
-        "root " + dir.path() + " is in use by pid " + std::to_string(::getpid()) +
-            " (wait for it to finish, or stop it)");
+  CHECK(second.status().message() == "root " + dir.path() + " is in use by pid " +
+                                         std::to_string(::getpid()) +
+                                         " (wait for it to finish, or stop it)");
 }
 
 TEST_CASE("modelsync log prints every event, as text and as JSON, and fails on damage") {
@@ -337,7 +337,10 @@ TEST_CASE("modelsync log prints every event, as text and as JSON, and fails on d
   std::stringstream ss(text);
   for (std::string l; std::getline(ss, l);) lines.push_back(l);
   REQUIRE(lines.size() == events.size());
-  CHECK(std::regex_match(lines[0], std::regex(R"(#1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ RepoTracked repo=mlx-community/Qwen2.5-0.5B-Instruct-4bit ref=main .*)")));
+  CHECK(std::regex_match(
+      lines[0],
+      std::regex(
+          R"(#1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ RepoTracked repo=mlx-community/Qwen2.5-0.5B-Instruct-4bit ref=main .*)")));
   CHECK(lines[3].find("RangesCommitted transfer=7 [0, 8388608) [16777216, 25165824)") !=
         std::string::npos);
   CHECK(lines[1].find("RevisionResolved") != std::string::npos);

@@ -1,30 +1,21 @@
-// The event log under faults: damaged records, killed writers, racing writers, newer formats.
+// The event log under damage: flipped bits, truncation, oversized lengths, gaps, newer formats.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <signal.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
-#include <chrono>
-#include <cstring>
 #include <fstream>
 #include <functional>
-#include <random>
 #include <sstream>
-#include <thread>
 
 #include "base/crc32c.h"
 #include "storage/event_log.h"
 #include "storage/record_format.h"
-#include "storage/root_lock.h"
 #include "test_util.h"
 
 using namespace modelsync;
 using namespace modelsync::storage;
-using modelsync::testing::ForkChild;
-using modelsync::testing::Ranges;
 using modelsync::testing::TempDir;
-using modelsync::testing::WaitChild;
 using modelsync::v1::Event;
 
 namespace {
@@ -143,7 +134,9 @@ TEST_CASE("damaged records are reported with their number, never skipped") {
   }
   SUBCASE("a payload that is not an event, and an unknown codec") {
     std::string r = copy("garbage");
-    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) { PutRaw(t, ev, SeqKey(4), Framed(4, "\x07payload")); });
+    RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
+      PutRaw(t, ev, SeqKey(4), Framed(4, "\x07payload"));
+    });
     ExpectCorruptAt(r, 4, "unknown codec 7");
     RawEdit(r, [](MDB_txn* t, MDB_dbi ev, MDB_dbi) {
       PutRaw(t, ev, SeqKey(3), Framed(3, std::string("\x00\xff\xff\xff", 4)));
@@ -224,169 +217,4 @@ TEST_CASE("a log of a newer format version is refused with a clear message") {
     CHECK(log.status().message().find("format version 2") != std::string::npos);
     CHECK(log.status().message().find("upgrade modelsync") != std::string::npos);
   }
-}
-
-TEST_CASE("a writer killed with SIGKILL mid-stream leaves whole batches only") {
-  TempDir dir;
-  const uint64_t kBatch = 64;
-  std::mt19937 rng(11);
-  uint64_t expected_batches = 0;
-  for (int round = 0; round < 6; ++round) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    pid_t pid = ForkChild([&] {
-      ::close(ready[0]);
-      auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
-      if (!log.ok()) return 2;
-      bool told = false;
-      for (uint64_t b = 0;; ++b) {
-        std::vector<Event> batch;
-        for (uint64_t i = 0; i < kBatch; ++i)
-          batch.push_back(Ranges(b, i, kBatch, static_cast<int64_t>(round)));
-        if (!(*log)->Append(batch).ok()) return 3;
-        if (!told && b >= 3) {
-          told = true;
-          (void)!::write(ready[1], "r", 1);
-        }
-      }
-    });
-    ::close(ready[1]);
-    char c;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    ::close(ready[0]);
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
-    ::kill(pid, SIGKILL);
-    CHECK(WaitChild(pid) == 128 + SIGKILL);
-
-    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
-    REQUIRE_MESSAGE(log.ok(), log.status().ToString());
-    uint64_t n = 0, in_batch = 0, batches = 0;
-    Status s = (*log)->Replay(0, [&](uint64_t seq, const Event& e) {
-      const auto& r = e.ranges_committed();
-      if (seq != ++n) return Status::Corruption("seq");
-      if (r.ranges(0).begin() != in_batch || r.ranges(0).end() != kBatch)
-        return Status::Corruption("batch torn at #" + std::to_string(seq));
-      if (++in_batch == kBatch) {
-        in_batch = 0;
-        ++batches;
-      }
-      return Status::Ok();
-    });
-    CHECK_MESSAGE(s.ok(), s.ToString());
-    CHECK(in_batch == 0);  // no partial batch at the end
-    CHECK(n % kBatch == 0);
-    CHECK(batches >= expected_batches + 4);
-    expected_batches = batches;
-    CHECK((*log)->LastSeq() == n);
-  }
-}
-
-TEST_CASE("two processes race for the writer lock: one wins, the other names it") {
-  TempDir dir;
-  for (int round = 0; round < 3; ++round) {
-    int go[2], res[2];
-    REQUIRE(::pipe(go) == 0);
-    REQUIRE(::pipe(res) == 0);
-    std::vector<pid_t> kids;
-    for (int k = 0; k < 2; ++k) {
-      kids.push_back(ForkChild([&] {
-        ::close(go[1]);
-        char c;
-        if (::read(go[0], &c, 1) != 1) return 2;
-        auto lock = RootLock::Acquire(dir.path(), false);
-        std::string line = lock.ok() ? "W " + std::to_string(::getpid())
-                                     : "L " + lock.status().message();
-        line.resize(200, ' ');
-        (void)!::write(res[1], line.data(), line.size());
-        if (lock.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        return lock.ok() ? 0 : 1;
-      }));
-    }
-    ::close(go[0]);
-    ::close(res[1]);
-    REQUIRE(::write(go[1], "gg", 2) == 2);
-    ::close(go[1]);
-    std::vector<std::string> lines;
-    char buf[200];
-    while (::read(res[0], buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(buf)))
-      lines.emplace_back(buf, sizeof(buf));
-    ::close(res[0]);
-    int rc0 = WaitChild(kids[0]), rc1 = WaitChild(kids[1]);
-    CHECK(rc0 + rc1 == 1);  // exactly one winner
-    REQUIRE(lines.size() == 2);
-    std::string win = lines[0][0] == 'W' ? lines[0] : lines[1];
-    std::string lose = lines[0][0] == 'W' ? lines[1] : lines[0];
-    REQUIRE(win[0] == 'W');
-    REQUIRE(lose[0] == 'L');
-    std::string pid = win.substr(2, win.find(' ', 2) - 2);
-    CHECK_MESSAGE(lose.find("root " + dir.path() + " is in use by pid " + pid + " ") !=
-                      std::string::npos,
-                  lose);
-  }
-}
-
-TEST_CASE("the lock: conflicts in-process too, waits when asked, dies with its holder") {
-  TempDir dir;
-  {
-    auto a = RootLock::Acquire(dir.path(), false);
-    REQUIRE(a.ok());
-    CHECK(RootLock::Holder(dir.path()) == ::getpid());
-    auto b = RootLock::Acquire(dir.path(), false);
-    CHECK(b.status().IsLocked());
-  }
-  CHECK(RootLock::Holder(dir.path()) == 0);
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  pid_t pid = ForkChild([&] {
-    auto l = RootLock::Acquire(dir.path(), false);
-    (void)!::write(ready[1], "r", 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    return l.ok() ? 0 : 1;  // exits holding it: the kernel lets go
-  });
-  char c;
-  REQUIRE(::read(ready[0], &c, 1) == 1);
-  int waited_for = -1;
-  auto lock = RootLock::Acquire(dir.path(), true, [&](int holder) { waited_for = holder; });
-  CHECK(lock.ok());
-  CHECK(waited_for == pid);
-  CHECK(WaitChild(pid) == 0);
-}
-
-TEST_CASE("a read-only open works while another process writes") {
-  TempDir dir;
-  int to_child[2], to_parent[2];
-  REQUIRE(::pipe(to_child) == 0);
-  REQUIRE(::pipe(to_parent) == 0);
-  pid_t pid = ForkChild([&] {
-    auto lock = RootLock::Acquire(dir.path(), false);
-    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadWrite);
-    if (!lock.ok() || !log.ok()) return 2;
-    char c;
-    for (int step = 0; step < 2; ++step) {
-      std::vector<Event> batch;
-      for (int i = 0; i < 100; ++i) batch.push_back(Ranges(step, i, i + 1, 1));
-      if (!(*log)->Append(batch).ok()) return 3;
-      (void)!::write(to_parent[1], "a", 1);
-      if (::read(to_child[0], &c, 1) != 1) return 4;
-    }
-    return 0;
-  });
-  char c;
-  REQUIRE(::read(to_parent[0], &c, 1) == 1);
-  {
-    auto ro = EventLog::Open(dir.path(), EventLog::Mode::kReadOnly);
-    REQUIRE_MESSAGE(ro.ok(), ro.status().ToString());
-    CHECK((*ro)->LastSeq() == 100);
-    auto second = RootLock::Acquire(dir.path(), false);
-    CHECK(second.status().IsLocked());
-    CHECK(second.status().message().find("pid " + std::to_string(pid)) != std::string::npos);
-    REQUIRE(::write(to_child[1], "n", 1) == 1);
-    REQUIRE(::read(to_parent[0], &c, 1) == 1);
-    CHECK((*ro)->LastSeq() == 200);  // sees the writer's next batch without reopening
-    std::vector<std::pair<uint64_t, Event>> out;
-    REQUIRE((*ro)->Read(0, SIZE_MAX, &out).ok());
-    CHECK(out.size() == 200);
-  }
-  REQUIRE(::write(to_child[1], "n", 1) == 1);
-  CHECK(WaitChild(pid) == 0);
 }

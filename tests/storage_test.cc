@@ -28,8 +28,10 @@ std::unique_ptr<EventLog> OpenRw(const std::string& root, EventLog::Options o = 
 std::vector<std::pair<uint64_t, Event>> ReadAll(EventLog& log, Status* status = nullptr) {
   std::vector<std::pair<uint64_t, Event>> out;
   Status s = log.Read(0, SIZE_MAX, &out);
-  if (status) *status = s;
-  else REQUIRE_MESSAGE(s.ok(), s.ToString());
+  if (status)
+    *status = s;
+  else
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
   return out;
 }
 
@@ -78,7 +80,8 @@ TEST_CASE("record framing: raw when small, zstd when it pays, and every check bi
     CHECK_FALSE(codec.Decode(SeqKey(5), bad, 1 << 20, &out).ok());
   }
   for (size_t n = 0; n < rec.size(); ++n)
-    CHECK(codec.Decode(SeqKey(5), std::string_view(rec).substr(0, n), 1 << 20, &out).IsCorruption());
+    CHECK(
+        codec.Decode(SeqKey(5), std::string_view(rec).substr(0, n), 1 << 20, &out).IsCorruption());
 }
 
 TEST_CASE("every event kind round-trips through the log, across reopen") {

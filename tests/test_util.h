@@ -1,10 +1,15 @@
-// Shared helpers for the storage and engine tests: temp dirs, sample events, raw LMDB edits.
+// Shared helpers for the storage and engine tests: temp dirs, whole-file reads/writes by
+// path (tests only; the code under test goes through storage::FileSystem), sample events,
+// forked children.
 #pragma once
 
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,20 +17,49 @@
 
 namespace modelsync::testing {
 
-// A fresh directory under /tmp, removed on destruction.
+// A fresh directory, removed (recursively) on destruction.
 class TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/ms_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
+  // kFast: on /dev/shm when there is one (tmpfs: fsync is free, so loops of hundreds of
+  // scenarios stay fast; tmpfs has hard links and RENAME_EXCHANGE like ext4).
+  enum Where { kDisk, kFast };
+  explicit TempDir(Where where = kDisk) {
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+    if (where == kFast && std::filesystem::is_directory("/dev/shm")) base = "/dev/shm";
+    std::string tmpl = (base / "modelsync-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
   }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
   std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
 
  private:
   std::string path_;
 };
+
+inline std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void Spit(const std::string& path, const std::string& data) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+inline bool Exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::not_found;
+}
 
 // One event of every kind, with every field set (the manifest big enough to be compressed).
 std::vector<modelsync::v1::Event> OneOfEachKind();

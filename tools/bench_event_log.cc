@@ -111,10 +111,14 @@ int main(int argc, char** argv) {
   std::string dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--events") n = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (a == "--singles") singles = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (a == "--dir") dir = argv[i + 1];
-    else Die("usage: bench_event_log [--events N] [--singles N] [--dir DIR]");
+    if (a == "--events")
+      n = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--singles")
+      singles = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--dir")
+      dir = argv[i + 1];
+    else
+      Die("usage: bench_event_log [--events N] [--singles N] [--dir DIR]");
   }
   if (dir.empty()) {
     char tmpl[] = "/tmp/ms_bench_XXXXXX";
@@ -198,23 +202,21 @@ int main(int argc, char** argv) {
               dir.c_str());
   std::printf("%-34s %14s %14s %7s  %s\n", "measure", "modelsync", "raw LMDB", "ratio", "target");
   auto row = [](const char* what, double ours, double raw, const char* unit, const char* target) {
-    std::printf("%-34s %14.0f %14.0f %6.2fx  %s (%s)\n", what, ours, raw, ours / raw, target,
-                unit);
+    std::printf("%-34s %14.0f %14.0f %6.2fx  %s (%s)\n", what, ours, raw, ours / raw, target, unit);
   };
   row("batched append (1,000/txn, fsync)", ours_batch, raw_batch, "events/s", ">= 500,000");
   std::printf("%-34s %14.0f %14s %7s  %s\n", "  the same, counting event building", ours_batch_all,
               "-", "", "events/s");
   row("single-event durable commits", ours_single, raw_single, "commits/s", "-");
   row("full replay (checked + parsed)", ours_replay, raw_scan, "events/s", ">= 2,000,000");
-  std::printf("%-34s %14.0f %14s %7s  %s\n", "replay + fold into engine::State", ours_fold, "-",
-              "", "events/s");
-  std::printf("%-34s %14.1f %14.1f %6.2fx  %s\n", "on-disk bytes per committed range",
-              ours_bytes, raw_bytes, ours_bytes / raw_bytes, "<= 64 bytes");
+  std::printf("%-34s %14.0f %14s %7s  %s\n", "replay + fold into engine::State", ours_fold, "-", "",
+              "events/s");
+  std::printf("%-34s %14.1f %14.1f %6.2fx  %s\n", "on-disk bytes per committed range", ours_bytes,
+              raw_bytes, ours_bytes / raw_bytes, "<= 64 bytes");
   std::printf("\nreplay of %llu events took %.3f s (target < 0.5 s for 1,000,000)\n",
               static_cast<unsigned long long>(n), static_cast<double>(n) / ours_replay);
   std::printf("rerun: build/tools/bench_event_log --events %llu --singles %llu\n",
               static_cast<unsigned long long>(n), static_cast<unsigned long long>(singles));
-  if (std::getenv("BENCH_KEEP") == nullptr)
-    (void)!std::system(("rm -rf '" + dir + "'").c_str());
+  if (std::getenv("BENCH_KEEP") == nullptr) (void)!std::system(("rm -rf '" + dir + "'").c_str());
   return 0;
 }

@@ -1,0 +1,178 @@
+#include "engine/materializer.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <memory>
+
+#include "engine/layout.h"
+#include "engine/repo_path.h"
+
+namespace modelsync::engine {
+
+using storage::Dir;
+using storage::FileInfo;
+
+Result<std::unique_ptr<Dir>> Materializer::OpenOrg(const std::string& repo, bool create) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  if (!create) return storage::OpenDirPath(root_, ModelsOrgRel(repo), false);
+  // Create models/ and models/<org>/ durably (the parent is fsynced when an entry is new).
+  bool made = false;
+  MS_RETURN_IF_ERROR(root_.MakeDir("models", &made));
+  if (made) MS_RETURN_IF_ERROR(root_.Sync());
+  MS_ASSIGN_OR_RETURN(auto models, root_.OpenDir("models"));
+  MS_RETURN_IF_ERROR(models->MakeDir(RepoOrg(repo), &made));
+  if (made) MS_RETURN_IF_ERROR(models->Sync());
+  return models->OpenDir(RepoOrg(repo));
+}
+
+Status Materializer::CleanStaging(const std::string& repo) {
+  auto org = OpenOrg(repo, false);
+  if (!org.ok()) return org.status().IsNotFound() ? Status::Ok() : org.status();
+  Dir& d = **org;
+  const std::string name = RepoName(repo), old = OldName(repo), staging = StagingName(repo);
+  bool changed = false;
+  if (d.Stat(old).ok()) {
+    if (!d.Stat(name).ok()) {
+      MS_RETURN_IF_ERROR(d.Rename(old, d, name));
+    } else {
+      MS_RETURN_IF_ERROR(d.RemoveTree(old));
+    }
+    changed = true;
+  }
+  if (d.Stat(staging).ok()) {
+    MS_RETURN_IF_ERROR(d.RemoveTree(staging));
+    changed = true;
+  }
+  return changed ? d.Sync() : Status::Ok();
+}
+
+Status Materializer::Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
+                                 MaterializeStats* stats) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  std::vector<const MaterialFile*> sorted;
+  for (const auto& f : files) {
+    MS_RETURN_IF_ERROR(ValidateRepoPath(f.path));
+    if (!storage::BlobStore::IsValidId(f.content_id))
+      return Status::InvalidArgument("malformed content id for '" + ShowName(f.path) + "'");
+    sorted.push_back(&f);
+  }
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
+
+  MS_RETURN_IF_ERROR(CleanStaging(repo));
+  MS_ASSIGN_OR_RETURN(auto org, OpenOrg(repo, true));
+  const std::string name = RepoName(repo), staging = StagingName(repo);
+  MS_RETURN_IF_ERROR(org->MakeDir(staging));
+  MS_ASSIGN_OR_RETURN(auto top, org->OpenDir(staging));
+
+  // Subdirectories by repo-relative path ("" = the staging dir itself).
+  std::map<std::string, std::unique_ptr<Dir>> dirs;
+  auto dir_of = [&](const std::string& rel) -> Result<Dir*> {
+    if (rel.empty()) return top.get();
+    if (auto it = dirs.find(rel); it != dirs.end()) return it->second.get();
+    Dir* at = top.get();
+    std::string cur;
+    for (std::string_view comp : PathComponents(rel)) {
+      cur += cur.empty() ? std::string(comp) : "/" + std::string(comp);
+      auto it = dirs.find(cur);
+      if (it == dirs.end()) {
+        MS_RETURN_IF_ERROR(at->MakeDir(comp));
+        MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
+        it = dirs.emplace(cur, std::move(d)).first;
+      }
+      at = it->second.get();
+    }
+    return at;
+  };
+
+  MaterializeStats st;
+  for (const MaterialFile* f : sorted) {
+    size_t slash = f->path.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : f->path.substr(0, slash);
+    std::string leaf = slash == std::string::npos ? f->path : f->path.substr(slash + 1);
+    MS_ASSIGN_OR_RETURN(Dir * d, dir_of(parent));
+    Status s = blobs_.dir().Link(f->content_id, *d, leaf);
+    if (s.ok()) {
+      ++st.linked;
+      continue;
+    }
+    if (s.IsNotFound())
+      return Status::NotFound("cannot build " + f->path + ": its blob " +
+                              blobs_.PathOf(f->content_id) +
+                              " is missing (run `modelsync verify --repair` or pull again)");
+    long e = s.detail();
+    if (e != EXDEV && e != EPERM && e != EMLINK) return s;
+    MS_RETURN_IF_ERROR(storage::CopyFile(blobs_.dir(), f->content_id, *d, leaf, 0444));
+    ++st.copied;
+    if (auto sz = blobs_.Size(f->content_id); sz.ok()) st.copied_bytes += *sz;
+  }
+
+  // Make the staging tree durable, deepest directories first, then its entry in org.
+  std::vector<std::pair<size_t, Dir*>> order;
+  for (auto& [rel, d] : dirs)
+    order.push_back({static_cast<size_t>(std::count(rel.begin(), rel.end(), '/')) + 1, d.get()});
+  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (auto& [depth, d] : order) MS_RETURN_IF_ERROR(d->Sync());
+  MS_RETURN_IF_ERROR(top->Sync());
+  dirs.clear();
+  top.reset();
+  MS_RETURN_IF_ERROR(org->Sync());
+
+  // The swap.
+  if (org->Stat(name).ok()) {
+    Status s = org->Exchange(staging, *org, name);
+    if (!s.ok() && s.detail() == EINVAL) {  // no RENAME_EXCHANGE here (e.g. some FUSE, NFS)
+      const std::string old = OldName(repo);
+      MS_RETURN_IF_ERROR(org->Rename(name, *org, old));
+      MS_RETURN_IF_ERROR(org->Rename(staging, *org, name));
+      MS_RETURN_IF_ERROR(org->Sync());
+      MS_RETURN_IF_ERROR(org->RemoveTree(old));
+    } else {
+      MS_RETURN_IF_ERROR(s);
+      MS_RETURN_IF_ERROR(org->Sync());
+      MS_RETURN_IF_ERROR(org->RemoveTree(staging));  // the old revision
+    }
+  } else {
+    MS_RETURN_IF_ERROR(org->Rename(staging, *org, name));
+  }
+  MS_RETURN_IF_ERROR(org->Sync());
+  if (stats) *stats = st;
+  return Status::Ok();
+}
+
+Status Materializer::RemoveModel(const std::string& repo) {
+  auto org = OpenOrg(repo, false);
+  if (!org.ok()) return org.status().IsNotFound() ? Status::Ok() : org.status();
+  MS_RETURN_IF_ERROR(CleanStaging(repo));
+  const std::string name = RepoName(repo), staging = StagingName(repo);
+  if (!(*org)->Stat(name).ok()) return Status::Ok();
+  MS_RETURN_IF_ERROR((*org)->Rename(name, **org, staging));
+  MS_RETURN_IF_ERROR((*org)->Sync());
+  MS_RETURN_IF_ERROR((*org)->RemoveTree(staging));
+  return (*org)->Sync();
+}
+
+Status Materializer::WriteMarker(const std::string& model_id) {
+  MS_RETURN_IF_ERROR(ValidateModelId(model_id));
+  {
+    MS_ASSIGN_OR_RETURN(auto f, root_.OpenFile(model_id, storage::OpenMode::kCreateTruncate, 0644));
+    MS_RETURN_IF_ERROR(f->Sync());
+  }
+  return root_.Sync();
+}
+
+Status Materializer::RemoveMarker(const std::string& model_id) {
+  MS_RETURN_IF_ERROR(ValidateModelId(model_id));
+  auto st = root_.Stat(model_id);
+  if (!st.ok()) return st.status().IsNotFound() ? Status::Ok() : st.status();
+  MS_RETURN_IF_ERROR(root_.Unlink(model_id));
+  return root_.Sync();
+}
+
+bool Materializer::HasMarker(const std::string& model_id) {
+  if (!ValidateModelId(model_id).ok()) return false;
+  auto st = root_.Stat(model_id);
+  return st.ok() && st->type == FileInfo::Type::kFile;
+}
+
+}  // namespace modelsync::engine

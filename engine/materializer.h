@@ -1,0 +1,75 @@
+// Materializer: builds models/<org>/<name>/ for a revision from verified blobs, swaps it
+// into place atomically, and writes/removes marker files.
+//
+// Materialize(repo, files):
+//   1. clean leftovers of an earlier crash (CleanStaging);
+//   2. build models/<org>/.<name>.staging: subdirectories, then each file as a hard link to
+//      blobs/<content-id> (a copy, read-only, when linking fails with EXDEV, EPERM or EMLINK);
+//      every directory of the staging tree is fsynced, deepest first;
+//   3. swap: renameat2(RENAME_EXCHANGE) of staging and models/<org>/<name> when the latter
+//      exists (the old tree is now at the staging name and is removed), a plain rename
+//      otherwise; models/<org> is fsynced after the swap.
+//      On a file system without RENAME_EXCHANGE: rename name -> .<name>.old, rename staging
+//      -> name, fsync, remove .old; CleanStaging restores .old if a crash hit in between.
+// A crash at any point leaves models/<org>/<name> wholly old or wholly new (or absent, if it
+// did not exist before); leftovers are removed by the next run's CleanStaging.
+//
+// Everything is relative to directory fds with no symlink followed: a symlink planted at
+// models, models/<org> or inside the tree makes the call fail with an error naming it;
+// nothing is ever written outside the root.
+//
+// Every side effect goes through storage::FileSystem (the Dir handles given), so fault and
+// crash-point tests inject at each step. Errors: kInvalidArgument (bad repo, path, content
+// id or model id — named), kNotFound (a blob is missing: names the file and the blob),
+// kIOError / kNoSpace from the file system (naming the path).
+// Thread safety: one thread; one materializer per root at a time (the root lock).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "storage/blob_store.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+
+struct MaterialFile {
+  std::string path;        // repo-relative; validated again here
+  std::string content_id;  // blob to link
+};
+
+struct MaterializeStats {
+  uint64_t linked = 0;
+  uint64_t copied = 0;
+  uint64_t copied_bytes = 0;
+};
+
+class Materializer {
+ public:
+  // root and blobs must outlive the materializer.
+  Materializer(storage::Dir& root, storage::BlobStore& blobs) : root_(root), blobs_(blobs) {}
+
+  Status Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
+                     MaterializeStats* stats = nullptr);
+  // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
+  // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
+  Status CleanStaging(const std::string& repo);
+  // Removes models/<org>/<name> (renamed to the staging name first, so a crash leaves only
+  // a leftover for CleanStaging). Missing is OK.
+  Status RemoveModel(const std::string& repo);
+
+  // <root>/<model_id>: created empty (truncated if present), fsynced, root fsynced.
+  Status WriteMarker(const std::string& model_id);
+  // Removes <root>/<model_id> (missing is OK) and fsyncs the root.
+  Status RemoveMarker(const std::string& model_id);
+  bool HasMarker(const std::string& model_id);
+
+ private:
+  Result<std::unique_ptr<storage::Dir>> OpenOrg(const std::string& repo, bool create);
+  storage::Dir& root_;
+  storage::BlobStore& blobs_;
+};
+
+}  // namespace modelsync::engine

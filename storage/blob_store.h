@@ -1,0 +1,59 @@
+// BlobStore: verified content, <root>/.modelsync/blobs/<content-id>.
+//
+// A content id is the hub's id for a file's bytes: the LFS sha256 (64 lowercase hex) or the
+// git blob sha1 (40 lowercase hex). Only content that has been hashed and matched its id is
+// ever Adopt()ed, so a blob's presence means "verified" (the log's BlobVerified says so too).
+// Blobs are read-only (0444) once adopted; model directories hard-link to them.
+//
+// Layout is flat (no fan-out): a model has tens of files, a device a few thousand blobs.
+// Names in blobs/ that are not valid content ids are ignored by List() (left for gc).
+//
+// Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "storage/file_system.h"
+
+namespace modelsync::storage {
+
+class BlobStore {
+ public:
+  // Opens <root>/.modelsync/blobs, creating it (and .modelsync) when missing.
+  // With create=false a missing directory is kNotFound and nothing is created (read-only
+  // callers: Observe, status).
+  static Result<std::unique_ptr<BlobStore>> Open(Dir& root, bool create = true);
+  // 40 or 64 lowercase hex characters.
+  static bool IsValidId(std::string_view id);
+
+  bool Has(std::string_view id);
+  // Full path of the blob (whether or not it exists). id must be valid.
+  std::string PathOf(std::string_view id) const;
+  // Size on disk. kNotFound when absent, kInvalidArgument for a malformed id.
+  Result<uint64_t> Size(std::string_view id);
+  // lstat of the blob (dev/ino let a caller tell whether a file is a link to it).
+  Result<FileInfo> Stat(std::string_view id);
+
+  // Moves the verified file from/name into the store as `id`: chmod 0444, fsync the file,
+  // rename into blobs/, fsync blobs/ and from. If the blob already exists (same content), the
+  // source is removed instead. The caller must have verified the content against id.
+  Status Adopt(Dir& from, std::string_view name, std::string_view id);
+  // Removes a blob (missing is OK); syncs blobs/.
+  Status Remove(std::string_view id);
+  // Every valid content id present, sorted.
+  Result<std::vector<std::string>> List();
+
+  Dir& dir() { return *dir_; }
+
+ private:
+  explicit BlobStore(std::unique_ptr<Dir> dir) : dir_(std::move(dir)) {}
+  Status CheckId(std::string_view id) const;
+  std::unique_ptr<Dir> dir_;
+};
+
+}  // namespace modelsync::storage

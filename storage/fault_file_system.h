@@ -1,0 +1,137 @@
+// FaultFileSystem: a FileSystem wrapper for crash, power-loss and I/O-error tests
+// (leveldb's db/fault_injection_test.cc FaultInjectionTestEnv is the model).
+//
+// It does three things, all in-process and deterministic:
+//  1. Counts every side effect by kind (FsOp) and in total, in call order. Before each counted
+//     op it calls the hook, if set, with the op's kind, its 1-based index over all kinds and
+//     the path: a crash-point test forks, and the child `_exit`s in the hook at index i.
+//  2. Fails chosen ops: the Nth op of a kind (or the Nth op overall) returns the given errno
+//     as a Status without being performed; `persistent` fails that one and every later one
+//     of the kind (a dead disk, a full disk that stays full). A failed File sync also LOSES
+//     the file's unsynced ranges at once (they are overwritten as DropUnsynced would), the
+//     way Linux drops dirty pages after a failed fsync: a later successful sync does not
+//     bring them back, so code that "fsyncs again and trusts it" is caught.
+//  3. Simulates power loss: DropUnsynced() reverts everything not made durable under the
+//     contract in file_system.h:
+//       - per file: bytes written (or size grown) since the last successful DataSync/Sync
+//         are zeroed (LossMode::kZero) or filled with a garbage pattern (kGarbage), and the
+//         file is truncated back to its size at the last sync;
+//       - directory entries: creates, mkdirs, links, non-replacing renames and exchanges
+//         whose directories were not all Sync()ed since are undone, newest first.
+//     Limits (documented, not hidden): tracking is keyed by path, so data written under a
+//     directory that was later renamed is not found again (skipped); a rename that replaced
+//     an existing target, unlinks and rmdirs are treated as durable at once.
+//     Call DropUnsynced() only when no handle is being used (the "process" is dead).
+//
+// Thread safety: all methods may be called from any thread (one internal mutex); the hook
+// runs without the mutex held.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/byte_range.h"
+#include "storage/file_system.h"
+
+namespace modelsync::storage {
+
+enum class FsOp : int {
+  kWrite = 0,  // File::PWrite
+  kSync,       // File::DataSync, File::Sync, Dir::Sync
+  kRename,     // Dir::Rename, Dir::Exchange
+  kLink,       // Dir::Link
+  kCreate,     // Dir::OpenFile with a create mode, Dir::MakeDir
+  kRemove,     // Dir::Unlink, Dir::RemoveDir, Dir::RemoveTree
+  kAllocate,   // File::Allocate, File::Truncate
+};
+inline constexpr int kFsOpKinds = 7;
+const char* FsOpName(FsOp op);
+
+class FaultFileSystem final : public FileSystem {
+ public:
+  enum class LossMode { kZero, kGarbage };
+  using Hook = std::function<void(FsOp op, uint64_t index, const std::string& path)>;
+
+  // base must outlive this.
+  explicit FaultFileSystem(FileSystem* base);
+  ~FaultFileSystem() override;
+
+  Result<std::unique_ptr<Dir>> OpenRoot(const std::string& path, bool create) override;
+
+  uint64_t Count(FsOp op) const;
+  uint64_t TotalCount() const;
+  void ResetCounts();
+
+  // The nth (1-based, counted from the last ResetCounts) op of `op` fails with errno err.
+  void FailNth(FsOp op, uint64_t nth, int err, bool persistent = false);
+  // The nth op of any kind fails (persistent: every op from the nth on fails).
+  void FailNthAny(uint64_t nth, int err, bool persistent = false);
+  void ClearFaults();
+  uint64_t InjectedCount() const;
+
+  void SetHook(Hook hook);
+  // Makes Dir::FreeBytes() report `bytes` (nullopt: the real value), for free-space checks.
+  void SetFreeBytes(std::optional<uint64_t> bytes);
+  std::optional<uint64_t> FakeFreeBytes() const;
+
+  // Power loss; see the top of this file. Clears the tracking afterwards.
+  Status DropUnsynced(LossMode mode = LossMode::kZero);
+  // Forgets what is unsynced (as if everything had been synced).
+  void ResetTracking();
+  // Bytes currently written but not synced, over all tracked files.
+  uint64_t UnsyncedBytes() const;
+
+  // --- used by the wrapped handles (not for callers) ---
+  // Counts op, runs the hook, and returns the errno to inject (0 = go ahead).
+  int Before(FsOp op, const std::string& path);
+  void NoteFileOpened(const std::string& path, uint64_t size_now, bool created);
+  void NoteWrite(const std::string& path, ByteRange r);
+  void NoteResize(const std::string& path, uint64_t old_size, uint64_t new_size);
+  void NoteFileSynced(const std::string& path, uint64_t size);
+  // A failed sync: lose the unsynced ranges now, through `file`.
+  void LoseUnsynced(const std::string& path, File& file);
+  enum class EntryOp { kCreateFile, kMakeDir, kLink, kRename, kExchange };
+  void NoteEntry(EntryOp op, const std::string& dir_a, std::string name_a, const std::string& dir_b,
+                 std::string name_b);
+  void NoteDirSynced(const std::string& dir);
+
+ private:
+  struct Track {
+    uint64_t synced_size = UINT64_MAX;  // UINT64_MAX: unknown, never truncate
+    RangeSet unsynced;
+  };
+  struct Entry {
+    EntryOp op;
+    std::string dir_a, name_a, dir_b, name_b;
+    std::set<std::string> unsynced_dirs;
+  };
+  struct Rule {
+    bool any;
+    FsOp op;
+    uint64_t nth;
+    int err;
+    bool persistent;
+  };
+  Status Overwrite(File& f, const Track& t, LossMode mode);
+
+  FileSystem* base_;
+  mutable std::mutex mu_;
+  std::array<uint64_t, kFsOpKinds> counts_{};
+  uint64_t total_ = 0;
+  uint64_t injected_ = 0;
+  std::vector<Rule> rules_;
+  Hook hook_;
+  std::optional<uint64_t> free_bytes_;
+  std::map<std::string, Track> files_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace modelsync::storage

@@ -1,0 +1,347 @@
+#include "storage/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "base/fs.h"
+
+namespace modelsync::storage {
+namespace {
+
+std::string Join(const std::string& dir, std::string_view name) {
+  std::string p = dir;
+  if (p.empty() || p.back() != '/') p += '/';
+  p += name;
+  return p;
+}
+
+Status Err(int err, std::string_view op, const std::string& path) {
+  return Status::FromErrno(err, std::string(op) + " " + path);
+}
+
+FileInfo ToInfo(const struct stat& st) {
+  FileInfo i;
+  if (S_ISREG(st.st_mode))
+    i.type = FileInfo::Type::kFile;
+  else if (S_ISDIR(st.st_mode))
+    i.type = FileInfo::Type::kDir;
+  else if (S_ISLNK(st.st_mode))
+    i.type = FileInfo::Type::kSymlink;
+  i.size = static_cast<uint64_t>(st.st_size);
+  i.mode = st.st_mode & 07777;
+  i.nlink = st.st_nlink;
+  i.dev = st.st_dev;
+  i.ino = st.st_ino;
+  return i;
+}
+
+class RealFile final : public File {
+ public:
+  RealFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  const std::string& path() const override { return path_; }
+
+  Status PWrite(uint64_t offset, std::string_view data) override {
+    return PWriteAll(fd_.get(), data.data(), data.size(), offset, path_);
+  }
+  Result<size_t> PRead(uint64_t offset, void* buf, size_t n) override {
+    size_t got = 0;
+    char* p = static_cast<char*>(buf);
+    while (got < n) {
+      ssize_t r = ::pread(fd_.get(), p + got, n - got, static_cast<off_t>(offset + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Err(errno, "read", path_);
+      }
+      if (r == 0) break;
+      got += static_cast<size_t>(r);
+    }
+    return got;
+  }
+  Status DataSync() override {
+    if (::fdatasync(fd_.get()) != 0) return Err(errno, "fdatasync", path_);
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (::fsync(fd_.get()) != 0) return Err(errno, "fsync", path_);
+    return Status::Ok();
+  }
+  Status Allocate(uint64_t size) override {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) return Err(errno, "stat", path_);
+    if (static_cast<uint64_t>(st.st_size) >= size) return Status::Ok();
+    int rc = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size));
+    if (rc == 0) return Status::Ok();
+    if (rc != EOPNOTSUPP && rc != EINVAL && rc != ENOSYS) return Err(rc, "preallocate", path_);
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) return Err(errno, "resize", path_);
+    return Status::Ok();
+  }
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) return Err(errno, "truncate", path_);
+    return Status::Ok();
+  }
+  Result<FileInfo> Stat() override {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) return Err(errno, "stat", path_);
+    return ToInfo(st);
+  }
+  Status Chmod(uint32_t mode) override {
+    if (::fchmod(fd_.get(), mode) != 0) return Err(errno, "chmod", path_);
+    return Status::Ok();
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+};
+
+class RealDir final : public Dir {
+ public:
+  RealDir(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  const std::string& path() const override { return path_; }
+  int fd() const override { return fd_.get(); }
+
+  Result<std::unique_ptr<Dir>> OpenDir(std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    int f = ::openat(fd_.get(), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (f < 0) {
+      int e = errno;
+      if (e == ELOOP || e == ENOTDIR)
+        return Status::IOError(Join(path_, name) +
+                                   " is not a directory (a symlink or a file is in the way; "
+                                   "move it away and run again)",
+                               e);
+      return Err(e, "open directory", Join(path_, name));
+    }
+    return std::unique_ptr<Dir>(new RealDir(UniqueFd(f), Join(path_, name)));
+  }
+  Status MakeDir(std::string_view name, bool* created) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    if (created) *created = false;
+    if (::mkdirat(fd_.get(), n.c_str(), 0755) == 0) {
+      if (created) *created = true;
+      return Status::Ok();
+    }
+    int e = errno;
+    if (e != EEXIST) return Err(e, "create directory", Join(path_, name));
+    struct stat st {};
+    if (::fstatat(fd_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return Err(errno, "stat", Join(path_, name));
+    if (!S_ISDIR(st.st_mode))
+      return Status::IOError(Join(path_, name) + " exists and is not a directory", EEXIST);
+    return Status::Ok();
+  }
+  Result<std::unique_ptr<File>> OpenFile(std::string_view name, OpenMode mode,
+                                         uint32_t perm) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    int flags = O_NOFOLLOW | O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::kRead:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::kWrite:
+        flags |= O_RDWR;
+        break;
+      case OpenMode::kCreate:
+        flags |= O_RDWR | O_CREAT;
+        break;
+      case OpenMode::kCreateExclusive:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
+      case OpenMode::kCreateTruncate:
+        flags |= O_RDWR | O_CREAT | O_TRUNC;
+        break;
+    }
+    std::string n(name);
+    int f = ::openat(fd_.get(), n.c_str(), flags, perm);
+    if (f < 0) {
+      int e = errno;
+      if (e == ELOOP)
+        return Status::IOError(Join(path_, name) + " is a symlink; refusing to follow it", e);
+      return Err(e, "open", Join(path_, name));
+    }
+    struct stat st {};
+    if (::fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(f);
+      return Status::IOError(Join(path_, name) + " is not a regular file", EINVAL);
+    }
+    return std::unique_ptr<File>(new RealFile(UniqueFd(f), Join(path_, name)));
+  }
+  Status Rename(std::string_view name, Dir& to, std::string_view to_name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
+    std::string a(name), b(to_name);
+    if (::renameat(fd_.get(), a.c_str(), to.fd(), b.c_str()) != 0)
+      return Err(errno, "rename " + Join(path_, name) + " to", Join(to.path(), to_name));
+    return Status::Ok();
+  }
+  Status Exchange(std::string_view name, Dir& to, std::string_view to_name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
+    std::string a(name), b(to_name);
+    if (::renameat2(fd_.get(), a.c_str(), to.fd(), b.c_str(), RENAME_EXCHANGE) != 0) {
+      int e = errno;
+      std::string what = "exchange " + Join(path_, name) + " with " + Join(to.path(), to_name);
+      if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
+        return Status::InvalidArgument(what + ": not supported by this file system", EINVAL);
+      return Status::FromErrno(e, what);
+    }
+    return Status::Ok();
+  }
+  Status Link(std::string_view name, Dir& to, std::string_view to_name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
+    std::string a(name), b(to_name);
+    if (::linkat(fd_.get(), a.c_str(), to.fd(), b.c_str(), 0) != 0)
+      return Err(errno, "link " + Join(path_, name) + " to", Join(to.path(), to_name));
+    return Status::Ok();
+  }
+  Status Unlink(std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    if (::unlinkat(fd_.get(), n.c_str(), 0) != 0) return Err(errno, "remove", Join(path_, name));
+    return Status::Ok();
+  }
+  Status RemoveDir(std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    if (::unlinkat(fd_.get(), n.c_str(), AT_REMOVEDIR) != 0)
+      return Err(errno, "remove directory", Join(path_, name));
+    return Status::Ok();
+  }
+  Status RemoveTree(std::string_view name) override {
+    auto info = Stat(name);
+    if (!info.ok()) return info.status().IsNotFound() ? Status::Ok() : info.status();
+    if (info->type != FileInfo::Type::kDir) return Unlink(name);
+    MS_ASSIGN_OR_RETURN(auto sub, OpenDir(name));
+    MS_ASSIGN_OR_RETURN(auto names, sub->List());
+    for (const auto& n : names) MS_RETURN_IF_ERROR(sub->RemoveTree(n));
+    return RemoveDir(name);
+  }
+  Result<FileInfo> Stat(std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    struct stat st {};
+    if (::fstatat(fd_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return Err(errno, "stat", Join(path_, name));
+    return ToInfo(st);
+  }
+  Result<std::vector<std::string>> List() override {
+    int f = ::openat(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f < 0) return Err(errno, "open directory", path_);
+    DIR* d = ::fdopendir(f);
+    if (!d) {
+      int e = errno;
+      ::close(f);
+      return Err(e, "list directory", path_);
+    }
+    std::vector<std::string> out;
+    errno = 0;
+    while (struct dirent* ent = ::readdir(d)) {
+      std::string_view n(ent->d_name);
+      if (n != "." && n != "..") out.emplace_back(n);
+    }
+    int e = errno;
+    ::closedir(d);
+    if (e != 0) return Err(e, "list directory", path_);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  Status Sync() override {
+    if (::fsync(fd_.get()) != 0) return Err(errno, "fsync directory", path_);
+    return Status::Ok();
+  }
+  Result<uint64_t> FreeBytes() override {
+    struct statvfs vfs {};
+    if (::fstatvfs(fd_.get(), &vfs) != 0) return Err(errno, "statvfs", path_);
+    return static_cast<uint64_t>(vfs.f_bavail) * static_cast<uint64_t>(vfs.f_frsize);
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+};
+
+class RealFs final : public FileSystem {
+ public:
+  Result<std::unique_ptr<Dir>> OpenRoot(const std::string& path, bool create) override {
+    if (path.empty()) return Status::InvalidArgument("the root directory path is empty");
+    if (create) MS_RETURN_IF_ERROR(MakeDirs(path));
+    int f = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f < 0) return Err(errno, "open root directory", path);
+    return std::unique_ptr<Dir>(new RealDir(UniqueFd(f), path));
+  }
+};
+
+}  // namespace
+
+FileSystem* RealFileSystem() {
+  static RealFs fs;
+  return &fs;
+}
+
+Status CheckComponent(std::string_view name, std::string_view where) {
+  auto bad = [&](const char* why) {
+    std::string shown;
+    for (char c : name) shown += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+    return Status::InvalidArgument("unsafe file name '" + shown + "' under " + std::string(where) +
+                                   ": " + why);
+  };
+  if (name.empty()) return bad("empty");
+  if (name == "." || name == "..") return bad("'.' and '..' are not allowed");
+  if (name.size() > 255) return bad("longer than 255 bytes");
+  for (char c : name) {
+    if (c == '/') return bad("contains '/'");
+    if (c == '\0') return bad("contains NUL");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create) {
+  if (rel.empty()) return Status::InvalidArgument("empty directory path under " + base.path());
+  std::unique_ptr<Dir> cur;
+  Dir* at = &base;
+  size_t pos = 0;
+  for (;;) {
+    size_t slash = rel.find('/', pos);
+    if (slash == std::string_view::npos) slash = rel.size();
+    std::string_view comp = rel.substr(pos, slash - pos);
+    MS_RETURN_IF_ERROR(CheckComponent(comp, at->path()));
+    if (create) {
+      bool made = false;
+      MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
+      if (made) MS_RETURN_IF_ERROR(at->Sync());  // the new entry must survive a power loss
+    }
+    MS_ASSIGN_OR_RETURN(auto next, at->OpenDir(comp));
+    cur = std::move(next);
+    at = cur.get();
+    if (slash == rel.size()) break;
+    pos = slash + 1;
+  }
+  return cur;
+}
+
+Status CopyFile(Dir& from, std::string_view name, Dir& to, std::string_view to_name,
+                uint32_t perm) {
+  MS_ASSIGN_OR_RETURN(auto in, from.OpenFile(name, OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(auto out, to.OpenFile(to_name, OpenMode::kCreateExclusive, perm));
+  std::string buf(1 << 20, '\0');
+  uint64_t off = 0;
+  for (;;) {
+    MS_ASSIGN_OR_RETURN(size_t n, in->PRead(off, buf.data(), buf.size()));
+    if (n == 0) break;
+    MS_RETURN_IF_ERROR(out->PWrite(off, std::string_view(buf.data(), n)));
+    off += n;
+  }
+  return out->DataSync();
+}
+
+}  // namespace modelsync::storage

@@ -1,0 +1,109 @@
+#include "storage/partial_file.h"
+
+#include <charconv>
+
+namespace modelsync::storage {
+
+PartialFile::PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file)
+    : id_(id), size_(size), file_(std::move(file)) {}
+
+Status PartialFile::Write(uint64_t offset, std::string_view data) {
+  if (offset > size_ || data.size() > size_ - offset)
+    return Status::InvalidArgument("write of " + std::to_string(data.size()) + " bytes at " +
+                                   std::to_string(offset) + " passes the end of " + path() + " (" +
+                                   std::to_string(size_) + " bytes)");
+  {
+    std::lock_guard l(mu_);
+    if (!poison_.empty()) return Status::IOError(path() + " is unusable after: " + poison_);
+  }
+  MS_RETURN_IF_ERROR(file_->PWrite(offset, data));
+  std::lock_guard l(mu_);
+  dirty_.Add(ByteRange{offset, offset + data.size()});
+  return Status::Ok();
+}
+
+Status PartialFile::Sync(RangeSet* durable) {
+  RangeSet pending;
+  {
+    std::lock_guard l(mu_);
+    if (!poison_.empty()) return Status::IOError(path() + " is unusable after: " + poison_);
+    pending = std::move(dirty_);
+    dirty_.Clear();
+  }
+  Status s = file_->DataSync();
+  if (!s.ok()) {
+    std::lock_guard l(mu_);
+    poison_ = s.message();
+    return s.With("the bytes written since the last sync are lost");
+  }
+  if (durable) *durable = std::move(pending);
+  return Status::Ok();
+}
+
+Status PartialFile::Read(uint64_t offset, size_t n, std::string* out) {
+  out->resize(n);
+  MS_ASSIGN_OR_RETURN(size_t got, file_->PRead(offset, out->data(), n));
+  if (got != n)
+    return Status::Corruption(path() + " is shorter than expected: wanted " + std::to_string(n) +
+                              " bytes at " + std::to_string(offset) + ", got " +
+                              std::to_string(got));
+  return Status::Ok();
+}
+
+bool PartialFile::poisoned() const {
+  std::lock_guard l(mu_);
+  return !poison_.empty();
+}
+
+RangeSet PartialFile::Dirty() const {
+  std::lock_guard l(mu_);
+  return dirty_;
+}
+
+Result<std::unique_ptr<PartialStore>> PartialStore::Open(Dir& root, bool create) {
+  MS_ASSIGN_OR_RETURN(auto dir, OpenDirPath(root, ".modelsync/partial", create));
+  return std::unique_ptr<PartialStore>(new PartialStore(std::move(dir)));
+}
+
+std::string PartialStore::NameOf(uint64_t transfer_id) { return std::to_string(transfer_id); }
+
+Result<std::unique_ptr<PartialFile>> PartialStore::Create(uint64_t transfer_id, uint64_t size) {
+  std::string name = NameOf(transfer_id);
+  MS_ASSIGN_OR_RETURN(auto f, dir_->OpenFile(name, OpenMode::kCreateTruncate, 0644));
+  MS_RETURN_IF_ERROR(f->Allocate(size));
+  MS_RETURN_IF_ERROR(f->Sync());
+  MS_RETURN_IF_ERROR(dir_->Sync());
+  return std::make_unique<PartialFile>(transfer_id, size, std::move(f));
+}
+
+Result<std::unique_ptr<PartialFile>> PartialStore::OpenExisting(uint64_t transfer_id,
+                                                                uint64_t size) {
+  MS_ASSIGN_OR_RETURN(auto f, dir_->OpenFile(NameOf(transfer_id), OpenMode::kWrite));
+  MS_ASSIGN_OR_RETURN(FileInfo info, f->Stat());
+  if (info.size != size)
+    return Status::Corruption(f->path() + " holds " + std::to_string(info.size) +
+                              " bytes, expected " + std::to_string(size) +
+                              "; the transfer must start again");
+  return std::make_unique<PartialFile>(transfer_id, size, std::move(f));
+}
+
+Status PartialStore::Remove(uint64_t transfer_id) {
+  MS_RETURN_IF_ERROR(dir_->RemoveTree(NameOf(transfer_id)));
+  return dir_->Sync();
+}
+
+Result<std::map<uint64_t, uint64_t>> PartialStore::List() {
+  MS_ASSIGN_OR_RETURN(auto names, dir_->List());
+  std::map<uint64_t, uint64_t> out;
+  for (const auto& n : names) {
+    uint64_t id = 0;
+    auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), id);
+    if (ec != std::errc() || p != n.data() + n.size() || NameOf(id) != n) continue;
+    auto info = dir_->Stat(n);
+    if (!info.ok() || info->type != FileInfo::Type::kFile) continue;
+    out[id] = info->size;
+  }
+  return out;
+}
+
+}  // namespace modelsync::storage
