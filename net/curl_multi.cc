@@ -12,8 +12,13 @@ namespace asio = boost::asio;
 
 struct CurlMulti::SocketWatch {
   SocketWatch(asio::io_context& io, curl_socket_t s) : fd(s), sd(io, s) {}
-  ~SocketWatch() {
-    // Never let Asio close curl's socket.
+  ~SocketWatch() { Detach(); }
+  // Stops watching now, even if a running handler still holds this watch: curl may watch
+  // the same (still open) fd again at once, and Asio must not have it registered twice.
+  // release(), never close(): the socket is curl's.
+  void Detach() {
+    removed = true;
+    if (!sd.is_open()) return;
     boost::system::error_code ec;
     sd.cancel(ec);
     sd.release();
@@ -48,7 +53,7 @@ void CurlMulti::Shutdown() {
   owners_.clear();
   curl_multi_cleanup(multi_);  // closes cached connections; may call SocketCallback(REMOVE)
   multi_ = nullptr;
-  for (auto& [fd, w] : watches_) w->removed = true;
+  for (auto& [fd, w] : watches_) w->Detach();
   watches_.clear();
   boost::system::error_code ec;
   timer_.cancel(ec);
@@ -87,8 +92,8 @@ void CurlMulti::OnSocket(curl_socket_t s, int what) {
   auto it = watches_.find(s);
   if (what == CURL_POLL_REMOVE) {
     if (it != watches_.end()) {
-      it->second->removed = true;
-      watches_.erase(it);  // ~SocketWatch releases the fd; pending waits end aborted
+      it->second->Detach();  // pending waits end aborted
+      watches_.erase(it);
     }
     return;
   }
