@@ -131,7 +131,8 @@ class Hub::Impl {
   }
 
   Counters counters() const {
-    return Counters{loop_.requests.load(), loop_.body_bytes.load(), loop_.retries.load()};
+    return Counters{loop_.requests.load(), loop_.body_bytes.load(), loop_.retries.load(),
+                    loop_.connections.load()};
   }
 
   const HubOptions& options() const { return options_; }

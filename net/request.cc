@@ -115,7 +115,11 @@ void Request::Unpause() {
   if (exchange_ && !finished_) loop_.multi.Unpause(exchange_->easy());
 }
 
-void Request::OnTransferDone(CURL*, CURLcode result) {
+void Request::OnTransferDone(CURL* easy, CURLcode result) {
+  long opened = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0) {
+    loop_.connections += static_cast<uint64_t>(opened);
+  }
   std::unique_ptr<Exchange> ex = std::move(exchange_);
   if (finished_ || !ex) return;
   if (!abort_status_.ok()) {
