@@ -6,6 +6,7 @@
 //        GET /api/models/{org}/{name}/tree/{rev}[/{path}]
 //        POST /api/models/{org}/{name}/paths-info/{rev}
 //        GET|HEAD /{org}/{name}/resolve/{rev}/{path}
+//        GET|HEAD /{org}/{name}/raw/{rev}/{path}     (LFS files: the pointer text)
 //        GET|HEAD /api/resolve-cache/models/{org}/{name}/{commit}/{path}
 //        /_emulator/... control API
 //   cdn: GET|HEAD /repos/{org}/{name}/{sha256}/{path}?Expires=..&Signature=..
@@ -48,6 +49,8 @@ struct Response {
   // When file is set, the body is that file's bytes (ranges apply; body above is ignored).
   std::string file;
   uint64_t file_size = 0;
+  // Ranges apply to the in-memory body too (raw LFS pointers).
+  bool ranged_body = false;
   void Header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 
@@ -78,8 +81,9 @@ class HubApp {
   Response Tree(const Request& req, const Repo& repo, const std::string& rev, const std::string& sub);
   Response PathsInfo(const Request& req, const Repo& repo, const std::string& rev);
   // app_resolve.cc
+  enum class ResolveMode { kResolve, kResolveCache, kRaw };
   Response Resolve(const Request& req, const Repo& repo, const std::string& rev,
-                   const std::string& path, bool via_cache);
+                   const std::string& path, ResolveMode mode);
   Response Cdn(const Request& req, const std::vector<std::string>& seg);
   std::string CdnUrl(const Repo& repo, const RepoFile& f) const;
   // app_control.cc

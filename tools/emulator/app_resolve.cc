@@ -43,15 +43,16 @@ Response HubApp::Handle(const Request& req) {
       std::string id = PercentDecode(seg[3]) + "/" + PercentDecode(seg[4]);
       auto repo = store_.Find(id);
       if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
-      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), true);
+      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), ResolveMode::kResolveCache);
     }
     return NotFoundPage();
   }
-  if (seg.size() >= 5 && seg[2] == "resolve" && get_or_head) {
+  if (seg.size() >= 5 && (seg[2] == "resolve" || seg[2] == "raw") && get_or_head) {
     std::string id = PercentDecode(seg[0]) + "/" + PercentDecode(seg[1]);
     auto repo = store_.Find(id);
     if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
-    return Resolve(req, *repo, PercentDecode(seg[3]), JoinDecoded(seg, 4), false);
+    return Resolve(req, *repo, PercentDecode(seg[3]), JoinDecoded(seg, 4),
+                   seg[2] == "raw" ? ResolveMode::kRaw : ResolveMode::kResolve);
   }
   return NotFoundPage();
 }
@@ -81,7 +82,7 @@ std::string HubApp::CdnUrl(const Repo& repo, const RepoFile& f) const {
 }
 
 Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string& rev,
-                         const std::string& path, bool via_cache) {
+                         const std::string& path, ResolveMode mode) {
   if (auto err = CheckGate(req, repo)) return *err;
   auto c = store_.Resolve(repo, rev);
   if (!c) return HubError(404, "RevisionNotFound", "Invalid rev id: " + rev);
@@ -94,6 +95,15 @@ Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string
   Response r;
   r.Header("X-Repo-Commit", c->sha);
   r.Header("Access-Control-Expose-Headers", kExposeHeaders);
+  if (f->is_lfs() && mode == ResolveMode::kRaw) {
+    // /raw/ of an LFS file is the pointer file itself (PROTOCOL §3, ETag row).
+    r.body = "version https://git-lfs.github.com/spec/v1\noid sha256:" + f->lfs_sha256 + "\nsize " +
+             std::to_string(f->size) + "\n";
+    r.ranged_body = true;
+    r.Header("ETag", "\"" + f->git_oid + "\"");
+    r.Header("Content-Type", "text/plain; charset=utf-8");
+    return r;
+  }
   if (f->is_lfs()) {
     std::string url = CdnUrl(repo, *f);
     r.status = 302;
@@ -105,7 +115,7 @@ Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string
     r.body = "Found. Redirecting to " + url;
     return r;
   }
-  if (!via_cache && resolve_cache_.load()) {
+  if (mode == ResolveMode::kResolve && resolve_cache_.load()) {
     std::string original = "/" + repo.id + "/resolve/" + rev + "/" + path;
     std::string loc = "/api/resolve-cache/models/" + PercentEncode(repo.id, true) + "/" + c->sha + "/" +
                       PercentEncode(path, true) + "?" + PercentEncode(original, false) +

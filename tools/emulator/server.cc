@@ -143,6 +143,26 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
   if (resp.file.empty()) {
     len = resp.body.size();
     first = 0;
+    ResolvedRange rr;
+    RangeKind kind = RangeKind::kNone;
+    if (resp.ranged_body) {
+      resp.Header("Accept-Ranges", "bytes");
+      if (!req.range.empty() && !plan.ignore_range) kind = ParseRange(req.range, len, &rr);
+    }
+    std::string total = std::to_string(resp.body.size());
+    if (kind == RangeKind::kOk && resp.status == 200) {
+      resp.status = 206;
+      uint64_t shift = plan.wrong_content_range ? 1 : 0;
+      resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
+                                       std::to_string(rr.last + shift) + "/" + total);
+      resp.body = resp.body.substr(rr.first, rr.last - rr.first + 1);
+      len = resp.body.size();
+    } else if (kind == RangeKind::kUnsatisfiable) {
+      resp.status = 416;
+      resp.body.clear();
+      len = 0;
+      resp.Header("Content-Range", "bytes */" + total);
+    }
   }
   std::string head = "HTTP/1.1 " + std::to_string(resp.status) + " " +
                      std::string(http::obsolete_reason(static_cast<http::status>(resp.status))) + "\r\n";
