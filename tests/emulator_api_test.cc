@@ -351,3 +351,29 @@ TEST_CASE("stop and start again on the same ports") {
   CHECK(env.emulator.cdn_url() == cdn);
   CHECK(Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo)).status == 200);
 }
+
+TEST_CASE("renamed repo: relative 307 to the new name; /raw/ serves LFS pointers") {
+  auto& env = EmulatorEnv::Get();
+  REQUIRE(env.emulator.Configure({{"renames", {{"old-org/old-name", fixtures::kModelRepo}}}}).ok());
+  auto r = Http(env.Hub("/api/models/old-org/old-name/revision/main?blobs=true"));
+  CHECK(r.status == 307);
+  CHECK(r.Header("location") == std::string("/api/models/") + fixtures::kModelRepo + "/revision/main?blobs=true");
+  r = Http(env.Hub("/old-org/old-name/resolve/main/config.json"), HttpOptions().Method("HEAD"));
+  CHECK(r.status == 307);
+  CHECK(r.Header("location") == std::string("/") + fixtures::kModelRepo + "/resolve/main/config.json");
+  r = Http(env.Hub("/old-org/old-name/resolve/main/config.json"), HttpOptions().Follow());
+  CHECK(r.status == 200);
+
+  json files = env.fixtures.RepoJson(fixtures::kModelRepo)["commits"][env.MainSha(fixtures::kModelRepo)]["files"];
+  for (const auto& f : files) {
+    if (f["path"] != "model.safetensors") continue;
+    r = Http(env.Hub(std::string("/") + fixtures::kModelRepo + "/raw/main/model.safetensors"));
+    CHECK(r.status == 200);
+    CHECK(r.body == fixtures::LfsPointer(f["lfs_sha256"].get<std::string>(), f["size"].get<uint64_t>()));
+    CHECK(r.Header("etag") == "\"" + f["git_oid"].get<std::string>() + "\"");
+    r = Http(env.Hub(std::string("/") + fixtures::kModelRepo + "/raw/main/model.safetensors"),
+             HttpOptions().Header("Range: bytes=0-0"));
+    CHECK(r.status == 206);
+    CHECK(r.body == "v");
+  }
+}

@@ -162,3 +162,17 @@ TEST_CASE("fault: listener filter, glob match, bad rules rejected, reset clears"
   CHECK((*stats)["hub"]["requests"] == 1);  // control calls are not counted
   CHECK((*stats)["paths"].contains("/" + std::string(fixtures::kModelRepo) + "/resolve/main/config.json"));
 }
+
+TEST_CASE("fault: gzip without Content-Length, Range ignored") {
+  auto& env = EmulatorEnv::Get();
+  std::string file = env.Hub(std::string("/") + fixtures::kModelRepo + "/resolve/main/tokenizer.json");
+  REQUIRE(env.emulator.SetFaults({{{"match", "tokenizer.json"}, {"gzip", true}}}).ok());
+  auto r = Http(file, HttpOptions().Header("Range: bytes=0-9"));
+  CHECK(r.status == 200);
+  CHECK(r.Header("content-encoding") == "gzip");
+  CHECK(r.Header("content-length").empty());
+  CHECK(r.Header("transfer-encoding") == "chunked");
+  REQUIRE(r.body.size() > 2);
+  CHECK(static_cast<unsigned char>(r.body[0]) == 0x1f);
+  CHECK(static_cast<unsigned char>(r.body[1]) == 0x8b);
+}

@@ -15,6 +15,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +54,7 @@ struct Response {
   uint64_t file_size = 0;
   // Ranges apply to the in-memory body too (raw LFS pointers).
   bool ranged_body = false;
+  bool chunked = false;  // Transfer-Encoding: chunked, no Content-Length (gzip fault)
   void Header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 
@@ -93,10 +97,14 @@ class HubApp {
   bool Authorized(const Request& req) const { return !config_.token.empty() && req.bearer == config_.token; }
   std::optional<Response> CheckRepoVisible(const Request& req, const Repo* repo, const std::string& id);
   std::optional<Response> CheckGate(const Request& req, const Repo& repo);
+  // A relative 307 to the repo's new name when `id` was renamed (PROTOCOL §2.1, §2.4 case C).
+  std::optional<Response> RenameRedirect(const Request& req, const std::string& id, size_t org_segment);
 
   AppConfig config_;
   std::atomic<size_t> page_size_;
   std::atomic<bool> resolve_cache_;
+  std::mutex renames_mu_;
+  std::map<std::string, std::string> renames_;  // old repo id -> new repo id
   RepoStore store_;
   FaultTable faults_;
   Recorder recorder_;

@@ -42,6 +42,8 @@ Response HubApp::Handle(const Request& req) {
     if (seg.size() >= 7 && seg[1] == "resolve-cache" && seg[2] == "models" && get_or_head) {
       std::string id = PercentDecode(seg[3]) + "/" + PercentDecode(seg[4]);
       auto repo = store_.Find(id);
+      if (!repo)
+        if (auto r = RenameRedirect(req, id, 3)) return *r;
       if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
       return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), ResolveMode::kResolveCache);
     }
@@ -50,11 +52,41 @@ Response HubApp::Handle(const Request& req) {
   if (seg.size() >= 5 && (seg[2] == "resolve" || seg[2] == "raw") && get_or_head) {
     std::string id = PercentDecode(seg[0]) + "/" + PercentDecode(seg[1]);
     auto repo = store_.Find(id);
+    if (!repo)
+      if (auto r = RenameRedirect(req, id, 0)) return *r;
     if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
     return Resolve(req, *repo, PercentDecode(seg[3]), JoinDecoded(seg, 4),
                    seg[2] == "raw" ? ResolveMode::kRaw : ResolveMode::kResolve);
   }
   return NotFoundPage();
+}
+
+std::optional<Response> HubApp::RenameRedirect(const Request& req, const std::string& id,
+                                              size_t org_segment) {
+  std::string to;
+  {
+    std::lock_guard<std::mutex> l(renames_mu_);
+    auto it = renames_.find(id);
+    if (it == renames_.end()) return std::nullopt;
+    to = it->second;
+  }
+  std::vector<std::string> seg = SplitPath(req.raw_path);
+  std::string loc;
+  for (size_t i = 0; i < seg.size(); ++i) {
+    if (i == org_segment) {
+      loc += "/" + PercentEncode(to, true);
+      ++i;  // the name segment is part of the new id
+      continue;
+    }
+    loc += "/" + seg[i];
+  }
+  if (!req.query.empty()) loc += "?" + req.query;
+  Response r;
+  r.status = 307;
+  r.Header("Location", loc);
+  r.Header("Content-Type", "text/plain; charset=utf-8");
+  r.body = "Temporary Redirect. Redirecting to " + loc;
+  return r;
 }
 
 std::optional<Response> HubApp::CheckGate(const Request& req, const Repo& repo) {
