@@ -6,6 +6,7 @@
 //        GET /api/models/{org}/{name}/tree/{rev}[/{path}]
 //        POST /api/models/{org}/{name}/paths-info/{rev}
 //        GET|HEAD /{org}/{name}/resolve/{rev}/{path}
+//        GET|HEAD /{org}/{name}/raw/{rev}/{path}     (LFS files: the pointer text)
 //        GET|HEAD /api/resolve-cache/models/{org}/{name}/{commit}/{path}
 //        /_emulator/... control API
 //   cdn: GET|HEAD /repos/{org}/{name}/{sha256}/{path}?Expires=..&Signature=..
@@ -14,6 +15,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +52,9 @@ struct Response {
   // When file is set, the body is that file's bytes (ranges apply; body above is ignored).
   std::string file;
   uint64_t file_size = 0;
+  // Ranges apply to the in-memory body too (raw LFS pointers).
+  bool ranged_body = false;
+  bool chunked = false;  // Transfer-Encoding: chunked, no Content-Length (gzip fault)
   void Header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 
@@ -78,8 +85,9 @@ class HubApp {
   Response Tree(const Request& req, const Repo& repo, const std::string& rev, const std::string& sub);
   Response PathsInfo(const Request& req, const Repo& repo, const std::string& rev);
   // app_resolve.cc
+  enum class ResolveMode { kResolve, kResolveCache, kRaw };
   Response Resolve(const Request& req, const Repo& repo, const std::string& rev,
-                   const std::string& path, bool via_cache);
+                   const std::string& path, ResolveMode mode);
   Response Cdn(const Request& req, const std::vector<std::string>& seg);
   std::string CdnUrl(const Repo& repo, const RepoFile& f) const;
   // app_control.cc
@@ -89,10 +97,14 @@ class HubApp {
   bool Authorized(const Request& req) const { return !config_.token.empty() && req.bearer == config_.token; }
   std::optional<Response> CheckRepoVisible(const Request& req, const Repo* repo, const std::string& id);
   std::optional<Response> CheckGate(const Request& req, const Repo& repo);
+  // A relative 307 to the repo's new name when `id` was renamed (PROTOCOL §2.1, §2.4 case C).
+  std::optional<Response> RenameRedirect(const Request& req, const std::string& id, size_t org_segment);
 
   AppConfig config_;
   std::atomic<size_t> page_size_;
   std::atomic<bool> resolve_cache_;
+  std::mutex renames_mu_;
+  std::map<std::string, std::string> renames_;  // old repo id -> new repo id
   RepoStore store_;
   FaultTable faults_;
   Recorder recorder_;

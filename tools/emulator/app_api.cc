@@ -78,6 +78,8 @@ Response HubApp::HandleApi(const Request& req, const std::vector<std::string>& s
   if (seg.size() < 4) return HubError(404, "", "Sorry, we can't find the page you are looking for.");
   std::string id = PercentDecode(seg[2]) + "/" + PercentDecode(seg[3]);
   auto repo = store_.Find(id);
+  if (!repo)
+    if (auto r = RenameRedirect(req, id, 2)) return *r;
   if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
   std::string op = seg.size() > 4 ? seg[4] : "";
   if (op.empty() && (req.method == "GET" || req.method == "HEAD")) return ModelInfo(req, *repo, "main");

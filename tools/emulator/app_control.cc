@@ -42,6 +42,10 @@ Response HubApp::Control(const Request& req, const std::vector<std::string>& seg
     recorder_.Clear();
     page_size_ = config_.page_size;
     resolve_cache_ = config_.resolve_cache;
+    {
+      std::lock_guard<std::mutex> l(renames_mu_);
+      renames_.clear();
+    }
     Status s = store_.Reload();
     return s.ok() ? Ok() : JsonResponse(500, {{"error", s.ToString()}});
   }
@@ -71,6 +75,11 @@ Response HubApp::Control(const Request& req, const std::vector<std::string>& seg
   if (op == "config" && post) {
     if (body.contains("page_size")) page_size_ = body["page_size"].get<size_t>();
     if (body.contains("resolve_cache")) resolve_cache_ = body["resolve_cache"].get<bool>();
+    if (body.contains("renames")) {
+      if (!body["renames"].is_object()) return Bad("renames must be {\"old/name\": \"new/name\"}");
+      std::lock_guard<std::mutex> l(renames_mu_);
+      renames_ = body["renames"].get<std::map<std::string, std::string>>();
+    }
     return Ok({{"page_size", page_size_.load()}, {"resolve_cache", resolve_cache_.load()}});
   }
   return JsonResponse(404, {{"error", "unknown control endpoint " + req.method + " " + req.raw_path}});

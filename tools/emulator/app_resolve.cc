@@ -42,18 +42,51 @@ Response HubApp::Handle(const Request& req) {
     if (seg.size() >= 7 && seg[1] == "resolve-cache" && seg[2] == "models" && get_or_head) {
       std::string id = PercentDecode(seg[3]) + "/" + PercentDecode(seg[4]);
       auto repo = store_.Find(id);
+      if (!repo)
+        if (auto r = RenameRedirect(req, id, 3)) return *r;
       if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
-      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), true);
+      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), ResolveMode::kResolveCache);
     }
     return NotFoundPage();
   }
-  if (seg.size() >= 5 && seg[2] == "resolve" && get_or_head) {
+  if (seg.size() >= 5 && (seg[2] == "resolve" || seg[2] == "raw") && get_or_head) {
     std::string id = PercentDecode(seg[0]) + "/" + PercentDecode(seg[1]);
     auto repo = store_.Find(id);
+    if (!repo)
+      if (auto r = RenameRedirect(req, id, 0)) return *r;
     if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
-    return Resolve(req, *repo, PercentDecode(seg[3]), JoinDecoded(seg, 4), false);
+    return Resolve(req, *repo, PercentDecode(seg[3]), JoinDecoded(seg, 4),
+                   seg[2] == "raw" ? ResolveMode::kRaw : ResolveMode::kResolve);
   }
   return NotFoundPage();
+}
+
+std::optional<Response> HubApp::RenameRedirect(const Request& req, const std::string& id,
+                                              size_t org_segment) {
+  std::string to;
+  {
+    std::lock_guard<std::mutex> l(renames_mu_);
+    auto it = renames_.find(id);
+    if (it == renames_.end()) return std::nullopt;
+    to = it->second;
+  }
+  std::vector<std::string> seg = SplitPath(req.raw_path);
+  std::string loc;
+  for (size_t i = 0; i < seg.size(); ++i) {
+    if (i == org_segment) {
+      loc += "/" + PercentEncode(to, true);
+      ++i;  // the name segment is part of the new id
+      continue;
+    }
+    loc += "/" + seg[i];
+  }
+  if (!req.query.empty()) loc += "?" + req.query;
+  Response r;
+  r.status = 307;
+  r.Header("Location", loc);
+  r.Header("Content-Type", "text/plain; charset=utf-8");
+  r.body = "Temporary Redirect. Redirecting to " + loc;
+  return r;
 }
 
 std::optional<Response> HubApp::CheckGate(const Request& req, const Repo& repo) {
@@ -81,7 +114,7 @@ std::string HubApp::CdnUrl(const Repo& repo, const RepoFile& f) const {
 }
 
 Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string& rev,
-                         const std::string& path, bool via_cache) {
+                         const std::string& path, ResolveMode mode) {
   if (auto err = CheckGate(req, repo)) return *err;
   auto c = store_.Resolve(repo, rev);
   if (!c) return HubError(404, "RevisionNotFound", "Invalid rev id: " + rev);
@@ -94,6 +127,15 @@ Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string
   Response r;
   r.Header("X-Repo-Commit", c->sha);
   r.Header("Access-Control-Expose-Headers", kExposeHeaders);
+  if (f->is_lfs() && mode == ResolveMode::kRaw) {
+    // /raw/ of an LFS file is the pointer file itself (PROTOCOL §3, ETag row).
+    r.body = "version https://git-lfs.github.com/spec/v1\noid sha256:" + f->lfs_sha256 + "\nsize " +
+             std::to_string(f->size) + "\n";
+    r.ranged_body = true;
+    r.Header("ETag", "\"" + f->git_oid + "\"");
+    r.Header("Content-Type", "text/plain; charset=utf-8");
+    return r;
+  }
   if (f->is_lfs()) {
     std::string url = CdnUrl(repo, *f);
     r.status = 302;
@@ -105,7 +147,7 @@ Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string
     r.body = "Found. Redirecting to " + url;
     return r;
   }
-  if (!via_cache && resolve_cache_.load()) {
+  if (mode == ResolveMode::kResolve && resolve_cache_.load()) {
     std::string original = "/" + repo.id + "/resolve/" + rev + "/" + path;
     std::string loc = "/api/resolve-cache/models/" + PercentEncode(repo.id, true) + "/" + c->sha + "/" +
                       PercentEncode(path, true) + "?" + PercentEncode(original, false) +

@@ -11,7 +11,7 @@ Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
   static const char* kKnown[] = {"match",  "listener", "method", "times", "per_path",
                                  "status_sequence", "retry_after", "drop_after_bytes",
                                  "ignore_range", "wrong_content_range", "flip_byte_at",
-                                 "throttle_bps", "latency_ms", "stall_after_bytes", "stall_ms"};
+                                 "throttle_bps", "latency_ms", "stall_after_bytes", "stall_ms", "gzip"};
   for (auto& [k, v] : j.items()) {
     bool known = false;
     for (const char* n : kKnown) known = known || k == n;
@@ -41,6 +41,7 @@ Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
     r.latency_ms = j.value("latency_ms", int64_t{0});
     r.stall_after_bytes = j.value("stall_after_bytes", int64_t{-1});
     r.stall_ms = j.value("stall_ms", int64_t{0});
+    r.gzip = j.value("gzip", false);
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument(std::string("bad fault rule: ") + e.what());
   }
@@ -63,6 +64,7 @@ nlohmann::json FaultRuleToJson(const FaultRule& r) {
                       {"latency_ms", r.latency_ms},
                       {"stall_after_bytes", r.stall_after_bytes},
                       {"stall_ms", r.stall_ms},
+                      {"gzip", r.gzip},
                       {"fired", r.fired}};
   return j;
 }
@@ -119,6 +121,7 @@ FaultPlan FaultTable::Plan(Listener listener, const std::string& method, const s
     if (r.flip_byte_at >= 0) p.flip_byte_at = r.flip_byte_at;
     if (r.throttle_bps > 0) p.throttle_bps = r.throttle_bps;
     p.latency_ms += r.latency_ms;
+    p.gzip |= r.gzip;
     if (r.stall_after_bytes >= 0) {
       p.stall_after_bytes = r.stall_after_bytes;
       p.stall_ms = r.stall_ms;

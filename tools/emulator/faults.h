@@ -38,6 +38,7 @@ struct FaultRule {
   int64_t latency_ms = 0;            // sleep before answering
   int64_t stall_after_bytes = -1;    // stop sending after this many body bytes...
   int64_t stall_ms = 0;              // ...for this long; <= 0 = until the client hangs up
+  bool gzip = false;                 // 200 + Content-Encoding: gzip, chunked, no Content-Length
   // Bookkeeping.
   int64_t fired = 0;
   std::map<std::string, int64_t> fired_per_path;
@@ -58,6 +59,7 @@ struct FaultPlan {
   int64_t latency_ms = 0;
   int64_t stall_after_bytes = -1;
   int64_t stall_ms = 0;
+  bool gzip = false;
   bool any = false;
   // True when the body must be copied through user space (no sendfile).
   bool TouchesBody() const {

@@ -1,6 +1,7 @@
 #include "emulator/http_util.h"
 
 #include <fnmatch.h>
+#include <zlib.h>
 
 #include <charconv>
 
@@ -136,5 +137,19 @@ bool PathMatches(std::string_view pattern, std::string_view path) {
 }
 
 std::string Sha256HexOf(std::string_view data) { return Sha256Hex(data); }
+
+std::string Gzip(std::string_view data) {
+  z_stream z{};
+  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, data.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
 
 }  // namespace modelsync::emulator

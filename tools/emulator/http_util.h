@@ -40,4 +40,7 @@ bool PathMatches(std::string_view pattern, std::string_view path);
 
 std::string Sha256HexOf(std::string_view data);
 
+// gzip (RFC 1952) of data at the default level.
+std::string Gzip(std::string_view data);
+
 }  // namespace modelsync::emulator

@@ -122,7 +122,7 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
       len = total;
       ResolvedRange rr;
       RangeKind kind = RangeKind::kNone;
-      if (!req.range.empty() && !plan.ignore_range) kind = ParseRange(req.range, total, &rr);
+      if (!req.range.empty() && !plan.ignore_range && !plan.gzip) kind = ParseRange(req.range, total, &rr);
       resp.Header("Accept-Ranges", "bytes");
       if (kind == RangeKind::kOk && resp.status == 200) {
         resp.status = 206;
@@ -143,11 +143,54 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
   if (resp.file.empty()) {
     len = resp.body.size();
     first = 0;
+    ResolvedRange rr;
+    RangeKind kind = RangeKind::kNone;
+    if (resp.ranged_body) {
+      resp.Header("Accept-Ranges", "bytes");
+      if (!req.range.empty() && !plan.ignore_range && !plan.gzip) kind = ParseRange(req.range, len, &rr);
+    }
+    std::string total = std::to_string(resp.body.size());
+    if (kind == RangeKind::kOk && resp.status == 200) {
+      resp.status = 206;
+      uint64_t shift = plan.wrong_content_range ? 1 : 0;
+      resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
+                                       std::to_string(rr.last + shift) + "/" + total);
+      resp.body = resp.body.substr(rr.first, rr.last - rr.first + 1);
+      len = resp.body.size();
+    } else if (kind == RangeKind::kUnsatisfiable) {
+      resp.status = 416;
+      resp.body.clear();
+      len = 0;
+      resp.Header("Content-Range", "bytes */" + total);
+    }
+  }
+  if (plan.gzip && resp.status == 200 && req.method != "HEAD") {
+    // Like a CDN compressing on the fly: whole body, gzip, chunked, no Content-Length.
+    std::string plain = resp.body;
+    if (!resp.file.empty()) {
+      plain.assign(static_cast<size_t>(std::min<uint64_t>(resp.file_size, 256u << 20)), '\0');
+      ssize_t n = ::pread(file.get(), plain.data(), plain.size(), 0);
+      plain.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      resp.file.clear();
+    }
+    resp.body = Gzip(plain);
+    resp.chunked = true;
+    resp.Header("Content-Encoding", "gzip");
+    len = resp.body.size();
+    first = 0;
   }
   std::string head = "HTTP/1.1 " + std::to_string(resp.status) + " " +
                      std::string(http::obsolete_reason(static_cast<http::status>(resp.status))) + "\r\n";
   for (const auto& [k, v] : resp.headers) head += k + ": " + v + "\r\n";
-  head += "Content-Length: " + std::to_string(len) + "\r\n";
+  if (resp.chunked) {
+    head += "Transfer-Encoding: chunked\r\n";
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", resp.body.size());
+    resp.body = size_line + resp.body + "\r\n0\r\n\r\n";
+    len = resp.body.size();
+  } else {
+    head += "Content-Length: " + std::to_string(len) + "\r\n";
+  }
   head += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   out.status = resp.status;
   bool send_body = req.method != "HEAD" && len > 0;
