@@ -536,6 +536,66 @@ TEST_CASE("A branch moved after Resolve does not change what is fetched") {
   CHECK(moved->commit == v1->commit);
 }
 
+TEST_CASE("Renamed repos: relative 307s are followed with the token; loops are cut") {
+  World& w = W();
+  REQUIRE(w.emu.Configure({{"renames", {{"old-org/old-name", fixtures::kModelRepo}}}}).ok());
+  Hub hub(Opts(w));
+  auto r = hub.Resolve("old-org/old-name", "main");
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  TestSink sink;
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
+  REQUIRE(sink.Wait().ok());
+  CHECK(sink.bytes_ == Content(w, fixtures::kModelRepo, "model.safetensors"));
+  CHECK(Stats(w)["cdn"]["authorization_requests"].get<uint64_t>() == 0);
+
+  REQUIRE(w.emu.Configure({{"renames", {{"loop/a", "loop/b"}, {"loop/b", "loop/a"}}}}).ok());
+  Status s = hub.Resolve("loop/a", "main").status();
+  CHECK_MESSAGE(s.code() == StatusCode::kPermanent, s.ToString());
+  CHECK(s.message().find("redirects") != std::string::npos);
+}
+
+TEST_CASE("A gzip answer to a range request is never delivered") {
+  World& w = W();
+  REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {"gzip", true}}}).ok());
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  TestSink sink;
+  hub.Fetch(SpecOf(*r, "config.json"), &sink);
+  CHECK(sink.Wait().code() == StatusCode::kPermanent);
+  CHECK(sink.size() == 0);
+}
+
+TEST_CASE("An outage is retried until the hub is back") {
+  World& w = W();
+  FakeClock clock;
+  HubOptions o = Opts(w);
+  o.clock = &clock;
+  o.backoff_base = std::chrono::milliseconds(2000);
+  o.backoff_max = std::chrono::milliseconds(2000);
+  o.max_attempts = 20;
+  Hub hub(o);
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  w.emu.Stop();
+  TestSink sink;
+  hub.Fetch(SpecOf(*r, "config.json"), &sink);
+  for (int i = 0; i < 50 && hub.counters().retries < 2; ++i) {
+    clock.Advance(std::chrono::milliseconds(2100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(hub.counters().retries >= 2);
+  CHECK(!sink.done());
+  REQUIRE(w.emu.Start().ok());
+  for (int i = 0; i < 200 && !sink.done(); ++i) {
+    clock.Advance(std::chrono::milliseconds(2100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Status s = sink.Wait();
+  CHECK_MESSAGE(s.ok(), s.ToString());
+  CHECK(sink.bytes_ == Content(w, fixtures::kModelRepo, "config.json"));
+}
+
 TEST_CASE("SetMaxRate caps the total rate") {
   World& w = W();
   Hub hub(Opts(w));
