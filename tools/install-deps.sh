@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git
   liblmdb-dev libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
-  libboost-dev libboost-system-dev libzstd-dev libssl-dev
+  libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
 )
