@@ -22,6 +22,9 @@ url=$(curl -sI "$hub/mlx-community/Tiny-Model-4bit/resolve/main/model.safetensor
       tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
 echo "object: $url"
 curl -s -o /dev/null "$url"   # warm the page cache
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+t0=$(ticks)
 rates=()
 for i in $(seq "$runs"); do
   line=$(curl -s -o /dev/null -w '%{size_download} %{time_total} %{speed_download}' "$url")
@@ -29,4 +32,9 @@ for i in $(seq "$runs"); do
   printf 'run %d: %d bytes in %.3f s = %.2f GB/s\n' "$i" "$bytes" "$secs" "$(echo "$bps/1000000000" | bc -l)"
   rates+=("$bps")
 done
+t1=$(ticks)
+bytes_total=$(( $(stat -c %s "$(ls -S "$work"/repos/mlx-community/Tiny-Model-4bit/objects/* | head -1)") * runs ))
+awk -v t=$((t1 - t0)) -v hz="$hz" -v b="$bytes_total" 'BEGIN {
+  s = t / hz; printf "emulator CPU: %.2f s for %.2f GB served = %.2f GB/s per core of emulator CPU\n", s, b/1e9, (s > 0 ? b/1e9/s : 0) }'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (curl and the emulator share them)"
 printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {printf "emulator CDN serving rate (curl -o /dev/null): median %.2f GB/s, best %.2f GB/s over %d runs\n", a[int((NR+1)/2)]/1e9, a[NR]/1e9, NR}'
