@@ -8,10 +8,14 @@ const char* ListenerName(Listener l) { return l == Listener::kHub ? "hub" : "cdn
 
 Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
   if (!j.is_object()) return Status::InvalidArgument("a fault rule must be a JSON object");
-  static const char* kKnown[] = {"match",  "listener", "method", "times", "per_path",
-                                 "status_sequence", "retry_after", "drop_after_bytes",
-                                 "ignore_range", "wrong_content_range", "flip_byte_at",
-                                 "throttle_bps", "latency_ms", "stall_after_bytes", "stall_ms", "gzip"};
+  static const char* kKnown[] = {"match",        "listener",
+                                 "method",       "times",
+                                 "per_path",     "status_sequence",
+                                 "retry_after",  "drop_after_bytes",
+                                 "ignore_range", "wrong_content_range",
+                                 "flip_byte_at", "throttle_bps",
+                                 "latency_ms",   "stall_after_bytes",
+                                 "stall_ms",     "gzip"};
   for (auto& [k, v] : j.items()) {
     bool known = false;
     for (const char* n : kKnown) known = known || k == n;

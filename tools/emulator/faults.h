@@ -22,11 +22,11 @@ enum class Listener { kHub, kCdn };
 const char* ListenerName(Listener l);
 
 struct FaultRule {
-  std::string match;            // substring, or glob when it has * ? [
+  std::string match;                 // substring, or glob when it has * ? [
   std::optional<Listener> listener;  // unset = both
-  std::string method;           // empty = any
-  int64_t times = -1;           // requests the rule applies to; -1 = unlimited
-  bool per_path = false;        // count `times` / the status sequence per distinct path
+  std::string method;                // empty = any
+  int64_t times = -1;                // requests the rule applies to; -1 = unlimited
+  bool per_path = false;             // count `times` / the status sequence per distinct path
   // Effects (any combination):
   std::vector<int> status_sequence;  // nth matching request gets the nth status; 2xx = serve
   int64_t retry_after = -1;          // seconds, added to injected 429/503 answers
