@@ -121,6 +121,12 @@ TEST_CASE("fault: ignore Range, wrong Content-Range, flipped byte") {
   CHECK(r.status == 206);
   CHECK(r.Header("content-range") == "bytes 101-200/" + std::to_string(t.content.size()));
 
+  REQUIRE(
+      env.emulator.SetFaults({{{"match", "model.safetensors"}, {"wrong_content_range", "total"}}})
+          .ok());
+  r = Http(t.cdn_url, HttpOptions().Header("Range: bytes=100-199"));
+  CHECK(r.Header("content-range") == "bytes 100-199/" + std::to_string(t.content.size() + 1));
+
   REQUIRE(env.emulator.SetFaults({{{"match", "model.safetensors"}, {"flip_byte_at", 5000}}}).ok());
   r = Http(t.cdn_url);
   REQUIRE(r.body.size() == t.content.size());
@@ -206,4 +212,18 @@ TEST_CASE("fault: gzip without Content-Length, Range ignored") {
   REQUIRE(r.body.size() > 2);
   CHECK(static_cast<unsigned char>(r.body[0]) == 0x1f);
   CHECK(static_cast<unsigned char>(r.body[1]) == 0x8b);
+}
+
+TEST_CASE("fault: bad ETag / X-Linked-Etag on the hub's answer") {
+  auto& env = EmulatorEnv::Get();
+  std::string base = env.Hub(std::string("/") + fixtures::kModelRepo + "/resolve/main/");
+  auto good_lfs = Http(base + "model.safetensors", HttpOptions().Method("HEAD"));
+  auto good = Http(base + "config.json", HttpOptions().Method("HEAD"));
+  REQUIRE(env.emulator.SetFaults({{{"match", "/resolve/"}, {"bad_etag", true}}}).ok());
+  auto bad_lfs = Http(base + "model.safetensors", HttpOptions().Method("HEAD"));
+  auto bad = Http(base + "config.json", HttpOptions().Method("HEAD"));
+  CHECK(bad_lfs.Header("x-linked-etag").size() == good_lfs.Header("x-linked-etag").size());
+  CHECK(bad_lfs.Header("x-linked-etag") != good_lfs.Header("x-linked-etag"));
+  CHECK(bad.Header("etag") != good.Header("etag"));
+  CHECK(bad.Header("x-repo-commit") == good.Header("x-repo-commit"));
 }

@@ -32,7 +32,8 @@ struct FaultRule {
   int64_t retry_after = -1;          // seconds, added to injected 429/503 answers
   int64_t drop_after_bytes = -1;     // close the connection after this many body bytes
   bool ignore_range = false;         // answer 200 with the whole body
-  bool wrong_content_range = false;  // 206 with Content-Range shifted by one byte
+  std::string wrong_content_range;   // "", "shift" (start and end +1) or "total" (total +1)
+  bool bad_etag = false;             // ETag and X-Linked-Etag values altered (one hex digit)
   int64_t flip_byte_at = -1;         // XOR 0xFF the byte at this offset of the file
   int64_t throttle_bps = 0;          // bytes per second per response
   int64_t latency_ms = 0;            // sleep before answering
@@ -53,7 +54,8 @@ struct FaultPlan {
   int64_t retry_after = -1;
   int64_t drop_after_bytes = -1;
   bool ignore_range = false;
-  bool wrong_content_range = false;
+  std::string wrong_content_range;
+  bool bad_etag = false;
   int64_t flip_byte_at = -1;
   int64_t throttle_bps = 0;
   int64_t latency_ms = 0;

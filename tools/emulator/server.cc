@@ -55,6 +55,23 @@ Response InjectedError(int status, int64_t retry_after) {
   return r;
 }
 
+// "bytes a-b/total", bent as the plan says.
+std::string ContentRange(const FaultPlan& plan, const ResolvedRange& rr, uint64_t total) {
+  uint64_t shift = plan.wrong_content_range == "shift" ? 1 : 0;
+  uint64_t extra = plan.wrong_content_range == "total" ? 1 : 0;
+  return "bytes " + std::to_string(rr.first + shift) + "-" + std::to_string(rr.last + shift) + "/" +
+         std::to_string(total + extra);
+}
+
+// Alters the last hex digit of every ETag / X-Linked-Etag value.
+void CorruptEtags(Response& resp) {
+  for (auto& [k, v] : resp.headers) {
+    if (!beast::iequals(k, "ETag") && !beast::iequals(k, "X-Linked-Etag")) continue;
+    size_t pos = v.find_last_of("0123456789abcdef");
+    if (pos != std::string::npos) v[pos] = v[pos] == '0' ? '1' : '0';
+  }
+}
+
 struct SendOutcome {
   int status = 0;
   uint64_t body_bytes = 0;
@@ -138,10 +155,7 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
         resp.status = 206;
         first = rr.first;
         len = rr.last - rr.first + 1;
-        uint64_t shift = plan.wrong_content_range ? 1 : 0;
-        resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
-                                         std::to_string(rr.last + shift) + "/" +
-                                         std::to_string(total));
+        resp.Header("Content-Range", ContentRange(plan, rr, total));
       } else if (kind == RangeKind::kUnsatisfiable) {
         resp.status = 416;
         len = 0;
@@ -164,9 +178,7 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
     std::string total = std::to_string(resp.body.size());
     if (kind == RangeKind::kOk && resp.status == 200) {
       resp.status = 206;
-      uint64_t shift = plan.wrong_content_range ? 1 : 0;
-      resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
-                                       std::to_string(rr.last + shift) + "/" + total);
+      resp.Header("Content-Range", ContentRange(plan, rr, resp.body.size()));
       resp.body = resp.body.substr(rr.first, rr.last - rr.first + 1);
       len = resp.body.size();
     } else if (kind == RangeKind::kUnsatisfiable) {
@@ -315,6 +327,7 @@ void Server::Impl::Serve(tcp::socket sock, Listener which) {
     if (plan.latency_ms > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(plan.latency_ms));
     Response resp = plan.status ? InjectedError(*plan.status, plan.retry_after) : app.Handle(req);
+    if (plan.bad_etag) CorruptEtags(resp);
     SendOutcome out = SendResponse(fd, req, resp, plan, keep);
     if (!control) {
       LogEntry e;
