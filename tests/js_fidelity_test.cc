@@ -35,7 +35,8 @@ std::string Tail(const std::string& path) {
 
 // Installs the pinned client under <build>/js-deps once; returns that directory.
 std::string EnsureHubClient() {
-  std::string deps = Env("MODELSYNC_BUILD_DIR", "build") + "/js-deps";
+  // Absolute: node's createRequire refuses relative paths.
+  std::string deps = fs::absolute(Env("MODELSYNC_BUILD_DIR", "build") + "/js-deps").string();
   std::string pkg = deps + "/node_modules/@huggingface/hub/package.json";
   auto existing = ReadFile(pkg);
   if (existing.ok() && existing->find("\"version\": \"2.17.5\"") != std::string::npos) return deps;
