@@ -5,11 +5,14 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git
   liblmdb-dev libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
-  libboost-dev libboost-system-dev libzstd-dev libssl-dev
+  libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
 )
 missing=()
+# Node.js + npm run the @huggingface/hub fidelity test (ctest label js). Any node >= 18 works;
+# only install Debian's when no node is on PATH (e.g. a NodeSource build is kept as is).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then pkgs+=(nodejs npm); fi
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
