@@ -9,5 +9,7 @@
 namespace modelsync::cli {
 
 void RegisterLog(CLI::App& app, CliContext& ctx);
+void RegisterPull(CLI::App& app, CliContext& ctx);
+void RegisterStatus(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli

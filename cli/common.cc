@@ -25,7 +25,24 @@ void AddRootOption(CLI::App* cmd, std::string* root) {
 
 int ReportError(const Status& s) {
   std::fprintf(stderr, "modelsync: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+void AddEndpointOption(CLI::App* cmd, std::string* endpoint) {
+  cmd->add_option("--endpoint", *endpoint,
+                  "Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)")
+      ->type_name("URL");
+}
+
+void AddOutputFlags(CLI::App* cmd, OutputFlags* flags) {
+  cmd->add_flag("--json", flags->json, "One JSON object per line on stdout, for scripts and apps");
+  cmd->add_flag("--quiet,-q", flags->quiet, "No progress display, only errors");
+}
+
+int ExitCodeFor(const Status& s) {
   switch (s.code()) {
+    case StatusCode::kOk:
+      return 0;
     case StatusCode::kCorruption:
     case StatusCode::kIntegrity:
       return 3;
@@ -33,6 +50,16 @@ int ReportError(const Status& s) {
       return 4;
     case StatusCode::kVersion:
       return 5;
+    case StatusCode::kNoSpace:
+      return 6;
+    case StatusCode::kOffline:
+    case StatusCode::kTransient:
+      return 7;
+    case StatusCode::kNotFound:
+    case StatusCode::kUnauthorized:
+      return 8;
+    case StatusCode::kInvalidArgument:
+      return 2;
     default:
       return 1;
   }

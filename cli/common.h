@@ -25,6 +25,22 @@ void AddRootOption(CLI::App* cmd, std::string* root);
 // Prints "modelsync: <message>" to stderr and returns the exit status for s (non-zero).
 int ReportError(const Status& s);
 
+// Exit statuses, the same for every command:
+//   0 ok, 1 other failure, 2 bad argument, 3 damaged data (corrupt log, integrity),
+//   4 root locked, 5 written by a newer modelsync, 6 no space, 7 network (offline,
+//   transient failure after retries), 8 not found / not authorized.
+int ExitCodeFor(const Status& s);
+
+// --json and --quiet.
+struct OutputFlags {
+  bool json = false;
+  bool quiet = false;
+};
+void AddOutputFlags(CLI::App* cmd, OutputFlags* flags);
+
+// --endpoint URL (empty = HF_ENDPOINT or the default hub).
+void AddEndpointOption(CLI::App* cmd, std::string* endpoint);
+
 // ISO 8601 UTC with seconds, "2026-11-25T20:11:03Z".
 std::string FormatTimeMs(int64_t unix_ms);
 

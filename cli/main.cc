@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
                        std::string("modelsync ") + std::string(modelsync::engine::Version()));
   app.require_subcommand(0, 1);
   modelsync::cli::CliContext ctx;
+  modelsync::cli::RegisterPull(app, ctx);
+  modelsync::cli::RegisterStatus(app, ctx);
   modelsync::cli::RegisterLog(app, ctx);
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 
 #include "base/fs.h"
 #include "base/hash.h"
+#include "base/units.h"
 #include "engine/disk_space.h"
 #include "engine/glob.h"
 #include "engine/journal.h"
@@ -231,16 +232,26 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
 
 }  // namespace
 
-Result<PullSummary> Pull(const PullOptions& o, PullObserver* observer) {
+Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
   auto t0 = SteadyClock::now();
+  const PullOptions& o = options;
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
-  Ctx c{o, observer, {}, {}, {}, {}, {}, {}};
-  c.model_id = o.model_id.empty() ? RepoName(o.repo) : o.model_id;
-  MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
   net::HubOptions hopts = net::HubOptionsFromEnv();
   if (!o.endpoint.empty()) hopts.endpoint = net::NormalizeEndpoint(o.endpoint);
+  // Tuning knobs for tests and benchmarks (documented in README): the range split size and
+  // how long a silent connection may stall before it is retried.
+  PullOptions tuned = o;
+  if (const char* v = std::getenv("MODELSYNC_CHUNK_BYTES"); v && *v && !o.chunk_bytes) {
+    MS_ASSIGN_OR_RETURN(tuned.chunk_bytes, ParseBytes(v));
+  }
+  if (const char* v = std::getenv("MODELSYNC_STALL_TIMEOUT"); v && *v) {
+    MS_ASSIGN_OR_RETURN(hopts.stall_timeout, ParseDuration(v));
+  }
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
+  Ctx c{tuned, observer, {}, {}, {}, {}, {}, {}};
+  c.model_id = o.model_id.empty() ? RepoName(o.repo) : o.model_id;
+  MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
 
   MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
   JournalOptions jo;

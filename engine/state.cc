@@ -72,7 +72,9 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
     case E::kBlobVerified: {
       const auto& e = event.blob_verified();
       blobs[e.content_id()] = e.size();
-      if (transfers.erase(e.transfer_id()) == 0) ++anomalies;
+      // transfer_id 0: content fetched into memory (small files) or a blob re-hashed in
+      // place; there was no partial file.
+      if (e.transfer_id() != 0 && transfers.erase(e.transfer_id()) == 0) ++anomalies;
       break;
     }
     case E::kTransferFailed: {
