@@ -270,7 +270,7 @@ TEST_CASE("disk full: refused up front with the numbers, resumes after space is 
   auto env = hub.Env(mnt + "/root");
   auto r = RunCli({"pull", fixtures::kModelRepo}, env);
   CHECK(r.exit_code != 0);
-  CHECK(r.err.find("space") != std::string::npos);
+  CHECK(r.err.find("are free") != std::string::npos);
   CHECK_FALSE(fs::exists(mnt + "/root/Tiny-Model-4bit"));
   REQUIRE(::mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=64m") == 0);
   auto ok = RunCli({"pull", fixtures::kModelRepo}, env);
