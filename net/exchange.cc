@@ -34,6 +34,9 @@ Exchange::Exchange(Options options, Handler* handler)
   curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours (auth, limits)
   curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+  // Through an HTTPS proxy, the CONNECT answer is not the hub's response: keep it out of
+  // the header parser.
+  curl_easy_setopt(easy_, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(easy_, CURLOPT_BUFFERSIZE, kBufferSize);
   curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   curl_easy_setopt(easy_, CURLOPT_PIPEWAIT, 1L);

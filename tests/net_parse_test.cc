@@ -2,6 +2,9 @@
 // mapping, options from the environment.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -193,6 +196,16 @@ TEST_CASE("HubOptionsFromEnv: endpoint, token sources, offline") {
   CHECK(HubOptionsFromEnv().token == "hf_legacy");
   setenv("HF_TOKEN", "hf_first", 1);
   CHECK(HubOptionsFromEnv().token == "hf_first");
+  unsetenv("HF_TOKEN");
+  unsetenv("HUGGING_FACE_HUB_TOKEN");
+  unsetenv("HF_TOKEN_PATH");
+  std::string home = path + "_home";
+  mkdir(home.c_str(), 0700);
+  { std::ofstream(home + "/token") << "hf_fromhome\n"; }
+  setenv("HF_HOME", home.c_str(), 1);
+  CHECK(HubOptionsFromEnv().token == "hf_fromhome");
+  std::remove((home + "/token").c_str());
+  rmdir(home.c_str());
   for (const char* v : {"1", "ON", "true", "Yes"}) CHECK(IsTruthyEnvValue(v));
   for (const char* v : {"0", "off", "", "2"}) CHECK(!IsTruthyEnvValue(v));
   std::remove(path.c_str());
