@@ -97,10 +97,10 @@ class Hub {
   void SetMaxRate(uint64_t bytes_per_second);
 
   struct Counters {
-    uint64_t requests = 0;    // HTTP requests sent (each redirect hop counts)
-    uint64_t body_bytes = 0;  // file bytes handed to sinks
-    uint64_t retries = 0;     // attempts beyond the first, over all requests
-    uint64_t connections = 0; // connections opened (the rest of the requests reused one)
+    uint64_t requests = 0;     // HTTP requests sent (each redirect hop counts)
+    uint64_t body_bytes = 0;   // file bytes handed to sinks
+    uint64_t retries = 0;      // attempts beyond the first, over all requests
+    uint64_t connections = 0;  // connections opened (the rest of the requests reused one)
   };
   Counters counters() const;
 

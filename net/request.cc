@@ -145,8 +145,8 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
   switch (kind_) {
     case Kind::kRedirect: {
       if (++hops_ > kMaxRedirects) {
-        Finish(Status::Permanent("more than " + std::to_string(kMaxRedirects) +
-                                 " redirects for " + ctx_.Describe() +
+        Finish(Status::Permanent("more than " + std::to_string(kMaxRedirects) + " redirects for " +
+                                 ctx_.Describe() +
                                  ": the hub or CDN is misconfigured; check HF_ENDPOINT"));
         return;
       }
@@ -197,7 +197,8 @@ void Request::Retry(Status why, std::optional<std::chrono::milliseconds> retry_a
     int64_t cap = loop_.options.backoff_base.count();
     for (int i = 1; i < failed_attempts_ && cap < loop_.options.backoff_max.count(); ++i) cap *= 2;
     cap = std::min<int64_t>(cap, loop_.options.backoff_max.count());
-    if (cap > 0) delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
+    if (cap > 0)
+      delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
   }
   WaitThen(delay);
 }

@@ -63,8 +63,8 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   Request& operator=(const Request&) = delete;
 
   void Start();
-  void Cancel();                // finishes with kCancelled unless already finished
-  void Unpause();               // after a rate-limiter pause
+  void Cancel();   // finishes with kCancelled unless already finished
+  void Unpause();  // after a rate-limiter pause
   bool finished() const { return finished_; }
 
  protected:

@@ -227,8 +227,11 @@ TEST_CASE("Fetch: ranges, and the relative 307 to resolve-cache") {
 
 TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"drop_after_bytes", 300000}, {"times", 1}}})
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"drop_after_bytes", 300000},
+                           {"times", 1}}})
               .ok());
   Hub hub(Opts(w));
   auto r = hub.Resolve(fixtures::kModelRepo, "main");
@@ -251,8 +254,12 @@ TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte
 
 TEST_CASE("A stalled transfer is aborted and resumed") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"stall_after_bytes", 100000}, {"stall_ms", 0}, {"times", 1}}})
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"stall_after_bytes", 100000},
+                           {"stall_ms", 0},
+                           {"times", 1}}})
               .ok());
   Hub hub(Opts(w));
   auto r = hub.Resolve(fixtures::kModelRepo, "main");
@@ -335,9 +342,9 @@ TEST_CASE("503s are retried with backoff; 429 waits Retry-After on the clock") {
     CHECK(hub.counters().retries == 2);
   }
   REQUIRE(w.emu.Reset().ok());
-  REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {429}},
-                            {"retry_after", 30}}})
-              .ok());
+  REQUIRE(
+      w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {429}}, {"retry_after", 30}}})
+          .ok());
   TestSink sink;
   hub.Fetch(SpecOf(*r, "config.json"), &sink);
   auto wait_requests = [&](size_t n) {
@@ -381,7 +388,8 @@ TEST_CASE("Errors map to codes and messages that say what to do, never the token
   TestSink g;
   anon.Fetch(SpecOf(*gated, "config.json"), &g);
   check(g.Wait(), StatusCode::kUnauthorized,
-        std::string(fixtures::kGatedRepo) + " is gated: request access on the hub, then set HF_TOKEN");
+        std::string(fixtures::kGatedRepo) +
+            " is gated: request access on the hub, then set HF_TOKEN");
   Hub other([&] {
     HubOptions o = Opts(w);
     o.token = "hf_someone_else";
@@ -437,8 +445,13 @@ TEST_CASE("Offline mode sends nothing") {
   Hub hub(o);
   CHECK(hub.Resolve(fixtures::kModelRepo, "main").status().code() == StatusCode::kOffline);
   TestSink sink;
-  hub.Fetch(FetchSpec{fixtures::kModelRepo, std::string(40, 'a'), "config.json", 10,
-                      std::string(40, 'b'), "", {}},
+  hub.Fetch(FetchSpec{fixtures::kModelRepo,
+                      std::string(40, 'a'),
+                      "config.json",
+                      10,
+                      std::string(40, 'b'),
+                      "",
+                      {}},
             &sink);
   CHECK(sink.Wait().code() == StatusCode::kOffline);
   CHECK(hub.counters().requests == 0);
@@ -448,8 +461,9 @@ TEST_CASE("Offline mode sends nothing") {
 
 TEST_CASE("Cancel, a failing sink, and ~Hub end fetches exactly once") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"throttle_bps", 200000}}})
+  REQUIRE(w.emu
+              .SetFaults(
+                  {{{"match", "model.safetensors"}, {"listener", "cdn"}, {"throttle_bps", 200000}}})
               .ok());
   auto hub = std::make_unique<Hub>(Opts(w));
   auto r = hub->Resolve(fixtures::kModelRepo, "main");

@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
   }
   const std::string cdn = CdnUrl(endpoint + "/" + repo + "/resolve/" + rev->commit + "/" + path);
   std::printf("file %s: %llu bytes\ncdn url: %s\n", path.c_str(),
-              static_cast<unsigned long long>(spec.file_size), cdn.substr(0, cdn.find('?')).c_str());
+              static_cast<unsigned long long>(spec.file_size),
+              cdn.substr(0, cdn.find('?')).c_str());
 
   double best_client = 0, best_curl = 0;
   const double mib = static_cast<double>(spec.file_size) / (1 << 20);
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "client fetch failed: %s\n", s.ToString().c_str());
       return 1;
     }
-    std::printf("round %d: curl %.3f s (%.0f MiB/s), modelsync %.3f s (%.0f MiB/s)\n", r + 1, curl_s,
-                mib / curl_s, client_s, mib / client_s);
+    std::printf("round %d: curl %.3f s (%.0f MiB/s), modelsync %.3f s (%.0f MiB/s)\n", r + 1,
+                curl_s, mib / curl_s, client_s, mib / client_s);
     best_curl = std::max(best_curl, mib / curl_s);
     best_client = std::max(best_client, mib / client_s);
   }
