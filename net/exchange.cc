@@ -31,6 +31,7 @@ Exchange::Exchange(Options options, Handler* handler)
   easy_ = curl_easy_init();
   curl_easy_setopt(easy_, CURLOPT_URL, options_.url.c_str());
   curl_easy_setopt(easy_, CURLOPT_HTTPGET, 1L);
+  if (options_.head) curl_easy_setopt(easy_, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours (auth, limits)
   curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);

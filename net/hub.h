@@ -68,6 +68,14 @@ class FetchSink {
   virtual void OnDone(Status status) = 0;
 };
 
+// What the hub says about one file at a revision (HEAD of its resolve URL).
+struct FileMetadata {
+  std::string commit;  // X-Repo-Commit: the commit the revision resolved to
+  std::string etag;    // X-Linked-Etag (LFS sha256) or ETag (git blob sha1), without W/ or quotes
+  uint64_t size = 0;   // X-Linked-Size, else Content-Length
+  bool lfs = false;    // the hub redirected to another host (the CDN)
+};
+
 class Hub {
  public:
   explicit Hub(HubOptions options);
@@ -80,6 +88,13 @@ class Hub {
   // page of tree/{commit}?recursive=true&expand=false (Link rel="next"). LFS files carry
   // size = lfs.size and lfs_sha256 = lfs.oid. API responses are capped at 64 MiB each.
   Result<ResolvedRevision> Resolve(const std::string& repo, const std::string& ref);
+
+  // Blocking. HEAD {endpoint}/{repo}/resolve/{quote(revision)}/{quote(path)}, following
+  // same-origin redirects (resolve-cache, renames) and stopping at a redirect to another
+  // host (an LFS file's CDN), whose X-Linked-* headers describe the file. A missing
+  // X-Repo-Commit, ETag or size is kPermanent; EntryNotFound is kNotFound.
+  Result<FileMetadata> FileInfo(const std::string& repo, const std::string& revision,
+                                const std::string& path);
 
   // Asynchronous. GETs {endpoint}/{repo}/resolve/{commit}/{quote(path)} with a Range for
   // spec.range (an empty range means [0, file_size)), following redirects itself (only

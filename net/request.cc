@@ -62,6 +62,7 @@ void Request::StartExchange(const std::string& url) {
   o.stall_seconds = static_cast<long>((loop_.options.stall_timeout.count() + 999) / 1000);
   o.collect_cap = collect_cap();
   o.accept_json = accept_json();
+  o.head = head_only();
   kind_ = Kind::kNone;
   abort_status_ = Status::Ok();
   exchange_ = std::make_unique<Exchange>(std::move(o), this);
@@ -153,6 +154,10 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       auto next = ResolveLocation(ex->url(), *head.Get("location"));
       if (!next.ok()) {
         Finish(next.status().With(ctx_.Describe()));
+        return;
+      }
+      if (!FollowRedirect(head, *next)) {
+        Finish(OnRedirectEnd(head));
         return;
       }
       StartExchange(*next);

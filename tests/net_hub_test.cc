@@ -225,6 +225,30 @@ TEST_CASE("Fetch: ranges, and the relative 307 to resolve-cache") {
   CHECK(tail.bytes_ == weights.substr(weights.size() - 1000));
 }
 
+TEST_CASE("FileInfo: regular, LFS (stops at the CDN), resolve-cache, missing") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  for (bool cache : {false, true}) {
+    REQUIRE(w.emu.Configure({{"resolve_cache", cache}}).ok());
+    for (const char* path : {"config.json", "model.safetensors"}) {
+      CAPTURE(path);
+      auto m = hub.FileInfo(fixtures::kModelRepo, "main", path);
+      REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+      const auto& f = FileOf(*r, path);
+      CHECK(m->commit == r->commit);
+      CHECK(m->size == f.size());
+      CHECK(m->lfs == !f.lfs_sha256().empty());
+      CHECK(m->etag == (f.lfs_sha256().empty() ? f.git_oid() : f.lfs_sha256()));
+    }
+  }
+  CHECK(Requests(w, "cdn") == 0);
+  auto missing = hub.FileInfo(fixtures::kModelRepo, "main", "nope.json");
+  CHECK(missing.status().code() == StatusCode::kNotFound);
+  CHECK(missing.status().message().find("nope.json") != std::string::npos);
+}
+
 TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte") {
   World& w = W();
   REQUIRE(w.emu
@@ -444,6 +468,8 @@ TEST_CASE("Offline mode sends nothing") {
   o.offline = true;
   Hub hub(o);
   CHECK(hub.Resolve(fixtures::kModelRepo, "main").status().code() == StatusCode::kOffline);
+  CHECK(hub.FileInfo(fixtures::kModelRepo, "main", "config.json").status().code() ==
+        StatusCode::kOffline);
   TestSink sink;
   hub.Fetch(FetchSpec{fixtures::kModelRepo,
                       std::string(40, 'a'),
