@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "base/hash.h"
 #include "base/fs.h"
+#include "base/hash.h"
 #include "emulator_env.h"
 
 using namespace modelsync;
@@ -69,7 +69,8 @@ TEST_CASE("revision endpoint: sha, siblings, blobs=true, %2F revisions, HEAD, er
   CHECK(j["siblings"].size() == 8);
   CHECK(!j["siblings"][0].contains("blobId"));
 
-  j = Parse(Http(env.Hub("/api/models/" + repo + "/revision/main?blobs=true&expand=sha&expand=siblings")));
+  j = Parse(Http(
+      env.Hub("/api/models/" + repo + "/revision/main?blobs=true&expand=sha&expand=siblings")));
   bool saw_lfs = false;
   for (const auto& s : j["siblings"]) {
     CHECK(s.contains("size"));
@@ -138,17 +139,20 @@ TEST_CASE("tree: every page through absolute Link headers, subfolders, expand, E
   CHECK(dirs.size() == 10);
   CHECK(pages == (131 + 6) / 7);
 
-  json sub = Parse(Http(env.Hub(std::string("/api/models/") + fixtures::kManyFilesRepo + "/tree/main/dir_3")));
+  json sub = Parse(
+      Http(env.Hub(std::string("/api/models/") + fixtures::kManyFilesRepo + "/tree/main/dir_3")));
   CHECK(!sub.empty());
   for (const auto& e : sub) CHECK(e["path"].get<std::string>().rfind("dir_3/", 0) == 0);
 
   REQUIRE(env.emulator.Configure({{"page_size", 1000}}).ok());
-  json root = Parse(Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/tree/main?expand=true")));
+  json root = Parse(
+      Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/tree/main?expand=true")));
   for (const auto& e : root) {
     CHECK(e.contains("lastCommit"));
     if (e["path"] == "model.safetensors") CHECK(e["lfs"]["oid"].get<std::string>().size() == 64);
   }
-  auto r = Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/tree/main/no/such/dir"));
+  auto r =
+      Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/tree/main/no/such/dir"));
   CHECK(r.status == 404);
   CHECK(r.Header("x-error-code") == "EntryNotFound");
   CHECK(r.Header("x-repo-commit") == env.MainSha(fixtures::kModelRepo));
@@ -156,7 +160,8 @@ TEST_CASE("tree: every page through absolute Link headers, subfolders, expand, E
 
 TEST_CASE("paths-info accepts JSON and form bodies") {
   auto& env = EmulatorEnv::Get();
-  std::string url = env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/paths-info/main");
+  std::string url =
+      env.Hub(std::string("/api/models/") + fixtures::kModelRepo + "/paths-info/main");
   HttpOptions o;
   o.method = "POST";
   o.headers = {"Content-Type: application/json"};
@@ -194,7 +199,8 @@ TEST_CASE("resolve: regular file 200 with ETag, HEAD, resolve-cache 307") {
   r = Http(env.Hub("/" + repo + "/resolve/main/config.json"), head);
   REQUIRE(r.status == 307);
   std::string loc = r.Header("location");
-  CHECK(loc.rfind("/api/resolve-cache/models/" + repo + "/" + env.MainSha(repo) + "/config.json?", 0) == 0);
+  CHECK(loc.rfind("/api/resolve-cache/models/" + repo + "/" + env.MainSha(repo) + "/config.json?",
+                  0) == 0);
   r = Http(env.Hub(loc));  // Swift keeps the query
   CHECK(r.status == 200);
   CHECK(r.body == content);
@@ -209,7 +215,8 @@ TEST_CASE("resolve: LFS 302 to the CDN host; CDN serves bytes, own ETag, checks 
   const std::string repo = fixtures::kModelRepo;
   std::string content = ReadAll(env.fixtures.ObjectPath(repo, "main", "model.safetensors"));
   std::string sha256 = Sha256Hex(content);
-  auto r = Http(env.Hub("/" + repo + "/resolve/main/model.safetensors"), HttpOptions().Method("HEAD"));
+  auto r =
+      Http(env.Hub("/" + repo + "/resolve/main/model.safetensors"), HttpOptions().Method("HEAD"));
   REQUIRE(r.status == 302);
   CHECK(r.Header("x-linked-etag") == "\"" + sha256 + "\"");
   CHECK(r.Header("x-linked-size") == std::to_string(content.size()));
@@ -240,18 +247,22 @@ TEST_CASE("ranges: a-b, a-, -n, 0-0, 416") {
   auto& env = EmulatorEnv::Get();
   const std::string repo = fixtures::kModelRepo;
   std::string content = ReadAll(env.fixtures.ObjectPath(repo, "main", "model.safetensors"));
-  std::string loc = Http(env.Hub("/" + repo + "/resolve/main/model.safetensors")).Header("location");
+  std::string loc =
+      Http(env.Hub("/" + repo + "/resolve/main/model.safetensors")).Header("location");
   std::string total = std::to_string(content.size());
   struct Case {
     std::string range, want_cr;
     size_t off, len;
   };
   size_t n = content.size();
-  for (const Case& c : {Case{"bytes=0-0", "bytes 0-0/" + total, 0, 1},
-                        Case{"bytes=100-199", "bytes 100-199/" + total, 100, 100},
-                        Case{"bytes=1000-", "bytes 1000-" + std::to_string(n - 1) + "/" + total, 1000, n - 1000},
-                        Case{"bytes=-10", "bytes " + std::to_string(n - 10) + "-" + std::to_string(n - 1) + "/" + total, n - 10, 10},
-                        Case{"bytes=10-99999999", "bytes 10-" + std::to_string(n - 1) + "/" + total, 10, n - 10}}) {
+  for (const Case& c :
+       {Case{"bytes=0-0", "bytes 0-0/" + total, 0, 1},
+        Case{"bytes=100-199", "bytes 100-199/" + total, 100, 100},
+        Case{"bytes=1000-", "bytes 1000-" + std::to_string(n - 1) + "/" + total, 1000, n - 1000},
+        Case{"bytes=-10",
+             "bytes " + std::to_string(n - 10) + "-" + std::to_string(n - 1) + "/" + total, n - 10,
+             10},
+        Case{"bytes=10-99999999", "bytes 10-" + std::to_string(n - 1) + "/" + total, 10, n - 10}}) {
     CAPTURE(c.range);
     auto r = Http(loc, HttpOptions().Header("Range: " + c.range));
     CHECK(r.status == 206);
@@ -262,7 +273,8 @@ TEST_CASE("ranges: a-b, a-, -n, 0-0, 416") {
   CHECK(r.status == 416);
   CHECK(r.Header("content-range") == "bytes */" + total);
   // Regular files on the hub take ranges too.
-  r = Http(env.Hub("/" + repo + "/resolve/main/config.json"), HttpOptions().Header("Range: bytes=2-5"));
+  r = Http(env.Hub("/" + repo + "/resolve/main/config.json"),
+           HttpOptions().Header("Range: bytes=2-5"));
   CHECK(r.status == 206);
   CHECK(r.body.size() == 4);
 }
@@ -280,17 +292,21 @@ TEST_CASE("errors: RepoNotFound, private, gated 401/403, EntryNotFound") {
   check(Http(env.Hub("/nobody/nothing/resolve/main/config.json")), 401, "RepoNotFound");
   std::string priv = fixtures::kPrivateRepo;
   check(Http(env.Hub("/api/models/" + priv + "/revision/main")), 401, "RepoNotFound");
-  check(Http(env.Hub("/api/models/" + priv + "/revision/main"), HttpOptions().Header("Authorization: Bearer hf_other")),
+  check(Http(env.Hub("/api/models/" + priv + "/revision/main"),
+             HttpOptions().Header("Authorization: Bearer hf_other")),
         401, "RepoNotFound");
   CHECK(Http(env.Hub("/api/models/" + priv + "/revision/main"),
-             HttpOptions().Header(std::string("Authorization: Bearer ") + kToken)).status == 200);
+             HttpOptions().Header(std::string("Authorization: Bearer ") + kToken))
+            .status == 200);
   std::string gated = fixtures::kGatedRepo;
   CHECK(Http(env.Hub("/api/models/" + gated + "/revision/main")).status == 200);
   check(Http(env.Hub("/" + gated + "/resolve/main/config.json")), 401, "GatedRepo");
-  check(Http(env.Hub("/" + gated + "/resolve/main/config.json"), HttpOptions().Header("Authorization: Bearer hf_other")),
+  check(Http(env.Hub("/" + gated + "/resolve/main/config.json"),
+             HttpOptions().Header("Authorization: Bearer hf_other")),
         403, "GatedRepo");
   CHECK(Http(env.Hub("/" + gated + "/resolve/main/config.json"),
-             HttpOptions().Header(std::string("Authorization: Bearer ") + kToken)).status == 200);
+             HttpOptions().Header(std::string("Authorization: Bearer ") + kToken))
+            .status == 200);
   auto r = Http(env.Hub(std::string("/") + fixtures::kModelRepo + "/resolve/main/nope.bin"));
   check(r, 404, "EntryNotFound");
   CHECK(r.Header("x-repo-commit") == env.MainSha(fixtures::kModelRepo));
@@ -344,7 +360,8 @@ TEST_CASE("stop and start again on the same ports") {
   auto& env = EmulatorEnv::Get();
   std::string hub = env.emulator.hub_url(), cdn = env.emulator.cdn_url();
   env.emulator.Stop();
-  auto r = Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo), HttpOptions().Timeout(2000));
+  auto r = Http(env.Hub(std::string("/api/models/") + fixtures::kModelRepo),
+                HttpOptions().Timeout(2000));
   CHECK(r.curl_code != 0);
   REQUIRE(env.emulator.Start().ok());
   CHECK(env.emulator.hub_url() == hub);
@@ -357,19 +374,23 @@ TEST_CASE("renamed repo: relative 307 to the new name; /raw/ serves LFS pointers
   REQUIRE(env.emulator.Configure({{"renames", {{"old-org/old-name", fixtures::kModelRepo}}}}).ok());
   auto r = Http(env.Hub("/api/models/old-org/old-name/revision/main?blobs=true"));
   CHECK(r.status == 307);
-  CHECK(r.Header("location") == std::string("/api/models/") + fixtures::kModelRepo + "/revision/main?blobs=true");
+  CHECK(r.Header("location") ==
+        std::string("/api/models/") + fixtures::kModelRepo + "/revision/main?blobs=true");
   r = Http(env.Hub("/old-org/old-name/resolve/main/config.json"), HttpOptions().Method("HEAD"));
   CHECK(r.status == 307);
-  CHECK(r.Header("location") == std::string("/") + fixtures::kModelRepo + "/resolve/main/config.json");
+  CHECK(r.Header("location") ==
+        std::string("/") + fixtures::kModelRepo + "/resolve/main/config.json");
   r = Http(env.Hub("/old-org/old-name/resolve/main/config.json"), HttpOptions().Follow());
   CHECK(r.status == 200);
 
-  json files = env.fixtures.RepoJson(fixtures::kModelRepo)["commits"][env.MainSha(fixtures::kModelRepo)]["files"];
+  json files = env.fixtures.RepoJson(
+      fixtures::kModelRepo)["commits"][env.MainSha(fixtures::kModelRepo)]["files"];
   for (const auto& f : files) {
     if (f["path"] != "model.safetensors") continue;
     r = Http(env.Hub(std::string("/") + fixtures::kModelRepo + "/raw/main/model.safetensors"));
     CHECK(r.status == 200);
-    CHECK(r.body == fixtures::LfsPointer(f["lfs_sha256"].get<std::string>(), f["size"].get<uint64_t>()));
+    CHECK(r.body ==
+          fixtures::LfsPointer(f["lfs_sha256"].get<std::string>(), f["size"].get<uint64_t>()));
     CHECK(r.Header("etag") == "\"" + f["git_oid"].get<std::string>() + "\"");
     r = Http(env.Hub(std::string("/") + fixtures::kModelRepo + "/raw/main/model.safetensors"),
              HttpOptions().Header("Range: bytes=0-0"));

@@ -16,7 +16,8 @@ using nlohmann::json;
 
 namespace {
 
-std::map<std::string, json> FilesAt(const FixtureDir& fx, const std::string& repo, const std::string& ref) {
+std::map<std::string, json> FilesAt(const FixtureDir& fx, const std::string& repo,
+                                    const std::string& ref) {
   json j = fx.RepoJson(repo);
   std::string sha = j["refs"].contains(ref) ? j["refs"][ref].get<std::string>() : ref;
   std::map<std::string, json> out;
@@ -46,7 +47,8 @@ void CheckSafetensors(const std::string& data, uint64_t* tensor_bytes) {
       std::string w = name.substr(0, name.size() - 7) + ".weight";
       REQUIRE(h.contains(w));
       CHECK(h[w]["dtype"] == "U32");
-      CHECK(h[w]["shape"][1].get<uint64_t>() * 8 == t["shape"][1].get<uint64_t>() * 64);  // 4-bit, group 64
+      CHECK(h[w]["shape"][1].get<uint64_t>() * 8 ==
+            t["shape"][1].get<uint64_t>() * 64);  // 4-bit, group 64
     }
     spans.emplace_back(b, e);
   }
@@ -65,20 +67,23 @@ void CheckSafetensors(const std::string& data, uint64_t* tensor_bytes) {
 TEST_CASE("fixtures: mlx-community model shape and a valid safetensors") {
   auto& env = EmulatorEnv::Get();
   auto files = FilesAt(env.fixtures, fixtures::kModelRepo, "main");
-  for (const char* name : {".gitattributes", "README.md", "config.json", "tokenizer.json", "tokenizer_config.json",
-                           "special_tokens_map.json", "model.safetensors", "model.safetensors.index.json"}) {
+  for (const char* name :
+       {".gitattributes", "README.md", "config.json", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "model.safetensors", "model.safetensors.index.json"}) {
     CHECK_MESSAGE(files.count(name), name);
   }
   CHECK(files[".gitattributes"]["size"] == 1519);
   CHECK(files[".gitattributes"]["git_oid"] == "a6344aac8c09253b3b630fb776ae94478aa0275b");
   CHECK(!files["config.json"].contains("lfs_sha256"));
   CHECK(files["model.safetensors"].contains("lfs_sha256"));
-  auto config = json::parse(*ReadFile(env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "config.json")));
+  auto config =
+      json::parse(*ReadFile(env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "config.json")));
   json q = {{"group_size", 64}, {"bits", 4}, {"mode", "affine"}};
   CHECK(config["quantization"] == q);
   CHECK(config["quantization_config"] == q);
 
-  std::string st = *ReadFile(env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "model.safetensors"));
+  std::string st =
+      *ReadFile(env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "model.safetensors"));
   uint64_t tensor_bytes = 0;
   CheckSafetensors(st, &tensor_bytes);
   CHECK(tensor_bytes <= 512u << 10);
@@ -86,8 +91,10 @@ TEST_CASE("fixtures: mlx-community model shape and a valid safetensors") {
   // LFS bookkeeping: sha256 of content, git oid of the pointer.
   std::string sha = Sha256Hex(st);
   CHECK(files["model.safetensors"]["lfs_sha256"] == sha);
-  CHECK(files["model.safetensors"]["git_oid"] == GitBlobSha1Hex(fixtures::LfsPointer(sha, st.size())));
-  auto index = json::parse(*ReadFile(env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "model.safetensors.index.json")));
+  CHECK(files["model.safetensors"]["git_oid"] ==
+        GitBlobSha1Hex(fixtures::LfsPointer(sha, st.size())));
+  auto index = json::parse(*ReadFile(
+      env.fixtures.ObjectPath(fixtures::kModelRepo, "main", "model.safetensors.index.json")));
   CHECK(index["metadata"]["total_size"] == tensor_bytes);
   for (auto& [t, file] : index["weight_map"].items()) CHECK(file == "model.safetensors");
 
@@ -99,13 +106,15 @@ TEST_CASE("fixtures: mlx-community model shape and a valid safetensors") {
     CheckSafetensors(*ReadFile(env.fixtures.ObjectPath(fixtures::kShardedRepo, "main", s)), &b);
     total += b;
   }
-  auto sindex = json::parse(*ReadFile(env.fixtures.ObjectPath(fixtures::kShardedRepo, "main", "model.safetensors.index.json")));
+  auto sindex = json::parse(*ReadFile(
+      env.fixtures.ObjectPath(fixtures::kShardedRepo, "main", "model.safetensors.index.json")));
   CHECK(sindex["metadata"]["total_size"] == total);
 
   auto gguf = FilesAt(env.fixtures, fixtures::kGgufRepo, "main");
   REQUIRE(gguf.count("tiny-model-Q4_K_M.gguf"));
   CHECK(gguf["tiny-model-Q4_K_M.gguf"].contains("lfs_sha256"));
-  CHECK(ReadFile(env.fixtures.ObjectPath(fixtures::kGgufRepo, "main", "tiny-model-Q4_K_M.gguf"))->substr(0, 4) == "GGUF");
+  CHECK(ReadFile(env.fixtures.ObjectPath(fixtures::kGgufRepo, "main", "tiny-model-Q4_K_M.gguf"))
+            ->substr(0, 4) == "GGUF");
 }
 
 TEST_CASE("fixtures: versions v1 -> v2 diff") {
@@ -132,7 +141,8 @@ TEST_CASE("fixtures: commit shas are deterministic") {
   REQUIRE(fixtures::MakeFixtures(a.path(), o).ok());
   REQUIRE(fixtures::MakeFixtures(b.path(), o).ok());
   for (const char* repo : {fixtures::kModelRepo, fixtures::kVersionsRepo}) {
-    CHECK(*ReadFile(a.path() + "/" + repo + "/repo.json") == *ReadFile(b.path() + "/" + repo + "/repo.json"));
+    CHECK(*ReadFile(a.path() + "/" + repo + "/repo.json") ==
+          *ReadFile(b.path() + "/" + repo + "/repo.json"));
   }
   o.only = {"nonsense"};
   CHECK(!fixtures::MakeFixtures(a.path(), o).ok());
@@ -140,7 +150,8 @@ TEST_CASE("fixtures: commit shas are deterministic") {
 
 TEST_CASE("fixtures: hostile names are listed verbatim by the emulator") {
   auto& env = EmulatorEnv::Get();
-  auto r = Http(env.Hub(std::string("/api/models/") + fixtures::kHostileRepo + "/tree/main?recursive=true"));
+  auto r = Http(
+      env.Hub(std::string("/api/models/") + fixtures::kHostileRepo + "/tree/main?recursive=true"));
   REQUIRE(r.status == 200);
   std::set<std::string> listed;
   for (const auto& e : json::parse(r.body))
@@ -148,5 +159,6 @@ TEST_CASE("fixtures: hostile names are listed verbatim by the emulator") {
   for (const std::string& p : fixtures::HostilePaths()) CHECK_MESSAGE(listed.count(p), p);
   // And served under their encoded names.
   std::string enc = "%2E%2E%2Fx";  // "../x" as one encoded segment
-  CHECK(Http(env.Hub(std::string("/") + fixtures::kHostileRepo + "/resolve/main/" + enc)).body == "hostile: ../x\n");
+  CHECK(Http(env.Hub(std::string("/") + fixtures::kHostileRepo + "/resolve/main/" + enc)).body ==
+        "hostile: ../x\n");
 }

@@ -35,19 +35,21 @@ std::string Tail(const std::string& path) {
 
 // Installs the pinned client under <build>/js-deps once; returns that directory.
 std::string EnsureHubClient() {
-  std::string deps = Env("MODELSYNC_BUILD_DIR", "build") + "/js-deps";
+  // Absolute: node's createRequire refuses relative paths.
+  std::string deps = fs::absolute(Env("MODELSYNC_BUILD_DIR", "build") + "/js-deps").string();
   std::string pkg = deps + "/node_modules/@huggingface/hub/package.json";
   auto existing = ReadFile(pkg);
   if (existing.ok() && existing->find("\"version\": \"2.17.5\"") != std::string::npos) return deps;
   REQUIRE(MakeDirs(deps).ok());
   std::string log = deps + "/npm-install.log";
-  std::string cmd = "npm install --no-audit --no-fund --no-save --prefix '" + deps + "' " + kHubPackage +
-                    " > '" + log + "' 2>&1";
+  std::string cmd = "npm install --no-audit --no-fund --no-save --prefix '" + deps + "' " +
+                    kHubPackage + " > '" + log + "' 2>&1";
   int rc = std::system(cmd.c_str());
   if (rc != 0) {
-    FAIL("npm could not install " << kHubPackage << " into " << deps
-                                  << " (exit " << rc << "). Is node/npm installed and the npm registry "
-                                  << "reachable? npm said:\n" << Tail(log));
+    FAIL("npm could not install " << kHubPackage << " into " << deps << " (exit " << rc
+                                  << "). Is node/npm installed and the npm registry "
+                                  << "reachable? npm said:\n"
+                                  << Tail(log));
   }
   return deps;
 }
@@ -61,7 +63,8 @@ json Commit(const FixtureDir& fx, const std::string& repo, const std::string& re
 }
 
 // Every file of the commit is in the snapshot folder with the right sha256, and nothing else.
-void CheckSnapshot(const json& result, const FixtureDir& fx, const std::string& repo, const std::string& ref) {
+void CheckSnapshot(const json& result, const FixtureDir& fx, const std::string& repo,
+                   const std::string& ref) {
   CAPTURE(repo);
   CAPTURE(ref);
   REQUIRE_MESSAGE(result["ok"] == true, result.dump());
@@ -101,15 +104,20 @@ TEST_CASE("@huggingface/hub (npm) downloads every byte right and reports the rig
   json cfg = {{"hubUrl", emu.hub_url()},
               {"cacheDir", work.path() + "/cache"},
               {"token", kToken},
-              {"repos", {{"model", fixtures::kModelRepo}, {"sharded", fixtures::kShardedRepo},
-                         {"manyFiles", fixtures::kManyFilesRepo}, {"versions", fixtures::kVersionsRepo},
-                         {"gated", fixtures::kGatedRepo}, {"private", fixtures::kPrivateRepo},
-                         {"hostile", fixtures::kHostileRepo}, {"gguf", fixtures::kGgufRepo}}}};
+              {"repos",
+               {{"model", fixtures::kModelRepo},
+                {"sharded", fixtures::kShardedRepo},
+                {"manyFiles", fixtures::kManyFilesRepo},
+                {"versions", fixtures::kVersionsRepo},
+                {"gated", fixtures::kGatedRepo},
+                {"private", fixtures::kPrivateRepo},
+                {"hostile", fixtures::kHostileRepo},
+                {"gguf", fixtures::kGgufRepo}}}};
   REQUIRE(WriteFileAtomic(work.path() + "/config.json", cfg.dump()).ok());
   std::string script = Env("MODELSYNC_SOURCE_DIR", ".") + "/tests/js/fidelity.mjs";
   std::string log = work.path() + "/node.log";
-  std::string cmd = "timeout 240 node '" + script + "' '" + deps + "' '" + work.path() + "/config.json' '" +
-                    work.path() + "/out.json' > '" + log + "' 2>&1";
+  std::string cmd = "timeout 240 node '" + script + "' '" + deps + "' '" + work.path() +
+                    "/config.json' '" + work.path() + "/out.json' > '" + log + "' 2>&1";
   int rc = std::system(cmd.c_str());
   REQUIRE_MESSAGE(rc == 0, "node fidelity.mjs failed (exit " << rc << "):\n" << Tail(log));
   auto out_text = ReadFile(work.path() + "/out.json");
@@ -130,12 +138,14 @@ TEST_CASE("@huggingface/hub (npm) downloads every byte right and reports the rig
 
   // The client itself refuses the hostile listing (its validateRelativeFilename).
   CHECK(r["snapshot_hostile"]["ok"] == false);
-  CHECK(r["snapshot_hostile"]["error"]["message"].get<std::string>().find("Invalid filename") != std::string::npos);
+  CHECK(r["snapshot_hostile"]["error"]["message"].get<std::string>().find("Invalid filename") !=
+        std::string::npos);
 
   // listFiles followed every Link page: the same rows as the fixture.
   json mf = Commit(fx, fixtures::kManyFilesRepo, "main");
   std::set<std::string> want, got;
-  for (const auto& f : mf["files"]) want.insert(f["path"].get<std::string>() + " " + f["git_oid"].get<std::string>());
+  for (const auto& f : mf["files"])
+    want.insert(f["path"].get<std::string>() + " " + f["git_oid"].get<std::string>());
   size_t dirs = 0;
   REQUIRE(r["list_many_files"]["ok"] == true);
   for (const auto& e : r["list_many_files"]["value"]) {
@@ -159,9 +169,12 @@ TEST_CASE("@huggingface/hub (npm) downloads every byte right and reports the rig
   auto sha_of = [&](const std::string& repo, const std::string& ref, const std::string& path) {
     return HashFileHex(HashKind::kSha256, fx.ObjectPath(repo, ref, path));
   };
-  CHECK(r["download_config"]["value"]["sha256"] == sha_of(fixtures::kModelRepo, "main", "config.json"));
-  CHECK(r["download_weights"]["value"]["sha256"] == sha_of(fixtures::kModelRepo, "main", "model.safetensors"));
-  CHECK(r["download_v1_notes"]["value"]["sha256"] == sha_of(fixtures::kVersionsRepo, "v1", "notes.txt"));
+  CHECK(r["download_config"]["value"]["sha256"] ==
+        sha_of(fixtures::kModelRepo, "main", "config.json"));
+  CHECK(r["download_weights"]["value"]["sha256"] ==
+        sha_of(fixtures::kModelRepo, "main", "model.safetensors"));
+  CHECK(r["download_v1_notes"]["value"]["sha256"] ==
+        sha_of(fixtures::kVersionsRepo, "v1", "notes.txt"));
   CHECK(r["download_gated_weights_token"]["value"]["sha256"] ==
         sha_of(fixtures::kGatedRepo, "main", "model.safetensors"));
 

@@ -10,6 +10,9 @@ pkgs=(
   clang libclang-rt-14-dev curl
 )
 missing=()
+# Node.js + npm run the @huggingface/hub fidelity test (ctest label js). Any node >= 18 works;
+# only install Debian's when no node is on PATH (e.g. a NodeSource build is kept as is).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then pkgs+=(nodejs npm); fi
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

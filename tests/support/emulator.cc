@@ -78,7 +78,8 @@ std::string FixtureDir::ObjectPath(const std::string& repo_id, const std::string
   std::string sha = j["refs"].contains(ref) ? j["refs"][ref].get<std::string>() : ref;
   if (!j["commits"].contains(sha)) return "";
   for (const auto& f : j["commits"][sha]["files"]) {
-    if (f["path"] == file) return path() + "/" + repo_id + "/objects/" + f["object"].get<std::string>();
+    if (f["path"] == file)
+      return path() + "/" + repo_id + "/objects/" + f["object"].get<std::string>();
   }
   return "";
 }
@@ -136,10 +137,15 @@ std::string EmulatorProcess::BinaryPath() {
 
 Status EmulatorProcess::Start() {
   if (pid_ > 0) return Status::InvalidArgument("emulator already running");
-  std::vector<std::string> args = {BinaryPath(), "--repos", options_.repos_dir,
-                                   "--port", std::to_string(hub_port_),
-                                   "--cdn-port", std::to_string(cdn_port_),
-                                   "--page-size", std::to_string(options_.page_size)};
+  std::vector<std::string> args = {BinaryPath(),
+                                   "--repos",
+                                   options_.repos_dir,
+                                   "--port",
+                                   std::to_string(hub_port_),
+                                   "--cdn-port",
+                                   std::to_string(cdn_port_),
+                                   "--page-size",
+                                   std::to_string(options_.page_size)};
   if (!options_.token.empty()) args.insert(args.end(), {"--token", options_.token});
   if (options_.resolve_cache) args.push_back("--resolve-cache");
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
@@ -164,7 +170,8 @@ Status EmulatorProcess::Start() {
   std::string line;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (line.find('\n') == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     pollfd p{fds[0], POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
     char buf[512];
@@ -176,8 +183,8 @@ Status EmulatorProcess::Start() {
   auto j = nlohmann::json::parse(line.substr(0, line.find('\n')), nullptr, false);
   if (j.is_discarded() || !j.contains("hub") || !j.contains("cdn")) {
     Stop();
-    return Status::IOError("hub_emulator (" + args[0] + ") did not print its ready line; got '" + line +
-                           "'. Build it with: ninja -C build hub_emulator");
+    return Status::IOError("hub_emulator (" + args[0] + ") did not print its ready line; got '" +
+                           line + "'. Build it with: ninja -C build hub_emulator");
   }
   hub_url_ = j["hub"];
   cdn_url_ = j["cdn"];
@@ -208,7 +215,8 @@ Result<nlohmann::json> EmulatorProcess::Control(const std::string& method, const
   if (r.curl_code != 0) return Status::IOError("control " + op + ": " + r.error);
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (r.status != 200 || j.is_discarded()) {
-    return Status::InvalidArgument("control " + op + " answered " + std::to_string(r.status) + ": " + r.body);
+    return Status::InvalidArgument("control " + op + " answered " + std::to_string(r.status) +
+                                   ": " + r.body);
   }
   return j;
 }
@@ -223,8 +231,11 @@ Status EmulatorProcess::AddFaults(const nlohmann::json& f) {
 }
 Status EmulatorProcess::Reset() { return Control("POST", "reset", nullptr).status(); }
 Status EmulatorProcess::Reload() { return Control("POST", "reload", nullptr).status(); }
-Status EmulatorProcess::Configure(const nlohmann::json& c) { return Control("POST", "config", c).status(); }
-Status EmulatorProcess::MoveRef(const std::string& repo, const std::string& ref, const std::string& commit) {
+Status EmulatorProcess::Configure(const nlohmann::json& c) {
+  return Control("POST", "config", c).status();
+}
+Status EmulatorProcess::MoveRef(const std::string& repo, const std::string& ref,
+                                const std::string& commit) {
   return Control("POST", "refs", {{"repo", repo}, {"ref", ref}, {"commit", commit}}).status();
 }
 Result<nlohmann::json> EmulatorProcess::Stats() { return Control("GET", "stats", nullptr); }

@@ -39,7 +39,8 @@ class FixtureDir {
   explicit FixtureDir(const fixtures::FixtureOptions& options = {});
   const std::string& path() const { return dir_.path(); }
   // Object file of a repo file at a ref ("" when not found); for byte checks.
-  std::string ObjectPath(const std::string& repo_id, const std::string& ref, const std::string& file) const;
+  std::string ObjectPath(const std::string& repo_id, const std::string& ref,
+                         const std::string& file) const;
   // The parsed repo.json of a repo.
   nlohmann::json RepoJson(const std::string& repo_id) const;
 
@@ -48,25 +49,37 @@ class FixtureDir {
 };
 
 struct HttpResponse {
-  long status = 0;     // 0 when the transfer failed before a status line
-  int curl_code = 0;   // CURLcode of the transfer
-  std::string error;   // curl's error text when curl_code != 0
+  long status = 0;    // 0 when the transfer failed before a status line
+  int curl_code = 0;  // CURLcode of the transfer
+  std::string error;  // curl's error text when curl_code != 0
   std::string body;
   std::map<std::string, std::string> headers;  // of the last response; lowercase names
   std::string Header(const std::string& lowercase_name) const;
 };
 
 struct HttpOptions {
-  std::string method = "GET";  // "HEAD" uses CURLOPT_NOBODY
+  std::string method = "GET";        // "HEAD" uses CURLOPT_NOBODY
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
   bool follow_redirects = false;
   long timeout_ms = 20000;
 
-  HttpOptions& Method(std::string m) { method = std::move(m); return *this; }
-  HttpOptions& Header(std::string h) { headers.push_back(std::move(h)); return *this; }
-  HttpOptions& Follow() { follow_redirects = true; return *this; }
-  HttpOptions& Timeout(long ms) { timeout_ms = ms; return *this; }
+  HttpOptions& Method(std::string m) {
+    method = std::move(m);
+    return *this;
+  }
+  HttpOptions& Header(std::string h) {
+    headers.push_back(std::move(h));
+    return *this;
+  }
+  HttpOptions& Follow() {
+    follow_redirects = true;
+    return *this;
+  }
+  HttpOptions& Timeout(long ms) {
+    timeout_ms = ms;
+    return *this;
+  }
 };
 
 HttpResponse Http(const std::string& url, const HttpOptions& options = {});

@@ -38,9 +38,9 @@ struct Request {
   std::string path;      // percent-decoded raw_path (for logs and fault matching)
   std::string query;     // raw query string (without '?')
   Query params;
-  std::string range;          // Range header, "" if absent
+  std::string range;  // Range header, "" if absent
   bool has_authorization = false;
-  std::string bearer;         // token after "Bearer ", "" if none
+  std::string bearer;  // token after "Bearer ", "" if none
   std::string content_type;
   std::string body;
 };
@@ -55,7 +55,9 @@ struct Response {
   // Ranges apply to the in-memory body too (raw LFS pointers).
   bool ranged_body = false;
   bool chunked = false;  // Transfer-Encoding: chunked, no Content-Length (gzip fault)
-  void Header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+  void Header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
 };
 
 struct AppConfig {
@@ -82,7 +84,8 @@ class HubApp {
   // app_api.cc
   Response HandleApi(const Request& req, const std::vector<std::string>& seg);
   Response ModelInfo(const Request& req, const Repo& repo, const std::string& rev);
-  Response Tree(const Request& req, const Repo& repo, const std::string& rev, const std::string& sub);
+  Response Tree(const Request& req, const Repo& repo, const std::string& rev,
+                const std::string& sub);
   Response PathsInfo(const Request& req, const Repo& repo, const std::string& rev);
   // app_resolve.cc
   enum class ResolveMode { kResolve, kResolveCache, kRaw };
@@ -94,11 +97,15 @@ class HubApp {
   Response Control(const Request& req, const std::vector<std::string>& seg);
 
   // Access checks. nullopt = allowed; otherwise the error response.
-  bool Authorized(const Request& req) const { return !config_.token.empty() && req.bearer == config_.token; }
-  std::optional<Response> CheckRepoVisible(const Request& req, const Repo* repo, const std::string& id);
+  bool Authorized(const Request& req) const {
+    return !config_.token.empty() && req.bearer == config_.token;
+  }
+  std::optional<Response> CheckRepoVisible(const Request& req, const Repo* repo,
+                                           const std::string& id);
   std::optional<Response> CheckGate(const Request& req, const Repo& repo);
   // A relative 307 to the repo's new name when `id` was renamed (PROTOCOL §2.1, §2.4 case C).
-  std::optional<Response> RenameRedirect(const Request& req, const std::string& id, size_t org_segment);
+  std::optional<Response> RenameRedirect(const Request& req, const std::string& id,
+                                         size_t org_segment);
 
   AppConfig config_;
   std::atomic<size_t> page_size_;

@@ -51,7 +51,8 @@ Response JsonResponse(int status, const nlohmann::json& j) {
 
 nlohmann::json TreeEntry(const RepoCommit& c, const RepoFile& f, bool expand) {
   nlohmann::json e = {{"type", "file"}, {"oid", f.git_oid}, {"size", f.size}, {"path", f.path}};
-  if (f.is_lfs()) e["lfs"] = {{"oid", f.lfs_sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
+  if (f.is_lfs())
+    e["lfs"] = {{"oid", f.lfs_sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
   if (expand) {
     e["lastCommit"] = {{"id", c.sha}, {"title", c.title}, {"date", c.date}};
     e["securityFileStatus"] = {{"status", "safe"}};
@@ -60,7 +61,9 @@ nlohmann::json TreeEntry(const RepoCommit& c, const RepoFile& f, bool expand) {
 }
 
 nlohmann::json DirectoryEntry(const RepoCommit& c, const std::string& dir, bool expand) {
-  nlohmann::json e = {{"type", "directory"}, {"oid", GitBlobSha1Hex(c.sha + "/" + dir)}, {"size", 0},
+  nlohmann::json e = {{"type", "directory"},
+                      {"oid", GitBlobSha1Hex(c.sha + "/" + dir)},
+                      {"size", 0},
                       {"path", dir}};
   if (expand) e["lastCommit"] = {{"id", c.sha}, {"title", c.title}, {"date", c.date}};
   return e;
@@ -69,20 +72,23 @@ nlohmann::json DirectoryEntry(const RepoCommit& c, const std::string& dir, bool 
 std::optional<Response> HubApp::CheckRepoVisible(const Request& req, const Repo* repo,
                                                  const std::string& id) {
   if (repo && !(repo->is_private && !Authorized(req))) return std::nullopt;
-  std::string msg = "Repository not found: " + id +
-                    ". Check the name; if the repository is private, pass a token that can read it.";
+  std::string msg =
+      "Repository not found: " + id +
+      ". Check the name; if the repository is private, pass a token that can read it.";
   return HubError(401, "RepoNotFound", msg);
 }
 
 Response HubApp::HandleApi(const Request& req, const std::vector<std::string>& seg) {
-  if (seg.size() < 4) return HubError(404, "", "Sorry, we can't find the page you are looking for.");
+  if (seg.size() < 4)
+    return HubError(404, "", "Sorry, we can't find the page you are looking for.");
   std::string id = PercentDecode(seg[2]) + "/" + PercentDecode(seg[3]);
   auto repo = store_.Find(id);
   if (!repo)
     if (auto r = RenameRedirect(req, id, 2)) return *r;
   if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
   std::string op = seg.size() > 4 ? seg[4] : "";
-  if (op.empty() && (req.method == "GET" || req.method == "HEAD")) return ModelInfo(req, *repo, "main");
+  if (op.empty() && (req.method == "GET" || req.method == "HEAD"))
+    return ModelInfo(req, *repo, "main");
   if (seg.size() >= 6) {
     if (op == "revision" && (req.method == "GET" || req.method == "HEAD")) {
       return ModelInfo(req, *repo, PercentDecode(JoinSegments(seg, 5)));
@@ -90,7 +96,8 @@ Response HubApp::HandleApi(const Request& req, const std::vector<std::string>& s
     if (op == "tree" && req.method == "GET") {
       return Tree(req, *repo, PercentDecode(seg[5]), PercentDecode(JoinSegments(seg, 6)));
     }
-    if (op == "paths-info" && req.method == "POST") return PathsInfo(req, *repo, PercentDecode(seg[5]));
+    if (op == "paths-info" && req.method == "POST")
+      return PathsInfo(req, *repo, PercentDecode(seg[5]));
   }
   return HubError(404, "", "Sorry, we can't find the page you are looking for.");
 }
@@ -105,7 +112,8 @@ Response HubApp::ModelInfo(const Request& req, const Repo& repo, const std::stri
     if (blobs) {
       s["size"] = f.size;
       s["blobId"] = f.git_oid;
-      if (f.is_lfs()) s["lfs"] = {{"sha256", f.lfs_sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
+      if (f.is_lfs())
+        s["lfs"] = {{"sha256", f.lfs_sha256}, {"size", f.size}, {"pointerSize", f.pointer_size}};
     }
     siblings.push_back(std::move(s));
   }
@@ -129,11 +137,13 @@ Response HubApp::ModelInfo(const Request& req, const Repo& repo, const std::stri
   return JsonResponse(200, j);
 }
 
-Response HubApp::Tree(const Request& req, const Repo& repo, const std::string& rev, const std::string& sub) {
+Response HubApp::Tree(const Request& req, const Repo& repo, const std::string& rev,
+                      const std::string& sub) {
   auto c = store_.Resolve(repo, rev);
   if (!c) return HubError(404, "RevisionNotFound", "Invalid rev id: " + rev);
   if (!sub.empty() && !c->IsDirectory(sub)) {
-    Response r = HubError(404, "EntryNotFound", "Entry not found: " + sub + " is not a folder at " + c->sha);
+    Response r =
+        HubError(404, "EntryNotFound", "Entry not found: " + sub + " is not a folder at " + c->sha);
     r.Header("X-Repo-Commit", c->sha);
     return r;
   }
@@ -150,7 +160,8 @@ Response HubApp::Tree(const Request& req, const Repo& repo, const std::string& r
     if (wanted(d)) rows.emplace_back(d, nullptr);
   for (const RepoFile& f : c->files)
     if (wanted(f.path)) rows.emplace_back(f.path, &f);
-  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
 
   size_t page = std::max<size_t>(1, page_size_.load());
   if (expand) page = std::min<size_t>(page, 50);
@@ -198,7 +209,8 @@ Response HubApp::PathsInfo(const Request& req, const Repo& repo, const std::stri
         for (auto& p : j["paths"])
           if (p.is_string()) paths.push_back(p.get<std::string>());
     }
-    if (j.contains("expand")) expand = j["expand"].is_boolean() ? j["expand"].get<bool>() : j["expand"] == "true";
+    if (j.contains("expand"))
+      expand = j["expand"].is_boolean() ? j["expand"].get<bool>() : j["expand"] == "true";
   } else {
     for (const auto& [k, v] : ParseQuery(req.body)) {
       if (k == "paths" || k == "paths[]") paths.push_back(v);

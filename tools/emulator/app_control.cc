@@ -65,7 +65,8 @@ Response HubApp::Control(const Request& req, const std::vector<std::string>& seg
     return JsonResponse(200, store_.Refs(*repo));
   }
   if (op == "refs" && post) {
-    if (!body.is_object() || !body.contains("repo") || !body.contains("ref") || !body.contains("commit")) {
+    if (!body.is_object() || !body.contains("repo") || !body.contains("ref") ||
+        !body.contains("commit")) {
       return Bad("expected {\"repo\": \"org/name\", \"ref\": \"main\", \"commit\": \"<40-hex>\"}");
     }
     Status s = store_.MoveRef(body["repo"].get<std::string>(), body["ref"].get<std::string>(),
@@ -82,7 +83,8 @@ Response HubApp::Control(const Request& req, const std::vector<std::string>& seg
     }
     return Ok({{"page_size", page_size_.load()}, {"resolve_cache", resolve_cache_.load()}});
   }
-  return JsonResponse(404, {{"error", "unknown control endpoint " + req.method + " " + req.raw_path}});
+  return JsonResponse(404,
+                      {{"error", "unknown control endpoint " + req.method + " " + req.raw_path}});
 }
 
 }  // namespace modelsync::emulator

@@ -27,7 +27,9 @@ std::string JoinDecoded(const std::vector<std::string>& seg, size_t from) {
   return PercentDecode(out);
 }
 
-Response NotFoundPage() { return HubError(404, "", "Sorry, we can't find the page you are looking for."); }
+Response NotFoundPage() {
+  return HubError(404, "", "Sorry, we can't find the page you are looking for.");
+}
 
 }  // namespace
 
@@ -45,7 +47,8 @@ Response HubApp::Handle(const Request& req) {
       if (!repo)
         if (auto r = RenameRedirect(req, id, 3)) return *r;
       if (auto err = CheckRepoVisible(req, repo.get(), id)) return *err;
-      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6), ResolveMode::kResolveCache);
+      return Resolve(req, *repo, PercentDecode(seg[5]), JoinDecoded(seg, 6),
+                     ResolveMode::kResolveCache);
     }
     return NotFoundPage();
   }
@@ -62,7 +65,7 @@ Response HubApp::Handle(const Request& req) {
 }
 
 std::optional<Response> HubApp::RenameRedirect(const Request& req, const std::string& id,
-                                              size_t org_segment) {
+                                               size_t org_segment) {
   std::string to;
   {
     std::lock_guard<std::mutex> l(renames_mu_);
@@ -92,10 +95,11 @@ std::optional<Response> HubApp::RenameRedirect(const Request& req, const std::st
 std::optional<Response> HubApp::CheckGate(const Request& req, const Repo& repo) {
   if (!repo.gated || Authorized(req)) return std::nullopt;
   if (!req.has_authorization) {
-    return HubError(401, "GatedRepo",
-                    "Access to model " + repo.id +
-                        " is restricted. You must have access to it and be authenticated to access it. "
-                        "Please log in.");
+    return HubError(
+        401, "GatedRepo",
+        "Access to model " + repo.id +
+            " is restricted. You must have access to it and be authenticated to access it. "
+            "Please log in.");
   }
   return HubError(403, "GatedRepo",
                   "Access to model " + repo.id +
@@ -105,7 +109,8 @@ std::optional<Response> HubApp::CheckGate(const Request& req, const Repo& repo) 
 
 std::string HubApp::CdnUrl(const Repo& repo, const RepoFile& f) const {
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  std::string expires = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count() + 3600);
+  std::string expires =
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count() + 3600);
   return config_.cdn_url + "/repos/" + PercentEncode(repo.id, true) + "/" + f.lfs_sha256 + "/" +
          PercentEncode(f.path, true) + "?response-content-disposition=" +
          PercentEncode("attachment; filename*=UTF-8''" + PercentEncode(f.path, false), false) +
@@ -149,8 +154,8 @@ Response HubApp::Resolve(const Request& req, const Repo& repo, const std::string
   }
   if (mode == ResolveMode::kResolve && resolve_cache_.load()) {
     std::string original = "/" + repo.id + "/resolve/" + rev + "/" + path;
-    std::string loc = "/api/resolve-cache/models/" + PercentEncode(repo.id, true) + "/" + c->sha + "/" +
-                      PercentEncode(path, true) + "?" + PercentEncode(original, false) +
+    std::string loc = "/api/resolve-cache/models/" + PercentEncode(repo.id, true) + "/" + c->sha +
+                      "/" + PercentEncode(path, true) + "?" + PercentEncode(original, false) +
                       "=&etag=" + PercentEncode("\"" + f->git_oid + "\"", false);
     r.status = 307;
     r.Header("Location", loc);
@@ -181,7 +186,8 @@ Response HubApp::Cdn(const Request& req, const std::vector<std::string>& seg) {
   auto sig = QueryGet(req.params, "Signature");
   if (!expires || !sig || *sig != Signature(sha, *expires)) return plain(403, "AccessDenied");
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   if (expires->find_first_not_of("0123456789") != std::string::npos || std::stoll(*expires) < now) {
     return plain(403, "AccessDenied");
   }
@@ -189,7 +195,8 @@ Response HubApp::Cdn(const Request& req, const std::vector<std::string>& seg) {
   if (!repo) return plain(404, "NoSuchKey");
   std::string file = repo->ObjectPath(sha);
   struct stat st {};
-  if (sha.find('/') != std::string::npos || ::stat(file.c_str(), &st) != 0) return plain(404, "NoSuchKey");
+  if (sha.find('/') != std::string::npos || ::stat(file.c_str(), &st) != 0)
+    return plain(404, "NoSuchKey");
   Response r;
   r.Header("Content-Type", "application/octet-stream");
   // Like the real CDN, the ETag is not the sha256 (clients must use X-Linked-Etag).

@@ -8,10 +8,11 @@ const char* ListenerName(Listener l) { return l == Listener::kHub ? "hub" : "cdn
 
 Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
   if (!j.is_object()) return Status::InvalidArgument("a fault rule must be a JSON object");
-  static const char* kKnown[] = {"match",  "listener", "method", "times", "per_path",
-                                 "status_sequence", "retry_after", "drop_after_bytes",
-                                 "ignore_range", "wrong_content_range", "flip_byte_at",
-                                 "throttle_bps", "latency_ms", "stall_after_bytes", "stall_ms", "gzip"};
+  static const char* kKnown[] = {
+      "match",           "listener",     "method",           "times",        "per_path",
+      "status_sequence", "retry_after",  "drop_after_bytes", "ignore_range", "wrong_content_range",
+      "bad_etag",        "flip_byte_at", "throttle_bps",     "latency_ms",   "stall_after_bytes",
+      "stall_ms",        "gzip"};
   for (auto& [k, v] : j.items()) {
     bool known = false;
     for (const char* n : kKnown) known = known || k == n;
@@ -35,7 +36,16 @@ Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
     r.retry_after = j.value("retry_after", int64_t{-1});
     r.drop_after_bytes = j.value("drop_after_bytes", int64_t{-1});
     r.ignore_range = j.value("ignore_range", false);
-    r.wrong_content_range = j.value("wrong_content_range", false);
+    if (j.contains("wrong_content_range")) {
+      const auto& w = j["wrong_content_range"];
+      r.wrong_content_range =
+          w.is_boolean() ? (w.get<bool>() ? "shift" : "") : w.get<std::string>();
+      if (r.wrong_content_range != "" && r.wrong_content_range != "shift" &&
+          r.wrong_content_range != "total") {
+        return Status::InvalidArgument("wrong_content_range must be true, \"shift\" or \"total\"");
+      }
+    }
+    r.bad_etag = j.value("bad_etag", false);
     r.flip_byte_at = j.value("flip_byte_at", int64_t{-1});
     r.throttle_bps = j.value("throttle_bps", int64_t{0});
     r.latency_ms = j.value("latency_ms", int64_t{0});
@@ -59,6 +69,7 @@ nlohmann::json FaultRuleToJson(const FaultRule& r) {
                       {"drop_after_bytes", r.drop_after_bytes},
                       {"ignore_range", r.ignore_range},
                       {"wrong_content_range", r.wrong_content_range},
+                      {"bad_etag", r.bad_etag},
                       {"flip_byte_at", r.flip_byte_at},
                       {"throttle_bps", r.throttle_bps},
                       {"latency_ms", r.latency_ms},
@@ -117,7 +128,8 @@ FaultPlan FaultTable::Plan(Listener listener, const std::string& method, const s
     }
     if (r.drop_after_bytes >= 0) p.drop_after_bytes = r.drop_after_bytes;
     p.ignore_range |= r.ignore_range;
-    p.wrong_content_range |= r.wrong_content_range;
+    if (!r.wrong_content_range.empty()) p.wrong_content_range = r.wrong_content_range;
+    p.bad_etag |= r.bad_etag;
     if (r.flip_byte_at >= 0) p.flip_byte_at = r.flip_byte_at;
     if (r.throttle_bps > 0) p.throttle_bps = r.throttle_bps;
     p.latency_ms += r.latency_ms;

@@ -22,17 +22,18 @@ enum class Listener { kHub, kCdn };
 const char* ListenerName(Listener l);
 
 struct FaultRule {
-  std::string match;            // substring, or glob when it has * ? [
+  std::string match;                 // substring, or glob when it has * ? [
   std::optional<Listener> listener;  // unset = both
-  std::string method;           // empty = any
-  int64_t times = -1;           // requests the rule applies to; -1 = unlimited
-  bool per_path = false;        // count `times` / the status sequence per distinct path
+  std::string method;                // empty = any
+  int64_t times = -1;                // requests the rule applies to; -1 = unlimited
+  bool per_path = false;             // count `times` / the status sequence per distinct path
   // Effects (any combination):
   std::vector<int> status_sequence;  // nth matching request gets the nth status; 2xx = serve
   int64_t retry_after = -1;          // seconds, added to injected 429/503 answers
   int64_t drop_after_bytes = -1;     // close the connection after this many body bytes
   bool ignore_range = false;         // answer 200 with the whole body
-  bool wrong_content_range = false;  // 206 with Content-Range shifted by one byte
+  std::string wrong_content_range;   // "", "shift" (start and end +1) or "total" (total +1)
+  bool bad_etag = false;             // ETag and X-Linked-Etag values altered (one hex digit)
   int64_t flip_byte_at = -1;         // XOR 0xFF the byte at this offset of the file
   int64_t throttle_bps = 0;          // bytes per second per response
   int64_t latency_ms = 0;            // sleep before answering
@@ -53,7 +54,8 @@ struct FaultPlan {
   int64_t retry_after = -1;
   int64_t drop_after_bytes = -1;
   bool ignore_range = false;
-  bool wrong_content_range = false;
+  std::string wrong_content_range;
+  bool bad_etag = false;
   int64_t flip_byte_at = -1;
   int64_t throttle_bps = 0;
   int64_t latency_ms = 0;

@@ -17,15 +17,18 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1", cdn_host = "127.0.0.2";
   uint16_t port = 0, cdn_port = 0;
   int threads = 0;
-  cli.add_option("--repos", cfg.repos_dir, "Directory of fixture repos (make_fixtures --out)")->required();
+  cli.add_option("--repos", cfg.repos_dir, "Directory of fixture repos (make_fixtures --out)")
+      ->required();
   cli.add_option("--host", host, "Hub listen address");
   cli.add_option("--port", port, "Hub port (0 = any free port)");
   cli.add_option("--cdn-host", cdn_host, "CDN listen address (must differ from --host)");
   cli.add_option("--cdn-port", cdn_port, "CDN port (0 = any free port)");
   cli.add_option("--page-size", cfg.page_size, "Tree listing page size");
-  cli.add_flag("--resolve-cache", cfg.resolve_cache, "Regular files: relative 307 to /api/resolve-cache/");
+  cli.add_flag("--resolve-cache", cfg.resolve_cache,
+               "Regular files: relative 307 to /api/resolve-cache/");
   cli.add_option("--token", cfg.token, "Token approved for gated and private repos");
-  cli.add_option("--threads", threads, "Accepted for compatibility; each connection has its own thread");
+  cli.add_option("--threads", threads,
+                 "Accepted for compatibility; each connection has its own thread");
   CLI11_PARSE(cli, argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
 

@@ -37,7 +37,8 @@ Result<std::shared_ptr<Repo>> LoadRepo(const std::string& dir, const std::string
     for (auto& [sha, cj] : j.at("commits").items()) {
       auto c = std::make_shared<RepoCommit>();
       c->sha = sha;
-      c->parent = cj.value("parent", nlohmann::json()).is_string() ? cj["parent"].get<std::string>() : "";
+      c->parent =
+          cj.value("parent", nlohmann::json()).is_string() ? cj["parent"].get<std::string>() : "";
       c->title = cj.value("title", "");
       c->date = cj.value("date", "2024-09-18T00:00:00.000Z");
       std::set<std::string> dirs;
@@ -97,7 +98,8 @@ std::shared_ptr<const Repo> RepoStore::Find(const std::string& repo_id) const {
   return it == repos_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<const RepoCommit> RepoStore::Resolve(const Repo& repo, const std::string& rev) const {
+std::shared_ptr<const RepoCommit> RepoStore::Resolve(const Repo& repo,
+                                                     const std::string& rev) const {
   std::string sha;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -112,10 +114,12 @@ std::shared_ptr<const RepoCommit> RepoStore::Resolve(const Repo& repo, const std
   return it == repo.commits.end() ? nullptr : it->second;
 }
 
-Status RepoStore::MoveRef(const std::string& repo_id, const std::string& ref, const std::string& commit) {
+Status RepoStore::MoveRef(const std::string& repo_id, const std::string& ref,
+                          const std::string& commit) {
   auto repo = Find(repo_id);
   if (!repo) return Status::NotFound("no repo " + repo_id);
-  if (!repo->commits.count(commit)) return Status::NotFound("no commit " + commit + " in " + repo_id);
+  if (!repo->commits.count(commit))
+    return Status::NotFound("no commit " + commit + " in " + repo_id);
   std::lock_guard<std::mutex> l(mu_);
   refs_[repo_id][ref] = commit;
   return Status::Ok();

@@ -28,9 +28,9 @@ struct RepoFile {
 
 struct RepoCommit {
   std::string sha, parent, title, date;
-  std::vector<RepoFile> files;                 // sorted by path
-  std::map<std::string, size_t> by_path;       // path -> index in files
-  std::vector<std::string> directories;        // every directory prefix, sorted
+  std::vector<RepoFile> files;            // sorted by path
+  std::map<std::string, size_t> by_path;  // path -> index in files
+  std::vector<std::string> directories;   // every directory prefix, sorted
   const RepoFile* Find(const std::string& path) const;
   bool IsDirectory(const std::string& path) const;
 };

@@ -48,10 +48,28 @@ bool WaitUnlessHangup(int fd, int64_t ms) {
 
 Response InjectedError(int status, int64_t retry_after) {
   std::string reason(http::obsolete_reason(static_cast<http::status>(status)));
-  Response r = JsonResponse(status, {{"error", "Injected fault: " + std::to_string(status) + " " + reason}});
+  Response r =
+      JsonResponse(status, {{"error", "Injected fault: " + std::to_string(status) + " " + reason}});
   r.Header("X-Error-Message", "Injected fault: " + std::to_string(status) + " " + reason);
   if (retry_after >= 0) r.Header("Retry-After", std::to_string(retry_after));
   return r;
+}
+
+// "bytes a-b/total", bent as the plan says.
+std::string ContentRange(const FaultPlan& plan, const ResolvedRange& rr, uint64_t total) {
+  uint64_t shift = plan.wrong_content_range == "shift" ? 1 : 0;
+  uint64_t extra = plan.wrong_content_range == "total" ? 1 : 0;
+  return "bytes " + std::to_string(rr.first + shift) + "-" + std::to_string(rr.last + shift) + "/" +
+         std::to_string(total + extra);
+}
+
+// Alters the last hex digit of every ETag / X-Linked-Etag value.
+void CorruptEtags(Response& resp) {
+  for (auto& [k, v] : resp.headers) {
+    if (!beast::iequals(k, "ETag") && !beast::iequals(k, "X-Linked-Etag")) continue;
+    size_t pos = v.find_last_of("0123456789abcdef");
+    if (pos != std::string::npos) v[pos] = v[pos] == '0' ? '1' : '0';
+  }
 }
 
 struct SendOutcome {
@@ -64,10 +82,12 @@ struct SendOutcome {
 // Sends [first, first+len) of the body, read through `read`, applying the plan's body faults.
 // `file_offset_base` maps body offsets to file offsets (for flip_byte_at).
 template <typename ReadFn>
-void SendSlow(int sock, uint64_t len, uint64_t first, const FaultPlan& plan, ReadFn read, SendOutcome* out) {
+void SendSlow(int sock, uint64_t len, uint64_t first, const FaultPlan& plan, ReadFn read,
+              SendOutcome* out) {
   std::vector<char> buf(1 << 20);
   size_t chunk_cap = buf.size();
-  if (plan.throttle_bps > 0) chunk_cap = static_cast<size_t>(std::clamp<int64_t>(plan.throttle_bps / 20, 1, 1 << 16));
+  if (plan.throttle_bps > 0)
+    chunk_cap = static_cast<size_t>(std::clamp<int64_t>(plan.throttle_bps / 20, 1, 1 << 16));
   auto start = Clock::now();
   bool stalled = false;
   uint64_t sent = 0;
@@ -76,17 +96,20 @@ void SendSlow(int sock, uint64_t len, uint64_t first, const FaultPlan& plan, Rea
       out->dropped = out->closed = true;
       break;
     }
-    if (!stalled && plan.stall_after_bytes >= 0 && sent >= static_cast<uint64_t>(plan.stall_after_bytes)) {
+    if (!stalled && plan.stall_after_bytes >= 0 &&
+        sent >= static_cast<uint64_t>(plan.stall_after_bytes)) {
       stalled = true;
       if (!WaitUnlessHangup(sock, plan.stall_ms)) {
         out->closed = true;
         break;
       }
-      start = Clock::now() - std::chrono::microseconds(plan.throttle_bps > 0 ? sent * 1000000 / plan.throttle_bps : 0);
+      start = Clock::now() - std::chrono::microseconds(
+                                 plan.throttle_bps > 0 ? sent * 1000000 / plan.throttle_bps : 0);
     }
     uint64_t n = std::min<uint64_t>(len - sent, chunk_cap);
     if (plan.drop_after_bytes >= 0) n = std::min<uint64_t>(n, plan.drop_after_bytes - sent);
-    if (!stalled && plan.stall_after_bytes >= 0) n = std::min<uint64_t>(n, plan.stall_after_bytes - sent);
+    if (!stalled && plan.stall_after_bytes >= 0)
+      n = std::min<uint64_t>(n, plan.stall_after_bytes - sent);
     if (n == 0) continue;
     if (!read(first + sent, buf.data(), static_cast<size_t>(n))) {
       out->closed = true;
@@ -94,7 +117,8 @@ void SendSlow(int sock, uint64_t len, uint64_t first, const FaultPlan& plan, Rea
     }
     if (plan.flip_byte_at >= 0) {
       uint64_t at = static_cast<uint64_t>(plan.flip_byte_at);
-      if (at >= first + sent && at < first + sent + n) buf[at - first - sent] ^= static_cast<char>(0xff);
+      if (at >= first + sent && at < first + sent + n)
+        buf[at - first - sent] ^= static_cast<char>(0xff);
     }
     if (!SendAll(sock, buf.data(), static_cast<size_t>(n))) {
       out->closed = true;
@@ -103,13 +127,15 @@ void SendSlow(int sock, uint64_t len, uint64_t first, const FaultPlan& plan, Rea
     sent += n;
     out->body_bytes = sent;
     if (plan.throttle_bps > 0) {
-      auto due = start + std::chrono::microseconds(sent * 1000000 / static_cast<uint64_t>(plan.throttle_bps));
+      auto due = start + std::chrono::microseconds(sent * 1000000 /
+                                                   static_cast<uint64_t>(plan.throttle_bps));
       std::this_thread::sleep_until(due);
     }
   }
 }
 
-SendOutcome SendResponse(int sock, const Request& req, Response& resp, const FaultPlan& plan, bool keep_alive) {
+SendOutcome SendResponse(int sock, const Request& req, Response& resp, const FaultPlan& plan,
+                         bool keep_alive) {
   SendOutcome out;
   UniqueFd file;
   uint64_t first = 0, len = resp.body.size();
@@ -122,15 +148,14 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
       len = total;
       ResolvedRange rr;
       RangeKind kind = RangeKind::kNone;
-      if (!req.range.empty() && !plan.ignore_range && !plan.gzip) kind = ParseRange(req.range, total, &rr);
+      if (!req.range.empty() && !plan.ignore_range && !plan.gzip)
+        kind = ParseRange(req.range, total, &rr);
       resp.Header("Accept-Ranges", "bytes");
       if (kind == RangeKind::kOk && resp.status == 200) {
         resp.status = 206;
         first = rr.first;
         len = rr.last - rr.first + 1;
-        uint64_t shift = plan.wrong_content_range ? 1 : 0;
-        resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
-                                         std::to_string(rr.last + shift) + "/" + std::to_string(total));
+        resp.Header("Content-Range", ContentRange(plan, rr, total));
       } else if (kind == RangeKind::kUnsatisfiable) {
         resp.status = 416;
         len = 0;
@@ -147,14 +172,13 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
     RangeKind kind = RangeKind::kNone;
     if (resp.ranged_body) {
       resp.Header("Accept-Ranges", "bytes");
-      if (!req.range.empty() && !plan.ignore_range && !plan.gzip) kind = ParseRange(req.range, len, &rr);
+      if (!req.range.empty() && !plan.ignore_range && !plan.gzip)
+        kind = ParseRange(req.range, len, &rr);
     }
     std::string total = std::to_string(resp.body.size());
     if (kind == RangeKind::kOk && resp.status == 200) {
       resp.status = 206;
-      uint64_t shift = plan.wrong_content_range ? 1 : 0;
-      resp.Header("Content-Range", "bytes " + std::to_string(rr.first + shift) + "-" +
-                                       std::to_string(rr.last + shift) + "/" + total);
+      resp.Header("Content-Range", ContentRange(plan, rr, resp.body.size()));
       resp.body = resp.body.substr(rr.first, rr.last - rr.first + 1);
       len = resp.body.size();
     } else if (kind == RangeKind::kUnsatisfiable) {
@@ -180,7 +204,8 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
     first = 0;
   }
   std::string head = "HTTP/1.1 " + std::to_string(resp.status) + " " +
-                     std::string(http::obsolete_reason(static_cast<http::status>(resp.status))) + "\r\n";
+                     std::string(http::obsolete_reason(static_cast<http::status>(resp.status))) +
+                     "\r\n";
   for (const auto& [k, v] : resp.headers) head += k + ": " + v + "\r\n";
   if (resp.chunked) {
     head += "Transfer-Encoding: chunked\r\n";
@@ -221,22 +246,28 @@ SendOutcome SendResponse(int sock, const Request& req, Response& resp, const Fau
   }
   if (!resp.file.empty()) {
     int fd = file.get();
-    SendSlow(sock, len, first, plan, [fd](uint64_t off, char* dst, size_t n) {
-      size_t got = 0;
-      while (got < n) {
-        ssize_t r = ::pread(fd, dst + got, n - got, static_cast<off_t>(off + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return false;
-        got += static_cast<size_t>(r);
-      }
-      return true;
-    }, &out);
+    SendSlow(
+        sock, len, first, plan,
+        [fd](uint64_t off, char* dst, size_t n) {
+          size_t got = 0;
+          while (got < n) {
+            ssize_t r = ::pread(fd, dst + got, n - got, static_cast<off_t>(off + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return false;
+            got += static_cast<size_t>(r);
+          }
+          return true;
+        },
+        &out);
   } else {
     const std::string& body = resp.body;
-    SendSlow(sock, len, 0, plan, [&body](uint64_t off, char* dst, size_t n) {
-      std::memcpy(dst, body.data() + off, n);
-      return true;
-    }, &out);
+    SendSlow(
+        sock, len, 0, plan,
+        [&body](uint64_t off, char* dst, size_t n) {
+          std::memcpy(dst, body.data() + off, n);
+          return true;
+        },
+        &out);
   }
   return out;
 }
@@ -293,8 +324,10 @@ void Server::Impl::Serve(tcp::socket sock, Listener which) {
     bool control = which == Listener::kHub && req.raw_path.rfind("/_emulator/", 0) == 0;
     FaultPlan plan;
     if (!control) plan = app.faults().Plan(which, req.method, req.path);
-    if (plan.latency_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(plan.latency_ms));
+    if (plan.latency_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(plan.latency_ms));
     Response resp = plan.status ? InjectedError(*plan.status, plan.retry_after) : app.Handle(req);
+    if (plan.bad_etag) CorruptEtags(resp);
     SendOutcome out = SendResponse(fd, req, resp, plan, keep);
     if (!control) {
       LogEntry e;
@@ -330,8 +363,8 @@ Result<uint16_t> Server::Listen(Listener which, const std::string& host, uint16_
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status::IOError("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message() +
-                           " (is another emulator running on that port?)");
+    return Status::IOError("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                           ec.message() + " (is another emulator running on that port?)");
   }
   uint16_t bound = acc->local_endpoint().port();
   tcp::acceptor* a = acc.get();
@@ -347,7 +380,9 @@ Result<uint16_t> Server::Listen(Listener which, const std::string& host, uint16_
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;
       }
-      std::thread([impl, which](tcp::socket sock) { impl->Serve(std::move(sock), which); }, std::move(s)).detach();
+      std::thread([impl, which](tcp::socket sock) { impl->Serve(std::move(sock), which); },
+                  std::move(s))
+          .detach();
     }
   }).detach();
   return bound;
