@@ -341,6 +341,31 @@ TEST_CASE("An identity that differs from the listing is kIntegrity, nothing deli
   CHECK(Requests(w, "cdn") == 0);  // the hub's 302 already disagreed
 }
 
+TEST_CASE("The emulator's bad_etag and wrong total faults are kIntegrity, nothing delivered") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  for (const char* path : {"config.json", "model.safetensors"}) {
+    CAPTURE(path);
+    REQUIRE(w.emu.SetFaults({{{"match", path}, {"bad_etag", true}}}).ok());
+    TestSink sink;
+    hub.Fetch(SpecOf(*r, path), &sink);
+    Status s = sink.Wait();
+    CHECK_MESSAGE(s.code() == StatusCode::kIntegrity, s.ToString());
+    CHECK(sink.size() == 0);
+  }
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"wrong_content_range", "total"}}})
+              .ok());
+  TestSink total(0);
+  hub.Fetch(SpecOf(*r, "model.safetensors", ByteRange{0, 100}), &total);
+  CHECK(total.Wait().code() == StatusCode::kIntegrity);
+  CHECK(total.size() == 0);
+}
+
 TEST_CASE("503s are retried with backoff; 429 waits Retry-After on the clock") {
   World& w = W();
   REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {503, 503}}}}).ok());
