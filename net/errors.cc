@@ -1,0 +1,234 @@
+#include "net/errors.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace modelsync::net {
+namespace {
+
+// The hub's own words, from X-Error-Message or the JSON body's "error".
+std::string HubMessage(const ResponseHead& head, const std::string& body) {
+  if (auto m = head.Get("x-error-message"); m && !m->empty()) return *m;
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object()) {
+    auto it = j.find("error");
+    if (it != j.end() && it->is_string()) return it->get<std::string>();
+  }
+  return "";
+}
+
+std::string WithHub(std::string msg, const std::string& hub) {
+  if (!hub.empty()) msg += " (hub says: " + hub.substr(0, 300) + ")";
+  return msg;
+}
+
+}  // namespace
+
+std::string ErrorContext::Describe() const {
+  std::string s = repo;
+  if (!revision.empty()) s += "@" + revision;
+  if (!path.empty()) s += ": " + path;
+  return s;
+}
+
+std::string NormalizeEtag(std::string_view etag) {
+  if (etag.substr(0, 2) == "W/" || etag.substr(0, 2) == "w/") etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  std::string out(etag);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std::string& body) {
+  const long st = head.status;
+  const std::string code = head.Get("x-error-code").value_or("");
+  const std::string hub = HubMessage(head, body);
+  const std::string rev = ctx.revision.empty() ? "main" : ctx.revision;
+  if (code == "GatedRepo") {
+    std::string m = ctx.repo + " is gated: request access on the hub, then set HF_TOKEN";
+    if (ctx.has_token) m += " (the token in use has not been granted access yet)";
+    return Status::Unauthorized(WithHub(m, hub), st);
+  }
+  if (code == "RevisionNotFound") {
+    return Status::NotFound(WithHub("revision '" + rev + "' not found in " + ctx.repo +
+                                        ": check the branch, tag or commit",
+                                    hub),
+                            st);
+  }
+  if (code == "EntryNotFound") {
+    return Status::NotFound(
+        WithHub("file '" + ctx.path + "' not found in " + ctx.repo + " at revision " + rev +
+                    ": the listing and the hub disagree; resolve the revision again",
+                hub),
+        st);
+  }
+  if (st == 401 && hub == "Invalid credentials in Authorization header") {
+    return Status::Unauthorized(
+        "the hub rejected the token for " + ctx.repo + " (invalid credentials): check HF_TOKEN",
+        st);
+  }
+  if (code == "RepoNotFound" || st == 401) {
+    std::string m = "repository " + ctx.repo +
+                    " not found or private: check the name, or log in by setting HF_TOKEN";
+    if (ctx.has_token)
+      m = "repository " + ctx.repo +
+          " not found or private: check the name, and that your HF_TOKEN may "
+          "read it";
+    return code == "RepoNotFound" ? Status::NotFound(WithHub(m, hub), st)
+                                  : Status::Unauthorized(WithHub(m, hub), st);
+  }
+  if (st == 403) {
+    return Status::Unauthorized(WithHub("access to " + ctx.repo + "@" + rev +
+                                            " denied (403): check that HF_TOKEN may read it",
+                                        hub),
+                                st);
+  }
+  if (st == 404) {
+    return Status::NotFound(
+        WithHub(ctx.Describe() + " not found (404): check the repository, revision and path", hub),
+        st);
+  }
+  if (st == 416) {
+    return Status::Permanent(
+        WithHub("the hub refused the byte range for " + ctx.Describe() +
+                    " (416): the file is shorter than the listing says; resolve the revision again",
+                hub),
+        st);
+  }
+  return Status::Permanent(
+      WithHub("the hub answered HTTP " + std::to_string(st) + " for " + ctx.Describe() +
+                  ": not retryable; check the endpoint (HF_ENDPOINT) and the request",
+              hub),
+      st);
+}
+
+Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int attempts) {
+  const std::string n = std::to_string(attempts);
+  if (head.status == 429) {
+    return Status::Transient("rate limited by the hub (429) " + n + " times for " + ctx.Describe() +
+                                 ": wait and retry later (logging in with HF_TOKEN raises limits)",
+                             429);
+  }
+  return Status::Transient("the hub kept failing (HTTP " + std::to_string(head.status) + ", " + n +
+                               " attempts) for " + ctx.Describe() + ": retry later",
+                           head.status);
+}
+
+bool IsRetryableCurlError(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_AGAIN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts) {
+  const std::string what = curl_easy_strerror(code);
+  const std::string n = std::to_string(attempts);
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return Status::Transient("network unreachable: cannot connect to " + host + " (" + what +
+                                   ", " + n + " attempts) for " + ctx.Describe() +
+                                   ": check the network connection, or HF_ENDPOINT",
+                               code);
+    case CURLE_OPERATION_TIMEDOUT:
+      return Status::Transient("transfer from " + host + " stalled or timed out " + n +
+                                   " times for " + ctx.Describe() +
+                                   ": check the network connection and retry",
+                               code);
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return Status::Permanent("TLS failure talking to " + host + " (" + what + ") for " +
+                                   ctx.Describe() +
+                                   ": check the system clock and CA certificates, or HF_ENDPOINT",
+                               code);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      return Status::Permanent("cannot use URL on " + host + " (" + what + ") for " +
+                                   ctx.Describe() + ": check HF_ENDPOINT / --endpoint",
+                               code);
+    default:
+      if (IsRetryableCurlError(code)) {
+        return Status::Transient("connection to " + host + " kept failing (" + what + ", " + n +
+                                     " attempts) for " + ctx.Describe() +
+                                     ": check the network connection and retry",
+                                 code);
+      }
+      return Status::Permanent(
+          "transfer from " + host + " failed (" + what + ") for " + ctx.Describe(), code);
+  }
+}
+
+std::string Scrub(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t p = text.find(secret); p != std::string::npos; p = text.find(secret, p)) {
+    text.replace(p, secret.size(), "<token>");
+  }
+  return text;
+}
+
+Status ScrubStatus(const Status& s, const std::string& secret) {
+  if (s.ok() || secret.empty() || s.message().find(secret) == std::string::npos) return s;
+  std::string m = Scrub(s.message(), secret);
+  const long d = s.detail();
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+      return Status::NotFound(m, d);
+    case StatusCode::kCorruption:
+      return Status::Corruption(m, d);
+    case StatusCode::kIOError:
+      return Status::IOError(m, d);
+    case StatusCode::kInvalidArgument:
+      return Status::InvalidArgument(m, d);
+    case StatusCode::kNoSpace:
+      return Status::NoSpace(m, d);
+    case StatusCode::kTransient:
+      return Status::Transient(m, d);
+    case StatusCode::kIntegrity:
+      return Status::Integrity(m, d);
+    case StatusCode::kCancelled:
+      return Status::Cancelled(m, d);
+    case StatusCode::kLocked:
+      return Status::Locked(m, d);
+    case StatusCode::kUnauthorized:
+      return Status::Unauthorized(m, d);
+    case StatusCode::kOffline:
+      return Status::Offline(m, d);
+    case StatusCode::kVersion:
+      return Status::Version(m, d);
+    default:
+      return Status::Permanent(m, d);
+  }
+}
+
+}  // namespace modelsync::net

@@ -1,0 +1,46 @@
+// Mapping of hub responses and transport failures to Status (internal to net/).
+//
+// Every message names what was being done (repo, revision, file) and says what to do next.
+// The token never appears: Scrub() removes it from any text that came from the server.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "net/exchange.h"
+
+namespace modelsync::net {
+
+struct ErrorContext {
+  std::string repo;
+  std::string revision;  // ref or commit
+  std::string path;      // file path, or empty for API calls
+  bool has_token = false;
+  std::string Describe() const;  // "org/name@rev" or "org/name@rev: path"
+};
+
+// "W/\"abc\"" -> "abc" (lower case).
+std::string NormalizeEtag(std::string_view etag);
+
+// A final, non-retryable HTTP error (status >= 400, not 408/429/5xx). body = first bytes.
+Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std::string& body);
+
+// Retryable HTTP status, once attempts are exhausted.
+Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int attempts);
+
+// A libcurl failure. Transient for connection-level problems, Permanent for TLS and URL
+// problems. host is only the host name (no query, no credentials).
+Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts);
+
+// Whether a curl error is worth retrying.
+bool IsRetryableCurlError(CURLcode code);
+
+// Removes every occurrence of secret from text (no-op when secret is empty).
+std::string Scrub(std::string text, const std::string& secret);
+// The same status with Scrub() applied to its message.
+Status ScrubStatus(const Status& s, const std::string& secret);
+
+}  // namespace modelsync::net

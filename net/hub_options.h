@@ -1,0 +1,56 @@
+// HubOptions: how the hub client reaches the hub, and how hard it tries.
+//
+// Values; copy freely. HubOptionsFromEnv() reads the environment (and the token file, the
+// only file net/ ever reads).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace modelsync::net {
+
+inline constexpr char kDefaultEndpoint[] = "https://huggingface.co";
+
+struct HubOptions {
+  // Base URL of the hub (HF_ENDPOINT / --endpoint), without a trailing '/'. The token is
+  // sent only to this origin (scheme, host and port), never to a redirect target elsewhere.
+  std::string endpoint = kDefaultEndpoint;
+  // Bearer token; empty = anonymous. Never logged, never put into a Status message.
+  std::string token;
+  // HF_HUB_OFFLINE: every request fails with kOffline and none is sent.
+  bool offline = false;
+  // Attempts per request without progress (connection errors, stalls, 408, 429, 5xx). An
+  // attempt that delivered body bytes resets the count (a dropped transfer resumes).
+  int max_attempts = 6;
+  // Exponential backoff with full jitter: attempt n waits uniform[0, min(max, base * 2^n)].
+  // A Retry-After (integer seconds) replaces the jittered delay.
+  std::chrono::milliseconds backoff_base{500}, backoff_max{30000};
+  // No body byte for this long aborts the transfer and retries it (rounded up to whole
+  // seconds; libcurl's low-speed check). A healthy transfer has no wall-clock cap.
+  std::chrono::milliseconds stall_timeout{20000};
+  std::chrono::milliseconds connect_timeout{10000};
+  // Connections in total, and per host.
+  int max_connections = 16;
+  // Sent as User-Agent; empty = "modelsync/<version>".
+  std::string user_agent;
+  // Backoff waits are measured on this clock (FakeClock in tests; polled every few ms).
+  // nullptr = SystemClock::Default(). Not owned; must outlive the Hub.
+  Clock* clock = nullptr;
+};
+
+// Reads HF_ENDPOINT (trailing '/' stripped), the token (HF_TOKEN, then
+// HUGGING_FACE_HUB_TOKEN, then the file at HF_TOKEN_PATH, then $HF_HOME/token, then
+// ~/.cache/huggingface/token; surrounding whitespace stripped), and HF_HUB_OFFLINE
+// (1/ON/YES/TRUE, case-insensitive). A missing token file is not an error.
+HubOptions HubOptionsFromEnv();
+
+// "https://hub.example/" -> "https://hub.example". Exposed for --endpoint.
+std::string NormalizeEndpoint(std::string endpoint);
+
+// True for 1/ON/YES/TRUE in any case.
+bool IsTruthyEnvValue(const char* value);
+
+}  // namespace modelsync::net

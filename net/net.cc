@@ -1,2 +1,0 @@
-// Placeholder translation unit; the hub client lands here (issue 3).
-namespace modelsync::net {}

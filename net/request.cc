@@ -1,0 +1,267 @@
+#include "net/request.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cstdlib>
+
+namespace modelsync::net {
+namespace {
+
+bool IsRedirect(long st) { return st == 301 || st == 302 || st == 303 || st == 307 || st == 308; }
+bool IsRetryableStatus(long st) { return st == 408 || st == 429 || st >= 500; }
+
+// Retry-After as integer seconds (HTTP dates are ignored, as huggingface_hub does).
+std::optional<std::chrono::milliseconds> ParseRetryAfter(const ResponseHead& head) {
+  auto v = head.Get("retry-after");
+  if (!v || v->empty() || v->size() > 9) return std::nullopt;
+  for (char c : *v) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return std::chrono::seconds(std::strtol(v->c_str(), nullptr, 10));
+}
+
+std::string HostOf(const std::string& url) {
+  auto p = ParseUrl(url);
+  return p.ok() ? p->host + ":" + p->port : "?";
+}
+
+}  // namespace
+
+Request::Request(Loop& loop, ErrorContext ctx)
+    : loop_(loop), ctx_(std::move(ctx)), wait_timer_(loop.io) {}
+
+Request::~Request() {
+  *alive_ = false;
+  if (exchange_) loop_.multi.Remove(exchange_->easy());
+}
+
+bool Request::IsHubOrigin(const std::string& url) const {
+  auto p = ParseUrl(url);
+  return p.ok() && !loop_.hub_origin.empty() && p->Origin() == loop_.hub_origin;
+}
+
+void Request::Start() {
+  if (loop_.options.offline) {
+    Finish(Status::Offline("HF_HUB_OFFLINE is set: not contacting the hub for " + ctx_.Describe() +
+                           "; unset it to download"));
+    return;
+  }
+  hops_ = 0;
+  OnAttemptStart();
+  StartExchange(FirstUrl());
+}
+
+void Request::StartExchange(const std::string& url) {
+  Exchange::Options o;
+  o.url = url;
+  from_hub_ = IsHubOrigin(url);
+  if (from_hub_ && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
+  o.range = RangeHeader();
+  o.user_agent = loop_.options.user_agent;
+  o.connect_timeout_ms = static_cast<long>(loop_.options.connect_timeout.count());
+  o.stall_seconds = static_cast<long>((loop_.options.stall_timeout.count() + 999) / 1000);
+  o.collect_cap = collect_cap();
+  o.accept_json = accept_json();
+  o.head = head_only();
+  kind_ = Kind::kNone;
+  abort_status_ = Status::Ok();
+  exchange_ = std::make_unique<Exchange>(std::move(o), this);
+  ++loop_.requests;
+  CURLMcode rc = loop_.multi.Add(exchange_->easy(), this);
+  if (rc != CURLM_OK) {
+    exchange_.reset();
+    Finish(Status::Permanent(std::string("cannot start a transfer: ") + curl_multi_strerror(rc)));
+  }
+}
+
+BodyUse Request::OnHeaders(const ResponseHead& head) {
+  const long st = head.status;
+  if (IsRedirect(st) && head.Get("location")) {
+    kind_ = Kind::kRedirect;
+    Status s = CheckRedirect(head, from_hub_);
+    if (!s.ok()) {
+      abort_status_ = s;
+      return BodyUse::kAbort;
+    }
+    return BodyUse::kDiscard;  // read the (small) body so the connection stays reusable
+  }
+  if (st >= 200 && st < 300) {
+    kind_ = Kind::kSuccess;
+    Status fail;
+    BodyUse use = OnSuccessHead(head, from_hub_, &fail);
+    if (use == BodyUse::kAbort) abort_status_ = fail.ok() ? Status::Permanent("aborted") : fail;
+    return use;
+  }
+  kind_ = IsRetryableStatus(st) ? Kind::kRetryable : Kind::kError;
+  return BodyUse::kCollectError;
+}
+
+bool Request::OnBody(const char* data, size_t n) {
+  Status s = OnData(data, n);
+  if (!s.ok()) {
+    abort_status_ = s;
+    return false;
+  }
+  loop_.limiter.Consume(n);
+  return true;
+}
+
+bool Request::WantPause() {
+  if (!loop_.limiter.ShouldPause()) return false;
+  loop_.paused(this);
+  return true;
+}
+
+void Request::Unpause() {
+  if (exchange_ && !finished_) loop_.multi.Unpause(exchange_->easy());
+}
+
+void Request::OnTransferDone(CURL* easy, CURLcode result) {
+  long opened = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0) {
+    loop_.connections += static_cast<uint64_t>(opened);
+  }
+  std::unique_ptr<Exchange> ex = std::move(exchange_);
+  if (finished_ || !ex) return;
+  if (!abort_status_.ok()) {
+    Finish(abort_status_);
+    return;
+  }
+  const ResponseHead& head = ex->head();
+  if (result != CURLE_OK) {
+    if (kind_ == Kind::kSuccess && ex->body_use() == BodyUse::kCollect && ex->collect_overflow()) {
+      Finish(Status::Permanent("the hub's answer for " + ctx_.Describe() + " is larger than " +
+                               std::to_string(collect_cap() >> 20) +
+                               " MiB: refusing it (wrong endpoint?)"));
+      return;
+    }
+    const std::string host = HostOf(ex->url());
+    if (!IsRetryableCurlError(result)) {
+      Finish(MapCurlError(ctx_, result, host, failed_attempts_ + 1));
+      return;
+    }
+    Retry(MapCurlError(ctx_, result, host, failed_attempts_ + 1), std::nullopt);
+    return;
+  }
+  switch (kind_) {
+    case Kind::kRedirect: {
+      if (++hops_ > kMaxRedirects) {
+        Finish(Status::Permanent("more than " + std::to_string(kMaxRedirects) + " redirects for " +
+                                 ctx_.Describe() +
+                                 ": the hub or CDN is misconfigured; check HF_ENDPOINT"));
+        return;
+      }
+      auto next = ResolveLocation(ex->url(), *head.Get("location"));
+      if (!next.ok()) {
+        Finish(next.status().With(ctx_.Describe()));
+        return;
+      }
+      if (!FollowRedirect(head, *next)) {
+        Finish(OnRedirectEnd(head));
+        return;
+      }
+      StartExchange(*next);
+      return;
+    }
+    case Kind::kSuccess: {
+      Status s = OnSuccessEnd(*ex);
+      if (s.ok() || !s.IsTransient()) {
+        Finish(s);
+      } else {
+        Retry(s, std::nullopt);
+      }
+      return;
+    }
+    case Kind::kRetryable:
+      Retry(RetriesExhausted(ctx_, head, failed_attempts_ + 1), ParseRetryAfter(head));
+      return;
+    case Kind::kError:
+      Finish(MapHttpError(ctx_, head, ex->collected()));
+      return;
+    case Kind::kNone:
+      Retry(Status::Transient("no HTTP response from " + HostOf(ex->url()) + " for " +
+                              ctx_.Describe() + ": check the network and retry"),
+            std::nullopt);
+      return;
+  }
+}
+
+void Request::Retry(Status why, std::optional<std::chrono::milliseconds> retry_after) {
+  const bool progress = MadeProgress();
+  failed_attempts_ = progress ? 0 : failed_attempts_ + 1;
+  if (failed_attempts_ >= std::max(1, loop_.options.max_attempts)) {
+    Finish(why);
+    return;
+  }
+  ++loop_.retries;
+  std::chrono::milliseconds delay{0};
+  if (retry_after) {
+    delay = std::min<std::chrono::milliseconds>(*retry_after, std::chrono::hours(1));
+  } else if (!progress) {
+    // Full jitter: uniform in [0, min(max, base * 2^(n-1))].
+    int64_t cap = loop_.options.backoff_base.count();
+    for (int i = 1; i < failed_attempts_ && cap < loop_.options.backoff_max.count(); ++i) cap *= 2;
+    cap = std::min<int64_t>(cap, loop_.options.backoff_max.count());
+    if (cap > 0)
+      delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
+  }
+  WaitThen(delay);
+}
+
+void Request::WaitThen(std::chrono::milliseconds delay) {
+  std::weak_ptr<bool> alive = alive_;
+  auto start = [this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a || finished_) return;
+    Start();
+  };
+  if (delay.count() <= 0) {
+    boost::asio::post(loop_.io, start);
+    return;
+  }
+  if (&loop_.clock == SystemClock::Default()) {
+    wait_timer_.expires_after(delay);
+    wait_timer_.async_wait([start](const boost::system::error_code& ec) {
+      if (!ec) start();
+    });
+    return;
+  }
+  PollFakeClock(loop_.clock.Now() + delay);
+}
+
+// A clock other than the system one (a FakeClock in tests) moves when it is told to:
+// look at it every couple of milliseconds.
+void Request::PollFakeClock(Clock::TimePoint deadline) {
+  std::weak_ptr<bool> alive = alive_;
+  wait_timer_.expires_after(std::chrono::milliseconds(2));
+  wait_timer_.async_wait([this, alive, deadline](const boost::system::error_code& ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a || finished_) return;
+    if (loop_.clock.Now() >= deadline) {
+      Start();
+    } else {
+      PollFakeClock(deadline);
+    }
+  });
+}
+
+void Request::Cancel() {
+  if (finished_) return;
+  Finish(Status::Cancelled("cancelled: " + ctx_.Describe()));
+}
+
+void Request::Finish(Status status) {
+  if (finished_) return;
+  finished_ = true;
+  if (exchange_) {
+    loop_.multi.Remove(exchange_->easy());
+    exchange_.reset();
+  }
+  boost::system::error_code ec;
+  wait_timer_.cancel(ec);
+  status = ScrubStatus(status, loop_.options.token);  // the token never leaves net/
+  OnFinish(std::move(status));
+  loop_.release(this);
+}
+
+}  // namespace modelsync::net

@@ -1,0 +1,124 @@
+// Request: one logical HTTP GET with the hub client's policy (internal to net/).
+//
+// An attempt starts at FirstUrl() and follows redirects itself (http/https only, at most
+// kMaxRedirects hops, Authorization only on the hub's origin). A failed attempt (connection
+// error, stall, 408, 429, 5xx) is retried after a backoff with full jitter, or after
+// Retry-After; an attempt that made progress (MadeProgress()) resets the count and retries
+// at once. Other errors finish the request through MapHttpError.
+//
+// Subclasses say where to go, check each response before its body is used, and take the
+// body. Finish() runs exactly once; afterwards the Loop deletes the request (posted).
+//
+// Thread safety: loop thread only.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "base/status.h"
+#include "net/curl_multi.h"
+#include "net/errors.h"
+#include "net/exchange.h"
+#include "net/hub_options.h"
+#include "net/rate_limiter.h"
+#include "net/url.h"
+
+namespace modelsync::net {
+
+class Request;
+
+// What every request shares; owned by the Hub, used on its loop thread.
+struct Loop {
+  Loop(boost::asio::io_context& i, CurlMulti& m, RateLimiter& l, const HubOptions& o, Clock& c,
+       std::string origin)
+      : io(i), multi(m), limiter(l), options(o), clock(c), hub_origin(std::move(origin)) {}
+  boost::asio::io_context& io;
+  CurlMulti& multi;
+  RateLimiter& limiter;
+  const HubOptions& options;
+  Clock& clock;
+  std::string hub_origin;  // UrlParts::Origin() of options.endpoint ("" if unparsable)
+  std::mt19937_64 rng{std::random_device{}()};
+  std::atomic<uint64_t> requests{0}, body_bytes{0}, retries{0}, connections{0};
+  // Called once a request has finished; deletes it later (never from its own stack).
+  std::function<void(Request*)> release;
+  // Called when a fetch pauses for the rate limiter.
+  std::function<void(Request*)> paused;
+};
+
+class Request : public Exchange::Handler, public CurlMulti::Owner {
+ public:
+  static constexpr int kMaxRedirects = 10;
+
+  Request(Loop& loop, ErrorContext ctx);
+  virtual ~Request();
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  void Start();
+  bool IsHubOrigin(const std::string& url) const;
+  void Cancel();   // finishes with kCancelled unless already finished
+  void Unpause();  // after a rate-limiter pause
+  bool finished() const { return finished_; }
+
+ protected:
+  virtual std::string FirstUrl() const = 0;
+  virtual std::string RangeHeader() const { return ""; }
+  virtual bool accept_json() const { return false; }
+  virtual bool head_only() const { return false; }
+  // A checked redirect to next_url: follow it (true), or end the request with
+  // OnRedirectEnd(head) (false).
+  virtual bool FollowRedirect(const ResponseHead& /*head*/, const std::string& /*next_url*/) {
+    return true;
+  }
+  virtual Status OnRedirectEnd(const ResponseHead& /*head*/) { return Status::Ok(); }
+  virtual size_t collect_cap() const { return 64 * 1024; }
+  // A 3xx from the hub's origin, before following it. Non-OK fails the request.
+  virtual Status CheckRedirect(const ResponseHead&, bool /*from_hub*/) { return Status::Ok(); }
+  // A 2xx: kDeliver/kCollect to take the body, or kAbort with *fail set.
+  virtual BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) = 0;
+  // kDeliver bodies. Non-OK aborts the request with that status.
+  virtual Status OnData(const char*, size_t) { return Status::Ok(); }
+  // The 2xx transfer ended without a curl error. OK finishes the request; kTransient
+  // retries; anything else finishes with it.
+  virtual Status OnSuccessEnd(const Exchange& ex) = 0;
+  // Whether the current attempt delivered bytes (resets the attempt count).
+  virtual bool MadeProgress() const { return false; }
+  // Called at the start of each attempt.
+  virtual void OnAttemptStart() {}
+  virtual void OnFinish(Status status) = 0;
+
+  Loop& loop_;
+  ErrorContext ctx_;
+
+ private:
+  BodyUse OnHeaders(const ResponseHead& head) override;
+  bool OnBody(const char* data, size_t n) override;
+  bool WantPause() override;
+  void OnTransferDone(CURL* easy, CURLcode result) override;
+
+  void StartExchange(const std::string& url);
+  void Retry(Status why, std::optional<std::chrono::milliseconds> retry_after);
+  void WaitThen(std::chrono::milliseconds delay);
+  void PollFakeClock(Clock::TimePoint deadline);
+  void Finish(Status status);
+
+  std::unique_ptr<Exchange> exchange_;
+  boost::asio::steady_timer wait_timer_;
+  enum class Kind { kNone, kRedirect, kSuccess, kRetryable, kError } kind_ = Kind::kNone;
+  Status abort_status_;  // set when we aborted a transfer on purpose
+  int hops_ = 0;
+  int failed_attempts_ = 0;  // consecutive attempts without progress
+  bool finished_ = false;
+  bool from_hub_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace modelsync::net

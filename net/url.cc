@@ -1,0 +1,113 @@
+#include "net/url.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace modelsync::net {
+namespace {
+
+struct UrlDeleter {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+using UrlHandle = std::unique_ptr<CURLU, UrlDeleter>;
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string Part(CURLU* u, CURLUPart what, unsigned flags = 0) {
+  char* out = nullptr;
+  if (curl_url_get(u, what, &out, flags) != CURLUE_OK || out == nullptr) return "";
+  std::string s(out);
+  curl_free(out);
+  return s;
+}
+
+}  // namespace
+
+std::string PercentEncode(std::string_view s, bool keep_slash) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
+    if (plain) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+Result<UrlParts> ParseUrl(const std::string& url) {
+  UrlHandle u(curl_url());
+  if (!u) return Status::Permanent("out of memory parsing a URL");
+  if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+    return Status::Permanent("malformed URL '" + RedactQuery(url) +
+                             "': check HF_ENDPOINT / --endpoint");
+  }
+  UrlParts p;
+  p.scheme = Lower(Part(u.get(), CURLUPART_SCHEME));
+  p.host = Lower(Part(u.get(), CURLUPART_HOST));
+  p.port = Part(u.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  if (p.scheme != "http" && p.scheme != "https") {
+    return Status::Permanent("URL '" + RedactQuery(url) +
+                             "' is not http or https: only those schemes are followed");
+  }
+  if (p.host.empty()) return Status::Permanent("URL '" + RedactQuery(url) + "' has no host");
+  return p;
+}
+
+Result<std::string> ResolveLocation(const std::string& base, const std::string& location) {
+  UrlHandle u(curl_url());
+  if (!u) return Status::Permanent("out of memory parsing a URL");
+  if (curl_url_set(u.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK ||
+      curl_url_set(u.get(), CURLUPART_URL, location.c_str(), 0) != CURLUE_OK) {
+    return Status::Permanent("the server redirected to a malformed URL '" + RedactQuery(location) +
+                             "'");
+  }
+  std::string out = Part(u.get(), CURLUPART_URL);
+  auto parts = ParseUrl(out);
+  if (!parts.ok()) {
+    return Status::Permanent("refusing a redirect to '" + RedactQuery(location) +
+                             "': only http and https redirects are followed");
+  }
+  return out;
+}
+
+std::string RedactQuery(const std::string& url) {
+  size_t q = url.find('?');
+  return q == std::string::npos ? url : url.substr(0, q) + "?…";
+}
+
+std::string LinkNext(std::string_view h) {
+  // Link: <url>; rel="next", <url2>; rel="prev"
+  size_t pos = 0;
+  while (pos < h.size()) {
+    size_t lt = h.find('<', pos);
+    if (lt == std::string_view::npos) return "";
+    size_t gt = h.find('>', lt);
+    if (gt == std::string_view::npos) return "";
+    size_t end = h.find(',', gt);
+    // A ',' may appear inside a quoted param; good enough for rel lists the hub sends.
+    std::string_view params =
+        h.substr(gt + 1, end == std::string_view::npos ? h.npos : end - gt - 1);
+    std::string p = Lower(std::string(params));
+    p.erase(std::remove(p.begin(), p.end(), ' '), p.end());
+    if (p.find("rel=\"next\"") != std::string::npos || p.find("rel=next") != std::string::npos) {
+      return std::string(h.substr(lt + 1, gt - lt - 1));
+    }
+    if (end == std::string_view::npos) return "";
+    pos = end + 1;
+  }
+  return "";
+}
+
+}  // namespace modelsync::net

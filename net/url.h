@@ -1,0 +1,35 @@
+// URL helpers for the hub client (internal to net/).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace modelsync::net {
+
+// Percent-encodes every byte except A-Z a-z 0-9 - . _ ~ and, when keep_slash, '/'.
+// Python's quote(path) (keep_slash) and quote(rev, safe="") (not).
+std::string PercentEncode(std::string_view s, bool keep_slash);
+
+struct UrlParts {
+  std::string scheme;  // lower case
+  std::string host;    // lower case
+  std::string port;    // explicit or the scheme's default ("80"/"443")
+  std::string Origin() const { return scheme + "://" + host + ":" + port; }
+};
+
+// Parses an absolute http(s) URL. Other schemes or garbage: kPermanent.
+Result<UrlParts> ParseUrl(const std::string& url);
+
+// Resolves a Location header against the URL it answered. Only http and https targets are
+// allowed (kPermanent otherwise).
+Result<std::string> ResolveLocation(const std::string& base, const std::string& location);
+
+// The URL without its query (signed CDN URLs carry credentials in the query).
+std::string RedactQuery(const std::string& url);
+
+// Finds the rel="next" target of a Link header, or "".
+std::string LinkNext(std::string_view link_header);
+
+}  // namespace modelsync::net

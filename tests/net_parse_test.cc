@@ -1,0 +1,219 @@
+// Pure parts of net/: URL quoting, Link parsing, ETag normalization, JSON hostility, error
+// mapping, options from the environment.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "net/errors.h"
+#include "net/hub.h"
+#include "net/hub_json.h"
+#include "net/url.h"
+
+namespace modelsync::net {
+namespace {
+
+ErrorContext Ctx() { return ErrorContext{"org/name", "main", "", false}; }
+
+TEST_CASE("PercentEncode keeps '/' only for paths") {
+  CHECK(PercentEncode("a b/c+d.json", true) == "a%20b/c%2Bd.json");
+  CHECK(PercentEncode("refs/pr/1", false) == "refs%2Fpr%2F1");
+  CHECK(PercentEncode("é", true) == "%C3%A9");
+}
+
+TEST_CASE("ResolveLocation: relative, absolute, and refused schemes") {
+  auto r = ResolveLocation("http://127.0.0.1:8080/org/x/resolve/abc/f.json",
+                           "/api/resolve-cache/models/org/x/abc/f.json?etag=1");
+  REQUIRE(r.ok());
+  CHECK(*r == "http://127.0.0.1:8080/api/resolve-cache/models/org/x/abc/f.json?etag=1");
+  auto a = ResolveLocation("http://127.0.0.1:8080/a", "http://127.0.0.2:9/b?Signature=x");
+  REQUIRE(a.ok());
+  CHECK(*a == "http://127.0.0.2:9/b?Signature=x");
+  CHECK(ResolveLocation("http://h/a", "file:///etc/passwd").status().code() ==
+        StatusCode::kPermanent);
+  CHECK(ResolveLocation("http://h/a", "ftp://h/x").status().code() == StatusCode::kPermanent);
+}
+
+TEST_CASE("ParseUrl origins include the default port") {
+  auto p = ParseUrl("https://Huggingface.co/x");
+  REQUIRE(p.ok());
+  CHECK(p->Origin() == "https://huggingface.co:443");
+  auto q = ParseUrl("http://127.0.0.1:8080");
+  REQUIRE(q.ok());
+  CHECK(q->Origin() == "http://127.0.0.1:8080");
+}
+
+TEST_CASE("LinkNext finds rel=next among several links") {
+  CHECK(LinkNext("<http://h/api/models/o/n/tree/c?cursor=abc>; rel=\"next\"") ==
+        "http://h/api/models/o/n/tree/c?cursor=abc");
+  CHECK(LinkNext("<http://h/p1>; rel=\"prev\", <http://h/p3>; rel=\"next\"") == "http://h/p3");
+  CHECK(LinkNext("<http://h/p1>; rel=\"prev\"").empty());
+  CHECK(LinkNext("garbage").empty());
+}
+
+TEST_CASE("NormalizeEtag drops W/ and quotes") {
+  CHECK(NormalizeEtag("W/\"ABC\"") == "abc");
+  CHECK(NormalizeEtag("\"abc\"") == "abc");
+  CHECK(NormalizeEtag("abc") == "abc");
+}
+
+TEST_CASE("IsSafeRepoPath rejects hostile paths") {
+  CHECK(IsSafeRepoPath("config.json"));
+  CHECK(IsSafeRepoPath("sub/dir/model.safetensors"));
+  for (const char* p : {"", "../x", "/abs", "a/../../x", "a\\b", "a//b", "./a", "a/.", "a/"}) {
+    CHECK_MESSAGE(!IsSafeRepoPath(p), p);
+  }
+  CHECK(!IsSafeRepoPath(std::string(300, 'a')));
+  CHECK(!IsSafeRepoPath(std::string("a\0b", 3)));
+}
+
+TEST_CASE("ParseRevisionSha: good and hostile") {
+  auto ok =
+      ParseRevisionSha(R"({"id":"o/n","sha":"A5339A4131F135D0FDC6A5C8B5BBED2753BBE0F3"})", Ctx());
+  REQUIRE(ok.ok());
+  CHECK(*ok == "a5339a4131f135d0fdc6a5c8b5bbed2753bbe0f3");
+  for (const char* bad :
+       {"", "[]", "{}", R"({"sha": 5})", R"({"sha":"xyz"})", "{\"sha\":", "nonsense"}) {
+    auto r = ParseRevisionSha(bad, Ctx());
+    CHECK_MESSAGE(r.status().code() == StatusCode::kPermanent, bad);
+    CHECK(r.status().message().find("org/name") != std::string::npos);
+  }
+  std::string deep(100000, '[');
+  CHECK(ParseRevisionSha(deep, Ctx()).status().code() == StatusCode::kPermanent);
+}
+
+TEST_CASE("ParseTreePage: files, LFS, directories, hostile entries") {
+  std::vector<v1::FileEntry> files;
+  const std::string oid(40, 'a'), sha(64, 'b');
+  std::string page = R"([{"type":"directory","oid":")" + oid + R"(","size":0,"path":"sub"},
+    {"type":"file","oid":")" +
+                     oid + R"(","size":12,"path":"config.json"},
+    {"type":"file","oid":")" +
+                     oid + R"(","size":134,"path":"sub/model.safetensors",
+     "lfs":{"oid":")" +
+                     sha + R"(","size":1000,"pointerSize":134}}])";
+  REQUIRE(ParseTreePage(page, Ctx(), &files).ok());
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].path() == "config.json");
+  CHECK(files[0].size() == 12);
+  CHECK(files[0].lfs_sha256().empty());
+  CHECK(files[1].size() == 1000);
+  CHECK(files[1].lfs_sha256() == sha);
+  CHECK(files[1].git_oid() == oid);
+
+  const std::string hostile[] = {
+      R"({"not":"an array"})",
+      R"([5])",
+      R"([{"type":"file","size":1,"path":"a"}])",                           // no oid
+      R"([{"type":"file","oid":")" + oid + R"(","size":-1,"path":"a"}])",   // negative size
+      R"([{"type":"file","oid":")" + oid + R"(","size":"1","path":"a"}])",  // size as string
+      R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":7}])",
+      R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":"../x"}])",
+      R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":"a","lfs":[]}])",
+      R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":"a","lfs":{"oid":"zz","size":1}}])",
+      R"([{"type":"weird","path":"a"}])",
+  };
+  for (const auto& h : hostile) {
+    std::vector<v1::FileEntry> out;
+    Status s = ParseTreePage(h, Ctx(), &out);
+    CHECK_MESSAGE(s.code() == StatusCode::kPermanent, h);
+  }
+}
+
+ResponseHead Head(long status, std::vector<std::pair<std::string, std::string>> h) {
+  ResponseHead r;
+  r.status = status;
+  r.headers = std::move(h);
+  return r;
+}
+
+TEST_CASE("MapHttpError: each hub error code gets its advice") {
+  ErrorContext ctx{"org/name", "main", "config.json", false};
+  Status s = MapHttpError(ctx, Head(401, {{"x-error-code", "RepoNotFound"}}), "");
+  CHECK(s.code() == StatusCode::kNotFound);
+  CHECK(s.message().find("repository org/name not found or private: check the name, or log in by "
+                         "setting HF_TOKEN") != std::string::npos);
+  s = MapHttpError(ctx, Head(401, {}), R"({"error":"Invalid username or password."})");
+  CHECK(s.code() == StatusCode::kUnauthorized);
+  CHECK(s.message().find("not found or private") != std::string::npos);
+  s = MapHttpError(ctx, Head(403, {{"x-error-code", "GatedRepo"}}), "");
+  CHECK(s.code() == StatusCode::kUnauthorized);
+  CHECK(s.message().find("org/name is gated: request access on the hub, then set HF_TOKEN") !=
+        std::string::npos);
+  s = MapHttpError(ctx, Head(404, {{"x-error-code", "RevisionNotFound"}}), "");
+  CHECK(s.code() == StatusCode::kNotFound);
+  CHECK(s.message().find("revision 'main' not found in org/name") != std::string::npos);
+  s = MapHttpError(ctx, Head(404, {{"x-error-code", "EntryNotFound"}}), "");
+  CHECK(s.code() == StatusCode::kNotFound);
+  CHECK(s.message().find("config.json") != std::string::npos);
+  s = MapHttpError(ctx, Head(400, {}), "");
+  CHECK(s.code() == StatusCode::kPermanent);
+  CHECK(RetriesExhausted(ctx, Head(429, {}), 6).code() == StatusCode::kTransient);
+  CHECK(MapCurlError(ctx, CURLE_COULDNT_CONNECT, "h:1", 6).message().find("network unreachable") !=
+        std::string::npos);
+  CHECK(MapCurlError(ctx, CURLE_PEER_FAILED_VERIFICATION, "h:1", 1).code() ==
+        StatusCode::kPermanent);
+  CHECK(MapCurlError(ctx, CURLE_PEER_FAILED_VERIFICATION, "h:1", 1).message().find("TLS") !=
+        std::string::npos);
+}
+
+TEST_CASE("ScrubStatus removes the token") {
+  Status s = ScrubStatus(Status::Permanent("hub said hf_secret123 is bad"), "hf_secret123");
+  CHECK(s.code() == StatusCode::kPermanent);
+  CHECK(s.message().find("hf_secret123") == std::string::npos);
+}
+
+struct EnvGuard {
+  explicit EnvGuard(std::vector<const char*> names) : names_(std::move(names)) {
+    for (auto* n : names_) unsetenv(n);
+  }
+  ~EnvGuard() {
+    for (auto* n : names_) unsetenv(n);
+  }
+  std::vector<const char*> names_;
+};
+
+TEST_CASE("HubOptionsFromEnv: endpoint, token sources, offline") {
+  EnvGuard g({"HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
+              "HF_HUB_OFFLINE"});
+  setenv("HF_HOME", "/nonexistent-modelsync-home", 1);
+  HubOptions o = HubOptionsFromEnv();
+  CHECK(o.endpoint == "https://huggingface.co");
+  CHECK(o.token.empty());
+  CHECK(!o.offline);
+
+  setenv("HF_ENDPOINT", "http://127.0.0.1:9/", 1);
+  setenv("HF_HUB_OFFLINE", "yes", 1);
+  std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                     "/modelsync_net_test_token";
+  { std::ofstream(path) << "  hf_fromfile\n"; }
+  setenv("HF_TOKEN_PATH", path.c_str(), 1);
+  o = HubOptionsFromEnv();
+  CHECK(o.endpoint == "http://127.0.0.1:9");
+  CHECK(o.offline);
+  CHECK(o.token == "hf_fromfile");
+  setenv("HUGGING_FACE_HUB_TOKEN", "hf_legacy", 1);
+  CHECK(HubOptionsFromEnv().token == "hf_legacy");
+  setenv("HF_TOKEN", "hf_first", 1);
+  CHECK(HubOptionsFromEnv().token == "hf_first");
+  unsetenv("HF_TOKEN");
+  unsetenv("HUGGING_FACE_HUB_TOKEN");
+  unsetenv("HF_TOKEN_PATH");
+  std::string home = path + "_home";
+  mkdir(home.c_str(), 0700);
+  { std::ofstream(home + "/token") << "hf_fromhome\n"; }
+  setenv("HF_HOME", home.c_str(), 1);
+  CHECK(HubOptionsFromEnv().token == "hf_fromhome");
+  std::remove((home + "/token").c_str());
+  rmdir(home.c_str());
+  for (const char* v : {"1", "ON", "true", "Yes"}) CHECK(IsTruthyEnvValue(v));
+  for (const char* v : {"0", "off", "", "2"}) CHECK(!IsTruthyEnvValue(v));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace modelsync::net
