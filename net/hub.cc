@@ -225,7 +225,8 @@ Hub::Hub(HubOptions options) {
 
 Hub::~Hub() = default;
 
-Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string& ref) {
+Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string& ref,
+                                      const std::function<bool(const std::string&)>& known) {
   const HubOptions& o = impl_->options();
   MS_RETURN_IF_ERROR(CheckRepo(repo));
   if (ref.empty() || ref.size() > 256) {
@@ -247,6 +248,10 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
     MS_ASSIGN_OR_RETURN(ApiResponse rev,
                         impl_->Get(base + "/revision/" + PercentEncode(ref, false), ctx));
     MS_ASSIGN_OR_RETURN(out.commit, ParseRevisionSha(rev.body, ctx));
+  }
+  if (known && known(out.commit)) {
+    out.listed = false;
+    return out;
   }
   ErrorContext tree_ctx{repo, out.commit, "", ctx.has_token};
   std::string url = base + "/tree/" + out.commit + "?recursive=true&expand=false";

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ struct ResolvedRevision {
   // Every file of the commit, sorted by path. Paths are checked by IsSafeRepoPath(); a
   // listing holding an unsafe path fails Resolve with kPermanent.
   std::vector<modelsync::v1::FileEntry> files;
+  // False when Resolve skipped the listing because the caller already has the manifest of
+  // `commit` (see Resolve's `known`); files is then empty.
+  bool listed = true;
 };
 
 // What to fetch, and the identity the hub must confirm before a byte reaches the sink.
@@ -87,7 +91,11 @@ class Hub {
   // Blocking. GET revision/{ref} for the commit (skipped when ref is 40-hex), then every
   // page of tree/{commit}?recursive=true&expand=false (Link rel="next"). LFS files carry
   // size = lfs.size and lfs_sha256 = lfs.oid. API responses are capped at 64 MiB each.
-  Result<ResolvedRevision> Resolve(const std::string& repo, const std::string& ref);
+  // known(commit), when given, is asked once the commit is known: true means the caller
+  // already holds that commit's manifest, so the tree is not listed (listed = false). A
+  // no-op sync of a branch is then one request.
+  Result<ResolvedRevision> Resolve(const std::string& repo, const std::string& ref,
+                                   const std::function<bool(const std::string&)>& known = {});
 
   // Blocking. HEAD {endpoint}/{repo}/resolve/{quote(revision)}/{quote(path)}, following
   // same-origin redirects (resolve-cache, renames) and stopping at a redirect to another
