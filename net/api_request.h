@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "net/hub.h"
 #include "net/request.h"
 
 namespace modelsync::net {
@@ -31,6 +32,27 @@ class ApiRequest final : public Request {
   std::string url_;
   Done done_;
   std::optional<ApiResponse> response_;
+};
+
+// HEAD of a resolve URL: file metadata (see Hub::FileInfo).
+class HeadRequest final : public Request {
+ public:
+  using Done = std::function<void(Result<FileMetadata>)>;
+  HeadRequest(Loop& loop, ErrorContext ctx, std::string url, Done done);
+
+ private:
+  std::string FirstUrl() const override { return url_; }
+  bool head_only() const override { return true; }
+  bool FollowRedirect(const ResponseHead& head, const std::string& next_url) override;
+  Status OnRedirectEnd(const ResponseHead& head) override { return Take(head, true); }
+  BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
+  Status OnSuccessEnd(const Exchange& ex) override { return Take(ex.head(), false); }
+  void OnFinish(Status status) override;
+  Status Take(const ResponseHead& head, bool redirect);
+
+  std::string url_;
+  Done done_;
+  std::optional<FileMetadata> meta_;
 };
 
 }  // namespace modelsync::net

@@ -2,8 +2,8 @@
 
 #include <poll.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <vector>
 
 namespace modelsync::net {

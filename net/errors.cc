@@ -73,9 +73,10 @@ Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std
   if (code == "RepoNotFound" || st == 401) {
     std::string m = "repository " + ctx.repo +
                     " not found or private: check the name, or log in by setting HF_TOKEN";
-    if (ctx.has_token) m = "repository " + ctx.repo +
-                           " not found or private: check the name, and that your HF_TOKEN may "
-                           "read it";
+    if (ctx.has_token)
+      m = "repository " + ctx.repo +
+          " not found or private: check the name, and that your HF_TOKEN may "
+          "read it";
     return code == "RepoNotFound" ? Status::NotFound(WithHub(m, hub), st)
                                   : Status::Unauthorized(WithHub(m, hub), st);
   }
@@ -107,8 +108,7 @@ Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std
 Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int attempts) {
   const std::string n = std::to_string(attempts);
   if (head.status == 429) {
-    return Status::Transient("rate limited by the hub (429) " + n + " times for " +
-                                 ctx.Describe() +
+    return Status::Transient("rate limited by the hub (429) " + n + " times for " + ctx.Describe() +
                                  ": wait and retry later (logging in with HF_TOKEN raises limits)",
                              429);
   }
@@ -202,19 +202,32 @@ Status ScrubStatus(const Status& s, const std::string& secret) {
   std::string m = Scrub(s.message(), secret);
   const long d = s.detail();
   switch (s.code()) {
-    case StatusCode::kNotFound: return Status::NotFound(m, d);
-    case StatusCode::kCorruption: return Status::Corruption(m, d);
-    case StatusCode::kIOError: return Status::IOError(m, d);
-    case StatusCode::kInvalidArgument: return Status::InvalidArgument(m, d);
-    case StatusCode::kNoSpace: return Status::NoSpace(m, d);
-    case StatusCode::kTransient: return Status::Transient(m, d);
-    case StatusCode::kIntegrity: return Status::Integrity(m, d);
-    case StatusCode::kCancelled: return Status::Cancelled(m, d);
-    case StatusCode::kLocked: return Status::Locked(m, d);
-    case StatusCode::kUnauthorized: return Status::Unauthorized(m, d);
-    case StatusCode::kOffline: return Status::Offline(m, d);
-    case StatusCode::kVersion: return Status::Version(m, d);
-    default: return Status::Permanent(m, d);
+    case StatusCode::kNotFound:
+      return Status::NotFound(m, d);
+    case StatusCode::kCorruption:
+      return Status::Corruption(m, d);
+    case StatusCode::kIOError:
+      return Status::IOError(m, d);
+    case StatusCode::kInvalidArgument:
+      return Status::InvalidArgument(m, d);
+    case StatusCode::kNoSpace:
+      return Status::NoSpace(m, d);
+    case StatusCode::kTransient:
+      return Status::Transient(m, d);
+    case StatusCode::kIntegrity:
+      return Status::Integrity(m, d);
+    case StatusCode::kCancelled:
+      return Status::Cancelled(m, d);
+    case StatusCode::kLocked:
+      return Status::Locked(m, d);
+    case StatusCode::kUnauthorized:
+      return Status::Unauthorized(m, d);
+    case StatusCode::kOffline:
+      return Status::Offline(m, d);
+    case StatusCode::kVersion:
+      return Status::Version(m, d);
+    default:
+      return Status::Permanent(m, d);
   }
 }
 

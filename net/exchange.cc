@@ -8,8 +8,8 @@ namespace {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -31,9 +31,13 @@ Exchange::Exchange(Options options, Handler* handler)
   easy_ = curl_easy_init();
   curl_easy_setopt(easy_, CURLOPT_URL, options_.url.c_str());
   curl_easy_setopt(easy_, CURLOPT_HTTPGET, 1L);
+  if (options_.head) curl_easy_setopt(easy_, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours (auth, limits)
   curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+  // Through an HTTPS proxy, the CONNECT answer is not the hub's response: keep it out of
+  // the header parser.
+  curl_easy_setopt(easy_, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(easy_, CURLOPT_BUFFERSIZE, kBufferSize);
   curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   curl_easy_setopt(easy_, CURLOPT_PIPEWAIT, 1L);

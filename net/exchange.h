@@ -55,6 +55,7 @@ class Exchange {
     long stall_seconds = 20;
     size_t collect_cap = 64 * 1024;  // bytes kept for kCollect
     bool accept_json = false;
+    bool head = false;  // HEAD instead of GET
   };
 
   Exchange(Options options, Handler* handler);

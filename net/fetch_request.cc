@@ -52,8 +52,8 @@ Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {
     return Status::Ok();
   }
   if (NormalizeEtag(*seen) != expected) {
-    return Status::Integrity("the hub's ETag for " + where + " is " + NormalizeEtag(*seen).substr(0, 64) +
-                             ", the listing said " + expected +
+    return Status::Integrity("the hub's ETag for " + where + " is " +
+                             NormalizeEtag(*seen).substr(0, 64) + ", the listing said " + expected +
                              ": the file changed; resolve the revision again");
   }
   identity_confirmed_ = true;
@@ -112,8 +112,7 @@ BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Sta
 
 Status FetchRequest::OnData(const char* data, size_t n) {
   if (n > end_ - next_) {
-    return Status::Permanent("the server sent more than the requested range of " +
-                             ctx_.Describe());
+    return Status::Permanent("the server sent more than the requested range of " + ctx_.Describe());
   }
   Status s = sink_->OnData(next_, data, n);
   if (!s.ok()) return s;

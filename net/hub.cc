@@ -95,6 +95,20 @@ class Hub::Impl {
     return future.get();
   }
 
+  Result<FileMetadata> Head(const std::string& url, const ErrorContext& ctx) {
+    auto promise = std::make_shared<std::promise<Result<FileMetadata>>>();
+    auto future = promise->get_future();
+    asio::post(io_, [this, url, ctx, promise] {
+      auto done = [promise](Result<FileMetadata> r) { promise->set_value(std::move(r)); };
+      if (shutting_down_) {
+        done(Status::Cancelled("the hub client is shutting down"));
+        return;
+      }
+      Start(std::make_unique<HeadRequest>(loop_, ctx, url, done));
+    });
+    return future.get();
+  }
+
   uint64_t Fetch(FetchSpec spec, FetchSink* sink) {
     const uint64_t id = next_id_++;
     asio::post(io_, [this, id, spec = std::move(spec), sink]() mutable {
@@ -211,7 +225,8 @@ Hub::Hub(HubOptions options) {
 
 Hub::~Hub() = default;
 
-Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string& ref) {
+Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string& ref,
+                                      const std::function<bool(const std::string&)>& known) {
   const HubOptions& o = impl_->options();
   MS_RETURN_IF_ERROR(CheckRepo(repo));
   if (ref.empty() || ref.size() > 256) {
@@ -233,6 +248,10 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
     MS_ASSIGN_OR_RETURN(ApiResponse rev,
                         impl_->Get(base + "/revision/" + PercentEncode(ref, false), ctx));
     MS_ASSIGN_OR_RETURN(out.commit, ParseRevisionSha(rev.body, ctx));
+  }
+  if (known && known(out.commit)) {
+    out.listed = false;
+    return out;
   }
   ErrorContext tree_ctx{repo, out.commit, "", ctx.has_token};
   std::string url = base + "/tree/" + out.commit + "?recursive=true&expand=false";
@@ -263,6 +282,24 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
     }
   }
   return out;
+}
+
+Result<FileMetadata> Hub::FileInfo(const std::string& repo, const std::string& revision,
+                                   const std::string& path) {
+  const HubOptions& o = impl_->options();
+  MS_RETURN_IF_ERROR(CheckRepo(repo));
+  ErrorContext ctx{repo, revision, path, !o.token.empty()};
+  if (revision.empty() || !IsSafeRepoPath(path)) {
+    return Status::InvalidArgument("file info for " + ctx.Describe() +
+                                   ": give a revision and a plain relative path");
+  }
+  if (o.offline) {
+    return Status::Offline("HF_HUB_OFFLINE is set: cannot ask the hub about " + ctx.Describe() +
+                           " (unset it to reach the hub)");
+  }
+  return impl_->Head(o.endpoint + "/" + repo + "/resolve/" + PercentEncode(revision, false) + "/" +
+                         PercentEncode(path, true),
+                     ctx);
 }
 
 uint64_t Hub::Fetch(FetchSpec spec, FetchSink* sink) { return impl_->Fetch(std::move(spec), sink); }

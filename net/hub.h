@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ struct ResolvedRevision {
   // Every file of the commit, sorted by path. Paths are checked by IsSafeRepoPath(); a
   // listing holding an unsafe path fails Resolve with kPermanent.
   std::vector<modelsync::v1::FileEntry> files;
+  // False when Resolve skipped the listing because the caller already has the manifest of
+  // `commit` (see Resolve's `known`); files is then empty.
+  bool listed = true;
 };
 
 // What to fetch, and the identity the hub must confirm before a byte reaches the sink.
@@ -68,6 +72,14 @@ class FetchSink {
   virtual void OnDone(Status status) = 0;
 };
 
+// What the hub says about one file at a revision (HEAD of its resolve URL).
+struct FileMetadata {
+  std::string commit;  // X-Repo-Commit: the commit the revision resolved to
+  std::string etag;    // X-Linked-Etag (LFS sha256) or ETag (git blob sha1), without W/ or quotes
+  uint64_t size = 0;   // X-Linked-Size, else Content-Length
+  bool lfs = false;    // the hub redirected to another host (the CDN)
+};
+
 class Hub {
  public:
   explicit Hub(HubOptions options);
@@ -79,7 +91,18 @@ class Hub {
   // Blocking. GET revision/{ref} for the commit (skipped when ref is 40-hex), then every
   // page of tree/{commit}?recursive=true&expand=false (Link rel="next"). LFS files carry
   // size = lfs.size and lfs_sha256 = lfs.oid. API responses are capped at 64 MiB each.
-  Result<ResolvedRevision> Resolve(const std::string& repo, const std::string& ref);
+  // known(commit), when given, is asked once the commit is known: true means the caller
+  // already holds that commit's manifest, so the tree is not listed (listed = false). A
+  // no-op sync of a branch is then one request.
+  Result<ResolvedRevision> Resolve(const std::string& repo, const std::string& ref,
+                                   const std::function<bool(const std::string&)>& known = {});
+
+  // Blocking. HEAD {endpoint}/{repo}/resolve/{quote(revision)}/{quote(path)}, following
+  // same-origin redirects (resolve-cache, renames) and stopping at a redirect to another
+  // host (an LFS file's CDN), whose X-Linked-* headers describe the file. A missing
+  // X-Repo-Commit, ETag or size is kPermanent; EntryNotFound is kNotFound.
+  Result<FileMetadata> FileInfo(const std::string& repo, const std::string& revision,
+                                const std::string& path);
 
   // Asynchronous. GETs {endpoint}/{repo}/resolve/{commit}/{quote(path)} with a Range for
   // spec.range (an empty range means [0, file_size)), following redirects itself (only
@@ -97,10 +120,10 @@ class Hub {
   void SetMaxRate(uint64_t bytes_per_second);
 
   struct Counters {
-    uint64_t requests = 0;    // HTTP requests sent (each redirect hop counts)
-    uint64_t body_bytes = 0;  // file bytes handed to sinks
-    uint64_t retries = 0;     // attempts beyond the first, over all requests
-    uint64_t connections = 0; // connections opened (the rest of the requests reused one)
+    uint64_t requests = 0;     // HTTP requests sent (each redirect hop counts)
+    uint64_t body_bytes = 0;   // file bytes handed to sinks
+    uint64_t retries = 0;      // attempts beyond the first, over all requests
+    uint64_t connections = 0;  // connections opened (the rest of the requests reused one)
   };
   Counters counters() const;
 

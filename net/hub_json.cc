@@ -18,12 +18,16 @@ bool DepthOk(const std::string& s) {
   bool in_string = false, escaped = false;
   for (char c : s) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       if (++depth > kMaxDepth) return false;
     } else if (c == ']' || c == '}') {
@@ -73,9 +77,8 @@ const std::string* GetString(const json& o, const char* key) {
 }  // namespace
 
 bool IsHex(const std::string& s, size_t len) {
-  return s.size() == len && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-           return std::isxdigit(c) != 0;
-         });
+  return s.size() == len &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c) != 0; });
 }
 
 Result<std::string> ParseRevisionSha(const std::string& body, const ErrorContext& ctx) {
@@ -101,8 +104,8 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
   }
   size_t index = 0;
   for (const json& e : j) {
-    const std::string at = "entry " + std::to_string(index++) + " of the file listing of " +
-                           ctx.Describe();
+    const std::string at =
+        "entry " + std::to_string(index++) + " of the file listing of " + ctx.Describe();
     auto bad = [&](const std::string& why) {
       return Status::Permanent(at + " " + why + ": the hub sent a malformed listing");
     };

@@ -62,6 +62,7 @@ void Request::StartExchange(const std::string& url) {
   o.stall_seconds = static_cast<long>((loop_.options.stall_timeout.count() + 999) / 1000);
   o.collect_cap = collect_cap();
   o.accept_json = accept_json();
+  o.head = head_only();
   kind_ = Kind::kNone;
   abort_status_ = Status::Ok();
   exchange_ = std::make_unique<Exchange>(std::move(o), this);
@@ -145,14 +146,18 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
   switch (kind_) {
     case Kind::kRedirect: {
       if (++hops_ > kMaxRedirects) {
-        Finish(Status::Permanent("more than " + std::to_string(kMaxRedirects) +
-                                 " redirects for " + ctx_.Describe() +
+        Finish(Status::Permanent("more than " + std::to_string(kMaxRedirects) + " redirects for " +
+                                 ctx_.Describe() +
                                  ": the hub or CDN is misconfigured; check HF_ENDPOINT"));
         return;
       }
       auto next = ResolveLocation(ex->url(), *head.Get("location"));
       if (!next.ok()) {
         Finish(next.status().With(ctx_.Describe()));
+        return;
+      }
+      if (!FollowRedirect(head, *next)) {
+        Finish(OnRedirectEnd(head));
         return;
       }
       StartExchange(*next);
@@ -197,7 +202,8 @@ void Request::Retry(Status why, std::optional<std::chrono::milliseconds> retry_a
     int64_t cap = loop_.options.backoff_base.count();
     for (int i = 1; i < failed_attempts_ && cap < loop_.options.backoff_max.count(); ++i) cap *= 2;
     cap = std::min<int64_t>(cap, loop_.options.backoff_max.count());
-    if (cap > 0) delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
+    if (cap > 0)
+      delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
   }
   WaitThen(delay);
 }

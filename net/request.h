@@ -63,14 +63,22 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   Request& operator=(const Request&) = delete;
 
   void Start();
-  void Cancel();                // finishes with kCancelled unless already finished
-  void Unpause();               // after a rate-limiter pause
+  bool IsHubOrigin(const std::string& url) const;
+  void Cancel();   // finishes with kCancelled unless already finished
+  void Unpause();  // after a rate-limiter pause
   bool finished() const { return finished_; }
 
  protected:
   virtual std::string FirstUrl() const = 0;
   virtual std::string RangeHeader() const { return ""; }
   virtual bool accept_json() const { return false; }
+  virtual bool head_only() const { return false; }
+  // A checked redirect to next_url: follow it (true), or end the request with
+  // OnRedirectEnd(head) (false).
+  virtual bool FollowRedirect(const ResponseHead& /*head*/, const std::string& /*next_url*/) {
+    return true;
+  }
+  virtual Status OnRedirectEnd(const ResponseHead& /*head*/) { return Status::Ok(); }
   virtual size_t collect_cap() const { return 64 * 1024; }
   // A 3xx from the hub's origin, before following it. Non-OK fails the request.
   virtual Status CheckRedirect(const ResponseHead&, bool /*from_hub*/) { return Status::Ok(); }
@@ -101,7 +109,6 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   void WaitThen(std::chrono::milliseconds delay);
   void PollFakeClock(Clock::TimePoint deadline);
   void Finish(Status status);
-  bool IsHubOrigin(const std::string& url) const;
 
   std::unique_ptr<Exchange> exchange_;
   boost::asio::steady_timer wait_timer_;

@@ -70,8 +70,8 @@ Result<std::string> ResolveLocation(const std::string& base, const std::string& 
   if (!u) return Status::Permanent("out of memory parsing a URL");
   if (curl_url_set(u.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK ||
       curl_url_set(u.get(), CURLUPART_URL, location.c_str(), 0) != CURLUE_OK) {
-    return Status::Permanent("the server redirected to a malformed URL '" +
-                             RedactQuery(location) + "'");
+    return Status::Permanent("the server redirected to a malformed URL '" + RedactQuery(location) +
+                             "'");
   }
   std::string out = Part(u.get(), CURLUPART_URL);
   auto parts = ParseUrl(out);
@@ -97,7 +97,8 @@ std::string LinkNext(std::string_view h) {
     if (gt == std::string_view::npos) return "";
     size_t end = h.find(',', gt);
     // A ',' may appear inside a quoted param; good enough for rel lists the hub sends.
-    std::string_view params = h.substr(gt + 1, end == std::string_view::npos ? h.npos : end - gt - 1);
+    std::string_view params =
+        h.substr(gt + 1, end == std::string_view::npos ? h.npos : end - gt - 1);
     std::string p = Lower(std::string(params));
     p.erase(std::remove(p.begin(), p.end(), ' '), p.end());
     if (p.find("rel=\"next\"") != std::string::npos || p.find("rel=next") != std::string::npos) {

@@ -225,10 +225,37 @@ TEST_CASE("Fetch: ranges, and the relative 307 to resolve-cache") {
   CHECK(tail.bytes_ == weights.substr(weights.size() - 1000));
 }
 
+TEST_CASE("FileInfo: regular, LFS (stops at the CDN), resolve-cache, missing") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  for (bool cache : {false, true}) {
+    REQUIRE(w.emu.Configure({{"resolve_cache", cache}}).ok());
+    for (const char* path : {"config.json", "model.safetensors"}) {
+      CAPTURE(path);
+      auto m = hub.FileInfo(fixtures::kModelRepo, "main", path);
+      REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+      const auto& f = FileOf(*r, path);
+      CHECK(m->commit == r->commit);
+      CHECK(m->size == f.size());
+      CHECK(m->lfs == !f.lfs_sha256().empty());
+      CHECK(m->etag == (f.lfs_sha256().empty() ? f.git_oid() : f.lfs_sha256()));
+    }
+  }
+  CHECK(Requests(w, "cdn") == 0);
+  auto missing = hub.FileInfo(fixtures::kModelRepo, "main", "nope.json");
+  CHECK(missing.status().code() == StatusCode::kNotFound);
+  CHECK(missing.status().message().find("nope.json") != std::string::npos);
+}
+
 TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"drop_after_bytes", 300000}, {"times", 1}}})
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"drop_after_bytes", 300000},
+                           {"times", 1}}})
               .ok());
   Hub hub(Opts(w));
   auto r = hub.Resolve(fixtures::kModelRepo, "main");
@@ -251,8 +278,12 @@ TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte
 
 TEST_CASE("A stalled transfer is aborted and resumed") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"stall_after_bytes", 100000}, {"stall_ms", 0}, {"times", 1}}})
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"stall_after_bytes", 100000},
+                           {"stall_ms", 0},
+                           {"times", 1}}})
               .ok());
   Hub hub(Opts(w));
   auto r = hub.Resolve(fixtures::kModelRepo, "main");
@@ -310,6 +341,31 @@ TEST_CASE("An identity that differs from the listing is kIntegrity, nothing deli
   CHECK(Requests(w, "cdn") == 0);  // the hub's 302 already disagreed
 }
 
+TEST_CASE("The emulator's bad_etag and wrong total faults are kIntegrity, nothing delivered") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  for (const char* path : {"config.json", "model.safetensors"}) {
+    CAPTURE(path);
+    REQUIRE(w.emu.SetFaults({{{"match", path}, {"bad_etag", true}}}).ok());
+    TestSink sink;
+    hub.Fetch(SpecOf(*r, path), &sink);
+    Status s = sink.Wait();
+    CHECK_MESSAGE(s.code() == StatusCode::kIntegrity, s.ToString());
+    CHECK(sink.size() == 0);
+  }
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"wrong_content_range", "total"}}})
+              .ok());
+  TestSink total(0);
+  hub.Fetch(SpecOf(*r, "model.safetensors", ByteRange{0, 100}), &total);
+  CHECK(total.Wait().code() == StatusCode::kIntegrity);
+  CHECK(total.size() == 0);
+}
+
 TEST_CASE("503s are retried with backoff; 429 waits Retry-After on the clock") {
   World& w = W();
   REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {503, 503}}}}).ok());
@@ -335,9 +391,9 @@ TEST_CASE("503s are retried with backoff; 429 waits Retry-After on the clock") {
     CHECK(hub.counters().retries == 2);
   }
   REQUIRE(w.emu.Reset().ok());
-  REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {429}},
-                            {"retry_after", 30}}})
-              .ok());
+  REQUIRE(
+      w.emu.SetFaults({{{"match", "config.json"}, {"status_sequence", {429}}, {"retry_after", 30}}})
+          .ok());
   TestSink sink;
   hub.Fetch(SpecOf(*r, "config.json"), &sink);
   auto wait_requests = [&](size_t n) {
@@ -381,7 +437,8 @@ TEST_CASE("Errors map to codes and messages that say what to do, never the token
   TestSink g;
   anon.Fetch(SpecOf(*gated, "config.json"), &g);
   check(g.Wait(), StatusCode::kUnauthorized,
-        std::string(fixtures::kGatedRepo) + " is gated: request access on the hub, then set HF_TOKEN");
+        std::string(fixtures::kGatedRepo) +
+            " is gated: request access on the hub, then set HF_TOKEN");
   Hub other([&] {
     HubOptions o = Opts(w);
     o.token = "hf_someone_else";
@@ -436,9 +493,16 @@ TEST_CASE("Offline mode sends nothing") {
   o.offline = true;
   Hub hub(o);
   CHECK(hub.Resolve(fixtures::kModelRepo, "main").status().code() == StatusCode::kOffline);
+  CHECK(hub.FileInfo(fixtures::kModelRepo, "main", "config.json").status().code() ==
+        StatusCode::kOffline);
   TestSink sink;
-  hub.Fetch(FetchSpec{fixtures::kModelRepo, std::string(40, 'a'), "config.json", 10,
-                      std::string(40, 'b'), "", {}},
+  hub.Fetch(FetchSpec{fixtures::kModelRepo,
+                      std::string(40, 'a'),
+                      "config.json",
+                      10,
+                      std::string(40, 'b'),
+                      "",
+                      {}},
             &sink);
   CHECK(sink.Wait().code() == StatusCode::kOffline);
   CHECK(hub.counters().requests == 0);
@@ -448,8 +512,9 @@ TEST_CASE("Offline mode sends nothing") {
 
 TEST_CASE("Cancel, a failing sink, and ~Hub end fetches exactly once") {
   World& w = W();
-  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                            {"throttle_bps", 200000}}})
+  REQUIRE(w.emu
+              .SetFaults(
+                  {{{"match", "model.safetensors"}, {"listener", "cdn"}, {"throttle_bps", 200000}}})
               .ok());
   auto hub = std::make_unique<Hub>(Opts(w));
   auto r = hub->Resolve(fixtures::kModelRepo, "main");

@@ -2,6 +2,9 @@
 // mapping, options from the environment.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -69,11 +72,12 @@ TEST_CASE("IsSafeRepoPath rejects hostile paths") {
 }
 
 TEST_CASE("ParseRevisionSha: good and hostile") {
-  auto ok = ParseRevisionSha(R"({"id":"o/n","sha":"A5339A4131F135D0FDC6A5C8B5BBED2753BBE0F3"})", Ctx());
+  auto ok =
+      ParseRevisionSha(R"({"id":"o/n","sha":"A5339A4131F135D0FDC6A5C8B5BBED2753BBE0F3"})", Ctx());
   REQUIRE(ok.ok());
   CHECK(*ok == "a5339a4131f135d0fdc6a5c8b5bbed2753bbe0f3");
-  for (const char* bad : {"", "[]", "{}", R"({"sha": 5})", R"({"sha":"xyz"})", "{\"sha\":",
-                          "nonsense"}) {
+  for (const char* bad :
+       {"", "[]", "{}", R"({"sha": 5})", R"({"sha":"xyz"})", "{\"sha\":", "nonsense"}) {
     auto r = ParseRevisionSha(bad, Ctx());
     CHECK_MESSAGE(r.status().code() == StatusCode::kPermanent, bad);
     CHECK(r.status().message().find("org/name") != std::string::npos);
@@ -86,9 +90,12 @@ TEST_CASE("ParseTreePage: files, LFS, directories, hostile entries") {
   std::vector<v1::FileEntry> files;
   const std::string oid(40, 'a'), sha(64, 'b');
   std::string page = R"([{"type":"directory","oid":")" + oid + R"(","size":0,"path":"sub"},
-    {"type":"file","oid":")" + oid + R"(","size":12,"path":"config.json"},
-    {"type":"file","oid":")" + oid + R"(","size":134,"path":"sub/model.safetensors",
-     "lfs":{"oid":")" + sha + R"(","size":1000,"pointerSize":134}}])";
+    {"type":"file","oid":")" +
+                     oid + R"(","size":12,"path":"config.json"},
+    {"type":"file","oid":")" +
+                     oid + R"(","size":134,"path":"sub/model.safetensors",
+     "lfs":{"oid":")" +
+                     sha + R"(","size":1000,"pointerSize":134}}])";
   REQUIRE(ParseTreePage(page, Ctx(), &files).ok());
   REQUIRE(files.size() == 2);
   CHECK(files[0].path() == "config.json");
@@ -101,8 +108,8 @@ TEST_CASE("ParseTreePage: files, LFS, directories, hostile entries") {
   const std::string hostile[] = {
       R"({"not":"an array"})",
       R"([5])",
-      R"([{"type":"file","size":1,"path":"a"}])",                         // no oid
-      R"([{"type":"file","oid":")" + oid + R"(","size":-1,"path":"a"}])",  // negative size
+      R"([{"type":"file","size":1,"path":"a"}])",                           // no oid
+      R"([{"type":"file","oid":")" + oid + R"(","size":-1,"path":"a"}])",   // negative size
       R"([{"type":"file","oid":")" + oid + R"(","size":"1","path":"a"}])",  // size as string
       R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":7}])",
       R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":"../x"}])",
@@ -193,6 +200,16 @@ TEST_CASE("HubOptionsFromEnv: endpoint, token sources, offline") {
   CHECK(HubOptionsFromEnv().token == "hf_legacy");
   setenv("HF_TOKEN", "hf_first", 1);
   CHECK(HubOptionsFromEnv().token == "hf_first");
+  unsetenv("HF_TOKEN");
+  unsetenv("HUGGING_FACE_HUB_TOKEN");
+  unsetenv("HF_TOKEN_PATH");
+  std::string home = path + "_home";
+  mkdir(home.c_str(), 0700);
+  { std::ofstream(home + "/token") << "hf_fromhome\n"; }
+  setenv("HF_HOME", home.c_str(), 1);
+  CHECK(HubOptionsFromEnv().token == "hf_fromhome");
+  std::remove((home + "/token").c_str());
+  rmdir(home.c_str());
   for (const char* v : {"1", "ON", "true", "Yes"}) CHECK(IsTruthyEnvValue(v));
   for (const char* v : {"0", "off", "", "2"}) CHECK(!IsTruthyEnvValue(v));
   std::remove(path.c_str());

@@ -10,12 +10,14 @@
 #include <curl/curl.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "net/hub.h"
 
@@ -105,9 +107,11 @@ int main(int argc, char** argv) {
   }
   const std::string cdn = CdnUrl(endpoint + "/" + repo + "/resolve/" + rev->commit + "/" + path);
   std::printf("file %s: %llu bytes\ncdn url: %s\n", path.c_str(),
-              static_cast<unsigned long long>(spec.file_size), cdn.substr(0, cdn.find('?')).c_str());
+              static_cast<unsigned long long>(spec.file_size),
+              cdn.substr(0, cdn.find('?')).c_str());
 
   double best_client = 0, best_curl = 0;
+  std::vector<double> client_rates, curl_rates;
   const double mib = static_cast<double>(spec.file_size) / (1 << 20);
   for (int r = 0; r < rounds; ++r) {
     auto t0 = std::chrono::steady_clock::now();
@@ -127,12 +131,20 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "client fetch failed: %s\n", s.ToString().c_str());
       return 1;
     }
-    std::printf("round %d: curl %.3f s (%.0f MiB/s), modelsync %.3f s (%.0f MiB/s)\n", r + 1, curl_s,
-                mib / curl_s, client_s, mib / client_s);
+    std::printf("round %d: curl %.3f s (%.0f MiB/s), modelsync %.3f s (%.0f MiB/s)\n", r + 1,
+                curl_s, mib / curl_s, client_s, mib / client_s);
     best_curl = std::max(best_curl, mib / curl_s);
+    curl_rates.push_back(mib / curl_s);
+    client_rates.push_back(mib / client_s);
     best_client = std::max(best_client, mib / client_s);
   }
   std::printf("best: curl %.0f MiB/s, modelsync %.0f MiB/s, ratio modelsync/curl = %.3f\n",
               best_curl, best_client, best_client / best_curl);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("median: curl %.0f MiB/s, modelsync %.0f MiB/s, ratio modelsync/curl = %.3f\n",
+              median(curl_rates), median(client_rates), median(client_rates) / median(curl_rates));
   return 0;
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: modelsync's hub client vs `curl -o /dev/null` on one large LFS file served by the
 # hub emulator's CDN listener, alternating in one run, plus the ratio.
-# Usage: tools/bench_net.sh [SIZE=1GiB] [ROUNDS=3]   (build dir: $BUILD or build/)
+# Usage: tools/bench_net.sh [SIZE=1GiB] [ROUNDS=5]   (build dir: $BUILD or build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1GiB}
-rounds=${2:-3}
+rounds=${2:-5}
 build=${BUILD:-build}
 ninja -C "$build" hub_emulator make_fixtures bench_net >/dev/null
 dir=$(mktemp -d)
