@@ -277,16 +277,23 @@ Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
     s = PullOffline(c, &sum);
   } else {
     net::Hub hub(hopts);
-    auto rev = hub.Resolve(o.repo, o.revision);
+    // The manifest of a commit never changes: when the log has it, the tree is not listed.
+    const RepoState* known_repo = nullptr;
+    if (auto it = c.journal->state().repos.find(o.repo); it != c.journal->state().repos.end())
+      known_repo = &it->second;
+    auto rev = hub.Resolve(o.repo, o.revision, [&](const std::string& commit) {
+      return known_repo && known_repo->revisions.count(commit) > 0;
+    });
+    if (rev.ok() && !rev->listed) {
+      for (const auto& f : known_repo->revisions.at(rev->commit).files) rev->files.push_back(f);
+    }
     if (!rev.ok()) {
       s = rev.status();
     } else {
       sum.commit = rev->commit;
-      const auto& st = c.journal->state();
-      auto it = st.repos.find(o.repo);
-      bool known = it != st.repos.end() && it->second.revisions.count(rev->commit) &&
-                   it->second.last_resolved_commit == rev->commit &&
-                   it->second.last_resolved_ref == o.revision;
+      bool known = known_repo && known_repo->revisions.count(rev->commit) &&
+                   known_repo->last_resolved_commit == rev->commit &&
+                   known_repo->last_resolved_ref == o.revision;
       if (!known) {
         v1::Event e;
         auto* rr = e.mutable_revision_resolved();

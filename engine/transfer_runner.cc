@@ -266,7 +266,9 @@ Status TransferRunner::Run(const Plan& plan) {
     std::lock_guard<std::mutex> lock(impl.mu);
     x.last_sync = SteadyClock::now();
     if (!s.ok()) return s;
-    x.unsynced = 0;
+    // Bytes that landed while fdatasync ran are still dirty: count them, or they would
+    // wait for a next write that may never come.
+    x.unsynced = x.file->Dirty().CoveredBytes();
     if (!durable.empty()) {
       x.committed.Add(durable);
       batch.push_back(RangesEvent(x.id, durable));

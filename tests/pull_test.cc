@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -278,4 +279,33 @@ TEST_CASE("disk full: refused up front with the numbers, resumes after space is 
   CHECK(ok.exit_code == 0);
   CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", mnt + "/root", "Tiny-Model-4bit") == "");
   ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST_CASE("regression: bytes that land while fdatasync runs are synced later (pull never hangs)") {
+  fixtures::FixtureOptions fo = Hub::Small();
+  fo.weights_bytes = 16u << 20;
+  fo.only = {"model"};
+  Hub hub(fo);
+  for (int i = 0; i < 8; ++i) {
+    TempDir root;
+    auto env = hub.Env(root.path());
+    env["MODELSYNC_CHUNK_BYTES"] = "3MiB";
+    auto start = std::chrono::steady_clock::now();
+    pid_t pid = SpawnCli({"pull", fixtures::kModelRepo, "--quiet"}, env);
+    int code = -1;
+    while (std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
+      int st = 0;
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (code == -1) {
+      ::kill(pid, SIGKILL);
+      WaitExit(pid);
+    }
+    REQUIRE_MESSAGE(code == 0, "pull " << i << " hung or failed");
+    CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  }
 }
