@@ -36,10 +36,10 @@ $ms pull "$repo"
 
 echo "== interrupted and resumed: a fresh root, the CDN throttled, kill -9 half-way"
 export MODELSYNC_ROOT="$work/root2"
-curl -s -X POST -d '{"faults":[{"match":"model.safetensors","listener":"cdn","throttle_bps":40000000}]}' \
+curl -s -X POST -d '{"faults":[{"match":"model.safetensors","listener":"cdn","throttle_bps":5000000}]}' \
   "$hub/_emulator/faults" >/dev/null
 $ms pull "$repo" --quiet & pid=$!
-sleep 2; kill -9 $pid; wait $pid 2>/dev/null || true
+sleep 1.5; kill -9 $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
 echo "   killed; status from the log:"
 $ms status | sed 's/^/   /'
 curl -s -X POST "$hub/_emulator/reset" >/dev/null
