@@ -224,13 +224,16 @@ TEST_CASE("faults from the hub end verified-correct or with the right error, nev
 
 TEST_CASE("a hostile listing is refused before anything is written") {
   Hub hub;
-  TempDir root;
-  auto r = RunCli({"pull", fixtures::kHostileRepo}, hub.Env(root.path()));
+  TempDir base;  // the root is base/root, so base/ shows anything written beside the root
+  std::string root = base.path() + "/root";
+  auto r = RunCli({"pull", fixtures::kHostileRepo}, hub.Env(root));
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("unsafe path") != std::string::npos);
-  CHECK_FALSE(fs::exists(root.path() + "/models"));
-  CHECK_FALSE(fs::exists(root.path() + "/x"));
-  CHECK_FALSE(fs::exists(fs::path(root.path()).parent_path() / "x"));
+  CHECK_FALSE(fs::exists(root + "/models"));
+  CHECK_FALSE(fs::exists(root + "/x"));
+  std::vector<std::string> beside;
+  for (auto& e : fs::directory_iterator(base.path())) beside.push_back(e.path().filename());
+  CHECK(beside == std::vector<std::string>{"root"});
 }
 
 TEST_CASE("the token reaches the hub, never the CDN, and appears in no output or event") {
@@ -308,4 +311,28 @@ TEST_CASE("regression: bytes that land while fdatasync runs are synced later (pu
     REQUIRE_MESSAGE(code == 0, "pull " << i << " hung or failed");
     CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
   }
+}
+
+TEST_CASE("two pulls on one root: the second waits for the lock and says so; both end correct") {
+  fixtures::FixtureOptions fo = Hub::Small();
+  fo.weights_bytes = 8u << 20;
+  fo.only = {"model"};
+  Hub hub(fo);
+  REQUIRE(hub.emu.SetFaults(json::array({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                                          {"throttle_bps", 4'000'000}}})).ok());
+  TempDir root, logs;
+  auto env = hub.Env(root.path());
+  pid_t first = SpawnCli({"pull", fixtures::kModelRepo}, env, "", logs.path() + "/1.err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto busy = RunCli({"pull", fixtures::kModelRepo, "--no-wait"}, env);
+  CHECK(busy.exit_code == 4);
+  CHECK(busy.err.find("in use by pid " + std::to_string(first)) != std::string::npos);
+  pid_t second = SpawnCli({"pull", fixtures::kModelRepo}, env, "", logs.path() + "/2.err");
+  CHECK(WaitExit(first) == 0);
+  CHECK(WaitExit(second) == 0);
+  auto err2 = ReadFile(logs.path() + "/2.err");
+  REQUIRE(err2.ok());
+  CHECK(err2->find("in use by pid " + std::to_string(first)) != std::string::npos);
+  CHECK(err2->find("waiting") != std::string::npos);
+  CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
 }
