@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -248,7 +249,10 @@ TEST_CASE("SIGKILL at seeded random moments of an update: wholly v1 or wholly v2
     auto renv = hub.Env(root);
     REQUIRE(hub.emu.SetFaults(slow).ok());
     pid_t pid = SpawnCli({"pull", fixtures::kVersionsRepo, "--quiet"}, renv);
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % span_ms));
+    // Half uniform over the update, half in its last 80 ms (the swap and the activation).
+    int at = i % 2 == 0 ? static_cast<int>(rng() % span_ms)
+                        : std::max(0, span_ms - 1 - static_cast<int>(rng() % 80));
+    std::this_thread::sleep_for(std::chrono::milliseconds(at));
     ::kill(pid, SIGKILL);
     if (WaitExit(pid) == 128 + SIGKILL) ++killed;
     Tree t = OnDisk(ModelDir(root, fixtures::kVersionsRepo));
