@@ -135,8 +135,10 @@ Result<std::string> LocalTarget(const RepoState& rs, const std::string& revision
   if (revision.empty()) {
     if (!rs.last_resolved_commit.empty()) return rs.last_resolved_commit;
     if (!rs.active_commit.empty()) return rs.active_commit;
-    return Status::NotFound(rs.repo + " has no resolved revision in the log: run `modelsync "
-                            "diff " + rs.repo + "` online, or pull it");
+    return Status::NotFound(rs.repo +
+                            " has no resolved revision in the log: run `modelsync "
+                            "diff " +
+                            rs.repo + "` online, or pull it");
   }
   if (rs.revisions.count(revision)) return revision;
   if (rs.last_resolved_ref == revision && !rs.last_resolved_commit.empty())
@@ -145,8 +147,8 @@ Result<std::string> LocalTarget(const RepoState& rs, const std::string& revision
   for (const auto& [c, r] : rs.revisions)
     if (r.ref == revision && (!best || r.resolved_ms > best->resolved_ms)) best = &r;
   if (best) return best->commit;
-  return Status::NotFound("the log of this root has no revision '" + revision + "' of " +
-                          rs.repo + " (a local diff only knows revisions resolved before): "
+  return Status::NotFound("the log of this root has no revision '" + revision + "' of " + rs.repo +
+                          " (a local diff only knows revisions resolved before): "
                           "drop --local and unset HF_HUB_OFFLINE to ask the hub");
 }
 
@@ -156,8 +158,8 @@ Result<std::vector<v1::FileEntry>> Filtered(const RepoState& rs,
   PathFilter filter(rs.active_include, rs.active_exclude);
   std::vector<v1::FileEntry> out;
   for (const auto& f : all) {
-    MS_RETURN_IF_ERROR(ValidateRepoPath(f.path()).With("the hub listed an unsafe path in " +
-                                                       rs.repo));
+    MS_RETURN_IF_ERROR(
+        ValidateRepoPath(f.path()).With("the hub listed an unsafe path in " + rs.repo));
     if (filter.Keep(f.path())) out.push_back(f);
   }
   return out;

@@ -35,8 +35,8 @@ const char* ChangeKindName(ChangeKind k);  // "added", "modified", ...
 
 struct FileChange {
   ChangeKind kind = ChangeKind::kUnchanged;
-  std::string path;      // the new path (kRemoved: the old one)
-  std::string old_path;  // kRenamed only
+  std::string path;                        // the new path (kRemoved: the old one)
+  std::string old_path;                    // kRenamed only
   std::string content_id, old_content_id;  // "" on the side that does not exist
   uint64_t size = 0, old_size = 0;
   bool needs_fetch = false;  // the new content is not a verified blob yet
@@ -46,7 +46,7 @@ struct RevisionDiff {
   std::string repo;
   std::string from_commit, from_ref;  // the active revision ("" when nothing is active)
   std::string to_commit, to_ref;
-  std::vector<FileChange> changes;    // sorted by path
+  std::vector<FileChange> changes;  // sorted by path
   uint64_t added = 0, modified = 0, removed = 0, renamed = 0, unchanged = 0;
   uint64_t fetch_bytes = 0;  // distinct new content ids not in state.blobs
   uint64_t free_bytes = 0;   // blobs of `from` that neither `to` nor another repo uses

@@ -43,9 +43,9 @@ TEST_CASE("diff classifies added, modified, removed, renamed and unchanged files
   std::vector<v1::FileEntry> from = {File("README.md", Id('a'), 10), File("notes.txt", Id('b'), 20),
                                      File("old/name.json", Id('c'), 30),
                                      File("model.safetensors", Id('w', 64), 1000)};
-  std::vector<v1::FileEntry> to = {File("README.md", Id('d'), 11), File("new/name.json", Id('c'), 30),
-                                   File("model.safetensors", Id('w', 64), 1000),
-                                   File("generation_config.json", Id('e'), 5)};
+  std::vector<v1::FileEntry> to = {
+      File("README.md", Id('d'), 11), File("new/name.json", Id('c'), 30),
+      File("model.safetensors", Id('w', 64), 1000), File("generation_config.json", Id('e'), 5)};
   RevisionDiff d = DiffRevisions(from, to, st, "org/m");
   CHECK(d.added == 1);
   CHECK(d.modified == 1);

@@ -54,7 +54,8 @@ void MakeSharedRepo(const FixtureDir& fx) {
   auto c1 = b.Commit("c1");
   REQUIRE(c1.ok());
   b.RemoveFile("config.json");
-  REQUIRE(b.AddFile("conf/config.json", "{\"model_type\": \"shared\", \"hidden_size\": 64}\n").ok());
+  REQUIRE(
+      b.AddFile("conf/config.json", "{\"model_type\": \"shared\", \"hidden_size\": 64}\n").ok());
   auto c2 = b.Commit("c2");
   REQUIRE(c2.ok());
   b.SetRef("main", *c2);
@@ -70,9 +71,9 @@ struct Hub {
     REQUIRE(emu.Start().ok());
   }
   std::map<std::string, std::string> Env(const std::string& root) const {
-    return {{"MODELSYNC_ROOT", root}, {"HF_ENDPOINT", emu.hub_url()}, {"HF_TOKEN", "\x01unset"},
-            {"HF_HUB_OFFLINE", "\x01unset"}, {"HF_HOME", root + "/.hf-home"},
-            {"MODELSYNC_STALL_TIMEOUT", "2s"}};
+    return {{"MODELSYNC_ROOT", root},        {"HF_ENDPOINT", emu.hub_url()},
+            {"HF_TOKEN", "\x01unset"},       {"HF_HUB_OFFLINE", "\x01unset"},
+            {"HF_HOME", root + "/.hf-home"}, {"MODELSYNC_STALL_TIMEOUT", "2s"}};
   }
   // Commit sha of repo@ref from repo.json.
   std::string Commit(const std::string& repo, const std::string& ref) const {
@@ -84,8 +85,8 @@ struct Hub {
     std::string commit = rj["refs"].contains(ref) ? rj["refs"][ref].get<std::string>() : ref;
     Tree t;
     for (const auto& f : rj["commits"][commit]["files"])
-      t[f["path"].get<std::string>()] =
-          HashFileHex(HashKind::kSha256, fixtures.ObjectPath(repo, ref, f["path"].get<std::string>()));
+      t[f["path"].get<std::string>()] = HashFileHex(
+          HashKind::kSha256, fixtures.ObjectPath(repo, ref, f["path"].get<std::string>()));
     return t;
   }
   std::map<std::string, uint64_t> Sizes(const std::string& repo, const std::string& ref) const {
@@ -137,7 +138,8 @@ json StatusOf(const std::map<std::string, std::string>& env, const std::string& 
 }
 
 // Bytes of repo@to's distinct content that repo@from does not have.
-uint64_t NewBytes(Hub& hub, const std::string& repo, const std::string& from, const std::string& to) {
+uint64_t NewBytes(Hub& hub, const std::string& repo, const std::string& from,
+                  const std::string& to) {
   Tree a = hub.Expected(repo, from), b = hub.Expected(repo, to);
   auto sizes = hub.Sizes(repo, to);
   std::set<std::string> old_ids, counted;
@@ -207,26 +209,32 @@ TEST_CASE("v1 -> v2 fetches only the changed files, keeps the marker, ends byte-
 
   // Back to the tag: all content is local, so zero file bytes.
   REQUIRE(hub.emu.Reset().ok());
-  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code == 0);
+  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code ==
+          0);
   CHECK(OnDisk(dir) == hub.Expected(fixtures::kVersionsRepo, "v1"));
   CHECK(hub.FileBytes() == 0);
   // And a 40-hex commit pins it too.
   std::string v2 = hub.Commit(fixtures::kVersionsRepo, "main");
-  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", v2, "--quiet"}, env).exit_code == 0);
+  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", v2, "--quiet"}, env).exit_code ==
+          0);
   CHECK(OnDisk(dir) == hub.Expected(fixtures::kVersionsRepo, "main"));
   CHECK(StatusOf(env, fixtures::kVersionsRepo)["active_ref"] == v2);
 }
 
-TEST_CASE("SIGKILL at seeded random moments of an update: wholly v1 or wholly v2, rerun ends at v2") {
+TEST_CASE(
+    "SIGKILL at seeded random moments of an update: wholly v1 or wholly v2, rerun ends at v2") {
   Hub hub;
   TempDir work;
   std::string tmpl = work.path() + "/template";
   auto env = hub.Env(tmpl);
-  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code == 0);
+  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code ==
+          0);
   const Tree v1 = hub.Expected(fixtures::kVersionsRepo, "v1");
   const Tree v2 = hub.Expected(fixtures::kVersionsRepo, "main");
   // The changed small files come slowly, so the update lasts a few hundred ms.
-  const json slow = json::array({{{"match", "/resolve/"}, {"listener", "hub"}, {"latency_ms", 150},
+  const json slow = json::array({{{"match", "/resolve/"},
+                                  {"listener", "hub"},
+                                  {"latency_ms", 150},
                                   {"throttle_bps", 20000}}});
   auto fresh = [&](const std::string& name) {
     std::string r = work.path() + "/" + name;
@@ -238,8 +246,9 @@ TEST_CASE("SIGKILL at seeded random moments of an update: wholly v1 or wholly v2
   auto t0 = std::chrono::steady_clock::now();
   std::string probe = fresh("probe");
   REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, hub.Env(probe)).exit_code == 0);
-  int span_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now() - t0).count());
+  int span_ms = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
   REQUIRE(OnDisk(ModelDir(probe, fixtures::kVersionsRepo)) == v2);
   std::mt19937 rng(5050);
   int at_v1 = 0, at_v2 = 0, killed = 0;
@@ -268,8 +277,8 @@ TEST_CASE("SIGKILL at seeded random moments of an update: wholly v1 or wholly v2
     CHECK(fs::exists(root + "/" + kMarker));
     fs::remove_all(root);
   }
-  MESSAGE("update span " << span_ms << " ms, killed " << killed << ", found v1 " << at_v1
-                         << ", v2 " << at_v2);
+  MESSAGE("update span " << span_ms << " ms, killed " << killed << ", found v1 " << at_v1 << ", v2 "
+                         << at_v2);
   CHECK(killed >= 20);
 }
 
@@ -306,8 +315,11 @@ TEST_CASE("a branch moving mid-sync: the result is the first commit; the next pu
   auto env = hub.Env(root.path());
   const std::string v1 = hub.Commit(fixtures::kVersionsRepo, "v1");
   const std::string v2 = hub.Commit(fixtures::kVersionsRepo, "main");
-  REQUIRE(hub.emu.SetFaults(json::array({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                                          {"throttle_bps", 3'000'000}}})).ok());
+  REQUIRE(
+      hub.emu
+          .SetFaults(json::array(
+              {{{"match", "model.safetensors"}, {"listener", "cdn"}, {"throttle_bps", 3'000'000}}}))
+          .ok());
   pid_t pid = SpawnCli({"pull", fixtures::kVersionsRepo, "--revision", "previous", "--quiet"}, env);
   // Wait until the weights are being fetched (the resolve is over), then move the branch.
   bool fetching = false;
@@ -338,7 +350,8 @@ TEST_CASE("a branch moving mid-sync: the result is the first commit; the next pu
   auto text = RunCli({"status", fixtures::kVersionsRepo}, env);
   CHECK(text.out.find("update available") != std::string::npos);
 
-  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "previous", "--quiet"}, env).exit_code == 0);
+  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "previous", "--quiet"}, env)
+              .exit_code == 0);
   CHECK(OnDisk(dir) == hub.Expected(fixtures::kVersionsRepo, "main"));
   st = StatusOf(env, fixtures::kVersionsRepo);
   CHECK(st["active_commit"] == v2);
@@ -349,7 +362,8 @@ TEST_CASE("offline: HF_HUB_OFFLINE makes zero requests; with the hub gone status
   Hub hub;
   TempDir root;
   auto env = hub.Env(root.path());
-  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code == 0);
+  REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--revision", "v1", "--quiet"}, env).exit_code ==
+          0);
   REQUIRE(RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, env).exit_code == 0);
   REQUIRE(hub.emu.Reset().ok());
   auto off = env;
