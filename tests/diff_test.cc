@@ -119,3 +119,37 @@ TEST_CASE("ActiveFiles applies the active include and exclude") {
   rs.active_commit.clear();
   CHECK(ActiveFiles(rs).empty());
 }
+
+TEST_CASE("planner: a crash between the swap and RevisionActivated keeps the marker") {
+  // The log says v1 (a.txt) is active with its marker; the disk already holds v2 (b.txt).
+  State st;
+  RepoState& rs = st.repos["org/m"];
+  rs.repo = "org/m";
+  rs.active_commit = Id('1');
+  rs.materialized["a.txt"] = Id('a');
+  rs.model_id = "m";
+  rs.marker = true;
+  st.blobs[Id('a')] = 3;
+  st.blobs[Id('b')] = 4;
+  Observation obs;
+  obs.blobs = {{Id('a'), 3}, {Id('b'), 4}};
+  obs.model_dir_exists = true;
+  obs.model_files["b.txt"] = {ObservedFile::Type::kFile, 4, Id('b')};
+  obs.markers = {"m"};
+  PlanInput in;
+  in.repo = "org/m";
+  in.commit = Id('2');
+  in.model_id = "m";
+  in.files = {File("b.txt", Id('b'), 4)};
+  auto plan = MakePlan(in, st, obs);
+  REQUIRE(plan.ok());
+  CHECK(plan->remove_markers.empty());
+  CHECK_FALSE(plan->write_marker);
+  CHECK(plan->activate);
+  CHECK(plan->fetch_bytes == 0);
+  // The disk at neither revision: the marker goes.
+  obs.model_files.erase("b.txt");
+  auto broken = MakePlan(in, st, obs);
+  REQUIRE(broken.ok());
+  CHECK(broken->remove_markers == std::vector<std::string>{"m"});
+}
