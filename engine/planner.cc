@@ -208,6 +208,10 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
         b == state.blobs.end() || m->second.size != b->second)
       valid_now = false;
   }
+  // A crash between the directory swap and RevisionActivated leaves the disk wholly at the
+  // target while the log still names the old revision: the marker is valid for that too.
+  if (repo.marker && repo.model_id == in.model_id && all_intact && !valid_now)
+    valid_now = true;
   if (!repo.model_id.empty() && repo.model_id != in.model_id && obs.markers.count(repo.model_id))
     plan.remove_markers.push_back(repo.model_id);
   bool have = obs.markers.count(in.model_id) > 0;
