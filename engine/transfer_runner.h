@@ -17,6 +17,11 @@
 // accumulated or kSyncInterval has passed, whichever comes first, so a kill loses about half
 // a second of transfer at most.
 //
+// PERF (page cache): fresh page-cache pages are slow to come by on small VMs, so the control
+// thread starts writeback of a large partial every few MiB (sync_file_range WRITE, a hint)
+// and drops the pages that are both hashed and durable (fadvise DONTNEED): the download
+// cycles through a small set of pages. Neither replaces the fdatasync before RangesCommitted.
+//
 // Threads: Run() is the control thread (journal, syncs, decisions); the Hub's loop thread
 // calls the sinks (pwrite only); one hashing thread reads back and hashes.
 // Errors: the first failure stops the run: in-flight fetches are cancelled, everything

@@ -59,6 +59,35 @@ Status BlobStore::Adopt(Dir& from, std::string_view name, std::string_view id) {
   return from.Sync();
 }
 
+Status BlobStore::AdoptBatch(Dir& from,
+                             const std::vector<std::pair<std::string, std::string>>& name_ids) {
+  if (name_ids.empty()) return Status::Ok();
+  for (const auto& [name, id] : name_ids) {
+    MS_RETURN_IF_ERROR(CheckId(id));
+    MS_ASSIGN_OR_RETURN(auto f, from.OpenFile(name, OpenMode::kRead));
+    MS_RETURN_IF_ERROR(f->Chmod(0444));
+  }
+  Status s = from.SyncFileSystem();
+  if (s.code() == StatusCode::kInvalidArgument) {
+    for (const auto& [name, id] : name_ids) {
+      MS_ASSIGN_OR_RETURN(auto f, from.OpenFile(name, OpenMode::kRead));
+      MS_RETURN_IF_ERROR(f->Sync());
+    }
+  } else if (!s.ok()) {
+    return s;
+  }
+  for (const auto& [name, id] : name_ids) {
+    if (Has(id)) {
+      MS_RETURN_IF_ERROR(from.Unlink(name));
+    } else {
+      MS_RETURN_IF_ERROR(from.Rename(name, *dir_, id));
+    }
+  }
+  MS_RETURN_IF_ERROR(dir_->Sync());
+  if (&from != dir_.get()) MS_RETURN_IF_ERROR(from.Sync());
+  return Status::Ok();
+}
+
 Status BlobStore::Remove(std::string_view id) {
   MS_RETURN_IF_ERROR(CheckId(id));
   MS_RETURN_IF_ERROR(dir_->RemoveTree(id));

@@ -53,6 +53,9 @@ class FaultFile final : public File {
   }
   Result<FileInfo> Stat() override { return base_->Stat(); }
   Status Chmod(uint32_t mode) override { return base_->Chmod(mode); }
+  // Hints only: unsynced bytes stay unsynced (and losable) as far as the fault layer knows.
+  void StartWriteback(uint64_t offset, uint64_t n) override { base_->StartWriteback(offset, n); }
+  void DropCache(uint64_t offset, uint64_t n) override { base_->DropCache(offset, n); }
 
  private:
   Status DoSync(bool data_only) {
@@ -172,6 +175,14 @@ class FaultDir final : public Dir {
       return Status::FromErrno(e, "fsync directory " + path());
     MS_RETURN_IF_ERROR(base_->Sync());
     fs_->NoteDirSynced(path());
+    return Status::Ok();
+  }
+  // Counted as one kSync op; success makes everything tracked durable (files and entries).
+  Status SyncFileSystem() override {
+    if (int e = fs_->Before(FsOp::kSync, path()))
+      return Status::FromErrno(e, "syncfs of the file system of " + path());
+    MS_RETURN_IF_ERROR(base_->SyncFileSystem());
+    fs_->ResetTracking();
     return Status::Ok();
   }
   Result<uint64_t> FreeBytes() override {

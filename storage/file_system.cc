@@ -95,6 +95,14 @@ class RealFile final : public File {
     if (::fchmod(fd_.get(), mode) != 0) return Err(errno, "chmod", path_);
     return Status::Ok();
   }
+  void StartWriteback(uint64_t offset, uint64_t n) override {
+    (void)::sync_file_range(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(n),
+                            SYNC_FILE_RANGE_WRITE);
+  }
+  void DropCache(uint64_t offset, uint64_t n) override {
+    (void)::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(n),
+                          POSIX_FADV_DONTNEED);
+  }
 
  private:
   UniqueFd fd_;
@@ -257,6 +265,10 @@ class RealDir final : public Dir {
   }
   Status Sync() override {
     if (::fsync(fd_.get()) != 0) return Err(errno, "fsync directory", path_);
+    return Status::Ok();
+  }
+  Status SyncFileSystem() override {
+    if (::syncfs(fd_.get()) != 0) return Err(errno, "syncfs of the file system of", path_);
     return Status::Ok();
   }
   Result<uint64_t> FreeBytes() override {

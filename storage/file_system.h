@@ -73,6 +73,14 @@ class File {
   virtual Status Truncate(uint64_t size) = 0;
   virtual Result<FileInfo> Stat() = 0;
   virtual Status Chmod(uint32_t mode) = 0;
+  // Performance hints, never part of the durability contract (they make nothing durable):
+  // StartWriteback starts writing back the dirty pages of [offset, offset+n) (n = 0: to the
+  // end) without waiting (sync_file_range(SYNC_FILE_RANGE_WRITE)); DropCache asks the kernel
+  // to drop the clean cached pages of that range (posix_fadvise(POSIX_FADV_DONTNEED)) so a
+  // long sequential write reuses a small set of pages. Both are best-effort: the defaults do
+  // nothing and errors are ignored.
+  virtual void StartWriteback(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
+  virtual void DropCache(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
 };
 
 class Dir {
@@ -106,6 +114,14 @@ class Dir {
   virtual Result<std::vector<std::string>> List() = 0;
   // fsync of the directory: makes entries created/renamed in it durable.
   virtual Status Sync() = 0;
+  // syncfs(2) of the file system holding this directory: every file's data and every
+  // directory entry on it is durable afterwards (one call instead of an fsync per file, for
+  // batches of small files). Implementations that cannot return kInvalidArgument (the
+  // default); callers then fall back to per-file syncs. A failure is like a failed fsync of
+  // every file written since its last sync (see the durability contract).
+  virtual Status SyncFileSystem() {
+    return Status::InvalidArgument("syncfs is not supported for " + path());
+  }
   // Bytes available to an unprivileged user on this file system (statvfs f_bavail).
   virtual Result<uint64_t> FreeBytes() = 0;
 };

@@ -47,6 +47,11 @@ class PartialFile {
   // kCorruption if the file is shorter than that.
   Status Read(uint64_t offset, size_t n, std::string* out);
   bool poisoned() const;
+  // Performance hints (File::StartWriteback / File::DropCache): start writing back what was
+  // written without waiting; drop cached pages that are hashed and durable. Never make
+  // anything durable: only Sync() does.
+  void StartWriteback(uint64_t offset, uint64_t n) { file_->StartWriteback(offset, n); }
+  void DropCache(uint64_t offset, uint64_t n) { file_->DropCache(offset, n); }
   // The ranges written but not yet synced.
   RangeSet Dirty() const;
 

@@ -445,3 +445,34 @@ TEST_CASE("FaultFileSystem can report a chosen amount of free space") {
   fs.SetFreeBytes(std::nullopt);
   CHECK(*(*root)->FreeBytes() != 12345);
 }
+
+TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one adopts nothing") {
+  TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  Dir& bd = (*blobs)->dir();
+  const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
+  for (const auto& [name, text] :
+       {std::pair{".tmp-a", "alpha"}, {".tmp-b", "beta"}, {".tmp-c", "gamma"}}) {
+    auto f = bd.OpenFile(name, OpenMode::kCreateTruncate);
+    REQUIRE(f.ok());
+    REQUIRE((*f)->PWrite(0, text).ok());  // not synced
+  }
+  CHECK(fs.UnsyncedBytes() > 0);
+  fs.ResetCounts();
+  REQUIRE((*blobs)->AdoptBatch(bd, {{".tmp-a", a}, {".tmp-b", b}}).ok());
+  CHECK(fs.Count(FsOp::kSync) == 2);  // one syncfs + one fsync of blobs/, not one per file
+  CHECK((*blobs)->Has(a));
+  CHECK((*blobs)->Has(b));
+  fs.ResetCounts();
+  fs.FailNth(FsOp::kSync, 1, EIO);
+  Status s = (*blobs)->AdoptBatch(bd, {{".tmp-c", c}});
+  CHECK(s.code() == StatusCode::kIOError);
+  CHECK_FALSE((*blobs)->Has(c));
+  REQUIRE(fs.DropUnsynced(FaultFileSystem::LossMode::kGarbage).ok());
+  CHECK(Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
+  CHECK(Slurp(t / (".modelsync/blobs/" + b)) == "beta");
+}

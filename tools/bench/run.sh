@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# modelsync vs its peers (curl + sha256sum, aria2c -x8 -s8, @huggingface/hub snapshotDownload)
+# on hub_emulator, every scenario of issue 9 (and issue 4's comparison), tools alternating per
+# round. Writes BENCHMARKS.md at the repo root (table + machine). One command:
+#
+#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6]
+#                      [--tools modelsync,curl,aria2c,hfjs] [--build DIR] [--out FILE]
+#                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
+#
+# Builds build-bench (Release) if needed, installs aria2 and GNU time with apt-get and
+# @huggingface/hub@2.17.5 with npm when missing. Work files go to <build>/bench-work (on the
+# same disk as the build, not tmpfs) and are removed at the end.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,hfjs
+build="$src/build-bench" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) size=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
+    --tools) tools=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --no-build) nobuild=1; shift ;;
+    --modelsync) msbin=$2; shift 2 ;;
+    *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+IFS=, read -r -a TOOLS <<<"$tools"
+IFS=, read -r -a SCEN <<<"$scenarios"
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# ---- build and peers ---------------------------------------------------------------------
+if [ $nobuild = 0 ] && [ ! -f "$build/build.ninja" ]; then
+  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    $(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+fi
+[ $nobuild = 1 ] || ninja -C "$build" -j2 modelsync hub_emulator make_fixtures >/dev/null
+build=$(cd "$build" && pwd)
+ms="$build/cli/modelsync"
+[ -z "$msbin" ] || ms=$(realpath "$msbin")
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+command -v aria2c >/dev/null || $SUDO apt-get install -y aria2 >/dev/null
+[ -x /usr/bin/time ] || $SUDO apt-get install -y time >/dev/null
+deps="$build/js-deps"
+if [ ! -f "$deps/node_modules/@huggingface/hub/package.json" ]; then
+  mkdir -p "$deps"
+  npm install --no-audit --no-fund --no-save --prefix "$deps" @huggingface/hub@2.17.5 >/dev/null
+fi
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+# ---- fixtures and emulator -----------------------------------------------------------------
+work="$build/bench-work"
+rm -rf "$work"; mkdir -p "$work"
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+log "fixtures ($size weights)"
+"$build/tools/fixtures/make_fixtures" --out "$work/repos" --weights-bytes "$size" \
+  --small-files 600 --only model --only many-files --only versions >/dev/null
+"$build/tools/emulator/hub_emulator" --repos "$work/repos" >"$work/ready" 2>"$work/emulator.log" &
+pid=$!
+for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
+hub=$(sed -n 's/.*"hub":"\([^"]*\)".*/\1/p' "$work/ready")
+[ -n "$hub" ] || { echo "emulator did not start: $(cat "$work/emulator.log")" >&2; exit 1; }
+ctl() { curl -sf -X POST -H 'Content-Type: application/json' -d "${2:-{\}}" "$hub/_emulator/$1" >/dev/null; }
+
+MODEL=mlx-community/Tiny-Model-4bit MANY=fixtures/many-files VERS=fixtures/versions
+# Per repo@rev: tree.json, curl config, aria2c input list, sha256 list of the LFS files.
+prep() {  # repo rev tag
+  local d="$work/lists/$3"; mkdir -p "$d"
+  curl -sf "$hub/api/models/$1/tree/$2?recursive=true" >"$d/tree.json"
+  jq -r '.[] | select(.type=="file") | .path' "$d/tree.json" >"$d/paths"
+  : >"$d/curl.cfg"; : >"$d/aria2.txt"
+  while IFS= read -r p; do
+    printf 'url = "%s/%s/resolve/%s/%s"\noutput = "%s"\n' "$hub" "$1" "$2" "$p" "$p" >>"$d/curl.cfg"
+    printf '%s/%s/resolve/%s/%s\n  out=%s\n' "$hub" "$1" "$2" "$p" "$p" >>"$d/aria2.txt"
+  done <"$d/paths"
+  jq -r '.[] | select(.lfs) | "\(.lfs.oid)  \(.path)"' "$d/tree.json" >"$d/sums"
+}
+prep "$MODEL" main model; prep "$MANY" main many; prep "$VERS" v1 v1; prep "$VERS" main v2
+weight_bytes=$(jq '[.[] | select(.lfs) | .lfs.size] | add' "$work/lists/model/tree.json")
+chunk_bytes=$((32 << 20))
+
+# ---- one tool run --------------------------------------------------------------------------
+# fetch TOOL TAG REPO REV DEST [extra curl args]: the tool's download of REPO@REV into DEST
+# (modelsync: DEST is its root; hfjs: DEST is its cache dir). Prints the command.
+fetch_cmd() {
+  local tool=$1 tag=$2 repo=$3 rev=$4 dest=$5 l="$work/lists/$2"
+  case $tool in
+    modelsync) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '$hub' --quiet" ;;
+    curl) echo "mkdir -p '$dest' && cd '$dest' && curl -sfL --create-dirs ${CURL_EXTRA:-} -K '$l/curl.cfg' && { [ ! -s '$l/sums' ] || sha256sum -c --quiet '$l/sums'; }" ;;
+    aria2c) echo "aria2c -x8 -s8 -j8 -d '$dest' -i '$l/aria2.txt' --console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
+    hfjs) echo "node '$src/tools/bench/hfjs.mjs' '$deps' '$hub' '$repo' '$dest' '$rev'" ;;
+  esac
+}
+# Where the files of REPO@REV end up for a tool.
+result_dir() {  # tool repo dest commit
+  case $1 in
+    modelsync) echo "$3/models/$2" ;;
+    curl|aria2c) echo "$3" ;;
+    hfjs) echo "$3/models--${2/\//--}/snapshots/$4" ;;
+  esac
+}
+results="$work/results.tsv"; : >"$results"
+# measure SCEN TOOL ROUND TAG REPO REV DEST FAULTS_JSON
+measure() {
+  local s=$1 tool=$2 round=$3 tag=$4 repo=$5 rev=$6 dest=$7 faults=$8 cmd rc t0 t1
+  cmd=$(fetch_cmd "$tool" "$tag" "$repo" "$rev" "$dest")
+  ctl reset; [ "$faults" = "" ] || ctl faults "{\"faults\":$faults}"
+  sync
+  t0=$(date +%s.%N)
+  set +e
+  /usr/bin/time -f '%U %S %M' -o "$work/time" bash -c "$cmd" >"$work/out" 2>"$work/err"
+  rc=$?
+  set -e
+  t1=$(date +%s.%N)
+  local st; st=$(curl -sf "$hub/_emulator/stats")
+  local bytes reqs commit ok
+  bytes=$(jq '.hub.body_bytes + .cdn.body_bytes' <<<"$st")
+  reqs=$(jq '.hub.requests + .cdn.requests' <<<"$st")
+  commit=$(curl -sf "$hub/api/models/$repo/revision/$rev" | jq -r .sha)
+  ok=$(python3 "$src/tools/bench/check.py" "$work/lists/$tag/tree.json" "$(result_dir "$tool" "$repo" "$dest" "$commit")")
+  [ $rc = 0 ] || ok="exit $rc; $ok"
+  read -r u sy rss < <(tail -1 "$work/time")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$tool" "$round" \
+    "$(echo "$t1 - $t0" | bc -l)" "$(echo "$u + $sy" | bc -l)" "$rss" "$bytes" "$reqs" "$ok" >>"$results"
+  log "s$s $tool #$round: $(tail -1 "$results" | cut -f4-9)"
+  [ $rc = 0 ] || head -c 600 "$work/err" >&2
+}
+untimed() {  # TOOL TAG REPO REV DEST: setup step, must succeed
+  ctl reset
+  bash -c "$(fetch_cmd "$@")" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+}
+fresh() { rm -rf "$1"; mkdir -p "$1"; }
+
+# Tools in a different order each round.
+order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOOLS[$(((i + r) % n))]}"; done; }
+has() { [[ ",$scenarios," == *",$1,"* ]]; }
+cdn_throttle='[{"listener":"cdn","throttle_bps":50000000},{"latency_ms":30}]'
+
+for s in 1 2 3 4; do
+  has $s || continue
+  case $s in 3) repo=$MANY tag=many ;; *) repo=$MODEL tag=model ;; esac
+  for r in $(seq "$rounds"); do
+    for tool in $(order "$r"); do
+      dest="$work/s$s-$tool"; fresh "$dest"
+      faults=""; CURL_EXTRA=""
+      [ $s = 2 ] && faults=$cdn_throttle
+      if [ $s = 4 ]; then
+        # Each tool's first 3 requests for the weights are cut at half of what they asked for.
+        case $tool in
+          modelsync) cut=$((chunk_bytes / 2)) ;;
+          aria2c) cut=$((weight_bytes / 16)) ;;
+          *) cut=$((weight_bytes / 2)) ;;
+        esac
+        faults="[{\"match\":\"model.safetensors\",\"listener\":\"cdn\",\"drop_after_bytes\":$cut,\"times\":3}]"
+        CURL_EXTRA="-C - --retry 5 --retry-all-errors"
+      fi
+      export CURL_EXTRA
+      measure $s "$tool" "$r" $tag "$repo" main "$dest" "$faults"
+    done
+  done
+  [ $s = 1 ] || rm -rf "$work"/s$s-*
+done
+CURL_EXTRA=""
+if has 5; then
+  for r in $(seq "$rounds"); do
+    for tool in $(order "$r"); do
+      dest="$work/s5-$tool"; fresh "$dest"
+      untimed "$tool" v1 "$VERS" v1 "$dest"
+      measure 5 "$tool" "$r" v2 "$VERS" main "$dest" ""
+    done
+  done
+  rm -rf "$work"/s5-*
+fi
+if has 6; then
+  for tool in modelsync hfjs; do
+    [[ ",$tools," == *",$tool,"* ]] || continue
+    dest="$work/s1-$tool"
+    [ -d "$dest" ] && has 1 || { fresh "$dest"; untimed "$tool" model "$MODEL" main "$dest"; }
+  done
+  for r in $(seq "$rounds"); do
+    for tool in $(order "$r"); do
+      case $tool in modelsync|hfjs) ;; *) continue ;; esac
+      measure 6 "$tool" "$r" model "$MODEL" main "$work/s1-$tool" ""
+    done
+  done
+fi
+
+# ---- report --------------------------------------------------------------------------------
+mach="$work/machine.txt"
+{
+  echo "nproc: $(nproc)"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
+  echo "kernel: $(uname -sr)"
+  echo "load average (1/5/15 min) at start: $load0; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every tool alike; rounds alternate tools)"
+  echo "disk: $(df -hT "$work" | awk 'NR==2 {print $1" "$2", "$3" total, "$5" free"}')"
+  echo "modelsync: $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet || echo '+dirty'), $(basename "$build") $(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
+  echo "peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(aria2c --version | head -1), @huggingface/hub $(jq -r .version "$deps/node_modules/@huggingface/hub/package.json") on node $(node --version), $(sha256sum --version | head -1)"
+} >"$mach"
+python3 "$src/tools/bench/report.py" "$results" "$mach" "$size" "$rounds" "$weight_bytes" \
+  "$(wc -l <"$work/lists/many/paths")" "$src/tools/bench/ANALYSIS.md" >"$out"
+log "wrote $out"
