@@ -5,7 +5,7 @@
 # nothing to do. Between kills the model is removed and gc'ed, so every round starts from no
 # blobs and re-fetched bytes are exact: CDN body bytes of the round - the weights' size.
 # Usage: bash tools/soak.sh [KILLS=50] [SEED=1] [WEIGHTS=8MiB] [RATE_BPS=16000000]
-# Needs: ninja -C build modelsync hub_emulator make_fixtures. Prints kills survived and
+# MODELSYNC_BUILD_DIR picks the build (default build/). Needs: ninja -C build modelsync hub_emulator make_fixtures. Prints kills survived and
 # re-fetched bytes per kill (mean, p99); on a broken invariant prints the seed and round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,18 +14,19 @@ seed=${2:-1}
 weights=${3:-8MiB}
 rate=${4:-16000000}
 RANDOM=$seed
+bdir=${MODELSYNC_BUILD_DIR:-build}
 work=$(mktemp -d /tmp/modelsync-soak.XXXXXX)
 cleanup() { [ -n "${emu_pid:-}" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-build/tools/fixtures/make_fixtures --out "$work/repos" --weights-bytes "$weights" --only model >/dev/null
-build/tools/emulator/hub_emulator --repos "$work/repos" >"$work/emu.json" 2>"$work/emu.err" &
+"$bdir"/tools/fixtures/make_fixtures --out "$work/repos" --weights-bytes "$weights" --only model >/dev/null
+"$bdir"/tools/emulator/hub_emulator --repos "$work/repos" >"$work/emu.json" 2>"$work/emu.err" &
 emu_pid=$!
 for _ in $(seq 100); do [ -s "$work/emu.json" ] && break; sleep 0.1; done
 hub=$(sed -e 's/.*"hub":"\([^"]*\)".*/\1/' "$work/emu.json")
 export MODELSYNC_ROOT="$work/root" HF_ENDPOINT="$hub" MODELSYNC_STALL_TIMEOUT=2s
 unset HF_TOKEN HF_HUB_OFFLINE || true
-ms=build/cli/modelsync
+ms="$bdir"/cli/modelsync
 repo=mlx-community/Tiny-Model-4bit
 cdn_bytes() { curl -s "$hub/_emulator/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cdn"]["body_bytes"])'; }
 fail() { echo "INVARIANT BROKEN at round $1 (seed $seed): $2"; exit 1; }
