@@ -130,6 +130,15 @@ TEST_CASE("rebuild restores a deleted model dir, a deleted marker, removes a str
   CHECK(again.out.find("\"marker_written\":false") != std::string::npos);
   CHECK(RunCli({"log"}, env).out == log1);
   CHECK(RunCli({"verify"}, env).exit_code == 0);
+
+  // Only the marker deleted: it comes back, the directory is left alone.
+  fs::remove(root.path() + "/" + kMarker);
+  auto m = RunCli({"rebuild", "--json"}, env);
+  CHECK(m.exit_code == 0);
+  CHECK(m.out.find("\"dir_rebuilt\":false") != std::string::npos);
+  CHECK(m.out.find("\"marker_written\":true") != std::string::npos);
+  CHECK(fs::is_regular_file(root.path() + "/" + kMarker));
+  CHECK(hub.Requests() == 0);
 }
 
 TEST_CASE("rebuild after the root was copied: cp -a keeps it intact, cp -r (links broken) relinks") {
