@@ -39,6 +39,16 @@ throttle() {
 $ms pull "$repo" --quiet
 size=$(stat -c %s "$MODELSYNC_ROOT/models/$repo/model.safetensors")
 refetched=()
+summary() {
+  if (( ${#refetched[@]} == 0 )); then echo "no kill hit a running pull in $1 rounds"; return; fi
+  printf '%s\n' "${refetched[@]}" | sort -n | awk -v rounds="$1" -v seed="$seed" -v size="$size" '
+  { v[NR] = $1; sum += $1 }
+  END {
+    p99 = v[int((NR - 1) * 0.99) + 1];
+    printf "kills survived: %d in %d rounds (seed %d, weights %d bytes; other rounds finished before the kill)\n", NR, rounds, seed, size;
+    printf "re-fetched bytes per kill: mean %.0f, p99 %d, max %d\n", sum / NR, p99, v[NR];
+  }'
+}
 for round in $(seq 1 "$kills"); do
   $ms remove "$repo" >/dev/null || fail "$round" "remove failed"
   $ms gc >/dev/null || fail "$round" "gc failed"
@@ -48,19 +58,15 @@ for round in $(seq 1 "$kills"); do
   $ms pull "$repo" --quiet & pid=$!
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  rc=0
+  wait "$pid" 2>/dev/null || rc=$?
   $ms pull "$repo" --quiet >"$work/out" 2>&1 || fail "$round" "pull after kill: $(cat "$work/out")"
   $ms verify --quiet >"$work/out" 2>&1 || fail "$round" "verify: $(cat "$work/out")"
   $ms rebuild --json >"$work/out" 2>&1 || fail "$round" "rebuild: $(cat "$work/out")"
   grep -q '"dir_rebuilt":false' "$work/out" || fail "$round" "rebuild had work to do: $(cat "$work/out")"
   got=$(cdn_bytes)
-  refetched+=( $(( got > size ? got - size : 0 )) )
-  if (( round % 100 == 0 )); then echo "  $round kills survived so far" >&2; fi
+  # Only rounds where the kill hit a running pull count as kills (137 = SIGKILL).
+  if (( rc == 137 )); then refetched+=( $(( got > size ? got - size : 0 )) ); fi
+  if (( round % 100 == 0 )); then summary "$round" >&2; fi
 done
-printf '%s\n' "${refetched[@]}" | sort -n | awk -v kills="$kills" -v seed="$seed" -v size="$size" '
-  { v[NR] = $1; sum += $1 }
-  END {
-    p99 = v[int((NR - 1) * 0.99) + 1];
-    printf "kills survived: %d (seed %d, weights %d bytes)\n", kills, seed, size;
-    printf "re-fetched bytes per kill: mean %.0f, p99 %d, max %d\n", sum / NR, p99, v[NR];
-  }'
+summary "$kills"
