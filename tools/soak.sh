@@ -44,7 +44,7 @@ summary() {
   printf '%s\n' "${refetched[@]}" | sort -n | awk -v rounds="$1" -v seed="$seed" -v size="$size" '
   { v[NR] = $1; sum += $1 }
   END {
-    p99 = v[int((NR - 1) * 0.99) + 1];
+    i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1; p99 = v[i];
     printf "kills survived: %d in %d rounds (seed %d, weights %d bytes; other rounds finished before the kill)\n", NR, rounds, seed, size;
     printf "re-fetched bytes per kill: mean %.0f, p99 %d, max %d\n", sum / NR, p99, v[NR];
   }'
