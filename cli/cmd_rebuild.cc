@@ -27,11 +27,16 @@ int RunRebuild(const RebuildCliOptions& o) {
   if (!r.ok()) return ReportError(r.status());
   for (const auto& rr : r->repos) {
     if (o.json) {
-      nlohmann::json j = {{"repo", rr.repo},           {"commit", rr.commit},
-                          {"model_id", rr.model_id},   {"files", rr.files},
-                          {"dir_rebuilt", rr.dir_rebuilt}, {"marker_written", rr.marker_written},
-                          {"marker_removed", rr.marker_removed}, {"missing", rr.missing},
-                          {"fetched", rr.fetched},     {"bytes_fetched", rr.bytes_fetched}};
+      nlohmann::json j = {{"repo", rr.repo},
+                          {"commit", rr.commit},
+                          {"model_id", rr.model_id},
+                          {"files", rr.files},
+                          {"dir_rebuilt", rr.dir_rebuilt},
+                          {"marker_written", rr.marker_written},
+                          {"marker_removed", rr.marker_removed},
+                          {"missing", rr.missing},
+                          {"fetched", rr.fetched},
+                          {"bytes_fetched", rr.bytes_fetched}};
       if (!rr.error.empty()) j["error"] = rr.error;
       std::printf("%s\n", j.dump().c_str());
       continue;

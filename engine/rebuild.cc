@@ -125,8 +125,10 @@ Result<RebuildReport> Rebuild(const RebuildOptions& o) {
       if (!HasActiveFiles(rs)) continue;
       RebuildRepo rr;
       MS_RETURN_IF_ERROR(RebuildRepoLocal(*journal, *root_dir, *blobs, rs, &rr));
-      if (rr.missing.empty()) justified.insert(rr.model_id);
-      else if (o.fetch) to_fetch.push_back(rs);
+      if (rr.missing.empty())
+        justified.insert(rr.model_id);
+      else if (o.fetch)
+        to_fetch.push_back(rs);
       report.repos.push_back(std::move(rr));
     }
     MS_RETURN_IF_ERROR(RemoveStrayMarkers(*journal, *root_dir, justified, &report));

@@ -46,9 +46,9 @@ struct RebuildOptions {
 struct RebuildRepo {
   std::string repo, commit, model_id;
   uint64_t files = 0;
-  bool dir_rebuilt = false;     // models/<org>/<name> was (re)materialized
-  bool marker_written = false;  // the marker file was (re)created
-  bool marker_removed = false;  // removed: the model is incomplete
+  bool dir_rebuilt = false;          // models/<org>/<name> was (re)materialized
+  bool marker_written = false;       // the marker file was (re)created
+  bool marker_removed = false;       // removed: the model is incomplete
   std::vector<std::string> missing;  // paths whose blob is gone (before any fetch)
   bool fetched = false;              // fetch ran for this repo and succeeded
   uint64_t bytes_fetched = 0;
@@ -103,9 +103,9 @@ struct GcOptions {
 };
 
 struct GcReport {
-  std::vector<std::pair<std::string, uint64_t>> blobs;     // content id, bytes
-  std::vector<std::pair<uint64_t, uint64_t>> partials;     // transfer id, bytes
-  uint64_t bytes_freed = 0;  // (or that would be freed, dry_run)
+  std::vector<std::pair<std::string, uint64_t>> blobs;  // content id, bytes
+  std::vector<std::pair<uint64_t, uint64_t>> partials;  // transfer id, bytes
+  uint64_t bytes_freed = 0;                             // (or that would be freed, dry_run)
   uint64_t blobs_kept = 0;
   bool snapshot_written = false;
   uint64_t snapshot_seq = 0;

@@ -25,9 +25,9 @@ Status ExplainLogError(const Status& s, const std::string& root) {
   return Status::Corruption(
       s.message() + ". The event log under " + root +
       "/.modelsync/log is damaged, so nothing was changed. What still works: "
-                "`modelsync log` prints the events before the damaged one; the model files "
-                "and blobs on disk are untouched. Keep a copy of .modelsync/log for a bug report; "
-                "to start over, move .modelsync aside and pull again (blobs are re-verified)");
+      "`modelsync log` prints the events before the damaged one; the model files "
+      "and blobs on disk are untouched. Keep a copy of .modelsync/log for a bug report; "
+      "to start over, move .modelsync aside and pull again (blobs are re-verified)");
 }
 
 Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_only,

@@ -38,18 +38,21 @@ void ListTree(const std::string& dir, std::set<std::string>* out) {
 
 const char* VerifyIssueName(VerifyIssue::Kind k) {
   switch (k) {
-    case VerifyIssue::Kind::kMissing: return "missing";
-    case VerifyIssue::Kind::kDamaged: return "damaged";
-    case VerifyIssue::Kind::kExtra: return "extra";
-    case VerifyIssue::Kind::kUnverifiable: return "unverifiable";
+    case VerifyIssue::Kind::kMissing:
+      return "missing";
+    case VerifyIssue::Kind::kDamaged:
+      return "damaged";
+    case VerifyIssue::Kind::kExtra:
+      return "extra";
+    case VerifyIssue::Kind::kUnverifiable:
+      return "unverifiable";
   }
   return "?";
 }
 
 bool VerifyReport::damaged() const {
   for (const auto& i : issues)
-    if (i.kind == VerifyIssue::Kind::kMissing || i.kind == VerifyIssue::Kind::kDamaged)
-      return true;
+    if (i.kind == VerifyIssue::Kind::kMissing || i.kind == VerifyIssue::Kind::kDamaged) return true;
   return false;
 }
 
@@ -86,8 +89,9 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       jobs.push_back({repo, path, cid, dir + "/" + path, sz == sizes.end() ? 0 : sz->second});
     }
     for (const auto& extra : on_disk)
-      report.issues.push_back({VerifyIssue::Kind::kExtra, repo, extra, "",
-                               "not part of the active revision " + rs.active_commit.substr(0, 12)});
+      report.issues.push_back(
+          {VerifyIssue::Kind::kExtra, repo, extra, "",
+           "not part of the active revision " + rs.active_commit.substr(0, 12)});
   }
 
   VerifyProgress prog;
@@ -106,8 +110,9 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       std::lock_guard<std::mutex> lock(mu);
       if (!h.ok()) {
         bool missing = h.status().IsNotFound();
-        report.issues.push_back({missing ? VerifyIssue::Kind::kMissing : VerifyIssue::Kind::kDamaged,
-                                 j.repo, j.path, j.content_id, h.status().message()});
+        report.issues.push_back(
+            {missing ? VerifyIssue::Kind::kMissing : VerifyIssue::Kind::kDamaged, j.repo, j.path,
+             j.content_id, h.status().message()});
       } else if (h->hex != j.content_id) {
         report.issues.push_back(
             {VerifyIssue::Kind::kDamaged, j.repo, j.path, j.content_id,
@@ -116,7 +121,8 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       }
       ++prog.files_done;
       prog.bytes_done = bytes.load();
-      if (o.on_progress && (prog.bytes_done - reported >= (4u << 20) || prog.files_done == prog.files_total)) {
+      if (o.on_progress &&
+          (prog.bytes_done - reported >= (4u << 20) || prog.files_done == prog.files_total)) {
         reported = prog.bytes_done;
         o.on_progress(prog);
       }
@@ -129,9 +135,10 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
   for (auto& t : threads) t.join();
   report.files = jobs.size();
   report.bytes_hashed = bytes.load();
-  std::sort(report.issues.begin(), report.issues.end(), [](const VerifyIssue& a, const VerifyIssue& b) {
-    return std::tie(a.repo, a.path) < std::tie(b.repo, b.path);
-  });
+  std::sort(report.issues.begin(), report.issues.end(),
+            [](const VerifyIssue& a, const VerifyIssue& b) {
+              return std::tie(a.repo, a.path) < std::tie(b.repo, b.path);
+            });
   if (!o.repair || !report.damaged()) return report;
 
   // Repair: drop damaged content (the blob and every model file linked to it), then let
@@ -148,7 +155,8 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       affected.insert(i.repo);
       std::string full = root + "/models/" + i.repo + "/" + i.path;
       struct stat fst, bst;
-      bool same = ::lstat(full.c_str(), &fst) == 0 && ::lstat(blobs->PathOf(i.content_id).c_str(), &bst) == 0 &&
+      bool same = ::lstat(full.c_str(), &fst) == 0 &&
+                  ::lstat(blobs->PathOf(i.content_id).c_str(), &bst) == 0 &&
                   fst.st_ino == bst.st_ino && fst.st_dev == bst.st_dev;
       bool blob_bad = same;
       if (!same && blobs->Has(i.content_id)) {

@@ -88,7 +88,8 @@ TEST_CASE("a crash at every file-system side effect of pull v1 -> main converges
   fo.weights_bytes = 64u << 10;
   fo.small_files = 2;
   FixtureDir fx(fo);
-  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "hf_testtoken_0123456789", 1000, false, {}});
+  EmulatorProcess emu(
+      EmulatorProcess::Options{fx.path(), "hf_testtoken_0123456789", 1000, false, {}});
   REQUIRE(emu.Start().ok());
   TempDir base;
 
@@ -112,9 +113,11 @@ TEST_CASE("a crash at every file-system side effect of pull v1 -> main converges
     REQUIRE((code == kCrashExit || code == 0));
     crashed += code == kCrashExit;
     ++points;
-    std::map<std::string, std::string> env = {
-        {"MODELSYNC_ROOT", root}, {"HF_ENDPOINT", emu.hub_url()}, {"HF_TOKEN", "\x01unset"},
-        {"HF_HUB_OFFLINE", "\x01unset"}, {"HF_HOME", root + ".hf"}};
+    std::map<std::string, std::string> env = {{"MODELSYNC_ROOT", root},
+                                              {"HF_ENDPOINT", emu.hub_url()},
+                                              {"HF_TOKEN", "\x01unset"},
+                                              {"HF_HUB_OFFLINE", "\x01unset"},
+                                              {"HF_HOME", root + ".hf"}};
     auto pull = RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, env);
     INFO(pull.err);
     REQUIRE(pull.exit_code == 0);

@@ -23,13 +23,14 @@ constexpr const char* kMarker = "Tiny-Model-4bit";
 constexpr const char* kWeights = "model.safetensors";
 
 struct Hub {
-  Hub() : emu(EmulatorProcess::Options{fixtures.path(), "hf_testtoken_0123456789", 1000, false, {}}) {
+  Hub()
+      : emu(EmulatorProcess::Options{fixtures.path(), "hf_testtoken_0123456789", 1000, false, {}}) {
     REQUIRE(emu.Start().ok());
   }
   std::map<std::string, std::string> Env(const std::string& root) const {
-    return {{"MODELSYNC_ROOT", root}, {"HF_ENDPOINT", emu.hub_url()}, {"HF_TOKEN", "\x01unset"},
-            {"HF_HUB_OFFLINE", "\x01unset"}, {"HF_HOME", root + "/.hf-home"},
-            {"MODELSYNC_STALL_TIMEOUT", "2s"}};
+    return {{"MODELSYNC_ROOT", root},        {"HF_ENDPOINT", emu.hub_url()},
+            {"HF_TOKEN", "\x01unset"},       {"HF_HUB_OFFLINE", "\x01unset"},
+            {"HF_HOME", root + "/.hf-home"}, {"MODELSYNC_STALL_TIMEOUT", "2s"}};
   }
   uint64_t CdnBytes() { return (*emu.Stats())["cdn"]["body_bytes"].get<uint64_t>(); }
   uint64_t Requests() {
@@ -98,7 +99,8 @@ void PullOk(const std::map<std::string, std::string>& env, std::vector<std::stri
 
 }  // namespace
 
-TEST_CASE("rebuild restores a deleted model dir, a deleted marker, removes a stray one; no network") {
+TEST_CASE(
+    "rebuild restores a deleted model dir, a deleted marker, removes a stray one; no network") {
   Hub hub;
   TempDir root;
   auto env = hub.Env(root.path());
@@ -108,7 +110,7 @@ TEST_CASE("rebuild restores a deleted model dir, a deleted marker, removes a str
 
   fs::remove_all(ModelDir(root.path()));
   fs::remove(root.path() + "/" + kMarker);
-  { std::ofstream(root.path() + "/Stray-Model"); }  // a marker the log never wrote
+  { std::ofstream(root.path() + "/Stray-Model"); }              // a marker the log never wrote
   { std::ofstream(root.path() + "/notes.md") << "user file"; }  // not a marker: kept
   auto r = RunCli({"rebuild", "--json"}, env);
   INFO(r.out, r.err);
@@ -141,7 +143,8 @@ TEST_CASE("rebuild restores a deleted model dir, a deleted marker, removes a str
   CHECK(hub.Requests() == 0);
 }
 
-TEST_CASE("rebuild after the root was copied: cp -a keeps it intact, cp -r (links broken) relinks") {
+TEST_CASE(
+    "rebuild after the root was copied: cp -a keeps it intact, cp -r (links broken) relinks") {
   Hub hub;
   TempDir base;
   std::string a = base.path() + "/a", b = base.path() + "/b", c = base.path() + "/c";
@@ -241,7 +244,8 @@ TEST_CASE("verify: clean is 0; one damaged byte is named, --repair fetches only 
   CHECK(fs::exists(root.path() + "/" + kMarker));
 }
 
-TEST_CASE("gc removes only unreferenced blobs; --dry-run removes nothing; remove then gc frees all") {
+TEST_CASE(
+    "gc removes only unreferenced blobs; --dry-run removes nothing; remove then gc frees all") {
   Hub hub;
   TempDir root;
   auto env = hub.Env(root.path());
@@ -337,8 +341,8 @@ TEST_CASE("a corrupt log: verify, rebuild and status name the event and exit 3")
   REQUIRE(hits > 0);
   { std::ofstream(mdb, std::ios::binary | std::ios::trunc) << bytes; }
   auto env = hub.Env(b);
-  for (std::vector<std::string> cmd : {std::vector<std::string>{"verify"}, {"rebuild"}, {"status"},
-                                       {"gc"}}) {
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"verify"}, {"rebuild"}, {"status"}, {"gc"}}) {
     auto r = RunCli(cmd, env);
     INFO(cmd[0], r.err);
     CHECK(r.exit_code == 3);

@@ -51,9 +51,12 @@ int main(int argc, char** argv) {
   int syncs = 1000, files = 12;
   std::string dir;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--syncs")) syncs = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--files")) files = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
+    if (!std::strcmp(argv[i], "--syncs"))
+      syncs = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--files"))
+      files = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dir"))
+      dir = argv[i + 1];
   }
   if (dir.empty()) {
     char tmpl[] = "/tmp/log_growth.XXXXXX";
@@ -168,8 +171,8 @@ int main(int argc, char** argv) {
   std::printf("without snapshot: data.mdb %.2f MiB, open (replay) %.1f ms (best of 3)\n",
               static_cast<double>(size_before) / 1048576.0, open_full);
   std::printf("with snapshot at #%llu: data.mdb %.2f MiB, open %.1f ms (best of 3)\n",
-              static_cast<unsigned long long>(seq),
-              static_cast<double>(FileSize(mdb)) / 1048576.0, open_snap);
+              static_cast<unsigned long long>(seq), static_cast<double>(FileSize(mdb)) / 1048576.0,
+              open_snap);
   std::printf("root: %s\n", dir.c_str());
   return 0;
 }
