@@ -1,7 +1,11 @@
 // `modelsync log`: the event log, in order, for people or (--json) for machines.
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <memory>
 #include <string>
+
+#include "base/units.h"
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -15,10 +19,70 @@ struct LogOptions {
   std::string root;
   bool json = false;
   uint64_t from = 1;
+  std::string repo;   // --repo: only events about this repo
+  std::string since;  // --since: ISO time or a duration ago
 };
 
+// "2026-11-25T20:11:03Z" (or without Z, or "2026-11-25", UTC) or a duration meaning that
+// long ago ("1h", "30m", "2d"). Returns Unix ms.
+Result<int64_t> ParseSince(const std::string& text, int64_t now_ms) {
+  std::tm tm{};
+  for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%MZ",
+                          "%Y-%m-%dT%H:%M", "%Y-%m-%d"}) {
+    tm = std::tm{};
+    const char* end = strptime(text.c_str(), fmt, &tm);
+    if (end && *end == 0) return static_cast<int64_t>(timegm(&tm)) * 1000;
+  }
+  std::string d = text;
+  int64_t mult = 1;
+  if (!d.empty() && d.back() == 'd') {  // days, which ParseDuration may not know
+    d.pop_back();
+    d += "h";
+    mult = 24;
+  }
+  auto dur = ParseDuration(d);
+  if (!dur.ok())
+    return Status::InvalidArgument("--since " + text +
+                                   ": give an ISO time (2026-11-25T20:00:00Z) or a duration "
+                                   "ago (90s, 30m, 1h, 2d)");
+  return now_ms - static_cast<int64_t>(dur->count()) * mult;
+}
+
+// The repo an event is about; transfer events through their TransferStarted.
+std::string RepoOf(const v1::Event& e, std::map<uint64_t, std::string>* transfers) {
+  switch (e.kind_case()) {
+    case v1::Event::kRepoTracked: return e.repo_tracked().repo();
+    case v1::Event::kRepoUntracked: return e.repo_untracked().repo();
+    case v1::Event::kRevisionResolved: return e.revision_resolved().repo();
+    case v1::Event::kTransferStarted:
+      (*transfers)[e.transfer_started().transfer_id()] = e.transfer_started().repo();
+      return e.transfer_started().repo();
+    case v1::Event::kRangesCommitted: return (*transfers)[e.ranges_committed().transfer_id()];
+    case v1::Event::kBlobVerified: return (*transfers)[e.blob_verified().transfer_id()];
+    case v1::Event::kTransferFailed: return (*transfers)[e.transfer_failed().transfer_id()];
+    case v1::Event::kFileMaterialized: return e.file_materialized().repo();
+    case v1::Event::kFileRemoved: return e.file_removed().repo();
+    case v1::Event::kRevisionActivated: return e.revision_activated().repo();
+    case v1::Event::kMarkerWritten: return e.marker_written().repo();
+    case v1::Event::kMarkerRemoved: return e.marker_removed().repo();
+    case v1::Event::kSyncFailed: return e.sync_failed().repo();
+    default: return "";
+  }
+}
+
 int RunLog(const LogOptions& o) {
-  Status s = engine::Journal::ScanLog(o.root, o.from, [&](uint64_t seq, const v1::Event& e) {
+  int64_t since_ms = 0;
+  if (!o.since.empty()) {
+    auto t = ParseSince(o.since, static_cast<int64_t>(std::time(nullptr)) * 1000);
+    if (!t.ok()) return ReportError(t.status());
+    since_ms = *t;
+  }
+  std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for --repo
+  // With --repo the scan starts at 1 so transfer events can be attributed.
+  uint64_t scan_from = o.repo.empty() ? o.from : 1;
+  Status s = engine::Journal::ScanLog(o.root, scan_from, [&](uint64_t seq, const v1::Event& e) {
+    if (!o.repo.empty() && RepoOf(e, &transfers) != o.repo) return Status::Ok();
+    if (seq < o.from || e.time_ms() < since_ms) return Status::Ok();
     std::string line = o.json
                            ? EventToJson(seq, e).dump(
                                  -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
@@ -52,6 +116,13 @@ void RegisterLog(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--from", opts->from, "Start at this sequence number")
       ->type_name("SEQ")
       ->default_val(1);
+  cmd->add_option("--repo", opts->repo,
+                  "Only events about this repo (transfer events through their TransferStarted)")
+      ->type_name("ORG/NAME");
+  cmd->add_option("--since", opts->since,
+                  "Only events at or after this time: ISO 8601 UTC (2026-11-25T20:00:00Z) or a "
+                  "duration ago (30m, 1h, 2d)")
+      ->type_name("T");
   cmd->footer("Exit status: 0 ok, 3 the log is damaged, 5 written by a newer modelsync, 1 other.");
   cmd->callback([opts, &ctx] { ctx.exit_code = RunLog(*opts); });
 }

@@ -14,3 +14,10 @@ void RegisterStatus(CLI::App& app, CliContext& ctx);
 void RegisterDiff(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli
+
+namespace modelsync::cli {
+void RegisterRebuild(CLI::App& app, CliContext& ctx);
+void RegisterVerify(CLI::App& app, CliContext& ctx);
+void RegisterGc(CLI::App& app, CliContext& ctx);
+void RegisterRemove(CLI::App& app, CliContext& ctx);
+}  // namespace modelsync::cli

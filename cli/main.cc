@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterStatus(app, ctx);
   modelsync::cli::RegisterLog(app, ctx);
   modelsync::cli::RegisterDiff(app, ctx);
+  modelsync::cli::RegisterRebuild(app, ctx);
+  modelsync::cli::RegisterVerify(app, ctx);
+  modelsync::cli::RegisterGc(app, ctx);
+  modelsync::cli::RegisterRemove(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

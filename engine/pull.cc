@@ -15,6 +15,7 @@
 #include "engine/materializer.h"
 #include "engine/observe.h"
 #include "engine/planner.h"
+#include "engine/pull_internal.h"
 #include "engine/repo_path.h"
 #include "engine/transfer_runner.h"
 #include "net/hub.h"
@@ -233,6 +234,11 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
 }  // namespace
 
 Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
+  return PullWith(options, observer, {});
+}
+
+Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
+                             const PullInternalOptions& internal) {
   auto t0 = SteadyClock::now();
   const PullOptions& o = options;
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
@@ -262,7 +268,8 @@ Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
                                  "; waiting for it to finish (--no-wait fails instead)");
   };
   MS_ASSIGN_OR_RETURN(c.journal, Journal::Open(c.root, false, jo));
-  MS_ASSIGN_OR_RETURN(c.root_dir, storage::RealFileSystem()->OpenRoot(c.root, true));
+  storage::FileSystem* fs = internal.fs ? internal.fs : storage::RealFileSystem();
+  MS_ASSIGN_OR_RETURN(c.root_dir, fs->OpenRoot(c.root, true));
   MS_ASSIGN_OR_RETURN(c.blobs, storage::BlobStore::Open(*c.root_dir));
   MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
 

@@ -1,0 +1,41 @@
+// `modelsync remove`: stop keeping a model; its blobs are left for `modelsync gc`.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "engine/recovery.h"
+
+namespace modelsync::cli {
+namespace {
+
+struct RemoveCliOptions {
+  std::string root, repo;
+};
+
+int RunRemove(const RemoveCliOptions& o) {
+  engine::RemoveOptions ro;
+  ro.root = o.root;
+  ro.repo = o.repo;
+  auto r = engine::Remove(ro);
+  if (!r.ok()) return ReportError(r.status());
+  std::printf("removed %s: %s%s%s\n", r->repo.c_str(), r->model_dir.c_str(),
+              r->marker.empty() ? "" : " and marker ", r->marker.c_str());
+  std::printf("its content stays in the blob store until `modelsync gc`\n");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterRemove(CLI::App& app, CliContext& ctx) {
+  auto opts = std::make_shared<RemoveCliOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "remove", "Untrack a model and delete its directory and marker (blobs stay for gc).");
+  cmd->add_option("repo", opts->repo, "The repo (org/name)")->required();
+  AddRootOption(cmd, &opts->root);
+  cmd->footer("Exit status: 0 ok, 8 unknown repo, 4 root locked, 3 damaged log, 1 other.");
+  cmd->callback([opts, &ctx] { ctx.exit_code = RunRemove(*opts); });
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,105 @@
+// Gc and Remove (recovery.h).
+#include <set>
+
+#include "engine/layout.h"
+#include "engine/materializer.h"
+#include "engine/recovery.h"
+#include "engine/recovery_util.h"
+#include "engine/repo_path.h"
+#include "storage/partial_file.h"
+
+namespace modelsync::engine {
+
+Result<GcReport> Gc(const GcOptions& o) {
+  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  // Read-write: the writer lock guarantees no pull runs, so no partial is live but those
+  // the state lists.
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
+  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+  const State& st = journal->state();
+  std::set<std::string> referenced;
+  for (const auto& [repo, rs] : st.repos)
+    if (HasActiveFiles(rs))
+      for (const auto& [path, cid] : rs.materialized) referenced.insert(cid);
+  GcReport report;
+  if (auto blobs = storage::BlobStore::Open(*root_dir, false); blobs.ok()) {
+    MS_ASSIGN_OR_RETURN(auto ids, (*blobs)->List());
+    for (const auto& id : ids) {
+      if (referenced.count(id)) {
+        ++report.blobs_kept;
+        continue;
+      }
+      MS_ASSIGN_OR_RETURN(auto info, (*blobs)->Stat(id));
+      report.blobs.push_back({id, info.size});
+      report.bytes_freed += info.size;
+      if (!o.dry_run) MS_RETURN_IF_ERROR((*blobs)->Remove(id));
+    }
+  } else if (!blobs.status().IsNotFound()) {
+    return blobs.status();
+  }
+  if (auto partials = storage::PartialStore::Open(*root_dir, false); partials.ok()) {
+    MS_ASSIGN_OR_RETURN(auto present, (*partials)->List());
+    for (const auto& [id, size] : present) {
+      if (st.transfers.count(id)) continue;
+      report.partials.push_back({id, size});
+      report.bytes_freed += size;
+      if (!o.dry_run) MS_RETURN_IF_ERROR((*partials)->Remove(id));
+    }
+  } else if (!partials.status().IsNotFound()) {
+    return partials.status();
+  }
+  if (!o.dry_run && o.snapshot && st.last_seq > 0) {
+    MS_RETURN_IF_ERROR(journal->WriteSnapshot());
+    report.snapshot_written = true;
+    report.snapshot_seq = st.last_seq;
+  }
+  return report;
+}
+
+Result<RemoveReport> Remove(const RemoveOptions& o) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
+  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
+  auto it = journal->state().repos.find(o.repo);
+  if (it == journal->state().repos.end())
+    return Status::NotFound(o.repo + " is not in " + root + " (modelsync status lists the models)");
+  const RepoState rs = it->second;  // a copy: Append changes the state
+  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+  MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+  Materializer mat(*root_dir, *blobs);
+  RemoveReport report;
+  report.repo = o.repo;
+  std::string model_id = ModelIdOf(rs);
+  // 1. The marker first: it must never claim a model that is going away.
+  if (ValidateModelId(model_id).ok()) {
+    bool had = mat.HasMarker(model_id);
+    MS_RETURN_IF_ERROR(mat.RemoveMarker(model_id));
+    if (had) report.marker = root + "/" + model_id;
+    v1::Event e;
+    e.mutable_marker_removed()->set_repo(o.repo);
+    e.mutable_marker_removed()->set_model_id(model_id);
+    MS_RETURN_IF_ERROR(journal->Append({std::move(e)}).status());
+  }
+  // 2. The directory (a crash leaves a staging leftover that CleanStaging removes).
+  MS_RETURN_IF_ERROR(mat.CleanStaging(o.repo));
+  MS_RETURN_IF_ERROR(mat.RemoveModel(o.repo));
+  report.model_dir = root + "/models/" + o.repo;
+  // 3. The facts: every file of the active revision is gone, the repo is untracked.
+  std::vector<v1::Event> events;
+  for (const auto& [path, cid] : rs.materialized) {
+    v1::Event e;
+    auto* fr = e.mutable_file_removed();
+    fr->set_repo(o.repo);
+    fr->set_path(path);
+    fr->set_commit(rs.active_commit);
+    events.push_back(std::move(e));
+  }
+  report.files = events.size();
+  v1::Event u;
+  u.mutable_repo_untracked()->set_repo(o.repo);
+  events.push_back(std::move(u));
+  MS_RETURN_IF_ERROR(journal->Append(std::move(events)).status());
+  return report;
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,153 @@
+// Rebuild (recovery.h): make models/ and the markers agree with the log again.
+#include <set>
+
+#include "engine/layout.h"
+#include "engine/materializer.h"
+#include "engine/observe.h"
+#include "engine/recovery.h"
+#include "engine/recovery_util.h"
+#include "engine/repo_path.h"
+
+namespace modelsync::engine {
+namespace {
+
+v1::Event MarkerEvent(const std::string& repo, const std::string& model_id, bool written) {
+  v1::Event e;
+  auto* m = written ? e.mutable_marker_written() : nullptr;
+  if (m) {
+    m->set_repo(repo);
+    m->set_model_id(model_id);
+  } else {
+    e.mutable_marker_removed()->set_repo(repo);
+    e.mutable_marker_removed()->set_model_id(model_id);
+  }
+  return e;
+}
+
+// Is the model directory exactly the active files, each a link to its blob?
+bool DirMatches(const Observation& obs, const std::map<std::string, std::string>& files) {
+  if (!obs.model_dir_exists || obs.staging_exists) return false;
+  if (obs.model_files.size() != files.size()) return false;
+  for (const auto& [path, cid] : files) {
+    auto it = obs.model_files.find(path);
+    if (it == obs.model_files.end() || it->second.type != ObservedFile::Type::kFile ||
+        it->second.blob_id != cid)
+      return false;
+  }
+  return true;
+}
+
+Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore& blobs,
+                        const RepoState& rs, RebuildRepo* out) {
+  Materializer mat(root, blobs);
+  out->repo = rs.repo;
+  out->commit = rs.active_commit;
+  out->model_id = ModelIdOf(rs);
+  out->files = rs.materialized.size();
+  MS_RETURN_IF_ERROR(ValidateModelId(out->model_id));
+  MS_RETURN_IF_ERROR(mat.CleanStaging(rs.repo));
+  MS_ASSIGN_OR_RETURN(Observation obs, Observe(root, rs.repo, {out->model_id}));
+  auto sizes = ActiveSizes(rs);
+  for (const auto& [path, cid] : rs.materialized) {
+    auto b = obs.blobs.find(cid);
+    auto sz = sizes.find(path);
+    if (b == obs.blobs.end() || (sz != sizes.end() && sz->second != b->second))
+      out->missing.push_back(path);
+  }
+  bool has_marker = obs.markers.count(out->model_id) > 0;
+  if (!out->missing.empty()) {
+    // A marker must never claim an incomplete model.
+    if (has_marker) {
+      MS_RETURN_IF_ERROR(mat.RemoveMarker(out->model_id));
+      out->marker_removed = true;
+    }
+    if (has_marker || rs.marker)
+      MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
+    return Status::Ok();
+  }
+  if (!DirMatches(obs, rs.materialized)) {
+    std::vector<MaterialFile> mf;
+    for (const auto& [path, cid] : rs.materialized) mf.push_back({path, cid});
+    MS_RETURN_IF_ERROR(mat.Materialize(rs.repo, mf));
+    out->dir_rebuilt = true;
+  }
+  if (!has_marker) {
+    MS_RETURN_IF_ERROR(mat.WriteMarker(out->model_id));
+    out->marker_written = true;
+  }
+  if (!has_marker || !rs.marker)
+    MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, true)}).status());
+  return Status::Ok();
+}
+
+// Empty regular files at the top of the root named like a model id that no complete repo
+// justifies. Other files are never touched.
+Status RemoveStrayMarkers(Journal& journal, storage::Dir& root,
+                          const std::set<std::string>& justified, RebuildReport* report) {
+  MS_ASSIGN_OR_RETURN(auto names, root.List());
+  std::map<std::string, std::string> repo_of;  // model id -> repo claiming it in the log
+  for (const auto& [repo, rs] : journal.state().repos) repo_of[ModelIdOf(rs)] = repo;
+  for (const auto& n : names) {
+    if (n.empty() || n[0] == '.' || n == "models" || justified.count(n)) continue;
+    if (!ValidateModelId(n).ok()) continue;
+    auto st = root.Stat(n);
+    if (!st.ok() || st->type != storage::FileInfo::Type::kFile || st->size != 0) continue;
+    MS_RETURN_IF_ERROR(root.Unlink(n));
+    MS_RETURN_IF_ERROR(root.Sync());
+    report->stray_markers_removed.push_back(n);
+    auto it = repo_of.find(n);
+    if (it != repo_of.end() && journal.state().repos.at(it->second).marker)
+      MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(it->second, n, false)}).status());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool RebuildReport::complete() const {
+  for (const auto& r : repos)
+    if (!r.error.empty() || (!r.missing.empty() && !r.fetched)) return false;
+  return true;
+}
+
+Result<RebuildReport> Rebuild(const RebuildOptions& o) {
+  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  RebuildReport report;
+  std::vector<RepoState> to_fetch;
+  {
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
+    MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+    MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+    std::set<std::string> justified;
+    // Copy: Append() changes the state while we iterate.
+    std::map<std::string, RepoState> repos = journal->state().repos;
+    for (const auto& [repo, rs] : repos) {
+      if (!HasActiveFiles(rs)) continue;
+      RebuildRepo rr;
+      MS_RETURN_IF_ERROR(RebuildRepoLocal(*journal, *root_dir, *blobs, rs, &rr));
+      if (rr.missing.empty())
+        justified.insert(rr.model_id);
+      else if (o.fetch)
+        to_fetch.push_back(rs);
+      report.repos.push_back(std::move(rr));
+    }
+    MS_RETURN_IF_ERROR(RemoveStrayMarkers(*journal, *root_dir, justified, &report));
+  }  // the journal (and the lock) is released: Pull takes its own
+  for (const auto& rs : to_fetch) {
+    RebuildRepo* rr = nullptr;
+    for (auto& r : report.repos)
+      if (r.repo == rs.repo) rr = &r;
+    auto f = Refetch(root, rs, o.endpoint);
+    if (!f.ok()) {
+      rr->error = f.status().message();
+      continue;
+    }
+    rr->fetched = true;
+    rr->bytes_fetched = f->bytes_fetched;
+    rr->dir_rebuilt = true;
+    rr->marker_written = true;
+  }
+  return report;
+}
+
+}  // namespace modelsync::engine

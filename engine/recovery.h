@@ -1,0 +1,129 @@
+// Recovery commands over the log (issue #6): rebuild, verify, gc and remove.
+//
+// The log is the source of truth; these functions make the disk agree with it again.
+//  - Rebuild: for every repo with an active revision (and files), recreate
+//    models/<org>/<name>/ from the blob store and the marker (only when every file's blob is
+//    present), remove marker files the log does not justify. No network unless fetch: then
+//    the files whose blobs are gone are re-downloaded by Pull() at the active commit with the
+//    active include/exclude (only the missing content moves). Idempotent.
+//  - Verify: re-hashes every file of each active revision (sha256 for LFS content, git blob
+//    sha1 otherwise) on 2 threads with large sequential reads; reports missing, damaged,
+//    extra and unverifiable files. repair: removes the damaged blobs and every model file
+//    linked to them, then Pull()s each affected repo at its active commit (fetches only that
+//    content).
+//  - Gc: removes blobs no active revision of any repo references and partial files no live
+//    transfer owns, under the root's writer lock (so no live transfer can be touched), then
+//    writes a projection snapshot (compaction; range events are not dropped: LOG_FORMAT.md).
+//  - Remove: untracks a repo, removes its marker and model directory, records the facts
+//    (MarkerRemoved, FileRemoved per file, RepoUntracked); blobs are left for Gc.
+//
+// A repo whose active revision has no files left (after Remove) is skipped by
+// Rebuild/Verify and references nothing for Gc.
+//
+// Errors: kCorruption "event #N is corrupt: ..." (the log), kLocked (another writer; these
+// wait unless wait_for_lock is false), kNotFound (Remove/Verify of an unknown repo),
+// kIOError/kNoSpace naming the path, and Pull's errors when fetching.
+// Thread safety: each call runs on the calling thread (Verify uses 2 internal workers; its
+// progress callback is called under a lock, from any of them).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace modelsync::engine {
+
+struct RebuildOptions {
+  std::string root;
+  bool fetch = false;    // re-download content whose blobs are gone (network)
+  std::string endpoint;  // for fetch; empty = HF_ENDPOINT / default
+  bool wait_for_lock = true;
+};
+
+struct RebuildRepo {
+  std::string repo, commit, model_id;
+  uint64_t files = 0;
+  bool dir_rebuilt = false;          // models/<org>/<name> was (re)materialized
+  bool marker_written = false;       // the marker file was (re)created
+  bool marker_removed = false;       // removed: the model is incomplete
+  std::vector<std::string> missing;  // paths whose blob is gone (before any fetch)
+  bool fetched = false;              // fetch ran for this repo and succeeded
+  uint64_t bytes_fetched = 0;
+  std::string error;  // fetch failed: why (the other repos are still handled)
+};
+
+struct RebuildReport {
+  std::vector<RebuildRepo> repos;
+  std::vector<std::string> stray_markers_removed;  // marker names the log did not justify
+  bool complete() const;  // every repo complete (nothing missing after fetch, no error)
+};
+
+Result<RebuildReport> Rebuild(const RebuildOptions& options);
+
+struct VerifyProgress {
+  uint64_t bytes_done = 0, bytes_total = 0, files_done = 0, files_total = 0;
+};
+
+struct VerifyOptions {
+  std::string root;
+  std::string repo;  // empty = every repo with an active revision
+  bool repair = false;
+  std::string endpoint;  // for repair
+  int threads = 2;
+  std::function<void(const VerifyProgress&)> on_progress;  // under a lock, ~every 4 MiB
+};
+
+struct VerifyIssue {
+  enum class Kind { kMissing, kDamaged, kExtra, kUnverifiable };
+  Kind kind = Kind::kDamaged;
+  std::string repo, path, content_id;
+  std::string detail;  // what was found ("sha256 abc... != def...", "not a regular file")
+};
+const char* VerifyIssueName(VerifyIssue::Kind k);
+
+struct VerifyReport {
+  uint64_t repos = 0, files = 0, bytes_hashed = 0;
+  std::vector<VerifyIssue> issues;  // found by the check (before any repair)
+  bool repaired = false;            // repair ran and succeeded for every affected repo
+  uint64_t bytes_fetched = 0;       // by the repair
+  std::vector<std::string> repair_errors;
+  bool damaged() const;  // any missing or damaged file
+};
+
+Result<VerifyReport> Verify(const VerifyOptions& options);
+
+struct GcOptions {
+  std::string root;
+  bool dry_run = false;
+  bool snapshot = true;  // write a projection snapshot afterwards (not in dry_run)
+  bool wait_for_lock = true;
+};
+
+struct GcReport {
+  std::vector<std::pair<std::string, uint64_t>> blobs;  // content id, bytes
+  std::vector<std::pair<uint64_t, uint64_t>> partials;  // transfer id, bytes
+  uint64_t bytes_freed = 0;                             // (or that would be freed, dry_run)
+  uint64_t blobs_kept = 0;
+  bool snapshot_written = false;
+  uint64_t snapshot_seq = 0;
+};
+
+Result<GcReport> Gc(const GcOptions& options);
+
+struct RemoveOptions {
+  std::string root;
+  std::string repo;
+  bool wait_for_lock = true;
+};
+
+struct RemoveReport {
+  std::string repo, model_dir, marker;  // absolute paths removed (marker empty if none)
+  uint64_t files = 0;                   // FileRemoved events recorded
+};
+
+Result<RemoveReport> Remove(const RemoveOptions& options);
+
+}  // namespace modelsync::engine

@@ -1,0 +1,75 @@
+#include "engine/recovery_util.h"
+
+#include <climits>
+#include <cstdlib>
+
+#include "engine/layout.h"
+#include "engine/pull.h"
+
+namespace modelsync::engine {
+
+Result<std::string> ExistingRoot(const std::string& root) {
+  if (root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  char buf[PATH_MAX];
+  if (!::realpath(root.c_str(), buf)) {
+    if (errno == ENOENT)
+      return Status::NotFound("there is no modelsync root at " + root +
+                              " (check --root or MODELSYNC_ROOT)");
+    return Status::FromErrno(errno, "resolve root " + root);
+  }
+  return std::string(buf);
+}
+
+Status ExplainLogError(const Status& s, const std::string& root) {
+  if (!s.IsCorruption()) return s;
+  return Status::Corruption(
+      s.message() + ". The event log under " + root +
+      "/.modelsync/log is damaged, so nothing was changed. What still works: "
+      "`modelsync log` prints the events before the damaged one; the model files "
+      "and blobs on disk are untouched. Keep a copy of .modelsync/log for a bug report; "
+      "to start over, move .modelsync aside and pull again (blobs are re-verified)");
+}
+
+Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_only,
+                                             bool wait_for_lock) {
+  JournalOptions jo;
+  jo.wait_for_lock = wait_for_lock;
+  auto j = Journal::Open(root, read_only, jo);
+  if (!j.ok()) return ExplainLogError(j.status(), root);
+  return j;
+}
+
+bool HasActiveFiles(const RepoState& rs) {
+  return !rs.active_commit.empty() && !rs.materialized.empty();
+}
+
+std::string ModelIdOf(const RepoState& rs) {
+  return rs.model_id.empty() ? RepoName(rs.repo) : rs.model_id;
+}
+
+std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs) {
+  std::map<std::string, uint64_t> out;
+  auto rev = rs.revisions.find(rs.active_commit);
+  if (rev == rs.revisions.end()) return out;
+  for (const auto& f : rev->second.files) out[f.path()] = f.size();
+  return out;
+}
+
+Result<RefetchResult> Refetch(const std::string& root, const RepoState& rs,
+                              const std::string& endpoint) {
+  PullOptions po;
+  po.root = root;
+  po.repo = rs.repo;
+  // The commit, not the ref: the content must be exactly the active revision's.
+  po.revision = rs.active_commit;
+  po.model_id = ModelIdOf(rs);
+  po.include = rs.active_include;
+  po.exclude = rs.active_exclude;
+  po.endpoint = endpoint;
+  MS_ASSIGN_OR_RETURN(PullSummary sum, Pull(po, nullptr));
+  RefetchResult r;
+  r.bytes_fetched = sum.bytes_fetched;
+  return r;
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,42 @@
+// Shared by rebuild/verify/gc/remove (internal to engine).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "engine/journal.h"
+#include "engine/state.h"
+#include "storage/blob_store.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+
+// The root made absolute; kNotFound when it does not exist (recovery never creates a root).
+Result<std::string> ExistingRoot(const std::string& root);
+
+// Adds "what you can still do" to a corrupt-log error.
+Status ExplainLogError(const Status& s, const std::string& root);
+
+// Opens the root's journal (rw takes the lock) with the explanation above on errors.
+Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_only,
+                                             bool wait_for_lock);
+
+// True when the repo has an active revision with files to check or rebuild.
+bool HasActiveFiles(const RepoState& rs);
+// The marker name of a repo (its model id, else the repo's name part).
+std::string ModelIdOf(const RepoState& rs);
+// path -> manifest size for the active revision (paths the manifest lacks are absent).
+std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs);
+
+// Pull at the active commit with the active include/exclude and model id: fetches what is
+// missing and converges the directory and marker. Must be called with no Journal of root
+// open in this process.
+struct RefetchResult {
+  uint64_t bytes_fetched = 0;
+};
+Result<RefetchResult> Refetch(const std::string& root, const RepoState& rs,
+                              const std::string& endpoint);
+
+}  // namespace modelsync::engine

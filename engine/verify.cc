@@ -1,0 +1,197 @@
+// Verify (recovery.h): re-hash every file of each active revision against its content id.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "engine/file_hash.h"
+#include "engine/recovery.h"
+#include "engine/recovery_util.h"
+#include "storage/blob_store.h"
+
+namespace modelsync::engine {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+struct Job {
+  std::string repo, path, content_id, full;
+  uint64_t size = 0;
+};
+
+// Regular files, symlinks and others below dir (symlinks not followed), repo-relative.
+void ListTree(const std::string& dir, std::set<std::string>* out) {
+  std::error_code ec;
+  stdfs::recursive_directory_iterator it(dir, stdfs::directory_options::none, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    auto st = it->symlink_status(ec);
+    if (ec) break;
+    if (stdfs::is_directory(st)) continue;
+    out->insert(stdfs::relative(it->path(), dir, ec).generic_string());
+  }
+}
+
+}  // namespace
+
+const char* VerifyIssueName(VerifyIssue::Kind k) {
+  switch (k) {
+    case VerifyIssue::Kind::kMissing:
+      return "missing";
+    case VerifyIssue::Kind::kDamaged:
+      return "damaged";
+    case VerifyIssue::Kind::kExtra:
+      return "extra";
+    case VerifyIssue::Kind::kUnverifiable:
+      return "unverifiable";
+  }
+  return "?";
+}
+
+bool VerifyReport::damaged() const {
+  for (const auto& i : issues)
+    if (i.kind == VerifyIssue::Kind::kMissing || i.kind == VerifyIssue::Kind::kDamaged) return true;
+  return false;
+}
+
+Result<VerifyReport> Verify(const VerifyOptions& o) {
+  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  VerifyReport report;
+  std::vector<Job> jobs;
+  std::map<std::string, RepoState> repos;
+  {
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, true, false));
+    repos = journal->state().repos;
+  }
+  if (!o.repo.empty()) {
+    auto it = repos.find(o.repo);
+    if (it == repos.end() || !HasActiveFiles(it->second))
+      return Status::NotFound(o.repo + " has no active revision in " + root +
+                              " (modelsync status lists the models)");
+  }
+  for (const auto& [repo, rs] : repos) {
+    if (!HasActiveFiles(rs) || (!o.repo.empty() && repo != o.repo)) continue;
+    ++report.repos;
+    std::string dir = root + "/models/" + repo;
+    auto sizes = ActiveSizes(rs);
+    std::set<std::string> on_disk;
+    ListTree(dir, &on_disk);
+    for (const auto& [path, cid] : rs.materialized) {
+      on_disk.erase(path);
+      if (!storage::BlobStore::IsValidId(cid)) {
+        report.issues.push_back({VerifyIssue::Kind::kUnverifiable, repo, path, cid,
+                                 "the log records no valid content id for it"});
+        continue;
+      }
+      auto sz = sizes.find(path);
+      jobs.push_back({repo, path, cid, dir + "/" + path, sz == sizes.end() ? 0 : sz->second});
+    }
+    for (const auto& extra : on_disk)
+      report.issues.push_back(
+          {VerifyIssue::Kind::kExtra, repo, extra, "",
+           "not part of the active revision " + rs.active_commit.substr(0, 12)});
+  }
+
+  VerifyProgress prog;
+  for (const auto& j : jobs) prog.bytes_total += j.size;
+  prog.files_total = jobs.size();
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<size_t> next{0};
+  std::mutex mu;  // guards report.issues, prog and the callback
+  auto worker = [&]() {
+    uint64_t reported = 0;
+    for (;;) {
+      size_t i = next.fetch_add(1);
+      if (i >= jobs.size()) return;
+      const Job& j = jobs[i];
+      auto h = HashFileSequential(j.full, KindOfContentId(j.content_id), &bytes);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!h.ok()) {
+        bool missing = h.status().IsNotFound();
+        report.issues.push_back(
+            {missing ? VerifyIssue::Kind::kMissing : VerifyIssue::Kind::kDamaged, j.repo, j.path,
+             j.content_id, h.status().message()});
+      } else if (h->hex != j.content_id) {
+        report.issues.push_back(
+            {VerifyIssue::Kind::kDamaged, j.repo, j.path, j.content_id,
+             std::string(j.content_id.size() == 64 ? "sha256 " : "git blob sha1 ") + h->hex +
+                 ", expected " + j.content_id});
+      }
+      ++prog.files_done;
+      prog.bytes_done = bytes.load();
+      if (o.on_progress &&
+          (prog.bytes_done - reported >= (4u << 20) || prog.files_done == prog.files_total)) {
+        reported = prog.bytes_done;
+        o.on_progress(prog);
+      }
+    }
+  };
+  int n = std::max(1, std::min(o.threads, static_cast<int>(jobs.size())));
+  std::vector<std::thread> threads;
+  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  report.files = jobs.size();
+  report.bytes_hashed = bytes.load();
+  std::sort(report.issues.begin(), report.issues.end(),
+            [](const VerifyIssue& a, const VerifyIssue& b) {
+              return std::tie(a.repo, a.path) < std::tie(b.repo, b.path);
+            });
+  if (!o.repair || !report.damaged()) return report;
+
+  // Repair: drop damaged content (the blob and every model file linked to it), then let
+  // Pull fetch exactly that content for each affected repo.
+  std::set<std::string> affected;
+  {
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, true));
+    MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+    MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+    std::set<std::string> bad;
+    for (const auto& i : report.issues) {
+      if (i.kind == VerifyIssue::Kind::kMissing) affected.insert(i.repo);
+      if (i.kind != VerifyIssue::Kind::kDamaged) continue;
+      affected.insert(i.repo);
+      std::string full = root + "/models/" + i.repo + "/" + i.path;
+      struct stat fst, bst;
+      bool same = ::lstat(full.c_str(), &fst) == 0 &&
+                  ::lstat(blobs->PathOf(i.content_id).c_str(), &bst) == 0 &&
+                  fst.st_ino == bst.st_ino && fst.st_dev == bst.st_dev;
+      bool blob_bad = same;
+      if (!same && blobs->Has(i.content_id)) {
+        auto h = HashFileSequential(blobs->PathOf(i.content_id), KindOfContentId(i.content_id));
+        blob_bad = !h.ok() || h->hex != i.content_id;
+      }
+      if (blob_bad) bad.insert(i.content_id);
+      if (::unlink(full.c_str()) != 0 && errno != ENOENT)
+        return Status::FromErrno(errno, "remove the damaged file " + full);
+    }
+    for (const auto& cid : bad) {
+      for (const auto& [repo, rs] : journal->state().repos) {
+        if (!HasActiveFiles(rs)) continue;
+        for (const auto& [path, id] : rs.materialized) {
+          if (id != cid) continue;
+          affected.insert(repo);
+          std::string full = root + "/models/" + repo + "/" + path;
+          if (::unlink(full.c_str()) != 0 && errno != ENOENT)
+            return Status::FromErrno(errno, "remove " + full);
+        }
+      }
+      MS_RETURN_IF_ERROR(blobs->Remove(cid));
+    }
+  }
+  report.repaired = true;
+  for (const auto& repo : affected) {
+    auto f = Refetch(root, repos.at(repo), o.endpoint);
+    if (!f.ok()) {
+      report.repaired = false;
+      report.repair_errors.push_back(repo + ": " + f.status().message());
+      continue;
+    }
+    report.bytes_fetched += f->bytes_fetched;
+  }
+  return report;
+}
+
+}  // namespace modelsync::engine
