@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterPull(app, ctx);
   modelsync::cli::RegisterStatus(app, ctx);
   modelsync::cli::RegisterLog(app, ctx);
+  modelsync::cli::RegisterTrack(app, ctx);
+  modelsync::cli::RegisterUntrack(app, ctx);
+  modelsync::cli::RegisterList(app, ctx);
+  modelsync::cli::RegisterSync(app, ctx);
+  modelsync::cli::RegisterDaemon(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
