@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <thread>
 
 #include "base/hash.h"
@@ -289,4 +290,86 @@ TEST_CASE("an outage: the daemon backs off, logs once, and finishes when the hub
   CHECK(log.find("works again") != std::string::npos);
   double secs = 0;
   CHECK(StopDaemon(pid, &secs) == 0);
+}
+
+TEST_CASE("--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the restart refetches no committed byte") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 300u << 20;
+  fo.only = {"model"};
+  Hub hub(fo);
+  TempDir root;
+  auto env = hub.Env(root.path());
+  env["MODELSYNC_CHUNK_BYTES"] = "16MiB";
+  const std::string repo = fixtures::kModelRepo;
+  REQUIRE(RunCli({"track", repo, "--every", "1h"}, env).exit_code == 0);
+  std::string err = root.path() + "/daemon.err";
+  pid_t pid = SpawnCli({"daemon", "--max-rate", "20MB/s"}, env, "", err);
+
+  auto bytes_done = [&]() -> int64_t {
+    json s = DaemonStatus(env);
+    if (s.is_null() || !s.contains("current")) return -1;
+    return s["current"].value("bytes_done", int64_t{0});
+  };
+  REQUIRE(WaitFor([&] { return bytes_done() > 0; }, 15));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // past the bucket's burst
+  int64_t b1 = bytes_done();
+  auto t1 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  int64_t b2 = bytes_done();
+  double rate = static_cast<double>(b2 - b1) / Seconds(Clock::now() - t1);
+  MESSAGE("measured " << rate / 1e6 << " MB/s over 10 s (cap 20 MB/s)");
+  CHECK(rate > 20e6 * 0.9);
+  CHECK(rate < 20e6 * 1.1);
+
+  double secs = 0;
+  CHECK(StopDaemon(pid, &secs) == 0);
+  CHECK(secs < 2.0);
+  INFO(ReadAll(err));
+
+  // What the log holds as committed for the weights.
+  auto log = RunCli({"log", "--json"}, env);
+  REQUIRE(log.exit_code == 0);
+  std::set<uint64_t> weight_transfers;
+  std::vector<std::pair<uint64_t, uint64_t>> committed;
+  std::istringstream lines(log.out);
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line, nullptr, false);
+    if (!e.is_object()) continue;
+    if (e["kind"] == "TransferStarted" && e["event"]["path"] == "model.safetensors")
+      weight_transfers.insert(std::stoull(e["event"]["transfer_id"].dump() == "null" ? "0" : e["event"]["transfer_id"].is_string() ? e["event"]["transfer_id"].get<std::string>() : e["event"]["transfer_id"].dump()));
+    if (e["kind"] == "RangesCommitted")
+      for (const auto& r : e["event"]["ranges"]) {
+        auto num = [](const json& v) { return v.is_string() ? std::stoull(v.get<std::string>()) : v.get<uint64_t>(); };
+        committed.push_back({num(r.value("begin", json(0))), num(r["end"])});
+      }
+  }
+  uint64_t committed_bytes = 0;
+  for (auto [b, e] : committed) committed_bytes += e - b;
+  CHECK(committed_bytes > 150u << 20);  // ~10 s at 20 MB/s made it to the log
+
+  // Restart without a cap: it finishes, and no request asks for a committed byte again.
+  json log_before = *hub.emu.Log();
+  uint64_t since = log_before.empty() ? 0 : log_before.back()["seq"].get<uint64_t>();
+  pid = SpawnCli({"daemon"}, env, "", err);
+  REQUIRE(WaitFor([&] {
+    return CompareModel(hub.fixtures, repo, hub.Commit(repo, "main"), root.path(), "Tiny-Model-4bit") == "";
+  }, 30));
+  CHECK(StopDaemon(pid, &secs) == 0);
+  json later = *hub.emu.Log(since);
+  int weight_requests = 0;
+  for (const auto& entry : later) {
+    std::string path = entry.value("path", "");
+    if (path.find("model.safetensors") == std::string::npos || path.find(".json") != std::string::npos) continue;
+    if (entry.value("body_bytes", uint64_t{0}) == 0) continue;
+    ++weight_requests;
+    std::string range = entry.value("range", "");
+    REQUIRE(range.rfind("bytes=", 0) == 0);
+    uint64_t a = std::stoull(range.substr(6));
+    uint64_t b = a + entry["body_bytes"].get<uint64_t>();  // what was actually sent
+    for (auto [cb, ce] : committed) {
+      INFO("request " << range << " sent [" << a << "," << b << ") overlaps committed [" << cb << "," << ce << ")");
+      CHECK((b <= cb || a >= ce));
+    }
+  }
+  CHECK(weight_requests > 0);
 }
