@@ -35,6 +35,7 @@ struct Entry {
   Steady::time_point next;
   int failures = 0;
   std::string last_error;
+  int last_code = 0;  // StatusCode of the last failure
   std::string commit;
   int64_t last_ok_ms = 0;
   int64_t last_try_ms = 0;
@@ -263,7 +264,8 @@ Status Daemon::Run() {
         e.next = every.count() ? Steady::now() + jitter(every) : Steady::time_point::max();
       } else {
         std::string msg = RedactForLog(r.status().message());
-        if (e.failures == 0 || msg != e.last_error) {
+        int code = static_cast<int>(r.status().code());
+        if (e.failures == 0 || code != e.last_code) {
           // Logged once per change of state, not per try.
           log(e.failures == 0 ? 4 : 6,
               name + ": sync failed (" + std::string(StatusCodeName(r.status().code())) + "): " +
@@ -271,6 +273,7 @@ Status Daemon::Run() {
         }
         e.failures++;
         e.last_error = msg;
+        e.last_code = code;
         milliseconds base = every.count() ? every : milliseconds(60000);
         milliseconds cap = std::max(options_.max_backoff, base);
         milliseconds delay = base * (1LL << std::min(e.failures - 1, 20));

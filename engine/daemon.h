@@ -8,7 +8,8 @@
 // Schedule: each repo is synced every RepoTracked.every_ms (0 = only at start and on
 // sync-now) with +-10% jitter. A failed sync retries after every_ms * 2^(failures-1), capped
 // at max(max_backoff, every_ms), with jitter; the next success resets it. The log gets one
-// line per change of a repo's state (failing / recovered / updated), never one per try.
+// line per change of a repo's state (failing, the failure's code changing, recovered, updated),
+// never one per try.
 //
 // Control socket <root>/.modelsync/daemon.sock (Unix stream, mode 0600), one request line
 // per connection, one JSON reply: "status" -> StatusJson(); "sync-now" -> replies once a
