@@ -7,6 +7,7 @@
 #include "base/units.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "engine/daemon.h"
 #include "engine/status.h"
 
 namespace modelsync::cli {
@@ -18,7 +19,32 @@ struct StatusOptions {
   bool json = false;
 };
 
+// When a daemon runs on the root: its live progress (one JSON line with --json), then the log.
+void PrintDaemon(const StatusOptions& o) {
+  auto reply = engine::DaemonRequest(o.root, "status");
+  if (!reply.ok()) return;
+  if (o.json) {
+    std::printf("%s\n", reply->c_str());
+    return;
+  }
+  auto j = nlohmann::json::parse(*reply, nullptr, false);
+  if (j.is_discarded()) return;
+  std::printf("daemon pid %d: %s", j.value("pid", 0), j.value("state", "?").c_str());
+  if (j.contains("current"))
+    std::printf(" %s, %s of %s", j["current"].value("repo", "").c_str(),
+                FormatBytes(j["current"].value("bytes_done", uint64_t{0})).c_str(),
+                FormatBytes(j["current"].value("bytes_total", uint64_t{0})).c_str());
+  std::printf("\n");
+  for (const auto& r : j["repos"])
+    std::printf("  %s: %s, next check in %llds%s%s\n", r.value("repo", "").c_str(),
+                r.value("state", "").c_str(),
+                static_cast<long long>(r.value("next_in_ms", int64_t{0}) / 1000),
+                r.contains("last_error") ? ", last error: " : "",
+                r.value("last_error", "").c_str());
+}
+
 int RunStatus(const StatusOptions& o) {
+  PrintDaemon(o);
   auto r = engine::ReadStatus(o.root, o.repo);
   if (!r.ok()) return ReportError(r.status());
   if (o.json) {

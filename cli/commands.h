@@ -12,6 +12,11 @@ void RegisterLog(CLI::App& app, CliContext& ctx);
 void RegisterPull(CLI::App& app, CliContext& ctx);
 void RegisterStatus(CLI::App& app, CliContext& ctx);
 void RegisterDiff(CLI::App& app, CliContext& ctx);
+void RegisterTrack(CLI::App& app, CliContext& ctx);
+void RegisterUntrack(CLI::App& app, CliContext& ctx);
+void RegisterList(CLI::App& app, CliContext& ctx);
+void RegisterSync(CLI::App& app, CliContext& ctx);
+void RegisterDaemon(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli
 

@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterVerify(app, ctx);
   modelsync::cli::RegisterGc(app, ctx);
   modelsync::cli::RegisterRemove(app, ctx);
+  modelsync::cli::RegisterTrack(app, ctx);
+  modelsync::cli::RegisterUntrack(app, ctx);
+  modelsync::cli::RegisterList(app, ctx);
+  modelsync::cli::RegisterSync(app, ctx);
+  modelsync::cli::RegisterDaemon(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

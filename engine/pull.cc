@@ -118,10 +118,17 @@ Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files
     MS_RETURN_IF_ERROR(CheckFreeSpace(*c.root_dir, plan.allocate_bytes));
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
-    if (c.observer) {
-      ro.on_progress = [&](const TransferProgress& p) {
+    ro.cancel = c.o.cancel;
+    uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;
+    ro.on_progress = [&, rate_set](const TransferProgress& p) mutable {
+      if (c.o.max_rate && c.o.max_rate->load() != rate_set) {
+        rate_set = c.o.max_rate->load();
+        hub->SetMaxRate(rate_set);
+      }
+      if (c.observer)
         c.observer->OnProgress(p.bytes_done, p.bytes_total, p.files_done, p.files_total);
-      };
+    };
+    if (c.observer) {
       ro.on_file_done = [&](const std::string& path, uint64_t size, bool fetched_now) {
         c.observer->OnFileDone(path, size, fetched_now);
       };
@@ -253,6 +260,11 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   if (const char* v = std::getenv("MODELSYNC_STALL_TIMEOUT"); v && *v) {
     MS_ASSIGN_OR_RETURN(hopts.stall_timeout, ParseDuration(v));
   }
+  // Attempts per request without progress (the daemon's own backoff takes over after).
+  if (const char* v = std::getenv("MODELSYNC_HUB_ATTEMPTS"); v && *v) {
+    hopts.max_attempts = std::max(1, std::atoi(v));
+  }
+  if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
   Ctx c{tuned, observer, {}, {}, {}, {}, {}, {}};
@@ -284,6 +296,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     s = PullOffline(c, &sum);
   } else {
     net::Hub hub(hopts);
+    if (o.max_rate) hub.SetMaxRate(o.max_rate->load());
     // The manifest of a commit never changes: when the log has it, the tree is not listed.
     const RepoState* known_repo = nullptr;
     if (auto it = c.journal->state().repos.find(o.repo); it != c.journal->state().repos.end())

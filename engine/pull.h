@@ -15,6 +15,7 @@
 // Thread safety: Pull runs on the calling thread; the observer is called from that thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,6 +35,12 @@ struct PullOptions {
   int connections = 0;                // total parallel connections; 0 = default (8)
   uint64_t chunk_bytes = 0;           // split size for large files; 0 = default (64 MiB)
   bool wait_for_lock = true;          // false: fail with kLocked at once (--no-wait)
+  // Not owned; may be null. When *cancel becomes true the pull stops soon (in-flight fetches
+  // cancelled, every durable byte recorded) and returns kCancelled.
+  const std::atomic<bool>* cancel = nullptr;
+  // Not owned; may be null. Cap on the sum of body rates in bytes/s (0 = unlimited), read at
+  // the start and polled ~10 times a second while bytes move (adjustable while running).
+  const std::atomic<uint64_t>* max_rate = nullptr;
 };
 
 struct PullSummary {

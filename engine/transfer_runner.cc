@@ -517,6 +517,10 @@ Status TransferRunner::Run(const Plan& plan) {
       last_progress = now;
     }
     if (all_done) break;
+    if (options_.cancel && options_.cancel->load()) {
+      result = Status::Cancelled("transfer cancelled; every synced byte is kept");
+      break;
+    }
 
     std::unique_lock<std::mutex> lock(impl.mu);
     impl.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return impl.wake; });

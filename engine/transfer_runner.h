@@ -29,6 +29,7 @@
 // status is returned (kNoSpace, kIOError, kIntegrity, kTransient, kNotFound, ...).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -63,6 +64,9 @@ struct TransferRunnerOptions {
   int connections = 8;  // fetches in flight at once
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
+  // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
+  // failure (fetches cancelled, written bytes synced and recorded) and returns kCancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class TransferRunner {

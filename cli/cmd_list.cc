@@ -1,0 +1,41 @@
+// `modelsync list`: the watch list.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "engine/watch.h"
+
+namespace modelsync::cli {
+
+void RegisterList(CLI::App& app, CliContext& ctx) {
+  auto root = std::make_shared<std::string>();
+  auto flags = std::make_shared<OutputFlags>();
+  CLI::App* cmd = app.add_subcommand("list", "Show the watch list (modelsync track adds to it).");
+  AddRootOption(cmd, root.get());
+  AddOutputFlags(cmd, flags.get());
+  cmd->callback([root, flags, &ctx] {
+    auto r = engine::ListTracked(*root);
+    if (!r.ok()) {
+      ctx.exit_code = ReportError(r.status());
+      return;
+    }
+    for (const auto& t : *r) {
+      if (flags->json) {
+        nlohmann::json j = {{"repo", t.repo()}, {"ref", t.ref()}, {"model_id", t.model_id()},
+                            {"include", std::vector<std::string>(t.include().begin(), t.include().end())},
+                            {"exclude", std::vector<std::string>(t.exclude().begin(), t.exclude().end())},
+                            {"every_ms", t.every_ms()}, {"endpoint", t.endpoint()}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%s@%s  id %s  every %llus%s\n", t.repo().c_str(), t.ref().c_str(),
+                    t.model_id().c_str(), static_cast<unsigned long long>(t.every_ms() / 1000),
+                    t.include_size() || t.exclude_size() ? "  (filtered)" : "");
+      }
+    }
+    if (r->empty() && !flags->json && !flags->quiet)
+      std::printf("nothing is tracked (modelsync track ORG/NAME)\n");
+  });
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,97 @@
+// `modelsync sync`: one pass over every tracked repo (for cron and systemd timers), or with
+// --now, ask the running daemon for an immediate pass.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/units.h"
+#include "cli/commands.h"
+#include "engine/daemon.h"
+#include "engine/pull.h"
+#include "engine/watch.h"
+
+namespace modelsync::cli {
+namespace {
+
+using nlohmann::json;
+
+int SyncThroughDaemon(const std::string& reply, const OutputFlags& flags) {
+  json j = json::parse(reply, nullptr, false);
+  if (j.is_discarded() || !j.contains("last_pass")) {
+    std::fprintf(stderr, "modelsync sync: the daemon answered something unexpected: %s\n", reply.c_str());
+    return 1;
+  }
+  int code = 0;
+  for (const auto& r : j["last_pass"]) {
+    bool ok = r.value("ok", false);
+    if (!ok) code = 7;
+    if (flags.json) {
+      json out = r;
+      out["via"] = "daemon";
+      std::printf("%s\n", out.dump().c_str());
+    } else if (!flags.quiet || !ok) {
+      std::printf("%s: %s (via the daemon, pid %d)\n", r.value("repo", "").c_str(),
+                  ok ? (r.value("up_to_date", false) ? "up to date" : "updated")
+                     : ("failed: " + r.value("message", "")).c_str(),
+                  j.value("pid", 0));
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+void RegisterSync(CLI::App& app, CliContext& ctx) {
+  auto root = std::make_shared<std::string>();
+  auto flags = std::make_shared<OutputFlags>();
+  auto now = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "sync", "Bring every tracked repo up to date once (resolve, update when needed).");
+  cmd->add_flag("--now", *now,
+                "If a daemon runs on the root, ask it for an immediate pass instead of waiting for its lock");
+  AddRootOption(cmd, root.get());
+  AddOutputFlags(cmd, flags.get());
+  cmd->footer("Exit status: 0 every tracked repo is current; non-zero otherwise (see modelsync pull).");
+  cmd->callback([root, flags, now, &ctx] {
+    if (*now) {
+      auto reply = engine::DaemonRequest(*root, "sync-now");
+      if (reply.ok()) {
+        ctx.exit_code = SyncThroughDaemon(*reply, *flags);
+        return;
+      }
+      if (!reply.status().IsNotFound()) {
+        ctx.exit_code = ReportError(reply.status());
+        return;
+      }
+    }
+    auto list = engine::ListTracked(*root);
+    if (!list.ok()) {
+      ctx.exit_code = ReportError(list.status());
+      return;
+    }
+    int code = 0;
+    for (const auto& t : *list) {
+      engine::PullOptions po = engine::TrackedPullOptions(*root, t);
+      auto r = engine::Pull(po, nullptr);
+      if (flags->json) {
+        json j = {{"repo", t.repo()}, {"ok", r.ok()}};
+        if (r.ok()) {
+          j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date}, {"bytes_fetched", r->bytes_fetched}});
+        } else {
+          j.update({{"code", std::string(StatusCodeName(r.status().code()))}, {"message", r.status().message()}});
+        }
+        std::printf("%s\n", j.dump().c_str());
+      } else if (r.ok() && !flags->quiet) {
+        std::printf("%s: %s at %s (fetched %s)\n", t.repo().c_str(), r->up_to_date ? "up to date" : "updated",
+                    r->commit.substr(0, 12).c_str(), FormatBytes(r->bytes_fetched).c_str());
+      } else if (!r.ok()) {
+        std::fprintf(stderr, "modelsync sync: %s: %s\n", t.repo().c_str(), r.status().message().c_str());
+      }
+      if (!r.ok() && code == 0) code = ExitCodeFor(r.status());
+    }
+    if (list->empty() && !flags->json && !flags->quiet) std::printf("nothing is tracked (modelsync track ORG/NAME)\n");
+    ctx.exit_code = code;
+  });
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,29 @@
+// `modelsync untrack REPO`: remove a repo from the watch list (its files stay).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "engine/daemon.h"
+#include "engine/watch.h"
+
+namespace modelsync::cli {
+
+void RegisterUntrack(CLI::App& app, CliContext& ctx) {
+  auto root = std::make_shared<std::string>();
+  auto repo = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "untrack", "Remove a repo from the watch list; its files and marker stay where they are.");
+  cmd->add_option("repo", *repo, "Repo id")->required();
+  AddRootOption(cmd, root.get());
+  cmd->callback([root, repo, &ctx] {
+    Status s = engine::Untrack(*root, *repo);
+    if (!s.ok()) {
+      ctx.exit_code = ReportError(s);
+      return;
+    }
+    (void)engine::DaemonRequest(*root, "reload");
+    std::printf("no longer tracking %s\n", repo->c_str());
+  });
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,311 @@
+#include "engine/daemon.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/units.h"
+#include "engine/daemon_control.h"
+#include "engine/watch.h"
+
+namespace modelsync::engine {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Entry {
+  v1::RepoTracked t;
+  Steady::time_point next;
+  int failures = 0;
+  std::string last_error;
+  int last_code = 0;  // StatusCode of the last failure
+  std::string commit;
+  int64_t last_ok_ms = 0;
+  int64_t last_try_ms = 0;
+};
+
+}  // namespace
+
+std::string RedactForLog(const std::string& message) {
+  static const std::regex query(R"((https?://[^\s?#'"]*)\?[^\s'"]*)");
+  static const std::regex token(R"(hf_[A-Za-z0-9]{6,})");
+  return std::regex_replace(std::regex_replace(message, query, "$1?<redacted>"), token,
+                            "hf_<redacted>");
+}
+
+PullOptions TrackedPullOptions(const std::string& root, const v1::RepoTracked& t) {
+  PullOptions o;
+  o.root = root;
+  o.repo = t.repo();
+  o.revision = t.ref().empty() ? "main" : t.ref();
+  o.model_id = t.model_id();
+  o.include.assign(t.include().begin(), t.include().end());
+  o.exclude.assign(t.exclude().begin(), t.exclude().end());
+  o.endpoint = t.endpoint();
+  return o;
+}
+
+struct Daemon::Impl {
+  UniqueFd lock;
+  std::unique_ptr<ControlServer> control;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  std::mutex mu;  // guards everything below
+  std::condition_variable cv;
+  std::map<std::string, Entry> entries;
+  std::string current_repo;
+  uint64_t bytes_done = 0, bytes_total = 0;
+  uint64_t passes_served = 0;  // sync-now generation served by the last full pass
+  json last_pass = json::array();
+};
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)), impl_(new Impl) {
+  max_rate_.store(options_.max_rate);
+}
+
+Daemon::~Daemon() {
+  stop_.store(true);
+  impl_->control.reset();
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
+  if (options.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  MS_RETURN_IF_ERROR(MakeDirs(options.root));
+  char buf[PATH_MAX];
+  if (!::realpath(options.root.c_str(), buf))
+    return Status::FromErrno(errno, "resolve root " + options.root);
+  options.root = buf;
+  if (!options.log) options.log = [](int, const std::string&) {};
+  std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
+  MS_ASSIGN_OR_RETURN(d->impl_->lock, TakeDaemonLock(d->options_.root));
+  Daemon* self = d.get();
+  MS_ASSIGN_OR_RETURN(d->impl_->control,
+                      ControlServer::Listen(DaemonSocketPath(d->options_.root),
+                                            [self](const std::string& req) -> std::string {
+                                              if (req == "status") return self->StatusJson();
+                                              if (req == "reload") {
+                                                self->Reload();
+                                                return self->StatusJson();
+                                              }
+                                              if (req == "sync-now") {
+                                                uint64_t gen = self->sync_now_.fetch_add(1) + 1;
+                                                std::unique_lock<std::mutex> l(self->impl_->mu);
+                                                self->impl_->cv.notify_all();
+                                                self->impl_->cv.wait(l, [&] {
+                                                  return self->impl_->passes_served >= gen ||
+                                                         self->stop_.load();
+                                                });
+                                                l.unlock();
+                                                return self->StatusJson();
+                                              }
+                                              if (req.rfind("rate ", 0) == 0) {
+                                                auto r = ParseRate(req.substr(5));
+                                                if (!r.ok())
+                                                  return json{{"error", r.status().message()}}.dump();
+                                                self->SetMaxRate(*r);
+                                                return self->StatusJson();
+                                              }
+                                              return json{{"error", "unknown request: " + req}}.dump();
+                                            }));
+  return d;
+}
+
+std::string Daemon::StatusJson() {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  json j = {{"daemon", true}, {"pid", ::getpid()}, {"root", options_.root},
+            {"max_rate", max_rate_.load()}, {"state", impl_->current_repo.empty() ? "idle" : "syncing"}};
+  if (!impl_->current_repo.empty())
+    j["current"] = {{"repo", impl_->current_repo}, {"bytes_done", impl_->bytes_done},
+                    {"bytes_total", impl_->bytes_total}};
+  json repos = json::array();
+  auto now = Steady::now();
+  for (const auto& [name, e] : impl_->entries) {
+    json r = {{"repo", name}, {"ref", e.t.ref()}, {"model_id", e.t.model_id()},
+              {"every_ms", e.t.every_ms()}, {"failures", e.failures},
+              {"state", e.failures ? "failing" : (e.last_ok_ms ? "current" : "pending")},
+              {"next_in_ms", std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(e.next - now).count())}};
+    if (!e.commit.empty()) r["commit"] = e.commit;
+    if (e.last_ok_ms) r["last_ok_ms"] = e.last_ok_ms;
+    if (!e.last_error.empty()) r["last_error"] = e.last_error;
+    repos.push_back(std::move(r));
+  }
+  j["repos"] = std::move(repos);
+  j["last_pass"] = impl_->last_pass;
+  return j.dump();
+}
+
+namespace {
+
+// Progress of the pull in flight, for StatusJson().
+class DaemonObserver final : public PullObserver {
+ public:
+  DaemonObserver(std::mutex& mu, uint64_t& done, uint64_t& total)
+      : mu_(mu), done_(done), total_(total) {}
+  void OnResolved(const std::string&, const std::string&, const std::string&, uint64_t,
+                  uint64_t bytes_total, uint64_t) override {
+    std::lock_guard<std::mutex> l(mu_);
+    total_ = bytes_total;
+  }
+  void OnProgress(uint64_t done, uint64_t total, uint64_t, uint64_t) override {
+    std::lock_guard<std::mutex> l(mu_);
+    done_ = done;
+    total_ = total;
+  }
+
+ private:
+  std::mutex& mu_;
+  uint64_t& done_;
+  uint64_t& total_;
+};
+
+}  // namespace
+
+Status Daemon::Run() {
+  auto& log = options_.log;
+  Impl& im = *impl_;
+  auto jitter = [&](milliseconds d) {
+    std::uniform_real_distribution<double> u(0.9, 1.1);
+    return milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * u(im.rng)));
+  };
+  auto reload = [&](bool first) -> Status {
+    auto list = ListTracked(options_.root);
+    if (!list.ok()) {
+      if (first) return list.status();
+      log(4, "cannot re-read the watch list (keeping the old one): " + list.status().message());
+      return Status::Ok();
+    }
+    std::lock_guard<std::mutex> l(im.mu);
+    std::map<std::string, Entry> next;
+    for (auto& t : *list) {
+      Entry e;
+      if (auto it = im.entries.find(t.repo()); it != im.entries.end()) {
+        e = it->second;
+        if (e.t.SerializeAsString() != t.SerializeAsString()) e.next = Steady::now();
+      } else {
+        e.next = Steady::now();
+      }
+      e.t = t;
+      next[t.repo()] = std::move(e);
+    }
+    im.entries = std::move(next);
+    log(6, "watching " + std::to_string(im.entries.size()) + " repo(s) in " + options_.root);
+    return Status::Ok();
+  };
+  MS_RETURN_IF_ERROR(reload(true));
+  log(6, "daemon started (pid " + std::to_string(::getpid()) + ", max rate " +
+             (max_rate_.load() ? FormatBytes(max_rate_.load()) + "/s" : std::string("unlimited")) + ")");
+
+  uint64_t served = 0;
+  while (!stop_.load()) {
+    if (reload_.exchange(false)) {
+      log(6, "SIGHUP: re-reading the watch list");
+      (void)reload(false);
+    }
+    uint64_t want = sync_now_.load();
+    bool full_pass = want > served;
+    std::vector<std::string> due;
+    {
+      std::lock_guard<std::mutex> l(im.mu);
+      auto now = Steady::now();
+      for (auto& [name, e] : im.entries)
+        if (full_pass || e.next <= now) due.push_back(name);
+    }
+    json pass = json::array();
+    for (const auto& name : due) {
+      if (stop_.load()) break;
+      Entry e;
+      {
+        std::lock_guard<std::mutex> l(im.mu);
+        auto it = im.entries.find(name);
+        if (it == im.entries.end()) continue;
+        e = it->second;
+        im.current_repo = name;
+        im.bytes_done = im.bytes_total = 0;
+      }
+      PullOptions po = TrackedPullOptions(options_.root, e.t);
+      po.cancel = &stop_;
+      po.max_rate = &max_rate_;
+      po.connections = options_.max_downloads;
+      DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total);
+      auto r = Pull(po, &obs);
+      if (!r.ok() && r.status().IsCancelled() && stop_.load()) break;
+      milliseconds every(e.t.every_ms());
+      json pr = {{"repo", name}};
+      if (r.ok()) {
+        if (e.failures)
+          log(6, name + ": sync works again after " + std::to_string(e.failures) + " failed tr" +
+                     (e.failures == 1 ? "y" : "ies"));
+        if (!r->up_to_date)
+          log(6, name + "@" + po.revision + ": updated to " + r->commit.substr(0, 12) + " (fetched " +
+                     FormatBytes(r->bytes_fetched) + " in " + std::to_string(r->seconds).substr(0, 4) + "s)");
+        e.failures = 0;
+        e.last_error.clear();
+        e.commit = r->commit;
+        e.last_ok_ms = NowMs();
+        pr.update({{"ok", true}, {"commit", r->commit}, {"up_to_date", r->up_to_date},
+                   {"bytes_fetched", r->bytes_fetched}});
+        e.next = every.count() ? Steady::now() + jitter(every) : Steady::time_point::max();
+      } else {
+        std::string msg = RedactForLog(r.status().message());
+        int code = static_cast<int>(r.status().code());
+        if (e.failures == 0 || code != e.last_code) {
+          // Logged once per change of state, not per try.
+          log(e.failures == 0 ? 4 : 6,
+              name + ": sync failed (" + std::string(StatusCodeName(r.status().code())) + "): " +
+                  msg + "; retrying with backoff, next message when this changes");
+        }
+        e.failures++;
+        e.last_error = msg;
+        e.last_code = code;
+        milliseconds base = every.count() ? every : milliseconds(60000);
+        milliseconds cap = std::max(options_.max_backoff, base);
+        milliseconds delay = base * (1LL << std::min(e.failures - 1, 20));
+        e.next = Steady::now() + jitter(std::min(delay, cap));
+        pr.update({{"ok", false}, {"code", StatusCodeName(r.status().code())}, {"message", msg}});
+      }
+      e.last_try_ms = NowMs();
+      pass.push_back(std::move(pr));
+      std::lock_guard<std::mutex> l(im.mu);
+      im.current_repo.clear();
+      if (auto it = im.entries.find(name); it != im.entries.end()) {
+        e.t = it->second.t;  // a reload during the pull keeps its tracking
+        it->second = std::move(e);
+      }
+    }
+    std::unique_lock<std::mutex> l(im.mu);
+    if (!due.empty()) im.last_pass = std::move(pass);
+    if (full_pass && !stop_.load()) {
+      served = want;
+      im.passes_served = want;
+      im.cv.notify_all();
+    }
+    auto wake = Steady::now() + milliseconds(200);
+    for (const auto& [name, e] : im.entries) wake = std::min(wake, e.next);
+    im.cv.wait_until(l, wake, [&] { return stop_.load() || sync_now_.load() > served; });
+  }
+  {
+    std::lock_guard<std::mutex> l(im.mu);
+    im.cv.notify_all();
+  }
+  log(6, "daemon stopping (signal); synced bytes are kept, the next start resumes");
+  return Status::Ok();
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,161 @@
+#include "engine/daemon_control.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/daemon.h"
+
+namespace modelsync::engine {
+namespace {
+
+// Reads one '\n'-terminated line (without it) or up to EOF; gives up after timeout_ms.
+Result<std::string> ReadLine(int fd, int timeout_ms) {
+  std::string out;
+  char buf[4096];
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Transient("the daemon's control socket timed out");
+    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::FromErrno(errno, "read from the daemon's control socket");
+    if (r == 0) return out;
+    out.append(buf, static_cast<size_t>(r));
+    if (auto nl = out.find('\n'); nl != std::string::npos) return out.substr(0, nl);
+    if (out.size() > (1u << 20)) return Status::Corruption("control message too long");
+  }
+}
+
+Status SendAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t w = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Status::FromErrno(errno, "write to the daemon's control socket");
+    off += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Result<sockaddr_un> Address(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path)
+    return Status::InvalidArgument("control socket path " + path + " is longer than " +
+                                   std::to_string(sizeof a.sun_path - 1) +
+                                   " bytes: use a shorter --root");
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  return a;
+}
+
+}  // namespace
+
+std::string DaemonSocketPath(const std::string& root) { return root + "/.modelsync/daemon.sock"; }
+
+Result<UniqueFd> TakeDaemonLock(const std::string& root) {
+  MS_RETURN_IF_ERROR(MakeDirs(root + "/.modelsync"));
+  std::string path = root + "/.modelsync/daemon.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "lock " + path);
+    char buf[32] = {};
+    ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+    int pid = n > 0 ? std::atoi(buf) : 0;
+    return Status::Locked("root " + root + " is in use by pid " + std::to_string(pid) +
+                          " (a modelsync daemon is running there; stop it first, or use " +
+                          "`modelsync sync --now` to ask it for a pass)", pid);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
+    return Status::FromErrno(errno, "write " + path);
+  return fd;
+}
+
+struct ControlServer::Impl {
+  UniqueFd listen_fd;
+  std::string path;
+  Handler handler;
+  std::atomic<bool> stop{false};
+  std::thread acceptor;
+  std::mutex mu;
+  std::vector<std::thread> workers;
+
+  void Loop() {
+    while (!stop.load()) {
+      pollfd p{listen_fd.get(), POLLIN, 0};
+      int n = ::poll(&p, 1, 100);
+      if (n <= 0) continue;
+      int c = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      workers.emplace_back([this, c] {
+        UniqueFd conn(c);
+        auto line = ReadLine(conn.get(), 2000);
+        if (!line.ok()) return;
+        (void)SendAll(conn.get(), handler(*line) + "\n");
+      });
+    }
+  }
+};
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& path,
+                                                             Handler handler) {
+  MS_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->handler = std::move(handler);
+  impl->listen_fd.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!impl->listen_fd.valid()) return Status::FromErrno(errno, "create the control socket");
+  ::unlink(path.c_str());
+  mode_t old = ::umask(077);  // the socket file is created 0600
+  int rc = ::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::umask(old);
+  if (rc != 0) return Status::FromErrno(err, "bind the control socket " + path);
+  if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod " + path);
+  if (::listen(impl->listen_fd.get(), 16) != 0)
+    return Status::FromErrno(errno, "listen on " + path);
+  std::unique_ptr<ControlServer> server(new ControlServer());
+  server->impl_ = std::move(impl);
+  Impl* i = server->impl_.get();
+  i->acceptor = std::thread([i] { i->Loop(); });
+  return server;
+}
+
+ControlServer::~ControlServer() {
+  impl_->stop.store(true);
+  impl_->acceptor.join();
+  for (auto& t : impl_->workers) t.join();
+  ::unlink(impl_->path.c_str());
+}
+
+Result<std::string> DaemonRequest(const std::string& root, const std::string& request) {
+  std::string path = DaemonSocketPath(root);
+  MS_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno(errno, "create a socket");
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno == ENOENT || errno == ECONNREFUSED)
+      return Status::NotFound("no modelsync daemon runs on " + root);
+    return Status::FromErrno(errno, "connect to " + path);
+  }
+  MS_RETURN_IF_ERROR(SendAll(fd.get(), request + "\n"));
+  // sync-now waits for a whole pass: no practical limit.
+  return ReadLine(fd.get(), request == "sync-now" ? 24 * 3600 * 1000 : 10000);
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,50 @@
+#include "engine/watch.h"
+
+#include "engine/glob.h"
+#include "engine/journal.h"
+#include "engine/layout.h"
+#include "engine/repo_path.h"
+
+namespace modelsync::engine {
+
+Status Track(const std::string& root, modelsync::v1::RepoTracked t) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(t.repo()));
+  if (t.ref().empty()) t.set_ref("main");
+  if (t.model_id().empty()) t.set_model_id(RepoName(t.repo()));
+  MS_RETURN_IF_ERROR(ValidateModelId(t.model_id()));
+  JournalOptions jo;
+  jo.wait_for_lock = true;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  modelsync::v1::Event e;
+  *e.mutable_repo_tracked() = std::move(t);
+  return journal->Append({std::move(e)}).status();
+}
+
+Status Untrack(const std::string& root, const std::string& repo) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  JournalOptions jo;
+  jo.wait_for_lock = true;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  auto it = journal->state().repos.find(repo);
+  if (it == journal->state().repos.end() || !it->second.tracked)
+    return Status::NotFound(repo + " is not tracked in " + root + " (modelsync list shows what is)");
+  modelsync::v1::Event e;
+  e.mutable_repo_untracked()->set_repo(repo);
+  return journal->Append({std::move(e)}).status();
+}
+
+Result<std::vector<modelsync::v1::RepoTracked>> ListTracked(const std::string& root) {
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, true));
+  std::vector<modelsync::v1::RepoTracked> out;
+  for (const auto& [repo, rs] : journal->state().repos) {
+    if (!rs.tracked) continue;
+    auto t = rs.tracking;
+    t.set_repo(repo);
+    if (t.ref().empty()) t.set_ref("main");
+    if (t.model_id().empty()) t.set_model_id(RepoName(repo));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace modelsync::engine
