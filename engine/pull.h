@@ -34,6 +34,9 @@ struct PullOptions {
   int connections = 0;                // total parallel connections; 0 = default (8)
   uint64_t chunk_bytes = 0;           // split size for large files; 0 = default (64 MiB)
   bool wait_for_lock = true;          // false: fail with kLocked at once (--no-wait)
+  // Model checks (engine/model_check.h): a GGUF-only or PyTorch-only repo is refused before
+  // any byte is fetched unless any_format; the marker is written only if the checks pass.
+  bool any_format = false;
 };
 
 struct PullSummary {
@@ -46,6 +49,12 @@ struct PullSummary {
   uint64_t bytes_reused = 0;  // satisfied from blobs, partials or the existing directory
   bool up_to_date = false;    // nothing had to change
   double seconds = 0;
+  // Model checks (engine/model_check.h), filled when the marker was written this run.
+  bool model_checked = false;  // the checks ran and passed
+  std::string model_type;      // config.json model_type
+  std::string quantization;    // e.g. "4-bit affine, group size 64", or "none"
+  uint64_t tensors = 0, parameters = 0;
+  std::string note;            // e.g. "not a model: synced as plain files"
 };
 
 // Callbacks for progress display. Default implementations do nothing.
