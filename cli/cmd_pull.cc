@@ -6,6 +6,7 @@
 #include "base/units.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "engine/catalog.h"
 #include "engine/pull.h"
 
 namespace modelsync::cli {
@@ -101,7 +102,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
       "verified against the hub's hashes, then write the empty marker <root>/<model-id>.\n"
       "An interrupted pull resumes where its durable bytes end.");
-  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit")
+  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit, or a catalog name (qwen2.5-0.5b)")
       ->required();
   cmd->add_option("--revision", opts->revision, "Branch, tag or 40-hex commit")
       ->capture_default_str();
@@ -124,6 +125,9 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
   cmd->callback([opts, flags, no_wait, &ctx]() {
     opts->wait_for_lock = !*no_wait;
+    // A catalog short name (modelsync catalog) stands for its repo id.
+    if (opts->repo.find('/') == std::string::npos)
+      if (const auto* e = engine::FindCatalogEntry(opts->repo)) opts->repo = e->repo;
     PullPrinter printer(*flags);
     auto r = engine::Pull(*opts, &printer);
     if (!r.ok()) {

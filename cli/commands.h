@@ -11,5 +11,6 @@ namespace modelsync::cli {
 void RegisterLog(CLI::App& app, CliContext& ctx);
 void RegisterPull(CLI::App& app, CliContext& ctx);
 void RegisterStatus(CLI::App& app, CliContext& ctx);
+void RegisterCatalog(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterPull(app, ctx);
   modelsync::cli::RegisterStatus(app, ctx);
   modelsync::cli::RegisterLog(app, ctx);
+  modelsync::cli::RegisterCatalog(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
