@@ -12,5 +12,6 @@ void RegisterLog(CLI::App& app, CliContext& ctx);
 void RegisterPull(CLI::App& app, CliContext& ctx);
 void RegisterStatus(CLI::App& app, CliContext& ctx);
 void RegisterCatalog(CLI::App& app, CliContext& ctx);
+void RegisterInspect(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterStatus(app, ctx);
   modelsync::cli::RegisterLog(app, ctx);
   modelsync::cli::RegisterCatalog(app, ctx);
+  modelsync::cli::RegisterInspect(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -375,3 +375,48 @@ TEST_CASE("pull end to end: GGUF-only and .bin-only refused before any fetch; --
   CHECK(docs.out.find("it is not a model") != std::string::npos);
   CHECK(fs::exists(root.path() + "/docs-only"));
 }
+
+TEST_CASE("inspect reports a pulled model locally; catalog lists curated models pull accepts") {
+  VariantHub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", "test/valid-sharded", "--quiet"}, env).exit_code == 0);
+  hub.emu.Stop();  // inspect needs no network
+  auto r = RunCli({"inspect", "test/valid-sharded", "--json"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["model_type"] == "qwen2");
+  CHECK(j["quantization"] == "4-bit affine, group size 64");
+  CHECK(j["quantization_tensor_bits"] == 4);
+  CHECK(j["tensors"].get<uint64_t>() == Tensors().size());
+  CHECK(j["marker"] == true);
+  CHECK(j["verified"].get<std::string>().size() == 20);
+  CHECK(j["files"].size() == ShardedModel().size() + 1);  // + .gitattributes
+  uint64_t total = 0;
+  for (const auto& [p, c] : ShardedModel()) total += c.size();
+  CHECK(j["total_bytes"].get<uint64_t>() == total + fixtures::DefaultGitattributes().size());
+  // Parameter estimate: packed U32 counts 8 params (4-bit) per element; scales/biases skipped.
+  uint64_t params = 0;
+  for (const auto& t : Tensors()) {
+    if (t.name.find(".scales") != std::string::npos || t.name.find(".biases") != std::string::npos) continue;
+    params += t.dtype == "U32" ? t.bytes() / 4 * 8 : t.bytes() / 2;
+  }
+  CHECK(j["parameters"].get<uint64_t>() == params);
+  auto text = RunCli({"inspect", "valid-sharded"}, env);  // by model id
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("4-bit affine") != std::string::npos);
+  auto none = RunCli({"inspect", "test/never"}, env);
+  CHECK(none.exit_code == 8);
+
+  auto cat = RunCli({"catalog", "--json"});
+  CHECK(cat.exit_code == 0);
+  for (const char* repo : {"mlx-community/Qwen2.5-0.5B-Instruct-4bit",
+                           "mlx-community/SmolLM2-135M-Instruct-4bit",
+                           "mlx-community/Llama-3.2-1B-Instruct-4bit"})
+    CHECK(cat.out.find(repo) != std::string::npos);
+  REQUIRE(hub.emu.Start().ok());
+  auto p = RunCli({"pull", "qwen2.5-0.5b"}, hub.Env(root.path()));
+  CHECK(p.exit_code == 8);  // the emulator does not hold it: the error names the real repo
+  CHECK(p.err.find("mlx-community/Qwen2.5-0.5B-Instruct-4bit") != std::string::npos);
+}
