@@ -13,5 +13,6 @@ void RegisterPull(CLI::App& app, CliContext& ctx);
 void RegisterStatus(CLI::App& app, CliContext& ctx);
 void RegisterCatalog(CLI::App& app, CliContext& ctx);
 void RegisterInspect(CLI::App& app, CliContext& ctx);
+void RegisterAddLocal(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterLog(app, ctx);
   modelsync::cli::RegisterCatalog(app, ctx);
   modelsync::cli::RegisterInspect(app, ctx);
+  modelsync::cli::RegisterAddLocal(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

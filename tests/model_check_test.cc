@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/hash.h"
 #include "engine/model_check.h"
 #include "engine/safetensors.h"
 #include "fixtures/fixtures.h"
@@ -419,4 +420,44 @@ TEST_CASE("inspect reports a pulled model locally; catalog lists curated models 
   auto p = RunCli({"pull", "qwen2.5-0.5b"}, hub.Env(root.path()));
   CHECK(p.exit_code == 8);  // the emulator does not hold it: the error names the real repo
   CHECK(p.err.find("mlx-community/Qwen2.5-0.5B-Instruct-4bit") != std::string::npos);
+}
+
+TEST_CASE("add-local adopts a model directory: blobs, log, layout, marker; bad dirs refused") {
+  TempDir src, root;
+  Files files = ShardedModel();
+  WriteDir(src.path(), files);
+  std::map<std::string, std::string> env = {{"MODELSYNC_ROOT", root.path()}};
+  auto r = RunCli({"add-local", src.path(), "--id", "mine", "--json"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["repo"] == "local/mine");
+  CHECK(j["quantization"] == "4-bit affine, group size 64");
+  CHECK(fs::exists(root.path() + "/mine"));
+  for (const auto& [p, c] : files) {
+    std::ifstream in(root.path() + "/models/local/mine/" + p, std::ios::binary);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(got == c);
+    CHECK(fs::exists(root.path() + "/.modelsync/blobs/" + Sha256Hex(c)));
+  }
+  auto st = RunCli({"status", "--json"}, env);
+  CHECK(st.exit_code == 0);
+  CHECK(st.out.find("local/mine") != std::string::npos);
+  CHECK(st.out.find("complete") != std::string::npos);
+  auto ins = RunCli({"inspect", "mine", "--json"}, env);
+  CHECK(ins.exit_code == 0);
+  CHECK(json::parse(ins.out)["commit"] == j["commit"]);
+  // Adding the same directory again is idempotent: same synthetic commit.
+  auto again = RunCli({"add-local", src.path(), "--id", "mine", "--json"}, env);
+  CHECK(again.exit_code == 0);
+  CHECK(json::parse(again.out)["commit"] == j["commit"]);
+
+  TempDir bad;
+  Files nf = ShardedModel();
+  nf.erase("tokenizer.json");
+  WriteDir(bad.path(), nf);
+  auto b = RunCli({"add-local", bad.path(), "--id", "bad"}, env);
+  CHECK(b.exit_code == 1);
+  CHECK(b.err.find("tokenizer.json: missing") != std::string::npos);
+  CHECK(!fs::exists(root.path() + "/bad"));
 }
