@@ -6,6 +6,7 @@
 #include "base/units.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "engine/catalog.h"
 #include "engine/pull.h"
 
 namespace modelsync::cli {
@@ -55,7 +56,17 @@ class PullPrinter final : public engine::PullObserver {
             {"marker", s.marker_path}, {"files", s.files}, {"bytes_total", s.bytes_total},
             {"bytes_fetched", s.bytes_fetched}, {"bytes_reused", s.bytes_reused},
             {"up_to_date", s.up_to_date}, {"seconds", s.seconds}});
+      if (s.model_checked)
+        Emit({{"event", "model"}, {"model_type", s.model_type}, {"quantization", s.quantization},
+              {"tensors", s.tensors}, {"parameters", s.parameters}});
+      if (!s.note.empty()) Emit({{"event", "note"}, {"message", s.note}});
     } else if (!quiet_) {
+      if (s.model_checked)
+        std::printf("%s model, %s, %llu tensors, ~%llu parameters: checks passed\n",
+                    s.model_type.c_str(), s.quantization.c_str(),
+                    static_cast<unsigned long long>(s.tensors),
+                    static_cast<unsigned long long>(s.parameters));
+      if (!s.note.empty()) std::printf("note: %s\n", s.note.c_str());
       std::printf("%s %s at %s\n  %s\n  marker %s\n  %llu files, %s; fetched %s in %.1fs\n",
                   s.repo.c_str(), s.up_to_date ? "is up to date" : "is ready",
                   s.commit.substr(0, 12).c_str(), s.model_dir.c_str(), s.marker_path.c_str(),
@@ -91,7 +102,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
       "verified against the hub's hashes, then write the empty marker <root>/<model-id>.\n"
       "An interrupted pull resumes where its durable bytes end.");
-  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit")
+  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit, or a catalog name (qwen2.5-0.5b)")
       ->required();
   cmd->add_option("--revision", opts->revision, "Branch, tag or 40-hex commit")
       ->capture_default_str();
@@ -102,6 +113,9 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--connections", opts->connections, "Parallel connections (default 8)")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--no-wait", *no_wait, "Fail at once if another modelsync holds the root");
+  cmd->add_flag("--any-format", opts->any_format,
+                "Download a GGUF-only or PyTorch-only repo anyway (MLX cannot load it; no marker "
+                "is written unless the model checks pass)");
   AddRootOption(cmd, &opts->root);
   AddEndpointOption(cmd, &opts->endpoint);
   AddOutputFlags(cmd, flags.get());
@@ -111,6 +125,9 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
   cmd->callback([opts, flags, no_wait, &ctx]() {
     opts->wait_for_lock = !*no_wait;
+    // A catalog short name (modelsync catalog) stands for its repo id.
+    if (opts->repo.find('/') == std::string::npos)
+      if (const auto* e = engine::FindCatalogEntry(opts->repo)) opts->repo = e->repo;
     PullPrinter printer(*flags);
     auto r = engine::Pull(*opts, &printer);
     if (!r.ok()) {

@@ -17,6 +17,9 @@ void RegisterUntrack(CLI::App& app, CliContext& ctx);
 void RegisterList(CLI::App& app, CliContext& ctx);
 void RegisterSync(CLI::App& app, CliContext& ctx);
 void RegisterDaemon(CLI::App& app, CliContext& ctx);
+void RegisterCatalog(CLI::App& app, CliContext& ctx);
+void RegisterInspect(CLI::App& app, CliContext& ctx);
+void RegisterAddLocal(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli
 

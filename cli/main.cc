@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterList(app, ctx);
   modelsync::cli::RegisterSync(app, ctx);
   modelsync::cli::RegisterDaemon(app, ctx);
+  modelsync::cli::RegisterCatalog(app, ctx);
+  modelsync::cli::RegisterInspect(app, ctx);
+  modelsync::cli::RegisterAddLocal(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include "engine/journal.h"
 #include "engine/layout.h"
 #include "engine/materializer.h"
+#include "engine/model_check.h"
 #include "engine/observe.h"
 #include "engine/planner.h"
 #include "engine/pull_internal.h"
@@ -42,7 +43,41 @@ struct Ctx {
   std::unique_ptr<storage::Dir> root_dir;
   std::unique_ptr<storage::BlobStore> blobs;
   std::unique_ptr<storage::PartialStore> partials;
+  // Model checks (issue #8): set by PreCheck, used by PostCheck.
+  ManifestKind kind = ManifestKind::kSafetensors;
+  PullSummary* sum = nullptr;
 };
+
+// --- Model checks (engine/model_check.h) ---------------------------------------------
+// Before any fetch: refuse GGUF-only / PyTorch-only repos (unless --any-format).
+Status PreCheck(Ctx& c, const std::vector<v1::FileEntry>& files) {
+  std::vector<std::string> paths;
+  for (const auto& f : files) paths.push_back(f.path());
+  MS_ASSIGN_OR_RETURN(c.kind, CheckManifest(c.o.repo, paths, c.o.any_format));
+  if (c.kind == ManifestKind::kNoWeights && c.sum) c.sum->note = NoWeightsNote(c.o.repo);
+  return Status::Ok();
+}
+
+// After verification and activation, before the marker: the model directory must load.
+Status PostCheck(Ctx& c, const Plan& plan) {
+  if (c.kind == ManifestKind::kNoWeights) return Status::Ok();
+  std::vector<std::string> paths;
+  for (const auto& f : plan.files) paths.push_back(f.path);
+  auto rep = CheckModelDir(c.root + "/models/" + plan.repo, paths);
+  if (!rep.ok())
+    return rep.status().With(plan.repo + "@" + plan.commit.substr(0, 12) +
+                             " is downloaded and verified but is not a loadable MLX model, so "
+                             "no marker was written");
+  if (c.sum) {
+    c.sum->model_checked = true;
+    c.sum->model_type = rep->model_type;
+    c.sum->quantization = rep->QuantSummary();
+    c.sum->tensors = rep->tensors;
+    c.sum->parameters = rep->parameters;
+  }
+  return Status::Ok();
+}
+// ----------------------------------------------------------------------------------------
 
 v1::Event SyncFailedEvent(const std::string& repo, const Status& s) {
   v1::Event e;
@@ -175,6 +210,7 @@ Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files
   }
   (void)files;
   if (plan.write_marker) {
+    MS_RETURN_IF_ERROR(PostCheck(c, plan));
     MS_RETURN_IF_ERROR(mat.WriteMarker(plan.model_id));
     v1::Event e;
     e.mutable_marker_written()->set_repo(plan.repo);
@@ -188,6 +224,7 @@ Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files
 // Plans and executes until the disk equals the target (or kMaxRounds).
 Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEntry>& files,
                 net::Hub* hub, PullSummary* sum, bool report) {
+  MS_RETURN_IF_ERROR(PreCheck(c, files));
   PlanInput in;
   in.repo = c.o.repo;
   in.commit = commit;
@@ -267,7 +304,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
-  Ctx c{tuned, observer, {}, {}, {}, {}, {}, {}};
+  Ctx c{tuned, observer, {}, {}, {}, {}, {}, {}, ManifestKind::kSafetensors, nullptr};
   c.model_id = o.model_id.empty() ? RepoName(o.repo) : o.model_id;
   MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
 
@@ -286,6 +323,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
 
   PullSummary sum;
+  c.sum = &sum;
   sum.repo = o.repo;
   sum.ref = o.revision;
   sum.model_dir = c.root + "/models/" + o.repo;

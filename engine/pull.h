@@ -41,6 +41,9 @@ struct PullOptions {
   // Not owned; may be null. Cap on the sum of body rates in bytes/s (0 = unlimited), read at
   // the start and polled ~10 times a second while bytes move (adjustable while running).
   const std::atomic<uint64_t>* max_rate = nullptr;
+  // Model checks (engine/model_check.h): a GGUF-only or PyTorch-only repo is refused before
+  // any byte is fetched unless any_format; the marker is written only if the checks pass.
+  bool any_format = false;
 };
 
 struct PullSummary {
@@ -53,6 +56,12 @@ struct PullSummary {
   uint64_t bytes_reused = 0;  // satisfied from blobs, partials or the existing directory
   bool up_to_date = false;    // nothing had to change
   double seconds = 0;
+  // Model checks (engine/model_check.h), filled when the marker was written this run.
+  bool model_checked = false;  // the checks ran and passed
+  std::string model_type;      // config.json model_type
+  std::string quantization;    // e.g. "4-bit affine, group size 64", or "none"
+  uint64_t tensors = 0, parameters = 0;
+  std::string note;            // e.g. "not a model: synced as plain files"
 };
 
 // Callbacks for progress display. Default implementations do nothing.

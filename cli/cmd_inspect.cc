@@ -1,0 +1,80 @@
+// modelsync inspect REPO [--json]: a local model's revision, files, quantization, tensors,
+// parameter estimate and when it was verified (engine/inspect.h). No network.
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "base/units.h"
+#include "cli/commands.h"
+#include "engine/inspect.h"
+
+namespace modelsync::cli {
+namespace {
+
+std::string IsoTime(int64_t ms) {
+  if (ms <= 0) return "";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void RegisterInspect(CLI::App& app, CliContext& ctx) {
+  struct Opts {
+    std::string root, repo;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show what a pulled model is: revision, files, quantization, tensors,\n"
+                 "parameter estimate, size and when it was verified (local, no network).");
+  cmd->add_option("repo", o->repo, "Repo id, model id or catalog name")->required();
+  cmd->add_flag("--json", o->json, "One JSON object on stdout");
+  AddRootOption(cmd, &o->root);
+  cmd->callback([o, &ctx]() {
+    auto r = engine::Inspect(o->root, o->repo);
+    if (!r.ok()) {
+      ctx.exit_code = ReportError(r.status());
+      return;
+    }
+    const auto& m = r->model;
+    if (o->json) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const auto& f : r->files) files.push_back({{"path", f.path}, {"size", f.size}});
+      nlohmann::json j = {{"repo", r->repo}, {"model_id", r->model_id}, {"ref", r->ref},
+                          {"commit", r->commit}, {"model_dir", r->model_dir},
+                          {"marker", r->marker}, {"verified", IsoTime(r->verified_ms)},
+                          {"files", files}, {"total_bytes", r->total_bytes},
+                          {"is_model", r->is_model}};
+      if (r->is_model && r->check_error.empty()) {
+        j["model_type"] = m.model_type;
+        j["quantization"] = m.QuantSummary();
+        j["quantization_config_bits"] = m.config_quant.bits;
+        j["quantization_tensor_bits"] = m.tensor_quant.bits;
+        j["tensors"] = m.tensors;
+        j["parameters"] = m.parameters;
+      }
+      if (!r->check_error.empty()) j["check_error"] = r->check_error;
+      std::printf("%s\n", j.dump().c_str());
+      return;
+    }
+    std::printf("%s @ %s (%s)\n  %s\n  marker %s; verified %s\n", r->repo.c_str(),
+                r->commit.c_str(), r->ref.c_str(), r->model_dir.c_str(),
+                r->marker ? "written" : "absent", IsoTime(r->verified_ms).c_str());
+    if (!r->is_model) std::printf("  not a model (no weight files)\n");
+    else if (!r->check_error.empty()) std::printf("  model check FAILED: %s\n", r->check_error.c_str());
+    else
+      std::printf("  %s, quantization %s, %llu tensors, ~%llu parameters\n", m.model_type.c_str(),
+                  m.QuantSummary().c_str(), static_cast<unsigned long long>(m.tensors),
+                  static_cast<unsigned long long>(m.parameters));
+    std::printf("  %zu files, %s\n", r->files.size(), FormatBytes(r->total_bytes).c_str());
+    for (const auto& f : r->files)
+      std::printf("    %10s  %s\n", FormatBytes(f.size).c_str(), f.path.c_str());
+  });
+}
+
+}  // namespace modelsync::cli

@@ -1,0 +1,152 @@
+#include "engine/add_local.h"
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "base/fs.h"
+#include "base/hash.h"
+#include "engine/journal.h"
+#include "engine/materializer.h"
+#include "engine/model_check.h"
+#include "engine/repo_path.h"
+#include "storage/blob_store.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string LfsPointerText(const std::string& sha, uint64_t size) {
+  return "version https://git-lfs.github.com/spec/v1\noid sha256:" + sha + "\nsize " +
+         std::to_string(size) + "\n";
+}
+
+Status CopyInto(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError("copy " + from + " to " + to + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PullSummary> AddLocal(const AddLocalOptions& o) {
+  if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
+  MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
+  std::string repo = o.repo.empty() ? "local/" + o.model_id : o.repo;
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  std::error_code ec;
+  if (!fs::is_directory(o.dir, ec)) return Status::InvalidArgument(o.dir + " is not a directory");
+  std::vector<std::string> paths;
+  for (auto it = fs::recursive_directory_iterator(o.dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    std::string rel = fs::relative(it->path(), o.dir).generic_string();
+    if (it->is_directory() && (rel == ".git" || rel == ".cache")) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    MS_RETURN_IF_ERROR(ValidateRepoPath(rel).With("in " + o.dir));
+    paths.push_back(rel);
+  }
+  if (ec) return Status::IOError("list " + o.dir + ": " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  MS_ASSIGN_OR_RETURN(ManifestKind kind, CheckManifest(o.dir, paths, false));
+  if (kind == ManifestKind::kNoWeights)
+    return Status::InvalidArgument(o.dir + " holds no weight files: add-local is for models");
+  MS_ASSIGN_OR_RETURN(ModelReport report, CheckModelDir(o.dir, paths));
+
+  MS_RETURN_IF_ERROR(MakeDirs(o.root));
+  char buf[PATH_MAX];
+  if (!::realpath(o.root.c_str(), buf)) return Status::FromErrno(errno, "resolve root " + o.root);
+  std::string root(buf);
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false));
+  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, true));
+  MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+
+  v1::Manifest manifest;
+  std::string listing;
+  std::vector<v1::Event> verified;
+  std::vector<MaterialFile> mf;
+  PullSummary sum;
+  for (const auto& p : paths) {
+    std::string src = JoinPath(o.dir, p);
+    std::string tmp = blobs->PathOf(std::string(64, '0')) + ".add-local";
+    MS_RETURN_IF_ERROR(CopyInto(src, tmp));
+    std::string sha = HashFileHex(HashKind::kSha256, tmp);
+    if (sha.empty()) return Status::IOError("read " + tmp);
+    uint64_t size = fs::file_size(tmp, ec);
+    if (ec) return Status::IOError("stat " + tmp + ": " + ec.message());
+    MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), fs::path(tmp).filename().string(), sha));
+    auto* fe = manifest.add_files();
+    fe->set_path(p);
+    fe->set_size(size);
+    fe->set_lfs_sha256(sha);
+    fe->set_git_oid(GitBlobSha1Hex(LfsPointerText(sha, size)));
+    listing += p + std::string(1, '\0') + std::to_string(size) + std::string(1, '\0') + sha + "\n";
+    v1::Event e;
+    e.mutable_blob_verified()->set_content_id(sha);
+    e.mutable_blob_verified()->set_size(size);
+    verified.push_back(std::move(e));
+    mf.push_back({p, sha});
+    sum.bytes_total += size;
+  }
+  std::string commit = GitBlobSha1Hex(listing);  // sha1 over the manifest listing
+  std::vector<v1::Event> first;
+  {
+    v1::Event e;
+    auto* rr = e.mutable_revision_resolved();
+    rr->set_repo(repo);
+    rr->set_ref("local");
+    rr->set_commit(commit);
+    rr->set_endpoint("local:" + o.dir);
+    *rr->mutable_manifest() = manifest;
+    first.push_back(std::move(e));
+  }
+  for (auto& e : verified) first.push_back(std::move(e));
+  MS_RETURN_IF_ERROR(journal->Append(std::move(first)).status());
+
+  Materializer mat(*root_dir, *blobs);
+  MS_RETURN_IF_ERROR(mat.Materialize(repo, mf));
+  std::vector<v1::Event> act;
+  for (const auto& f : mf) {
+    v1::Event e;
+    auto* fm = e.mutable_file_materialized();
+    fm->set_repo(repo);
+    fm->set_commit(commit);
+    fm->set_path(f.path);
+    fm->set_content_id(f.content_id);
+    act.push_back(std::move(e));
+  }
+  v1::Event ra;
+  ra.mutable_revision_activated()->set_repo(repo);
+  ra.mutable_revision_activated()->set_commit(commit);
+  ra.mutable_revision_activated()->set_model_id(o.model_id);
+  ra.mutable_revision_activated()->set_ref("local");
+  act.push_back(std::move(ra));
+  MS_RETURN_IF_ERROR(journal->Append(std::move(act)).status());
+  MS_RETURN_IF_ERROR(mat.WriteMarker(o.model_id));
+  v1::Event mw;
+  mw.mutable_marker_written()->set_repo(repo);
+  mw.mutable_marker_written()->set_model_id(o.model_id);
+  MS_RETURN_IF_ERROR(journal->Append({std::move(mw)}).status());
+
+  sum.repo = repo;
+  sum.ref = "local";
+  sum.commit = commit;
+  sum.model_dir = root + "/models/" + repo;
+  sum.marker_path = root + "/" + o.model_id;
+  sum.files = paths.size();
+  sum.model_checked = true;
+  sum.model_type = report.model_type;
+  sum.quantization = report.QuantSummary();
+  sum.tensors = report.tensors;
+  sum.parameters = report.parameters;
+  return sum;
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,34 @@
+// AddLocal: adopt a model directory the user already has into the root, as if pulled.
+//
+// Walks dir (regular files; symlinks to regular files are read through; .git/ and
+// .cache/ skipped), runs the model checks (model_check.h: GGUF-only / PyTorch-only / no
+// weights refused; config, tokenizer, safetensors headers, index, quantization), hashes every
+// file with sha256 and records it as an LFS-style FileEntry (lfs_sha256 = sha256, git_oid =
+// git blob sha1 of its LFS pointer text): sha256 for all files, so verify re-hashes each
+// blob with sha256. Each file is copied into blobs/ (Adopt), then the log gets
+// RevisionResolved (ref "local", commit = sha1 hex of the manifest: "path\0size\0sha256\n"
+// lines sorted by path), BlobVerified (transfer 0), and after Materialize FileMaterialized,
+// RevisionActivated and, after the marker, MarkerWritten — so status/verify/rebuild treat it
+// like a pulled model. The source directory is never modified.
+//
+// Errors: kInvalidArgument (bad ids, unsafe path, not an MLX model), kPermanent (model check),
+// kIOError / kNoSpace, kLocked. Thread safety: calling thread only.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "engine/pull.h"
+
+namespace modelsync::engine {
+
+struct AddLocalOptions {
+  std::string root;
+  std::string dir;       // the model directory
+  std::string model_id;  // marker name (required)
+  std::string repo;      // "org/name"; default "local/<model_id>"
+};
+
+Result<PullSummary> AddLocal(const AddLocalOptions& options);
+
+}  // namespace modelsync::engine

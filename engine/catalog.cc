@@ -1,0 +1,36 @@
+#include "engine/catalog.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace modelsync::engine {
+
+const std::vector<CatalogEntry>& Catalog() {
+  static const std::vector<CatalogEntry> kCatalog = {
+      {"smollm2-135m", "mlx-community/SmolLM2-135M-Instruct-4bit", "135M", 76ull << 20,
+       "4-bit affine, group size 64",
+       "tiny instruct chat model: smoke tests, very low memory devices"},
+      {"qwen2.5-0.5b", "mlx-community/Qwen2.5-0.5B-Instruct-4bit", "0.5B", 289598797ull,
+       "4-bit affine, group size 64",
+       "small multilingual instruct chat model; fast on any Apple silicon (exact size)"},
+      {"llama-3.2-1b", "mlx-community/Llama-3.2-1B-Instruct-4bit", "1.2B", 712ull << 20,
+       "4-bit affine, group size 64",
+       "Meta Llama 3.2 1B instruct: general chat and summarization with a 128k context"},
+  };
+  return kCatalog;
+}
+
+const CatalogEntry* FindCatalogEntry(std::string_view s) {
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return out;
+  };
+  std::string want = lower(s);
+  for (const auto& e : Catalog())
+    if (lower(e.name) == want || lower(e.repo) == want) return &e;
+  return nullptr;
+}
+
+}  // namespace modelsync::engine

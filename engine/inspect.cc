@@ -1,0 +1,64 @@
+#include "engine/inspect.h"
+
+#include <climits>
+#include <cstdlib>
+
+#include "engine/catalog.h"
+#include "engine/journal.h"
+
+namespace modelsync::engine {
+
+Result<InspectReport> Inspect(const std::string& root_in, const std::string& name) {
+  if (root_in.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  char buf[PATH_MAX];
+  std::string root = ::realpath(root_in.c_str(), buf) ? std::string(buf) : root_in;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true));
+  const State& st = journal->state();
+  std::string repo = name;
+  if (!st.repos.count(repo)) {
+    for (const auto& [id, rs] : st.repos)
+      if (rs.model_id == name) repo = id;
+    if (!st.repos.count(repo))
+      if (const auto* e = FindCatalogEntry(name)) repo = e->repo;
+  }
+  auto it = st.repos.find(repo);
+  if (it == st.repos.end() || it->second.active_commit.empty())
+    return Status::NotFound(name + " has no complete revision in " + root +
+                            ": run `modelsync pull " + name + "` first");
+  const RepoState& rs = it->second;
+  InspectReport rep;
+  rep.repo = repo;
+  rep.model_id = rs.model_id;
+  rep.ref = rs.active_ref;
+  rep.commit = rs.active_commit;
+  rep.marker = rs.marker;
+  rep.model_dir = root + "/models/" + repo;
+  auto rev = rs.revisions.find(rs.active_commit);
+  std::vector<std::string> paths;
+  for (const auto& [path, id] : rs.materialized) {
+    InspectFile f{path, 0, id};
+    if (rev != rs.revisions.end())
+      for (const auto& fe : rev->second.files)
+        if (fe.path() == path) f.size = fe.size();
+    rep.total_bytes += f.size;
+    rep.files.push_back(f);
+    paths.push_back(path);
+  }
+  int64_t activated = 0, marked = 0;
+  MS_RETURN_IF_ERROR(journal->ForEachEvent(0, [&](uint64_t, const v1::Event& e) {
+    if (e.has_revision_activated() && e.revision_activated().repo() == repo) activated = e.time_ms();
+    if (e.has_marker_written() && e.marker_written().repo() == repo) marked = e.time_ms();
+    return Status::Ok();
+  }));
+  rep.verified_ms = marked ? marked : activated;
+  auto kind = CheckManifest(repo, paths, /*any_format=*/true);
+  rep.is_model = kind.ok() && *kind != ManifestKind::kNoWeights;
+  if (rep.is_model) {
+    auto m = CheckModelDir(rep.model_dir, paths);
+    if (m.ok()) rep.model = std::move(*m);
+    else rep.check_error = m.status().message();
+  }
+  return rep;
+}
+
+}  // namespace modelsync::engine
