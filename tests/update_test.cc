@@ -40,22 +40,32 @@ fixtures::FixtureOptions Options(uint64_t weights) {
   return fo;
 }
 
-// fixtures/shared: c1 holds the versions repo's weights (same bytes) + README + config.json;
-// c2 moves config.json to conf/config.json. main -> c2, tag c1 -> c1.
+// fixtures/shared: c1 is the versions repo at main (a loadable MLX model: same weights,
+// tokenizer, index, .gitattributes) with its own README.md and config.json (one extra key);
+// c2 moves README.md to docs/README.md (same bytes). main -> c2, tag c1 -> c1.
 void MakeSharedRepo(const FixtureDir& fx) {
-  auto read = ReadFile(fx.ObjectPath(fixtures::kVersionsRepo, "main", "model.safetensors"));
-  REQUIRE(read.ok());
-  std::string weights = *read;
+  json rj = fx.RepoJson(fixtures::kVersionsRepo);
+  std::string main_commit = rj["refs"]["main"].get<std::string>();
   fixtures::RepoBuilder b(fx.path(), kSharedRepo);
-  REQUIRE(b.AddFile(".gitattributes", fixtures::DefaultGitattributes()).ok());
-  REQUIRE(b.AddFile("README.md", "# a repo that shares its weights\n").ok());
-  REQUIRE(b.AddFile("config.json", "{\"model_type\": \"shared\", \"hidden_size\": 64}\n").ok());
-  REQUIRE(b.AddFile("model.safetensors", weights).ok());
+  const std::string readme = "# a repo that shares its weights\n";
+  for (const auto& f : rj["commits"][main_commit]["files"]) {
+    std::string path = f["path"].get<std::string>();
+    auto content = ReadFile(fx.ObjectPath(fixtures::kVersionsRepo, "main", path));
+    REQUIRE(content.ok());
+    if (path == "README.md") {
+      REQUIRE(b.AddFile(path, readme).ok());
+    } else if (path == "config.json") {
+      json cfg = json::parse(*content);
+      cfg["_name_or_path"] = kSharedRepo;
+      REQUIRE(b.AddFile(path, cfg.dump(4) + "\n").ok());
+    } else {
+      REQUIRE(b.AddFile(path, *content).ok());
+    }
+  }
   auto c1 = b.Commit("c1");
   REQUIRE(c1.ok());
-  b.RemoveFile("config.json");
-  REQUIRE(
-      b.AddFile("conf/config.json", "{\"model_type\": \"shared\", \"hidden_size\": 64}\n").ok());
+  b.RemoveFile("README.md");
+  REQUIRE(b.AddFile("docs/README.md", readme).ok());
   auto c2 = b.Commit("c2");
   REQUIRE(c2.ok());
   b.SetRef("main", *c2);
@@ -298,7 +308,8 @@ TEST_CASE("content held by another repo, and a renamed file, cost zero bytes") {
   CHECK(OnDisk(dir) == hub.Expected(kSharedRepo, "c1"));
   CHECK(hub.FileBytes("model.safetensors") == 0);
   auto sizes = hub.Sizes(kSharedRepo, "c1");
-  CHECK(hub.FileBytes() == sizes["README.md"] + sizes["config.json"]);  // .gitattributes shared too
+  // Everything but README.md and config.json is content the versions repo already brought.
+  CHECK(hub.FileBytes() == sizes["README.md"] + sizes["config.json"]);
 
   auto d = RunCli({"diff", kSharedRepo, "--json"}, env);
   REQUIRE(d.exit_code == 0);
@@ -308,7 +319,8 @@ TEST_CASE("content held by another repo, and a renamed file, cost zero bytes") {
   REQUIRE(hub.emu.Reset().ok());
   REQUIRE(RunCli({"pull", kSharedRepo, "--quiet"}, env).exit_code == 0);
   CHECK(OnDisk(dir) == hub.Expected(kSharedRepo, "main"));
-  CHECK_FALSE(fs::exists(dir + "/config.json"));
+  CHECK_FALSE(fs::exists(dir + "/README.md"));
+  CHECK(fs::exists(dir + "/docs/README.md"));
   CHECK(hub.FileBytes() == 0);
 }
 
