@@ -109,9 +109,9 @@ Result<std::vector<v1::FileEntry>> TargetFiles(const std::vector<v1::FileEntry>&
   return out;
 }
 
-// Runs the plan's steps in planner.h order.
-Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files,
-               net::Hub* hub, uint64_t* fetched) {
+// Runs the plan's steps in planner.h order. Returns early (OK) when the plan went stale
+// mid-way (a bad blob was removed): the caller plans again after every Execute anyway.
+Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   Materializer mat(*c.root_dir, *c.blobs);
   std::vector<v1::Event> events;
   auto flush = [&]() -> Status {
@@ -172,6 +172,7 @@ Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files
     Status s = runner.Run(plan);
     *fetched += runner.bytes_fetched();
     MS_RETURN_IF_ERROR(s);
+    if (runner.replan_needed()) return Status::Ok();
   }
 
   if (plan.build_dir) {
@@ -208,7 +209,6 @@ Status Execute(Ctx& c, const Plan& plan, const std::vector<v1::FileEntry>& files
     events.push_back(std::move(e));
     MS_RETURN_IF_ERROR(flush());
   }
-  (void)files;
   if (plan.write_marker) {
     MS_RETURN_IF_ERROR(PostCheck(c, plan));
     MS_RETURN_IF_ERROR(mat.WriteMarker(plan.model_id));
@@ -232,7 +232,6 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
   in.files = files;
   PlanOptions po;
   po.chunk_size = c.o.chunk_bytes ? c.o.chunk_bytes : kDefaultChunk;
-  Status last;
   for (int round = 0; round < kMaxRounds; ++round) {
     MS_ASSIGN_OR_RETURN(Observation obs, Observe(*c.root_dir, c.o.repo, {c.model_id}));
     MS_ASSIGN_OR_RETURN(Plan plan, MakePlan(in, c.journal->state(), obs, po));
@@ -245,13 +244,10 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
                                plan.fetch_bytes);
     }
     if (plan.NothingToDo()) return Status::Ok();
-    last = Execute(c, plan, files, hub, &sum->bytes_fetched);
-    // A blob that failed its re-hash was removed: plan again (it will be fetched).
-    if (!last.ok() && !(last.IsTransient() && last.message().find("blob of") == 0)) return last;
+    MS_RETURN_IF_ERROR(Execute(c, plan, hub, &sum->bytes_fetched));
   }
-  return last.ok() ? Status::Transient("the model did not settle after " +
-                                       std::to_string(kMaxRounds) + " rounds; run pull again")
-                   : last;
+  return Status::Transient("the model did not settle after " + std::to_string(kMaxRounds) +
+                           " rounds; run pull again");
 }
 
 Status PullOffline(Ctx& c, PullSummary* sum) {

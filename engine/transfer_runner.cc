@@ -215,7 +215,8 @@ Status TransferRunner::Run(const Plan& plan) {
         blobs_.PathOf(fp.content_id));
     if (digest != fp.content_id) {
       MS_RETURN_IF_ERROR(blobs_.Remove(fp.content_id));
-      return Status::Transient("blob of " + fp.path + " did not match its content id; removed it");
+      replan_needed_ = true;
+      return Status::Ok();
     }
     v1::Event e;
     auto* bv = e.mutable_blob_verified();

@@ -79,6 +79,9 @@ class TransferRunner {
   Status Run(const Plan& plan);
 
   uint64_t bytes_fetched() const { return bytes_fetched_; }
+  // True when Run() stopped early (OK) because a blob on disk but not in the log failed its
+  // re-hash and was removed: the plan is stale, plan again (the content will be fetched).
+  bool replan_needed() const { return replan_needed_; }
 
  private:
   struct Impl;
@@ -88,6 +91,7 @@ class TransferRunner {
   storage::BlobStore& blobs_;
   TransferRunnerOptions options_;
   uint64_t bytes_fetched_ = 0;
+  bool replan_needed_ = false;
 };
 
 }  // namespace modelsync::engine

@@ -336,3 +336,41 @@ TEST_CASE("two pulls on one root: the second waits for the lock and says so; bot
   CHECK(err2->find("waiting") != std::string::npos);
   CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
 }
+
+TEST_CASE("a blob on disk that the log never verified is re-hashed; a bad one is replaced") {
+  Hub hub;
+  TempDir root;
+  json rj = hub.fixtures.RepoJson(fixtures::kModelRepo);
+  std::string commit = rj["refs"]["main"].get<std::string>();
+  std::string good_id, bad_id;
+  for (const auto& f : rj["commits"][commit]["files"]) {
+    std::string id = f.contains("lfs_sha256") ? f["lfs_sha256"].get<std::string>()
+                                               : f["git_oid"].get<std::string>();
+    if (f["path"] == "config.json") bad_id = id;
+    if (f["path"] == "tokenizer.json") good_id = id;
+  }
+  REQUIRE(!bad_id.empty());
+  REQUIRE(!good_id.empty());
+  std::string blobs = root.path() + "/.modelsync/blobs";
+  fs::create_directories(blobs);
+  // A correct blob (left by an earlier root, say) and a damaged one of the same size.
+  fs::copy_file(hub.fixtures.ObjectPath(fixtures::kModelRepo, "main", "tokenizer.json"),
+                blobs + "/" + good_id);
+  auto cfg = ReadFile(hub.fixtures.ObjectPath(fixtures::kModelRepo, "main", "config.json"));
+  REQUIRE(cfg.ok());
+  std::string damaged = *cfg;
+  damaged[0] ^= 1;
+  REQUIRE(WriteFileAtomic(blobs + "/" + bad_id, damaged).ok());
+  auto r = RunCli({"pull", fixtures::kModelRepo, "--quiet"}, hub.Env(root.path()));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  json stats = *hub.emu.Stats();
+  bool fetched_config = false, fetched_tokenizer = false;
+  for (auto& [path, per] : stats["paths"].items()) {
+    if (path.find("/config.json") != std::string::npos) fetched_config = true;
+    if (path.find("/tokenizer.json") != std::string::npos) fetched_tokenizer = true;
+  }
+  CHECK(fetched_config);        // the damaged blob was replaced from the network
+  CHECK_FALSE(fetched_tokenizer);  // the good one was re-hashed and kept
+}
