@@ -80,7 +80,9 @@ Result<std::vector<uint64_t>> Journal::Append(std::vector<v1::Event> events) {
   int64_t now = options_.clock->WallMs();
   for (auto& e : events)
     if (e.time_ms() == 0) e.set_time_ms(now);
+  if (options_.on_commit) options_.on_commit(false, events.size());
   MS_ASSIGN_OR_RETURN(std::vector<uint64_t> seqs, impl_->log->Append(events));
+  if (options_.on_commit) options_.on_commit(true, events.size());
   for (size_t i = 0; i < events.size(); ++i) state_.Apply(seqs[i], events[i]);
   if (options_.snapshot_every && state_.last_seq - snapshot_seq_ >= options_.snapshot_every) {
     // The events are committed; a failed snapshot only costs start-up time later.

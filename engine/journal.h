@@ -36,6 +36,9 @@ struct JournalOptions {
   // on WriteSnapshot()).
   uint64_t snapshot_every = 50'000;
   size_t initial_map_bytes = 0;  // LMDB starting map size; 0 = the storage default
+  // Tests only (crash points): called before each Append's commit (after = false) and after
+  // it succeeded (after = true), with the number of events in the batch.
+  std::function<void(bool after, size_t events)> on_commit;
 };
 
 class Journal {

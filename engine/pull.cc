@@ -46,6 +46,7 @@ struct Ctx {
   // Model checks (issue #8): set by PreCheck, used by PostCheck.
   ManifestKind kind = ManifestKind::kSafetensors;
   PullSummary* sum = nullptr;
+  uint64_t small_file_bytes = 0;  // PullInternalOptions
 };
 
 // --- Model checks (engine/model_check.h) ---------------------------------------------
@@ -102,8 +103,8 @@ Result<std::vector<v1::FileEntry>> TargetFiles(const std::vector<v1::FileEntry>&
   PathFilter filter(o.include, o.exclude);
   std::vector<v1::FileEntry> out;
   for (const auto& f : all) {
-    MS_RETURN_IF_ERROR(ValidateRepoPath(f.path()).With(
-        "the hub listed an unsafe path in " + o.repo + "; refusing to write anything"));
+    MS_RETURN_IF_ERROR(ValidateRepoPath(f.path()).With("the hub listed an unsafe path in " +
+                                                       o.repo + "; refusing to write anything"));
     if (filter.Keep(f.path())) out.push_back(f);
   }
   return out;
@@ -147,13 +148,15 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     any_fetch |= f.action == FileAction::kFetch || f.action == FileAction::kResume ||
                  (f.action == FileAction::kLink && f.verify_blob);
   if (any_fetch) {
-    if (!hub) return Status::Offline("HF_HUB_OFFLINE is set and " + plan.repo + " needs " +
-                                     std::to_string(plan.fetch_bytes) +
-                                     " bytes from the hub: unset HF_HUB_OFFLINE to download them");
+    if (!hub)
+      return Status::Offline("HF_HUB_OFFLINE is set and " + plan.repo + " needs " +
+                             std::to_string(plan.fetch_bytes) +
+                             " bytes from the hub: unset HF_HUB_OFFLINE to download them");
     MS_RETURN_IF_ERROR(CheckFreeSpace(*c.root_dir, plan.allocate_bytes));
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
     ro.cancel = c.o.cancel;
+    ro.small_file_bytes = c.small_file_bytes;
     uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;
     ro.on_progress = [&, rate_set](const TransferProgress& p) mutable {
       if (c.o.max_rate && c.o.max_rate->load() != rate_set) {
@@ -264,8 +267,8 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
                            commit.substr(0, 12) + ", not " + c.o.revision + ": " + hint);
   auto rev = rs.revisions.find(commit);
   if (rev == rs.revisions.end())
-    return Status::Offline("HF_HUB_OFFLINE is set and the manifest of " + c.o.repo + "@" +
-                           commit + " is not in the log: " + hint);
+    return Status::Offline("HF_HUB_OFFLINE is set and the manifest of " + c.o.repo + "@" + commit +
+                           " is not in the log: " + hint);
   MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rev->second.files, c.o));
   sum->commit = commit;
   return Converge(c, commit, files, nullptr, sum, true);
@@ -307,6 +310,8 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
   JournalOptions jo;
   jo.wait_for_lock = o.wait_for_lock;
+  jo.on_commit = internal.on_commit;
+  c.small_file_bytes = internal.small_file_bytes;
   jo.on_wait = [&](int pid) {
     if (observer)
       observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +

@@ -61,9 +61,9 @@ struct Xfer {
   int in_flight = 0;
   std::vector<uint64_t> fetch_ids;
   uint64_t unsynced = 0;
-  uint64_t written = 0;     // bytes written to the file by this run
-  uint64_t kicked = 0;      // `written` at the last StartWriteback (control thread only)
-  uint64_t dropped = 0;     // prefix whose pages were dropped (control thread only)
+  uint64_t written = 0;  // bytes written to the file by this run
+  uint64_t kicked = 0;   // `written` at the last StartWriteback (control thread only)
+  uint64_t dropped = 0;  // prefix whose pages were dropped (control thread only)
   SteadyClock::time_point last_sync = SteadyClock::now();
   bool started = false;  // partial created and TransferStarted recorded
   bool done = false;
@@ -168,7 +168,11 @@ struct TransferRunner::Impl {
 
 TransferRunner::TransferRunner(Journal& journal, net::Hub& hub, storage::PartialStore& partials,
                                storage::BlobStore& blobs, TransferRunnerOptions options)
-    : journal_(journal), hub_(hub), partials_(partials), blobs_(blobs), options_(std::move(options)) {}
+    : journal_(journal),
+      hub_(hub),
+      partials_(partials),
+      blobs_(blobs),
+      options_(std::move(options)) {}
 
 TransferRunner::~TransferRunner() = default;
 
@@ -210,9 +214,9 @@ Status TransferRunner::Run(const Plan& plan) {
   // kLink of a blob that is on disk but unrecorded: re-hash it first.
   for (const auto& fp : plan.files) {
     if (fp.action != FileAction::kLink || !fp.verify_blob) continue;
-    std::string digest = HashFileHex(
-        fp.content_id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1,
-        blobs_.PathOf(fp.content_id));
+    std::string digest =
+        HashFileHex(fp.content_id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1,
+                    blobs_.PathOf(fp.content_id));
     if (digest != fp.content_id) {
       MS_RETURN_IF_ERROR(blobs_.Remove(fp.content_id));
       replan_needed_ = true;
@@ -230,10 +234,12 @@ Status TransferRunner::Run(const Plan& plan) {
     auto x = std::make_unique<Xfer>();
     x->fp = &fp;
     x->id = fp.transfer_id;
-    x->memory = fp.action == FileAction::kFetch && fp.size <= kSmallFileBytes;
+    x->memory =
+        fp.action == FileAction::kFetch &&
+        fp.size <= (options_.small_file_bytes ? options_.small_file_bytes : kSmallFileBytes);
     x->todo = Chunks(fp.fetch);
-    x->hasher = std::make_unique<Hasher>(
-        fp.lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1, fp.size);
+    x->hasher =
+        std::make_unique<Hasher>(fp.lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1, fp.size);
     if (x->memory) {
       x->buffer.resize(fp.size);
       x->started = true;
@@ -324,7 +330,8 @@ Status TransferRunner::Run(const Plan& plan) {
         // Written now, made durable and adopted with the next batch (adopt_small).
         std::string tmp = ".tmp-" + x.fp->content_id;
         {
-          MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
+          MS_ASSIGN_OR_RETURN(auto f,
+                              blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
           MS_RETURN_IF_ERROR(f->PWrite(0, x.buffer));
         }
         std::string().swap(x.buffer);
@@ -348,8 +355,8 @@ Status TransferRunner::Run(const Plan& plan) {
       if (options_.on_file_done) options_.on_file_done(x.fp->path, x.fp->size, true);
       return Status::Ok();
     }
-    std::string what = x.fp->path + ": content hashed to " + digest + ", expected " +
-                       x.fp->content_id;
+    std::string what =
+        x.fp->path + ": content hashed to " + digest + ", expected " + x.fp->content_id;
     if (!x.memory) {
       v1::Event e;
       auto* tf = e.mutable_transfer_failed();
@@ -512,7 +519,8 @@ Status TransferRunner::Run(const Plan& plan) {
     if (!result.ok()) break;
 
     bytes_fetched_ = impl.received_bytes.load();
-    if (options_.on_progress && (all_done || now - last_progress >= std::chrono::milliseconds(100))) {
+    if (options_.on_progress &&
+        (all_done || now - last_progress >= std::chrono::milliseconds(100))) {
       progress.bytes_done = std::min(plan.total_bytes, present_at_start + bytes_fetched_);
       options_.on_progress(progress);
       last_progress = now;
@@ -534,7 +542,8 @@ Status TransferRunner::Run(const Plan& plan) {
   std::vector<uint64_t> cancel;
   {
     std::lock_guard<std::mutex> lock(impl.mu);
-    for (auto& x : impl.xfers) cancel.insert(cancel.end(), x->fetch_ids.begin(), x->fetch_ids.end());
+    for (auto& x : impl.xfers)
+      cancel.insert(cancel.end(), x->fetch_ids.begin(), x->fetch_ids.end());
   }
   for (uint64_t fid : cancel) hub_.Cancel(fid);
   {

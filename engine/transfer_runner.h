@@ -54,19 +54,22 @@ inline constexpr uint64_t kSyncBytes = 64ull << 20;
 inline constexpr std::chrono::milliseconds kSyncInterval{500};
 
 struct TransferProgress {
-  uint64_t bytes_done = 0;   // present before the run + received
+  uint64_t bytes_done = 0;  // present before the run + received
   uint64_t bytes_total = 0;
   uint64_t files_done = 0;
   uint64_t files_total = 0;
 };
 
 struct TransferRunnerOptions {
-  int connections = 8;  // fetches in flight at once
+  int connections = 8;                                       // fetches in flight at once
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
   // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
   // failure (fetches cancelled, written bytes synced and recorded) and returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;
+  // Files up to this size are fetched into memory (no partial, no range events); 0 =
+  // kSmallFileBytes. Tests lower it to drive the partial-file path with small fixtures.
+  uint64_t small_file_bytes = 0;
 };
 
 class TransferRunner {
