@@ -312,6 +312,11 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   jo.wait_for_lock = o.wait_for_lock;
   jo.on_commit = internal.on_commit;
   c.small_file_bytes = internal.small_file_bytes;
+  // Test knob: files up to this size are fetched into memory (no partial file, no range
+  // events); the soak lowers it so kills land in the partial-file path with small fixtures.
+  if (const char* v = std::getenv("MODELSYNC_SMALL_FILE_BYTES"); v && *v && !c.small_file_bytes) {
+    MS_ASSIGN_OR_RETURN(c.small_file_bytes, ParseBytes(v));
+  }
   jo.on_wait = [&](int pid) {
     if (observer)
       observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +

@@ -14,9 +14,10 @@
 //   kNotFound      repository missing or private (RepoNotFound, or 401), revision missing
 //                  (RevisionNotFound), file missing (EntryNotFound).
 //   kUnauthorized  gated repository, rejected token, 403.
-//   kTransient     attempts exhausted on connection errors, stalls, 408, 429, 5xx.
-//   kPermanent     other 4xx, TLS failure, malformed JSON, a server that ignores Range or
-//                  sends a wrong Content-Range, too many or non-http(s) redirects.
+//   kTransient     attempts exhausted on connection errors, stalls, 408, 429, 5xx, a
+//                  server that ignores Range or sends a wrong Content-Range (retried like
+//                  a 5xx: an edge may do it once; no byte of such an answer is delivered).
+//   kPermanent     other 4xx, TLS failure, malformed JSON, too many or non-http(s) redirects.
 //   kIntegrity     the hub's identity of the file (ETag / X-Linked-Etag / X-Linked-Size /
 //                  Content-Range total / X-Repo-Commit) differs from what was asked for.
 //   kCancelled     Cancel() or ~Hub().

@@ -306,25 +306,34 @@ TEST_CASE("A stalled transfer is aborted and resumed") {
   CHECK(hub.counters().retries >= 1);
 }
 
-TEST_CASE("Ignored Range and wrong Content-Range are rejected with nothing delivered") {
+TEST_CASE("Ignored Range and wrong Content-Range: nothing delivered, retried, then kTransient") {
   World& w = W();
   Hub hub(Opts(w));
   auto r = hub.Resolve(fixtures::kModelRepo, "main");
   REQUIRE(r.ok());
+  std::string whole = Content(w, fixtures::kModelRepo, "model.safetensors");
   for (const char* fault : {"ignore_range", "wrong_content_range"}) {
     CAPTURE(fault);
+    // Always: every attempt is refused, nothing is delivered, the error names the cause.
     REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {fault, true}}}).ok());
     TestSink sink(1000);
     hub.Fetch(SpecOf(*r, "model.safetensors", ByteRange{1000, 5000}), &sink);
     Status s = sink.Wait();
-    CHECK(s.code() == StatusCode::kPermanent);
+    CHECK(s.code() == StatusCode::kTransient);
+    CHECK(s.message().find("Range") != std::string::npos);
     CHECK(sink.size() == 0);
     // Also for a regular file served by the hub itself.
     REQUIRE(w.emu.SetFaults({{{"match", "config.json"}, {fault, true}}}).ok());
     TestSink small(1);
     hub.Fetch(SpecOf(*r, "config.json", ByteRange{1, 10}), &small);
-    CHECK(small.Wait().code() == StatusCode::kPermanent);
+    CHECK(small.Wait().code() == StatusCode::kTransient);
     CHECK(small.size() == 0);
+    // Once (an edge answering from a whole-file cache entry): the retry gets the range.
+    REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {fault, true}, {"times", 1}}}).ok());
+    TestSink once(1000);
+    hub.Fetch(SpecOf(*r, "model.safetensors", ByteRange{1000, 5000}), &once);
+    CHECK(once.Wait().ok());
+    CHECK(once.bytes_ == whole.substr(1000, 4000));
   }
 }
 
@@ -635,7 +644,10 @@ TEST_CASE("A gzip answer to a range request is never delivered") {
   REQUIRE(r.ok());
   TestSink sink;
   hub.Fetch(SpecOf(*r, "config.json"), &sink);
-  CHECK(sink.Wait().code() == StatusCode::kPermanent);
+  // Refused on every attempt (a 200 to a range request), then kTransient naming Range.
+  Status s = sink.Wait();
+  CHECK(s.code() == StatusCode::kTransient);
+  CHECK(s.message().find("ignores Range") != std::string::npos);
   CHECK(sink.size() == 0);
 }
 
