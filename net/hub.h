@@ -117,6 +117,12 @@ class Hub {
   // or finished ids are ignored.
   void Cancel(uint64_t fetch_id);
 
+  // Thread-safe, non-blocking. Cancels every request in flight or waiting for a retry
+  // (a blocked Resolve/FileInfo returns kCancelled, each fetch's sink gets OnDone(kCancelled))
+  // and refuses later ones with kCancelled. For a caller that must stop now, e.g. a daemon
+  // on SIGTERM while the hub is unreachable and requests sit in backoff.
+  void Stop();
+
   // Caps the sum of all fetches' body rates (a token bucket, live). 0 = unlimited.
   void SetMaxRate(uint64_t bytes_per_second);
 
