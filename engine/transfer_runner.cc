@@ -479,7 +479,10 @@ Status TransferRunner::Run(const Plan& plan) {
       if (!x.memory && x.started && unsynced > 0 &&
           (unsynced >= kSyncBytes || now - last_sync >= kSyncInterval || !fetching)) {
         result = sync(x);
-        if (!result.ok()) break;
+        if (!result.ok()) {
+          result = result.With(x.fp->path);
+          break;
+        }
       }
       if (x.memory) {
         if (complete && !fetching) {
@@ -560,7 +563,8 @@ Status TransferRunner::Run(const Plan& plan) {
       return true;
     });
   }
-  batch.clear();
+  // The batch holds only facts already true on disk (ranges synced, blobs adopted): record
+  // them with the failures, or a blob adopted just before the failure would look unrecorded.
   (void)adopt_small();  // verified already: keep them
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
