@@ -329,11 +329,12 @@ Status TransferRunner::Run(const Plan& plan) {
       if (x.memory) {
         // Written now, made durable and adopted with the next batch (adopt_small).
         std::string tmp = ".tmp-" + x.fp->content_id;
-        {
+        Status written = [&]() -> Status {
           MS_ASSIGN_OR_RETURN(auto f,
                               blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
-          MS_RETURN_IF_ERROR(f->PWrite(0, x.buffer));
-        }
+          return f->PWrite(0, x.buffer);
+        }();
+        if (!written.ok()) return written.With(x.fp->path);  // name the repo file too
         std::string().swap(x.buffer);
         if (small_batch.empty()) small_since = SteadyClock::now();
         small_batch.push_back(&x);
