@@ -1,5 +1,6 @@
 #include "engine/pull.h"
 
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -275,16 +276,21 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
 }
 
 // A disk error says what to do (the CLI prints the message as it is). Messages that already
-// carry advice (Status::FromErrno's ENOSPC note: "... run the command again ...") are kept.
+// carry advice (Status::FromErrno's ENOSPC note "... run the command again ...", the log's
+// "... and retry)") are kept as they are.
 Status WithDiskAdvice(const Status& s, const std::string& root) {
-  if (s.message().find(" again") != std::string::npos) return s;
+  const std::string& m = s.message();
+  if (m.find(" again") != std::string::npos || m.find(" retry") != std::string::npos) return s;
   const std::string kept = ", then run pull again: verified files and synced bytes are kept)";
-  if (s.IsIOError())
+  if (s.IsIOError() && s.detail() == EIO)
     return Status::IOError(
-        s.message() + " (the disk under " + root + " reported an error: check it (dmesg)" + kept,
+        m + " (the disk under " + root + " reported an I/O error: check it (dmesg)" + kept,
         s.detail());
+  if (s.IsIOError())
+    return Status::IOError(m + " (check the files and permissions under " + root + kept,
+                           s.detail());
   if (s.IsNoSpace())
-    return Status::NoSpace(s.message() + " (free some space under " + root + kept, s.detail());
+    return Status::NoSpace(m + " (free some space under " + root + kept, s.detail());
   return s;
 }
 
