@@ -25,8 +25,8 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -158,8 +158,8 @@ std::string SameAsCommit(const Expected& ex, const std::string& commit, const st
   if (it == ex.commits.end()) return "unknown commit " + commit;
   auto files = FilesUnder(dir);
   if (files.size() != it->second.size())
-    return dir + " has " + std::to_string(files.size()) + " files, commit " +
-           commit.substr(0, 8) + " has " + std::to_string(it->second.size());
+    return dir + " has " + std::to_string(files.size()) + " files, commit " + commit.substr(0, 8) +
+           " has " + std::to_string(it->second.size());
   for (const auto& [path, id] : it->second) {
     auto f = files.find(path);
     if (f == files.end()) return dir + " lacks " + path;
@@ -244,8 +244,8 @@ struct Scenario {
 
 struct Tally {
   uint64_t cases = 0, failed_cleanly = 0, succeeded = 0, not_reached = 0;
-  std::set<std::string> retried;  // "write#3 EIO transient" that the pull survived
-  std::map<std::string, int> lagging;  // LogLag() -> cases
+  std::set<std::string> retried;               // "write#3 EIO transient" that the pull survived
+  std::map<std::string, int> lagging;          // LogLag() -> cases
   std::map<std::string, std::string> samples;  // op + errno -> the first error message seen
   // A partial file's sync failed and the log still holds earlier committed ranges of a live
   // transfer (what was durable before the failure is kept, what was not is lost).
@@ -265,7 +265,8 @@ uint64_t LiveCommittedBytes(const std::string& root) {
 void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, storage::FsOp op,
              uint64_t nth, int err, bool persistent, Tally* tally) {
   std::string name = std::string(storage::FsOpName(op)) + "#" + std::to_string(nth) + " " +
-                     (err == ENOSPC ? "ENOSPC" : "EIO") + (persistent ? " persistent" : " transient");
+                     (err == ENOSPC ? "ENOSPC" : "EIO") +
+                     (persistent ? " persistent" : " transient");
   INFO("case: ", name, " root ", root);
   fs::create_directories(root);
   std::string real = fs::canonical(root).string();
@@ -276,14 +277,16 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
   bool injected = ffs.InjectedCount() > 0;
   if (s.ok()) {
     ++tally->succeeded;
-    if (injected) tally->retried.insert(name);
-    else ++tally->not_reached;
+    if (injected)
+      tally->retried.insert(name);
+    else
+      ++tally->not_reached;
   } else {
     INFO("status: ", s.ToString());
     CHECK(injected);
     CHECK(s.code() == (err == ENOSPC ? StatusCode::kNoSpace : StatusCode::kIOError));
-    bool names_path = s.message().find(real) != std::string::npos ||
-                      s.message().find(root) != std::string::npos;
+    bool names_path =
+        s.message().find(real) != std::string::npos || s.message().find(root) != std::string::npos;
     CHECK_MESSAGE(names_path, "the error does not name the path");
     CHECK_MESSAGE(s.message().find(" again") != std::string::npos,
                   "the error does not say what to do");
@@ -374,23 +377,23 @@ TEST_CASE("EIO and ENOSPC on the Nth write and the Nth sync of pull v1 -> main")
     for (int err : {EIO, ENOSPC})
       for (bool persistent : {false, true})
         for (uint64_t n = 1; n <= count; n += stride)
-          RunCase(sc, ex, base.path() + "/c" + std::to_string(k++), op, n, err, persistent,
-                  &tally);
+          RunCase(sc, ex, base.path() + "/c" + std::to_string(k++), op, n, err, persistent, &tally);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string retried, lag;
   for (const auto& r : tally.retried) retried += " [" + r + "]";
   for (const auto& [what, n] : tally.lagging) lag += " [" + what + ": " + std::to_string(n) + "]";
   MESSAGE("I/O-error cases: ", tally.cases, " run (writes ", writes, " stride ", stride_w,
-          ", syncs ", syncs, " stride ", stride_s, "), ", tally.failed_cleanly,
-          " failed cleanly, ", tally.succeeded, " succeeded (", tally.not_reached,
+          ", syncs ", syncs, " stride ", stride_s, "), ", tally.failed_cleanly, " failed cleanly, ",
+          tally.succeeded, " succeeded (", tally.not_reached,
           " fault not reached; retried:", retried.empty() ? " none" : retried, "), ", secs,
           " s; log behind the disk after the fault:", lag.empty() ? " never" : lag);
   for (const auto& [key, msg] : tally.samples) MESSAGE("e.g. ", key, ": ", msg);
   CHECK(tally.failed_cleanly > 0);
 }
 
-TEST_CASE("a failed fsync in the middle of a partial file loses its unsynced ranges, keeps the rest") {
+TEST_CASE(
+    "a failed fsync in the middle of a partial file loses its unsynced ranges, keeps the rest") {
   // The same scenario with the body rate capped, so the weights are synced on the 500 ms
   // clock several times mid-transfer; the faults go to the syncs of partial files only.
   fixtures::FixtureOptions fo;
