@@ -1,5 +1,6 @@
 #include "engine/pull.h"
 
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -312,6 +313,25 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
   return Converge(c, commit, files, nullptr, sum, true);
 }
 
+// A disk error says what to do (the CLI prints the message as it is). Messages that already
+// carry advice (Status::FromErrno's ENOSPC note "... run the command again ...", the log's
+// "... and retry)") are kept as they are.
+Status WithDiskAdvice(const Status& s, const std::string& root) {
+  const std::string& m = s.message();
+  if (m.find(" again") != std::string::npos || m.find(" retry") != std::string::npos) return s;
+  const std::string kept = ", then run pull again: verified files and synced bytes are kept)";
+  if (s.IsIOError() && s.detail() == EIO)
+    return Status::IOError(
+        m + " (the disk under " + root + " reported an I/O error: check it (dmesg)" + kept,
+        s.detail());
+  if (s.IsIOError())
+    return Status::IOError(m + " (check the files and permissions under " + root + kept,
+                           s.detail());
+  if (s.IsNoSpace())
+    return Status::NoSpace(m + " (free some space under " + root + kept, s.detail());
+  return s;
+}
+
 }  // namespace
 
 Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
@@ -360,11 +380,16 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
       observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +
                                  "; waiting for it to finish (--no-wait fails instead)");
   };
-  MS_ASSIGN_OR_RETURN(c.journal, Journal::Open(c.root, false, jo));
-  storage::FileSystem* fs = internal.fs ? internal.fs : storage::RealFileSystem();
-  MS_ASSIGN_OR_RETURN(c.root_dir, fs->OpenRoot(c.root, true));
-  MS_ASSIGN_OR_RETURN(c.blobs, storage::BlobStore::Open(*c.root_dir));
-  MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
+  // Opening the root: disk errors here get the same advice as later ones.
+  auto opened = [&]() -> Status {
+    MS_ASSIGN_OR_RETURN(c.journal, Journal::Open(c.root, false, jo));
+    storage::FileSystem* fs = internal.fs ? internal.fs : storage::RealFileSystem();
+    MS_ASSIGN_OR_RETURN(c.root_dir, fs->OpenRoot(c.root, true));
+    MS_ASSIGN_OR_RETURN(c.blobs, storage::BlobStore::Open(*c.root_dir));
+    MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
+    return Status::Ok();
+  }();
+  if (!opened.ok()) return WithDiskAdvice(opened, c.root);
 
   PullSummary sum;
   c.sum = &sum;
@@ -419,6 +444,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     if (it != c.journal->state().repos.end()) sum.files = it->second.materialized.size();
     return sum;
   }
+  s = WithDiskAdvice(s, c.root);
   if (!s.IsCancelled() && !s.IsOffline()) (void)c.journal->Append({SyncFailedEvent(o.repo, s)});
   return s;
 }

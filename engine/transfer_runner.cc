@@ -329,11 +329,12 @@ Status TransferRunner::Run(const Plan& plan) {
       if (x.memory) {
         // Written now, made durable and adopted with the next batch (adopt_small).
         std::string tmp = ".tmp-" + x.fp->content_id;
-        {
+        Status written = [&]() -> Status {
           MS_ASSIGN_OR_RETURN(auto f,
                               blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
-          MS_RETURN_IF_ERROR(f->PWrite(0, x.buffer));
-        }
+          return f->PWrite(0, x.buffer);
+        }();
+        if (!written.ok()) return written.With(x.fp->path);  // name the repo file too
         std::string().swap(x.buffer);
         if (small_batch.empty()) small_since = SteadyClock::now();
         small_batch.push_back(&x);
@@ -479,7 +480,10 @@ Status TransferRunner::Run(const Plan& plan) {
       if (!x.memory && x.started && unsynced > 0 &&
           (unsynced >= kSyncBytes || now - last_sync >= kSyncInterval || !fetching)) {
         result = sync(x);
-        if (!result.ok()) break;
+        if (!result.ok()) {
+          result = result.With(x.fp->path);
+          break;
+        }
       }
       if (x.memory) {
         if (complete && !fetching) {
@@ -560,7 +564,8 @@ Status TransferRunner::Run(const Plan& plan) {
       return true;
     });
   }
-  batch.clear();
+  // The batch holds only facts already true on disk (ranges synced, blobs adopted): record
+  // them with the failures, or a blob adopted just before the failure would look unrecorded.
   (void)adopt_small();  // verified already: keep them
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
