@@ -34,6 +34,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "base/hash.h"
 #include "engine/pull_internal.h"
@@ -75,6 +77,7 @@ struct ScenarioResult {
   uint64_t total = 0;              // side effects counted (a run that did not stop)
   uint64_t commits = 0;            // commit points among them
   uint64_t first_pull_failed = 0;  // 1 when the first pull failed as planned
+  uint64_t unsynced_lost = 0;      // power loss: unsynced bytes dropped at the stop
 };
 
 class Harness {
@@ -113,14 +116,16 @@ class Harness {
     }
     ::close(p[1]);
     ScenarioResult r;
-    uint64_t msg[3] = {0, 0, 0};
+    uint64_t msg[4] = {0, 0, 0, 0};  // {1, total, commits, first failed} or {2, lost bytes}
     bool got = ::read(p[0], msg, sizeof msg) == sizeof msg;
     ::close(p[0]);
     r.exit_code = WaitExit(pid);
-    if (got) {
-      r.total = msg[0];
-      r.commits = msg[1];
-      r.first_pull_failed = msg[2];
+    if (got && msg[0] == 1) {
+      r.total = msg[1];
+      r.commits = msg[2];
+      r.first_pull_failed = msg[3];
+    } else if (got && msg[0] == 2) {
+      r.unsynced_lost = msg[1];
     }
     REQUIRE(emu_.SetFaults(nlohmann::json::array()).ok());
     return r;
@@ -141,10 +146,12 @@ class Harness {
     ::setenv("HF_HOME", (root + ".hf").c_str(), 1);
     storage::FaultFileSystem ffs(storage::RealFileSystem());
     if (stop_at) {
-      ffs.SetHook([&ffs, stop_at, mode](storage::FsOp, uint64_t index, const std::string&) {
+      ffs.SetHook([&ffs, stop_at, mode, fd](storage::FsOp, uint64_t index, const std::string&) {
         if (index != stop_at) return;
         if (mode != Mode::kCrash) {
           ffs.Freeze();
+          uint64_t msg[4] = {2, ffs.UnsyncedBytes(), 0, 0};
+          (void)!::write(fd, msg, sizeof msg);
           Status s = ffs.DropUnsynced(mode == Mode::kPowerLossZero
                                           ? storage::FaultFileSystem::LossMode::kZero
                                           : storage::FaultFileSystem::LossMode::kGarbage);
@@ -181,7 +188,7 @@ class Harness {
       }
       ++step;
     }
-    uint64_t msg[3] = {ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first};
+    uint64_t msg[4] = {1, ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first};
     (void)!::write(fd, msg, sizeof msg);
     ::_exit(0);
   }
@@ -210,6 +217,49 @@ std::string CompareMain(const FixtureDir& fx, const std::string& root) {
   return "";
 }
 
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void Spit(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
+}
+
+// The checker is not vacuous: damage of each kind it must see, made on a recovered-from root
+// and undone at once. Counts what was caught per kind.
+struct Caught {
+  uint64_t ranges = 0, blobs = 0, models = 0;
+};
+void DamageAndCheck(const std::string& root, const FixtureDir& fx, Caught* caught) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root + "/.modelsync/partial", ec)) {
+    std::string path = e.path().string();
+    std::string data = Slurp(path);
+    std::string flipped = data;
+    for (char& c : flipped) c = static_cast<char>(c ^ 0x5A);
+    Spit(path, flipped);
+    caught->ranges +=
+        CheckRootInvariants(root, fx).find("differs from the fixture") != std::string::npos;
+    Spit(path, data);
+  }
+  for (const auto& e : fs::directory_iterator(root + "/.modelsync/blobs", ec)) {
+    std::string path = e.path().string();
+    if (path.find(".tmp") != std::string::npos) continue;
+    fs::rename(path, path + ".away");
+    caught->blobs += CheckRootInvariants(root, fx).find("is missing") != std::string::npos;
+    fs::rename(path + ".away", path);
+    break;
+  }
+  std::string model = root + "/models/fixtures/versions/config.json";
+  if (fs::is_regular_file(model)) {
+    fs::rename(model, model + ".away");
+    Spit(model, "{}");
+    caught->models += CheckRootInvariants(root, fx).find("matches no single") != std::string::npos;
+    fs::remove(model);
+    fs::rename(model + ".away", model);
+  }
+}
+
 uint64_t Stride(uint64_t total, uint64_t ci_points) {
   uint64_t stride = std::max<uint64_t>(1, total / ci_points);
   if (const char* s = std::getenv("MODELSYNC_CRASH_STRIDE"); s && *s)
@@ -234,7 +284,8 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
   uint64_t stride = Stride(total, ci_points);
   uint64_t start = 1 + std::min(first_offset, stride - 1);
   if (std::getenv("MODELSYNC_CRASH_STRIDE")) start = 1;
-  uint64_t points = 0, stopped = 0;
+  uint64_t points = 0, stopped = 0, lost = 0, lossy_points = 0;
+  Caught caught;
   for (uint64_t i = start; i <= total; i += stride) {
     std::string root = h.base() + "/r" + std::to_string(i);
     ScenarioResult r = h.Run(root, i, mode);
@@ -243,8 +294,12 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
     REQUIRE((r.exit_code == kCrashExit || r.exit_code == 0));
     stopped += r.exit_code == kCrashExit;
     ++points;
+    lost += r.unsynced_lost;
+    lossy_points += r.unsynced_lost > 0;
     // Before anything repairs it: the durable claims hold.
-    CHECK(CheckRootInvariants(root, h.fixture()) == "");
+    std::string broken = CheckRootInvariants(root, h.fixture());
+    CHECK(broken == "");
+    if (mode == Mode::kCrash && broken.empty()) DamageAndCheck(root, h.fixture(), &caught);
     auto env = h.Env(root);
     auto pull = RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, env);
     INFO(pull.err);
@@ -263,8 +318,18 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   MESSAGE(ModeName(mode), ": ", total, " side effects (", clean.commits, " commit points), ",
-          points, " run (stride ", stride, "), ", stopped, " stopped and converged, ", secs, " s");
+          points, " run (stride ", stride, "), ", stopped, " stopped and converged, ", secs,
+          " s; unsynced bytes dropped at ", lossy_points, " points (", lost,
+          " bytes); checker self-test caught damaged ranges/blobs/models ", caught.ranges, "/",
+          caught.blobs, "/", caught.models, " times");
   CHECK(stopped > 0);
+  if (mode == Mode::kCrash) {
+    CHECK(caught.ranges > 0);
+    CHECK(caught.blobs > 0);
+    CHECK(caught.models > 0);
+  } else {
+    CHECK(lossy_points > 0);
+  }
 }
 
 }  // namespace
