@@ -100,6 +100,9 @@ void CheckModel(const std::string& root, const engine::RepoState& rs, std::ostri
   std::string model_id = rs.model_id.empty() ? rs.repo.substr(rs.repo.find('/') + 1) : rs.model_id;
   bool marker = fs::exists(fs::symlink_status(root + "/" + model_id));
   std::error_code ec;
+  if (rs.marker && !marker)
+    out << "the log says marker " << model_id << " was written but " << root << "/" << model_id
+        << " is missing\n";
   if (!fs::is_directory(fs::symlink_status(dir, ec))) {
     if (marker) out << "marker " << model_id << " is present but " << dir << " is missing\n";
     return;

@@ -17,7 +17,8 @@
 //  4. a marker <root>/<model-id> of a repo in the log is present only with its model
 //     directory complete: every file the log says materialized for the active revision is
 //     there when the directory is at the active revision (a directory already swapped to the
-//     next revision, not yet activated, passes 3 and is not checked for completeness).
+//     next revision, not yet activated, passes 3 and is not checked for completeness); and a
+//     marker the log says was written (MarkerWritten, no MarkerRemoved since) is present.
 // Staging directories (models/<org>/.<name>.staging, .old) are not checked: they are not
 // shown to apps and the next run removes them.
 //
