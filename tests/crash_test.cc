@@ -38,6 +38,7 @@
 #include <iterator>
 
 #include "base/hash.h"
+#include "engine/journal.h"
 #include "engine/pull_internal.h"
 #include "fixtures/fixtures.h"
 #include "storage/fault_file_system.h"
@@ -78,6 +79,7 @@ struct ScenarioResult {
   uint64_t commits = 0;            // commit points among them
   uint64_t first_pull_failed = 0;  // 1 when the first pull failed as planned
   uint64_t unsynced_lost = 0;      // power loss: unsynced bytes dropped at the stop
+  uint64_t resumed_bytes = 0;      // bytes the second pull took from the failed one's partial
 };
 
 class Harness {
@@ -116,7 +118,8 @@ class Harness {
     }
     ::close(p[1]);
     ScenarioResult r;
-    uint64_t msg[4] = {0, 0, 0, 0};  // {1, total, commits, first failed} or {2, lost bytes}
+    // {1, total, commits, first failed, reused by the resume} or {2, lost bytes}
+    uint64_t msg[5] = {0, 0, 0, 0, 0};
     bool got = ::read(p[0], msg, sizeof msg) == sizeof msg;
     ::close(p[0]);
     r.exit_code = WaitExit(pid);
@@ -124,6 +127,7 @@ class Harness {
       r.total = msg[1];
       r.commits = msg[2];
       r.first_pull_failed = msg[3];
+      r.resumed_bytes = msg[4];
     } else if (got && msg[0] == 2) {
       r.unsynced_lost = msg[1];
     }
@@ -150,7 +154,7 @@ class Harness {
         if (index != stop_at) return;
         if (mode != Mode::kCrash) {
           ffs.Freeze();
-          uint64_t msg[4] = {2, ffs.UnsyncedBytes(), 0, 0};
+          uint64_t msg[5] = {2, ffs.UnsyncedBytes(), 0, 0, 0};
           (void)!::write(fd, msg, sizeof msg);
           Status s = ffs.DropUnsynced(mode == Mode::kPowerLossZero
                                           ? storage::FaultFileSystem::LossMode::kZero
@@ -167,7 +171,7 @@ class Harness {
       ffs.Tick(storage::FsOp::kCommit,
                (after ? "after commit of " : "before commit of ") + std::to_string(events));
     };
-    uint64_t failed_first = 0;
+    uint64_t failed_first = 0, resumed = 0;
     int step = 0;
     for (const char* rev : {"v1", "v1", "main"}) {
       engine::PullOptions po;
@@ -181,6 +185,7 @@ class Harness {
       if (step == 0) ::setenv("MODELSYNC_HUB_ATTEMPTS", "1", 1);
       auto r = engine::PullWith(po, nullptr, in);
       ::unsetenv("MODELSYNC_HUB_ATTEMPTS");
+      if (step == 1 && r.ok()) resumed = r->bytes_reused;
       if (step == 0) {
         failed_first = r.ok() ? 0 : 1;
       } else if (!r.ok()) {
@@ -188,7 +193,8 @@ class Harness {
       }
       ++step;
     }
-    uint64_t msg[4] = {1, ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first};
+    uint64_t msg[5] = {1, ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first,
+                       resumed};
     (void)!::write(fd, msg, sizeof msg);
     ::_exit(0);
   }
@@ -275,6 +281,15 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
   REQUIRE(clean.total > 10);
   // The scenario really has a failed first pull, a resume and commit points.
   CHECK(clean.first_pull_failed == 1);
+  CHECK(clean.resumed_bytes > 0);
+  uint64_t range_events = 0;
+  REQUIRE(engine::Journal::ScanLog(h.base() + "/count", 1,
+                                   [&](uint64_t, const modelsync::v1::Event& e) {
+                                     range_events += e.has_ranges_committed();
+                                     return Status::Ok();
+                                   })
+              .ok());
+  CHECK(range_events >= 2);
   CHECK(clean.commits > 4);
   CHECK(CompareMain(h.fixture(), h.base() + "/count") == "");
   CHECK(CheckRootInvariants(h.base() + "/count", h.fixture()) == "");
@@ -317,11 +332,12 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
     fs::remove_all(root + ".hf");
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MESSAGE(ModeName(mode), ": ", total, " side effects (", clean.commits, " commit points), ",
-          points, " run (stride ", stride, "), ", stopped, " stopped and converged, ", secs,
-          " s; unsynced bytes dropped at ", lossy_points, " points (", lost,
-          " bytes); checker self-test caught damaged ranges/blobs/models ", caught.ranges, "/",
-          caught.blobs, "/", caught.models, " times");
+  MESSAGE(ModeName(mode), ": ", total, " side effects (", clean.commits, " commit points, ",
+          range_events, " RangesCommitted, ", clean.resumed_bytes,
+          " bytes reused by the resuming pull), ", points, " run (stride ", stride, "), ", stopped,
+          " stopped and converged, ", secs, " s; unsynced bytes dropped at ", lossy_points,
+          " points (", lost, " bytes); checker self-test caught damaged ranges/blobs/models ",
+          caught.ranges, "/", caught.blobs, "/", caught.models, " times");
   CHECK(stopped > 0);
   if (mode == Mode::kCrash) {
     CHECK(caught.ranges > 0);
