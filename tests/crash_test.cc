@@ -79,7 +79,7 @@ struct ScenarioResult {
   uint64_t commits = 0;            // commit points among them
   uint64_t first_pull_failed = 0;  // 1 when the first pull failed as planned
   uint64_t unsynced_lost = 0;      // power loss: unsynced bytes dropped at the stop
-  uint64_t resumed_bytes = 0;      // bytes the second pull took from the failed one's partial
+  uint64_t resumed_bytes = 0;      // bytes_reused of the second pull (the failed pull left them)
 };
 
 class Harness {
