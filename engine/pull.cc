@@ -2,8 +2,11 @@
 
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "base/fs.h"
 #include "base/hash.h"
@@ -27,6 +30,41 @@
 
 namespace modelsync::engine {
 namespace {
+
+// While alive, watches *flag (every 50 ms) and calls on_set once when it becomes true: a
+// cancel must also stop a Resolve that is waiting out the hub's backoff.
+class CancelWatch {
+ public:
+  CancelWatch(const std::atomic<bool>* flag, std::function<void()> on_set) {
+    if (!flag) return;
+    thread_ = std::thread([this, flag, on_set = std::move(on_set)] {
+      std::unique_lock<std::mutex> l(mu_);
+      while (!done_) {
+        if (flag->load()) {
+          on_set();
+          return;
+        }
+        cv_.wait_for(l, std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~CancelWatch() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  CancelWatch(const CancelWatch&) = delete;
+  CancelWatch& operator=(const CancelWatch&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 constexpr int kDefaultConnections = 8;
 constexpr uint64_t kDefaultChunk = 32ull << 20;
@@ -312,6 +350,11 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   jo.wait_for_lock = o.wait_for_lock;
   jo.on_commit = internal.on_commit;
   c.small_file_bytes = internal.small_file_bytes;
+  // Test knob: files up to this size are fetched into memory (no partial file, no range
+  // events); the soak lowers it so kills land in the partial-file path with small fixtures.
+  if (const char* v = std::getenv("MODELSYNC_SMALL_FILE_BYTES"); v && *v && !c.small_file_bytes) {
+    MS_ASSIGN_OR_RETURN(c.small_file_bytes, ParseBytes(v));
+  }
   jo.on_wait = [&](int pid) {
     if (observer)
       observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +
@@ -335,6 +378,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     s = PullOffline(c, &sum);
   } else {
     net::Hub hub(hopts);
+    CancelWatch watch(o.cancel, [&hub] { hub.Stop(); });
     if (o.max_rate) hub.SetMaxRate(o.max_rate->load());
     // The manifest of a commit never changes: when the log has it, the tree is not listed.
     const RepoState* known_repo = nullptr;

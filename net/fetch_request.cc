@@ -89,16 +89,21 @@ BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Sta
     return BodyUse::kAbort;
   }
   if (head.status != 206) {
-    *fail = Status::Permanent("the server answered the range request for " + where + " with HTTP " +
+    // Transient: a CDN edge may answer one request from a whole-file cache entry; the
+    // retry (with backoff, up to max_attempts) asks again. A server that always does it
+    // fails with this message once the attempts are spent.
+    *fail = Status::Transient("the server answered the range request for " + where + " with HTTP " +
                               std::to_string(head.status) +
-                              " instead of 206 (it ignores Range): nothing was used");
+                              " instead of 206 (it ignores Range): nothing was used; if this "
+                              "persists, a proxy in front of the hub strips Range headers");
     return BodyUse::kAbort;
   }
   uint64_t a = 0, b = 0, total = 0;
   auto cr = head.Get("content-range");
   if (!cr || !ParseContentRange(*cr, &a, &b, &total) || a != next_ || b + 1 != end_) {
-    *fail = Status::Permanent("wrong Content-Range '" + cr.value_or("").substr(0, 80) + "' for " +
-                              where + " (asked " + RangeHeader() + "): nothing was used");
+    *fail = Status::Transient("wrong Content-Range '" + cr.value_or("").substr(0, 80) + "' for " +
+                              where + " (asked " + RangeHeader() + "): nothing was used; if this "
+                              "persists, a proxy in front of the hub rewrites ranges");
     return BodyUse::kAbort;
   }
   if (total != spec_.file_size) {

@@ -86,8 +86,8 @@ class Hub::Impl {
     auto future = promise->get_future();
     asio::post(io_, [this, url, ctx, promise] {
       auto done = [promise](Result<ApiResponse> r) { promise->set_value(std::move(r)); };
-      if (shutting_down_) {
-        done(Status::Cancelled("the hub client is shutting down"));
+      if (shutting_down_ || stopped_) {
+        done(Status::Cancelled("cancelled: " + ctx.Describe()));
         return;
       }
       Start(std::make_unique<ApiRequest>(loop_, ctx, url, done));
@@ -100,8 +100,8 @@ class Hub::Impl {
     auto future = promise->get_future();
     asio::post(io_, [this, url, ctx, promise] {
       auto done = [promise](Result<FileMetadata> r) { promise->set_value(std::move(r)); };
-      if (shutting_down_) {
-        done(Status::Cancelled("the hub client is shutting down"));
+      if (shutting_down_ || stopped_) {
+        done(Status::Cancelled("cancelled: " + ctx.Describe()));
         return;
       }
       Start(std::make_unique<HeadRequest>(loop_, ctx, url, done));
@@ -112,8 +112,8 @@ class Hub::Impl {
   uint64_t Fetch(FetchSpec spec, FetchSink* sink) {
     const uint64_t id = next_id_++;
     asio::post(io_, [this, id, spec = std::move(spec), sink]() mutable {
-      if (shutting_down_) {
-        sink->OnDone(Status::Cancelled("the hub client is shutting down"));
+      if (shutting_down_ || stopped_) {
+        sink->OnDone(Status::Cancelled("cancelled: fetch of " + spec.path));
         return;
       }
       Status bad = Validate(spec);
@@ -137,6 +137,15 @@ class Hub::Impl {
     asio::post(io_, [this, id] {
       auto it = fetches_.find(id);
       if (it != fetches_.end()) it->second->Cancel();
+    });
+  }
+
+  void Stop() {
+    asio::post(io_, [this] {
+      stopped_ = true;
+      std::vector<Request*> now;
+      for (auto& [r, owned] : live_) now.push_back(r);
+      for (Request* r : now) r->Cancel();
     });
   }
 
@@ -215,6 +224,7 @@ class Hub::Impl {
   std::unordered_set<Request*> paused_;
   std::atomic<uint64_t> next_id_{1};
   bool shutting_down_ = false;
+  bool stopped_ = false;  // Stop() was called
   std::thread thread_;
 };
 
@@ -304,6 +314,7 @@ Result<FileMetadata> Hub::FileInfo(const std::string& repo, const std::string& r
 
 uint64_t Hub::Fetch(FetchSpec spec, FetchSink* sink) { return impl_->Fetch(std::move(spec), sink); }
 void Hub::Cancel(uint64_t fetch_id) { impl_->Cancel(fetch_id); }
+void Hub::Stop() { impl_->Stop(); }
 void Hub::SetMaxRate(uint64_t bytes_per_second) { impl_->SetMaxRate(bytes_per_second); }
 Hub::Counters Hub::counters() const { return impl_->counters(); }
 

@@ -14,9 +14,10 @@
 //   kNotFound      repository missing or private (RepoNotFound, or 401), revision missing
 //                  (RevisionNotFound), file missing (EntryNotFound).
 //   kUnauthorized  gated repository, rejected token, 403.
-//   kTransient     attempts exhausted on connection errors, stalls, 408, 429, 5xx.
-//   kPermanent     other 4xx, TLS failure, malformed JSON, a server that ignores Range or
-//                  sends a wrong Content-Range, too many or non-http(s) redirects.
+//   kTransient     attempts exhausted on connection errors, stalls, 408, 429, 5xx, a
+//                  server that ignores Range or sends a wrong Content-Range (retried like
+//                  a 5xx: an edge may do it once; no byte of such an answer is delivered).
+//   kPermanent     other 4xx, TLS failure, malformed JSON, too many or non-http(s) redirects.
 //   kIntegrity     the hub's identity of the file (ETag / X-Linked-Etag / X-Linked-Size /
 //                  Content-Range total / X-Repo-Commit) differs from what was asked for.
 //   kCancelled     Cancel() or ~Hub().
@@ -115,6 +116,12 @@ class Hub {
   // Cancels a fetch; its sink gets OnDone(kCancelled) unless it already finished. Unknown
   // or finished ids are ignored.
   void Cancel(uint64_t fetch_id);
+
+  // Thread-safe, non-blocking. Cancels every request in flight or waiting for a retry
+  // (a blocked Resolve/FileInfo returns kCancelled, each fetch's sink gets OnDone(kCancelled))
+  // and refuses later ones with kCancelled. For a caller that must stop now, e.g. a daemon
+  // on SIGTERM while the hub is unreachable and requests sit in backoff.
+  void Stop();
 
   // Caps the sum of all fetches' body rates (a token bucket, live). 0 = unlimited.
   void SetMaxRate(uint64_t bytes_per_second);

@@ -124,7 +124,13 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
   std::unique_ptr<Exchange> ex = std::move(exchange_);
   if (finished_ || !ex) return;
   if (!abort_status_.ok()) {
-    Finish(abort_status_);
+    // A transient refusal of the answer (a range request answered 200, a wrong
+    // Content-Range) is asked again like a 5xx; anything else ends the request.
+    if (abort_status_.IsTransient()) {
+      Retry(abort_status_, std::nullopt);
+    } else {
+      Finish(abort_status_);
+    }
     return;
   }
   const ResponseHead& head = ex->head();

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "base/hash.h"
@@ -29,7 +29,8 @@ namespace {
 
 struct Hub {
   explicit Hub(fixtures::FixtureOptions fo = Small())
-      : fixtures(fo), emu(EmulatorProcess::Options{fixtures.path(), "hf_testtoken_0123456789", 1000, false, {}}) {
+      : fixtures(fo),
+        emu(EmulatorProcess::Options{fixtures.path(), "hf_testtoken_0123456789", 1000, false, {}}) {
     REQUIRE(emu.Start().ok());
   }
   static fixtures::FixtureOptions Small() {
@@ -39,9 +40,10 @@ struct Hub {
     return fo;
   }
   std::map<std::string, std::string> Env(const std::string& root) const {
-    return {{"MODELSYNC_ROOT", root}, {"HF_ENDPOINT", emu.hub_url()}, {"HF_TOKEN", "\x01unset"},
-            {"HF_HUB_OFFLINE", "\x01unset"}, {"HF_HOME", root + "/.hf-home"},
-            {"MODELSYNC_STALL_TIMEOUT", "2s"}, {"JOURNAL_STREAM", "\x01unset"}};
+    return {{"MODELSYNC_ROOT", root},        {"HF_ENDPOINT", emu.hub_url()},
+            {"HF_TOKEN", "\x01unset"},       {"HF_HUB_OFFLINE", "\x01unset"},
+            {"HF_HOME", root + "/.hf-home"}, {"MODELSYNC_STALL_TIMEOUT", "2s"},
+            {"JOURNAL_STREAM", "\x01unset"}};
   }
   std::string Commit(const std::string& repo, const std::string& ref) {
     return fixtures.RepoJson(repo)["refs"][ref].get<std::string>();
@@ -51,7 +53,8 @@ struct Hub {
 };
 
 // Files of repo@commit: path -> (object sha, size).
-std::map<std::string, std::pair<std::string, uint64_t>> Files(const FixtureDir& fx, const std::string& repo,
+std::map<std::string, std::pair<std::string, uint64_t>> Files(const FixtureDir& fx,
+                                                              const std::string& repo,
                                                               const std::string& commit) {
   std::map<std::string, std::pair<std::string, uint64_t>> out;
   json rj = fx.RepoJson(repo);  // kept: a range-for over a temporary's member would dangle
@@ -71,10 +74,12 @@ std::string CompareModel(const FixtureDir& fx, const std::string& repo, const st
   }
   size_t on_disk = 0;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); ++it)
     if (it->is_regular_file()) ++on_disk;
   if (ec) return "no model dir";
-  if (on_disk != files.size()) return "file count differs: " + std::to_string(on_disk) + " vs " + std::to_string(files.size());
+  if (on_disk != files.size())
+    return "file count differs: " + std::to_string(on_disk) + " vs " + std::to_string(files.size());
   if (!fs::exists(root + "/" + model_id)) return "marker missing";
   return "";
 }
@@ -117,12 +122,16 @@ int StopDaemon(pid_t pid, double* seconds) {
 
 }  // namespace
 
-TEST_CASE("track/list/untrack keep the watch list; one daemon per root; sync --now goes through it") {
+TEST_CASE(
+    "track/list/untrack keep the watch list; one daemon per root; sync --now goes through it") {
   Hub hub;
   TempDir root;
   auto env = hub.Env(root.path());
-  REQUIRE(RunCli({"track", fixtures::kVersionsRepo, "--every", "1h", "--id", "ver"}, env).exit_code == 0);
-  REQUIRE(RunCli({"track", fixtures::kModelRepo, "--every", "1s", "--include", "*.json"}, env).exit_code == 0);
+  REQUIRE(
+      RunCli({"track", fixtures::kVersionsRepo, "--every", "1h", "--id", "ver"}, env).exit_code ==
+      0);
+  REQUIRE(RunCli({"track", fixtures::kModelRepo, "--every", "1s", "--include", "*.json"}, env)
+              .exit_code == 0);
   CHECK(RunCli({"track", "not a repo"}, env).exit_code == 2);
   CHECK(RunCli({"track", fixtures::kModelRepo, "--every", "soon"}, env).exit_code == 2);
   auto list = RunCli({"list", "--json"}, env);
@@ -139,8 +148,8 @@ TEST_CASE("track/list/untrack keep the watch list; one daemon per root; sync --n
   auto sync = RunCli({"sync", "--json"}, env);
   INFO(sync.err);
   CHECK(sync.exit_code == 0);
-  CHECK(CompareModel(hub.fixtures, fixtures::kVersionsRepo, hub.Commit(fixtures::kVersionsRepo, "main"),
-                     root.path(), "ver") == "");
+  CHECK(CompareModel(hub.fixtures, fixtures::kVersionsRepo,
+                     hub.Commit(fixtures::kVersionsRepo, "main"), root.path(), "ver") == "");
 
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
@@ -183,12 +192,14 @@ TEST_CASE("the daemon follows a moving branch within two intervals, fetching onl
   REQUIRE(RunCli({"track", repo, "--every", "1s"}, env).exit_code == 0);
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
-  REQUIRE(WaitFor([&] { return CompareModel(hub.fixtures, repo, v1, root.path(), "versions") == ""; }, 15));
+  REQUIRE(WaitFor(
+      [&] { return CompareModel(hub.fixtures, repo, v1, root.path(), "versions") == ""; }, 15));
 
   json before = *hub.emu.Stats();
   REQUIRE(hub.emu.MoveRef(repo, "main", v2).ok());
   auto t0 = Clock::now();
-  bool updated = WaitFor([&] { return CompareModel(hub.fixtures, repo, v2, root.path(), "versions") == ""; }, 10);
+  bool updated = WaitFor(
+      [&] { return CompareModel(hub.fixtures, repo, v2, root.path(), "versions") == ""; }, 10);
   double took = Seconds(Clock::now() - t0);
   INFO(ReadAll(err));
   REQUIRE(updated);
@@ -206,7 +217,8 @@ TEST_CASE("the daemon follows a moving branch within two intervals, fetching onl
     for (const auto& l : {"hub", "cdn"}) {
       uint64_t a = per.contains(l) ? per[l].value("body_bytes", uint64_t{0}) : 0;
       uint64_t b = before["paths"].contains(path) && before["paths"][path].contains(l)
-                       ? before["paths"][path][l].value("body_bytes", uint64_t{0}) : 0;
+                       ? before["paths"][path][l].value("body_bytes", uint64_t{0})
+                       : 0;
       sent += a - b;
     }
   }
@@ -228,7 +240,8 @@ TEST_CASE("an outage: the daemon backs off, logs once, and finishes when the hub
   REQUIRE(RunCli({"track", repo, "--every", "1s"}, env).exit_code == 0);
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon", "--max-backoff", "4s"}, env, "", err);
-  REQUIRE(WaitFor([&] { return CompareModel(hub.fixtures, repo, v2, root.path(), "versions") == ""; }, 15));
+  REQUIRE(WaitFor(
+      [&] { return CompareModel(hub.fixtures, repo, v2, root.path(), "versions") == ""; }, 15));
 
   // The hub goes away; a bare listener on its port records when the daemon tries (and hangs up).
   hub.emu.Stop();
@@ -265,7 +278,8 @@ TEST_CASE("an outage: the daemon backs off, logs once, and finishes when the hub
   // The hub returns with the branch moved: the daemon catches up by itself.
   REQUIRE(hub.emu.Start().ok());
   REQUIRE(hub.emu.MoveRef(repo, "main", v1).ok());
-  bool recovered = WaitFor([&] { return CompareModel(hub.fixtures, repo, v1, root.path(), "versions") == ""; }, 8);
+  bool recovered = WaitFor(
+      [&] { return CompareModel(hub.fixtures, repo, v1, root.path(), "versions") == ""; }, 8);
   double secs = 0;
   CHECK(StopDaemon(pid, &secs) == 0);
   std::string log = ReadAll(err);
@@ -285,14 +299,18 @@ TEST_CASE("an outage: the daemon backs off, logs once, and finishes when the hub
   CHECK(gaps.back() > 2.5);
   // One line when it started failing (and maybe one more if the error changed), not one per try.
   size_t failures = 0;
-  for (size_t p = log.find("sync failed"); p != std::string::npos; p = log.find("sync failed", p + 1)) ++failures;
+  for (size_t p = log.find("sync failed"); p != std::string::npos;
+       p = log.find("sync failed", p + 1))
+    ++failures;
   CHECK(failures >= 1);
   CHECK(failures <= 2);
   CHECK(failures < tries.size());
   CHECK(log.find("works again") != std::string::npos);
 }
 
-TEST_CASE("--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the restart refetches no committed byte") {
+TEST_CASE(
+    "--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the restart refetches no "
+    "committed byte") {
   fixtures::FixtureOptions fo;
   fo.weights_bytes = 300u << 20;
   fo.only = {"model"};
@@ -336,10 +354,15 @@ TEST_CASE("--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the 
     json e = json::parse(line, nullptr, false);
     if (!e.is_object()) continue;
     if (e["kind"] == "TransferStarted" && e["event"]["path"] == "model.safetensors")
-      weight_transfers.insert(std::stoull(e["event"]["transfer_id"].dump() == "null" ? "0" : e["event"]["transfer_id"].is_string() ? e["event"]["transfer_id"].get<std::string>() : e["event"]["transfer_id"].dump()));
+      weight_transfers.insert(std::stoull(e["event"]["transfer_id"].dump() == "null" ? "0"
+                                          : e["event"]["transfer_id"].is_string()
+                                              ? e["event"]["transfer_id"].get<std::string>()
+                                              : e["event"]["transfer_id"].dump()));
     if (e["kind"] == "RangesCommitted")
       for (const auto& r : e["event"]["ranges"]) {
-        auto num = [](const json& v) { return v.is_string() ? std::stoull(v.get<std::string>()) : v.get<uint64_t>(); };
+        auto num = [](const json& v) {
+          return v.is_string() ? std::stoull(v.get<std::string>()) : v.get<uint64_t>();
+        };
         committed.push_back({num(r.value("begin", json(0))), num(r["end"])});
       }
   }
@@ -351,15 +374,20 @@ TEST_CASE("--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the 
   json log_before = *hub.emu.Log();
   uint64_t since = log_before.empty() ? 0 : log_before.back()["seq"].get<uint64_t>();
   pid = SpawnCli({"daemon"}, env, "", err);
-  REQUIRE(WaitFor([&] {
-    return CompareModel(hub.fixtures, repo, hub.Commit(repo, "main"), root.path(), "Tiny-Model-4bit") == "";
-  }, 30));
+  REQUIRE(WaitFor(
+      [&] {
+        return CompareModel(hub.fixtures, repo, hub.Commit(repo, "main"), root.path(),
+                            "Tiny-Model-4bit") == "";
+      },
+      30));
   CHECK(StopDaemon(pid, &secs) == 0);
   json later = *hub.emu.Log(since);
   int weight_requests = 0;
   for (const auto& entry : later) {
     std::string path = entry.value("path", "");
-    if (path.find("model.safetensors") == std::string::npos || path.find(".json") != std::string::npos) continue;
+    if (path.find("model.safetensors") == std::string::npos ||
+        path.find(".json") != std::string::npos)
+      continue;
     if (entry.value("body_bytes", uint64_t{0}) == 0) continue;
     ++weight_requests;
     std::string range = entry.value("range", "");
@@ -367,9 +395,39 @@ TEST_CASE("--max-rate holds over 10 s; SIGTERM mid-download exits 0 in 2 s; the 
     uint64_t a = std::stoull(range.substr(6));
     uint64_t b = a + entry["body_bytes"].get<uint64_t>();  // what was actually sent
     for (auto [cb, ce] : committed) {
-      INFO("request " << range << " sent [" << a << "," << b << ") overlaps committed [" << cb << "," << ce << ")");
+      INFO("request " << range << " sent [" << a << "," << b << ") overlaps committed [" << cb
+                      << "," << ce << ")");
       CHECK((b <= cb || a >= ce));
     }
   }
   CHECK(weight_requests > 0);
+}
+
+TEST_CASE("SIGTERM while a pull waits out the hub's Retry-After exits 0 within 2 s") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  const std::string repo = fixtures::kVersionsRepo;
+  // Every revision lookup answers 503 with Retry-After: 30, so the pass sits in the hub
+  // client's backoff (not in the daemon's own wait) when the signal comes.
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "/api/models/"},
+                           {"status_sequence", json::array({503, 503, 503, 503, 503, 503})},
+                           {"retry_after", 30}}})
+              .ok());
+  REQUIRE(RunCli({"track", repo, "--every", "1h"}, env).exit_code == 0);
+  std::string err = root.path() + "/daemon.err";
+  pid_t pid = SpawnCli({"daemon"}, env, "", err);
+  REQUIRE(WaitFor(
+      [&] {
+        auto st = hub.emu.Stats();
+        return st.ok() && (*st)["hub"].value("requests", 0) >= 1;
+      },
+      10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  double secs = 0;
+  CHECK(StopDaemon(pid, &secs) == 0);
+  INFO(ReadAll(err));
+  CHECK(secs < 2.0);
+  MESSAGE("stopped in " << secs << " s while in a 30 s Retry-After");
 }

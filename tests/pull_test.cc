@@ -195,6 +195,7 @@ TEST_CASE("faults from the hub end verified-correct or with the right error, nev
       {"byte flipped always", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"flip_byte_at", 4000}}, false, "model.safetensors"},
       {"stall once", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"stall_after_bytes", 1000}, {"stall_ms", 0}, {"times", 1}}, true, ""},
       {"ignore Range", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"ignore_range", true}}, false, "Range"},
+      {"ignore Range twice", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"ignore_range", true}, {"times", 2}}, true, ""},
       {"wrong Content-Range", {{"match", "model.safetensors"}, {"listener", "cdn"}, {"wrong_content_range", true}}, false, "Content-Range"},
   };
   for (const auto& c : cases) {
@@ -206,6 +207,7 @@ TEST_CASE("faults from the hub end verified-correct or with the right error, nev
     auto r = RunCli({"pull", fixtures::kModelRepo, "--quiet"}, [&] {
       auto e = hub.Env(root.path());
       e["MODELSYNC_CHUNK_BYTES"] = "1MiB";
+      if (!c.must_succeed) e["MODELSYNC_HUB_ATTEMPTS"] = "3";  // refused answers are retried
       return e;
     }());
     INFO(r.err);

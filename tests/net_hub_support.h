@@ -1,0 +1,151 @@
+// Shared by the hub client tests (net_hub_test.cc, net_fault_test.cc): one fixture
+// directory and one emulator for the whole binary, options, a collecting sink, helpers.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "base/fs.h"
+#include "net/hub.h"
+#include "support/emulator.h"
+
+namespace modelsync::net::hubtest {
+
+using nlohmann::json;
+using testing::EmulatorProcess;
+using testing::FixtureDir;
+
+inline constexpr char kToken[] = "hf_net_test_secret_token";
+
+// One fixture directory and one emulator for the whole binary; each test resets it.
+struct World {
+  World()
+      : fixtures(Options()),
+        emu(EmulatorProcess::Options{fixtures.path(), kToken, 1000, false, {}}) {
+    Status s = emu.Start();
+    if (!s.ok()) FAIL("cannot start the emulator: " << s.ToString());
+  }
+  static fixtures::FixtureOptions Options() {
+    fixtures::FixtureOptions o;
+    o.weights_bytes = 1 << 20;
+    o.small_files = 60;
+    o.only = {"model", "many-files", "gated", "private", "hostile", "versions"};
+    return o;
+  }
+  FixtureDir fixtures;
+  EmulatorProcess emu;
+};
+
+inline World& W() {
+  static World w;
+  // A request an earlier case left in flight (a cancelled fetch, a destroyed Hub) may still
+  // be on its way to the emulator: let it land, then start from clean counters.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(w.emu.Reset().ok());
+  return w;
+}
+
+inline HubOptions Opts(const World& w, bool token = true) {
+  HubOptions o;
+  o.endpoint = w.emu.hub_url();
+  if (token) o.token = kToken;
+  o.backoff_base = std::chrono::milliseconds(10);
+  o.backoff_max = std::chrono::milliseconds(50);
+  o.stall_timeout = std::chrono::milliseconds(1000);
+  o.connect_timeout = std::chrono::milliseconds(2000);
+  return o;
+}
+
+// Collects a fetch's bytes; checks offsets are contiguous.
+class TestSink : public FetchSink {
+ public:
+  explicit TestSink(uint64_t begin = 0) : next_(begin) {}
+  Status OnData(uint64_t offset, const char* data, size_t n) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (offset != next_) contiguous_ = false;
+    next_ = offset + n;
+    bytes_.append(data, n);
+    return fail_after_ >= 0 && bytes_.size() > static_cast<size_t>(fail_after_)
+               ? Status::NoSpace("sink full")
+               : Status::Ok();
+  }
+  void OnDone(Status s) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++done_count_;
+    status_ = std::move(s);
+    cv_.notify_all();
+  }
+  Status Wait(std::chrono::seconds limit = std::chrono::seconds(30)) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, limit, [&] { return done_count_ > 0; })) {
+      return Status::Transient("test timed out waiting for OnDone");
+    }
+    return status_;
+  }
+  bool done() {
+    std::lock_guard<std::mutex> l(mu_);
+    return done_count_ > 0;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> l(mu_);
+    return bytes_.size();
+  }
+  std::string bytes_;
+  bool contiguous_ = true;
+  int done_count_ = 0;
+  int64_t fail_after_ = -1;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_;
+  Status status_;
+};
+
+inline const v1::FileEntry& FileOf(const ResolvedRevision& r, const std::string& path) {
+  for (const auto& f : r.files) {
+    if (f.path() == path) return f;
+  }
+  FAIL("no " << path << " in " << r.repo);
+  static v1::FileEntry none;
+  return none;
+}
+
+inline FetchSpec SpecOf(const ResolvedRevision& r, const std::string& path, ByteRange range = {}) {
+  const auto& f = FileOf(r, path);
+  return FetchSpec{r.repo, r.commit, path, f.size(), f.git_oid(), f.lfs_sha256(), range};
+}
+
+inline std::string Content(const World& w, const std::string& repo, const std::string& path) {
+  auto data = ReadFile(w.fixtures.ObjectPath(repo, "main", path));
+  REQUIRE(data.ok());
+  return *data;
+}
+
+inline json Stats(World& w) {
+  auto s = w.emu.Stats();
+  REQUIRE(s.ok());
+  return *s;
+}
+
+inline uint64_t Requests(World& w, const char* listener) {
+  return Stats(w)[listener].value("requests", uint64_t{0});
+}
+
+// Log entries for paths containing `part`.
+inline std::vector<json> LogFor(World& w, const std::string& part) {
+  auto log = w.emu.Log();
+  REQUIRE(log.ok());
+  std::vector<json> out;
+  const json& entries = log->is_array() ? *log : (*log)["entries"];
+  for (const auto& e : entries) {
+    if (e.value("path", "").find(part) != std::string::npos) out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace modelsync::net::hubtest
