@@ -21,8 +21,9 @@
 // (tests/support/invariants.h) opens the log read-only: every committed range is in its
 // partial file with the fixture's bytes, every verified blob is present with its hash,
 // nothing under models/ differs from its manifest, a marker means a complete model. Then the
-// real binary converges (`pull`), `verify` exits 0, `rebuild` has nothing to do and the model
-// equals the fixture.
+// real binary converges (`pull`, with the same small-file threshold and chunk size through
+// MODELSYNC_SMALL_FILE_BYTES / MODELSYNC_CHUNK_BYTES), `verify` exits 0, `rebuild` has nothing
+// to do and the model equals the fixture.
 //
 // CI runs every stride-th point (about 24 crash points and 10 per loss mode);
 // MODELSYNC_CRASH_STRIDE=1 runs every point of every loop, MODELSYNC_CRASH_STRIDE=N every N-th.
@@ -140,7 +141,10 @@ class Harness {
             {"HF_ENDPOINT", emu_.hub_url()},
             {"HF_TOKEN", "\x01unset"},
             {"HF_HUB_OFFLINE", "\x01unset"},
-            {"HF_HOME", root + ".hf"}};
+            {"HF_HOME", root + ".hf"},
+            // The converging run takes the same partial-file path as the scenario.
+            {"MODELSYNC_SMALL_FILE_BYTES", std::to_string(kSmallFileBytes)},
+            {"MODELSYNC_CHUNK_BYTES", std::to_string(kChunkBytes)}};
   }
 
  private:
