@@ -1,6 +1,7 @@
 #include "storage/fault_file_system.h"
 
 #include <cerrno>
+#include <optional>
 #include <string_view>
 
 namespace modelsync::storage {
@@ -18,13 +19,29 @@ bool IsCreate(OpenMode m) {
          m == OpenMode::kCreateTruncate;
 }
 
+// Before() on construction, After() on destruction: the op is "in flight" in between.
+class OpScope {
+ public:
+  OpScope(FaultFileSystem* fs, FsOp op, const std::string& path)
+      : fs_(fs), err_(fs->Before(op, path)) {}
+  ~OpScope() { fs_->After(); }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+  int err() const { return err_; }
+
+ private:
+  FaultFileSystem* fs_;
+  int err_;
+};
+
 class FaultFile final : public File {
  public:
   FaultFile(FaultFileSystem* fs, std::unique_ptr<File> base) : fs_(fs), base_(std::move(base)) {}
   const std::string& path() const override { return base_->path(); }
 
   Status PWrite(uint64_t offset, std::string_view data) override {
-    if (int e = fs_->Before(FsOp::kWrite, path())) return Status::FromErrno(e, "write " + path());
+    OpScope op_scope(fs_, FsOp::kWrite, path());
+    if (int e = op_scope.err()) return Status::FromErrno(e, "write " + path());
     Status s = base_->PWrite(offset, data);
     // Even a failed write may have landed partly: count the whole range as unsynced.
     fs_->NoteWrite(path(), ByteRange{offset, offset + data.size()});
@@ -36,16 +53,16 @@ class FaultFile final : public File {
   Status DataSync() override { return DoSync(true); }
   Status Sync() override { return DoSync(false); }
   Status Allocate(uint64_t size) override {
-    if (int e = fs_->Before(FsOp::kAllocate, path()))
-      return Status::FromErrno(e, "preallocate " + path());
+    OpScope op_scope(fs_, FsOp::kAllocate, path());
+    if (int e = op_scope.err()) return Status::FromErrno(e, "preallocate " + path());
     MS_ASSIGN_OR_RETURN(FileInfo before, base_->Stat());
     MS_RETURN_IF_ERROR(base_->Allocate(size));
     fs_->NoteResize(path(), before.size, std::max(before.size, size));
     return Status::Ok();
   }
   Status Truncate(uint64_t size) override {
-    if (int e = fs_->Before(FsOp::kAllocate, path()))
-      return Status::FromErrno(e, "truncate " + path());
+    OpScope op_scope(fs_, FsOp::kAllocate, path());
+    if (int e = op_scope.err()) return Status::FromErrno(e, "truncate " + path());
     MS_ASSIGN_OR_RETURN(FileInfo before, base_->Stat());
     MS_RETURN_IF_ERROR(base_->Truncate(size));
     fs_->NoteResize(path(), before.size, size);
@@ -59,14 +76,18 @@ class FaultFile final : public File {
 
  private:
   Status DoSync(bool data_only) {
-    if (int e = fs_->Before(FsOp::kSync, path())) {
+    OpScope op_scope(fs_, FsOp::kSync, path());
+    if (int e = op_scope.err()) {
       fs_->LoseUnsynced(path(), *base_);
       return Status::FromErrno(e, (data_only ? "fdatasync " : "fsync ") + path());
     }
+    // Only what was written before the sync began is durable after it: writes that land
+    // from other threads while fdatasync runs stay unsynced (and losable).
+    MS_ASSIGN_OR_RETURN(FileInfo before, base_->Stat());
+    RangeSet covered = fs_->UnsyncedOf(path());
     Status s = data_only ? base_->DataSync() : base_->Sync();
     if (!s.ok()) return s;
-    MS_ASSIGN_OR_RETURN(FileInfo now, base_->Stat());
-    fs_->NoteFileSynced(path(), now.size);
+    fs_->NoteFileSynced(path(), before.size, &covered);
     return s;
   }
   FaultFileSystem* fs_;
@@ -85,7 +106,8 @@ class FaultDir final : public Dir {
   }
   Status MakeDir(std::string_view name, bool* created) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
-    if (int e = fs_->Before(FsOp::kCreate, JoinP(path(), name)))
+    OpScope op_scope(fs_, FsOp::kCreate, JoinP(path(), name));
+    if (int e = op_scope.err())
       return Status::FromErrno(e, "create directory " + JoinP(path(), name));
     bool made = false;
     MS_RETURN_IF_ERROR(base_->MakeDir(name, &made));
@@ -99,11 +121,13 @@ class FaultDir final : public Dir {
     std::string full = JoinP(path(), name);
     bool existed = true;
     uint64_t old_size = 0;
+    std::optional<OpScope> op_scope;  // only a create is a counted op
     if (IsCreate(mode)) {
       auto st = base_->Stat(name);
       existed = st.ok();
       if (existed) old_size = st->size;
-      if (int e = fs_->Before(FsOp::kCreate, full)) return Status::FromErrno(e, "open " + full);
+      op_scope.emplace(fs_, FsOp::kCreate, full);
+      if (int e = op_scope->err()) return Status::FromErrno(e, "open " + full);
     }
     MS_ASSIGN_OR_RETURN(auto f, base_->OpenFile(name, mode, perm));
     MS_ASSIGN_OR_RETURN(FileInfo now, f->Stat());
@@ -120,7 +144,8 @@ class FaultDir final : public Dir {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
     MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
     std::string target = JoinP(to.path(), to_name);
-    if (int e = fs_->Before(FsOp::kRename, JoinP(path(), name)))
+    OpScope op_scope(fs_, FsOp::kRename, JoinP(path(), name));
+    if (int e = op_scope.err())
       return Status::FromErrno(e, "rename " + JoinP(path(), name) + " to " + target);
     bool replacing = to.Stat(to_name).ok();
     MS_RETURN_IF_ERROR(base_->Rename(name, to, to_name));
@@ -132,7 +157,8 @@ class FaultDir final : public Dir {
   Status Exchange(std::string_view name, Dir& to, std::string_view to_name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
     MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
-    if (int e = fs_->Before(FsOp::kRename, JoinP(path(), name)))
+    OpScope op_scope(fs_, FsOp::kRename, JoinP(path(), name));
+    if (int e = op_scope.err())
       return Status::FromErrno(
           e, "exchange " + JoinP(path(), name) + " with " + JoinP(to.path(), to_name));
     MS_RETURN_IF_ERROR(base_->Exchange(name, to, to_name));
@@ -144,7 +170,8 @@ class FaultDir final : public Dir {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
     MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
     std::string target = JoinP(to.path(), to_name);
-    if (int e = fs_->Before(FsOp::kLink, target))
+    OpScope op_scope(fs_, FsOp::kLink, target);
+    if (int e = op_scope.err())
       return Status::FromErrno(e, "link " + JoinP(path(), name) + " to " + target);
     MS_RETURN_IF_ERROR(base_->Link(name, to, to_name));
     fs_->NoteEntry(FaultFileSystem::EntryOp::kLink, "", "", to.path(), std::string(to_name));
@@ -152,34 +179,36 @@ class FaultDir final : public Dir {
   }
   Status Unlink(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
-    if (int e = fs_->Before(FsOp::kRemove, JoinP(path(), name)))
-      return Status::FromErrno(e, "remove " + JoinP(path(), name));
+    OpScope op_scope(fs_, FsOp::kRemove, JoinP(path(), name));
+    if (int e = op_scope.err()) return Status::FromErrno(e, "remove " + JoinP(path(), name));
     return base_->Unlink(name);
   }
   Status RemoveDir(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
-    if (int e = fs_->Before(FsOp::kRemove, JoinP(path(), name)))
+    OpScope op_scope(fs_, FsOp::kRemove, JoinP(path(), name));
+    if (int e = op_scope.err())
       return Status::FromErrno(e, "remove directory " + JoinP(path(), name));
     return base_->RemoveDir(name);
   }
   Status RemoveTree(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
-    if (int e = fs_->Before(FsOp::kRemove, JoinP(path(), name)))
-      return Status::FromErrno(e, "remove " + JoinP(path(), name));
+    OpScope op_scope(fs_, FsOp::kRemove, JoinP(path(), name));
+    if (int e = op_scope.err()) return Status::FromErrno(e, "remove " + JoinP(path(), name));
     return base_->RemoveTree(name);
   }
   Result<FileInfo> Stat(std::string_view name) override { return base_->Stat(name); }
   Result<std::vector<std::string>> List() override { return base_->List(); }
   Status Sync() override {
-    if (int e = fs_->Before(FsOp::kSync, path()))
-      return Status::FromErrno(e, "fsync directory " + path());
+    OpScope op_scope(fs_, FsOp::kSync, path());
+    if (int e = op_scope.err()) return Status::FromErrno(e, "fsync directory " + path());
     MS_RETURN_IF_ERROR(base_->Sync());
     fs_->NoteDirSynced(path());
     return Status::Ok();
   }
   // Counted as one kSync op; success makes everything tracked durable (files and entries).
   Status SyncFileSystem() override {
-    if (int e = fs_->Before(FsOp::kSync, path()))
+    OpScope op_scope(fs_, FsOp::kSync, path());
+    if (int e = op_scope.err())
       return Status::FromErrno(e, "syncfs of the file system of " + path());
     MS_RETURN_IF_ERROR(base_->SyncFileSystem());
     fs_->ResetTracking();
@@ -213,6 +242,8 @@ const char* FsOpName(FsOp op) {
       return "remove";
     case FsOp::kAllocate:
       return "allocate";
+    case FsOp::kCommit:
+      return "commit";
   }
   return "?";
 }
@@ -272,7 +303,9 @@ int FaultFileSystem::Before(FsOp op, const std::string& path) {
   uint64_t index;
   int err = 0;
   {
-    std::lock_guard l(mu_);
+    std::unique_lock l(mu_);
+    // Frozen: this op never happens (the process is about to lose power and _exit).
+    cv_.wait(l, [this] { return !frozen_; });
     uint64_t kc = ++counts_[static_cast<size_t>(op)];
     index = ++total_;
     for (const Rule& r : rules_) {
@@ -287,7 +320,34 @@ int FaultFileSystem::Before(FsOp op, const std::string& path) {
     hook = hook_;
   }
   if (hook) hook(op, index, path);
+  std::unique_lock l(mu_);
+  // Frozen by this op's own hook (or another thread's): never perform it.
+  cv_.wait(l, [this] { return !frozen_; });
+  ++in_flight_;
   return err;
+}
+
+void FaultFileSystem::After() {
+  std::lock_guard l(mu_);
+  --in_flight_;
+  cv_.notify_all();
+}
+
+int FaultFileSystem::Tick(FsOp op, const std::string& what) {
+  int err = Before(op, what);
+  After();
+  return err;
+}
+
+void FaultFileSystem::Freeze() {
+  std::unique_lock l(mu_);
+  frozen_ = true;
+  cv_.wait(l, [this] { return in_flight_ == 0; });
+}
+
+bool FaultFileSystem::frozen() const {
+  std::lock_guard l(mu_);
+  return frozen_;
 }
 
 }  // namespace modelsync::storage

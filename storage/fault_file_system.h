@@ -21,13 +21,23 @@
 //     Limits (documented, not hidden): tracking is keyed by path, so data written under a
 //     directory that was later renamed is not found again (skipped); a rename that replaced
 //     an existing target, unlinks and rmdirs are treated as durable at once.
-//     Call DropUnsynced() only when no handle is being used (the "process" is dead).
+//     Call DropUnsynced() only when no handle is being used (the "process" is dead), or
+//     after Freeze() (below).
+//  4. Counts side effects made outside it in the same sequence: Tick(FsOp::kCommit, what)
+//     for the event log's LMDB commits (the log is not behind FileSystem; its commits are
+//     fsynced by LMDB, so a power loss never reverts them). Crash-point tests call it before
+//     and after each commit (engine::PullInternalOptions::on_commit).
+//  5. Freeze(): a power loss in a multi-threaded process. Called from the hook at the crash
+//     point, it makes every later counted op (on any thread) block for good before it is
+//     performed, and waits until no op that already passed its count is still running. The
+//     caller then runs DropUnsynced() on a quiet file system and _exit()s.
 //
 // Thread safety: all methods may be called from any thread (one internal mutex); the hook
 // runs without the mutex held.
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -51,8 +61,9 @@ enum class FsOp : int {
   kCreate,     // Dir::OpenFile with a create mode, Dir::MakeDir
   kRemove,     // Dir::Unlink, Dir::RemoveDir, Dir::RemoveTree
   kAllocate,   // File::Allocate, File::Truncate
+  kCommit,     // an event-log commit reported through Tick() (not a FileSystem call)
 };
-inline constexpr int kFsOpKinds = 7;
+inline constexpr int kFsOpKinds = 8;
 const char* FsOpName(FsOp op);
 
 class FaultFileSystem final : public FileSystem {
@@ -78,6 +89,14 @@ class FaultFileSystem final : public FileSystem {
   uint64_t InjectedCount() const;
 
   void SetHook(Hook hook);
+  // Counts a side effect performed outside this file system (op is normally kCommit; `what`
+  // is passed to the hook as the path) and runs the hook, like any counted op. Returns the
+  // errno a FailNth/FailNthAny rule asks for (0: none); the caller decides what failing
+  // means (an on_commit hook cannot fail a commit). Blocks for good after Freeze().
+  int Tick(FsOp op, const std::string& what);
+  // See 5. at the top. Call at most once, from a hook (never from inside an op); irreversible.
+  void Freeze();
+  bool frozen() const;
   // Makes Dir::FreeBytes() report `bytes` (nullopt: the real value), for free-space checks.
   void SetFreeBytes(std::optional<uint64_t> bytes);
   std::optional<uint64_t> FakeFreeBytes() const;
@@ -90,12 +109,18 @@ class FaultFileSystem final : public FileSystem {
   uint64_t UnsyncedBytes() const;
 
   // --- used by the wrapped handles (not for callers) ---
-  // Counts op, runs the hook, and returns the errno to inject (0 = go ahead).
+  // Counts op, runs the hook, and returns the errno to inject (0 = go ahead). Every Before()
+  // must be followed by one After() when the op is over (performed or failed): Freeze()
+  // waits for those. After Freeze() it blocks for good instead.
   int Before(FsOp op, const std::string& path);
+  void After();
   void NoteFileOpened(const std::string& path, uint64_t size_now, bool created);
   void NoteWrite(const std::string& path, ByteRange r);
   void NoteResize(const std::string& path, uint64_t old_size, uint64_t new_size);
-  void NoteFileSynced(const std::string& path, uint64_t size);
+  // A successful sync: `covered` (the unsynced ranges when the sync began; nullptr = all)
+  // are durable now, and the file's durable size is `size`.
+  void NoteFileSynced(const std::string& path, uint64_t size, const RangeSet* covered = nullptr);
+  RangeSet UnsyncedOf(const std::string& path) const;
   // A failed sync: lose the unsynced ranges now, through `file`.
   void LoseUnsynced(const std::string& path, File& file);
   enum class EntryOp { kCreateFile, kMakeDir, kLink, kRename, kExchange };
@@ -132,6 +157,9 @@ class FaultFileSystem final : public FileSystem {
   std::optional<uint64_t> free_bytes_;
   std::map<std::string, Track> files_;
   std::vector<Entry> entries_;
+  std::condition_variable cv_;
+  bool frozen_ = false;
+  int in_flight_ = 0;  // ops between Before() and After()
 };
 
 }  // namespace modelsync::storage

@@ -1,4 +1,5 @@
 // FaultFileSystem's power-loss model: tracking what is unsynced, and DropUnsynced().
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 
@@ -16,6 +17,22 @@ void SplitP(const std::string& path, std::string* dir, std::string* name) {
     *dir = s == 0 ? "/" : path.substr(0, s);
     *name = path.substr(s + 1);
   }
+}
+
+// a minus b.
+RangeSet Minus(const RangeSet& a, const RangeSet& b) {
+  RangeSet out;
+  for (ByteRange r : a.ranges()) {
+    uint64_t at = r.begin;
+    for (ByteRange c : b.ranges()) {
+      if (c.end <= at || c.begin >= r.end) continue;
+      if (c.begin > at) out.Add(ByteRange{at, c.begin});
+      at = std::max(at, c.end);
+      if (at >= r.end) break;
+    }
+    if (at < r.end) out.Add(ByteRange{at, r.end});
+  }
+  return out;
 }
 
 }  // namespace
@@ -38,11 +55,24 @@ void FaultFileSystem::NoteResize(const std::string& path, uint64_t old_size, uin
   if (new_size > old_size) t.unsynced.Add(ByteRange{old_size, new_size});
   if (new_size < old_size) t.unsynced.Add(ByteRange{new_size, old_size});
 }
-void FaultFileSystem::NoteFileSynced(const std::string& path, uint64_t size) {
+
+void FaultFileSystem::NoteFileSynced(const std::string& path, uint64_t size,
+                                     const RangeSet* covered) {
   std::lock_guard l(mu_);
   Track& t = files_[path];
-  t.unsynced.Clear();
+  if (covered) {
+    t.unsynced = Minus(t.unsynced, *covered);
+  } else {
+    t.unsynced.Clear();
+  }
+  // A file grown while the sync ran keeps its new tail unsynced (its size is not durable).
   t.synced_size = size;
+}
+
+RangeSet FaultFileSystem::UnsyncedOf(const std::string& path) const {
+  std::lock_guard l(mu_);
+  auto it = files_.find(path);
+  return it == files_.end() ? RangeSet() : it->second.unsynced;
 }
 
 Status FaultFileSystem::Overwrite(File& f, const Track& t, LossMode mode) {
