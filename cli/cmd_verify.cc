@@ -47,12 +47,29 @@ int RunVerify(const VerifyCliOptions& o) {
                   i.path.c_str(), i.detail.c_str());
     }
   }
+  for (const auto& i : r->interrupted) {
+    if (o.out.json) {
+      std::printf("%s\n", nlohmann::json({{"interrupted_update", i.repo},
+                                          {"dir_commit", i.dir_commit},
+                                          {"active_commit", i.active_commit}})
+                              .dump()
+                              .c_str());
+    } else if (!o.out.quiet) {
+      std::printf(
+          "%-12s %s: the directory holds revision %s (checked against it): an update was "
+          "cut off after the directory swap; `modelsync pull %s` records it, `modelsync "
+          "rebuild` returns to %s\n",
+          "interrupted", i.repo.c_str(), i.dir_commit.substr(0, 12).c_str(), i.repo.c_str(),
+          i.active_commit.substr(0, 12).c_str());
+    }
+  }
   bool damaged = r->damaged();
   if (o.out.json) {
     std::printf("%s\n", nlohmann::json({{"repos", r->repos},
                                         {"files", r->files},
                                         {"bytes_hashed", r->bytes_hashed},
                                         {"issues", r->issues.size()},
+                                        {"interrupted", r->interrupted.size()},
                                         {"damaged", damaged},
                                         {"repaired", r->repaired},
                                         {"bytes_fetched", r->bytes_fetched},

@@ -84,9 +84,18 @@ struct VerifyIssue {
 };
 const char* VerifyIssueName(VerifyIssue::Kind k);
 
+// A model directory that holds, complete, a revision the log materialized but never
+// activated: a crash hit between the directory swap and the RevisionActivated commit. Not
+// damage (every file is checked against that revision instead); the next pull records it,
+// `rebuild` returns to the active revision.
+struct VerifyInterrupted {
+  std::string repo, dir_commit, active_commit;
+};
+
 struct VerifyReport {
   uint64_t repos = 0, files = 0, bytes_hashed = 0;
   std::vector<VerifyIssue> issues;  // found by the check (before any repair)
+  std::vector<VerifyInterrupted> interrupted;
   bool repaired = false;            // repair ran and succeeded for every affected repo
   uint64_t bytes_fetched = 0;       // by the repair
   std::vector<std::string> repair_errors;

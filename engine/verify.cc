@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/file_hash.h"
+#include "engine/planner.h"
 #include "engine/recovery.h"
 #include "engine/recovery_util.h"
 #include "storage/blob_store.h"
@@ -32,6 +33,12 @@ void ListTree(const std::string& dir, std::set<std::string>* out) {
     if (stdfs::is_directory(st)) continue;
     out->insert(stdfs::relative(it->path(), dir, ec).generic_string());
   }
+}
+
+std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : m) out.insert(k);
+  return out;
 }
 
 }  // namespace
@@ -71,6 +78,19 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       return Status::NotFound(o.repo + " has no active revision in " + root +
                               " (modelsync status lists the models)");
   }
+  std::unique_ptr<storage::Dir> check_dir;
+  std::unique_ptr<storage::BlobStore> blob_store;
+  if (auto d = storage::RealFileSystem()->OpenRoot(root, false); d.ok()) {
+    check_dir = std::move(*d);
+    if (auto b = storage::BlobStore::Open(*check_dir, false); b.ok()) blob_store = std::move(*b);
+  }
+  // True when the model file at full is the blob of content id cid (hard-linked).
+  auto linked_to = [&](const std::string& full, const std::string& cid) {
+    struct stat fst, bst;
+    return blob_store && ::lstat(full.c_str(), &fst) == 0 &&
+           ::lstat(blob_store->PathOf(cid).c_str(), &bst) == 0 && fst.st_ino == bst.st_ino &&
+           fst.st_dev == bst.st_dev;
+  };
   for (const auto& [repo, rs] : repos) {
     if (!HasActiveFiles(rs) || (!o.repo.empty() && repo != o.repo)) continue;
     ++report.repos;
@@ -78,7 +98,38 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     auto sizes = ActiveSizes(rs);
     std::set<std::string> on_disk;
     ListTree(dir, &on_disk);
-    for (const auto& [path, cid] : rs.materialized) {
+    // A crash between the directory swap and the commit of FileMaterialized +
+    // RevisionActivated leaves the directory holding, whole, the revision being pulled (the
+    // last one resolved). Recognised when every name on disk is in that revision's manifest
+    // and every file that differs from the active revision is a hard link to that
+    // revision's blob; the files are then checked against it instead (not damage).
+    const std::map<std::string, std::string>* expected = &rs.materialized;
+    std::string expected_commit = rs.active_commit;
+    std::map<std::string, std::string> candidate;
+    auto target = rs.revisions.find(rs.last_resolved_commit);
+    if (on_disk != Keys(rs.materialized) && target != rs.revisions.end() &&
+        rs.last_resolved_commit != rs.active_commit) {
+      std::map<std::string, uint64_t> target_sizes;
+      for (const auto& f : target->second.files) {
+        if (!on_disk.count(f.path())) continue;
+        candidate[f.path()] = ContentIdOf(f);
+        target_sizes[f.path()] = f.size();
+      }
+      size_t differing = 0, linked = 0;
+      for (const auto& [path, cid] : candidate) {
+        auto a = rs.materialized.find(path);
+        if (a != rs.materialized.end() && a->second == cid) continue;
+        ++differing;
+        linked += linked_to(dir + "/" + path, cid);
+      }
+      if (candidate.size() == on_disk.size() && differing > 0 && linked == differing) {
+        expected = &candidate;
+        expected_commit = rs.last_resolved_commit;
+        sizes = std::move(target_sizes);
+        report.interrupted.push_back({repo, expected_commit, rs.active_commit});
+      }
+    }
+    for (const auto& [path, cid] : *expected) {
       on_disk.erase(path);
       if (!storage::BlobStore::IsValidId(cid)) {
         report.issues.push_back({VerifyIssue::Kind::kUnverifiable, repo, path, cid,
@@ -89,9 +140,8 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       jobs.push_back({repo, path, cid, dir + "/" + path, sz == sizes.end() ? 0 : sz->second});
     }
     for (const auto& extra : on_disk)
-      report.issues.push_back(
-          {VerifyIssue::Kind::kExtra, repo, extra, "",
-           "not part of the active revision " + rs.active_commit.substr(0, 12)});
+      report.issues.push_back({VerifyIssue::Kind::kExtra, repo, extra, "",
+                               "not part of the active revision " + expected_commit.substr(0, 12)});
   }
 
   VerifyProgress prog;

@@ -37,6 +37,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "base/hash.h"
 #include "engine/journal.h"
@@ -303,9 +304,15 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
   uint64_t stride = Stride(total, ci_points);
   uint64_t start = 1 + std::min(first_offset, stride - 1);
   if (std::getenv("MODELSYNC_CRASH_STRIDE")) start = 1;
-  uint64_t points = 0, stopped = 0, lost = 0, lossy_points = 0;
+  uint64_t points = 0, stopped = 0, lost = 0, lossy_points = 0, interrupted = 0;
   Caught caught;
-  for (uint64_t i = start; i <= total; i += stride) {
+  std::set<uint64_t> at;
+  for (uint64_t i = start; i <= total; i += stride) at.insert(i);
+  // The last points hold the update's directory swap and its activation commit: a crash
+  // between them is an interrupted update (verify must recognise it). Always run them.
+  if (mode == Mode::kCrash)
+    for (uint64_t i = total > 8 ? total - 8 : 1; i <= total; ++i) at.insert(i);
+  for (uint64_t i : at) {
     std::string root = h.base() + "/r" + std::to_string(i);
     ScenarioResult r = h.Run(root, i, mode);
     INFO(ModeName(mode), " at point ", i, " of ", total);
@@ -320,6 +327,13 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
     CHECK(broken == "");
     if (mode == Mode::kCrash && broken.empty()) DamageAndCheck(root, h.fixture(), &caught);
     auto env = h.Env(root);
+    // verify, read-only, before anything repairs: a crash is never reported as damage (a
+    // directory swapped to the next revision before its activation was committed is an
+    // interrupted update, checked against that revision).
+    auto pre = RunCli({"verify", "--json"}, env);
+    INFO("verify before the converging pull: ", pre.out, pre.err);
+    CHECK(pre.exit_code == 0);
+    interrupted += pre.out.find("\"interrupted_update\"") != std::string::npos;
     auto pull = RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, env);
     INFO(pull.err);
     REQUIRE(pull.exit_code == 0);
@@ -340,10 +354,13 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
           range_events, " RangesCommitted, ", clean.resumed_bytes,
           " bytes reused by the resuming pull), ", points, " run (stride ", stride, "), ", stopped,
           " stopped and converged, ", secs, " s; unsynced bytes dropped at ", lossy_points,
-          " points (", lost, " bytes); checker self-test caught damaged ranges/blobs/models ",
+          " points (", lost, " bytes); ", interrupted,
+          " stops left an interrupted update that verify recognised; checker self-test caught "
+          "damaged ranges/blobs/models ",
           caught.ranges, "/", caught.blobs, "/", caught.models, " times");
   CHECK(stopped > 0);
   if (mode == Mode::kCrash) {
+    CHECK(interrupted > 0);
     CHECK(caught.ranges > 0);
     CHECK(caught.blobs > 0);
     CHECK(caught.models > 0);
