@@ -14,8 +14,8 @@
 #include "engine/recovery.h"
 #include "engine/state_compact.h"
 #include "fixtures/fixtures.h"
+#include "support/cli_process.h"
 #include "support/emulator.h"
-#include "test_util.h"
 
 using namespace modelsync;
 using namespace modelsync::testing;
@@ -39,6 +39,16 @@ Event Verified(uint64_t id, const std::string& cid) {
   e.mutable_blob_verified()->set_transfer_id(id);
   e.mutable_blob_verified()->set_content_id(cid);
   e.mutable_blob_verified()->set_size(1 << 20);
+  return e;
+}
+Event Ranges(uint64_t id, uint64_t begin, uint64_t end, int64_t time_ms) {
+  Event e;
+  e.set_time_ms(time_ms);
+  auto* r = e.mutable_ranges_committed();
+  r->set_transfer_id(id);
+  auto* br = r->add_ranges();
+  br->set_begin(begin);
+  br->set_end(end);
   return e;
 }
 Event FailedTransfer(uint64_t id, bool discarded) {
@@ -186,6 +196,7 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
   fixtures::FixtureOptions fo;
   fo.weights_bytes = 3u << 20;
   fo.small_files = 8;
+  fo.only = {"model", "many-files"};
   FixtureDir fixtures(fo);
   EmulatorProcess emu(EmulatorProcess::Options{fixtures.path(), "", 1000, false, {}});
   REQUIRE(emu.Start().ok());
@@ -196,7 +207,7 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
   engine::PullInternalOptions in;
   in.small_file_bytes = 1;  // every file through a partial: range events to compact
   auto pull = [&](const std::string& repo, const std::string& rev,
-                  const std::atomic<bool>* cancel, const std::atomic<uint64_t>* rate) {
+                  const std::atomic<bool>* cancel) {
     engine::PullOptions po;
     po.root = root.path();
     po.repo = repo;
@@ -204,22 +215,36 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
     po.endpoint = emu.hub_url();
     po.connections = 1;
     po.cancel = cancel;
-    po.max_rate = rate;
     return engine::PullWith(po, nullptr, in);
   };
-  // Finished transfers: two revisions of another repo.
-  REQUIRE(pull(fixtures::kVersionsRepo, "v1", nullptr, nullptr).ok());
-  REQUIRE(pull(fixtures::kVersionsRepo, "main", nullptr, nullptr).ok());
-  // A slow pull of the model, cancelled after ~1.5 s (the runner commits every 500 ms).
+  // Finished transfers: another repo (no content shared with the model).
+  auto many = pull(fixtures::kManyFilesRepo, "main", nullptr);
+  REQUIRE_MESSAGE(many.ok(), many.status().ToString());
+  // A slow pull of the model (CDN paced at 1 MB/s), cancelled after ~1.5 s (the runner
+  // commits every 500 ms and records what is durable when cancelled).
+  REQUIRE(emu.SetFaults(nlohmann::json::parse(
+                            R"({"faults":[{"match":"model.safetensors","listener":"cdn",
+                                "throttle_bps":1000000}]})"))
+              .ok());
   std::atomic<bool> cancel{false};
-  std::atomic<uint64_t> rate{1u << 20};
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     cancel = true;
   });
-  auto cancelled = pull(fixtures::kModelRepo, "main", &cancel, &rate);
+  auto cancelled = pull(fixtures::kModelRepo, "main", &cancel);
   stopper.join();
-  REQUIRE(cancelled.status().IsCancelled());
+  REQUIRE_MESSAGE(cancelled.status().IsCancelled(), cancelled.status().ToString());
+
+  // The CLI: --dry-run counts and changes nothing; --json carries the fields.
+  std::map<std::string, std::string> env = {{"MODELSYNC_ROOT", root.path()},
+                                            {"HF_HUB_OFFLINE", "\x01unset"}};
+  auto dry = RunCli({"gc", "--dry-run", "--json"}, env);
+  INFO(dry.out, dry.err);
+  REQUIRE(dry.exit_code == 0);
+  auto summary = nlohmann::json::parse(dry.out.substr(dry.out.rfind('{')));
+  CHECK(summary["events_compacted"].get<uint64_t>() > 0);
+  CHECK(summary["log_rewritten"] == false);
+  CHECK(RunCli({"log"}, env).out.find("compacted away") == std::string::npos);
 
   std::string before;
   uint64_t committed = 0;
@@ -241,7 +266,14 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
     REQUIRE(j.ok());
     CHECK((*j)->state().ToSnapshotBytes() == before);
   }
-  auto done = pull(fixtures::kModelRepo, "main", nullptr, nullptr);
+  auto log = RunCli({"log"}, env);
+  CHECK(log.exit_code == 0);
+  CHECK(log.out.find("range event(s) of finished transfers compacted away by gc") !=
+        std::string::npos);
+  auto json_log = RunCli({"log", "--json"}, env);
+  CHECK(json_log.out.find("\"compacted\":{") != std::string::npos);
+  REQUIRE(emu.SetFaults(nlohmann::json::parse(R"({"faults":[]})")).ok());
+  auto done = pull(fixtures::kModelRepo, "main", nullptr);
   REQUIRE_MESSAGE(done.ok(), done.status().ToString());
   CHECK(done->bytes_fetched + committed <= done->bytes_total);
   CHECK(done->bytes_fetched < done->bytes_total);
