@@ -127,8 +127,8 @@ class EventLog {
   // the record is damaged.
   Result<SeqRuns> Compacted();
 
-  // Shrinks the file: copies the environment compactly (LMDB's MDB_CP_COMPACT) into
-  // "<path>.compact", fsyncs it, closes this handle's environment, swaps the two directories
+  // Shrinks the file: copies every record (in key order, pages packed full) into a new
+  // environment in "<path>.compact", fsyncs it, closes this handle's environment, swaps the two directories
   // atomically (renameat2 RENAME_EXCHANGE), fsyncs their parent, removes the old copy and
   // reopens. A crash at any point leaves the old or the new log at path, whole (a leftover
   // "<path>.compact" is removed by the next Rewrite). The caller holds the root's writer lock

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "base/fs.h"
 #include "storage/event_log_impl.h"
 
@@ -38,6 +40,63 @@ Status RemoveFlatDir(const std::string& dir) {
 uint64_t FileBytes(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+// Copies every record of the named databases of from into a new environment in dir,
+// in key order with MDB_APPEND: leaf pages come out full (MDB_CP_COMPACT would only omit
+// free pages, keeping the holes DropEvents leaves inside pages). Values are copied as they
+// are (their checksums bind them to their keys, which do not change). Durable on return.
+Status CopyPacked(MDB_env* from, const std::string& dir, size_t map_bytes) {
+  static const char* const kDbs[] = {"events", "meta", "snapshots"};
+  MDB_env* to = nullptr;
+  int rc = mdb_env_create(&to);
+  if (rc != 0) return FromMdb(rc, "creating an LMDB environment");
+  struct EnvCloser {
+    MDB_env* e;
+    ~EnvCloser() { mdb_env_close(e); }
+  } closer{to};
+  mdb_env_set_maxdbs(to, 4);
+  rc = mdb_env_set_mapsize(to, map_bytes);
+  if (rc == 0) rc = mdb_env_open(to, dir.c_str(), MDB_NOSYNC | MDB_NOTLS, 0644);
+  if (rc != 0) return FromMdb(rc, "creating the compact copy in " + dir);
+  Txn rtxn;
+  rc = rtxn.Begin(from, MDB_RDONLY);
+  if (rc != 0) return FromMdb(rc, "reading the event log for its copy");
+  for (const char* name : kDbs) {
+    MDB_dbi src;
+    rc = mdb_dbi_open(rtxn.get(), name, 0, &src);
+    if (rc != 0) return FromMdb(rc, std::string("opening database ") + name);
+    internal::Cursor c;
+    rc = c.Open(rtxn.get(), src);
+    if (rc != 0) return FromMdb(rc, "reading the event log for its copy");
+    MDB_val k, v;
+    rc = mdb_cursor_get(c.get(), &k, &v, MDB_FIRST);
+    // Write transactions of at most 20,000 records keep the dirty page list small.
+    while (rc == 0) {
+      Txn wtxn;
+      int wrc = wtxn.Begin(to, 0);
+      MDB_dbi dst;
+      if (wrc == 0) wrc = mdb_dbi_open(wtxn.get(), name, MDB_CREATE, &dst);
+      for (int n = 0; wrc == 0 && rc == 0 && n < 20000; ++n) {
+        wrc = mdb_put(wtxn.get(), dst, &k, &v, MDB_APPEND);
+        if (wrc == 0) rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT);
+      }
+      if (wrc == 0) wrc = wtxn.Commit();
+      if (wrc != 0) return FromMdb(wrc, "writing the compact copy in " + dir);
+    }
+    if (rc != MDB_NOTFOUND) return FromMdb(rc, "reading the event log for its copy");
+    {  // (again) so that an empty database exists in the copy too
+      Txn wtxn;
+      MDB_dbi dst;
+      int wrc = wtxn.Begin(to, 0);
+      if (wrc == 0) wrc = mdb_dbi_open(wtxn.get(), name, MDB_CREATE, &dst);
+      if (wrc == 0) wrc = wtxn.Commit();
+      if (wrc != 0) return FromMdb(wrc, "writing the compact copy in " + dir);
+    }
+  }
+  rc = mdb_env_sync(to, 1);
+  if (rc != 0) return FromMdb(rc, "syncing the compact copy in " + dir);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -116,12 +175,10 @@ Result<RewriteReport> EventLog::Rewrite() {
   if (::mkdir(tmp.c_str(), 0755) != 0) return Status::FromErrno(errno, "creating " + tmp);
   m.Step("copying");
   const std::string copy = JoinPath(tmp, "data.mdb");
-  int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, "creating " + copy);
-  int rc = mdb_env_copyfd2(m.env, fd, MDB_CP_COMPACT);
-  Status s = rc == 0 ? Status::Ok() : FromMdb(rc, "copying " + m.path + " to " + copy);
-  if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "fsync " + copy);
-  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "closing " + copy);
+  Status s = CopyPacked(m.env, tmp, std::max<size_t>(m.map_bytes, 2 * report.bytes_before));
+  // The copy's lock file is not needed (a fresh one is made at the next open).
+  if (s.ok() && ::unlink(JoinPath(tmp, "lock.mdb").c_str()) != 0 && errno != ENOENT)
+    s = Status::FromErrno(errno, "removing " + JoinPath(tmp, "lock.mdb"));
   if (s.ok()) s = FsyncDir(tmp);
   if (!s.ok()) {
     (void)RemoveFlatDir(tmp);
