@@ -96,8 +96,10 @@ int RunLog(const LogOptions& o) {
         o.json ? nlohmann::json({{"compacted",
                                   {{"first", gap_first}, {"last", gap_last}, {"events", gap_events}}}})
                      .dump()
-               : "events #" + std::to_string(gap_first) + "..#" + std::to_string(gap_last) + ": " +
-                     std::to_string(gap_events) +
+               : (gap_first == gap_last ? "event #" + std::to_string(gap_first)
+                                        : "events #" + std::to_string(gap_first) + "..#" +
+                                              std::to_string(gap_last)) +
+                     ": " + std::to_string(gap_events) +
                      " range event(s) of finished transfers compacted away by gc";
     gap_events = 0;
     return write(std::move(line));

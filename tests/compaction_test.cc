@@ -2,6 +2,8 @@
 // histories), gc drops range events and shrinks the file, and a partial download cancelled
 // before gc resumes after it, fetching only the rest.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -190,6 +192,43 @@ TEST_CASE("gc compacts the log: state unchanged with and without the snapshot; l
   auto again = engine::Gc(go);
   REQUIRE(again.ok());
   CHECK(again->events_compacted == 0);
+}
+
+TEST_CASE("a read-only journal open across gc's rewrite refreshes onto the new log") {
+  TempDir root;
+  auto append = [&](std::vector<Event> batch) {
+    auto j = engine::Journal::Open(root.path(), false);
+    REQUIRE(j.ok());
+    REQUIRE((*j)->Append(std::move(batch)).ok());
+  };
+  append({Started(1, "a"), Ranges(1, 0, 10, 1), Ranges(1, 10, 20, 1), Verified(1, "a")});
+  int to_child[2], to_parent[2];
+  REQUIRE(::pipe(to_child) == 0);
+  REQUIRE(::pipe(to_parent) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto j = engine::Journal::Open(root.path(), true);
+    char c = 'r';
+    if (!j.ok() || ::write(to_parent[1], &c, 1) != 1 || ::read(to_child[0], &c, 1) != 1)
+      ::_exit(1);
+    if ((*j)->state().last_seq != 4) ::_exit(2);
+    if (!(*j)->Refresh().ok()) ::_exit(3);  // sees the swap, reopens, replays
+    ::_exit((*j)->state().last_seq == 5 && (*j)->state().blobs.count("b") ? 0 : 4);
+  }
+  char c;
+  REQUIRE(::read(to_parent[0], &c, 1) == 1);
+  engine::GcOptions go;
+  go.root = root.path();
+  auto r = engine::Gc(go);
+  REQUIRE(r.ok());
+  CHECK(r->log_rewritten);
+  append({Verified(0, "b")});
+  REQUIRE(::write(to_child[1], &c, 1) == 1);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+  for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) ::close(fd);
 }
 
 TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is fetched") {

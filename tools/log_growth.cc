@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "base/hash.h"
@@ -48,10 +49,15 @@ double OpenMs(const std::string& root, uint64_t* snap_seq) {
   return ms;
 }
 
-uint64_t CountEvents(const std::string& root) {
+// Events in the log; per kind, payload bytes into *by_kind when given.
+uint64_t CountEvents(const std::string& root, std::map<std::string, uint64_t>* by_kind = nullptr) {
   uint64_t n = 0;
-  Status s = engine::Journal::ScanLog(root, 1, [&](uint64_t, const v1::Event&) {
+  Status s = engine::Journal::ScanLog(root, 1, [&](uint64_t, const v1::Event& e) {
     ++n;
+    if (by_kind) {
+      const auto* field = e.GetDescriptor()->FindFieldByNumber(static_cast<int>(e.kind_case()));
+      (*by_kind)[field ? field->name() : "?"] += e.ByteSizeLong();
+    }
     return Status::Ok();
   });
   if (!s.ok()) {
@@ -180,6 +186,12 @@ int main(int argc, char** argv) {
   std::printf("syncs %d, files per revision %d, append %.1f s\n", syncs, files, append_s);
   std::printf("%-18s %14s %9s %15s\n", "", "data.mdb", "events", "open (best of 3)");
   Row("plain", dir, mdb);
+  std::map<std::string, uint64_t> by_kind;
+  CountEvents(dir, &by_kind);
+  std::printf("payload bytes by kind:");
+  for (const auto& [kind, bytes] : by_kind)
+    std::printf(" %s %.2f MiB;", kind.c_str(), static_cast<double>(bytes) / 1048576.0);
+  std::printf("\n");
   {
     auto j = engine::Journal::Open(dir, false);
     if (!j.ok()) return 1;
