@@ -68,10 +68,10 @@ int RunGc(const GcCliOptions& o) {
         ull(r->events_compacted), FormatBytes(r->compacted_event_bytes).c_str(),
         FormatBytes(r->log_bytes_before).c_str());
   } else if (r->events_compacted > 0) {
-    std::printf("dropped %llu range event(s) of finished transfers from the log; data.mdb %s -> %s%s\n",
-                ull(r->events_compacted), FormatBytes(r->log_bytes_before).c_str(),
-                FormatBytes(r->log_bytes_after).c_str(),
-                r->log_rewritten ? " (rewritten compactly)" : "");
+    std::printf(
+        "dropped %llu range event(s) of finished transfers from the log; data.mdb %s -> %s%s\n",
+        ull(r->events_compacted), FormatBytes(r->log_bytes_before).c_str(),
+        FormatBytes(r->log_bytes_after).c_str(), r->log_rewritten ? " (rewritten compactly)" : "");
   }
   if (r->live_range_events > 0)
     std::printf("kept %llu range event(s) of unfinished transfers (a later pull resumes them)\n",

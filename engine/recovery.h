@@ -118,8 +118,8 @@ struct GcReport {
   uint64_t compacted_event_bytes = 0;  // their records' approximate size in the log
   uint64_t live_range_events = 0;      // range events of live transfers (kept for resume)
   uint64_t log_bytes_before = 0, log_bytes_after = 0;  // data.mdb (after = before, dry_run)
-  bool log_rewritten = false;          // data.mdb was rewritten compactly
-  std::string rewrite_error;           // why not (the events were dropped all the same)
+  bool log_rewritten = false;                          // data.mdb was rewritten compactly
+  std::string rewrite_error;  // why not (the events were dropped all the same)
 };
 
 Result<GcReport> Gc(const GcOptions& options);

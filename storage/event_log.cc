@@ -104,15 +104,15 @@ Status EventLog::Impl::CheckFormat(MDB_txn* txn) {
   }
   if (rc != 0) return FromMdb(rc, "reading the meta table of " + path);
   if (v.mv_size != 4)
-    return Status::Corruption("the format version in " + path + " is " +
-                              std::to_string(v.mv_size) + " bytes long (expected 4)");
+    return Status::Corruption("the format version in " + path + " is " + std::to_string(v.mv_size) +
+                              " bytes long (expected 4)");
   const auto* p = static_cast<const unsigned char*>(v.mv_data);
   uint32_t version = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
   if (version > kLogFormatVersion || version == 0)
-    return Status::Version(
-        "the event log at " + path + " has format version " + std::to_string(version) +
-        ", and this modelsync reads versions up to " + std::to_string(kLogFormatVersion) +
-        "; upgrade modelsync to use this root");
+    return Status::Version("the event log at " + path + " has format version " +
+                           std::to_string(version) + ", and this modelsync reads versions up to " +
+                           std::to_string(kLogFormatVersion) +
+                           "; upgrade modelsync to use this root");
   format_version = version;
   return Status::Ok();
 }
@@ -167,8 +167,8 @@ Status EventLog::Impl::Scan(uint64_t from, const ScanFn& fn, const GapFn* on_gap
     if (seq > expect) {
       std::string missing = "it is missing (the next record is #" + std::to_string(seq) + ")";
       if (!compacted_status.ok())
-        return Status::Corruption(EventCorrupt(expect, missing + ", and " +
-                                                           compacted_status.message()));
+        return Status::Corruption(
+            EventCorrupt(expect, missing + ", and " + compacted_status.message()));
       if (!compacted.Covers(expect, seq - 1))
         return Status::Corruption(EventCorrupt(
             expect, missing + (compacted.empty() ? "" : " and no compaction removed it")));
@@ -320,11 +320,14 @@ Status EventLog::Read(uint64_t from, size_t limit,
                       std::vector<std::pair<uint64_t, modelsync::v1::Event>>* out) {
   if (limit == 0) return Status::Ok();
   size_t n = 0;
-  return impl_->Scan(from, [&](uint64_t seq, const modelsync::v1::Event& e, bool* more) {
-    out->emplace_back(seq, e);
-    *more = ++n < limit;
-    return Status::Ok();
-  }, nullptr);
+  return impl_->Scan(
+      from,
+      [&](uint64_t seq, const modelsync::v1::Event& e, bool* more) {
+        out->emplace_back(seq, e);
+        *more = ++n < limit;
+        return Status::Ok();
+      },
+      nullptr);
 }
 
 Status EventLog::Replay(uint64_t from,

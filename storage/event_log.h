@@ -128,9 +128,9 @@ class EventLog {
   Result<SeqRuns> Compacted();
 
   // Shrinks the file: copies every record (in key order, pages packed full) into a new
-  // environment in "<path>.compact", fsyncs it, closes this handle's environment, swaps the two directories
-  // atomically (renameat2 RENAME_EXCHANGE), fsyncs their parent, removes the old copy and
-  // reopens. A crash at any point leaves the old or the new log at path, whole (a leftover
+  // environment in "<path>.compact", fsyncs it, closes this handle's environment, swaps the two
+  // directories atomically (renameat2 RENAME_EXCHANGE), fsyncs their parent, removes the old copy
+  // and reopens. A crash at any point leaves the old or the new log at path, whole (a leftover
   // "<path>.compact" is removed by the next Rewrite). The caller holds the root's writer lock
   // (no other writer may commit meanwhile). kInvalidArgument on kReadOnly; kIOError naming
   // the path (the log at path is then unchanged and this handle still open, unless reopening
@@ -149,8 +149,8 @@ class EventLog {
 
   const std::string& path() const;  // the LMDB directory
   Mode mode() const;
-  size_t map_bytes() const;  // the current map size (grows; for tests and the benchmark)
-  uint64_t file_bytes() const;  // the size of data.mdb now
+  size_t map_bytes() const;         // the current map size (grows; for tests and the benchmark)
+  uint64_t file_bytes() const;      // the size of data.mdb now
   uint32_t format_version() const;  // of the log as opened (2 after a DropEvents)
   // True when the directory at path is no longer the one this handle opened (another process
   // rewrote the log): this handle reads the old copy; reopen to see newer events.

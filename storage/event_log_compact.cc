@@ -117,9 +117,9 @@ Status EventLog::DropEvents(const std::vector<uint64_t>& seqs) {
     m.record_status = m.ReadLast(txn, &last);
     if (!m.record_status.ok()) return -1;
     if (seqs.back() >= last || seqs.front() == 0) {
-      m.record_status = Status::InvalidArgument(
-          "event #" + std::to_string(seqs.back()) +
-          " cannot be dropped: the last event of the log always stays");
+      m.record_status =
+          Status::InvalidArgument("event #" + std::to_string(seqs.back()) +
+                                  " cannot be dropped: the last event of the log always stays");
       return -1;
     }
     SeqRuns runs;

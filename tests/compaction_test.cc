@@ -70,10 +70,19 @@ std::vector<Event> RandomHistory(uint32_t seed, size_t n) {
     uint64_t id = 1 + rng() % 6;
     std::string cid = Sha256Hex(std::to_string(id) + "-" + std::to_string(i));
     switch (rng() % 10) {
-      case 0: case 1: out.push_back(Started(id, cid)); break;
-      case 2: out.push_back(Verified(id, cid)); break;
-      case 3: out.push_back(Verified(0, cid)); break;
-      case 4: out.push_back(FailedTransfer(id, rng() % 2)); break;
+      case 0:
+      case 1:
+        out.push_back(Started(id, cid));
+        break;
+      case 2:
+        out.push_back(Verified(id, cid));
+        break;
+      case 3:
+        out.push_back(Verified(0, cid));
+        break;
+      case 4:
+        out.push_back(FailedTransfer(id, rng() % 2));
+        break;
       default: {
         uint64_t b = rng() % (1 << 20);
         out.push_back(Ranges(id, b, b + 1 + rng() % 65536, static_cast<int64_t>(i)));
@@ -210,8 +219,7 @@ TEST_CASE("a read-only journal open across gc's rewrite refreshes onto the new l
   if (pid == 0) {
     auto j = engine::Journal::Open(root.path(), true);
     char c = 'r';
-    if (!j.ok() || ::write(to_parent[1], &c, 1) != 1 || ::read(to_child[0], &c, 1) != 1)
-      ::_exit(1);
+    if (!j.ok() || ::write(to_parent[1], &c, 1) != 1 || ::read(to_child[0], &c, 1) != 1) ::_exit(1);
     if ((*j)->state().last_seq != 4) ::_exit(2);
     if (!(*j)->Refresh().ok()) ::_exit(3);  // sees the swap, reopens, replays
     ::_exit((*j)->state().last_seq == 5 && (*j)->state().blobs.count("b") ? 0 : 4);
