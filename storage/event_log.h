@@ -26,9 +26,10 @@
 // shrinks. A process that had the log open before a rewrite keeps reading the old copy
 // (consistent, but it sees no new events: Replaced() says so; reopen).
 //
-// Thread safety: one owner thread. Read/Replay/LastSeq/GetSnapshot may run on other threads
-// concurrently with each other, but not concurrently with Append/PutSnapshot (the map may be
-// resized there, which needs no other transaction open in this process).
+// Thread safety: one owner thread. Read/Replay/LastSeq/GetSnapshot/Compacted may run on other
+// threads concurrently with each other, but not concurrently with Append/PutSnapshot/
+// DropEvents (the map may be resized there, which needs no other transaction open in this
+// process) nor with Rewrite (it closes and reopens the environment).
 #pragma once
 
 #include <cstddef>
