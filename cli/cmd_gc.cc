@@ -36,7 +36,14 @@ int RunGc(const GcCliOptions& o) {
                                         {"blobs_kept", r->blobs_kept},
                                         {"bytes_freed", r->bytes_freed},
                                         {"snapshot_written", r->snapshot_written},
-                                        {"snapshot_seq", r->snapshot_seq}})
+                                        {"snapshot_seq", r->snapshot_seq},
+                                        {"events_compacted", r->events_compacted},
+                                        {"compacted_event_bytes", r->compacted_event_bytes},
+                                        {"live_range_events", r->live_range_events},
+                                        {"log_bytes_before", r->log_bytes_before},
+                                        {"log_bytes_after", r->log_bytes_after},
+                                        {"log_rewritten", r->log_rewritten},
+                                        {"rewrite_error", r->rewrite_error}})
                             .dump()
                             .c_str());
     return 0;
@@ -53,6 +60,27 @@ int RunGc(const GcCliOptions& o) {
   if (r->snapshot_written)
     std::printf("log snapshot written at event #%llu\n",
                 static_cast<unsigned long long>(r->snapshot_seq));
+  auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  if (o.dry_run) {
+    std::printf(
+        "would drop %llu range event(s) of finished transfers from the log (~%s of records; "
+        "data.mdb is %s now)\n",
+        ull(r->events_compacted), FormatBytes(r->compacted_event_bytes).c_str(),
+        FormatBytes(r->log_bytes_before).c_str());
+  } else if (r->events_compacted > 0) {
+    std::printf(
+        "dropped %llu range event(s) of finished transfers from the log; data.mdb %s -> %s%s\n",
+        ull(r->events_compacted), FormatBytes(r->log_bytes_before).c_str(),
+        FormatBytes(r->log_bytes_after).c_str(), r->log_rewritten ? " (rewritten compactly)" : "");
+  }
+  if (r->live_range_events > 0)
+    std::printf("kept %llu range event(s) of unfinished transfers (a later pull resumes them)\n",
+                ull(r->live_range_events));
+  if (!r->rewrite_error.empty())
+    std::fprintf(stderr,
+                 "warning: the log file was not rewritten (%s); the dropped events' pages are "
+                 "reused by later appends\n",
+                 r->rewrite_error.c_str());
   return 0;
 }
 
@@ -63,8 +91,9 @@ void RegisterGc(CLI::App& app, CliContext& ctx) {
   CLI::App* cmd = app.add_subcommand(
       "gc",
       "Remove blobs no active model uses and partial downloads no transfer owns, then write\n"
-      "a snapshot of the log's state so start-up stays fast. Takes the root's lock (waits\n"
-      "for a running pull).");
+      "a snapshot of the log's state, drop the range events of finished transfers and rewrite\n"
+      "the log file compactly, so it stays small and start-up stays fast. Takes the root's\n"
+      "lock (waits for a running pull).");
   AddRootOption(cmd, &opts->root);
   cmd->add_flag("--dry-run,-n", opts->dry_run, "Only show what would go");
   cmd->add_flag("--json", opts->json, "One JSON object per removed item, then a summary");

@@ -1,4 +1,5 @@
 // `modelsync log`: the event log, in order, for people or (--json) for machines.
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -80,18 +81,49 @@ int RunLog(const LogOptions& o) {
   std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for --repo
   // With --repo the scan starts at 1 so transfer events can be attributed.
   uint64_t scan_from = o.repo.empty() ? o.from : 1;
-  Status s = engine::Journal::ScanLog(o.root, scan_from, [&](uint64_t seq, const v1::Event& e) {
-    if (!o.repo.empty() && RepoOf(e, &transfers) != o.repo) return Status::Ok();
-    if (seq < o.from || e.time_ms() < since_ms) return Status::Ok();
-    std::string line = o.json
-                           ? EventToJson(seq, e).dump(
-                                 -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                           : FormatEventText(seq, e);
+  auto write = [](std::string line) {
     line += '\n';
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size())
       return Status::IOError("writing to standard output failed");
     return Status::Ok();
-  });
+  };
+  // Compacted runs since the last printed event, shown before the next one (never skipped
+  // silently; with filters they are aggregated: compaction does not say whose they were).
+  uint64_t gap_first = 0, gap_last = 0, gap_events = 0;
+  auto flush_gap = [&]() -> Status {
+    if (gap_events == 0) return Status::Ok();
+    std::string line =
+        o.json ? nlohmann::json({{"compacted",
+                                  {{"first", gap_first}, {"last", gap_last}, {"events", gap_events}}}})
+                     .dump()
+               : (gap_first == gap_last ? "event #" + std::to_string(gap_first)
+                                        : "events #" + std::to_string(gap_first) + "..#" +
+                                              std::to_string(gap_last)) +
+                     ": " + std::to_string(gap_events) +
+                     " range event(s) of finished transfers compacted away by gc";
+    gap_events = 0;
+    return write(std::move(line));
+  };
+  auto on_gap = [&](uint64_t first, uint64_t last) {
+    if (last < o.from) return Status::Ok();
+    first = std::max(first, o.from);
+    if (gap_events == 0) gap_first = first;
+    gap_last = last;
+    gap_events += last - first + 1;
+    return Status::Ok();
+  };
+  Status s = engine::Journal::ScanLog(
+      o.root, scan_from,
+      [&](uint64_t seq, const v1::Event& e) {
+        if (!o.repo.empty() && RepoOf(e, &transfers) != o.repo) return Status::Ok();
+        if (seq < o.from || e.time_ms() < since_ms) return Status::Ok();
+        MS_RETURN_IF_ERROR(flush_gap());
+        return write(o.json ? EventToJson(seq, e).dump(
+                                  -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+                            : FormatEventText(seq, e));
+      },
+      on_gap);
+  if (s.ok()) s = flush_gap();
   if (std::fflush(stdout) != 0 && s.ok()) s = Status::IOError("writing to standard output failed");
   if (!s.ok()) {
     if (s.IsCorruption())

@@ -101,6 +101,12 @@ Status Journal::WriteSnapshot() {
 }
 
 Status Journal::Refresh() {
+  if (impl_->log && impl_->log->Replaced()) {
+    // Another process rewrote the log (gc): this handle reads the old copy. Reopen.
+    impl_->log.reset();
+    snapshot_seq_ = loaded_snapshot_seq_ = 0;
+    snapshot_note_.clear();
+  }
   if (!impl_->log) {
     auto log = storage::EventLog::Open(root_, storage::EventLog::Mode::kReadOnly);
     if (!log.ok()) return log.status().IsNotFound() ? Status::Ok() : log.status();
@@ -113,15 +119,40 @@ Status Journal::Refresh() {
   });
 }
 
-Status Journal::ForEachEvent(uint64_t from, const EventFn& fn) {
+Status Journal::ForEachEvent(uint64_t from, const EventFn& fn, const GapFn& on_gap) {
   if (!impl_->log) return Status::Ok();
-  return impl_->log->Replay(from, fn);
+  return impl_->log->Replay(from, fn, on_gap);
 }
 
-Status Journal::ScanLog(const std::string& root, uint64_t from, const EventFn& fn) {
+Status Journal::ScanLog(const std::string& root, uint64_t from, const EventFn& fn,
+                        const GapFn& on_gap) {
   auto log = storage::EventLog::Open(root, storage::EventLog::Mode::kReadOnly);
   if (!log.ok()) return log.status().IsNotFound() ? Status::Ok() : log.status();
-  return (*log)->Replay(from, fn);
+  return (*log)->Replay(from, fn, on_gap);
 }
+
+Result<LogCompaction> Journal::CompactLog(const std::vector<uint64_t>& drop, bool rewrite) {
+  if (read_only_ || !impl_->log)
+    return Status::InvalidArgument("the journal of " + root_ + " is open read-only");
+  storage::EventLog& log = *impl_->log;
+  LogCompaction c;
+  c.bytes_before = log.file_bytes();
+  MS_RETURN_IF_ERROR(log.DropEvents(drop));
+  c.events_dropped = drop.size();
+  if (rewrite && !drop.empty()) {
+    auto r = log.Rewrite();
+    if (r.ok()) {
+      c.rewritten = true;
+    } else if (!log.is_open()) {
+      return r.status();  // the old and the new log are both gone from this handle
+    } else {
+      c.rewrite_error = r.status().message();
+    }
+  }
+  c.bytes_after = log.file_bytes();
+  return c;
+}
+
+uint64_t Journal::LogFileBytes() const { return impl_->log ? impl_->log->file_bytes() : 0; }
 
 }  // namespace modelsync::engine

@@ -27,6 +27,16 @@
 namespace modelsync::engine {
 
 using EventFn = std::function<Status(uint64_t seq, const modelsync::v1::Event& event)>;
+// A run of events compaction removed, [first, last] (storage/LOG_FORMAT.md "Compaction").
+using GapFn = std::function<Status(uint64_t first, uint64_t last)>;
+
+// What CompactLog did.
+struct LogCompaction {
+  uint64_t events_dropped = 0;
+  uint64_t bytes_before = 0, bytes_after = 0;  // data.mdb
+  bool rewritten = false;     // the file was rewritten compactly (else only pages freed)
+  std::string rewrite_error;  // why the rewrite failed (the events are dropped all the same)
+};
 
 struct JournalOptions {
   const Clock* clock = nullptr;  // stamps time_ms; nullptr = SystemClock::Default()
@@ -68,13 +78,23 @@ class Journal {
   // Read-only journals: folds what writers committed since Open (no-op when up to date).
   Status Refresh();
 
-  // Calls fn for each committed event with seq >= from, in order (the raw log, not state).
-  Status ForEachEvent(uint64_t from, const EventFn& fn);
+  // Calls fn for each committed event with seq >= from, in order (the raw log, not state),
+  // and on_gap (when set) for each run of compacted events it passes.
+  Status ForEachEvent(uint64_t from, const EventFn& fn, const GapFn& on_gap = {});
 
   // The same without a Journal (no state load, no lock): for `modelsync log`. A root with
   // no log yet has no events (OK). Not while this process has a Journal of root open (LMDB
   // allows one handle per process: kLocked); use ForEachEvent there.
-  static Status ScanLog(const std::string& root, uint64_t from, const EventFn& fn);
+  static Status ScanLog(const std::string& root, uint64_t from, const EventFn& fn,
+                        const GapFn& on_gap = {});
+
+  // Compaction (kReadWrite only): drops the events at drop (ascending; chosen by
+  // engine::CompactionPlan so that state() does not change) in one durable transaction, then,
+  // when rewrite and something was dropped, rewrites the log file compactly
+  // (storage::EventLog::Rewrite). A failed rewrite is reported in rewrite_error, not as an
+  // error. Errors: kInvalidArgument (read-only, a seq that cannot go), the log's errors.
+  Result<LogCompaction> CompactLog(const std::vector<uint64_t>& drop, bool rewrite);
+  uint64_t LogFileBytes() const;  // data.mdb now (0 without a log)
 
   // Where start-up began: the snapshot's seq (0 = full replay) and, when a snapshot was
   // present but unusable (damaged, another state version), why it was ignored.

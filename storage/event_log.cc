@@ -7,8 +7,7 @@
 
 #include "base/fs.h"
 #include "proto/codec.h"
-#include "storage/lmdb_util.h"
-#include "storage/record_format.h"
+#include "storage/event_log_impl.h"
 
 namespace modelsync::storage {
 
@@ -20,178 +19,244 @@ using internal::View;
 
 namespace {
 
-constexpr char kMetaFormatKey[] = "format_version";
-
 // LMDB must not be opened twice in one process; track open logs by (dev, inode).
 std::mutex g_open_mu;
 std::set<std::pair<dev_t, ino_t>> g_open;
 
 size_t RoundUp4k(size_t n) { return (n + 4095) / 4096 * 4096; }
 
+}  // namespace
+
 std::string EventCorrupt(uint64_t seq, std::string_view what) {
   return "event #" + std::to_string(seq) + " is corrupt: " + std::string(what);
 }
 
-}  // namespace
-
 std::string StateDir(const std::string& root) { return JoinPath(root, ".modelsync"); }
 std::string LogDir(const std::string& root) { return JoinPath(StateDir(root), "log"); }
 
-struct EventLog::Impl {
-  std::string path;
-  Mode mode = Mode::kReadOnly;
-  Options options;
-  MDB_env* env = nullptr;
-  MDB_dbi events = 0, meta = 0, snapshots = 0;
-  uint64_t last_seq = 0;
-  size_t map_bytes = 0;
-  int stale_readers = 0;
-  std::pair<dev_t, ino_t> id{};
-  RecordCodec writer_codec;
-  std::string writer_payload, writer_record;  // scratch of Append/PutSnapshot
-
-  ~Impl() {
-    if (env) mdb_env_close(env);
-    if (id != std::pair<dev_t, ino_t>{}) {
-      std::lock_guard<std::mutex> g(g_open_mu);
-      g_open.erase(id);
-    }
+void EventLog::Impl::CloseEnv() {
+  if (env) mdb_env_close(env);
+  env = nullptr;
+  if (id != std::pair<dev_t, ino_t>{}) {
+    std::lock_guard<std::mutex> g(g_open_mu);
+    g_open.erase(id);
   }
+  id = {};
+}
 
-  Status Grow() {
-    if (map_bytes >= options.max_map_bytes)
-      return Status::NoSpace("the event log at " + path + " reached its size limit of " +
-                             std::to_string(options.max_map_bytes) + " bytes");
-    size_t next = std::min(options.max_map_bytes, map_bytes * 2);
-    int rc = mdb_env_set_mapsize(env, next);
-    if (rc != 0) return FromMdb(rc, "growing the event log map of " + path);
-    map_bytes = next;
+Status EventLog::Impl::Grow() {
+  if (map_bytes >= options.max_map_bytes)
+    return Status::NoSpace("the event log at " + path + " reached its size limit of " +
+                           std::to_string(options.max_map_bytes) + " bytes");
+  size_t next = std::min(options.max_map_bytes, map_bytes * 2);
+  int rc = mdb_env_set_mapsize(env, next);
+  if (rc != 0) return FromMdb(rc, "growing the event log map of " + path);
+  map_bytes = next;
+  return Status::Ok();
+}
+
+Status EventLog::Impl::ReadLast(MDB_txn* txn, uint64_t* last) {
+  Cursor c;
+  int rc = c.Open(txn, events);
+  if (rc != 0) return FromMdb(rc, "reading " + path);
+  MDB_val k, v;
+  rc = mdb_cursor_get(c.get(), &k, &v, MDB_LAST);
+  if (rc == MDB_NOTFOUND) {
+    *last = 0;
     return Status::Ok();
   }
+  if (rc != 0) return FromMdb(rc, "reading " + path);
+  if (k.mv_size != 8)
+    return Status::Corruption("the last event of " + path + " has a key of " +
+                              std::to_string(k.mv_size) + " bytes (expected 8)");
+  *last = ParseSeqKey(k.mv_data);
+  return Status::Ok();
+}
 
-  Status ReadLast(MDB_txn* txn, uint64_t* last) {
-    Cursor c;
-    int rc = c.Open(txn, events);
-    if (rc != 0) return FromMdb(rc, "reading " + path);
-    MDB_val k, v;
-    rc = mdb_cursor_get(c.get(), &k, &v, MDB_LAST);
-    if (rc == MDB_NOTFOUND) {
-      *last = 0;
-      return Status::Ok();
-    }
-    if (rc != 0) return FromMdb(rc, "reading " + path);
+Status EventLog::Impl::OpenDbs(MDB_txn* txn, unsigned flags) {
+  int rc = mdb_dbi_open(txn, "events", flags, &events);
+  if (rc == 0) rc = mdb_dbi_open(txn, "meta", flags, &meta);
+  if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", flags, &snapshots);
+  if (rc == MDB_NOTFOUND)
+    return Status::NotFound("the event log at " + path + " is not initialized yet", rc);
+  if (rc != 0) return FromMdb(rc, "opening the databases of " + path);
+  return Status::Ok();
+}
+
+// Checks (and on a new kReadWrite log, writes) the format version.
+Status EventLog::Impl::CheckFormat(MDB_txn* txn) {
+  MDB_val k = Val(kMetaFormatKey), v;
+  int rc = mdb_get(txn, meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    uint64_t last = 0;
+    MS_RETURN_IF_ERROR(ReadLast(txn, &last));
+    if (last != 0)
+      return Status::Corruption("the event log at " + path +
+                                " has events but no format version in its meta table");
+    if (mode == Mode::kReadOnly)
+      return Status::NotFound("the event log at " + path + " is not initialized yet");
+    char buf[4] = {0, 0, 0, static_cast<char>(kLogFormatCreated)};
+    MDB_val nv{4, buf};
+    rc = mdb_put(txn, meta, &k, &nv, 0);
+    if (rc != 0) return FromMdb(rc, "writing the format version of " + path);
+    format_version = kLogFormatCreated;
+    return Status::Ok();
+  }
+  if (rc != 0) return FromMdb(rc, "reading the meta table of " + path);
+  if (v.mv_size != 4)
+    return Status::Corruption("the format version in " + path + " is " + std::to_string(v.mv_size) +
+                              " bytes long (expected 4)");
+  const auto* p = static_cast<const unsigned char*>(v.mv_data);
+  uint32_t version = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+  if (version > kLogFormatVersion || version == 0)
+    return Status::Version("the event log at " + path + " has format version " +
+                           std::to_string(version) + ", and this modelsync reads versions up to " +
+                           std::to_string(kLogFormatVersion) +
+                           "; upgrade modelsync to use this root");
+  format_version = version;
+  return Status::Ok();
+}
+
+Status EventLog::Impl::ReadCompacted(MDB_txn* txn, SeqRuns* out) {
+  *out = SeqRuns();
+  MDB_val k = Val(kMetaCompactedKey), v;
+  int rc = mdb_get(txn, meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return Status::Ok();
+  if (rc != 0) return FromMdb(rc, "reading the meta table of " + path);
+  RecordCodec codec;
+  std::string_view payload;
+  Status s = codec.Decode(kMetaCompactedKey, View(v), kMaxCompactedBytes, &payload);
+  if (s.ok()) s = SeqRuns::Decode(payload, out);
+  if (!s.ok())
+    return Status::Corruption("the record of compacted events in " + path +
+                              " is corrupt: " + s.message());
+  return Status::Ok();
+}
+
+// Walks events with seq >= from, checking every key and record, until fn sets *more to
+// false, fn fails, or the log ends. A missing seq is accepted only when meta "compacted"
+// lists it; an event that is present although listed there is corruption too.
+Status EventLog::Impl::Scan(uint64_t from, const ScanFn& fn, const GapFn* on_gap) {
+  MS_RETURN_IF_ERROR(Usable());
+  if (from == 0) from = 1;
+  Txn txn;
+  int rc = txn.Begin(env, MDB_RDONLY);
+  if (rc != 0) return FromMdb(rc, "reading " + path);
+  SeqRuns compacted;
+  // A damaged record matters only where a gap needs it: the events before are still read.
+  Status compacted_status = ReadCompacted(txn.get(), &compacted);
+  Cursor c;
+  rc = c.Open(txn.get(), events);
+  if (rc != 0) return FromMdb(rc, "reading " + path);
+  char kb[8];
+  PutSeqKey(from, kb);
+  MDB_val k{8, kb}, v;
+  uint64_t expect = from;
+  bool more = true;
+  RecordCodec codec;  // per scan, so scans on several threads share nothing
+  modelsync::v1::Event event;
+  for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE); rc == 0 && more;
+       rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
     if (k.mv_size != 8)
-      return Status::Corruption("the last event of " + path + " has a key of " +
-                                std::to_string(k.mv_size) + " bytes (expected 8)");
-    *last = ParseSeqKey(k.mv_data);
-    return Status::Ok();
-  }
-
-  Status OpenDbs(MDB_txn* txn, unsigned flags) {
-    int rc = mdb_dbi_open(txn, "events", flags, &events);
-    if (rc == 0) rc = mdb_dbi_open(txn, "meta", flags, &meta);
-    if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", flags, &snapshots);
-    if (rc == MDB_NOTFOUND)
-      return Status::NotFound("the event log at " + path + " is not initialized yet", rc);
-    if (rc != 0) return FromMdb(rc, "opening the databases of " + path);
-    return Status::Ok();
-  }
-
-  // Checks (and on a new kReadWrite log, writes) the format version.
-  Status CheckFormat(MDB_txn* txn) {
-    MDB_val k = Val(kMetaFormatKey), v;
-    int rc = mdb_get(txn, meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-      uint64_t last = 0;
-      MS_RETURN_IF_ERROR(ReadLast(txn, &last));
-      if (last != 0)
-        return Status::Corruption("the event log at " + path +
-                                  " has events but no format version in its meta table");
-      if (mode == Mode::kReadOnly)
-        return Status::NotFound("the event log at " + path + " is not initialized yet");
-      char buf[4] = {0, 0, 0, static_cast<char>(kLogFormatVersion)};
-      MDB_val nv{4, buf};
-      rc = mdb_put(txn, meta, &k, &nv, 0);
-      if (rc != 0) return FromMdb(rc, "writing the format version of " + path);
-      return Status::Ok();
-    }
-    if (rc != 0) return FromMdb(rc, "reading the meta table of " + path);
-    if (v.mv_size != 4)
-      return Status::Corruption("the format version in " + path + " is " +
-                                std::to_string(v.mv_size) + " bytes long (expected 4)");
-    const auto* p = static_cast<const unsigned char*>(v.mv_data);
-    uint32_t version = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-    if (version > kLogFormatVersion || version == 0)
-      return Status::Version(
-          "the event log at " + path + " has format version " + std::to_string(version) +
-          ", and this modelsync reads versions up to " + std::to_string(kLogFormatVersion) +
-          "; upgrade modelsync to use this root");
-    return Status::Ok();
-  }
-
-  // Walks events with seq >= from, checking every key and record, until fn sets *more to
-  // false, fn fails, or the log ends.
-  Status Scan(uint64_t from,
-              const std::function<Status(uint64_t, const modelsync::v1::Event&, bool* more)>& fn) {
-    if (from == 0) from = 1;
-    Txn txn;
-    int rc = txn.Begin(env, MDB_RDONLY);
-    if (rc != 0) return FromMdb(rc, "reading " + path);
-    Cursor c;
-    rc = c.Open(txn.get(), events);
-    if (rc != 0) return FromMdb(rc, "reading " + path);
-    char kb[8];
-    PutSeqKey(from, kb);
-    MDB_val k{8, kb}, v;
-    uint64_t expect = from;
-    bool more = true;
-    RecordCodec codec;  // per scan, so scans on several threads share nothing
-    modelsync::v1::Event event;
-    for (rc = mdb_cursor_get(c.get(), &k, &v, MDB_SET_RANGE); rc == 0 && more;
-         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
-      if (k.mv_size != 8)
+      return Status::Corruption(EventCorrupt(
+          expect, "its key is " + std::to_string(k.mv_size) + " bytes long (expected 8)"));
+    uint64_t seq = ParseSeqKey(k.mv_data);
+    if (seq < expect)
+      return Status::Corruption(
+          EventCorrupt(expect, "sequence number #" + std::to_string(seq) + " is out of order"));
+    if (seq > expect) {
+      std::string missing = "it is missing (the next record is #" + std::to_string(seq) + ")";
+      if (!compacted_status.ok())
+        return Status::Corruption(
+            EventCorrupt(expect, missing + ", and " + compacted_status.message()));
+      if (!compacted.Covers(expect, seq - 1))
         return Status::Corruption(EventCorrupt(
-            expect, "its key is " + std::to_string(k.mv_size) + " bytes long (expected 8)"));
-      uint64_t seq = ParseSeqKey(k.mv_data);
-      if (seq != expect)
-        return Status::Corruption(EventCorrupt(
-            expect, seq < expect
-                        ? "sequence number #" + std::to_string(seq) + " is out of order"
-                        : "it is missing (the next record is #" + std::to_string(seq) + ")"));
-      std::string_view payload;
-      Status s = codec.Decode(View(k), View(v), proto::kMaxEventBytes, &payload);
-      if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()), s.detail());
-      s = proto::DecodeEvent(payload, &event);
-      if (s.code() == StatusCode::kVersion)
-        return Status::Version("event #" + std::to_string(seq) + ": " + s.message());
-      if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()));
-      MS_RETURN_IF_ERROR(fn(seq, event, &more));
-      ++expect;
+            expect, missing + (compacted.empty() ? "" : " and no compaction removed it")));
+      if (on_gap) MS_RETURN_IF_ERROR((*on_gap)(expect, seq - 1));
     }
-    if (rc != 0 && rc != MDB_NOTFOUND) return FromMdb(rc, "reading " + path);
+    if (compacted.Contains(seq))
+      return Status::Corruption(
+          EventCorrupt(seq, "it is present although the log's meta says compaction removed it"));
+    std::string_view payload;
+    Status s = codec.Decode(View(k), View(v), proto::kMaxEventBytes, &payload);
+    if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()), s.detail());
+    s = proto::DecodeEvent(payload, &event);
+    if (s.code() == StatusCode::kVersion)
+      return Status::Version("event #" + std::to_string(seq) + ": " + s.message());
+    if (!s.ok()) return Status::Corruption(EventCorrupt(seq, s.message()));
+    MS_RETURN_IF_ERROR(fn(seq, event, &more));
+    expect = seq + 1;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return FromMdb(rc, "reading " + path);
+  return Status::Ok();
+}
+
+Status EventLog::Impl::OpenEnvOnce(bool* swapped) {
+  *swapped = false;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  {
+    std::lock_guard<std::mutex> g(g_open_mu);
+    if (!g_open.insert({st.st_dev, st.st_ino}).second)
+      return Status::Locked("the event log at " + path +
+                            " is already open in this process (LMDB allows one handle)");
+  }
+  id = {st.st_dev, st.st_ino};
+  int rc = mdb_env_create(&env);
+  if (rc != 0) {
+    env = nullptr;
+    return FromMdb(rc, "creating an LMDB environment");
+  }
+  mdb_env_set_maxdbs(env, 4);
+  if (mode == Mode::kReadWrite) {
+    size_t want = RoundUp4k(std::max<size_t>(options.initial_map_bytes, 4096 * 8));
+    if (::stat(JoinPath(path, "data.mdb").c_str(), &st) == 0)
+      want = std::max(want, RoundUp4k(static_cast<size_t>(st.st_size)));
+    rc = mdb_env_set_mapsize(env, want);
+    if (rc != 0) return FromMdb(rc, "setting the map size of " + path);
+  }
+  unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
+  rc = mdb_env_open(env, path.c_str(), flags, 0644);
+  if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
+  // A rewrite may have swapped the directory between LMDB's opens of lock.mdb and data.mdb.
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  if (std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} != id) {
+    *swapped = true;
     return Status::Ok();
   }
+  // Readers killed without cleanup leave slots that pin old pages (the file would only grow).
+  int dead = 0;
+  if (mdb_reader_check(env, &dead) == 0) stale_readers = dead;
+  MDB_envinfo info;
+  mdb_env_info(env, &info);
+  map_bytes = info.me_mapsize;
 
-  template <typename Body>
-  Status WriteTxn(std::string_view what, Body body) {
-    for (;;) {
-      Txn txn;
-      int rc = txn.Begin(env, 0);
-      if (rc != 0) return FromMdb(rc, what);
-      rc = body(txn.get());
-      if (rc == 0) rc = txn.Commit();
-      if (rc == MDB_MAP_FULL) {
-        txn.Abort();
-        MS_RETURN_IF_ERROR(Grow());
-        continue;
-      }
-      if (rc == -1) return record_status;  // body failed with a Status
-      if (rc != 0) return FromMdb(rc, what);
-      return Status::Ok();
+  Txn txn;
+  rc = txn.Begin(env, mode == Mode::kReadOnly ? MDB_RDONLY : 0);
+  if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
+  MS_RETURN_IF_ERROR(OpenDbs(txn.get(), mode == Mode::kReadOnly ? 0 : MDB_CREATE));
+  MS_RETURN_IF_ERROR(CheckFormat(txn.get()));
+  MS_RETURN_IF_ERROR(ReadLast(txn.get(), &last_seq));
+  rc = txn.Commit();
+  if (rc != 0) return FromMdb(rc, "initializing the event log at " + path);
+  return Status::Ok();
+}
+
+Status EventLog::Impl::OpenEnv() {
+  for (int attempt = 0;; ++attempt) {
+    bool swapped = false;
+    Status s = OpenEnvOnce(&swapped);
+    if (!s.ok()) {
+      CloseEnv();
+      return s;
     }
+    if (!swapped) return Status::Ok();
+    CloseEnv();
+    if (attempt == 5)
+      return Status::IOError("the event log at " + path +
+                             " kept being replaced while it was opened; retry");
   }
-  Status record_status;
-};
+}
 
 EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventLog::~EventLog() = default;
@@ -214,43 +279,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
     return Status::NotFound("no event log at " + path + " (nothing has been recorded under " +
                             root + " yet)");
   }
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  {
-    std::lock_guard<std::mutex> g(g_open_mu);
-    if (!g_open.insert({st.st_dev, st.st_ino}).second)
-      return Status::Locked("the event log at " + path +
-                            " is already open in this process (LMDB allows one handle)");
-  }
-  impl->id = {st.st_dev, st.st_ino};
-
-  int rc = mdb_env_create(&impl->env);
-  if (rc != 0) return FromMdb(rc, "creating an LMDB environment");
-  mdb_env_set_maxdbs(impl->env, 4);
-  if (mode == Mode::kReadWrite) {
-    size_t want = RoundUp4k(std::max<size_t>(options.initial_map_bytes, 4096 * 8));
-    if (::stat(JoinPath(path, "data.mdb").c_str(), &st) == 0)
-      want = std::max(want, RoundUp4k(static_cast<size_t>(st.st_size)));
-    rc = mdb_env_set_mapsize(impl->env, want);
-    if (rc != 0) return FromMdb(rc, "setting the map size of " + path);
-  }
-  unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
-  rc = mdb_env_open(impl->env, path.c_str(), flags, 0644);
-  if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
-  // Readers killed without cleanup leave slots that pin old pages (the file would only grow).
-  int dead = 0;
-  if (mdb_reader_check(impl->env, &dead) == 0) impl->stale_readers = dead;
-  MDB_envinfo info;
-  mdb_env_info(impl->env, &info);
-  impl->map_bytes = info.me_mapsize;
-
-  Txn txn;
-  rc = txn.Begin(impl->env, mode == Mode::kReadOnly ? MDB_RDONLY : 0);
-  if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
-  MS_RETURN_IF_ERROR(impl->OpenDbs(txn.get(), mode == Mode::kReadOnly ? 0 : MDB_CREATE));
-  MS_RETURN_IF_ERROR(impl->CheckFormat(txn.get()));
-  MS_RETURN_IF_ERROR(impl->ReadLast(txn.get(), &impl->last_seq));
-  rc = txn.Commit();
-  if (rc != 0) return FromMdb(rc, "initializing the event log at " + path);
+  MS_RETURN_IF_ERROR(impl->OpenEnv());
   return std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
 }
 
@@ -259,6 +288,7 @@ Result<std::vector<uint64_t>> EventLog::Append(const std::vector<modelsync::v1::
   if (m.mode != Mode::kReadWrite)
     return Status::InvalidArgument("the event log at " + m.path + " is open read-only");
   std::vector<uint64_t> seqs;
+  MS_RETURN_IF_ERROR(m.Usable());
   if (batch.empty()) return seqs;
   uint64_t last = 0;
   Status s = m.WriteTxn("appending to " + m.path, [&](MDB_txn* txn) -> int {
@@ -290,22 +320,34 @@ Status EventLog::Read(uint64_t from, size_t limit,
                       std::vector<std::pair<uint64_t, modelsync::v1::Event>>* out) {
   if (limit == 0) return Status::Ok();
   size_t n = 0;
-  return impl_->Scan(from, [&](uint64_t seq, const modelsync::v1::Event& e, bool* more) {
-    out->emplace_back(seq, e);
-    *more = ++n < limit;
-    return Status::Ok();
-  });
+  return impl_->Scan(
+      from,
+      [&](uint64_t seq, const modelsync::v1::Event& e, bool* more) {
+        out->emplace_back(seq, e);
+        *more = ++n < limit;
+        return Status::Ok();
+      },
+      nullptr);
 }
 
 Status EventLog::Replay(uint64_t from,
                         const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold) {
   return impl_->Scan(
-      from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) { return fold(seq, e); });
+      from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) { return fold(seq, e); },
+      nullptr);
+}
+
+Status EventLog::Replay(uint64_t from,
+                        const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold,
+                        const GapFn& on_gap) {
+  return impl_->Scan(
+      from, [&](uint64_t seq, const modelsync::v1::Event& e, bool*) { return fold(seq, e); },
+      on_gap ? &on_gap : nullptr);
 }
 
 uint64_t EventLog::LastSeq() {
   Impl& m = *impl_;
-  if (m.mode == Mode::kReadOnly) {
+  if (m.mode == Mode::kReadOnly && m.env) {
     Txn txn;
     if (txn.Begin(m.env, MDB_RDONLY) == 0) {
       uint64_t last = 0;
@@ -320,6 +362,7 @@ Status EventLog::PutSnapshot(std::string_view name, uint64_t seq, std::string_vi
   if (m.mode != Mode::kReadWrite)
     return Status::InvalidArgument("the event log at " + m.path + " is open read-only");
   if (name.empty()) return Status::InvalidArgument("a snapshot needs a name");
+  MS_RETURN_IF_ERROR(m.Usable());
   if (bytes.size() + 8 > kMaxSnapshotBytes)
     return Status::InvalidArgument("snapshot '" + std::string(name) + "' is over the cap of " +
                                    std::to_string(kMaxSnapshotBytes) + " bytes");
@@ -335,6 +378,7 @@ Status EventLog::PutSnapshot(std::string_view name, uint64_t seq, std::string_vi
 
 Result<std::optional<Snapshot>> EventLog::GetSnapshot(std::string_view name) {
   Impl& m = *impl_;
+  MS_RETURN_IF_ERROR(m.Usable());
   Txn txn;
   int rc = txn.Begin(m.env, MDB_RDONLY);
   if (rc != 0) return FromMdb(rc, "reading " + m.path);
@@ -359,5 +403,26 @@ const std::string& EventLog::path() const { return impl_->path; }
 EventLog::Mode EventLog::mode() const { return impl_->mode; }
 size_t EventLog::map_bytes() const { return impl_->map_bytes; }
 int EventLog::stale_readers_cleared() const { return impl_->stale_readers; }
+uint32_t EventLog::format_version() const { return impl_->format_version; }
+
+uint64_t EventLog::file_bytes() const {
+  struct stat st;
+  if (::stat(JoinPath(impl_->path, "data.mdb").c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+bool EventLog::is_open() const { return impl_->env != nullptr; }
+
+Status EventLog::Impl::Usable() const {
+  if (env) return Status::Ok();
+  return Status::IOError("the event log at " + path +
+                         " could not be reopened after a rewrite; run the command again");
+}
+
+bool EventLog::Replaced() const {
+  struct stat st;
+  if (::stat(impl_->path.c_str(), &st) != 0) return true;
+  return std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} != impl_->id;
+}
 
 }  // namespace modelsync::storage

@@ -20,9 +20,16 @@
 // oversized length, or a sequence number that is missing or malformed is kCorruption with the
 // message "event #N is corrupt: <what>". A log written by a newer format is kVersion.
 //
-// Thread safety: one owner thread. Read/Replay/LastSeq/GetSnapshot may run on other threads
-// concurrently with each other, but not concurrently with Append/PutSnapshot (the map may be
-// resized there, which needs no other transaction open in this process).
+// Compaction (format version 2): DropEvents removes events and records their seqs in meta
+// ("compacted"); readers accept a gap only where that record says so, and report each one
+// (GapFn). Rewrite() then copies the environment compactly and swaps it in, so the file
+// shrinks. A process that had the log open before a rewrite keeps reading the old copy
+// (consistent, but it sees no new events: Replaced() says so; reopen).
+//
+// Thread safety: one owner thread. Read/Replay/LastSeq/GetSnapshot/Compacted may run on other
+// threads concurrently with each other, but not concurrently with Append/PutSnapshot/
+// DropEvents (the map may be resized there, which needs no other transaction open in this
+// process) nor with Rewrite (it closes and reopens the environment).
 #pragma once
 
 #include <cstddef>
@@ -37,17 +44,29 @@
 
 #include "base/status.h"
 #include "proto/events.pb.h"
+#include "storage/seq_runs.h"
 
 namespace modelsync::storage {
 
-// The log format this binary writes and the newest it reads (meta "format_version").
-inline constexpr uint32_t kLogFormatVersion = 1;
+// The newest log format this binary reads (meta "format_version"), and the one it creates.
+// 2 = 1 plus compaction (meta "compacted"). A new log is created as 1 (older binaries read
+// it); it becomes 2 in the transaction of its first DropEvents (older binaries then refuse it
+// with kVersion "upgrade modelsync").
+inline constexpr uint32_t kLogFormatVersion = 2;
+inline constexpr uint32_t kLogFormatCreated = 1;
 // Largest snapshot payload accepted when decoding.
 inline constexpr size_t kMaxSnapshotBytes = size_t{1} << 30;
 
 // "<root>/.modelsync", "<root>/.modelsync/log", ...
 std::string StateDir(const std::string& root);
 std::string LogDir(const std::string& root);
+
+// Called for each run of compacted (dropped) seqs a read passes: [first, last].
+using GapFn = std::function<Status(uint64_t first, uint64_t last)>;
+
+struct RewriteReport {
+  uint64_t bytes_before = 0, bytes_after = 0;  // data.mdb sizes
+};
 
 struct Snapshot {
   uint64_t seq = 0;   // the projection includes events 1..seq
@@ -62,6 +81,9 @@ class EventLog {
     // full, up to max_map_bytes (then kNoSpace). Tests use a tiny start to exercise growth.
     size_t initial_map_bytes = size_t{64} << 20;
     size_t max_map_bytes = size_t{1} << 40;
+    // Tests only (crash points): called at each step of Rewrite(): "copying", "copied",
+    // "closed", "exchanged", "synced", "removed".
+    std::function<void(const char* step)> on_rewrite_step;
   };
 
   // Opens (kReadWrite: creates if missing, with its directories) the log of root.
@@ -90,6 +112,32 @@ class EventLog {
   Status Replay(uint64_t from,
                 const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold);
 
+  // The same, calling on_gap for each compacted run it passes (before the event after it).
+  Status Replay(uint64_t from,
+                const std::function<Status(uint64_t, const modelsync::v1::Event&)>& fold,
+                const GapFn& on_gap);
+
+  // Removes the events at seqs (ascending, no duplicates) in one durable write transaction
+  // that also records them in meta "compacted" (merged with earlier runs) and sets format
+  // version 2. The caller holds the root's writer lock and decides which events may go
+  // (engine::CompactionPlan). kInvalidArgument (nothing changed) on kReadOnly, unsorted
+  // seqs, a seq not in the log, or the last event (it stays, so numbering never reuses a seq).
+  Status DropEvents(const std::vector<uint64_t>& seqs);
+
+  // The seqs compaction removed so far (empty for a log never compacted). kCorruption when
+  // the record is damaged.
+  Result<SeqRuns> Compacted();
+
+  // Shrinks the file: copies every record (in key order, pages packed full) into a new
+  // environment in "<path>.compact", fsyncs it, closes this handle's environment, swaps the two
+  // directories atomically (renameat2 RENAME_EXCHANGE), fsyncs their parent, removes the old copy
+  // and reopens. A crash at any point leaves the old or the new log at path, whole (a leftover
+  // "<path>.compact" is removed by the next Rewrite). The caller holds the root's writer lock
+  // (no other writer may commit meanwhile). kInvalidArgument on kReadOnly; kIOError naming
+  // the path (the log at path is then unchanged and this handle still open, unless reopening
+  // failed, which the message says).
+  Result<RewriteReport> Rewrite();
+
   // The last committed sequence number (0 for an empty log). kReadOnly opens look again each
   // call (a writer may have appended); kReadWrite returns what this handle knows.
   uint64_t LastSeq();
@@ -102,7 +150,14 @@ class EventLog {
 
   const std::string& path() const;  // the LMDB directory
   Mode mode() const;
-  size_t map_bytes() const;  // the current map size (grows; for tests and the benchmark)
+  size_t map_bytes() const;         // the current map size (grows; for tests and the benchmark)
+  uint64_t file_bytes() const;      // the size of data.mdb now
+  uint32_t format_version() const;  // of the log as opened (2 after a DropEvents)
+  // True when the directory at path is no longer the one this handle opened (another process
+  // rewrote the log): this handle reads the old copy; reopen to see newer events.
+  bool Replaced() const;
+  // False only after a Rewrite whose reopen failed: every call then fails (kIOError).
+  bool is_open() const;
   // Reader slots of dead processes that Open found and cleared (mdb_reader_check).
   int stale_readers_cleared() const;
 

@@ -204,17 +204,17 @@ TEST_CASE("damaged records are reported with their number, never skipped") {
   CHECK(folded == 20);
 }
 
-TEST_CASE("a log of a newer format version is refused with a clear message") {
+TEST_CASE("a log of a newer format version (3) is refused with a clear message") {
   TempDir dir;
   MakeLog(dir.path(), 3);
   RawEdit(dir.path(), [](MDB_txn* t, MDB_dbi, MDB_dbi meta) {
-    PutRaw(t, meta, "format_version", std::string("\x00\x00\x00\x02", 4));
+    PutRaw(t, meta, "format_version", std::string("\x00\x00\x00\x03", 4));
   });
   for (auto mode : {EventLog::Mode::kReadWrite, EventLog::Mode::kReadOnly}) {
     auto log = EventLog::Open(dir.path(), mode);
     REQUIRE_FALSE(log.ok());
     CHECK(log.status().code() == StatusCode::kVersion);
-    CHECK(log.status().message().find("format version 2") != std::string::npos);
+    CHECK(log.status().message().find("format version 3") != std::string::npos);
     CHECK(log.status().message().find("upgrade modelsync") != std::string::npos);
   }
 }

@@ -7,8 +7,10 @@
 // (each sync: RevisionResolved with an F-file manifest at a new commit, two changed files
 // each fetched as TransferStarted + 8 RangesCommitted + BlobVerified, F FileMaterialized,
 // RevisionActivated, MarkerWritten: one durable Append per sync), then reports data.mdb size,
-// the event count, and the time of Journal::Open (read-only: load + replay) before and after
-// Journal::WriteSnapshot() (what `modelsync gc` does). Not a test: run it by hand.
+// the events in the log, and the time of Journal::Open (read-only: load + replay) three ways:
+// plain; after Journal::WriteSnapshot(); after engine::Gc (what `modelsync gc` does: snapshot,
+// drop the range events of finished transfers, rewrite the file compactly). Not a test: run
+// it by hand.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,10 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "base/hash.h"
 #include "engine/journal.h"
+#include "engine/recovery.h"
 
 using namespace modelsync;
 using Steady = std::chrono::steady_clock;
@@ -43,6 +47,34 @@ double OpenMs(const std::string& root, uint64_t* snap_seq) {
   }
   *snap_seq = (*j)->loaded_snapshot_seq();
   return ms;
+}
+
+// Events in the log; per kind, payload bytes into *by_kind when given.
+uint64_t CountEvents(const std::string& root, std::map<std::string, uint64_t>* by_kind = nullptr) {
+  uint64_t n = 0;
+  Status s = engine::Journal::ScanLog(root, 1, [&](uint64_t, const v1::Event& e) {
+    ++n;
+    if (by_kind) {
+      const auto* field = e.GetDescriptor()->FindFieldByNumber(static_cast<int>(e.kind_case()));
+      (*by_kind)[field ? field->name() : "?"] += e.ByteSizeLong();
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    std::fprintf(stderr, "scan: %s\n", s.message().c_str());
+    std::exit(1);
+  }
+  return n;
+}
+
+void Row(const char* name, const std::string& root, const std::string& mdb) {
+  uint64_t seq = 0;
+  double best = 1e18;
+  for (int i = 0; i < 3; ++i) best = std::min(best, OpenMs(root, &seq));
+  std::printf("%-18s %10.2f MiB %9llu %12.1f ms   (snapshot at #%llu)\n", name,
+              static_cast<double>(FileSize(mdb)) / 1048576.0,
+              static_cast<unsigned long long>(CountEvents(root)), best,
+              static_cast<unsigned long long>(seq));
 }
 
 }  // namespace
@@ -151,28 +183,37 @@ int main(int argc, char** argv) {
   }
   double append_s = std::chrono::duration<double>(Steady::now() - t0).count();
   std::string mdb = dir + "/.modelsync/log/data.mdb";
-  uint64_t seq = 0;
-  uint64_t size_before = FileSize(mdb);
-  double open_full = 1e18, open_snap = 1e18;
-  for (int i = 0; i < 3; ++i) open_full = std::min(open_full, OpenMs(dir, &seq));
-  uint64_t events = 0;
+  std::printf("syncs %d, files per revision %d, append %.1f s\n", syncs, files, append_s);
+  std::printf("%-18s %14s %9s %15s\n", "", "data.mdb", "events", "open (best of 3)");
+  Row("plain", dir, mdb);
+  std::map<std::string, uint64_t> by_kind;
+  CountEvents(dir, &by_kind);
+  std::printf("payload bytes by kind:");
+  for (const auto& [kind, bytes] : by_kind)
+    std::printf(" %s %.2f MiB;", kind.c_str(), static_cast<double>(bytes) / 1048576.0);
+  std::printf("\n");
   {
     auto j = engine::Journal::Open(dir, false);
     if (!j.ok()) return 1;
-    events = (*j)->state().last_seq;
     if (auto s = (*j)->WriteSnapshot(); !s.ok()) {
       std::fprintf(stderr, "snapshot: %s\n", s.message().c_str());
       return 1;
     }
   }
-  for (int i = 0; i < 3; ++i) open_snap = std::min(open_snap, OpenMs(dir, &seq));
-  std::printf("syncs %d, files per revision %d, events %llu, append %.1f s\n", syncs, files,
-              static_cast<unsigned long long>(events), append_s);
-  std::printf("without snapshot: data.mdb %.2f MiB, open (replay) %.1f ms (best of 3)\n",
-              static_cast<double>(size_before) / 1048576.0, open_full);
-  std::printf("with snapshot at #%llu: data.mdb %.2f MiB, open %.1f ms (best of 3)\n",
-              static_cast<unsigned long long>(seq), static_cast<double>(FileSize(mdb)) / 1048576.0,
-              open_snap);
+  Row("with snapshot", dir, mdb);
+  engine::GcOptions go;
+  go.root = dir;
+  auto gc = engine::Gc(go);
+  if (!gc.ok()) {
+    std::fprintf(stderr, "gc: %s\n", gc.status().message().c_str());
+    return 1;
+  }
+  Row("with compaction", dir, mdb);
+  std::printf("gc dropped %llu range events (~%.2f MiB of records)%s%s\n",
+              static_cast<unsigned long long>(gc->events_compacted),
+              static_cast<double>(gc->compacted_event_bytes) / 1048576.0,
+              gc->log_rewritten ? ", file rewritten compactly" : "",
+              gc->rewrite_error.empty() ? "" : (", rewrite failed: " + gc->rewrite_error).c_str());
   std::printf("root: %s\n", dir.c_str());
   return 0;
 }
