@@ -9,12 +9,12 @@
 
 // An invariant of accepted input: prints what broke and aborts (libFuzzer saves the input
 // as crash-<sha1> and reports it).
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
+#define FUZZ_CHECK(cond)                                                                \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                  \
-    }                                                                                \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)
 
 namespace modelsync::fuzz {
@@ -22,8 +22,7 @@ namespace modelsync::fuzz {
 // Consumes the fuzz input front to back.
 class Input {
  public:
-  Input(const uint8_t* data, size_t size)
-      : rest_(reinterpret_cast<const char*>(data), size) {}
+  Input(const uint8_t* data, size_t size) : rest_(reinterpret_cast<const char*>(data), size) {}
   bool empty() const { return rest_.empty(); }
   // One byte (0 when the input is exhausted).
   uint8_t Byte() {

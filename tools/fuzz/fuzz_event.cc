@@ -6,9 +6,9 @@
 // event has a known kind and decode -> encode -> decode -> encode is stable; folding any
 // accepted events keeps every transfer's ranges sorted and disjoint and last_seq at the
 // last seq; the state's snapshot loads back to the same bytes (snapshot == replay).
+#include <google/protobuf/stubs/logging.h>
 #include <cstddef>
 #include <cstdint>
-#include <google/protobuf/stubs/logging.h>
 #include <string>
 
 #include "engine/state.h"

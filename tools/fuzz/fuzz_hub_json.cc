@@ -26,8 +26,8 @@ bool IsLowerHex(const std::string& s) {
   return true;
 }
 
-const char* const kCodes[] = {"",      "GatedRepo", "RevisionNotFound", "EntryNotFound",
-                              "RepoNotFound", "DisabledRepo", "x"};
+const char* const kCodes[] = {
+    "", "GatedRepo", "RevisionNotFound", "EntryNotFound", "RepoNotFound", "DisabledRepo", "x"};
 
 }  // namespace
 

@@ -25,8 +25,8 @@ namespace storage = modelsync::storage;
 constexpr size_t kCap = 1 << 20;
 
 void FixCrc(const std::string& key, std::string* value) {
-  uint32_t crc = modelsync::Crc32cExtend(modelsync::Crc32c(key), value->data() + 4,
-                                         value->size() - 4);
+  uint32_t crc =
+      modelsync::Crc32cExtend(modelsync::Crc32c(key), value->data() + 4, value->size() - 4);
   for (int i = 0; i < 4; ++i) (*value)[i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
 }
 

@@ -4,9 +4,9 @@
 // Invariants: Ok, kCorruption or kVersion, never a crash; an accepted snapshot, written
 // back, loads to the same canonical bytes (load -> write -> load is a fixpoint), and a
 // rejected one leaves the state untouched.
+#include <google/protobuf/stubs/logging.h>
 #include <cstddef>
 #include <cstdint>
-#include <google/protobuf/stubs/logging.h>
 #include <string>
 
 #include "engine/state.h"
