@@ -191,10 +191,18 @@ Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& h
 
 std::string Scrub(std::string text, const std::string& secret) {
   if (secret.empty()) return text;
-  for (size_t p = text.find(secret); p != std::string::npos; p = text.find(secret, p)) {
-    text.replace(p, secret.size(), "<token>");
+  // Replaces the occurrences in the original text, left to right, never searching a
+  // replacement again: a secret inside "<token>" (e.g. "ok") used to loop forever.
+  std::string out;
+  size_t from = 0;
+  for (size_t p = text.find(secret); p != std::string::npos; p = text.find(secret, from)) {
+    out.append(text, from, p - from);
+    out += "<token>";
+    from = p + secret.size();
   }
-  return text;
+  if (from == 0) return text;
+  out.append(text, from);
+  return out;
 }
 
 Status ScrubStatus(const Status& s, const std::string& secret) {

@@ -167,6 +167,16 @@ TEST_CASE("ScrubStatus removes the token") {
   CHECK(s.message().find("hf_secret123") == std::string::npos);
 }
 
+// Found by fuzz_hub_json (tools/fuzz/corpus/hub_json/regress_scrub_loop): a token that is a
+// substring of the replacement "<token>" made Scrub loop forever, growing the text.
+TEST_CASE("Scrub terminates when the token occurs in its replacement") {
+  CHECK(Scrub("a token here", "ok") == "a t<token>en here");
+  CHECK(Scrub("<token>", "<token>") == "<token>");
+  CHECK(Scrub("okok", "ok") == "<token><token>");
+  CHECK(Scrub("no secret", "ok") == "no secret");
+  CHECK(Scrub("hf_ahf_a", "hf_a") == "<token><token>");
+}
+
 struct EnvGuard {
   explicit EnvGuard(std::vector<const char*> names) : names_(std::move(names)) {
     for (auto* n : names_) unsetenv(n);
