@@ -342,7 +342,7 @@ TEST_CASE("Stop ends a Resolve waiting out Retry-After and every fetch, and refu
               .ok());
   TestSink sink;
   hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
-  Result<ResolvedRevision> blocked = Status::Ok();
+  Result<ResolvedRevision> blocked = Status::Transient("not run yet");
   auto t0 = std::chrono::steady_clock::now();
   std::thread resolver([&] { blocked = hub.Resolve(fixtures::kVersionsRepo, "main"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both sit in a 30 s wait
