@@ -63,13 +63,13 @@ int RunGc(const GcCliOptions& o) {
   auto ull = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   if (o.dry_run) {
     std::printf(
-        "would drop %llu range event(s) of finished transfers from the log (~%s of records; "
+        "would drop %llu event(s) from the log (ranges of finished transfers, files of replaced revisions) (~%s of records; "
         "data.mdb is %s now)\n",
         ull(r->events_compacted), FormatBytes(r->compacted_event_bytes).c_str(),
         FormatBytes(r->log_bytes_before).c_str());
   } else if (r->events_compacted > 0) {
     std::printf(
-        "dropped %llu range event(s) of finished transfers from the log; data.mdb %s -> %s%s\n",
+        "dropped %llu event(s) from the log (ranges of finished transfers, files of replaced revisions); data.mdb %s -> %s%s\n",
         ull(r->events_compacted), FormatBytes(r->log_bytes_before).c_str(),
         FormatBytes(r->log_bytes_after).c_str(), r->log_rewritten ? " (rewritten compactly)" : "");
   }
@@ -91,8 +91,9 @@ void RegisterGc(CLI::App& app, CliContext& ctx) {
   CLI::App* cmd = app.add_subcommand(
       "gc",
       "Remove blobs no active model uses and partial downloads no transfer owns, then write\n"
-      "a snapshot of the log's state, drop the range events of finished transfers and rewrite\n"
-      "the log file compactly, so it stays small and start-up stays fast. Takes the root's\n"
+      "a snapshot of the log's state, drop the range events of finished transfers and the\n"
+      "file events of replaced revisions, and rewrite the log file compactly, so it stays\n"
+      "small and start-up stays fast. Takes the root's\n"
       "lock (waits for a running pull).");
   AddRootOption(cmd, &opts->root);
   cmd->add_flag("--dry-run,-n", opts->dry_run, "Only show what would go");

@@ -100,7 +100,7 @@ int RunLog(const LogOptions& o) {
                                         : "events #" + std::to_string(gap_first) + "..#" +
                                               std::to_string(gap_last)) +
                      ": " + std::to_string(gap_events) +
-                     " range event(s) of finished transfers compacted away by gc";
+                     " event(s) compacted away by gc (ranges of finished transfers, files of replaced revisions)";
     gap_events = 0;
     return write(std::move(line));
   };

@@ -123,7 +123,7 @@ struct GcReport {
   bool snapshot_written = false;
   uint64_t snapshot_seq = 0;
   // Compaction of the log (or what it would do, dry_run).
-  uint64_t events_compacted = 0;       // range events of finished transfers dropped
+  uint64_t events_compacted = 0;       // range events of finished transfers + file events of replaced revisions dropped
   uint64_t compacted_event_bytes = 0;  // their records' approximate size in the log
   uint64_t live_range_events = 0;      // range events of live transfers (kept for resume)
   uint64_t log_bytes_before = 0, log_bytes_after = 0;  // data.mdb (after = before, dry_run)

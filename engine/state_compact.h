@@ -8,6 +8,12 @@
 // TransferFailed, ranges of live or resumable-failed transfers) stays; the last event of the
 // log is never a candidate (a finishing event follows every dropped one).
 //
+// FileMaterialized and FileRemoved build a repo's `materialized` map (via `pending`); a
+// RevisionActivated that replaces the map wholesale (pending files for its commit, or a
+// commit other than the active one) makes the events that built the previous map history
+// only, so they can go too. The fold's rules for pending/active are mirrored exactly; a
+// FileRemoved that touches neither a pending nor the active map is kept.
+//
 // Feed Observe() every event in log order (from seq 1, or after earlier compactions the
 // events that remain); then Take() lists the droppable seqs, ascending. Folding the log
 // without them gives the same State (ToSnapshotBytes) as folding all of it, from the start
@@ -17,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "proto/events.pb.h"
@@ -39,8 +46,16 @@ class CompactionPlan {
     std::vector<uint64_t> seqs;
     uint64_t bytes = 0;
   };
+  // The file events behind one repo's maps, mirroring state.cc's fold.
+  struct RepoFiles {
+    std::string active_commit;
+    Pending active;                          // built (or changed) the current `materialized`
+    std::map<std::string, Pending> pending;  // commit -> events behind pending[commit]
+  };
   void Forget(uint64_t transfer_id);
+  void Drop(Pending* p);
   std::map<uint64_t, Pending> live_;  // transfer id -> its range events so far
+  std::map<std::string, RepoFiles> repos_;
   std::vector<uint64_t> drop_;
   uint64_t bytes_ = 0;
 };

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   Row("with compaction", dir, mdb);
-  std::printf("gc dropped %llu range events (~%.2f MiB of records)%s%s\n",
+  std::printf("gc dropped %llu events (~%.2f MiB of records)%s%s\n",
               static_cast<unsigned long long>(gc->events_compacted),
               static_cast<double>(gc->compacted_event_bytes) / 1048576.0,
               gc->log_rewritten ? ", file rewritten compactly" : "",
