@@ -10,8 +10,8 @@
 //   2. nothing unverified was promoted: models/ holds exactly one revision's verified files,
 //      the marker exists only beside a complete revision (DESIGN.md invariant 2), and every
 //      blob hashes to its name;
-//   3. no event claims bytes that are missing or wrong (CheckLogClaims: every committed range
-//      of a live transfer is compared with the fixture's bytes). A failed fsync zeroes the
+//   3. no event claims bytes that are missing or wrong (CheckLogClaims = support/invariants.h's
+//      CheckRootInvariants + a raw-log scan for hash failures). A failed fsync zeroes the
 //      file's unsynced bytes (FaultFileSystem), so a runner that "fsyncs again and trusts it"
 //      is caught here; and no transfer may have failed its hash (the hub serves good bytes);
 //   4. the next run without faults converges: pull main succeeds, the model equals the
@@ -30,7 +30,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -42,6 +41,7 @@
 #include "fixtures/fixtures.h"
 #include "storage/fault_file_system.h"
 #include "support/emulator.h"
+#include "support/invariants.h"
 
 using namespace modelsync;
 using namespace modelsync::testing;
@@ -53,22 +53,17 @@ constexpr const char* kRepo = fixtures::kVersionsRepo;
 constexpr uint64_t kSmallFileBytes = 4 << 10;
 constexpr uint64_t kChunkBytes = 16 << 10;
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The fixture repo as the checks need it.
 struct Expected {
   std::map<std::string, std::string> objects;  // content id -> fixture object path
   std::map<std::string, std::map<std::string, std::string>> commits;  // commit -> path -> id
   std::string v1, main;
+  const FixtureDir* fx = nullptr;
 };
 
 Expected LoadExpected(const FixtureDir& fx) {
   Expected e;
+  e.fx = &fx;
   nlohmann::json rj = fx.RepoJson(kRepo);
   e.v1 = rj["refs"]["v1"].get<std::string>();
   e.main = rj["refs"]["main"].get<std::string>();
@@ -87,60 +82,23 @@ std::string HashOf(const std::string& id, const std::string& path) {
   return HashFileHex(id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1, path);
 }
 
-// ---- Log-vs-disk checker (self-contained so it can move to tests/support/ later) ----------
-// Invariant 1 seen from the outside: opens the root's log read-only and checks that every
-// range the state holds as committed for a live transfer is present in its partial file
-// with exactly the expected bytes (expected_bytes(content_id) -> the content, or "" when
-// unknown), that every blob the log calls verified is on disk with its content, and that no
-// transfer in the raw log failed its integrity check (the hub serves good bytes, so a hash
-// failure means bytes were recorded that were not durable). Returns "" or the violation.
-std::string CheckLogClaims(const std::string& root,
-                           const std::function<std::string(const std::string&)>& expected_bytes) {
-  auto j = engine::Journal::Open(root, /*read_only=*/true);
-  if (!j.ok()) return "log does not open: " + j.status().ToString();
-  const engine::State& st = (*j)->state();
-  for (const auto& [id, t] : st.transfers) {
-    if (t.committed.empty()) continue;
-    std::string want = expected_bytes(t.content_id);
-    if (want.empty()) return "transfer " + std::to_string(id) + ": unknown content " + t.content_id;
-    std::string partial = root + "/.modelsync/partial/" + std::to_string(id);
-    std::string blob = root + "/.modelsync/blobs/" + t.content_id;
-    // The adopt window: the verified partial was renamed into the blob store and the run
-    // stopped before BlobVerified was recorded (a failed directory fsync, or a crash). The
-    // bytes are not missing, they moved; the next run re-hashes the unrecorded blob.
-    if (!fs::exists(partial) && fs::exists(blob) && HashOf(t.content_id, blob) == t.content_id)
-      continue;
-    if (!fs::exists(partial))
-      return "transfer " + std::to_string(id) + " (" + t.path + ") claims " +
-             std::to_string(t.committed.CoveredBytes()) + " bytes but " + partial + " is missing";
-    std::string have = ReadAll(partial);
-    for (const auto& r : t.committed.ranges()) {
-      if (r.end > have.size() || r.end > want.size() ||
-          have.compare(r.begin, r.size(), want, r.begin, r.size()) != 0)
-        return "transfer " + std::to_string(id) + " (" + t.path + ") claims [" +
-               std::to_string(r.begin) + "," + std::to_string(r.end) + ") but " + partial +
-               " holds other bytes there";
-    }
-  }
-  for (const auto& [cid, size] : st.blobs) {
-    std::string p = root + "/.modelsync/blobs/" + cid;
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec)) return "blob " + cid + " is in the log but not on disk";
-    if (fs::file_size(p, ec) != size || HashOf(cid, p) != cid)
-      return "blob " + cid + " is in the log but its file has other content";
-  }
+// Log-vs-disk checks: the shared durable-claims checker (support/invariants.h: committed
+// ranges hold the fixture's bytes, verified blobs hash right, models/ holds one revision,
+// markers), plus a scan of the raw log: no transfer failed its hash (the hub serves good
+// bytes, so a hash failure means bytes were recorded that were not durable). "" or what broke.
+std::string CheckLogClaims(const std::string& root, const FixtureDir& fx) {
+  std::string out = CheckRootInvariants(root, fx);
   std::string bad;
-  Status s = (*j)->ForEachEvent(1, [&](uint64_t seq, const v1::Event& e) {
+  Status s = engine::Journal::ScanLog(root, 1, [&](uint64_t seq, const v1::Event& e) {
     if (e.has_transfer_failed() &&
         e.transfer_failed().code() == static_cast<int>(StatusCode::kIntegrity) && bad.empty())
       bad = "event #" + std::to_string(seq) + ": a transfer failed its hash (" +
             e.transfer_failed().reason() + "): bytes were recorded that were not durable";
     return Status::Ok();
   });
-  if (!s.ok()) return "log scan: " + s.ToString();
-  return bad;
+  if (!s.ok()) return out + "log scan: " + s.ToString();
+  return out + bad;
 }
-// ---- end of the log-vs-disk checker --------------------------------------------------------
 
 // Files under dir (relative path -> absolute), regular files only; "" if dir is missing.
 std::map<std::string, std::string> FilesUnder(const std::string& dir) {
@@ -300,11 +258,7 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
   }
   CHECK(CheckPromoted(ex, root) == "");
   if (std::string lag = LogLag(ex, root); !lag.empty()) tally->lagging[lag] += 1;
-  auto bytes = [&](const std::string& id) {
-    auto it = ex.objects.find(id);
-    return it == ex.objects.end() ? std::string() : ReadAll(it->second);
-  };
-  CHECK(CheckLogClaims(root, bytes) == "");
+  CHECK(CheckLogClaims(root, *ex.fx) == "");
 
   // The next run, without faults, converges.
   Status next = Scenario{sc.hub}.Run(root, nullptr, {"main"});
@@ -318,7 +272,7 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
   REQUIRE(v.ok());
   CHECK(v->issues.empty());
   CHECK(v->files == ex.commits.at(ex.main).size());
-  CHECK(CheckLogClaims(root, bytes) == "");
+  CHECK(CheckLogClaims(root, *ex.fx) == "");
   fs::remove_all(root);
 }
 
