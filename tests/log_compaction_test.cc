@@ -12,23 +12,20 @@
 #include "storage/event_log.h"
 #include "storage/record_format.h"
 #include "storage/seq_runs.h"
+#include "log_test_util.h"
 #include "test_util.h"
 
 using namespace modelsync;
 using namespace modelsync::storage;
 using modelsync::testing::ForkChild;
 using modelsync::testing::Ranges;
+using modelsync::testing::OpenRw;
+using modelsync::testing::RawEdit;
 using modelsync::testing::TempDir;
 using modelsync::testing::WaitChild;
 using modelsync::v1::Event;
 
 namespace {
-
-std::unique_ptr<EventLog> OpenRw(const std::string& root, EventLog::Options o = {}) {
-  auto r = EventLog::Open(root, EventLog::Mode::kReadWrite, o);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
 
 Event Failed(int i) {
   Event e;
@@ -64,24 +61,6 @@ Seen ReadSeen(EventLog& log, uint64_t from = 1) {
         return Status::Ok();
       });
   return s;
-}
-
-using RawFn = std::function<void(MDB_txn*, MDB_dbi events, MDB_dbi meta)>;
-
-// Edits a log with LMDB itself (no modelsync code in the way), committing the change.
-void RawEdit(const std::string& root, const RawFn& fn) {
-  MDB_env* env = nullptr;
-  REQUIRE(mdb_env_create(&env) == 0);
-  mdb_env_set_maxdbs(env, 4);
-  REQUIRE(mdb_env_open(env, LogDir(root).c_str(), 0, 0644) == 0);
-  MDB_txn* txn = nullptr;
-  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-  MDB_dbi events, meta;
-  REQUIRE(mdb_dbi_open(txn, "events", 0, &events) == 0);
-  REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
-  fn(txn, events, meta);
-  REQUIRE(mdb_txn_commit(txn) == 0);
-  mdb_env_close(env);
 }
 
 }  // namespace

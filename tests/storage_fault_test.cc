@@ -11,32 +11,16 @@
 #include "base/crc32c.h"
 #include "storage/event_log.h"
 #include "storage/record_format.h"
+#include "log_test_util.h"
 #include "test_util.h"
 
 using namespace modelsync;
 using namespace modelsync::storage;
+using modelsync::testing::RawEdit;
 using modelsync::testing::TempDir;
 using modelsync::v1::Event;
 
 namespace {
-
-using RawFn = std::function<void(MDB_txn*, MDB_dbi events, MDB_dbi meta)>;
-
-// Edits a log with LMDB itself (no modelsync code in the way), committing the change.
-void RawEdit(const std::string& root, const RawFn& fn) {
-  MDB_env* env = nullptr;
-  REQUIRE(mdb_env_create(&env) == 0);
-  mdb_env_set_maxdbs(env, 4);
-  REQUIRE(mdb_env_open(env, LogDir(root).c_str(), 0, 0644) == 0);
-  MDB_txn* txn = nullptr;
-  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-  MDB_dbi events, meta;
-  REQUIRE(mdb_dbi_open(txn, "events", 0, &events) == 0);
-  REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
-  fn(txn, events, meta);
-  REQUIRE(mdb_txn_commit(txn) == 0);
-  mdb_env_close(env);
-}
 
 std::string GetRaw(MDB_txn* txn, MDB_dbi dbi, uint64_t seq) {
   std::string k = SeqKey(seq);

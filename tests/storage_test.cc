@@ -8,22 +8,18 @@
 #include "base/crc32c.h"
 #include "storage/event_log.h"
 #include "storage/record_format.h"
+#include "log_test_util.h"
 #include "test_util.h"
 
 using namespace modelsync;
 using namespace modelsync::storage;
 using modelsync::testing::OneOfEachKind;
 using modelsync::testing::Ranges;
+using modelsync::testing::OpenRw;
 using modelsync::testing::TempDir;
 using modelsync::v1::Event;
 
 namespace {
-
-std::unique_ptr<EventLog> OpenRw(const std::string& root, EventLog::Options o = {}) {
-  auto r = EventLog::Open(root, EventLog::Mode::kReadWrite, o);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
 
 std::vector<std::pair<uint64_t, Event>> ReadAll(EventLog& log, Status* status = nullptr) {
   std::vector<std::pair<uint64_t, Event>> out;
