@@ -86,6 +86,20 @@ std::string FormatBytes(uint64_t bytes) {
   return buf;
 }
 
+std::string FormatCount(uint64_t n) {
+  const char* units[] = {"", "K", "M", "B", "T"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  else std::snprintf(buf, sizeof buf, v < 10 ? "%.1f%s" : "%.0f%s", v, units[u]);
+  return buf;
+}
+
 std::string FormatDuration(std::chrono::milliseconds d) {
   long long ms = d.count();
   char buf[32];

@@ -18,6 +18,7 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 Result<uint64_t> ParseBytes(std::string_view text);          // "1GiB" -> 1073741824
 Result<uint64_t> ParseRate(std::string_view text);           // bytes per second; "/s" optional
 std::string FormatBytes(uint64_t bytes);                      // "1.5 GiB", "812 B"
+std::string FormatCount(uint64_t n);                         // "119M", "1.5B", "812"
 std::string FormatDuration(std::chrono::milliseconds d);      // "1h02m", "3.2s", "450ms"
 
 }  // namespace modelsync

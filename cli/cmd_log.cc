@@ -67,6 +67,10 @@ std::string RepoOf(const v1::Event& e, std::map<uint64_t, std::string>* transfer
     case v1::Event::kMarkerWritten: return e.marker_written().repo();
     case v1::Event::kMarkerRemoved: return e.marker_removed().repo();
     case v1::Event::kSyncFailed: return e.sync_failed().repo();
+    case v1::Event::kModelIdAssigned: return e.model_id_assigned().repo();
+    case v1::Event::kRepoRemoved: return e.repo_removed().repo();
+    case v1::Event::kSyncCompleted: return e.sync_completed().repo();
+    case v1::Event::kFileKept: return e.file_kept().repo();
     default: return "";
   }
 }

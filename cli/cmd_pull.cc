@@ -52,24 +52,43 @@ class PullPrinter final : public engine::PullObserver {
   void Done(const engine::PullSummary& s) {
     bar_.Finish();
     if (json_) {
-      Emit({{"event", "done"}, {"repo", s.repo}, {"commit", s.commit}, {"model_dir", s.model_dir},
-            {"marker", s.marker_path}, {"files", s.files}, {"bytes_total", s.bytes_total},
-            {"bytes_fetched", s.bytes_fetched}, {"bytes_reused", s.bytes_reused},
-            {"up_to_date", s.up_to_date}, {"seconds", s.seconds}});
+      json marker = {{"path", s.marker_path}, {"written", s.marker_written}};
+      if (!s.marker_note.empty()) marker["reason"] = s.marker_note;
+      json done = {{"event", "done"}, {"repo", s.repo}, {"commit", s.commit},
+                   {"model_dir", s.model_dir}, {"marker", marker}, {"files", s.files},
+                   {"bytes_total", s.bytes_total}, {"bytes_fetched", s.bytes_fetched},
+                   {"bytes_reused", s.bytes_reused}, {"up_to_date", s.up_to_date},
+                   {"offline", s.offline}, {"seconds", s.seconds}};
+      if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
+      for (const auto& [path, where] : s.kept)
+        Emit({{"event", "kept"}, {"path", path}, {"kept_as", where}});
+      Emit(done);
       if (s.model_checked)
         Emit({{"event", "model"}, {"model_type", s.model_type}, {"quantization", s.quantization},
               {"tensors", s.tensors}, {"parameters", s.parameters}});
       if (!s.note.empty()) Emit({{"event", "note"}, {"message", s.note}});
-    } else if (!quiet_) {
+    } else if (quiet_) {
+      std::printf("%s\n", s.model_dir.c_str());
+    } else {
+      for (const auto& [path, where] : s.kept)
+        std::printf("kept your file %s: it stood where the revision puts its own; it is now "
+                    "%s\n", path.c_str(), where.c_str());
       if (s.model_checked)
-        std::printf("%s model, %s, %llu tensors, ~%llu parameters: checks passed\n",
+        std::printf("%s model, %s, %llu tensors, ~%s parameters: checks passed\n",
                     s.model_type.c_str(), s.quantization.c_str(),
                     static_cast<unsigned long long>(s.tensors),
-                    static_cast<unsigned long long>(s.parameters));
+                    FormatCount(s.parameters).c_str());
       if (!s.note.empty()) std::printf("note: %s\n", s.note.c_str());
-      std::printf("%s %s at %s\n  %s\n  marker %s\n  %llu files, %s; fetched %s in %.1fs\n",
-                  s.repo.c_str(), s.up_to_date ? "is up to date" : "is ready",
-                  s.commit.substr(0, 12).c_str(), s.model_dir.c_str(), s.marker_path.c_str(),
+      std::string marker = s.marker_written ? "marker " + s.marker_path
+                                            : "no marker: " + s.marker_note;
+      if (!s.previous_marker.empty())
+        marker += "\n  (the marker of its former id, " + s.previous_marker + ", was removed)";
+      std::printf("%s %s at %s%s\n  %s\n  %s\n  %llu files, %s; fetched %s in %.1fs\n",
+                  s.repo.c_str(),
+                  s.up_to_date ? (s.offline ? "is complete (offline: not checked against the hub)"
+                                            : "is up to date")
+                               : (s.marker_written ? "is ready" : "is synced"),
+                  s.commit.substr(0, 12).c_str(), "", s.model_dir.c_str(), marker.c_str(),
                   static_cast<unsigned long long>(s.files), FormatBytes(s.bytes_total).c_str(),
                   FormatBytes(s.bytes_fetched).c_str(), s.seconds);
     }

@@ -20,8 +20,17 @@ int RunRemove(const RemoveCliOptions& o) {
   ro.repo = o.repo;
   auto r = engine::Remove(ro);
   if (!r.ok()) return ReportError(r.status());
-  std::printf("removed %s: %s%s%s\n", r->repo.c_str(), r->model_dir.c_str(),
-              r->marker.empty() ? "" : " and marker ", r->marker.c_str());
+  if (r->model_dir.empty() && r->marker.empty())
+    std::printf("removed %s (it had nothing on disk; its history stays in `modelsync log`)\n",
+                r->repo.c_str());
+  else
+    std::printf("removed %s: %s%s%s\n", r->repo.c_str(),
+                r->model_dir.empty() ? "no directory" : r->model_dir.c_str(),
+                r->marker.empty() ? "" : " and marker ", r->marker.c_str());
+  if (!r->user_files.empty()) {
+    std::printf("kept %zu file(s) you added, in %s:\n", r->user_files.size(), r->model_dir.c_str());
+    for (const auto& f : r->user_files) std::printf("  %s\n", f.c_str());
+  }
   std::printf("its content stays in the blob store until `modelsync gc`\n");
   return 0;
 }

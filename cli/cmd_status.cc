@@ -44,41 +44,73 @@ void PrintDaemon(const StatusOptions& o) {
 }
 
 int RunStatus(const StatusOptions& o) {
+  if (Status rs = CheckReadRoot(o.root); !rs.ok()) return ReportError(rs);
   PrintDaemon(o);
   auto r = engine::ReadStatus(o.root, o.repo);
   if (!r.ok()) return ReportError(r.status());
+  const bool offline = OfflineFromEnv();
   if (o.json) {
-    for (const auto& s : *r) {
+    for (const auto& s : r->repos) {
       nlohmann::json j = {{"repo", s.repo}, {"model_id", s.model_id}, {"state", s.state},
+                          {"never_completed", s.never_completed},
                           {"active_commit", s.active_commit}, {"active_ref", s.active_ref},
                           {"target_commit", s.target_commit}, {"files_total", s.files_total},
                           {"files_done", s.files_done}, {"bytes_total", s.bytes_total},
                           {"bytes_done", s.bytes_done}, {"marker", s.marker},
+                          {"marker_state", s.marker_state},
                           {"update_available", s.update_available},
-                          {"update_bytes", s.update_bytes}, {"tracked", s.tracked}};
+                          {"update_files", s.update_files},
+                          {"update_bytes", s.update_bytes}, {"tracked", s.tracked},
+                          {"checked", offline ? "not checked (offline)" : "from the log"},
+                          {"last_checked_ms", s.last_checked_ms}};
+      if (!s.no_marker_reason.empty()) j["no_marker_reason"] = s.no_marker_reason;
+      if (!s.shared_with.empty()) j["model_id_shared_with"] = s.shared_with;
       if (!s.last_error.empty()) j["last_error"] = s.last_error;
       std::printf("%s\n", j.dump().c_str());
     }
-    return 0;
+    for (const auto& m : r->stray_markers)
+      std::printf("%s\n", nlohmann::json({{"stray_marker", m}}).dump().c_str());
+    return r->damaged() ? 3 : 0;
   }
-  if (r->empty()) {
+  if (r->repos.empty() && r->stray_markers.empty()) {
     std::printf("no models in %s yet (modelsync pull ORG/NAME)\n", o.root.c_str());
     return 0;
   }
-  for (const auto& s : *r) {
-    std::printf("%s  %s  %s\n", s.repo.c_str(), s.state.c_str(),
+  for (const auto& s : r->repos) {
+    std::string state = s.state;
+    if (s.never_completed) state += " (never completed: `modelsync remove " + s.repo + "` forgets it)";
+    std::printf("%s  %s  %s\n", s.repo.c_str(), state.c_str(),
                 s.active_commit.empty() ? "(nothing active)" : s.active_commit.substr(0, 12).c_str());
     std::printf("  files %llu/%llu, %s of %s", static_cast<unsigned long long>(s.files_done),
                 static_cast<unsigned long long>(s.files_total), FormatBytes(s.bytes_done).c_str(),
                 FormatBytes(s.bytes_total).c_str());
-    if (!s.model_id.empty()) std::printf(", marker %s %s", s.model_id.c_str(), s.marker ? "written" : "absent");
+    if (!s.model_id.empty()) {
+      std::string m = s.marker_state == "written"    ? "written"
+                      : s.marker_state == "missing"  ? "MISSING (the log wrote it; run `modelsync rebuild`)"
+                      : s.marker_state == "unexpected" ? "present but never written by the log (run `modelsync rebuild`)"
+                                                     : "absent";
+      std::printf(", marker %s %s", s.model_id.c_str(), m.c_str());
+    }
     std::printf("\n");
+    if (!s.no_marker_reason.empty()) std::printf("  no marker: %s\n", s.no_marker_reason.c_str());
+    for (const auto& other : s.shared_with)
+      std::printf("  DAMAGE: model id %s is also claimed by %s (a log of an older modelsync): "
+                  "pull one of them again with --id NAME\n", s.model_id.c_str(), other.c_str());
     if (s.update_available)
-      std::printf("  update available: %s (needs %s)\n", s.target_commit.substr(0, 12).c_str(),
+      std::printf("  update available: %s, %llu files, %s to fetch\n",
+                  s.target_commit.substr(0, 12).c_str(),
+                  static_cast<unsigned long long>(s.update_files),
                   FormatBytes(s.update_bytes).c_str());
+    if (offline)
+      std::printf("  not checked against the hub (offline)%s%s\n",
+                  s.last_checked_ms ? "; last checked " : "",
+                  s.last_checked_ms ? FormatTimeMs(s.last_checked_ms).c_str() : "");
     if (!s.last_error.empty()) std::printf("  last error (%s): %s\n", FormatTimeMs(s.last_error_ms).c_str(), s.last_error.c_str());
   }
-  return 0;
+  for (const auto& m : r->stray_markers)
+    std::printf("stray marker %s/%s: no model in the log accounts for it (run `modelsync "
+                "rebuild`)\n", o.root.c_str(), m.c_str());
+  return r->damaged() ? 3 : 0;
 }
 
 }  // namespace

@@ -76,11 +76,16 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
       if (flags->json) {
         json j = {{"repo", t.repo()}, {"ok", r.ok()}};
         if (r.ok()) {
-          j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date}, {"bytes_fetched", r->bytes_fetched}});
+          j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
+                    {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched}});
         } else {
           j.update({{"code", std::string(StatusCodeName(r.status().code()))}, {"message", r.status().message()}});
         }
         std::printf("%s\n", j.dump().c_str());
+      } else if (r.ok() && r->offline) {
+        if (!flags->quiet)
+          std::printf("%s: not checked (offline): complete at %s as far as the log knows\n",
+                      t.repo().c_str(), r->commit.substr(0, 12).c_str());
       } else if (r.ok() && !flags->quiet) {
         std::printf("%s: %s at %s (fetched %s)\n", t.repo().c_str(), r->up_to_date ? "up to date" : "updated",
                     r->commit.substr(0, 12).c_str(), FormatBytes(r->bytes_fetched).c_str());
@@ -88,6 +93,7 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
         std::fprintf(stderr, "modelsync sync: %s: %s\n", t.repo().c_str(), r.status().message().c_str());
       }
       if (!r.ok() && code == 0) code = ExitCodeFor(r.status());
+      if (r.ok() && r->offline && code == 0) code = 7;  // current? unknown offline: not 0
     }
     if (list->empty() && !flags->json && !flags->quiet) std::printf("nothing is tracked (modelsync track ORG/NAME)\n");
     ctx.exit_code = code;

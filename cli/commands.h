@@ -15,6 +15,7 @@ void RegisterDiff(CLI::App& app, CliContext& ctx);
 void RegisterTrack(CLI::App& app, CliContext& ctx);
 void RegisterUntrack(CLI::App& app, CliContext& ctx);
 void RegisterList(CLI::App& app, CliContext& ctx);
+void RegisterLs(CLI::App& app, CliContext& ctx);
 void RegisterSync(CLI::App& app, CliContext& ctx);
 void RegisterDaemon(CLI::App& app, CliContext& ctx);
 void RegisterCatalog(CLI::App& app, CliContext& ctx);

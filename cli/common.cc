@@ -1,3 +1,6 @@
+#include <sys/stat.h>
+#include <cctype>
+#include <cstdlib>
 #include "cli/common.h"
 
 #include <cstdio>
@@ -11,6 +14,25 @@ std::string DefaultRoot() {
   if (xdg && *xdg) return std::string(xdg) + "/modelsync";
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : ".") + "/.local/share/modelsync";
+}
+
+Status CheckReadRoot(const std::string& root) {
+  struct stat st;
+  if (::stat((root + "/.modelsync").c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Ok();
+  if (root == DefaultRoot() && ::stat(root.c_str(), &st) != 0) return Status::Ok();
+  bool exists = ::stat(root.c_str(), &st) == 0;
+  return Status::InvalidArgument(
+      root + (exists ? " is not a modelsync root (it has no .modelsync/ directory)"
+                     : " does not exist") +
+      ": check --root and MODELSYNC_ROOT (a root is made by the first `modelsync pull`)");
+}
+
+bool OfflineFromEnv() {
+  const char* v = std::getenv("HF_HUB_OFFLINE");
+  if (!v) return false;
+  std::string s(v);
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s == "1" || s == "true" || s == "yes" || s == "on";
 }
 
 void AddRootOption(CLI::App* cmd, std::string* root) {

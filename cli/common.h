@@ -22,6 +22,14 @@ std::string DefaultRoot();
 // Adds `--root DIR` to cmd (env MODELSYNC_ROOT, default DefaultRoot()) writing into *root.
 void AddRootOption(CLI::App* cmd, std::string* root);
 
+// For commands that read a root: OK when root is a modelsync root (has .modelsync/) or is
+// the default root (which may not exist yet: "no models yet"); kInvalidArgument (exit 2)
+// naming it otherwise (a mistyped --root or MODELSYNC_ROOT).
+Status CheckReadRoot(const std::string& root);
+
+// HF_HUB_OFFLINE is set to a true value (1, true, yes, on).
+bool OfflineFromEnv();
+
 // Prints "modelsync: <message>" to stderr and returns the exit status for s (non-zero).
 int ReportError(const Status& s);
 

@@ -117,8 +117,29 @@ std::string Summary(const Event& e) {
       kv("commit", Short(x.commit()));
       kv("ref", x.ref());
       if (!x.model_id().empty()) kv("id", x.model_id());
+      if (!x.unloadable().empty()) kv("unloadable", Quote(x.unloadable()));
       break;
     }
+    case Event::kModelIdAssigned: {
+      const auto& x = e.model_id_assigned();
+      kv("repo", x.repo());
+      kv("id", x.model_id());
+      if (!x.previous().empty()) kv("previous", x.previous());
+      break;
+    }
+    case Event::kRepoRemoved:
+      kv("repo", e.repo_removed().repo());
+      if (!e.repo_removed().model_id().empty()) kv("id", e.repo_removed().model_id());
+      break;
+    case Event::kSyncCompleted:
+      kv("repo", e.sync_completed().repo());
+      kv("commit", Short(e.sync_completed().commit()));
+      break;
+    case Event::kFileKept:
+      kv("repo", e.file_kept().repo());
+      kv("path", e.file_kept().path());
+      kv("kept_as", e.file_kept().kept_as());
+      break;
     case Event::kMarkerWritten:
       kv("repo", e.marker_written().repo());
       kv("id", e.marker_written().model_id());

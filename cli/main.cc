@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterTrack(app, ctx);
   modelsync::cli::RegisterUntrack(app, ctx);
   modelsync::cli::RegisterList(app, ctx);
+  modelsync::cli::RegisterLs(app, ctx);
   modelsync::cli::RegisterSync(app, ctx);
   modelsync::cli::RegisterDaemon(app, ctx);
   modelsync::cli::RegisterCatalog(app, ctx);

@@ -3,6 +3,9 @@
 
 #include "engine/layout.h"
 #include "engine/materializer.h"
+#include "engine/model_index.h"
+#include "engine/observe.h"
+#include "engine/planner.h"
 #include "engine/recovery.h"
 #include "engine/recovery_util.h"
 #include "engine/repo_path.h"
@@ -89,36 +92,49 @@ Result<RemoveReport> Remove(const RemoveOptions& o) {
   Materializer mat(*root_dir, *blobs);
   RemoveReport report;
   report.repo = o.repo;
-  std::string model_id = ModelIdOf(rs);
-  // 1. The marker first: it must never claim a model that is going away.
-  if (ValidateModelId(model_id).ok()) {
+  // 1. The marker first: it must never claim a model that is going away. Only the repo's own:
+  //    a marker of the same name that another repo also claims (a log of an older modelsync)
+  //    and has written stays.
+  const std::string model_id = rs.model_id;
+  bool shared = false;
+  for (const auto& owner : journal->state().OwnersOf(model_id))
+    if (owner != o.repo && journal->state().repos.at(owner).marker) shared = true;
+  if (!model_id.empty() && ValidateModelId(model_id).ok() && !shared) {
     bool had = mat.HasMarker(model_id);
     MS_RETURN_IF_ERROR(mat.RemoveMarker(model_id));
     if (had) report.marker = root + "/" + model_id;
-    v1::Event e;
-    e.mutable_marker_removed()->set_repo(o.repo);
-    e.mutable_marker_removed()->set_model_id(model_id);
-    MS_RETURN_IF_ERROR(journal->Append({std::move(e)}).status());
+    if (had || rs.marker) {
+      v1::Event e;
+      e.mutable_marker_removed()->set_repo(o.repo);
+      e.mutable_marker_removed()->set_model_id(model_id);
+      MS_RETURN_IF_ERROR(journal->Append({std::move(e)}).status());
+    }
   }
-  // 2. The directory (a crash leaves a staging leftover that CleanStaging removes).
+  // 2. The directory: our files go; the user's own files stay (storage/LAYOUT.md). A crash
+  //    leaves a staging leftover that CleanStaging removes.
   MS_RETURN_IF_ERROR(mat.CleanStaging(o.repo));
-  MS_RETURN_IF_ERROR(mat.RemoveModel(o.repo));
-  report.model_dir = root + "/models/" + o.repo;
-  // 3. The facts: every file of the active revision is gone, the repo is untracked.
-  std::vector<v1::Event> events;
-  for (const auto& [path, cid] : rs.materialized) {
-    v1::Event e;
-    auto* fr = e.mutable_file_removed();
-    fr->set_repo(o.repo);
-    fr->set_path(path);
-    fr->set_commit(rs.active_commit);
-    events.push_back(std::move(e));
+  MS_ASSIGN_OR_RETURN(Observation obs, Observe(*root_dir, o.repo, {}));
+  PlanInput in;
+  in.repo = o.repo;
+  in.model_id = model_id.empty() ? RepoName(o.repo) : model_id;
+  in.want_marker = false;
+  MS_ASSIGN_OR_RETURN(Plan plan, MakePlan(in, journal->state(), obs));
+  report.user_files = plan.user_files;
+  if (obs.model_dir_exists) {
+    if (plan.user_files.empty()) {
+      MS_RETURN_IF_ERROR(mat.RemoveModel(o.repo));
+    } else {
+      MS_RETURN_IF_ERROR(mat.Materialize(o.repo, {}, nullptr, &plan.user_files));
+    }
+    report.model_dir = root + "/models/" + o.repo;
   }
-  report.files = events.size();
-  v1::Event u;
-  u.mutable_repo_untracked()->set_repo(o.repo);
-  events.push_back(std::move(u));
-  MS_RETURN_IF_ERROR(journal->Append(std::move(events)).status());
+  // 3. The facts: the repo is no longer kept (the fold forgets it; the history stays).
+  report.files = rs.materialized.size();
+  v1::Event e;
+  e.mutable_repo_removed()->set_repo(o.repo);
+  e.mutable_repo_removed()->set_model_id(model_id);
+  MS_RETURN_IF_ERROR(journal->Append({std::move(e)}).status());
+  MS_RETURN_IF_ERROR(WriteModelsIndex(*root_dir, journal->state()));
   return report;
 }
 

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "engine/layout.h"
 #include "engine/repo_path.h"
@@ -48,7 +49,8 @@ Status Materializer::CleanStaging(const std::string& repo) {
 }
 
 Status Materializer::Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
-                                 MaterializeStats* stats) {
+                                 MaterializeStats* stats,
+                                 const std::vector<std::string>* user_files) {
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   std::vector<const MaterialFile*> sorted;
   for (const auto& f : files) {
@@ -107,6 +109,40 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
     if (auto sz = blobs_.Size(f->content_id); sz.ok()) st.copied_bytes += *sz;
   }
 
+  // The user's files, from the current tree into the new one.
+  if (user_files && !user_files->empty() && org->Stat(name).ok()) {
+    std::set<std::string> target;
+    for (const MaterialFile* f : sorted) target.insert(f->path);
+    MS_ASSIGN_OR_RETURN(auto cur, org->OpenDir(name));
+    for (const auto& path : *user_files) {
+      MS_RETURN_IF_ERROR(ValidateRepoPath(path));
+      if (target.count(path)) continue;
+      size_t slash = path.rfind('/');
+      std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+      std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+      std::unique_ptr<Dir> src_holder;
+      Dir* src = cur.get();
+      if (!parent.empty()) {
+        auto opened = storage::OpenDirPath(*cur, parent, false);
+        if (!opened.ok()) {
+          if (opened.status().IsNotFound()) continue;  // gone since it was observed
+          return opened.status();
+        }
+        src_holder = std::move(*opened);
+        src = src_holder.get();
+      }
+      auto info = src->Stat(leaf);
+      if (!info.ok() || info->type != FileInfo::Type::kFile) continue;
+      MS_ASSIGN_OR_RETURN(Dir * d, dir_of(parent));
+      Status s = src->Link(leaf, *d, leaf);
+      if (!s.ok()) {
+        long e = s.detail();
+        if (e != EXDEV && e != EPERM && e != EMLINK) return s;
+        MS_RETURN_IF_ERROR(storage::CopyFile(*src, leaf, *d, leaf, info->mode & 0777));
+      }
+    }
+  }
+
   // Make the staging tree durable, deepest directories first, then its entry in org.
   std::vector<std::pair<size_t, Dir*>> order;
   for (auto& [rel, d] : dirs)
@@ -152,10 +188,28 @@ Status Materializer::RemoveModel(const std::string& repo) {
   return (*org)->Sync();
 }
 
-Status Materializer::WriteMarker(const std::string& model_id) {
+Status Materializer::CheckMarkerSlot(const std::string& model_id) {
   MS_RETURN_IF_ERROR(ValidateModelId(model_id));
+  auto st = root_.Stat(model_id);
+  if (!st.ok()) return st.status().IsNotFound() ? Status::Ok() : st.status();
+  if (st->type == FileInfo::Type::kFile && st->size == 0) return Status::Ok();
+  std::string what = st->type == FileInfo::Type::kFile
+                         ? "a file of " + std::to_string(st->size) + " bytes"
+                     : st->type == FileInfo::Type::kDir ? std::string("a directory")
+                                                        : std::string("not a regular file");
+  return Status::InvalidArgument(root_.path() + "/" + model_id + " is " + what +
+                                 ", not an empty marker: modelsync never overwrites it. Move it "
+                                 "away, or choose another marker name with --id");
+}
+
+Status Materializer::WriteMarker(const std::string& model_id) {
+  MS_RETURN_IF_ERROR(CheckMarkerSlot(model_id));
   {
-    MS_ASSIGN_OR_RETURN(auto f, root_.OpenFile(model_id, storage::OpenMode::kCreateTruncate, 0644));
+    // kCreate, never kCreateTruncate: an existing file was just seen to be empty, and one that
+    // appeared since is not truncated.
+    MS_ASSIGN_OR_RETURN(auto f, root_.OpenFile(model_id, storage::OpenMode::kCreate, 0644));
+    MS_ASSIGN_OR_RETURN(auto info, f->Stat());
+    if (info.size != 0) return CheckMarkerSlot(model_id);
     MS_RETURN_IF_ERROR(f->Sync());
   }
   return root_.Sync();
@@ -165,6 +219,8 @@ Status Materializer::RemoveMarker(const std::string& model_id) {
   MS_RETURN_IF_ERROR(ValidateModelId(model_id));
   auto st = root_.Stat(model_id);
   if (!st.ok()) return st.status().IsNotFound() ? Status::Ok() : st.status();
+  // Only an empty regular file is a marker; anything else there is the user's.
+  if (st->type != FileInfo::Type::kFile || st->size != 0) return Status::Ok();
   MS_RETURN_IF_ERROR(root_.Unlink(model_id));
   return root_.Sync();
 }

@@ -51,8 +51,14 @@ class Materializer {
   // root and blobs must outlive the materializer.
   Materializer(storage::Dir& root, storage::BlobStore& blobs) : root_(root), blobs_(blobs) {}
 
+  // user_files (may be null): repo-relative paths of the user's own files in the current
+  // models/<org>/<name>/ (planner.h Plan::user_files). Each is hard-linked (copied where
+  // links fail) into the new tree before the swap, so it survives the swap and a crash at
+  // any point (the old tree still holds it until the swap is durable). A path the new
+  // revision also has is skipped (the caller moves such a file aside first).
   Status Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
-                     MaterializeStats* stats = nullptr);
+                     MaterializeStats* stats = nullptr,
+                     const std::vector<std::string>* user_files = nullptr);
   // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
   // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
   Status CleanStaging(const std::string& repo);
@@ -60,9 +66,14 @@ class Materializer {
   // a leftover for CleanStaging). Missing is OK.
   Status RemoveModel(const std::string& repo);
 
-  // <root>/<model_id>: created empty (truncated if present), fsynced, root fsynced.
+  // OK when <root>/<model_id> is absent or an empty regular file (a marker); kInvalidArgument
+  // naming it when it is anything else (a user's file, a directory): never overwritten.
+  Status CheckMarkerSlot(const std::string& model_id);
+  // <root>/<model_id>: created empty (an existing empty one is kept), fsynced, root fsynced.
+  // kInvalidArgument (CheckMarkerSlot) when a non-empty file or a directory is there.
   Status WriteMarker(const std::string& model_id);
-  // Removes <root>/<model_id> (missing is OK) and fsyncs the root.
+  // Removes <root>/<model_id> when it is a marker (an empty regular file; missing is OK;
+  // anything else is left alone) and fsyncs the root.
   Status RemoveMarker(const std::string& model_id);
   bool HasMarker(const std::string& model_id);
 

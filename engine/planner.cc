@@ -185,11 +185,15 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
   for (const auto& id : freed)
     if (auto b = state.blobs.find(id); b != state.blobs.end()) plan.free_bytes += b->second;
 
-  // The directory: rebuilt unless every target file is intact and nothing else is there.
+  // The user's files: kept wherever the directory goes.
+  plan.user_files = UserFiles(obs, target_paths, repo.materialized);
+  std::set<std::string> user(plan.user_files.begin(), plan.user_files.end());
+
+  // The directory: rebuilt unless every target file is intact and nothing else of ours is there.
   bool all_intact = obs.model_dir_exists;
   for (const auto& fp : plan.files) all_intact = all_intact && fp.action == FileAction::kIntact;
   for (const auto& [path, of] : obs.model_files)
-    if (!target_paths.count(path)) all_intact = false;
+    if (!target_paths.count(path) && !user.count(path)) all_intact = false;
   plan.build_dir = !all_intact || !plan.removals.empty();
 
   std::map<std::string, std::string> target_map;
@@ -212,16 +216,28 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
   // target while the log still names the old revision: the marker is valid for that too.
   if (repo.marker && repo.model_id == in.model_id && all_intact && !valid_now)
     valid_now = true;
-  if (!repo.model_id.empty() && repo.model_id != in.model_id && obs.markers.count(repo.model_id))
-    plan.remove_markers.push_back(repo.model_id);
   bool have = obs.markers.count(in.model_id) > 0;
+  bool logged = repo.marker && repo.model_id == in.model_id;
+  if (!in.want_marker) {
+    if (have || logged) plan.remove_markers.push_back(in.model_id);
+    return plan;
+  }
   if (have && !valid_now) {
     plan.remove_markers.push_back(in.model_id);
     have = false;
   }
-  std::sort(plan.remove_markers.begin(), plan.remove_markers.end());
-  plan.write_marker = !have || !repo.marker;
+  plan.write_marker = !have || !logged;
   return plan;
+}
+
+std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string>& target,
+                                   const std::map<std::string, std::string>& materialized) {
+  std::vector<std::string> out;
+  for (const auto& [path, of] : obs.model_files)
+    if (!target.count(path) && !materialized.count(path) &&
+        of.type == ObservedFile::Type::kFile && of.blob_id.empty())
+      out.push_back(path);
+  return out;
 }
 
 std::string DescribePlan(const Plan& p) {
@@ -239,6 +255,7 @@ std::string DescribePlan(const Plan& p) {
   for (const auto& b : p.remove_blobs) s += "  remove bad blob " + b + "\n";
   for (auto t : p.discard_transfers) s += "  discard transfer " + std::to_string(t) + "\n";
   for (const auto& m : p.remove_markers) s += "  remove marker " + m + "\n";
+  for (const auto& u : p.user_files) s += "  keep user file " + u + "\n";
   if (p.clean_staging) s += "  clean staging\n";
   if (p.build_dir) s += "  build and swap the model directory\n";
   if (p.activate) s += "  activate\n";

@@ -14,9 +14,13 @@
 //  4. per file: kFetch (TransferStarted, create the partial, fetch `fetch`), kResume (reopen
 //     the partial, re-hash the committed ranges, fetch `fetch`), then verify and adopt the
 //     blob (BlobVerified); kLink with verify_blob: re-hash the blob, record BlobVerified;
-//  5. build_dir: materialize every file from blobs and swap the directory in atomically;
+//  5. build_dir: materialize every file from blobs, carry user_files over, and swap the
+//     directory in atomically;
 //  6. activate: RevisionActivated(commit);
-//  7. write_marker: create <root>/<model_id>, MarkerWritten.
+//  7. write_marker: create <root>/<model_id>, MarkerWritten (the caller runs the
+//     loadability check first: a revision that fails it gets no marker).
+// Markers are only ever those of in.model_id: a marker of another id this repo had before is
+// the caller's (pull moves it after the new one is written).
 //
 // Content ids: ContentIdOf(entry) = lfs_sha256 when set (LFS file), else git_oid.
 // Thread safety: pure functions over values.
@@ -64,6 +68,10 @@ struct PlanInput {
   // The target manifest after include/exclude filtering. Paths validated and unique;
   // content ids valid (40/64 hex). MakePlan refuses duplicates (kInvalidArgument).
   std::vector<modelsync::v1::FileEntry> files;
+  // Whether the complete revision gets a marker (engine/loadability.h decides; the caller
+  // passes what it knows). false: no marker is written and an existing one of model_id is
+  // removed.
+  bool want_marker = true;
 };
 
 struct PlanOptions {
@@ -102,6 +110,10 @@ struct Plan {
   std::vector<uint64_t> discard_transfers;  // live transfers of needed content not resumable
   bool clean_staging = false;
   std::vector<std::string> remove_markers;  // step 2
+  // The user's files in the model directory (regular files the log never materialized for
+  // this repo, not links to any blob, at paths the target does not have): never removed; the
+  // materializer carries them into every new tree (storage/LAYOUT.md "The user's files").
+  std::vector<std::string> user_files;
   bool build_dir = false;
   bool activate = false;
   bool write_marker = false;
@@ -121,6 +133,11 @@ struct Plan {
 // id in the input; everything else is a valid input.
 Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation& obs,
                       const PlanOptions& opts = {});
+
+// The user's own files in an observed model directory: regular files that are not links to
+// any blob, at paths neither in `target` nor in `materialized` (what the log put there).
+std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string>& target,
+                                   const std::map<std::string, std::string>& materialized);
 
 // Human-readable one-line-per-action summary (for logs and tests).
 std::string DescribePlan(const Plan& p);

@@ -12,12 +12,15 @@
 #include "base/fs.h"
 #include "base/hash.h"
 #include "base/units.h"
+#include "engine/adopt_existing.h"
 #include "engine/disk_space.h"
 #include "engine/glob.h"
 #include "engine/journal.h"
 #include "engine/layout.h"
+#include "engine/loadability.h"
 #include "engine/materializer.h"
 #include "engine/model_check.h"
+#include "engine/model_index.h"
 #include "engine/observe.h"
 #include "engine/planner.h"
 #include "engine/pull_internal.h"
@@ -74,6 +77,7 @@ constexpr int kMaxRounds = 4;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Ctx {
+  Ctx(const PullOptions& opts, PullObserver* obs) : o(opts), observer(obs) {}
   const PullOptions& o;
   PullObserver* observer;
   std::string root;  // absolute
@@ -82,40 +86,75 @@ struct Ctx {
   std::unique_ptr<storage::Dir> root_dir;
   std::unique_ptr<storage::BlobStore> blobs;
   std::unique_ptr<storage::PartialStore> partials;
-  // Model checks (issue #8): set by PreCheck, used by PostCheck.
-  ManifestKind kind = ManifestKind::kSafetensors;
   PullSummary* sum = nullptr;
   uint64_t small_file_bytes = 0;  // PullInternalOptions
+  // The repo's model id before this pull, when it changes (its marker moves after the new
+  // one is written).
+  std::string old_model_id;
+  // The loadability rule (engine/loadability.h): its input, the verdict from the listing,
+  // whether the marker is wanted, and the verdict on disk once checked.
+  LoadabilityInput load_in;
+  Loadability listing;
+  bool want_marker = true;
+  bool checked = false;
+  Loadability on_disk;
 };
 
-// --- Model checks (engine/model_check.h) ---------------------------------------------
-// Before any fetch: refuse GGUF-only / PyTorch-only repos (unless --any-format).
-Status PreCheck(Ctx& c, const std::vector<v1::FileEntry>& files) {
-  std::vector<std::string> paths;
-  for (const auto& f : files) paths.push_back(f.path());
-  MS_ASSIGN_OR_RETURN(c.kind, CheckManifest(c.o.repo, paths, c.o.any_format));
-  if (c.kind == ManifestKind::kNoWeights && c.sum) c.sum->note = NoWeightsNote(c.o.repo);
+// --- The loadability rule (engine/loadability.h) ------------------------------------
+// Before any fetch: refuse GGUF-only / PyTorch-only repos (unless --any-format), and know
+// whether a marker can be wanted at all.
+Status PreCheck(Ctx& c, const std::string& commit, const std::vector<v1::FileEntry>& all,
+                const std::vector<v1::FileEntry>& files) {
+  c.load_in = LoadabilityInput{};
+  c.load_in.repo = c.o.repo;
+  for (const auto& f : all) c.load_in.all_paths.push_back(f.path());
+  for (const auto& f : files) c.load_in.kept_paths.push_back(f.path());
+  c.load_in.include = c.o.include;
+  c.load_in.exclude = c.o.exclude;
+  c.load_in.any_format = c.o.any_format;
+  MS_ASSIGN_OR_RETURN(c.listing, LoadabilityOfListing(c.load_in));
+  c.want_marker = c.listing.loadable();
+  c.checked = false;
+  // The same commit and file set, already found not to load: the verdict stands (the bytes
+  // of a commit never change), so an unchanged pull does no work.
+  const auto& st = c.journal->state();
+  if (auto it = st.repos.find(c.o.repo); it != st.repos.end() && c.want_marker) {
+    const RepoState& rs = it->second;
+    bool same = rs.active_commit == commit && rs.materialized.size() == files.size();
+    for (const auto& f : files) same = same && rs.materialized.count(f.path());
+    if (same && !rs.unloadable.empty()) {
+      c.want_marker = false;
+      c.checked = true;
+      c.on_disk.kind = Loadability::Kind::kNotLoadable;
+      c.on_disk.reason = rs.unloadable;
+    }
+  }
   return Status::Ok();
 }
 
-// After verification and activation, before the marker: the model directory must load.
-Status PostCheck(Ctx& c, const Plan& plan) {
-  if (c.kind == ManifestKind::kNoWeights) return Status::Ok();
-  std::vector<std::string> paths;
-  for (const auto& f : plan.files) paths.push_back(f.path);
-  auto rep = CheckModelDir(c.root + "/models/" + plan.repo, paths);
-  if (!rep.ok())
-    return rep.status().With(plan.repo + "@" + plan.commit.substr(0, 12) +
-                             " is downloaded and verified but is not a loadable MLX model, so "
-                             "no marker was written");
-  if (c.sum) {
-    c.sum->model_checked = true;
-    c.sum->model_type = rep->model_type;
-    c.sum->quantization = rep->QuantSummary();
-    c.sum->tensors = rep->tensors;
-    c.sum->parameters = rep->parameters;
-  }
+// The rule on the files on disk (after they are verified and in place).
+Status CheckOnDisk(Ctx& c) {
+  if (c.checked) return Status::Ok();
+  MS_ASSIGN_OR_RETURN(c.on_disk, CheckLoadable(c.root + "/models/" + c.o.repo, c.load_in));
+  c.checked = true;
+  if (!c.on_disk.loadable()) c.want_marker = false;
   return Status::Ok();
+}
+
+// The verdict to report: the disk's once checked, else the listing's.
+const Loadability& Verdict(const Ctx& c) { return c.checked ? c.on_disk : c.listing; }
+
+void FillModelSummary(Ctx& c) {
+  const Loadability& l = Verdict(c);
+  if (!c.sum) return;
+  c.sum->marker_note = l.reason;
+  if (l.loadable() && c.checked) {
+    c.sum->model_checked = true;
+    c.sum->model_type = l.report.model_type;
+    c.sum->quantization = l.report.QuantSummary();
+    c.sum->tensors = l.report.tensors;
+    c.sum->parameters = l.report.parameters;
+  }
 }
 // ----------------------------------------------------------------------------------------
 
@@ -220,9 +259,15 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   if (plan.build_dir) {
     std::vector<MaterialFile> mf;
     for (const auto& f : plan.files) mf.push_back({f.path, f.content_id});
-    MS_RETURN_IF_ERROR(mat.Materialize(plan.repo, mf));
+    MS_RETURN_IF_ERROR(mat.Materialize(plan.repo, mf, nullptr, &plan.user_files));
   }
-  if (plan.activate) {
+  // The loadability rule runs on the files now in place, before the activation records it.
+  if (plan.activate || plan.write_marker) MS_RETURN_IF_ERROR(CheckOnDisk(c));
+  const std::string unloadable = c.checked ? c.on_disk.reason : c.listing.reason;
+  bool reactivate = false;
+  if (auto it = c.journal->state().repos.find(plan.repo); it != c.journal->state().repos.end())
+    reactivate = it->second.active_commit == plan.commit && it->second.unloadable != unloadable;
+  if (plan.activate || reactivate) {
     for (const auto& r : plan.removals) {
       v1::Event e;
       auto* fr = e.mutable_file_removed();
@@ -248,11 +293,11 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     ra->set_ref(c.o.revision);
     for (const auto& g : c.o.include) ra->add_include(g);
     for (const auto& g : c.o.exclude) ra->add_exclude(g);
+    ra->set_unloadable(unloadable);
     events.push_back(std::move(e));
     MS_RETURN_IF_ERROR(flush());
   }
-  if (plan.write_marker) {
-    MS_RETURN_IF_ERROR(PostCheck(c, plan));
+  if (plan.write_marker && c.want_marker) {
     MS_RETURN_IF_ERROR(mat.WriteMarker(plan.model_id));
     v1::Event e;
     e.mutable_marker_written()->set_repo(plan.repo);
@@ -263,10 +308,37 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   return Status::Ok();
 }
 
+// After the disk equals the target: the marker of a former model id goes (after the new one
+// was written), and the verdict decides the result.
+Status Finish(Ctx& c, PullSummary* sum) {
+  if (!c.old_model_id.empty() && c.old_model_id != c.model_id) {
+    Materializer mat(*c.root_dir, *c.blobs);
+    bool had = mat.HasMarker(c.old_model_id);
+    MS_RETURN_IF_ERROR(mat.RemoveMarker(c.old_model_id));
+    if (had) {
+      v1::Event e;
+      e.mutable_marker_removed()->set_repo(c.o.repo);
+      e.mutable_marker_removed()->set_model_id(c.old_model_id);
+      MS_RETURN_IF_ERROR(c.journal->Append({std::move(e)}).status());
+      sum->previous_marker = c.root + "/" + c.old_model_id;
+    }
+  }
+  FillModelSummary(c);
+  const auto& st = c.journal->state();
+  auto it = st.repos.find(c.o.repo);
+  sum->marker_written = it != st.repos.end() && it->second.marker &&
+                        it->second.model_id == c.model_id;
+  const Loadability& v = Verdict(c);
+  if (v.kind == Loadability::Kind::kNotLoadable && !c.o.any_format)
+    return Status::Permanent(c.o.repo + ": " + v.reason);
+  return Status::Ok();
+}
+
 // Plans and executes until the disk equals the target (or kMaxRounds).
-Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEntry>& files,
-                net::Hub* hub, PullSummary* sum, bool report) {
-  MS_RETURN_IF_ERROR(PreCheck(c, files));
+Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEntry>& all,
+                const std::vector<v1::FileEntry>& files, net::Hub* hub, PullSummary* sum,
+                bool report) {
+  MS_RETURN_IF_ERROR(PreCheck(c, commit, all, files));
   PlanInput in;
   in.repo = c.o.repo;
   in.commit = commit;
@@ -274,8 +346,19 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
   in.files = files;
   PlanOptions po;
   po.chunk_size = c.o.chunk_bytes ? c.o.chunk_bytes : kDefaultChunk;
+  Status done = Status::Ok();
   for (int round = 0; round < kMaxRounds; ++round) {
     MS_ASSIGN_OR_RETURN(Observation obs, Observe(*c.root_dir, c.o.repo, {c.model_id}));
+    if (round == 0) {
+      // Files already in the directory: matching bytes are adopted, the user's are kept.
+      MS_ASSIGN_OR_RETURN(AdoptResult ad,
+                          AdoptExisting(*c.root_dir, *c.blobs, *c.journal, c.o.repo, files, obs));
+      for (auto& k : ad.kept) sum->kept.push_back(std::move(k));
+      if (ad.files > 0 || !sum->kept.empty()) {
+        MS_ASSIGN_OR_RETURN(obs, Observe(*c.root_dir, c.o.repo, {c.model_id}));
+      }
+    }
+    in.want_marker = c.want_marker;
     MS_ASSIGN_OR_RETURN(Plan plan, MakePlan(in, c.journal->state(), obs, po));
     if (round == 0) {
       sum->bytes_total = plan.total_bytes;
@@ -285,7 +368,7 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
         c.observer->OnResolved(c.o.repo, c.o.revision, commit, files.size(), plan.total_bytes,
                                plan.fetch_bytes);
     }
-    if (plan.NothingToDo()) return Status::Ok();
+    if (plan.NothingToDo()) return Finish(c, sum);
     MS_RETURN_IF_ERROR(Execute(c, plan, hub, &sum->bytes_fetched));
   }
   return Status::Transient("the model did not settle after " + std::to_string(kMaxRounds) +
@@ -304,13 +387,32 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
   if (IsHex(c.o.revision, 40) && c.o.revision != commit)
     return Status::Offline("HF_HUB_OFFLINE is set and " + c.o.repo + " is at " +
                            commit.substr(0, 12) + ", not " + c.o.revision + ": " + hint);
+  if (!IsHex(c.o.revision, 40)) {
+    // Offline answers only from the log: the ref must be one this root has resolved, and
+    // what it last resolved to must be the active revision.
+    std::string resolved;
+    if (rs.last_resolved_ref == c.o.revision) resolved = rs.last_resolved_commit;
+    for (const auto& [cm, rev] : rs.revisions)
+      if (resolved.empty() && rev.ref == c.o.revision) resolved = cm;
+    if (resolved.empty() && rs.active_ref == c.o.revision) resolved = commit;
+    if (resolved.empty())
+      return Status::Offline("HF_HUB_OFFLINE is set and " + c.root + " has never resolved " +
+                             c.o.repo + "@" + c.o.revision +
+                             ", so it cannot say what that revision is: " + hint);
+    if (resolved != commit)
+      return Status::Offline("HF_HUB_OFFLINE is set and " + c.o.repo + "@" + c.o.revision +
+                             " last resolved to " + resolved.substr(0, 12) +
+                             ", which is not the complete revision here (" +
+                             commit.substr(0, 12) + "): " + hint);
+  }
   auto rev = rs.revisions.find(commit);
   if (rev == rs.revisions.end())
     return Status::Offline("HF_HUB_OFFLINE is set and the manifest of " + c.o.repo + "@" + commit +
                            " is not in the log: " + hint);
   MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rev->second.files, c.o));
   sum->commit = commit;
-  return Converge(c, commit, files, nullptr, sum, true);
+  sum->offline = true;
+  return Converge(c, commit, rev->second.files, files, nullptr, sum, true);
 }
 
 // A disk error says what to do (the CLI prints the message as it is). Messages that already
@@ -361,9 +463,8 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
-  Ctx c{tuned, observer, {}, {}, {}, {}, {}, {}, ManifestKind::kSafetensors, nullptr};
-  c.model_id = o.model_id.empty() ? RepoName(o.repo) : o.model_id;
-  MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
+  Ctx c(tuned, observer);
+  if (!o.model_id.empty()) MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
 
   MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
   JournalOptions jo;
@@ -390,6 +491,46 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     return Status::Ok();
   }();
   if (!opened.ok()) return WithDiskAdvice(opened, c.root);
+
+  // The model id: --id, else the one the repo already owns, else the repo's name. One owner
+  // per id, and never over a file that is not a marker: refused before any request.
+  const RepoState* before = nullptr;
+  if (auto it = c.journal->state().repos.find(o.repo); it != c.journal->state().repos.end())
+    before = &it->second;
+  c.model_id = !o.model_id.empty()                    ? o.model_id
+               : before && !before->model_id.empty() ? before->model_id
+                                                     : RepoName(o.repo);
+  MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
+  for (const auto& owner : c.journal->state().OwnersOf(c.model_id))
+    if (owner != o.repo)
+      return Status::InvalidArgument(
+          "model id '" + c.model_id + "' belongs to " + owner + " (its marker is " + c.root +
+          "/" + c.model_id + "): pull " + o.repo + " with --id NAME to give it another marker" +
+          " name");
+  {
+    Materializer probe(*c.root_dir, *c.blobs);
+    MS_RETURN_IF_ERROR(probe.CheckMarkerSlot(c.model_id));
+  }
+  bool claim = !before || before->model_id != c.model_id;
+  if (before && !before->model_id.empty() && before->model_id != c.model_id)
+    c.old_model_id = before->model_id;
+  auto claim_event = [&] {
+    v1::Event e;
+    auto* ma = e.mutable_model_id_assigned();
+    ma->set_repo(o.repo);
+    ma->set_model_id(c.model_id);
+    ma->set_previous(c.old_model_id);
+    return e;
+  };
+  if (claim && hopts.offline && before) {
+    // Offline: nothing to resolve first; an id change of a pulled model is local.
+    MS_RETURN_IF_ERROR(c.journal->Append({claim_event()}).status());
+    claim = false;
+  }
+
+  // An index a crash left behind the log is brought up to date first.
+  if (Status ix = WriteModelsIndex(*c.root_dir, c.journal->state()); !ix.ok())
+    return WithDiskAdvice(ix, c.root);
 
   PullSummary sum;
   c.sum = &sum;
@@ -422,7 +563,12 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
       bool known = known_repo && known_repo->revisions.count(rev->commit) &&
                    known_repo->last_resolved_commit == rev->commit &&
                    known_repo->last_resolved_ref == o.revision;
-      if (!known) {
+      // Every path is validated before anything from the network becomes a durable fact.
+      auto files = TargetFiles(rev->files, o);
+      std::vector<v1::Event> facts;
+      if (!files.ok()) {
+        s = files.status();
+      } else if (!known) {
         v1::Event e;
         auto* rr = e.mutable_revision_resolved();
         rr->set_repo(o.repo);
@@ -430,18 +576,27 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
         rr->set_commit(rev->commit);
         rr->set_endpoint(hopts.endpoint);
         for (const auto& f : rev->files) *rr->mutable_manifest()->add_files() = f;
-        s = c.journal->Append({std::move(e)}).status();
+        facts.push_back(std::move(e));
       }
-      if (s.ok()) {
-        auto files = TargetFiles(rev->files, o);
-        s = files.ok() ? Converge(c, rev->commit, *files, &hub, &sum, true) : files.status();
-      }
+      if (s.ok() && claim) facts.push_back(claim_event());
+      if (s.ok() && !facts.empty()) s = c.journal->Append(std::move(facts)).status();
+      if (s.ok()) s = Converge(c, rev->commit, rev->files, *files, &hub, &sum, true);
     }
   }
   sum.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  if (Status ix = WriteModelsIndex(*c.root_dir, c.journal->state()); !ix.ok() && s.ok()) s = ix;
   auto it = c.journal->state().repos.find(o.repo);
   if (s.ok()) {
-    if (it != c.journal->state().repos.end()) sum.files = it->second.materialized.size();
+    if (it != c.journal->state().repos.end()) {
+      sum.files = it->second.materialized.size();
+      if (!it->second.last_error.empty()) {
+        // A success clears the error an earlier run left (status shows the truth).
+        v1::Event e;
+        e.mutable_sync_completed()->set_repo(o.repo);
+        e.mutable_sync_completed()->set_commit(sum.commit);
+        (void)c.journal->Append({std::move(e)});
+      }
+    }
     return sum;
   }
   s = WithDiskAdvice(s, c.root);

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -28,7 +29,10 @@ struct PullOptions {
   std::string root;                   // required: the modelsync root
   std::string repo;                   // "org/name"
   std::string revision = "main";      // branch, tag or 40-hex commit
-  std::string model_id;               // marker name; default = the repo's name part
+  // Marker name; default = the id the repo already owns, else the repo's name part. An id
+  // owned by another repo, or a root entry of that name that is not an empty file, is
+  // refused (kInvalidArgument) before any request.
+  std::string model_id;
   std::vector<std::string> include;   // fnmatch globs; empty = everything
   std::vector<std::string> exclude;
   std::string endpoint;               // hub base URL; empty = HF_ENDPOINT or huggingface.co
@@ -62,6 +66,15 @@ struct PullSummary {
   std::string quantization;    // e.g. "4-bit affine, group size 64", or "none"
   uint64_t tensors = 0, parameters = 0;
   std::string note;            // e.g. "not a model: synced as plain files"
+  // The marker: whether <root>/<model-id> is written now, and when not, why
+  // (engine/loadability.h: plain files, filtered out, another format, checks failed).
+  bool marker_written = false;
+  std::string marker_note;
+  std::string previous_marker;  // absolute path of the marker of a former id, removed
+  // Files of the user's that stood where the revision puts its own: path -> root-relative
+  // place they were moved to (storage/LAYOUT.md "The user's files").
+  std::vector<std::pair<std::string, std::string>> kept;
+  bool offline = false;  // HF_HUB_OFFLINE: answered from the log alone
 };
 
 // Callbacks for progress display. Default implementations do nothing.

@@ -2,7 +2,9 @@
 #include <set>
 
 #include "engine/layout.h"
+#include "engine/loadability.h"
 #include "engine/materializer.h"
+#include "engine/model_index.h"
 #include "engine/observe.h"
 #include "engine/recovery.h"
 #include "engine/recovery_util.h"
@@ -24,10 +26,12 @@ v1::Event MarkerEvent(const std::string& repo, const std::string& model_id, bool
   return e;
 }
 
-// Is the model directory exactly the active files, each a link to its blob?
-bool DirMatches(const Observation& obs, const std::map<std::string, std::string>& files) {
+// Is the model directory exactly the active files, each a link to its blob (besides the
+// user's own files)?
+bool DirMatches(const Observation& obs, const std::map<std::string, std::string>& files,
+                size_t user_files) {
   if (!obs.model_dir_exists || obs.staging_exists) return false;
-  if (obs.model_files.size() != files.size()) return false;
+  if (obs.model_files.size() != files.size() + user_files) return false;
   for (const auto& [path, cid] : files) {
     auto it = obs.model_files.find(path);
     if (it == obs.model_files.end() || it->second.type != ObservedFile::Type::kFile ||
@@ -65,14 +69,35 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
       MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
     return Status::Ok();
   }
-  if (!DirMatches(obs, rs.materialized)) {
+  std::set<std::string> active;
+  for (const auto& [path, cid] : rs.materialized) active.insert(path);
+  std::vector<std::string> user = UserFiles(obs, active, rs.materialized);
+  if (!DirMatches(obs, rs.materialized, user.size())) {
     std::vector<MaterialFile> mf;
     for (const auto& [path, cid] : rs.materialized) mf.push_back({path, cid});
-    MS_RETURN_IF_ERROR(mat.Materialize(rs.repo, mf));
+    MS_RETURN_IF_ERROR(mat.Materialize(rs.repo, mf, nullptr, &user));
     out->dir_rebuilt = true;
   }
+  // The marker: the same loadability rule as pull, on the files now in place.
+  MS_ASSIGN_OR_RETURN(Loadability l, CheckLoadable(root.path() + "/models/" + rs.repo,
+                                                   LoadabilityInputOf(rs)));
+  out->loadable = l.loadable();
+  out->no_marker_reason = l.reason;
+  if (!l.loadable()) {
+    if (has_marker && !SharedMarker(journal.state(), rs.repo, out->model_id)) {
+      MS_RETURN_IF_ERROR(mat.RemoveMarker(out->model_id));
+      out->marker_removed = true;
+    }
+    if (rs.marker) MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
+    return Status::Ok();
+  }
   if (!has_marker) {
-    MS_RETURN_IF_ERROR(mat.WriteMarker(out->model_id));
+    Status w = mat.WriteMarker(out->model_id);
+    if (w.code() == StatusCode::kInvalidArgument) {  // a user's file holds the name: never overwritten
+      out->error = w.message();
+      return Status::Ok();
+    }
+    MS_RETURN_IF_ERROR(w);
     out->marker_written = true;
   }
   if (!has_marker || !rs.marker)
@@ -125,13 +150,15 @@ Result<RebuildReport> Rebuild(const RebuildOptions& o) {
       if (!HasActiveFiles(rs)) continue;
       RebuildRepo rr;
       MS_RETURN_IF_ERROR(RebuildRepoLocal(*journal, *root_dir, *blobs, rs, &rr));
-      if (rr.missing.empty())
-        justified.insert(rr.model_id);
+      if (rr.missing.empty()) {
+        if (rr.loadable) justified.insert(rr.model_id);
+      }
       else if (o.fetch)
         to_fetch.push_back(rs);
       report.repos.push_back(std::move(rr));
     }
     MS_RETURN_IF_ERROR(RemoveStrayMarkers(*journal, *root_dir, justified, &report));
+    MS_RETURN_IF_ERROR(WriteModelsIndex(*root_dir, journal->state()));
   }  // the journal (and the lock) is released: Pull takes its own
   for (const auto& rs : to_fetch) {
     RebuildRepo* rr = nullptr;

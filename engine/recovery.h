@@ -15,8 +15,10 @@
 //    transfer owns, under the root's writer lock (so no live transfer can be touched), then
 //    writes a projection snapshot and compacts the log: drops the range events of finished
 //    transfers (CompactionPlan, engine/state_compact.h) and rewrites the file compactly.
-//  - Remove: untracks a repo, removes its marker and model directory, records the facts
-//    (MarkerRemoved, FileRemoved per file, RepoUntracked); blobs are left for Gc.
+//  - Remove: removes the repo's own marker and its files from the model directory (the
+//    user's own files stay, and so does the directory holding them), then records
+//    RepoRemoved: the fold forgets the repo (untracked, its model id free, gone from status);
+//    blobs are left for Gc. Works on a repo whose first pull never completed.
 //
 // A repo whose active revision has no files left (after Remove) is skipped by
 // Rebuild/Verify and references nothing for Gc.
@@ -49,7 +51,9 @@ struct RebuildRepo {
   uint64_t files = 0;
   bool dir_rebuilt = false;          // models/<org>/<name> was (re)materialized
   bool marker_written = false;       // the marker file was (re)created
-  bool marker_removed = false;       // removed: the model is incomplete
+  bool marker_removed = false;       // removed: the model is incomplete or does not load
+  bool loadable = false;             // complete and passes the loadability rule
+  std::string no_marker_reason;      // complete but gets no marker: why (loadability.h)
   std::vector<std::string> missing;  // paths whose blob is gone (before any fetch)
   bool fetched = false;              // fetch ran for this repo and succeeded
   uint64_t bytes_fetched = 0;
@@ -78,7 +82,9 @@ struct VerifyOptions {
 };
 
 struct VerifyIssue {
-  enum class Kind { kMissing, kDamaged, kExtra, kUnverifiable };
+  // kMarker: a marker disagrees with the log or the loadability rule (missing, present but
+  // never written, stray, claimed by two repos, or claiming a model that does not load).
+  enum class Kind { kMissing, kDamaged, kExtra, kUnverifiable, kMarker };
   Kind kind = Kind::kDamaged;
   std::string repo, path, content_id;
   std::string detail;  // what was found ("sha256 abc... != def...", "not a regular file")
@@ -140,8 +146,9 @@ struct RemoveOptions {
 };
 
 struct RemoveReport {
-  std::string repo, model_dir, marker;  // absolute paths removed (marker empty if none)
-  uint64_t files = 0;                   // FileRemoved events recorded
+  std::string repo, model_dir, marker;  // absolute paths removed (empty if there was none)
+  uint64_t files = 0;                   // files of the active revision removed
+  std::vector<std::string> user_files;  // the user's own files, kept in model_dir
 };
 
 Result<RemoveReport> Remove(const RemoveOptions& options);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "engine/layout.h"
+#include "engine/loadability.h"
 #include "engine/pull.h"
 
 namespace modelsync::engine {
@@ -45,6 +46,12 @@ bool HasActiveFiles(const RepoState& rs) {
 
 std::string ModelIdOf(const RepoState& rs) {
   return rs.model_id.empty() ? RepoName(rs.repo) : rs.model_id;
+}
+
+bool SharedMarker(const State& st, const std::string& repo, const std::string& model_id) {
+  for (const auto& owner : st.OwnersOf(model_id))
+    if (owner != repo && st.repos.at(owner).marker) return true;
+  return false;
 }
 
 std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs) {

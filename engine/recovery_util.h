@@ -27,6 +27,9 @@ Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_
 bool HasActiveFiles(const RepoState& rs);
 // The marker name of a repo (its model id, else the repo's name part).
 std::string ModelIdOf(const RepoState& rs);
+// True when another repo also claims model_id (a log of an older modelsync) and has its
+// marker written: that marker is not this repo's alone to remove.
+bool SharedMarker(const State& st, const std::string& repo, const std::string& model_id);
 // path -> manifest size for the active revision (paths the manifest lacks are absent).
 std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs);
 

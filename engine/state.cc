@@ -117,6 +117,7 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
       r.active_ref = e.ref();
       r.active_include = Strings(e.include());
       r.active_exclude = Strings(e.exclude());
+      r.unloadable = e.unloadable();
       if (!e.model_id().empty()) r.model_id = e.model_id();
       r.last_error.clear();
       r.last_error_code = 0;
@@ -133,10 +134,31 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
     case E::kMarkerRemoved: {
       const auto& e = event.marker_removed();
       RepoState& r = RepoOf(this, e.repo());
-      r.marker = false;
-      r.model_id = e.model_id();
+      if (r.model_id.empty() || r.model_id == e.model_id()) {
+        r.marker = false;
+        r.model_id = e.model_id();
+      }
       break;
     }
+    case E::kModelIdAssigned: {
+      const auto& e = event.model_id_assigned();
+      RepoState& r = RepoOf(this, e.repo());
+      r.model_id = e.model_id();
+      if (r.tracked) r.tracking.set_model_id(e.model_id());
+      break;
+    }
+    case E::kRepoRemoved:
+      repos.erase(event.repo_removed().repo());
+      break;
+    case E::kSyncCompleted: {
+      RepoState& r = RepoOf(this, event.sync_completed().repo());
+      r.last_error.clear();
+      r.last_error_code = 0;
+      r.last_error_ms = 0;
+      break;
+    }
+    case E::kFileKept:
+      break;
     case E::kSyncFailed: {
       const auto& e = event.sync_failed();
       RepoState& r = RepoOf(this, e.repo());
@@ -149,6 +171,13 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
       ++anomalies;  // the log refuses unknown kinds before they get here
       break;
   }
+}
+
+std::vector<std::string> State::OwnersOf(const std::string& model_id) const {
+  std::vector<std::string> out;
+  for (const auto& [name, r] : repos)
+    if (!model_id.empty() && r.model_id == model_id) out.push_back(name);
+  return out;
 }
 
 }  // namespace modelsync::engine

@@ -28,8 +28,22 @@
 //    blob of a BlobVerified is recorded anyway).
 //  - Events naming a repo that is not in repos create its entry (pull does not track).
 //  - last_seq = seq after every event.
-//  - MarkerWritten / MarkerRemoved: marker = true / false, model_id recorded.
-//  - SyncFailed: last_error* set; cleared by the next RevisionActivated of that repo.
+//  - MarkerWritten: marker = true, model_id = the event's (the repo owns that id).
+//  - MarkerRemoved: when it names the repo's model_id (or model_id is empty): marker = false
+//    and model_id recorded. A MarkerRemoved of an older id (after an id change) changes nothing
+//    but the history.
+//  - ModelIdAssigned: model_id = the event's; tracking.model_id too when the repo is tracked
+//    (the watch list follows an id change). The marker flag stays: it is about the old id
+//    until a MarkerWritten of the new one.
+//  - RevisionActivated also sets unloadable (why a complete revision gets no marker).
+//  - RepoRemoved: the repo's entry is erased (its model id is free again); its transfers and
+//    blobs stay (gc's business). Later events recreate the entry from nothing.
+//  - SyncFailed: last_error* set; cleared by the next RevisionActivated or SyncCompleted of
+//    that repo.
+//  - FileKept: history only (no state).
+//
+// Ownership of model ids: OwnerOf(id) is the repo whose model_id is id (one at most when the
+// log was written by this version; an older log may hold two, which verify reports).
 //
 // Not thread-safe; one owner (the engine's control thread).
 #pragma once
@@ -48,7 +62,7 @@ namespace modelsync::engine {
 
 // Bumped whenever the fold rules change: snapshots of another version are ignored (the log
 // is replayed from the start instead).
-inline constexpr uint32_t kStateVersion = 1;
+inline constexpr uint32_t kStateVersion = 2;
 
 struct TransferState {
   enum class Status { kActive, kFailed };
@@ -86,6 +100,9 @@ struct RepoState {
 
   std::string model_id;
   bool marker = false;
+  // Why the active revision, complete, gets no marker (engine/loadability.h); empty = it is
+  // a loadable MLX model (or the log predates the field).
+  std::string unloadable;
 
   std::string last_error;
   int last_error_code = 0;
@@ -101,6 +118,8 @@ struct State {
   uint64_t anomalies = 0;  // events that referred to unknown things (logged, not fatal)
 
   void Apply(uint64_t seq, const modelsync::v1::Event& event);
+  // The repos whose model_id is model_id, in name order (empty: the id is free).
+  std::vector<std::string> OwnersOf(const std::string& model_id) const;
   // A stable hex digest of everything above (for replay == snapshot+tail tests): sha256 of
   // the canonical snapshot serialization (maps in key order, no protobuf maps).
   std::string Digest() const;

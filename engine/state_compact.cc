@@ -59,6 +59,15 @@ void CompactionPlan::Observe(uint64_t seq, const modelsync::v1::Event& event) {
       r.active_commit = e.commit();
       break;
     }
+    case E::kRepoRemoved: {
+      // The fold erases the repo: every file event it had is dead.
+      auto it = repos_.find(event.repo_removed().repo());
+      if (it == repos_.end()) break;
+      Drop(&it->second.active);
+      for (auto& [commit, p] : it->second.pending) Drop(&p);
+      repos_.erase(it);
+      break;
+    }
     case E::kTransferStarted: {
       uint64_t id = event.transfer_started().transfer_id();
       Forget(id);  // the fold replaces transfers[id]: earlier ranges no longer count

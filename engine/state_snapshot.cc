@@ -61,6 +61,7 @@ v1::StateSnapshot ToProto(const State& s) {
     rp->set_last_error(r.last_error);
     rp->set_last_error_code(r.last_error_code);
     rp->set_last_error_ms(r.last_error_ms);
+    rp->set_unloadable(r.unloadable);
   }
   for (const auto& [id, t] : s.transfers) {
     auto* tp = p.add_transfers();
@@ -144,6 +145,7 @@ Status State::LoadSnapshotBytes(std::string_view bytes) {
     r.last_error = rp.last_error();
     r.last_error_code = rp.last_error_code();
     r.last_error_ms = rp.last_error_ms();
+    r.unloadable = rp.unloadable();
   }
   for (const auto& tp : p.transfers()) {
     TransferState& t = s.transfers[tp.id()];

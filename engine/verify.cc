@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "engine/file_hash.h"
+#include "engine/loadability.h"
+#include "engine/repo_path.h"
 #include "engine/planner.h"
 #include "engine/recovery.h"
 #include "engine/recovery_util.h"
@@ -41,6 +43,60 @@ std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
   return out;
 }
 
+// The markers on disk against the log and the loadability rule.
+void MarkerIssues(const std::string& root, const std::map<std::string, RepoState>& repos,
+                  const std::string& only, std::vector<VerifyIssue>* out) {
+  auto dir = storage::RealFileSystem()->OpenRoot(root, false);
+  if (!dir.ok()) return;
+  auto is_marker = [&](const std::string& id) {
+    if (!ValidateModelId(id).ok()) return false;
+    auto st = (*dir)->Stat(id);
+    return st.ok() && st->type == storage::FileInfo::Type::kFile && st->size == 0;
+  };
+  std::map<std::string, std::vector<std::string>> owners;
+  for (const auto& [repo, rs] : repos)
+    if (!rs.model_id.empty()) owners[rs.model_id].push_back(repo);
+  const std::string where = root + "/";
+  for (const auto& [repo, rs] : repos) {
+    if (!only.empty() && repo != only) continue;
+    if (rs.model_id.empty()) continue;
+    const std::string m = where + rs.model_id;
+    const bool present = is_marker(rs.model_id);
+    if (owners[rs.model_id].size() > 1) {
+      std::string others;
+      for (const auto& r : owners[rs.model_id])
+        if (r != repo) others += (others.empty() ? "" : ", ") + r;
+      out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
+                      "model id " + rs.model_id + " is also claimed by " + others +
+                          " (written by an older modelsync): pull one of them again with --id "
+                          "NAME"});
+    }
+    if (rs.marker && !present) {
+      out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
+                      "the marker " + m + " is missing although the log wrote it"});
+    } else if (!rs.marker && present && owners[rs.model_id].size() == 1 &&
+               !rs.active_commit.empty()) {
+      out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
+                      "the marker " + m + " is present but the log never wrote it" +
+                          (rs.unloadable.empty() ? "" : " (" + rs.unloadable + ")")});
+    }
+    if (rs.marker && present && HasActiveFiles(rs)) {
+      auto l = CheckLoadable(root + "/models/" + repo, LoadabilityInputOf(rs));
+      if (l.ok() && !l->loadable())
+        out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
+                        "the marker " + m + " claims a model that does not load: " + l->reason});
+    }
+  }
+  if (!only.empty()) return;
+  auto names = (*dir)->List();
+  if (!names.ok()) return;
+  for (const auto& n : *names) {
+    if (n.empty() || n[0] == '.' || n == "models" || owners.count(n) || !is_marker(n)) continue;
+    out->push_back({VerifyIssue::Kind::kMarker, "", n, "",
+                    "stray marker " + where + n + ": no model in the log owns it"});
+  }
+}
+
 }  // namespace
 
 const char* VerifyIssueName(VerifyIssue::Kind k) {
@@ -53,13 +109,17 @@ const char* VerifyIssueName(VerifyIssue::Kind k) {
       return "extra";
     case VerifyIssue::Kind::kUnverifiable:
       return "unverifiable";
+    case VerifyIssue::Kind::kMarker:
+      return "marker";
   }
   return "?";
 }
 
 bool VerifyReport::damaged() const {
   for (const auto& i : issues)
-    if (i.kind == VerifyIssue::Kind::kMissing || i.kind == VerifyIssue::Kind::kDamaged) return true;
+    if (i.kind == VerifyIssue::Kind::kMissing || i.kind == VerifyIssue::Kind::kDamaged ||
+        i.kind == VerifyIssue::Kind::kMarker)
+      return true;
   return false;
 }
 
@@ -141,8 +201,10 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     }
     for (const auto& extra : on_disk)
       report.issues.push_back({VerifyIssue::Kind::kExtra, repo, extra, "",
-                               "not part of the active revision " + expected_commit.substr(0, 12)});
+                               "not part of the active revision " + expected_commit.substr(0, 12) +
+                                   " (kept as it is: extra files are not damage)"});
   }
+  MarkerIssues(root, repos, o.repo, &report.issues);
 
   VerifyProgress prog;
   for (const auto& j : jobs) prog.bytes_total += j.size;
@@ -190,6 +252,8 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
               return std::tie(a.repo, a.path) < std::tie(b.repo, b.path);
             });
   if (!o.repair || !report.damaged()) return report;
+  bool marker_issues = false;
+  for (const auto& i : report.issues) marker_issues |= i.kind == VerifyIssue::Kind::kMarker;
 
   // Repair: drop damaged content (the blob and every model file linked to it), then let
   // Pull fetch exactly that content for each affected repo.
@@ -240,6 +304,22 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
       continue;
     }
     report.bytes_fetched += f->bytes_fetched;
+  }
+  if (marker_issues) {
+    // Markers agree with the log and the loadability rule again (rebuild's rules, no network).
+    RebuildOptions ro;
+    ro.root = root;
+    auto rb = Rebuild(ro);
+    if (!rb.ok()) {
+      report.repaired = false;
+      report.repair_errors.push_back("markers: " + rb.status().message());
+    } else {
+      for (const auto& r : rb->repos)
+        if (!r.error.empty()) {
+          report.repaired = false;
+          report.repair_errors.push_back(r.repo + ": " + r.error);
+        }
+    }
   }
   return report;
 }

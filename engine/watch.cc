@@ -10,11 +10,22 @@ namespace modelsync::engine {
 Status Track(const std::string& root, modelsync::v1::RepoTracked t) {
   MS_RETURN_IF_ERROR(ValidateRepoId(t.repo()));
   if (t.ref().empty()) t.set_ref("main");
-  if (t.model_id().empty()) t.set_model_id(RepoName(t.repo()));
-  MS_RETURN_IF_ERROR(ValidateModelId(t.model_id()));
   JournalOptions jo;
   jo.wait_for_lock = true;
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  // The model id: --id, else the one the repo already owns (an id change sticks), else the
+  // repo's name; never one another repo owns.
+  if (t.model_id().empty()) {
+    auto it = journal->state().repos.find(t.repo());
+    t.set_model_id(it != journal->state().repos.end() && !it->second.model_id.empty()
+                       ? it->second.model_id
+                       : RepoName(t.repo()));
+  }
+  MS_RETURN_IF_ERROR(ValidateModelId(t.model_id()));
+  for (const auto& owner : journal->state().OwnersOf(t.model_id()))
+    if (owner != t.repo())
+      return Status::InvalidArgument("model id '" + t.model_id() + "' belongs to " + owner +
+                                     ": track " + t.repo() + " with --id NAME");
   modelsync::v1::Event e;
   *e.mutable_repo_tracked() = std::move(t);
   return journal->Append({std::move(e)}).status();
@@ -41,7 +52,7 @@ Result<std::vector<modelsync::v1::RepoTracked>> ListTracked(const std::string& r
     auto t = rs.tracking;
     t.set_repo(repo);
     if (t.ref().empty()) t.set_ref("main");
-    if (t.model_id().empty()) t.set_model_id(RepoName(repo));
+    if (t.model_id().empty()) t.set_model_id(rs.model_id.empty() ? RepoName(repo) : rs.model_id);
     out.push_back(std::move(t));
   }
   return out;

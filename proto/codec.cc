@@ -35,6 +35,10 @@ std::string_view EventKindName(const Event& event) {
     case Event::kMarkerWritten: return "MarkerWritten";
     case Event::kMarkerRemoved: return "MarkerRemoved";
     case Event::kSyncFailed: return "SyncFailed";
+    case Event::kModelIdAssigned: return "ModelIdAssigned";
+    case Event::kRepoRemoved: return "RepoRemoved";
+    case Event::kSyncCompleted: return "SyncCompleted";
+    case Event::kFileKept: return "FileKept";
     case Event::KIND_NOT_SET: break;
   }
   return "Unknown";

@@ -281,8 +281,8 @@ TEST_CASE(
   CHECK_FALSE(fs::exists(root.path() + "/versions"));
   CHECK(CountBlobs(root.path()) > 0);  // blobs stay for gc
   auto log = RunCli({"log"}, env).out;
-  CHECK(log.find("RepoUntracked") != std::string::npos);
-  CHECK(log.find("FileRemoved") != std::string::npos);
+  CHECK(log.find("RepoRemoved") != std::string::npos);
+  CHECK(log.find("MarkerRemoved") != std::string::npos);
   CHECK(RunCli({"gc"}, env).exit_code == 0);
   CHECK(CountBlobs(root.path()) == 0);
   // A removed model is not rebuilt, and an unknown one is "not found".

@@ -8,6 +8,7 @@
 
 #include "base/hash.h"
 #include "engine/journal.h"
+#include "engine/loadability.h"
 
 namespace modelsync::testing {
 namespace {
@@ -172,8 +173,36 @@ std::string CheckRootInvariants(const std::string& root, const FixtureDir& fixtu
   CheckTransfers(root, st, fixture, out);
   CheckBlobs(root, st, out);
   for (const auto& [repo, rs] : st.repos) CheckModel(root, rs, out);
-  // Model directories the log knows nothing about.
+  // 5. One owner per model id, and every marker on disk is the written marker of the repo
+  //    that owns its name, whose model passes the loadability rule (issue 13).
+  std::map<std::string, std::string> owner;
+  for (const auto& [repo, rs] : st.repos) {
+    if (rs.model_id.empty()) continue;
+    auto [it, fresh] = owner.emplace(rs.model_id, repo);
+    if (!fresh) out << "model id " << rs.model_id << " is owned by " << it->second << " and " << repo << "\n";
+  }
   std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || name[0] == '.' || name == "models") continue;
+    if (!fs::is_regular_file(fs::symlink_status(e.path())) || fs::file_size(e.path(), ec) != 0) continue;
+    auto o = owner.find(name);
+    if (o == owner.end()) {
+      out << "marker " << name << " is present but no repo owns that model id\n";
+      continue;
+    }
+    // (A marker the log has not recorded yet is the window between the marker's fsync and
+    // its MarkerWritten commit: fine when the model it names is complete and loads.)
+    const engine::RepoState& rs = st.repos.at(o->second);
+    if (rs.active_commit.empty() || rs.materialized.empty()) {
+      out << "marker " << name << " is present but " << rs.repo << " has nothing active\n";
+    } else {
+      auto l = engine::CheckLoadable(root + "/models/" + rs.repo, engine::LoadabilityInputOf(rs));
+      if (l.ok() && !l->loadable())
+        out << "marker " << name << " is present but " << rs.repo << " does not load: " << l->reason << "\n";
+    }
+  }
+  // Model directories the log knows nothing about.
   for (const auto& org : fs::directory_iterator(root + "/models", ec)) {
     if (!org.is_directory()) continue;
     for (const auto& m : fs::directory_iterator(org.path(), ec)) {

@@ -19,6 +19,9 @@
 //     there when the directory is at the active revision (a directory already swapped to the
 //     next revision, not yet activated, passes 3 and is not checked for completeness); and a
 //     marker the log says was written (MarkerWritten, no MarkerRemoved since) is present.
+//  5. (issue 13) one repo owns each model id, and every empty file at the top of the root
+//     is the marker of the repo owning that name, whose active revision passes the
+//     loadability rule (engine/loadability.h); the log may not have recorded it yet.
 // Staging directories (models/<org>/.<name>.staging, .old) are not checked: they are not
 // shown to apps and the next run removes them.
 //
