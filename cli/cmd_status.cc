@@ -88,6 +88,7 @@ int RunStatus(const StatusOptions& o) {
       std::string m = s.marker_state == "written"    ? "written"
                       : s.marker_state == "missing"  ? "MISSING (the log wrote it; run `modelsync rebuild`)"
                       : s.marker_state == "unexpected" ? "present but never written by the log (run `modelsync rebuild`)"
+                      : s.marker_state == "unrecorded" ? "written (not yet recorded: the next pull records it)"
                                                      : "absent";
       std::printf(", marker %s %s", s.model_id.c_str(), m.c_str());
     }

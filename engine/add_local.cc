@@ -8,7 +8,9 @@
 #include "base/fs.h"
 #include "base/hash.h"
 #include "engine/journal.h"
+#include "engine/loadability.h"
 #include "engine/materializer.h"
+#include "engine/model_index.h"
 #include "engine/model_check.h"
 #include "engine/repo_path.h"
 #include "storage/blob_store.h"
@@ -67,6 +69,18 @@ Result<PullSummary> AddLocal(const AddLocalOptions& o) {
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false));
   MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, true));
   MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+  // One owner per model id, and never over a user's file (as pull).
+  std::string previous;
+  if (auto it = journal->state().repos.find(repo); it != journal->state().repos.end())
+    previous = it->second.model_id;
+  for (const auto& owner : journal->state().OwnersOf(o.model_id))
+    if (owner != repo)
+      return Status::InvalidArgument("model id '" + o.model_id + "' belongs to " + owner +
+                                     ": choose another --id");
+  {
+    Materializer probe(*root_dir, *blobs);
+    MS_RETURN_IF_ERROR(probe.CheckMarkerSlot(o.model_id));
+  }
 
   v1::Manifest manifest;
   std::string listing;
@@ -108,10 +122,24 @@ Result<PullSummary> AddLocal(const AddLocalOptions& o) {
     first.push_back(std::move(e));
   }
   for (auto& e : verified) first.push_back(std::move(e));
+  if (previous != o.model_id) {
+    v1::Event e;
+    e.mutable_model_id_assigned()->set_repo(repo);
+    e.mutable_model_id_assigned()->set_model_id(o.model_id);
+    e.mutable_model_id_assigned()->set_previous(previous);
+    first.push_back(std::move(e));
+  }
   MS_RETURN_IF_ERROR(journal->Append(std::move(first)).status());
 
   Materializer mat(*root_dir, *blobs);
   MS_RETURN_IF_ERROR(mat.Materialize(repo, mf));
+  // The same loadability rule as pull, on the files as they are now in place.
+  LoadabilityInput li;
+  li.repo = repo;
+  li.all_paths = li.kept_paths = paths;
+  li.any_format = true;
+  MS_ASSIGN_OR_RETURN(Loadability load, CheckLoadable(root + "/models/" + repo, li));
+  if (!load.loadable()) return Status::Permanent(load.reason);
   std::vector<v1::Event> act;
   for (const auto& f : mf) {
     v1::Event e;
@@ -134,6 +162,18 @@ Result<PullSummary> AddLocal(const AddLocalOptions& o) {
   mw.mutable_marker_written()->set_repo(repo);
   mw.mutable_marker_written()->set_model_id(o.model_id);
   MS_RETURN_IF_ERROR(journal->Append({std::move(mw)}).status());
+  if (!previous.empty() && previous != o.model_id) {
+    bool had = mat.HasMarker(previous);
+    MS_RETURN_IF_ERROR(mat.RemoveMarker(previous));
+    if (had) {
+      v1::Event mr;
+      mr.mutable_marker_removed()->set_repo(repo);
+      mr.mutable_marker_removed()->set_model_id(previous);
+      MS_RETURN_IF_ERROR(journal->Append({std::move(mr)}).status());
+    }
+  }
+  MS_RETURN_IF_ERROR(WriteModelsIndex(*root_dir, journal->state()));
+  sum.marker_written = true;
 
   sum.repo = repo;
   sum.ref = "local";

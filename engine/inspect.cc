@@ -1,10 +1,13 @@
 #include "engine/inspect.h"
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <cstdlib>
 
 #include "engine/catalog.h"
 #include "engine/journal.h"
+#include "engine/loadability.h"
 
 namespace modelsync::engine {
 
@@ -51,13 +54,23 @@ Result<InspectReport> Inspect(const std::string& root_in, const std::string& nam
     return Status::Ok();
   }));
   rep.verified_ms = marked ? marked : activated;
-  auto kind = CheckManifest(repo, paths, /*any_format=*/true);
-  rep.is_model = kind.ok() && *kind != ManifestKind::kNoWeights;
-  if (rep.is_model) {
-    auto m = CheckModelDir(rep.model_dir, paths);
-    if (m.ok()) rep.model = std::move(*m);
-    else rep.check_error = m.status().message();
+  // The one loadability rule (loadability.h), and the marker as it is on disk: inspect never
+  // says "marker written" beside a failed check.
+  auto l = CheckLoadable(rep.model_dir, LoadabilityInputOf(rs));
+  rep.is_model = l.ok() && l->kind != Loadability::Kind::kPlainFiles &&
+                 l->kind != Loadability::Kind::kFilteredOut;
+  if (!l.ok()) {
+    rep.check_error = l.status().message();
+  } else if (l->loadable()) {
+    rep.model = std::move(l->report);
+  } else if (rep.is_model) {
+    rep.check_error = l->reason;
   }
+  struct stat mst;
+  bool on_disk = !rs.model_id.empty() &&
+                 ::lstat((root + "/" + rs.model_id).c_str(), &mst) == 0 && S_ISREG(mst.st_mode) &&
+                 mst.st_size == 0;
+  rep.marker = rs.marker && on_disk && (!l.ok() || l->loadable());
   return rep;
 }
 

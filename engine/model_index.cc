@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/layout.h"
+#include "storage/file_system.h"
 
 namespace modelsync::engine {
 

@@ -17,7 +17,10 @@
 
 #include "base/status.h"
 #include "engine/state.h"
-#include "storage/file_system.h"
+
+namespace modelsync::storage {
+class Dir;
+}  // namespace modelsync::storage
 
 namespace modelsync::engine {
 

@@ -119,9 +119,13 @@ Result<StatusReport> ReadStatus(const std::string& root, const std::string& repo
     r.marker_on_disk = !rs.model_id.empty() && on_disk.count(rs.model_id) > 0;
     bool others = false;
     for (const auto& o : r.shared_with) others |= st.repos.at(o).marker;
-    r.marker_state = rs.marker ? (r.marker_on_disk ? "written" : "missing")
-                     : r.marker_on_disk && !others && !r.never_completed ? "unexpected"
-                                                                           : "absent";
+    // A marker on disk the log has not recorded: after a crash between its fsync and its
+    // MarkerWritten ("unrecorded", the next pull records it), unless the log says the
+    // revision gets no marker or nothing is active ("unexpected": damage).
+    r.marker_state = rs.marker            ? (r.marker_on_disk ? "written" : "missing")
+                     : !r.marker_on_disk || others ? "absent"
+                     : r.never_completed || !rs.unloadable.empty() ? "unexpected"
+                                                                   : "unrecorded";
     out.repos.push_back(std::move(r));
   }
   if (repo_filter.empty())

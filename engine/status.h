@@ -31,7 +31,9 @@ struct RepoStatus {
   bool marker = false;          // the log says the marker is written
   bool marker_on_disk = false;  // <root>/<model_id> is an empty file now
   // "written", "absent", "missing" (the log says written, the file is gone: damage),
-  // "unexpected" (the file is there, the log never wrote it for this repo: damage).
+  // "unexpected" (the file is there, the log never wrote it and says the revision gets none,
+  // or nothing is active: damage), "unrecorded" (there, not yet recorded: a crash between
+  // the marker's fsync and its event; the next pull records it).
   std::string marker_state;
   std::string no_marker_reason;   // complete, but no marker by the loadability rule
   std::vector<std::string> shared_with;  // other repos claiming the same model id (damage)

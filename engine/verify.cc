@@ -76,9 +76,14 @@ void MarkerIssues(const std::string& root, const std::map<std::string, RepoState
                       "the marker " + m + " is missing although the log wrote it"});
     } else if (!rs.marker && present && owners[rs.model_id].size() == 1 &&
                !rs.active_commit.empty()) {
-      out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
-                      "the marker " + m + " is present but the log never wrote it" +
-                          (rs.unloadable.empty() ? "" : " (" + rs.unloadable + ")")});
+      // A crash between the marker's fsync and its MarkerWritten leaves it unrecorded: not
+      // damage when the model it names loads (the next pull records it).
+      auto l = HasActiveFiles(rs) ? CheckLoadable(root + "/models/" + repo, LoadabilityInputOf(rs))
+                                  : Result<Loadability>(Status::NotFound("no files"));
+      if (!rs.unloadable.empty() || !l.ok() || !l->loadable())
+        out->push_back({VerifyIssue::Kind::kMarker, repo, rs.model_id, "",
+                        "the marker " + m + " is present but the log never wrote it" +
+                            (rs.unloadable.empty() ? "" : " (" + rs.unloadable + ")")});
     }
     if (rs.marker && present && HasActiveFiles(rs)) {
       auto l = CheckLoadable(root + "/models/" + repo, LoadabilityInputOf(rs));
@@ -251,6 +256,19 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
             [](const VerifyIssue& a, const VerifyIssue& b) {
               return std::tie(a.repo, a.path) < std::tie(b.repo, b.path);
             });
+  // A model file is a hard link to its blob, so an edit in place (after a chmod) changes
+  // every model that shares the content: name them all (repair re-fetches each).
+  for (auto& i : report.issues) {
+    if (i.kind != VerifyIssue::Kind::kDamaged || i.content_id.empty()) continue;
+    std::string shared;
+    for (const auto& [other, rs] : repos)
+      for (const auto& [path, cid] : rs.materialized)
+        if (cid == i.content_id && !(other == i.repo && path == i.path))
+          shared += (shared.empty() ? "" : ", ") + other + "/" + path;
+    if (!shared.empty())
+      i.detail += "; the same content (one blob, hard-linked) is also " + shared +
+                  ": an edit of one changes all of them";
+  }
   if (!o.repair || !report.damaged()) return report;
   bool marker_issues = false;
   for (const auto& i : report.issues) marker_issues |= i.kind == VerifyIssue::Kind::kMarker;

@@ -337,6 +337,7 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
     auto pull = RunCli({"pull", fixtures::kVersionsRepo, "--quiet"}, env);
     INFO(pull.err);
     REQUIRE(pull.exit_code == 0);
+    CHECK(CheckModelsIndex(root) == "");
     auto v = RunCli({"verify"}, env);
     INFO(v.out, v.err);
     CHECK(v.exit_code == 0);
@@ -346,6 +347,7 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
     CHECK(rb.out.find("\"marker_written\":false") != std::string::npos);
     CHECK(CompareMain(h.fixture(), root) == "");
     CHECK(CheckRootInvariants(root, h.fixture()) == "");
+    CHECK(CheckModelsIndex(root) == "");
     fs::remove_all(root);
     fs::remove_all(root + ".hf");
   }

@@ -89,6 +89,13 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
+bool CheckIndexHasId(const std::string& root, const std::string& id) {
+  json index = json::parse(Slurp(root + "/.modelsync/models.json"));
+  for (const auto& m : index["models"])
+    if (m["model_id"] == id) return m["loadable"].get<bool>();
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("1. one owner per marker: a twin repo is refused before any byte, remove touches only its own") {
@@ -435,4 +442,44 @@ TEST_CASE("random sequences keep markers, ownership and the index true") {
       CHECK(loadable == expected);
     }
   }
+}
+
+TEST_CASE("an edit through a hard link: verify names every model that shares the blob, repair fixes all") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  Ok(env, {"pull", kModel, "--quiet"});
+  Ok(env, {"pull", kTwin, "--id", "twin", "--quiet"});
+  std::string a = root.path() + "/models/" + std::string(kModel) + "/tokenizer_config.json";
+  std::string b = root.path() + "/models/" + std::string(kTwin) + "/tokenizer_config.json";
+  REQUIRE(Slurp(a) == Slurp(b));
+  struct stat sa;
+  REQUIRE(::stat(a.c_str(), &sa) == 0);
+  CHECK((sa.st_mode & 0222) == 0);  // read-only: an edit needs a chmod first
+  fs::permissions(a, fs::perms::owner_write, fs::perm_options::add);
+  { std::ofstream(a, std::ios::app) << " "; }
+  CHECK(Slurp(a) == Slurp(b));  // the edit spread through the shared blob
+  auto v = Run(env, {"verify", kModel});
+  INFO(v.out, v.err);
+  CHECK(v.exit_code == 3);
+  CHECK(v.out.find("also other-org/Tiny-Model-4bit/tokenizer_config.json") != std::string::npos);
+  Ok(env, {"verify", kModel, "--repair"});
+  CHECK(Run(env, {"verify"}).exit_code == 0);
+  CHECK(Slurp(a) == Slurp(hub.fixtures.ObjectPath(kModel, "main", "tokenizer_config.json")));
+  CHECK(Slurp(b) == Slurp(hub.fixtures.ObjectPath(kTwin, "main", "tokenizer_config.json")));
+}
+
+TEST_CASE("add-local: the same ownership and loadability rules") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  Ok(env, {"pull", kModel, "--quiet"});
+  std::string src = root.path() + "/models/" + std::string(kModel);
+  auto taken = Run(env, {"add-local", src, "--id", kMarker});
+  INFO(taken.out, taken.err);
+  CHECK(taken.exit_code == 2);
+  CHECK(taken.err.find("belongs to") != std::string::npos);
+  Ok(env, {"add-local", src, "--id", "mine"});
+  CHECK(Marker(root.path(), "mine"));
+  CHECK(CheckIndexHasId(root.path(), "mine"));
 }

@@ -9,6 +9,7 @@
 #include "base/hash.h"
 #include "engine/journal.h"
 #include "engine/loadability.h"
+#include "engine/model_index.h"
 
 namespace modelsync::testing {
 namespace {
@@ -214,6 +215,18 @@ std::string CheckRootInvariants(const std::string& root, const FixtureDir& fixtu
     }
   }
   return out.str();
+}
+
+std::string CheckModelsIndex(const std::string& root) {
+  auto j = engine::Journal::Open(root, true);
+  if (!j.ok()) return "cannot open the log read-only: " + j.status().ToString() + "\n";
+  std::ifstream in(root + "/.modelsync/models.json");
+  if (!in) return "no " + root + "/.modelsync/models.json\n";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string want = engine::ModelsIndexJson((*j)->state());
+  if (ss.str() != want) return "models.json differs from the log's view:\n" + ss.str() + "\nwant:\n" + want;
+  return "";
 }
 
 }  // namespace modelsync::testing

@@ -38,4 +38,8 @@ namespace modelsync::testing {
 
 std::string CheckRootInvariants(const std::string& root, const FixtureDir& fixture);
 
+// "" when <root>/.modelsync/models.json is exactly engine::ModelsIndexJson of the log's state
+// (true after any writer finished; a crash may leave it one change behind until then).
+std::string CheckModelsIndex(const std::string& root);
+
 }  // namespace modelsync::testing
