@@ -71,6 +71,7 @@ std::string RepoOf(const v1::Event& e, std::map<uint64_t, std::string>* transfer
     case v1::Event::kRepoRemoved: return e.repo_removed().repo();
     case v1::Event::kSyncCompleted: return e.sync_completed().repo();
     case v1::Event::kFileKept: return e.file_kept().repo();
+    case v1::Event::kManifestContinued: return e.manifest_continued().repo();
     default: return "";
   }
 }

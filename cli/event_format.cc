@@ -135,6 +135,11 @@ std::string Summary(const Event& e) {
       kv("repo", e.sync_completed().repo());
       kv("commit", Short(e.sync_completed().commit()));
       break;
+    case Event::kManifestContinued:
+      kv("repo", e.manifest_continued().repo());
+      kv("commit", Short(e.manifest_continued().commit()));
+      kv("files", std::to_string(e.manifest_continued().files_size()));
+      break;
     case Event::kFileKept:
       kv("repo", e.file_kept().repo());
       kv("path", e.file_kept().path());

@@ -1,6 +1,8 @@
 // The modelsync program: parses the command line and hands each command to the engine.
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "cli/commands.h"
@@ -39,6 +41,13 @@ int main(int argc, char** argv) {
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
+  }
+  // Output that could not be written (a full disk behind `> file`, a closed pipe) is a
+  // failure, never a silent exit 0.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "modelsync: writing to standard output failed (%s)\n",
+                 std::strerror(errno));
+    if (ctx.exit_code == 0) return 1;
   }
   return ctx.exit_code;
 }

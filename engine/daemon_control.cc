@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/daemon.h"
+#include "storage/root_lock.h"
 
 namespace modelsync::engine {
 namespace {
@@ -68,8 +69,7 @@ std::string DaemonSocketPath(const std::string& root) { return root + "/.modelsy
 Result<UniqueFd> TakeDaemonLock(const std::string& root) {
   MS_RETURN_IF_ERROR(MakeDirs(root + "/.modelsync"));
   std::string path = root + "/.modelsync/daemon.lock";
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  MS_ASSIGN_OR_RETURN(UniqueFd fd, storage::OpenLockFile(path, 0600));
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "lock " + path);
     char buf[32] = {};

@@ -8,6 +8,7 @@
 #include "base/hash.h"
 #include "engine/glob.h"
 #include "engine/journal.h"
+#include "engine/manifest_events.h"
 #include "engine/planner.h"
 #include "engine/repo_path.h"
 #include "net/hub.h"
@@ -184,7 +185,7 @@ Result<RevisionDiff> RunDiff(const DiffOptions& o) {
 
   RevisionDiff d;
   std::vector<v1::FileEntry> target;
-  std::optional<v1::Event> record;  // the resolve to log, if any
+  std::vector<v1::Event> record;  // the resolve to log, if any
   std::string to_commit, to_ref;
   if (local) {
     MS_ASSIGN_OR_RETURN(to_commit, LocalTarget(rs, o.revision));
@@ -207,14 +208,7 @@ Result<RevisionDiff> RunDiff(const DiffOptions& o) {
     bool news = !rs.revisions.count(to_commit) || rs.last_resolved_commit != to_commit ||
                 rs.last_resolved_ref != to_ref;
     if (it != st.repos.end() && tracked_ref && news) {
-      v1::Event e;
-      auto* rr = e.mutable_revision_resolved();
-      rr->set_repo(o.repo);
-      rr->set_ref(to_ref);
-      rr->set_commit(to_commit);
-      rr->set_endpoint(hopts.endpoint);
-      for (const auto& f : resolved.files) *rr->mutable_manifest()->add_files() = f;
-      record = std::move(e);
+      record = ResolvedEvents(o.repo, to_ref, to_commit, hopts.endpoint, resolved.files);
     }
   }
   d = DiffRevisions(ActiveFiles(rs), target, journal->state(), o.repo);
@@ -223,13 +217,13 @@ Result<RevisionDiff> RunDiff(const DiffOptions& o) {
   d.to_commit = to_commit;
   d.to_ref = to_ref;
   d.remote = !local;
-  if (record) {
+  if (!record.empty()) {
     // Recorded only when the root is free right now (never waits for a running pull). The
     // read-only handle goes first: LMDB allows one handle per process.
     journal.reset();
     auto rw = Journal::Open(o.root, /*read_only=*/false);
     if (!rw.ok() && !rw.status().IsLocked()) return rw.status();
-    if (rw.ok()) MS_RETURN_IF_ERROR((*rw)->Append({std::move(*record)}).status());
+    if (rw.ok()) MS_RETURN_IF_ERROR((*rw)->Append(std::move(record)).status());
   }
   return d;
 }

@@ -18,6 +18,7 @@
 #include "engine/journal.h"
 #include "engine/layout.h"
 #include "engine/loadability.h"
+#include "engine/manifest_events.h"
 #include "engine/materializer.h"
 #include "engine/model_check.h"
 #include "engine/model_index.h"
@@ -73,6 +74,9 @@ class CancelWatch {
 constexpr int kDefaultConnections = 8;
 constexpr uint64_t kDefaultChunk = 32ull << 20;
 constexpr int kMaxRounds = 4;
+// No model file is 16 TiB; a listing that says so is hostile (its ranges alone would not fit
+// in memory).
+constexpr uint64_t kMaxFileBytes = uint64_t{1} << 44;
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -180,11 +184,26 @@ Result<std::vector<v1::FileEntry>> TargetFiles(const std::vector<v1::FileEntry>&
                                                const PullOptions& o) {
   PathFilter filter(o.include, o.exclude);
   std::vector<v1::FileEntry> out;
+  std::vector<std::string> kept;
   for (const auto& f : all) {
     MS_RETURN_IF_ERROR(ValidateRepoPath(f.path()).With("the hub listed an unsafe path in " +
                                                        o.repo + "; refusing to write anything"));
-    if (filter.Keep(f.path())) out.push_back(f);
+    if (f.size() > kMaxFileBytes)
+      return Status::InvalidArgument(
+          "the hub listed '" + ShowName(f.path()) + "' in " + o.repo + " with a size of " +
+          std::to_string(f.size()) + " bytes (over " + std::to_string(kMaxFileBytes) +
+          "): refusing the listing before planning or fetching anything");
+    if (PathComponents(f.path()).size() > kMaxPathDepth)
+      return Status::InvalidArgument(
+          "the hub listed '" + ShowName(f.path()) + "' in " + o.repo + ", nested " +
+          std::to_string(PathComponents(f.path()).size()) + " directories deep (more than " +
+          std::to_string(kMaxPathDepth) + "): refusing to write anything");
+    if (filter.Keep(f.path())) {
+      out.push_back(f);
+      kept.push_back(f.path());
+    }
   }
+  MS_RETURN_IF_ERROR(CheckCaseCollisions(kept, "the listing of " + o.repo));
   return out;
 }
 
@@ -501,6 +520,19 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
                : before && !before->model_id.empty() ? before->model_id
                                                      : RepoName(o.repo);
   MS_RETURN_IF_ERROR(ValidateModelId(c.model_id));
+  // Repos whose directories, or ids whose markers, differ only in case would share one file
+  // on a case-insensitive file system: refused like a taken id.
+  for (const auto& [name, rs] : c.journal->state().repos) {
+    if (name != o.repo && FoldCase(name) == FoldCase(o.repo))
+      return Status::InvalidArgument(
+          o.repo + " and " + name + " (already in " + c.root +
+          ") differ only in case: on a case-insensitive file system (the macOS default) they "
+          "would share models/" + name + ", so one root keeps only one of them");
+    if (name != o.repo && rs.model_id != c.model_id && FoldCase(rs.model_id) == FoldCase(c.model_id))
+      return Status::InvalidArgument(
+          "model id '" + c.model_id + "' differs only in case from '" + rs.model_id +
+          "', which belongs to " + name + ": choose another with --id");
+  }
   for (const auto& owner : c.journal->state().OwnersOf(c.model_id))
     if (owner != o.repo)
       return Status::InvalidArgument(
@@ -569,14 +601,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
       if (!files.ok()) {
         s = files.status();
       } else if (!known) {
-        v1::Event e;
-        auto* rr = e.mutable_revision_resolved();
-        rr->set_repo(o.repo);
-        rr->set_ref(o.revision);
-        rr->set_commit(rev->commit);
-        rr->set_endpoint(hopts.endpoint);
-        for (const auto& f : rev->files) *rr->mutable_manifest()->add_files() = f;
-        facts.push_back(std::move(e));
+        facts = ResolvedEvents(o.repo, o.revision, rev->commit, hopts.endpoint, rev->files);
       }
       if (s.ok() && claim) facts.push_back(claim_event());
       if (s.ok() && !facts.empty()) s = c.journal->Append(std::move(facts)).status();

@@ -1,5 +1,7 @@
 #include "engine/repo_path.h"
 
+#include <map>
+
 namespace modelsync::engine {
 namespace {
 
@@ -117,6 +119,31 @@ Status ValidateModelId(std::string_view id) {
     if (IsControl(c)) return Refuse(kWhat, id, "it contains a control character");
   }
   if (!ValidUtf8(id)) return Refuse(kWhat, id, "it is not valid UTF-8");
+  return Status::Ok();
+}
+
+std::string FoldCase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+Status CheckCaseCollisions(const std::vector<std::string>& paths, std::string_view where) {
+  std::map<std::string, std::string> seen;  // folded prefix -> the first original
+  for (const auto& p : paths) {
+    for (size_t end = p.find('/');; end = p.find('/', end + 1)) {
+      std::string prefix = end == std::string::npos ? p : p.substr(0, end);
+      auto [it, fresh] = seen.emplace(FoldCase(prefix), prefix);
+      if (!fresh && it->second != prefix)
+        return Status::InvalidArgument(
+            std::string(where) + " has both '" + ShowName(it->second) + "' and '" +
+            ShowName(prefix) +
+            "', which differ only in case: on a case-insensitive file system (the macOS "
+            "default) they would be one file, so modelsync refuses the listing before any fetch");
+      if (end == std::string::npos) break;
+    }
+  }
   return Status::Ok();
 }
 

@@ -26,6 +26,10 @@ inline constexpr size_t kMaxRepoPartBytes = 96;
 // component; a component over 255 bytes.
 Status ValidateRepoPath(std::string_view path);
 
+// The deepest listing path accepted (components): deeper ones are refused before any fetch,
+// since the directory walks stop there.
+inline constexpr size_t kMaxPathDepth = 64;
+
 // The components of a path that passed ValidateRepoPath.
 std::vector<std::string_view> PathComponents(std::string_view valid_path);
 
@@ -42,5 +46,14 @@ Status ValidateModelId(std::string_view id);
 
 // Printable form of an untrusted name for messages (control chars as '?', cut at 200 bytes).
 std::string ShowName(std::string_view s);
+
+// ASCII letters lowered: how a case-insensitive file system (macOS APFS, Windows) compares
+// names. (Unicode case folding and normalisation are not applied.)
+std::string FoldCase(std::string_view s);
+
+// kInvalidArgument naming both when two of the (valid) paths, or two directories they make,
+// differ only in the case of ASCII letters: on a case-insensitive file system they would be
+// one file, so one of them would silently hold the other's bytes.
+Status CheckCaseCollisions(const std::vector<std::string>& paths, std::string_view where);
 
 }  // namespace modelsync::engine

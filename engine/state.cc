@@ -159,6 +159,17 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
     }
     case E::kFileKept:
       break;
+    case E::kManifestContinued: {
+      const auto& e = event.manifest_continued();
+      auto r = repos.find(e.repo());
+      if (r == repos.end() || !r->second.revisions.count(e.commit())) {
+        ++anomalies;
+        break;
+      }
+      auto& files = r->second.revisions[e.commit()].files;
+      files.insert(files.end(), e.files().begin(), e.files().end());
+      break;
+    }
     case E::kSyncFailed: {
       const auto& e = event.sync_failed();
       RepoState& r = RepoOf(this, e.repo());

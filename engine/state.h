@@ -41,6 +41,8 @@
 //  - SyncFailed: last_error* set; cleared by the next RevisionActivated or SyncCompleted of
 //    that repo.
 //  - FileKept: history only (no state).
+//  - ManifestContinued: revisions[commit].files += files (an unknown repo or commit counts
+//    in anomalies).
 //
 // Ownership of model ids: OwnerOf(id) is the repo whose model_id is id (one at most when the
 // log was written by this version; an older log may hold two, which verify reports).

@@ -39,6 +39,7 @@ std::string_view EventKindName(const Event& event) {
     case Event::kRepoRemoved: return "RepoRemoved";
     case Event::kSyncCompleted: return "SyncCompleted";
     case Event::kFileKept: return "FileKept";
+    case Event::kManifestContinued: return "ManifestContinued";
     case Event::KIND_NOT_SET: break;
   }
   return "Unknown";

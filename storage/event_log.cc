@@ -290,6 +290,14 @@ Result<std::vector<uint64_t>> EventLog::Append(const std::vector<modelsync::v1::
   std::vector<uint64_t> seqs;
   MS_RETURN_IF_ERROR(m.Usable());
   if (batch.empty()) return seqs;
+  // A record this binary could not read back is never written (it would make every later
+  // open report the log corrupt): refused before the transaction, nothing changes.
+  for (const auto& e : batch)
+    if (e.ByteSizeLong() > proto::kMaxEventBytes)
+      return Status::InvalidArgument(
+          std::string(proto::EventKindName(e)) + " event of " + std::to_string(e.ByteSizeLong()) +
+          " bytes is over the log's cap of " + std::to_string(proto::kMaxEventBytes) +
+          " bytes per event; nothing was written");
   uint64_t last = 0;
   Status s = m.WriteTxn("appending to " + m.path, [&](MDB_txn* txn) -> int {
     m.record_status = m.ReadLast(txn, &last);

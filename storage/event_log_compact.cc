@@ -19,16 +19,31 @@ using internal::Val;
 
 namespace {
 
-// Removes dir and the plain files in it (an LMDB directory holds nothing else).
+// Removes dir and the plain files in it (an LMDB directory holds nothing else). A symlink
+// at dir is removed itself; nothing it points to is touched.
 Status RemoveFlatDir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
+  struct stat lst;
+  if (::lstat(dir.c_str(), &lst) != 0)
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "lstat " + dir);
+  if (!S_ISDIR(lst.st_mode)) {
+    if (::unlink(dir.c_str()) != 0 && errno != ENOENT)
+      return Status::FromErrno(errno, "removing " + dir);
+    return Status::Ok();
+  }
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "opendir " + dir);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return Status::FromErrno(errno, "opendir " + dir);
+  }
   if (!d) return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "opendir " + dir);
   Status s;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     std::string p = JoinPath(dir, name);
-    if (::unlink(p.c_str()) != 0 && errno != ENOENT && s.ok())
+    if (::unlinkat(::dirfd(d), name.c_str(), 0) != 0 && errno != ENOENT && s.ok())
       s = Status::FromErrno(errno, "removing " + p);
   }
   ::closedir(d);
@@ -166,6 +181,14 @@ Result<RewriteReport> EventLog::Rewrite() {
   if (m.mode != Mode::kReadWrite)
     return Status::InvalidArgument("the event log at " + m.path + " is open read-only");
   MS_RETURN_IF_ERROR(m.Usable());
+  // A log that is a symlink (moved to another disk by its owner) is never swapped: the
+  // exchange would move the link, not the log, and the old log's directory would be the
+  // link's target. The dropped events are gone all the same; only the file is not shrunk.
+  struct stat lst;
+  if (::lstat(m.path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+    return Status::InvalidArgument("the event log " + m.path +
+                                   " is a symlink, so it is not rewritten (nothing outside the "
+                                   "root is touched; move the log back to shrink its file)");
   const std::string tmp = m.path + ".compact";
   const std::string parent = DirName(m.path);
   RewriteReport report;

@@ -1,6 +1,7 @@
 #include "storage/root_lock.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,12 +60,30 @@ int HolderPid(int fd) {
 
 }  // namespace
 
+Result<UniqueFd> OpenLockFile(const std::string& path, int mode) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                     static_cast<mode_t>(mode)));
+  if (!fd.valid()) {
+    if (errno == ELOOP)
+      return Status::InvalidArgument(path + " is a symlink: modelsync never writes through one "
+                                     "(remove it; it is made again as a plain file)");
+    return Status::FromErrno(errno, "opening the lock file " + path);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  if (!S_ISREG(st.st_mode) || st.st_nlink > 1)
+    return Status::InvalidArgument(path + (S_ISREG(st.st_mode) ? " has other hard links"
+                                                               : " is not a regular file") +
+                                   ": modelsync writes its pid there, so it refuses (remove it; "
+                                   "it is made again as a plain file)");
+  return fd;
+}
+
 Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, bool wait,
                                                     const OnWait& on_wait) {
   MS_RETURN_IF_ERROR(MakeDirs(StateDir(root)));
   std::string path = LockPath(root);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd.valid()) return Status::FromErrno(errno, "opening the lock file " + path);
+  MS_ASSIGN_OR_RETURN(UniqueFd fd, OpenLockFile(path, 0644));
   if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLK) != 0) {
     if (errno != EAGAIN && errno != EACCES) return Status::FromErrno(errno, "locking " + path);
     int pid = HolderPid(fd.get());
@@ -84,7 +103,7 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
 }
 
 int RootLock::Holder(const std::string& root) {
-  UniqueFd fd(::open(LockPath(root).c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(LockPath(root).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid() || !IsLocked(fd.get())) return 0;
   return HolderPid(fd.get());
 }

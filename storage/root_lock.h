@@ -19,6 +19,12 @@
 
 namespace modelsync::storage {
 
+// Opens (creating, mode `mode`) a lock file that modelsync writes its pid into, never
+// through a symlink (O_NOFOLLOW) and only when it is a regular file with no other hard link:
+// a link planted at its name makes this fail (kInvalidArgument naming it) instead of
+// truncating what it points to.
+Result<UniqueFd> OpenLockFile(const std::string& path, int mode);
+
 class RootLock {
  public:
   // Called once, before blocking, with the holder's pid (0 if unknown), when wait is true.

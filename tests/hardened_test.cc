@@ -1,0 +1,233 @@
+// Hardened (issue 21, the items fixed so far): nothing written or deleted outside the root
+// through the root's own symlinks, no user file truncated, hostile listings (case
+// collisions, absurd sizes, deep paths, a manifest over the event cap) refused up front or
+// stored safely, no password in the log, no silent exit 0 when stdout is unwritable. Through
+// the real binary against the real emulator, and the real LMDB log.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/journal.h"
+#include "engine/manifest_events.h"
+#include "fixtures/fixtures.h"
+#include "fixtures/repo_builder.h"
+#include "support/cli_process.h"
+#include "support/emulator.h"
+
+using namespace modelsync;
+using namespace modelsync::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kModel = "mlx-community/Tiny-Model-4bit";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status MakeRepo(const std::string& dir, const std::string& id,
+                const std::vector<std::pair<std::string, std::string>>& files) {
+  fixtures::RepoBuilder b(dir, id);
+  for (const auto& [p, c] : files) MS_RETURN_IF_ERROR(b.AddFile(p, c));
+  MS_ASSIGN_OR_RETURN(std::string sha, b.Commit("init"));
+  b.SetRef("main", sha);
+  return b.Write();
+}
+
+struct Hub {
+  Hub() : emu(EmulatorProcess::Options{Prepared(fixtures), "", 1000, false, {}}) {
+    REQUIRE(emu.Start().ok());
+  }
+  static fixtures::FixtureOptions Opts() {
+    fixtures::FixtureOptions fo;
+    fo.only = {"model"};
+    return fo;
+  }
+  static std::string Prepared(const FixtureDir& fx) {
+    const std::string d = fx.path();
+    REQUIRE(MakeRepo(d, "h2/case-paths",
+                     {{"README.md", "r"}, {"Docs/a.txt", "a"}, {"docs/b.txt", "b"}})
+                .ok());
+    REQUIRE(MakeRepo(d, "h2/Tiny", {{"README.md", "upper"}}).ok());
+    REQUIRE(MakeRepo(d, "h2/tiny", {{"README.md", "lower"}}).ok());
+    std::string deep;
+    for (int i = 0; i < 70; ++i) deep += "d/";
+    REQUIRE(MakeRepo(d, "h2/deep", {{"README.md", "r"}, {deep + "x.txt", "x"}}).ok());
+    REQUIRE(MakeRepo(d, "h2/huge", {{"README.md", "r"}, {"big.bin", "small really"}}).ok());
+    {
+      // The listing claims 2^63 bytes for big.bin.
+      std::string path = d + "/h2/huge/repo.json";
+      json rj = json::parse(Slurp(path));
+      for (auto& [sha, c] : rj["commits"].items())
+        for (auto& f : c["files"])
+          if (f["path"] == "big.bin") f["size"] = uint64_t{1} << 63;
+      std::ofstream(path) << rj.dump();
+    }
+    return d;
+  }
+  std::map<std::string, std::string> Env(const std::string& root) const {
+    return {{"MODELSYNC_ROOT", root},        {"HF_ENDPOINT", emu.hub_url()},
+            {"HF_TOKEN", "\x01unset"},       {"HF_HUB_OFFLINE", "\x01unset"},
+            {"HF_HOME", root + "/.hf-home"}, {"MODELSYNC_STALL_TIMEOUT", "2s"}};
+  }
+  uint64_t CdnRequests() { return (*emu.Stats())["cdn"]["requests"].get<uint64_t>(); }
+  FixtureDir fixtures{Opts()};
+  EmulatorProcess emu;
+};
+
+}  // namespace
+
+TEST_CASE("21.1 gc with a symlinked log deletes nothing outside the root and leaves no log.compact") {
+  Hub hub;
+  TempDir root, elsewhere;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+  // The owner moved the log to another disk and left a symlink.
+  std::string log = root.path() + "/.modelsync/log", moved = elsewhere.path() + "/log";
+  fs::rename(log, moved);
+  fs::create_directory_symlink(moved, log);
+  { std::ofstream(moved + "/decoy.txt") << "not modelsync's"; }
+  { std::ofstream(elsewhere.path() + "/unrelated.txt") << "mine"; }
+  REQUIRE(RunCli({"remove", kModel}, env).exit_code == 0);  // gives gc something to drop
+  for (int i = 0; i < 2; ++i) {
+    auto gc = RunCli({"gc", "--json"}, env);
+    INFO(gc.out, gc.err);
+    CHECK(gc.exit_code == 0);
+    CHECK(Slurp(moved + "/decoy.txt") == "not modelsync's");
+    CHECK(Slurp(elsewhere.path() + "/unrelated.txt") == "mine");
+    CHECK(fs::is_symlink(log));
+    CHECK_FALSE(fs::exists(fs::symlink_status(log + ".compact")));
+  }
+  CHECK(RunCli({"status"}, env).exit_code == 0);
+  CHECK(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+}
+
+TEST_CASE("21.2 lock files are never opened through a symlink") {
+  Hub hub;
+  TempDir root, elsewhere;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+  std::string victim = elsewhere.path() + "/passwd-copy";
+  { std::ofstream(victim) << "root:x:0:0:root:/root:/bin/bash\n"; }
+  const std::string before = Slurp(victim);
+  for (const char* name : {"lock", "daemon.lock"}) {
+    std::string lock = root.path() + "/.modelsync/" + name;
+    fs::remove(lock);
+    fs::create_symlink(victim, lock);
+  }
+  auto p = RunCli({"pull", kModel}, env);
+  INFO(p.err);
+  CHECK(p.exit_code != 0);
+  CHECK(p.err.find("symlink") != std::string::npos);
+  auto d = RunCli({"daemon"}, env);
+  INFO(d.err);
+  CHECK(d.exit_code != 0);
+  CHECK(Slurp(victim) == before);
+}
+
+TEST_CASE("21.5 names that differ only in case are refused before any fetch") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  auto c = RunCli({"pull", "h2/case-paths"}, env);
+  INFO(c.err);
+  CHECK(c.exit_code == 2);
+  CHECK(c.err.find("differ only in case") != std::string::npos);
+  CHECK(hub.CdnRequests() == 0);
+  CHECK_FALSE(fs::exists(root.path() + "/models/h2/case-paths"));
+
+  REQUIRE(RunCli({"pull", "h2/Tiny", "--quiet"}, env).exit_code == 0);
+  auto t = RunCli({"pull", "h2/tiny", "--id", "tiny2"}, env);
+  INFO(t.err);
+  CHECK(t.exit_code == 2);
+  CHECK(t.err.find("differ only in case") != std::string::npos);
+  CHECK(Slurp(root.path() + "/models/h2/Tiny/README.md") == "upper");
+  // remove of the other spelling does not touch Tiny.
+  CHECK(RunCli({"remove", "h2/tiny"}, env).exit_code == 8);
+  CHECK(Slurp(root.path() + "/models/h2/Tiny/README.md") == "upper");
+}
+
+TEST_CASE("21.6 and 21.11 an absurd size or a path too deep is refused up front") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  auto h = RunCli({"pull", "h2/huge"}, env);
+  INFO(h.err);
+  CHECK(h.exit_code == 2);
+  CHECK(h.err.find("9223372036854775808 bytes") != std::string::npos);
+  auto d = RunCli({"pull", "h2/deep"}, env);
+  INFO(d.err);
+  CHECK(d.exit_code == 2);
+  CHECK(d.err.find("directories deep") != std::string::npos);
+  CHECK(hub.CdnRequests() == 0);
+  // Nothing of either listing became a durable fact.
+  CHECK(RunCli({"log"}, env).out.find("RevisionResolved") == std::string::npos);
+}
+
+TEST_CASE("21.4 a manifest over the event cap is split across events, never a bricked log") {
+  TempDir root;
+  // 17,000 files with ~4 KB paths: ~70 MB of listing, over the 64 MiB cap of one event.
+  std::vector<v1::FileEntry> files;
+  for (int i = 0; i < 17000; ++i) {
+    v1::FileEntry f;
+    f.set_path(std::string(4000, 'p') + "/" + std::to_string(i));
+    f.set_size(static_cast<uint64_t>(i));
+    f.set_git_oid(std::string(40, 'a'));
+    files.push_back(std::move(f));
+  }
+  const std::string commit(40, 'c');
+  auto events = engine::ResolvedEvents("big/listing", "main", commit, "http://u:SECRET@h", files);
+  CHECK(events.size() > 4);
+  {
+    auto j = engine::Journal::Open(root.path(), false);
+    REQUIRE(j.ok());
+    // One event over the cap is refused whole, and the log stays readable.
+    v1::Event whole;
+    auto* rr = whole.mutable_revision_resolved();
+    rr->set_repo("big/listing");
+    rr->set_commit(commit);
+    for (const auto& f : files) *rr->mutable_manifest()->add_files() = f;
+    auto refused = (*j)->Append({whole});
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    REQUIRE((*j)->Append(std::move(events)).ok());
+  }
+  auto j = engine::Journal::Open(root.path(), true);
+  REQUIRE(j.ok());
+  const auto& rs = (*j)->state().repos.at("big/listing");
+  REQUIRE(rs.revisions.count(commit));
+  CHECK(rs.revisions.at(commit).files.size() == files.size());
+  CHECK(rs.revisions.at(commit).files.back().path() == files.back().path());
+  CHECK((*j)->state().anomalies == 0);
+  // 21.17: no credentials in the log.
+  std::string endpoint;
+  REQUIRE((*j)->ForEachEvent(1, [&](uint64_t, const v1::Event& e) {
+              if (e.has_revision_resolved()) endpoint = e.revision_resolved().endpoint();
+              return Status::Ok();
+            }).ok());
+  CHECK(endpoint == "http://h");
+}
+
+TEST_CASE("21.18 a command whose output cannot be written does not exit 0") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+  for (const char* cmd : {"status", "ls", "list", "verify", "inspect " , "log"}) {
+    std::string line = "MODELSYNC_ROOT='" + root.path() + "' HF_HUB_OFFLINE=1 '" + CliPath() +
+                       "' " + cmd + (std::string(cmd) == "inspect " ? kModel : "") +
+                       " > /dev/full 2>/dev/null";
+    int rc = std::system(line.c_str());
+    INFO(cmd);
+    CHECK(WIFEXITED(rc));
+    CHECK(WEXITSTATUS(rc) != 0);
+  }
+}
