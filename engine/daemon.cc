@@ -16,6 +16,7 @@
 #include "base/units.h"
 #include "engine/daemon_control.h"
 #include "engine/watch.h"
+#include "engine/journal.h"
 
 namespace modelsync::engine {
 namespace {
@@ -48,6 +49,15 @@ std::string RedactForLog(const std::string& message) {
   static const std::regex token(R"(hf_[A-Za-z0-9]{6,})");
   return std::regex_replace(std::regex_replace(message, query, "$1?<redacted>"), token,
                             "hf_<redacted>");
+}
+
+// Whether the log tracks repo now (a read-only look; false when the log cannot be read is
+// never assumed: an unreadable log keeps the entry).
+static bool StillTracked(const std::string& root, const std::string& repo) {
+  auto j = Journal::Open(root, true);
+  if (!j.ok()) return true;
+  auto it = (*j)->state().repos.find(repo);
+  return it != (*j)->state().repos.end() && it->second.tracked;
 }
 
 PullOptions TrackedPullOptions(const std::string& root, const v1::RepoTracked& t) {
@@ -241,11 +251,20 @@ Status Daemon::Run() {
       }
       PullOptions po = TrackedPullOptions(options_.root, e.t);
       po.cancel = &stop_;
+      po.only_if_tracked = true;
       po.max_rate = &max_rate_;
       po.connections = options_.max_downloads;
       DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total);
       auto r = Pull(po, &obs);
       if (!r.ok() && r.status().IsCancelled() && stop_.load()) break;
+      if (!r.ok() && r.status().IsNotFound() && !StillTracked(options_.root, name)) {
+        // Removed or untracked while the daemon ran: dropped, never pulled back.
+        log(6, name + ": no longer tracked (removed or untracked); dropped from the watch list");
+        std::lock_guard<std::mutex> l(im.mu);
+        im.entries.erase(name);
+        im.current_repo.clear();
+        continue;
+      }
       milliseconds every(e.t.every_ms());
       json pr = {{"repo", name}};
       if (r.ok()) {

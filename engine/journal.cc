@@ -37,7 +37,8 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& root, bool rea
     j->impl_->log = std::move(log).value();
   } else {
     MS_ASSIGN_OR_RETURN(j->impl_->lock,
-                        storage::RootLock::Acquire(root, options.wait_for_lock, options.on_wait));
+                        storage::RootLock::Acquire(root, options.wait_for_lock, options.on_wait,
+                                                   options.cancel));
     MS_ASSIGN_OR_RETURN(j->impl_->log,
                         storage::EventLog::Open(root, storage::EventLog::Mode::kReadWrite, lo));
   }

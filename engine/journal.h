@@ -13,6 +13,7 @@
 // Thread safety: one owner thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +43,8 @@ struct JournalOptions {
   const Clock* clock = nullptr;  // stamps time_ms; nullptr = SystemClock::Default()
   bool wait_for_lock = false;    // kReadWrite: block until the current writer is gone
   std::function<void(int holder_pid)> on_wait;  // called once before blocking
+  // Not owned; may be null. While waiting for the lock: kCancelled once it is true.
+  const std::atomic<bool>* cancel = nullptr;
   // After an Append, write a snapshot when this many events followed the last one (0 = only
   // on WriteSnapshot()).
   uint64_t snapshot_every = 50'000;

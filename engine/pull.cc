@@ -488,6 +488,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
   JournalOptions jo;
   jo.wait_for_lock = o.wait_for_lock;
+  jo.cancel = o.cancel;
   jo.on_commit = internal.on_commit;
   c.small_file_bytes = internal.small_file_bytes;
   // Test knob: files up to this size are fetched into memory (no partial file, no range
@@ -511,6 +512,12 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   }();
   if (!opened.ok()) return WithDiskAdvice(opened, c.root);
 
+  if (o.only_if_tracked) {
+    auto it = c.journal->state().repos.find(o.repo);
+    if (it == c.journal->state().repos.end() || !it->second.tracked)
+      return Status::NotFound(o.repo + " is no longer tracked in " + c.root +
+                              " (removed or untracked): not pulled");
+  }
   // The model id: --id, else the one the repo already owns, else the repo's name. One owner
   // per id, and never over a file that is not a marker: refused before any request.
   const RepoState* before = nullptr;

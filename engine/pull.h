@@ -48,6 +48,10 @@ struct PullOptions {
   // Model checks (engine/model_check.h): a GGUF-only or PyTorch-only repo is refused before
   // any byte is fetched unless any_format; the marker is written only if the checks pass.
   bool any_format = false;
+  // The daemon's pulls: kNotFound, before any request, when the log (read under the root
+  // lock) no longer tracks the repo (a `remove` or `untrack` since the watch list was read),
+  // so a removed model never comes back.
+  bool only_if_tracked = false;
 };
 
 struct PullSummary {

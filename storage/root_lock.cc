@@ -80,7 +80,8 @@ Result<UniqueFd> OpenLockFile(const std::string& path, int mode) {
 }
 
 Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, bool wait,
-                                                    const OnWait& on_wait) {
+                                                    const OnWait& on_wait,
+                                                    const std::atomic<bool>* cancel) {
   MS_RETURN_IF_ERROR(MakeDirs(StateDir(root)));
   std::string path = LockPath(root);
   MS_ASSIGN_OR_RETURN(UniqueFd fd, OpenLockFile(path, 0644));
@@ -93,8 +94,19 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
                             " (wait for it to finish, or stop it)");
     }
     if (on_wait) on_wait(pid);
-    if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLKW) != 0)
-      return Status::FromErrno(errno, "waiting for the lock " + path);
+    if (!cancel) {
+      if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLKW) != 0)
+        return Status::FromErrno(errno, "waiting for the lock " + path);
+    } else {
+      while (LockFd(fd.get(), F_WRLCK, F_OFD_SETLK) != 0) {
+        if (errno != EAGAIN && errno != EACCES) return Status::FromErrno(errno, "locking " + path);
+        if (cancel->load())
+          return Status::Cancelled("stopped while waiting for root " + root + " (in use by " +
+                                   (pid > 0 ? "pid " + std::to_string(pid) : "another process") +
+                                   ")");
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd.get(), 0) != 0) return Status::FromErrno(errno, "truncating " + path);

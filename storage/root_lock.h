@@ -10,6 +10,7 @@
 // Thread safety: a RootLock is a value owned by one thread; Acquire may be called from any.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,10 +33,13 @@ class RootLock {
 
   // Takes root's writer lock (creating <root>/.modelsync and the lock file when missing).
   // wait=false: kLocked "root <root> is in use by pid N" when another writer holds it.
-  // wait=true: blocks until the holder lets go (calls on_wait first).
+  // wait=true: blocks until the holder lets go (calls on_wait first); when cancel is given,
+  // it is polled every 50 ms while waiting and kCancelled returned once it is true (a daemon
+  // told to stop while a user's pull holds the root stops at once).
   // kIOError / kNoSpace when the lock file cannot be created.
   static Result<std::unique_ptr<RootLock>> Acquire(const std::string& root, bool wait,
-                                                   const OnWait& on_wait = {});
+                                                   const OnWait& on_wait = {},
+                                                   const std::atomic<bool>* cancel = nullptr);
 
   // The pid of the process holding root's lock, 0 when nobody does (or it is not known).
   // Never takes the lock.

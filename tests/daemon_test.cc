@@ -431,3 +431,58 @@ TEST_CASE("SIGTERM while a pull waits out the hub's Retry-After exits 0 within 2
   CHECK(secs < 2.0);
   MESSAGE("stopped in " << secs << " s while in a 30 s Retry-After");
 }
+
+// Issue 21 item 8: the daemon's pass waits for the root lock a user's pull holds; SIGTERM
+// must still stop it within the README's 2 s.
+TEST_CASE("SIGTERM while the daemon waits for a root lock a user's pull holds exits 0 within 2 s") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  const std::string repo = fixtures::kModelRepo;
+  REQUIRE(RunCli({"track", repo, "--every", "1h"}, env).exit_code == 0);
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                           {"throttle_bps", 50000}}})
+              .ok());
+  pid_t pull = SpawnCli({"pull", repo, "--quiet"}, env, "", root.path() + "/pull.err");
+  // The pull holds the root once its pid is in the lock file.
+  REQUIRE(WaitFor(
+      [&] { return ReadAll(root.path() + "/.modelsync/lock") == std::to_string(pull) + "\n"; },
+      10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string err = root.path() + "/daemon.err";
+  pid_t pid = SpawnCli({"daemon"}, env, "", err);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // its pass is waiting now
+  CHECK(kill(pull, 0) == 0);  // the pull still runs and holds the root
+  double secs = 0;
+  CHECK(StopDaemon(pid, &secs) == 0);
+  INFO(ReadAll(err));
+  CHECK(secs < 2.0);
+  kill(pull, SIGKILL);
+  WaitExit(pull);
+}
+
+// Issue 21 item 13: `remove` of a tracked repo while the daemon runs is final.
+TEST_CASE("a repo removed while the daemon runs does not come back") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  const std::string repo = fixtures::kModelRepo;
+  const std::string marker = root.path() + "/Tiny-Model-4bit";
+  REQUIRE(RunCli({"track", repo, "--every", "1s"}, env).exit_code == 0);
+  std::string err = root.path() + "/daemon.err";
+  pid_t pid = SpawnCli({"daemon"}, env, "", err);
+  REQUIRE(WaitFor([&] { return fs::exists(marker); }, 15));
+  auto rm = RunCli({"remove", repo}, env);
+  INFO(rm.out, rm.err);
+  REQUIRE(rm.exit_code == 0);
+  // The daemon notices at its next due time and drops it.
+  bool dropped = WaitFor([&] { return ReadAll(err).find("no longer tracked") != std::string::npos; }, 10);
+  CHECK(dropped);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // more periods pass
+  CHECK_FALSE(fs::exists(marker));
+  CHECK_FALSE(fs::exists(root.path() + "/models/" + repo));
+  double secs = 0;
+  CHECK(StopDaemon(pid, &secs) == 0);
+  INFO(ReadAll(err));
+}
