@@ -67,22 +67,28 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   MS_RETURN_IF_ERROR(org->MakeDir(staging));
   MS_ASSIGN_OR_RETURN(auto top, org->OpenDir(staging));
 
-  // Subdirectories by repo-relative path ("" = the staging dir itself).
-  std::map<std::string, std::unique_ptr<Dir>> dirs;
+  // Subdirectories: only the chain from the top to the directory in use is open (files come
+  // sorted, so a chain is reused by neighbours), never one descriptor per directory: a tree
+  // of thousands of directories stays far below the open-file limit (256 on macOS).
+  std::vector<std::pair<std::string, std::unique_ptr<Dir>>> chain;  // (rel path, dir)
+  std::vector<std::string> created;                                 // rel paths, to sync
   auto dir_of = [&](const std::string& rel) -> Result<Dir*> {
     if (rel.empty()) return top.get();
-    if (auto it = dirs.find(rel); it != dirs.end()) return it->second.get();
-    Dir* at = top.get();
-    std::string cur;
-    for (std::string_view comp : PathComponents(rel)) {
+    while (!chain.empty() && rel != chain.back().first &&
+           rel.compare(0, chain.back().first.size() + 1, chain.back().first + "/") != 0)
+      chain.pop_back();
+    Dir* at = chain.empty() ? top.get() : chain.back().second.get();
+    std::string cur = chain.empty() ? "" : chain.back().first;
+    if (cur == rel) return at;
+    std::string rest = cur.empty() ? rel : rel.substr(cur.size() + 1);
+    for (std::string_view comp : PathComponents(rest)) {
       cur += cur.empty() ? std::string(comp) : "/" + std::string(comp);
-      auto it = dirs.find(cur);
-      if (it == dirs.end()) {
-        MS_RETURN_IF_ERROR(at->MakeDir(comp));
-        MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
-        it = dirs.emplace(cur, std::move(d)).first;
-      }
-      at = it->second.get();
+      bool made = false;
+      MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
+      if (made) created.push_back(cur);
+      MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
+      chain.emplace_back(cur, std::move(d));
+      at = chain.back().second.get();
     }
     return at;
   };
@@ -143,14 +149,17 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
     }
   }
 
-  // Make the staging tree durable, deepest directories first, then its entry in org.
-  std::vector<std::pair<size_t, Dir*>> order;
-  for (auto& [rel, d] : dirs)
-    order.push_back({static_cast<size_t>(std::count(rel.begin(), rel.end(), '/')) + 1, d.get()});
-  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first; });
-  for (auto& [depth, d] : order) MS_RETURN_IF_ERROR(d->Sync());
+  // Make the staging tree durable, deepest directories first (each reopened on its own),
+  // then its entry in org.
+  chain.clear();
+  std::stable_sort(created.begin(), created.end(), [](const std::string& a, const std::string& b) {
+    return std::count(a.begin(), a.end(), '/') > std::count(b.begin(), b.end(), '/');
+  });
+  for (const auto& rel : created) {
+    MS_ASSIGN_OR_RETURN(auto d, storage::OpenDirPath(*top, rel, false));
+    MS_RETURN_IF_ERROR(d->Sync());
+  }
   MS_RETURN_IF_ERROR(top->Sync());
-  dirs.clear();
   top.reset();
   MS_RETURN_IF_ERROR(org->Sync());
 

@@ -62,6 +62,11 @@ struct Hub {
     std::string deep;
     for (int i = 0; i < 70; ++i) deep += "d/";
     REQUIRE(MakeRepo(d, "h2/deep", {{"README.md", "r"}, {deep + "x.txt", "x"}}).ok());
+    {
+      std::vector<std::pair<std::string, std::string>> many = {{"README.md", "r"}};
+      for (int i = 0; i < 300; ++i) many.push_back({"dir" + std::to_string(i) + "/f.txt", "x"});
+      REQUIRE(MakeRepo(d, "h2/many-dirs", many).ok());
+    }
     REQUIRE(MakeRepo(d, "h2/huge", {{"README.md", "r"}, {"big.bin", "small really"}}).ok());
     {
       // The listing claims 2^63 bytes for big.bin.
@@ -230,4 +235,23 @@ TEST_CASE("21.18 a command whose output cannot be written does not exit 0") {
     CHECK(WIFEXITED(rc));
     CHECK(WEXITSTATUS(rc) != 0);
   }
+}
+
+TEST_CASE("21.10 more directories than the open-file limit: pull, verify and rebuild work") {
+  Hub hub;
+  TempDir root, logs;
+  auto run = [&](const std::string& args) {
+    std::string line = "ulimit -n 128; MODELSYNC_ROOT='" + root.path() + "' HF_ENDPOINT='" +
+                       hub.emu.hub_url() + "' '" + CliPath() + "' " + args +
+                       " > '" + logs.path() + "/out.txt' 2>&1";
+    int rc = std::system(line.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  CHECK(run("pull h2/many-dirs --quiet") == 0);
+  INFO(Slurp(logs.path() + "/out.txt"));
+  CHECK(fs::exists(root.path() + "/models/h2/many-dirs/dir299/f.txt"));
+  fs::remove_all(root.path() + "/models/h2/many-dirs");
+  CHECK(run("rebuild") == 0);
+  CHECK(run("verify") == 0);
+  CHECK(fs::exists(root.path() + "/models/h2/many-dirs/dir299/f.txt"));
 }
