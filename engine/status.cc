@@ -1,5 +1,6 @@
 #include "engine/status.h"
 
+#include <map>
 #include <set>
 
 #include "engine/glob.h"
@@ -27,6 +28,10 @@ RepoStatus Describe(const State& st, const RepoState& rs) {
   r.tracked = rs.tracked;
   r.never_completed = rs.active_commit.empty();
   PathFilter filter(rs.active_include, rs.active_exclude);
+  // Committed bytes of live transfers by content id (once, not per file: no quadratic step).
+  std::map<std::string, uint64_t> partial_of;
+  for (const auto& [tid, t] : st.transfers)
+    partial_of[t.content_id] = std::max(partial_of[t.content_id], t.committed.CoveredBytes());
   // Counts over one revision's (filtered) files: files and bytes verified, bytes still needed.
   struct Counts {
     uint64_t files = 0, done = 0, bytes = 0, bytes_done = 0, missing_files = 0, missing_bytes = 0;
@@ -46,9 +51,8 @@ RepoStatus Describe(const State& st, const RepoState& rs) {
         c.bytes_done += f.size();
         continue;
       }
-      uint64_t partial = 0;
-      for (const auto& [tid, t] : st.transfers)
-        if (t.content_id == id) partial = std::max(partial, t.committed.CoveredBytes());
+      auto pit = partial_of.find(id);
+      uint64_t partial = pit == partial_of.end() ? 0 : pit->second;
       c.bytes_done += partial;
       ++c.missing_files;
       if (counted.insert(id).second) c.missing_bytes += f.size() - partial;

@@ -388,6 +388,15 @@ Status TransferRunner::Run(const Plan& plan) {
     return Status::Ok();
   };
 
+  // Each pass looks only at the transfers in motion (`active`: launched, or with nothing left
+  // to fetch), never at the thousands still waiting their turn (`waiting`, plan order), so a
+  // pull's CPU per file stays flat as the file count grows (issue 21 item 9).
+  std::vector<Xfer*> active;
+  std::deque<Xfer*> waiting;
+  for (auto& x : impl.xfers) {
+    if (x->todo.empty()) active.push_back(x.get());
+    else waiting.push_back(x.get());
+  }
   Status result;
   auto last_progress = SteadyClock::now() - std::chrono::seconds(1);
   for (;;) {
@@ -396,11 +405,22 @@ Status TransferRunner::Run(const Plan& plan) {
     {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
-      for (auto& x : impl.xfers) {
-        if (!result.ok()) break;
-        while (!x->done && !x->todo.empty() &&
-               impl.in_flight_total + static_cast<int>(launch.size()) < options_.connections) {
-          launch.push_back({x.get(), x->todo.front()});
+      auto budget = [&] {
+        return impl.in_flight_total + static_cast<int>(launch.size()) < options_.connections;
+      };
+      for (Xfer* x : active) {
+        if (!result.ok() || !budget()) break;
+        while (!x->done && !x->todo.empty() && budget()) {
+          launch.push_back({x, x->todo.front()});
+          x->todo.pop_front();
+        }
+      }
+      while (result.ok() && budget() && !waiting.empty()) {
+        Xfer* x = waiting.front();
+        waiting.pop_front();
+        active.push_back(x);
+        while (!x->done && !x->todo.empty() && budget()) {
+          launch.push_back({x, x->todo.front()});
           x->todo.pop_front();
         }
       }
@@ -447,9 +467,9 @@ Status TransferRunner::Run(const Plan& plan) {
     }
 
     // Durability on a clock and by size; hashing; completion.
-    bool all_done = true;
+    bool all_done = waiting.empty();
     auto now = SteadyClock::now();
-    for (auto& xp : impl.xfers) {
+    for (Xfer* xp : active) {
       Xfer& x = *xp;
       if (x.done) continue;
       all_done = false;
@@ -516,6 +536,7 @@ Status TransferRunner::Run(const Plan& plan) {
         }
       }
     }
+    std::erase_if(active, [](Xfer* x) { return x->done; });
     if (result.ok() && !small_batch.empty() &&
         (all_done || small_batch.size() >= kSmallBatchFiles || now - small_since >= kSmallBatchAge))
       result = adopt_small();

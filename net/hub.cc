@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/hash.h"
 #include "net/api_request.h"
 #include "net/curl_multi.h"
 #include "net/fetch_request.h"
@@ -265,9 +266,11 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
   }
   ErrorContext tree_ctx{repo, out.commit, "", ctx.has_token};
   std::string url = base + "/tree/" + out.commit + "?recursive=true&expand=false";
+  // Pages seen, by the sha256 of their URL (64 bytes each, whatever the URL's length).
+  // Memory of a listing: <= kMaxTreeEntries entries + 100,000 x 64 B + one page of <= 64 MiB.
   std::set<std::string> seen_urls;
   while (!url.empty()) {
-    if (!seen_urls.insert(url).second || seen_urls.size() > 100000) {
+    if (!seen_urls.insert(Sha256Hex(url)).second || seen_urls.size() > 100000) {
       return Status::Permanent("the file listing of " + tree_ctx.Describe() +
                                " loops or never ends (Link rel=\"next\"): refusing it");
     }
@@ -276,6 +279,10 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
     url.clear();
     if (auto link = page.head.Get("link")) {
       std::string next = LinkNext(*link);
+      if (next.size() > kMaxNextUrlBytes)
+        return Status::Permanent("the file listing of " + tree_ctx.Describe() +
+                                 " links its next page with a URL of " +
+                                 std::to_string(next.size()) + " bytes: refusing it");
       if (!next.empty()) {
         auto abs = ResolveLocation(page.url, next);
         if (!abs.ok()) return abs.status().With(tree_ctx.Describe());

@@ -91,8 +91,32 @@ Result<std::string> ParseRevisionSha(const std::string& body, const ErrorContext
   return Lower(*sha);
 }
 
+// JSON objects in body (a '{' outside strings), counted without building anything.
+size_t CountObjects(const std::string& body) {
+  size_t n = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++n;
+    }
+  }
+  return n;
+}
+
 Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
                      std::vector<modelsync::v1::FileEntry>* files) {
+  // Memory is bounded before the document is built: a page may hold at most
+  // kMaxTreePageEntries objects (a parsed entry costs ~100 bytes even when it is `{}`).
+  if (CountObjects(body) > kMaxTreePageEntries)
+    return Status::Permanent("a page of the file listing of " + ctx.Describe() + " holds more than " +
+                             std::to_string(kMaxTreePageEntries) +
+                             " entries (the hub pages by 1,000): refusing it");
   MS_ASSIGN_OR_RETURN(json j, Parse(body, ctx, "file listing"));
   if (!j.is_array()) {
     return Status::Permanent("the hub's file listing for " + ctx.Describe() +

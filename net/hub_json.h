@@ -13,6 +13,10 @@
 namespace modelsync::net {
 
 inline constexpr size_t kMaxTreeEntries = 1'000'000;
+// Entries (JSON objects) one page of the listing may hold; checked before it is parsed.
+inline constexpr size_t kMaxTreePageEntries = 100'000;
+// A Link rel="next" URL longer than this is refused (the hub's are ~200 bytes).
+inline constexpr size_t kMaxNextUrlBytes = 16u << 10;
 
 // {"sha": "<40-hex>", ...} -> the commit, lower case.
 Result<std::string> ParseRevisionSha(const std::string& body, const ErrorContext& ctx);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmark: CPU per file of pull, status, verify and log on fixtures/many-files at two sizes
+# (default 600 and 20000 files), against the hub emulator. Prints CPU seconds (user+sys) and
+# the per-file ratio of the large run to the small one: a ratio near 1 means no quadratic step
+# (issue 21 item 9; target: within 3x).
+# Usage: tools/bench_scale.sh [SMALL=600] [LARGE=20000]   (build dir: $BUILD or build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+small=${1:-600}
+large=${2:-20000}
+build=${BUILD:-build}
+ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null
+ms=$build/cli/modelsync
+cpu() {  # runs "$@", prints user+sys CPU seconds
+  local t
+  t=$( { /usr/bin/env TIMEFORMAT='%U %S' bash -c 'time "$@" >/dev/null 2>&1' _ "$@"; } 2>&1 | tail -1)
+  awk -v t="$t" 'BEGIN { split(t, a, " "); printf "%.3f", a[1] + a[2] }'
+}
+declare -A per
+for n in "$small" "$large"; do
+  dir=$(mktemp -d)
+  "$build"/tools/fixtures/make_fixtures --out "$dir/repos" --small-files "$n" --only many-files >/dev/null
+  "$build"/tools/emulator/hub_emulator --repos "$dir/repos" >"$dir/ready" &
+  emu=$!
+  for _ in $(seq 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
+  hub=$(sed -n 's/.*"hub":"\([^"]*\)".*/\1/p' "$dir/ready")
+  export MODELSYNC_ROOT="$dir/root" HF_ENDPOINT="$hub" HF_HOME="$dir/hf"
+  unset HF_HUB_OFFLINE HF_TOKEN
+  for cmd in pull status verify log; do
+    case $cmd in
+      pull) c=$(cpu "$ms" pull fixtures/many-files --quiet) ;;
+      status) c=$(cpu "$ms" status) ;;
+      verify) c=$(cpu "$ms" verify) ;;
+      log) c=$(cpu "$ms" log) ;;
+    esac
+    per[$cmd,$n]=$(awk -v c="$c" -v n="$n" 'BEGIN { printf "%.6f", c / n }')
+    printf '%-7s %6d files: %7.3f CPU-s, %7.1f us/file\n' "$cmd" "$n" "$c" \
+      "$(awk -v c="$c" -v n="$n" 'BEGIN { print c / n * 1e6 }')"
+  done
+  echo "log size: $(du -sb "$dir/root/.modelsync/log" | cut -f1) bytes for $n files" \
+       "($(du -sb "$dir/root/.modelsync/log" | awk -v n="$n" '{ printf "%.0f", $1 / n }') B/file)"
+  kill "$emu"; wait "$emu" 2>/dev/null || true
+  rm -rf "$dir"
+done
+for cmd in pull status verify log; do
+  awk -v a="${per[$cmd,$small]}" -v b="${per[$cmd,$large]}" -v c="$cmd" -v s="$small" -v l="$large" \
+    'BEGIN { printf "%-7s per-file CPU at %d files / at %d files: %.2fx\n", c, l, s, (a > 0 ? b / a : 0) }'
+done
