@@ -74,6 +74,13 @@ struct EventLog::Impl {
         continue;
       }
       if (rc == -1) return record_status;  // body failed with a Status
+      // LMDB turns a short write on a full disk into EIO: when the log's file system has
+      // (next to) no space left, say so (kNoSpace, exit 6), not "I/O error, check the disk".
+      if (rc == EIO && internal::NearlyFull(path))
+        return Status::NoSpace(std::string(what) + ": no space left on the device of " + path +
+                                   " (the log's write came up short; free some disk space and "
+                                   "retry: nothing committed is lost)",
+                               ENOSPC);
       if (rc != 0) return internal::FromMdb(rc, what);
       return Status::Ok();
     }

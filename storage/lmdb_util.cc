@@ -1,8 +1,17 @@
 #include "storage/lmdb_util.h"
 
+#include <sys/statvfs.h>
+
 #include <cerrno>
+#include <cstdint>
 
 namespace modelsync::storage::internal {
+
+bool NearlyFull(const std::string& path) {
+  struct statvfs v;
+  if (::statvfs(path.c_str(), &v) != 0) return false;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize < (uint64_t{1} << 20);
+}
 
 Status FromMdb(int rc, std::string_view what) {
   std::string msg = std::string(what) + ": " + mdb_strerror(rc);

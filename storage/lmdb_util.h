@@ -14,6 +14,8 @@ namespace modelsync::storage::internal {
 // MDB_PAGE_NOTFOUND / MDB_INVALID -> kCorruption, MDB_VERSION_MISMATCH -> kVersion,
 // else kIOError. The MDB code rides along as detail.
 Status FromMdb(int rc, std::string_view what);
+// True when the file system holding path has less than 1 MiB available (statvfs).
+bool NearlyFull(const std::string& path);
 
 inline MDB_val Val(std::string_view s) {
   return MDB_val{s.size(), const_cast<char*>(s.data())};  // LMDB never writes through it

@@ -255,3 +255,51 @@ TEST_CASE("21.10 more directories than the open-file limit: pull, verify and reb
   CHECK(run("verify") == 0);
   CHECK(fs::exists(root.path() + "/models/h2/many-dirs/dir299/f.txt"));
 }
+
+// Item 14: a disk that fills during a pull reads as no space (exit 6) wherever the short
+// write lands (a blob, a small file, or the log, where LMDB turns it into EIO), never as
+// "Input/output error ... check the disk"; after space is freed the same pull completes. A
+// real full disk: a tmpfs in a private mount namespace (unshare -m), so nothing outlives the
+// command; a filler takes the last space while the download is paced by the emulator.
+TEST_CASE("21.14 a disk that fills mid-pull is 'no space', exit 6, and the resume completes") {
+  fixtures::FixtureOptions fo;
+  fo.only = {"model"};
+  fo.weights_bytes = 6u << 20;
+  FixtureDir fx(fo);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                          {"throttle_bps", 3000000}}})
+              .ok());
+  TempDir base;
+  std::string mnt = base.path() + "/mnt", out = base.path() + "/out", out2 = base.path() + "/out2",
+              out3 = base.path() + "/out3";
+  fs::create_directories(mnt);
+  std::string ms = "MODELSYNC_ROOT='" + mnt + "/root' HF_ENDPOINT='" + emu.hub_url() +
+                   "' MODELSYNC_SMALL_FILE_BYTES=64KiB '" + CliPath() + "' pull " + kModel;
+  std::string script =
+      "mount -t tmpfs -o size=16m tmpfs '" + mnt + "' || exit 99; " +
+      "(" + ms + " > '" + out + "' 2>&1; echo \\$? > '" + out + ".rc') & " +
+      "sleep 0.7; dd if=/dev/zero of='" + mnt + "/filler' bs=64k > /dev/null 2>&1; wait; " +
+      "rm -f '" + mnt + "/filler'; " + ms + " --quiet > '" + out2 + "' 2>&1; echo \\$? > '" + out2 + ".rc'; " +
+      // The log itself on a full disk: a track must grow the LMDB file.
+      "dd if=/dev/zero of='" + mnt + "/filler' bs=4k > /dev/null 2>&1; " +
+      "rc=0; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do MODELSYNC_ROOT='" + mnt +
+      "/root' '" + CliPath() + "' track org/repo-\\$i --include '" + std::string(3000, 'x') +
+      "' > '" + out3 + "' 2>&1 || { rc=\\$?; break; }; done; echo \\$rc > '" + out3 + ".rc'";
+  int rc = std::system(("unshare -m sh -c \"" + script + "\"").c_str());
+  REQUIRE(WIFEXITED(rc));
+  REQUIRE(WEXITSTATUS(rc) != 99);
+  std::string text = Slurp(out);
+  INFO("first pull: ", Slurp(out + ".rc"), text, "\nresume: ", Slurp(out2 + ".rc"), Slurp(out2));
+  CHECK(Slurp(out + ".rc") == "6\n");
+  CHECK(text.find("Input/output error") == std::string::npos);
+  CHECK((text.find("space") != std::string::npos || text.find("free") != std::string::npos));
+  CHECK(Slurp(out2 + ".rc") == "0\n");
+  MESSAGE("disk full mid-pull said: " << text.substr(text.find("modelsync pull:")));
+  std::string log_full = Slurp(out3);
+  INFO("track on a full disk: ", Slurp(out3 + ".rc"), log_full);
+  CHECK(Slurp(out3 + ".rc") == "6\n");
+  CHECK(log_full.find("Input/output error") == std::string::npos);
+  MESSAGE("a log write on a full disk said: " << log_full);
+}
