@@ -1,6 +1,10 @@
 #include "storage/event_log.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <mutex>
 #include <set>
@@ -265,6 +269,23 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
   return Open(root, mode, Options{});
 }
 
+// <root>/.modelsync/log.tail: the sequence number of the last committed event, as text,
+// written (not fsynced) after every commit, outside the LMDB environment. A log whose last
+// event is older than it has lost committed events: LMDB fell back to its older meta page
+// (one damaged byte in the newer one's transaction id does it) or data.mdb was replaced by
+// an older copy. It can only be behind the log (a crash between commit and write), never
+// ahead, unless the log lost commits. storage/LOG_FORMAT.md "The tail record".
+static std::string TailPath(const std::string& log_dir) { return log_dir + ".tail"; }
+
+static uint64_t ReadTail(const std::string& log_dir) {
+  int fd = ::open(TailPath(log_dir).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[32] = {};
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  ::close(fd);
+  return n > 0 ? std::strtoull(buf, nullptr, 10) : 0;
+}
+
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode mode,
                                                  const Options& options) {
   auto impl = std::make_unique<Impl>();
@@ -273,13 +294,29 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
   impl->options = options;
   const std::string& path = impl->path;
   struct stat st;
+  const bool existed = ::stat(JoinPath(path, "data.mdb").c_str(), &st) == 0;
   if (mode == Mode::kReadWrite) {
     MS_RETURN_IF_ERROR(MakeDirs(path));
-  } else if (::stat(JoinPath(path, "data.mdb").c_str(), &st) != 0) {
+    // A new log (the old one deleted to start over) owes nothing to an old tail.
+    if (!existed) (void)::unlink(TailPath(path).c_str());
+  } else if (!existed) {
     return Status::NotFound("no event log at " + path + " (nothing has been recorded under " +
                             root + " yet)");
   }
   MS_RETURN_IF_ERROR(impl->OpenEnv());
+  uint64_t tail = existed ? ReadTail(path) : 0;
+  if (tail > impl->last_seq)
+    return Status::Corruption(
+        "the event log at " + path + " ends at event #" + std::to_string(impl->last_seq) +
+        " but event #" + std::to_string(tail) +
+        " was committed (" + TailPath(path) +
+        "): the log lost its last commits (a damaged byte in LMDB's meta page, or data.mdb "
+        "replaced by an older copy). If you restored an older copy on purpose, delete " +
+        TailPath(path) + " to accept it");
+  if (mode == Mode::kReadWrite) {
+    impl->tail_fd = ::open(TailPath(path).c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (impl->tail_fd < 0) return Status::FromErrno(errno, "opening " + TailPath(path));
+  }
   return std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
 }
 
@@ -321,6 +358,12 @@ Result<std::vector<uint64_t>> EventLog::Append(const std::vector<modelsync::v1::
   seqs.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) seqs.push_back(last + 1 + i);
   m.last_seq = last + batch.size();
+  if (m.tail_fd >= 0) {
+    std::string t = std::to_string(m.last_seq) + "\n";
+    // Best effort: a failed write only weakens the rollback check, it loses nothing.
+    if (::pwrite(m.tail_fd, t.data(), t.size(), 0) == static_cast<ssize_t>(t.size()))
+      (void)::ftruncate(m.tail_fd, static_cast<off_t>(t.size()));
+  }
   return seqs;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <functional>
 #include <string>
@@ -32,6 +33,7 @@ struct EventLog::Impl {
   MDB_env* env = nullptr;
   MDB_dbi events = 0, meta = 0, snapshots = 0;
   uint64_t last_seq = 0;
+  int tail_fd = -1;  // <log>.tail, kReadWrite only (see TailPath)
   uint32_t format_version = 0;  // of the open log
   size_t map_bytes = 0;
   int stale_readers = 0;
@@ -40,7 +42,10 @@ struct EventLog::Impl {
   std::string writer_payload, writer_record;  // scratch of Append/PutSnapshot
   Status record_status;                       // a body's Status inside WriteTxn
 
-  ~Impl() { CloseEnv(); }
+  ~Impl() {
+    CloseEnv();
+    if (tail_fd >= 0) ::close(tail_fd);
+  }
 
   // Opens the environment at path (and its databases, checking the format). Retries when the
   // directory was swapped by a rewrite while it opened (so lock.mdb and data.mdb come from

@@ -202,3 +202,76 @@ TEST_CASE("a log of a newer format version (3) is refused with a clear message")
     CHECK(log.status().message().find("upgrade modelsync") != std::string::npos);
   }
 }
+
+// Issue 21 item 15: LMDB falling back to its older meta page (one damaged byte of the newer
+// one's transaction id) silently dropped the last commit. The tail record beside the log
+// (<log>.tail) makes it a clear kCorruption; so does data.mdb replaced by an older copy.
+namespace {
+
+void AppendOne(const std::string& root, int i) {
+  auto log = EventLog::Open(root, EventLog::Mode::kReadWrite);
+  REQUIRE(log.ok());
+  Event e;
+  e.set_time_ms(i);
+  e.mutable_sync_failed()->set_repo("org/name");
+  e.mutable_sync_failed()->set_reason("event-" + std::to_string(i));
+  REQUIRE((*log)->Append({e}).ok());
+}
+
+uint64_t Le64(const std::string& s, size_t off) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[off + i]);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("a log that lost its last commits is refused with a clear message, not replayed short") {
+  SUBCASE("the newest LMDB meta page's transaction id damaged by one byte") {
+    testing::TempDir dir;
+    for (int i = 1; i <= 5; ++i) AppendOne(dir.path(), i);
+    std::string data = dir.path() + "/.modelsync/log/data.mdb";
+    std::string bytes = testing::Slurp(data);
+    // LMDB 0.9, 64-bit: page header 16 bytes; MDB_meta: magic, version, address, mapsize,
+    // 2 x MDB_db (48 bytes; the first's md_pad is the page size), last_pg, txnid.
+    uint32_t psize = static_cast<unsigned char>(bytes[40]) |
+                     static_cast<unsigned char>(bytes[41]) << 8 |
+                     static_cast<unsigned char>(bytes[42]) << 16;
+    REQUIRE(psize >= 512);
+    size_t off0 = 16 + 128, off1 = psize + 16 + 128;
+    uint64_t t0 = Le64(bytes, off0), t1 = Le64(bytes, off1);
+    size_t newest = t0 > t1 ? off0 : off1;
+    uint64_t t = std::max(t0, t1);
+    REQUIRE(t >= 3);
+    REQUIRE((t & 0xFF) >= 2);
+    bytes[newest] = static_cast<char>((t & 0xFF) - 2);  // one byte: LMDB now picks the older meta
+    testing::Spit(data, bytes);
+    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadOnly);
+    REQUIRE_FALSE(log.ok());
+    CHECK(log.status().IsCorruption());
+    CHECK(log.status().message().find("lost its last commits") != std::string::npos);
+    CHECK(EventLog::Open(dir.path(), EventLog::Mode::kReadWrite).status().IsCorruption());
+  }
+  SUBCASE("data.mdb replaced by an older copy; deleting the tail accepts it on purpose") {
+    testing::TempDir dir;
+    AppendOne(dir.path(), 1);
+    std::string data = dir.path() + "/.modelsync/log/data.mdb";
+    std::string old = testing::Slurp(data);
+    AppendOne(dir.path(), 2);
+    AppendOne(dir.path(), 3);
+    testing::Spit(data, old);
+    auto log = EventLog::Open(dir.path(), EventLog::Mode::kReadOnly);
+    CHECK(log.status().IsCorruption());
+    CHECK(log.status().message().find("ends at event #1 but event #3 was committed") !=
+          std::string::npos);
+    std::filesystem::remove(dir.path() + "/.modelsync/log.tail");
+    CHECK(EventLog::Open(dir.path(), EventLog::Mode::kReadOnly).ok());
+  }
+  SUBCASE("a log deleted to start over is a new log") {
+    testing::TempDir dir;
+    for (int i = 1; i <= 3; ++i) AppendOne(dir.path(), i);
+    std::filesystem::remove_all(dir.path() + "/.modelsync/log");
+    AppendOne(dir.path(), 1);
+    CHECK(EventLog::Open(dir.path(), EventLog::Mode::kReadOnly).ok());
+  }
+}
