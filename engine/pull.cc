@@ -5,6 +5,7 @@
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -394,44 +395,90 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
                            " rounds; run pull again");
 }
 
-Status PullOffline(Ctx& c, PullSummary* sum) {
-  const auto& st = c.journal->state();
-  auto it = st.repos.find(c.o.repo);
+// Offline answers only from the log: the commit a revision names here, or kOffline.
+Result<std::string> OfflineCommit(const State& st, const std::string& repo,
+                                  const std::string& revision, const std::string& root) {
+  auto it = st.repos.find(repo);
   std::string hint = "unset HF_HUB_OFFLINE to download it";
   if (it == st.repos.end() || it->second.active_commit.empty())
-    return Status::Offline("HF_HUB_OFFLINE is set and " + c.o.repo +
-                           " has never been pulled into " + c.root + ": " + hint);
+    return Status::Offline("HF_HUB_OFFLINE is set and " + repo + " has never been pulled into " +
+                           root + ": " + hint);
   const RepoState& rs = it->second;
   std::string commit = rs.active_commit;
-  if (IsHex(c.o.revision, 40) && c.o.revision != commit)
-    return Status::Offline("HF_HUB_OFFLINE is set and " + c.o.repo + " is at " +
-                           commit.substr(0, 12) + ", not " + c.o.revision + ": " + hint);
-  if (!IsHex(c.o.revision, 40)) {
-    // Offline answers only from the log: the ref must be one this root has resolved, and
-    // what it last resolved to must be the active revision.
+  if (IsHex(revision, 40) && revision != commit)
+    return Status::Offline("HF_HUB_OFFLINE is set and " + repo + " is at " +
+                           commit.substr(0, 12) + ", not " + revision + ": " + hint);
+  if (!IsHex(revision, 40)) {
+    // The ref must be one this root has resolved, and what it last resolved to must be the
+    // active revision.
     std::string resolved;
-    if (rs.last_resolved_ref == c.o.revision) resolved = rs.last_resolved_commit;
+    if (rs.last_resolved_ref == revision) resolved = rs.last_resolved_commit;
     for (const auto& [cm, rev] : rs.revisions)
-      if (resolved.empty() && rev.ref == c.o.revision) resolved = cm;
-    if (resolved.empty() && rs.active_ref == c.o.revision) resolved = commit;
+      if (resolved.empty() && rev.ref == revision) resolved = cm;
+    if (resolved.empty() && rs.active_ref == revision) resolved = commit;
     if (resolved.empty())
-      return Status::Offline("HF_HUB_OFFLINE is set and " + c.root + " has never resolved " +
-                             c.o.repo + "@" + c.o.revision +
-                             ", so it cannot say what that revision is: " + hint);
+      return Status::Offline("HF_HUB_OFFLINE is set and " + root + " has never resolved " + repo +
+                             "@" + revision + ", so it cannot say what that revision is: " + hint);
     if (resolved != commit)
-      return Status::Offline("HF_HUB_OFFLINE is set and " + c.o.repo + "@" + c.o.revision +
+      return Status::Offline("HF_HUB_OFFLINE is set and " + repo + "@" + revision +
                              " last resolved to " + resolved.substr(0, 12) +
                              ", which is not the complete revision here (" +
                              commit.substr(0, 12) + "): " + hint);
   }
-  auto rev = rs.revisions.find(commit);
-  if (rev == rs.revisions.end())
-    return Status::Offline("HF_HUB_OFFLINE is set and the manifest of " + c.o.repo + "@" + commit +
+  if (!rs.revisions.count(commit))
+    return Status::Offline("HF_HUB_OFFLINE is set and the manifest of " + repo + "@" + commit +
                            " is not in the log: " + hint);
-  MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rev->second.files, c.o));
+  return commit;
+}
+
+Status PullOffline(Ctx& c, PullSummary* sum) {
+  const auto& st = c.journal->state();
+  MS_ASSIGN_OR_RETURN(std::string commit, OfflineCommit(st, c.o.repo, c.o.revision, c.root));
+  const auto& rev = st.repos.at(c.o.repo).revisions.at(commit);
+  MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rev.files, c.o));
   sum->commit = commit;
   sum->offline = true;
-  return Converge(c, commit, rev->second.files, files, nullptr, sum, true);
+  return Converge(c, commit, rev.files, files, nullptr, sum, true);
+}
+
+// HF_HUB_OFFLINE on a root this user cannot write (another user's, a read-only mount): the
+// answer comes from the log and the disk alone, and nothing is written. Complete (the plan
+// has nothing to do and the marker is there): OK. Otherwise kOffline saying why.
+Result<PullSummary> PullReadOnly(const PullOptions& o, const std::string& root,
+                                 const std::string& why) {
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true));
+  const State& st = journal->state();
+  MS_ASSIGN_OR_RETURN(std::string commit, OfflineCommit(st, o.repo, o.revision, root));
+  const RepoState& rs = st.repos.at(o.repo);
+  MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rs.revisions.at(commit).files, o));
+  MS_ASSIGN_OR_RETURN(auto dir, storage::RealFileSystem()->OpenRoot(root, false));
+  PlanInput in;
+  in.repo = o.repo;
+  in.commit = commit;
+  in.model_id = rs.model_id.empty() ? RepoName(o.repo) : rs.model_id;
+  in.files = files;
+  in.want_marker = rs.unloadable.empty();
+  MS_ASSIGN_OR_RETURN(Observation obs, Observe(*dir, o.repo, {in.model_id}));
+  MS_ASSIGN_OR_RETURN(Plan plan, MakePlan(in, st, obs));
+  if (!plan.NothingToDo())
+    return Status::Offline(root + " cannot be written (" + why + ") and " + o.repo +
+                           " is not complete there: it can only be checked, not repaired (run "
+                           "modelsync as the root's owner)");
+  PullSummary sum;
+  sum.repo = o.repo;
+  sum.ref = o.revision;
+  sum.commit = commit;
+  sum.model_dir = root + "/models/" + o.repo;
+  sum.marker_path = root + "/" + in.model_id;
+  sum.files = rs.materialized.size();
+  sum.bytes_total = plan.total_bytes;
+  sum.bytes_reused = plan.present_bytes;
+  sum.up_to_date = true;
+  sum.offline = true;
+  sum.marker_written = rs.marker;
+  sum.marker_note = rs.unloadable;
+  sum.note = "read-only root (" + why + "): checked from the log and the disk, nothing written";
+  return sum;
 }
 
 // A disk error says what to do (the CLI prints the message as it is). Messages that already
@@ -510,7 +557,14 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
     return Status::Ok();
   }();
-  if (!opened.ok()) return WithDiskAdvice(opened, c.root);
+  if (!opened.ok()) {
+    const long e = opened.detail();
+    if (hopts.offline && (e == EACCES || e == EROFS || e == EPERM)) {
+      c.journal.reset();  // LMDB allows one handle per process
+      return PullReadOnly(o, c.root, std::strerror(static_cast<int>(e)));
+    }
+    return WithDiskAdvice(opened, c.root);
+  }
 
   if (o.only_if_tracked) {
     auto it = c.journal->state().repos.find(o.repo);

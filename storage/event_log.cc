@@ -221,6 +221,23 @@ Status EventLog::Impl::OpenEnvOnce(bool* swapped) {
   }
   unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
   rc = mdb_env_open(env, path.c_str(), flags, 0644);
+  if (mode == Mode::kReadOnly && (rc == EACCES || rc == EROFS)) {
+    // A root this user may read but not write (another user's, a read-only mount): LMDB
+    // cannot write its lock file, so read without it. Caveat (LMDB's MDB_NOLOCK): a writer
+    // running at the same time is not coordinated with; a read it disturbs fails its record
+    // checksums (reported as such) instead of returning wrong facts. Documented in
+    // storage/LAYOUT.md.
+    mdb_env_close(env);
+    env = nullptr;
+    rc = mdb_env_create(&env);
+    if (rc != 0) {
+      env = nullptr;
+      return FromMdb(rc, "creating an LMDB environment");
+    }
+    mdb_env_set_maxdbs(env, 4);
+    rc = mdb_env_open(env, path.c_str(), flags | MDB_NOLOCK, 0644);
+    no_lock = rc == 0;
+  }
   if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
   // A rewrite may have swapped the directory between LMDB's opens of lock.mdb and data.mdb.
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);

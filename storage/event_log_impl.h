@@ -34,6 +34,7 @@ struct EventLog::Impl {
   MDB_dbi events = 0, meta = 0, snapshots = 0;
   uint64_t last_seq = 0;
   int tail_fd = -1;  // <log>.tail, kReadWrite only (see TailPath)
+  bool no_lock = false;  // kReadOnly opened with MDB_NOLOCK (lock.mdb not writable)
   uint32_t format_version = 0;  // of the open log
   size_t map_bytes = 0;
   int stale_readers = 0;

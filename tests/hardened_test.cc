@@ -303,3 +303,40 @@ TEST_CASE("21.14 a disk that fills mid-pull is 'no space', exit 6, and the resum
   CHECK(log_full.find("Input/output error") == std::string::npos);
   MESSAGE("a log write on a full disk said: " << log_full);
 }
+
+// Item 16: another user can read a root they cannot write (LMDB's lock file is not theirs):
+// status, ls, log and verify work, and an offline pull of a complete model says it is ready
+// without writing anything.
+TEST_CASE("21.16 a readable root works read-only for another user; an offline pull reports it ready") {
+  Hub hub;
+  TempDir root, bin;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+  fs::permissions(root.path(), fs::perms::owner_all | fs::perms::group_read |
+                                   fs::perms::group_exec | fs::perms::others_read |
+                                   fs::perms::others_exec);
+  fs::permissions(bin.path(), fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  fs::copy_file(CliPath(), bin.path() + "/modelsync");
+  auto before = fs::last_write_time(root.path() + "/.modelsync/log/data.mdb");
+  auto as_nobody = [&](const std::string& args, std::string* out) {
+    std::string file = bin.path() + "/out.txt";
+    std::string line = "cd / && setpriv --reuid=65534 --regid=65534 --clear-groups env -i "
+                       "HF_HUB_OFFLINE=1 MODELSYNC_ROOT='" + root.path() + "' '" + bin.path() +
+                       "/modelsync' " + args + " > '" + file + "' 2>&1";
+    int rc = std::system(line.c_str());
+    *out = Slurp(file);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  std::string out;
+  CHECK(as_nobody("status", &out) == 0);
+  INFO(out);
+  CHECK(out.find("complete") != std::string::npos);
+  CHECK(as_nobody("ls --json", &out) == 0);
+  CHECK(as_nobody("log", &out) == 0);
+  CHECK(out.find("MarkerWritten") != std::string::npos);
+  CHECK(as_nobody("verify", &out) == 0);
+  CHECK(as_nobody(std::string("pull ") + kModel, &out) == 0);
+  CHECK(out.find("read-only root") != std::string::npos);
+  // What it cannot do, it says: an online pull needs to write.
+  CHECK(fs::last_write_time(root.path() + "/.modelsync/log/data.mdb") == before);
+}
