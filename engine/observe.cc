@@ -30,6 +30,7 @@ Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes,
     }
     ObservedFile of;
     of.size = info.size;
+    of.read_only = (info.mode & 0222) == 0;
     of.type = info.type == FileInfo::Type::kFile      ? ObservedFile::Type::kFile
               : info.type == FileInfo::Type::kSymlink ? ObservedFile::Type::kSymlink
                                                       : ObservedFile::Type::kOther;

@@ -106,8 +106,8 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
       bool recorded = false;
       if (auto b = state.blobs.find(fp.content_id); b != state.blobs.end())
         recorded = b->second == fp.size;
-      if (recorded && m != obs.model_files.end() && m->second.type == ObservedFile::Type::kFile &&
-          m->second.blob_id == fp.content_id) {
+      if (recorded && m != obs.model_files.end() &&
+          IsMaterialized(m->second, fp.content_id, fp.size, repo.materialized, fp.path)) {
         fp.action = FileAction::kIntact;
       } else {
         fp.action = FileAction::kLink;
@@ -228,6 +228,16 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
   }
   plan.write_marker = !have || !logged;
   return plan;
+}
+
+bool IsMaterialized(const ObservedFile& f, const std::string& cid, uint64_t size,
+                    const std::map<std::string, std::string>& materialized,
+                    const std::string& path) {
+  if (f.type != ObservedFile::Type::kFile) return false;
+  if (f.blob_id == cid) return true;
+  if (!f.blob_id.empty() || !f.read_only || f.size != size) return false;
+  auto m = materialized.find(path);
+  return m != materialized.end() && m->second == cid;
 }
 
 std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string>& target,

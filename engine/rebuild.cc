@@ -29,13 +29,15 @@ v1::Event MarkerEvent(const std::string& repo, const std::string& model_id, bool
 // Is the model directory exactly the active files, each a link to its blob (besides the
 // user's own files)?
 bool DirMatches(const Observation& obs, const std::map<std::string, std::string>& files,
-                size_t user_files) {
+                const std::map<std::string, uint64_t>& sizes, size_t user_files) {
   if (!obs.model_dir_exists || obs.staging_exists) return false;
   if (obs.model_files.size() != files.size() + user_files) return false;
   for (const auto& [path, cid] : files) {
     auto it = obs.model_files.find(path);
-    if (it == obs.model_files.end() || it->second.type != ObservedFile::Type::kFile ||
-        it->second.blob_id != cid)
+    auto sz = sizes.find(path);
+    if (it == obs.model_files.end() ||
+        !IsMaterialized(it->second, cid, sz == sizes.end() ? it->second.size : sz->second, files,
+                        path))
       return false;
   }
   return true;
@@ -72,7 +74,7 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
   std::set<std::string> active;
   for (const auto& [path, cid] : rs.materialized) active.insert(path);
   std::vector<std::string> user = UserFiles(obs, active, rs.materialized);
-  if (!DirMatches(obs, rs.materialized, user.size())) {
+  if (!DirMatches(obs, rs.materialized, sizes, user.size())) {
     std::vector<MaterialFile> mf;
     for (const auto& [path, cid] : rs.materialized) mf.push_back({path, cid});
     MS_RETURN_IF_ERROR(mat.Materialize(rs.repo, mf, nullptr, &user));

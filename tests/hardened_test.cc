@@ -340,3 +340,35 @@ TEST_CASE("21.16 a readable root works read-only for another user; an offline pu
   // What it cannot do, it says: an online pull needs to write.
   CHECK(fs::last_write_time(root.path() + "/.modelsync/log/data.mdb") == before);
 }
+
+// Item 12: models/ on another file system than the blob store (hard links impossible): the
+// materializer copies (read-only); a second pull is a no-op, rebuild leaves the copies, and
+// verify passes. A tmpfs mounted on models/ in a private mount namespace.
+TEST_CASE("21.12 models/ on another file system: copies settle, the next pull does nothing") {
+  Hub hub;
+  TempDir root, logs;
+  std::string ms = "MODELSYNC_ROOT='" + root.path() + "' HF_ENDPOINT='" + hub.emu.hub_url() +
+                   "' '" + CliPath() + "' ";
+  auto step = [&](const std::string& name, const std::string& args) {
+    return ms + args + " > '" + logs.path() + "/" + name + "' 2>&1; echo \\$? > '" + logs.path() +
+           "/" + name + ".rc'; ";
+  };
+  std::string script = "mkdir -p '" + root.path() + "/models' && mount -t tmpfs tmpfs '" +
+                       root.path() + "/models' || exit 99; " + step("pull1", std::string("pull ") + kModel) +
+                       step("pull2", std::string("pull ") + kModel + " --json") +
+                       step("rebuild", "rebuild --json") + step("verify", "verify") +
+                       "ls -l '" + root.path() + "/models/" + kModel + "' > '" + logs.path() + "/ls'";
+  int rc = std::system(("unshare -m sh -c \"" + script + "\"").c_str());
+  REQUIRE(WIFEXITED(rc));
+  REQUIRE(WEXITSTATUS(rc) != 99);
+  auto rc_of = [&](const std::string& n) { return Slurp(logs.path() + "/" + n + ".rc"); };
+  INFO("pull1: ", Slurp(logs.path() + "/pull1"), "\npull2: ", Slurp(logs.path() + "/pull2"),
+       "\nrebuild: ", Slurp(logs.path() + "/rebuild"), "\nverify: ", Slurp(logs.path() + "/verify"),
+       "\n", Slurp(logs.path() + "/ls"));
+  CHECK(rc_of("pull1") == "0\n");
+  CHECK(rc_of("pull2") == "0\n");
+  CHECK(Slurp(logs.path() + "/pull2").find("\"up_to_date\":true") != std::string::npos);
+  CHECK(rc_of("rebuild") == "0\n");
+  CHECK(Slurp(logs.path() + "/rebuild").find("\"dir_rebuilt\":false") != std::string::npos);
+  CHECK(rc_of("verify") == "0\n");
+}
