@@ -16,7 +16,7 @@ using storage::FileInfo;
 
 using InodeMap = std::map<std::pair<uint64_t, uint64_t>, std::string>;
 
-Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes,
+Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes, uint64_t blobs_dev,
             std::map<std::string, ObservedFile>* out, int depth) {
   if (depth > 64) return Status::IOError(dir.path() + " is nested too deeply");
   MS_ASSIGN_OR_RETURN(auto names, dir.List());
@@ -25,12 +25,13 @@ Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes,
     std::string rel = prefix.empty() ? n : prefix + "/" + n;
     if (info.type == FileInfo::Type::kDir) {
       MS_ASSIGN_OR_RETURN(auto sub, dir.OpenDir(n));
-      MS_RETURN_IF_ERROR(Walk(*sub, rel, inodes, out, depth + 1));
+      MS_RETURN_IF_ERROR(Walk(*sub, rel, inodes, blobs_dev, out, depth + 1));
       continue;
     }
     ObservedFile of;
     of.size = info.size;
     of.read_only = (info.mode & 0222) == 0;
+    of.other_device = blobs_dev != 0 && info.dev != blobs_dev;
     of.type = info.type == FileInfo::Type::kFile      ? ObservedFile::Type::kFile
               : info.type == FileInfo::Type::kSymlink ? ObservedFile::Type::kSymlink
                                                       : ObservedFile::Type::kOther;
@@ -48,6 +49,7 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   Observation obs;
   InodeMap inodes;
+  uint64_t blobs_dev = 0;  // the blob store's file system (0: no blob seen)
   if (auto opened = storage::BlobStore::Open(root, /*create=*/false); opened.ok()) {
     auto& blobs = *opened;
     MS_ASSIGN_OR_RETURN(auto ids, blobs->List());
@@ -56,6 +58,7 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
       if (info.type != FileInfo::Type::kFile) continue;
       obs.blobs[id] = info.size;
       inodes[{info.dev, info.ino}] = id;
+      blobs_dev = info.dev;
     }
   } else if (!opened.status().IsNotFound()) {
     return opened.status();
@@ -83,7 +86,7 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
     return model.status();
   }
   obs.model_dir_exists = true;
-  MS_RETURN_IF_ERROR(Walk(**model, "", inodes, &obs.model_files, 0));
+  MS_RETURN_IF_ERROR(Walk(**model, "", inodes, blobs_dev, &obs.model_files, 0));
   return obs;
 }
 

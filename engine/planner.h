@@ -49,12 +49,13 @@ struct ObservedFile {
   uint64_t size = 0;
   std::string blob_id;  // the content id whose blob is this very inode (a hard link); else ""
   bool read_only = false;  // no write permission bits (the materializer's copies are 0444)
+  bool other_device = false;  // on another file system than the blob store (no hard links)
   bool operator==(const ObservedFile&) const = default;
 };
 
 // Is the observed file the materialized copy of content `cid` of `size`? A hard link to its
-// blob; or, where links are impossible (models/ on another file system than the blob store),
-// a read-only regular file of that size at a path the log materialized with that content (a
+// blob; or, where links are impossible (the file is on another file system than the blob
+// store; on the same one a copy is relinked, e.g. after `cp -r`), a read-only regular file of that size at a path the log materialized with that content (a
 // cheap check, as for links; verify re-hashes).
 bool IsMaterialized(const ObservedFile& f, const std::string& cid, uint64_t size,
                     const std::map<std::string, std::string>& materialized,
