@@ -162,6 +162,10 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
         Finish(next.status().With(ctx_.Describe()));
         return;
       }
+      if (Status t = CheckRedirectTarget(*next); !t.ok()) {
+        Finish(t.With(ctx_.Describe()));
+        return;
+      }
       if (!FollowRedirect(head, *next)) {
         Finish(OnRedirectEnd(head));
         return;

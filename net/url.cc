@@ -1,8 +1,11 @@
 #include "net/url.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace modelsync::net {
@@ -63,6 +66,34 @@ Result<UrlParts> ParseUrl(const std::string& url) {
   }
   if (p.host.empty()) return Status::Permanent("URL '" + RedactQuery(url) + "' has no host");
   return p;
+}
+
+Status CheckRedirectTarget(const std::string& url) {
+  MS_ASSIGN_OR_RETURN(UrlParts u, ParseUrl(url));
+  std::string host = u.host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string why;
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    uint32_t ip = ntohl(a4.s_addr);
+    if (ip == 0) why = "the unspecified address";
+    else if ((ip >> 16) == 0xA9FE) why = "a link-local address (where cloud metadata services answer)";
+  } else if (::inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    static const in6_addr kAny = IN6ADDR_ANY_INIT;
+    if (std::memcmp(&a6, &kAny, sizeof a6) == 0) why = "the unspecified address";
+    else if (a6.s6_addr[0] == 0xfe && (a6.s6_addr[1] & 0xc0) == 0x80)
+      why = "a link-local address";
+    else if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+      uint32_t ip = uint32_t{a6.s6_addr[12]} << 24 | uint32_t{a6.s6_addr[13]} << 16 |
+                    uint32_t{a6.s6_addr[14]} << 8 | a6.s6_addr[15];
+      if (ip == 0) why = "the unspecified address";
+      else if ((ip >> 16) == 0xA9FE) why = "a link-local address (where cloud metadata services answer)";
+    }
+  }
+  if (why.empty()) return Status::Ok();
+  return Status::Permanent("refusing a redirect to " + u.host + ": it is " + why +
+                           ", never a hub or CDN (check HF_ENDPOINT and what sits in front of it)");
 }
 
 Result<std::string> ResolveLocation(const std::string& base, const std::string& location) {

@@ -22,6 +22,11 @@ struct UrlParts {
 // Parses an absolute http(s) URL. Other schemes or garbage: kPermanent.
 Result<UrlParts> ParseUrl(const std::string& url);
 
+// A redirect target the client never connects to: an IP literal that is link-local
+// (169.254.0.0/16, fe80::/10: cloud metadata services live there) or unspecified (0.0.0.0,
+// ::). kPermanent naming it and why; OK otherwise (host names are not resolved here).
+Status CheckRedirectTarget(const std::string& url);
+
 // Resolves a Location header against the URL it answered. Only http and https targets are
 // allowed (kPermanent otherwise).
 Result<std::string> ResolveLocation(const std::string& base, const std::string& location);

@@ -244,5 +244,20 @@ TEST_CASE("ParseTreePage refuses a page of too many entries before parsing it") 
   CHECK(out.size() == 1);
 }
 
+// Issue 21 item 19: redirects to link-local and unspecified addresses are refused.
+TEST_CASE("CheckRedirectTarget refuses link-local and unspecified addresses, keeps the CDN") {
+  for (const char* bad : {"http://169.254.169.254/latest/meta-data/", "http://0.0.0.0:8080/x",
+                          "https://[::]/x", "http://[fe80::1]/x", "http://[::ffff:169.254.1.2]/x",
+                          "http://169.254.0.1:80/"}) {
+    Status s = CheckRedirectTarget(bad);
+    INFO(bad);
+    CHECK(s.code() == StatusCode::kPermanent);
+    CHECK(s.message().find("refusing a redirect") != std::string::npos);
+  }
+  for (const char* ok : {"https://cdn-lfs.hf.co/repos/x", "http://127.0.0.2:4000/x",
+                         "http://[::1]:80/x", "https://10.0.0.5/x", "https://169.255.0.1/x"})
+    CHECK(CheckRedirectTarget(ok).ok());
+}
+
 }  // namespace
 }  // namespace modelsync::net
