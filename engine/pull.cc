@@ -488,6 +488,15 @@ Status WithDiskAdvice(const Status& s, const std::string& root) {
   const std::string& m = s.message();
   if (m.find(" again") != std::string::npos || m.find(" retry") != std::string::npos) return s;
   const std::string kept = ", then run pull again: verified files and synced bytes are kept)";
+  // A name taken by something of another kind (a file where a directory goes, or names that
+  // differ only in case on a case-insensitive file system): a retry never helps.
+  if (s.IsIOError() && (s.detail() == EEXIST || s.detail() == ENOTDIR || s.detail() == EISDIR))
+    return Status::IOError(
+        m + " (a file and a directory of the same name, or two names that differ only in case "
+            "on this file system, collide under " + root +
+            ": running pull again will not help; remove what stands in the way, or report the "
+            "repo's listing)",
+        s.detail());
   if (s.IsIOError() && s.detail() == EIO)
     return Status::IOError(
         m + " (the disk under " + root + " reported an I/O error: check it (dmesg)" + kept,

@@ -130,6 +130,19 @@ std::string FoldCase(std::string_view s) {
 }
 
 Status CheckCaseCollisions(const std::vector<std::string>& paths, std::string_view where) {
+  // A file that is also a directory of another path ("a" and "a/b") can never be laid out.
+  std::map<std::string, std::string> files, dirs;  // folded -> original
+  for (const auto& p : paths) {
+    files.emplace(FoldCase(p), p);
+    for (size_t end = p.find('/'); end != std::string::npos; end = p.find('/', end + 1))
+      dirs.emplace(FoldCase(p.substr(0, end)), p.substr(0, end));
+  }
+  for (const auto& [folded, original] : files)
+    if (auto d = dirs.find(folded); d != dirs.end())
+      return Status::InvalidArgument(
+          std::string(where) + " has '" + ShowName(original) + "' as a file and '" +
+          ShowName(d->second) + "' as a directory: they cannot both exist, so modelsync refuses "
+          "the listing before any fetch");
   std::map<std::string, std::string> seen;  // folded prefix -> the first original
   for (const auto& p : paths) {
     for (size_t end = p.find('/');; end = p.find('/', end + 1)) {

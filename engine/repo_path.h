@@ -52,8 +52,9 @@ std::string ShowName(std::string_view s);
 std::string FoldCase(std::string_view s);
 
 // kInvalidArgument naming both when two of the (valid) paths, or two directories they make,
-// differ only in the case of ASCII letters: on a case-insensitive file system they would be
-// one file, so one of them would silently hold the other's bytes.
+// differ only in the case of ASCII letters (on a case-insensitive file system they would be
+// one file, so one of them would silently hold the other's bytes), or when a path is both a
+// file and a directory of another path.
 Status CheckCaseCollisions(const std::vector<std::string>& paths, std::string_view where);
 
 }  // namespace modelsync::engine

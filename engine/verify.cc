@@ -37,6 +37,19 @@ void ListTree(const std::string& dir, std::set<std::string>* out) {
   }
 }
 
+// The first of root/models, root/models/<org>, root/models/<org>/<name> that is a symlink
+// ("" when none is).
+std::string SymlinkOnPath(const std::string& root, const std::string& repo) {
+  std::string p = root + "/models";
+  for (const std::string& next : {std::string(), "/" + repo.substr(0, repo.find('/')),
+                                  "/" + repo.substr(repo.find('/') + 1)}) {
+    p += next;
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) return p;
+  }
+  return "";
+}
+
 std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
   std::set<std::string> out;
   for (const auto& [k, v] : m) out.insert(k);
@@ -162,6 +175,14 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     std::string dir = root + "/models/" + repo;
     auto sizes = ActiveSizes(rs);
     std::set<std::string> on_disk;
+    // Never through a symlink (storage/LAYOUT.md): pull refuses models/, models/<org> or the
+    // model directory as a symlink, so verify reports it instead of hashing what it points to.
+    if (std::string link = SymlinkOnPath(root, repo); !link.empty()) {
+      report.issues.push_back({VerifyIssue::Kind::kDamaged, repo, "", "",
+                               link + " is a symlink: modelsync never follows one (replace it "
+                                      "with a directory, then `modelsync rebuild`)"});
+      continue;
+    }
     ListTree(dir, &on_disk);
     // A crash between the directory swap and the commit of FileMaterialized +
     // RevisionActivated leaves the directory holding, whole, the revision being pulled (the

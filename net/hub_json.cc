@@ -141,7 +141,9 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
     if (*type == "directory") continue;
     if (*type != "file") return bad("has unknown type '" + type->substr(0, 40) + "'");
     if (!IsSafeRepoPath(*path)) {
-      return Status::Permanent("the file listing of " + ctx.Describe() +
+      // The same class (exit 2) as the engine's path checks (control characters, case
+      // collisions, depth): every unsafe listing path is refused alike.
+      return Status::InvalidArgument("the file listing of " + ctx.Describe() +
                                " contains the unsafe path '" + path->substr(0, 200) +
                                "': refusing this revision (it could write outside the model "
                                "directory)");

@@ -67,6 +67,8 @@ struct Hub {
       for (int i = 0; i < 300; ++i) many.push_back({"dir" + std::to_string(i) + "/f.txt", "x"});
       REQUIRE(MakeRepo(d, "h2/many-dirs", many).ok());
     }
+    REQUIRE(MakeRepo(d, "h2/long-name", {{"README.md", "r"}, {std::string(256, 'n'), "x"}}).ok());
+    REQUIRE(MakeRepo(d, "h2/file-and-dir", {{"README.md", "r"}, {"x", "file"}, {"x/y", "below"}}).ok());
     REQUIRE(MakeRepo(d, "h2/huge", {{"README.md", "r"}, {"big.bin", "small really"}}).ok());
     {
       // The listing claims 2^63 bytes for big.bin.
@@ -371,4 +373,28 @@ TEST_CASE("21.12 models/ on another file system: copies settle, the next pull do
   CHECK(rc_of("rebuild") == "0\n");
   CHECK(Slurp(logs.path() + "/rebuild").find("\"dir_rebuilt\":false") != std::string::npos);
   CHECK(rc_of("verify") == "0\n");
+}
+
+TEST_CASE("21.20 messages: every unsafe listing is exit 2 up front; verify never follows a symlinked models/<org>") {
+  Hub hub;
+  TempDir root, outside;
+  auto env = hub.Env(root.path());
+  for (const char* repo : {"h2/long-name", "h2/file-and-dir", "h2/case-paths", "h2/deep"}) {
+    auto r = RunCli({"pull", repo}, env);
+    INFO(repo, ": ", r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("run pull again") == std::string::npos);
+  }
+  CHECK(hub.CdnRequests() == 0);
+  REQUIRE(RunCli({"pull", kModel, "--quiet"}, env).exit_code == 0);
+  // models/mlx-community moved outside the root and linked back.
+  std::string org = root.path() + "/models/mlx-community";
+  fs::rename(org, outside.path() + "/org");
+  fs::create_directory_symlink(outside.path() + "/org", org);
+  auto v = RunCli({"verify"}, env);
+  INFO(v.out, v.err);
+  CHECK(v.exit_code == 3);
+  CHECK(v.out.find("is a symlink") != std::string::npos);
+  CHECK(v.out.find("..") == std::string::npos);
+  CHECK(RunCli({"pull", kModel}, env).exit_code != 0);  // pull refuses the layout too
 }

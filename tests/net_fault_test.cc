@@ -252,7 +252,7 @@ TEST_CASE("Errors map to codes and messages that say what to do, never the token
   CHECK_MESSAGE(t.message().find("TLS") != std::string::npos, t.ToString());
   seen.push_back(t);
 
-  check(authed.Resolve(fixtures::kHostileRepo, "main").status(), StatusCode::kPermanent,
+  check(authed.Resolve(fixtures::kHostileRepo, "main").status(), StatusCode::kInvalidArgument,
         "unsafe path");
   for (const Status& s : seen) CHECK(s.message().find(kToken) == std::string::npos);
 }
