@@ -1,5 +1,8 @@
 #include "engine/repo_path.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <map>
 
 namespace modelsync::engine {
@@ -122,8 +125,41 @@ Status ValidateModelId(std::string_view id) {
   return Status::Ok();
 }
 
+namespace {
+
+struct Decomposition {
+  uint32_t cp;
+  const char* nfd;
+};
+// Sorted by code point.
+constexpr Decomposition kNfd[] = {
+#include "engine/nfd_table.inc"
+};
+
+}  // namespace
+
 std::string FoldCase(std::string_view s) {
-  std::string out(s);
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    // Two- and three-byte UTF-8 sequences may be precomposed letters: decompose them.
+    size_t n = b >= 0xE0 && b < 0xF0 ? 3 : b >= 0xC0 && b < 0xE0 ? 2 : 1;
+    if (n > 1 && i + n <= s.size()) {
+      uint32_t cp = n == 2 ? (b & 0x1Fu) << 6 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu)
+                           : (b & 0x0Fu) << 12 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6 |
+                                 (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
+      auto it = std::lower_bound(std::begin(kNfd), std::end(kNfd), cp,
+                                 [](const Decomposition& d, uint32_t c) { return d.cp < c; });
+      if (it != std::end(kNfd) && it->cp == cp) {
+        out += it->nfd;
+        i += n;
+        continue;
+      }
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
   for (auto& c : out)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
@@ -152,8 +188,9 @@ Status CheckCaseCollisions(const std::vector<std::string>& paths, std::string_vi
         return Status::InvalidArgument(
             std::string(where) + " has both '" + ShowName(it->second) + "' and '" +
             ShowName(prefix) +
-            "', which differ only in case: on a case-insensitive file system (the macOS "
-            "default) they would be one file, so modelsync refuses the listing before any fetch");
+            "', which differ only in case or Unicode normalisation: on a case- or "
+            "normalisation-insensitive file system (the macOS default) they would be one file, "
+            "so modelsync refuses the listing before any fetch");
       if (end == std::string::npos) break;
     }
   }

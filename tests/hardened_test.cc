@@ -67,6 +67,10 @@ struct Hub {
       for (int i = 0; i < 300; ++i) many.push_back({"dir" + std::to_string(i) + "/f.txt", "x"});
       REQUIRE(MakeRepo(d, "h2/many-dirs", many).ok());
     }
+    REQUIRE(MakeRepo(d, "h2/nfd", {{"README.md", "r"}, {"caf\xc3\xa9.txt", "nfc"},
+                                   {"cafe\xcc\x81.txt", "nfd"}}).ok());
+    REQUIRE(MakeRepo(d, "h2/nfd-case", {{"README.md", "r"}, {"\xc3\x89t\xc3\xa9.txt", "1"},
+                                        {"\xc3\xa9t\xc3\xa9.txt", "2"}}).ok());
     REQUIRE(MakeRepo(d, "h2/long-name", {{"README.md", "r"}, {std::string(256, 'n'), "x"}}).ok());
     REQUIRE(MakeRepo(d, "h2/file-and-dir", {{"README.md", "r"}, {"x", "file"}, {"x/y", "below"}}).ok());
     REQUIRE(MakeRepo(d, "h2/huge", {{"README.md", "r"}, {"big.bin", "small really"}}).ok());
@@ -379,7 +383,8 @@ TEST_CASE("21.20 messages: every unsafe listing is exit 2 up front; verify never
   Hub hub;
   TempDir root, outside;
   auto env = hub.Env(root.path());
-  for (const char* repo : {"h2/long-name", "h2/file-and-dir", "h2/case-paths", "h2/deep"}) {
+  for (const char* repo :
+       {"h2/long-name", "h2/file-and-dir", "h2/case-paths", "h2/deep", "h2/nfd", "h2/nfd-case"}) {
     auto r = RunCli({"pull", repo}, env);
     INFO(repo, ": ", r.err);
     CHECK(r.exit_code == 2);
