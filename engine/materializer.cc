@@ -94,11 +94,23 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   };
 
   MaterializeStats st;
+  bool clone = top->ClonesFiles();
   for (const MaterialFile* f : sorted) {
     size_t slash = f->path.rfind('/');
     std::string parent = slash == std::string::npos ? "" : f->path.substr(0, slash);
     std::string leaf = slash == std::string::npos ? f->path : f->path.substr(slash + 1);
     MS_ASSIGN_OR_RETURN(Dir * d, dir_of(parent));
+    if (clone) {
+      // A reflink: an edit of the model file (after a chmod) stays in it; the blob and every
+      // other model keep their bytes.
+      Status c = blobs_.dir().Clone(f->content_id, *d, leaf, 0444);
+      if (c.ok()) {
+        ++st.cloned;
+        continue;
+      }
+      if (c.code() != StatusCode::kInvalidArgument) return c;
+      clone = false;  // this file system says no: hard links from here on
+    }
     Status s = blobs_.dir().Link(f->content_id, *d, leaf);
     if (s.ok()) {
       ++st.linked;

@@ -3,8 +3,10 @@
 //
 // Materialize(repo, files):
 //   1. clean leftovers of an earlier crash (CleanStaging);
-//   2. build models/<org>/.<name>.staging: subdirectories, then each file as a hard link to
-//      blobs/<content-id> (a copy, read-only, when linking fails with EXDEV, EPERM or EMLINK);
+//   2. build models/<org>/.<name>.staging: subdirectories, then each file as a reflink of
+//      blobs/<content-id> where the file system makes them (btrfs, XFS: an edit of a model file
+//      then stays in it), else a hard link (a copy, read-only, when linking fails with EXDEV,
+//      EPERM or EMLINK); every model file is read-only (0444);
 //      every directory of the staging tree is fsynced, deepest first;
 //   3. swap: renameat2(RENAME_EXCHANGE) of staging and models/<org>/<name> when the latter
 //      exists (the old tree is now at the staging name and is removed), a plain rename
@@ -42,6 +44,7 @@ struct MaterialFile {
 
 struct MaterializeStats {
   uint64_t linked = 0;
+  uint64_t cloned = 0;  // reflinks (btrfs, XFS)
   uint64_t copied = 0;
   uint64_t copied_bytes = 0;
 };

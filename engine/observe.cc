@@ -17,7 +17,7 @@ using storage::FileInfo;
 using InodeMap = std::map<std::pair<uint64_t, uint64_t>, std::string>;
 
 Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes, uint64_t blobs_dev,
-            std::map<std::string, ObservedFile>* out, int depth) {
+            bool clone_fs, std::map<std::string, ObservedFile>* out, int depth) {
   if (depth > 64) return Status::IOError(dir.path() + " is nested too deeply");
   MS_ASSIGN_OR_RETURN(auto names, dir.List());
   for (const auto& n : names) {
@@ -25,13 +25,14 @@ Status Walk(Dir& dir, const std::string& prefix, const InodeMap& inodes, uint64_
     std::string rel = prefix.empty() ? n : prefix + "/" + n;
     if (info.type == FileInfo::Type::kDir) {
       MS_ASSIGN_OR_RETURN(auto sub, dir.OpenDir(n));
-      MS_RETURN_IF_ERROR(Walk(*sub, rel, inodes, blobs_dev, out, depth + 1));
+      MS_RETURN_IF_ERROR(Walk(*sub, rel, inodes, blobs_dev, clone_fs, out, depth + 1));
       continue;
     }
     ObservedFile of;
     of.size = info.size;
     of.read_only = (info.mode & 0222) == 0;
     of.other_device = blobs_dev != 0 && info.dev != blobs_dev;
+    of.clone_fs = clone_fs;
     of.type = info.type == FileInfo::Type::kFile      ? ObservedFile::Type::kFile
               : info.type == FileInfo::Type::kSymlink ? ObservedFile::Type::kSymlink
                                                       : ObservedFile::Type::kOther;
@@ -86,7 +87,8 @@ Result<Observation> Observe(Dir& root, const std::string& repo,
     return model.status();
   }
   obs.model_dir_exists = true;
-  MS_RETURN_IF_ERROR(Walk(**model, "", inodes, blobs_dev, &obs.model_files, 0));
+  MS_RETURN_IF_ERROR(
+      Walk(**model, "", inodes, blobs_dev, (*model)->ClonesFiles(), &obs.model_files, 0));
   return obs;
 }
 

@@ -235,7 +235,8 @@ bool IsMaterialized(const ObservedFile& f, const std::string& cid, uint64_t size
                     const std::string& path) {
   if (f.type != ObservedFile::Type::kFile) return false;
   if (f.blob_id == cid) return true;
-  if (!f.blob_id.empty() || !f.read_only || !f.other_device || f.size != size) return false;
+  if (!f.blob_id.empty() || !f.read_only || !(f.other_device || f.clone_fs) || f.size != size)
+    return false;
   auto m = materialized.find(path);
   return m != materialized.end() && m->second == cid;
 }

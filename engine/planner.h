@@ -50,12 +50,14 @@ struct ObservedFile {
   std::string blob_id;  // the content id whose blob is this very inode (a hard link); else ""
   bool read_only = false;  // no write permission bits (the materializer's copies are 0444)
   bool other_device = false;  // on another file system than the blob store (no hard links)
+  bool clone_fs = false;      // on a file system with reflinks (btrfs, XFS): copies are clones
   bool operator==(const ObservedFile&) const = default;
 };
 
 // Is the observed file the materialized copy of content `cid` of `size`? A hard link to its
 // blob; or, where links are impossible (the file is on another file system than the blob
-// store; on the same one a copy is relinked, e.g. after `cp -r`), a read-only regular file of that size at a path the log materialized with that content (a
+// store; on the same one a copy is relinked, e.g. after `cp -r`) or where model files are
+// reflinks (btrfs, XFS), a read-only regular file of that size at a path the log materialized with that content (a
 // cheap check, as for links; verify re-hashes).
 bool IsMaterialized(const ObservedFile& f, const std::string& cid, uint64_t size,
                     const std::map<std::string, std::string>& materialized,

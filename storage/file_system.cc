@@ -2,13 +2,17 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "base/fs.h"
 
@@ -211,6 +215,35 @@ class RealDir final : public Dir {
     if (::linkat(fd_.get(), a.c_str(), to.fd(), b.c_str(), 0) != 0)
       return Err(errno, "link " + Join(path_, name) + " to", Join(to.path(), to_name));
     return Status::Ok();
+  }
+  Status Clone(std::string_view name, Dir& to, std::string_view to_name, uint32_t perm) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
+    std::string a(name), b(to_name);
+    UniqueFd src(::openat(fd_.get(), a.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!src.valid()) return Err(errno, "open", Join(path_, name));
+    UniqueFd dst(::openat(to.fd(), b.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          static_cast<mode_t>(perm)));
+    if (!dst.valid()) return Err(errno, "create", Join(to.path(), to_name));
+    if (::ioctl(dst.get(), FICLONE, src.get()) != 0) {
+      int e = errno;
+      ::unlinkat(to.fd(), b.c_str(), 0);
+      if (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == EPERM)
+        return Status::InvalidArgument("reflink " + Join(path_, name) + ": " + std::strerror(e), e);
+      return Err(e, "reflink " + Join(path_, name) + " to", Join(to.path(), to_name));
+    }
+    if (::fchmod(dst.get(), static_cast<mode_t>(perm)) != 0 || ::fsync(dst.get()) != 0) {
+      int e = errno;
+      ::unlinkat(to.fd(), b.c_str(), 0);
+      return Err(e, "sync", Join(to.path(), to_name));
+    }
+    return Status::Ok();
+  }
+  bool ClonesFiles() override {
+    struct statfs sf;
+    if (::fstatfs(fd_.get(), &sf) != 0) return false;
+    constexpr long kBtrfs = 0x9123683E, kXfs = 0x58465342;
+    return static_cast<long>(sf.f_type) == kBtrfs || static_cast<long>(sf.f_type) == kXfs;
   }
   Status Unlink(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path_));

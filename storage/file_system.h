@@ -26,6 +26,7 @@
 // Handles must not outlive the FileSystem that made them.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -103,6 +104,17 @@ class Dir {
   virtual Status Exchange(std::string_view name, Dir& to, std::string_view to_name) = 0;
   // Hard link this/name -> to/to_name (never follows a symlink at name).
   virtual Status Link(std::string_view name, Dir& to, std::string_view to_name) = 0;
+  // A reflink (FICLONE: a new file sharing this/name's data copy-on-write) at to/to_name,
+  // created exclusively with mode perm and fsynced. kInvalidArgument with detail EOPNOTSUPP
+  // (or the ioctl's errno: EXDEV, EINVAL, ENOTTY) where the file system cannot (ext4, tmpfs;
+  // btrfs and XFS can); nothing is left at to_name then. The default: never supported.
+  virtual Status Clone(std::string_view name, Dir& to, std::string_view to_name, uint32_t perm) {
+    (void)name, (void)to, (void)to_name, (void)perm;
+    return Status::InvalidArgument("reflinks are not supported here", EOPNOTSUPP);
+  }
+  // True when the file system holding this directory makes reflinks (btrfs, XFS): there a
+  // model file is a reflinked copy of its blob, not a hard link. Default false.
+  virtual bool ClonesFiles() { return false; }
   virtual Status Unlink(std::string_view name) = 0;
   virtual Status RemoveDir(std::string_view name) = 0;
   // Removes name and, if it is a directory, everything below it (symlinks are removed, never

@@ -4,6 +4,7 @@
 // through the real binary against the real emulator over loopback.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -482,4 +483,55 @@ TEST_CASE("add-local: the same ownership and loadability rules") {
   Ok(env, {"add-local", src, "--id", "mine"});
   CHECK(Marker(root.path(), "mine"));
   CHECK(CheckIndexHasId(root.path(), "mine"));
+}
+
+// Where the file system makes reflinks (btrfs here, on a loop device in a private mount
+// namespace), model files are reflinked copies of their blobs: an edit of one model's file
+// (after a chmod) stays in it, and verify --repair restores it from the intact blob with no
+// download. On ext4 and tmpfs they are read-only hard links (the case above).
+TEST_CASE("on btrfs model files are reflinks: an edit stays in one model, repair needs no download") {
+  Hub hub;
+  TempDir base;
+  std::string img = base.path() + "/btrfs.img", mnt = base.path() + "/mnt", logs = base.path();
+  fs::create_directories(mnt);
+  { std::ofstream(img).close(); }
+  fs::resize_file(img, 256u << 20);
+  REQUIRE(std::system(("mkfs.btrfs -q '" + img + "' > /dev/null 2>&1").c_str()) == 0);
+  std::string root = mnt + "/root";
+  std::string ms = "MODELSYNC_ROOT='" + root + "' HF_ENDPOINT='" + hub.emu.hub_url() + "' '" +
+                   CliPath() + "' ";
+  auto step = [&](const std::string& name, const std::string& args) {
+    return ms + args + " > '" + logs + "/" + name + "' 2>&1; echo \\$? > '" + logs + "/" + name +
+           ".rc'; ";
+  };
+  std::string a = root + "/models/" + std::string(kModel) + "/tokenizer_config.json";
+  std::string b = root + "/models/" + std::string(kTwin) + "/tokenizer_config.json";
+  std::string script =
+      "mount -o loop '" + img + "' '" + mnt + "' || exit 99; " +
+      step("pull1", std::string("pull ") + kModel + " --quiet") +
+      step("pull2", std::string("pull ") + kTwin + " --id twin --quiet") +
+      "stat -c %h '" + a + "' > '" + logs + "/nlink'; " + "cp '" + b + "' '" + logs + "/b.before'; " +
+      "chmod u+w '" + a + "' && echo ' ' >> '" + a + "'; " +
+      "cp '" + b + "' '" + logs + "/b.after'; " +
+      step("verify1", "verify --json") + step("repair", "verify --repair --json") +
+      step("verify2", "verify") + step("pull3", std::string("pull ") + kModel + " --json") +
+      "cp '" + a + "' '" + logs + "/a.after'; umount '" + mnt + "'";
+  int rc = std::system(("unshare -m sh -c \"" + script + "\"").c_str());
+  REQUIRE(WIFEXITED(rc));
+  REQUIRE(WEXITSTATUS(rc) != 99);
+  auto rc_of = [&](const std::string& n) { return Slurp(logs + "/" + n + ".rc"); };
+  INFO("verify1: ", Slurp(logs + "/verify1"), "\nrepair: ", Slurp(logs + "/repair"),
+       "\npull3: ", Slurp(logs + "/pull3"));
+  CHECK(rc_of("pull1") == "0\n");
+  CHECK(rc_of("pull2") == "0\n");
+  CHECK(Slurp(logs + "/nlink") == "1\n");  // a reflink, not a hard link
+  CHECK(Slurp(logs + "/b.after") == Slurp(logs + "/b.before"));  // the edit did not spread
+  CHECK(rc_of("verify1") == "3\n");
+  CHECK(Slurp(logs + "/verify1").find(kModel) != std::string::npos);
+  CHECK(Slurp(logs + "/verify1").find("\"repo\":\"other-org/Tiny-Model-4bit\"") == std::string::npos);
+  CHECK(rc_of("repair") == "0\n");
+  CHECK(Slurp(logs + "/repair").find("\"bytes_fetched\":0") != std::string::npos);
+  CHECK(rc_of("verify2") == "0\n");
+  CHECK(Slurp(logs + "/pull3").find("\"up_to_date\":true") != std::string::npos);
+  CHECK(Slurp(logs + "/a.after") == Slurp(hub.fixtures.ObjectPath(kModel, "main", "tokenizer_config.json")));
 }

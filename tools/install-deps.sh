@@ -8,7 +8,9 @@ pkgs=(
   libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
+  btrfs-progs
 )
+# btrfs-progs: the reflink test formats a small btrfs image on a loop device (marker_truth_test).
 missing=()
 # Node.js + npm run the @huggingface/hub fidelity test (ctest label js). Any node >= 18 works;
 # only install Debian's when no node is on PATH (e.g. a NodeSource build is kept as is).
