@@ -241,7 +241,9 @@ Status TransferRunner::Run(const Plan& plan) {
     x->hasher =
         std::make_unique<Hasher>(fp.lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1, fp.size);
     if (x->memory) {
-      x->buffer.resize(fp.size);
+      // The buffer is allocated when the transfer is launched and freed when it is verified,
+      // so memory holds at most `connections` small files at once, not all of them.
+      if (x->todo.empty()) x->buffer.resize(fp.size);
       x->started = true;
     } else if (fp.action == FileAction::kResume) {
       MS_ASSIGN_OR_RETURN(x->file, partials_.OpenExisting(fp.transfer_id, fp.size));
@@ -419,6 +421,7 @@ Status TransferRunner::Run(const Plan& plan) {
         Xfer* x = waiting.front();
         waiting.pop_front();
         active.push_back(x);
+        if (x->memory && x->buffer.size() != x->fp->size) x->buffer.resize(x->fp->size);
         while (!x->done && !x->todo.empty() && budget()) {
           launch.push_back({x, x->todo.front()});
           x->todo.pop_front();
