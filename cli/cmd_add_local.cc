@@ -24,7 +24,7 @@ void RegisterAddLocal(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--json", *json_out, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
   cmd->callback([o, json_out, &ctx]() {
-    auto r = engine::AddLocal(*o);
+    auto r = engine::AddLocal(CliEnv(), *o);
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status());
       return;

@@ -71,7 +71,7 @@ void RegisterDaemon(CLI::App& app, CliContext& ctx) {
       else std::fprintf(stderr, "modelsync daemon: %s\n", safe.c_str());
       std::fflush(stderr);
     };
-    auto daemon = engine::Daemon::Start(d);
+    auto daemon = engine::Daemon::Start(CliEnv(), d);
     if (!daemon.ok()) {
       ctx.exit_code = ReportError(daemon.status());
       return;

@@ -97,7 +97,7 @@ int PrintText(const engine::RevisionDiff& d) {
 }
 
 int RunDiffCommand(const DiffCliOptions& o) {
-  auto r = engine::RunDiff(o.d);
+  auto r = engine::RunDiff(CliEnv(), o.d);
   if (!r.ok()) return ReportError(r.status());
   return o.json ? PrintJson(*r) : PrintText(*r);
 }

@@ -22,7 +22,7 @@ int RunGc(const GcCliOptions& o) {
   engine::GcOptions go;
   go.root = o.root;
   go.dry_run = o.dry_run;
-  auto r = engine::Gc(go);
+  auto r = engine::Gc(CliEnv(), go);
   if (!r.ok()) return ReportError(r.status());
   const char* verb = o.dry_run ? "would remove" : "removed";
   if (o.json) {

@@ -36,7 +36,7 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
   cmd->callback([o, &ctx]() {
-    auto r = engine::Inspect(o->root, o->repo);
+    auto r = engine::Inspect(CliEnv(), o->root, o->repo);
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status());
       return;

@@ -24,7 +24,7 @@ void RegisterLs(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = ReportError(rs);
       return;
     }
-    auto r = engine::ReadStatus(*root, "");
+    auto r = engine::ReadStatus(CliEnv(), *root, "");
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status());
       return;

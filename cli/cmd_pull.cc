@@ -148,7 +148,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
     if (opts->repo.find('/') == std::string::npos)
       if (const auto* e = engine::FindCatalogEntry(opts->repo)) opts->repo = e->repo;
     PullPrinter printer(*flags);
-    auto r = engine::Pull(*opts, &printer);
+    auto r = engine::Pull(CliEnv(), *opts, &printer);
     if (!r.ok()) {
       printer.Fail(r.status());
       ctx.exit_code = ExitCodeFor(r.status());

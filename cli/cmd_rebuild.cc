@@ -23,7 +23,7 @@ int RunRebuild(const RebuildCliOptions& o) {
   ro.root = o.root;
   ro.fetch = o.fetch;
   ro.endpoint = o.endpoint;
-  auto r = engine::Rebuild(ro);
+  auto r = engine::Rebuild(CliEnv(), ro);
   if (!r.ok()) return ReportError(r.status());
   for (const auto& rr : r->repos) {
     if (o.json) {

@@ -18,7 +18,7 @@ int RunRemove(const RemoveCliOptions& o) {
   engine::RemoveOptions ro;
   ro.root = o.root;
   ro.repo = o.repo;
-  auto r = engine::Remove(ro);
+  auto r = engine::Remove(CliEnv(), ro);
   if (!r.ok()) return ReportError(r.status());
   if (r->model_dir.empty() && r->marker.empty())
     std::printf("removed %s (it had nothing on disk; its history stays in `modelsync log`)\n",

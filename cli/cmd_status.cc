@@ -46,9 +46,9 @@ void PrintDaemon(const StatusOptions& o) {
 int RunStatus(const StatusOptions& o) {
   if (Status rs = CheckReadRoot(o.root); !rs.ok()) return ReportError(rs);
   PrintDaemon(o);
-  auto r = engine::ReadStatus(o.root, o.repo);
+  auto r = engine::ReadStatus(CliEnv(), o.root, o.repo);
   if (!r.ok()) return ReportError(r.status());
-  const bool offline = OfflineFromEnv();
+  const bool offline = CliEnv().config.offline;
   if (o.json) {
     for (const auto& s : r->repos) {
       nlohmann::json j = {{"repo", s.repo}, {"model_id", s.model_id}, {"state", s.state},

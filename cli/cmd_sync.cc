@@ -72,7 +72,7 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
     int code = 0;
     for (const auto& t : *list) {
       engine::PullOptions po = engine::TrackedPullOptions(*root, t);
-      auto r = engine::Pull(po, nullptr);
+      auto r = engine::Pull(CliEnv(), po, nullptr);
       if (flags->json) {
         json j = {{"repo", t.repo()}, {"ok", r.ok()}};
         if (r.ok()) {

@@ -30,7 +30,7 @@ int RunVerify(const VerifyCliOptions& o) {
     vo.on_progress = [&](const engine::VerifyProgress& p) {
       bar.Update(p.bytes_done, p.bytes_total, p.files_done, p.files_total);
     };
-  auto r = engine::Verify(vo);
+  auto r = engine::Verify(CliEnv(), vo);
   bar.Finish();
   if (!r.ok()) return ReportError(r.status());
   for (const auto& i : r->issues) {

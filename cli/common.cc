@@ -27,12 +27,13 @@ Status CheckReadRoot(const std::string& root) {
       ": check --root and MODELSYNC_ROOT (a root is made by the first `modelsync pull`)");
 }
 
-bool OfflineFromEnv() {
-  const char* v = std::getenv("HF_HUB_OFFLINE");
-  if (!v) return false;
-  std::string s(v);
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s == "1" || s == "true" || s == "yes" || s == "on";
+const engine::Env& CliEnv() {
+  static const engine::Env env = [] {
+    auto config = engine::ConfigFromEnvironment();
+    if (!config.ok()) std::exit(ReportError(config.status()));
+    return engine::RealEnv(*config);
+  }();
+  return env;
 }
 
 void AddRootOption(CLI::App* cmd, std::string* root) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "engine/env.h"
 
 namespace modelsync::cli {
 
@@ -27,8 +28,10 @@ void AddRootOption(CLI::App* cmd, std::string* root);
 // naming it otherwise (a mistyped --root or MODELSYNC_ROOT).
 Status CheckReadRoot(const std::string& root);
 
-// HF_HUB_OFFLINE is set to a true value (1, true, yes, on).
-bool OfflineFromEnv();
+// The Env every command runs the engine with: the real world, configured from the process
+// environment (engine::ConfigFromEnvironment) once. A malformed variable (e.g.
+// MODELSYNC_CHUNK_BYTES=lots) is reported and the process exits 2 before any work.
+const engine::Env& CliEnv();
 
 // Prints "modelsync: <message>" to stderr and returns the exit status for s (non-zero).
 int ReportError(const Status& s);

@@ -2,8 +2,6 @@
 
 #include <climits>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 
 #include "base/fs.h"
 #include "base/hash.h"
@@ -19,43 +17,85 @@
 namespace modelsync::engine {
 namespace {
 
-namespace fs = std::filesystem;
-
 std::string LfsPointerText(const std::string& sha, uint64_t size) {
   return "version https://git-lfs.github.com/spec/v1\noid sha256:" + sha + "\nsize " +
          std::to_string(size) + "\n";
 }
 
-Status CopyInto(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) return Status::IOError("copy " + from + " to " + to + ": " + ec.message());
+// The regular files below dir, source-relative ("a/b.json"); .git/ and .cache/ at the top are
+// skipped. A symlink or special file is refused, naming it: add-local copies regular files.
+Status ListSource(storage::Dir& dir, const std::string& prefix, const std::string& top,
+                  std::vector<std::string>* out) {
+  MS_ASSIGN_OR_RETURN(auto names, dir.List());
+  for (const auto& n : names) {
+    const std::string rel = prefix.empty() ? n : prefix + "/" + n;
+    MS_ASSIGN_OR_RETURN(auto info, dir.Stat(n));
+    if (info.type == storage::FileInfo::Type::kDir) {
+      if (prefix.empty() && (n == ".git" || n == ".cache")) continue;
+      MS_RETURN_IF_ERROR(ValidateRepoPath(rel).With("in " + top));
+      if (PathComponents(rel).size() >= kMaxPathDepth)
+        return Status::InvalidArgument(top + "/" + rel + " is nested too deeply");
+      MS_ASSIGN_OR_RETURN(auto sub, dir.OpenDir(n));
+      MS_RETURN_IF_ERROR(ListSource(*sub, rel, top, out));
+    } else if (info.type == storage::FileInfo::Type::kFile) {
+      MS_RETURN_IF_ERROR(ValidateRepoPath(rel).With("in " + top));
+      out->push_back(rel);
+    } else {
+      return Status::InvalidArgument(
+          top + "/" + rel + " is " +
+          (info.type == storage::FileInfo::Type::kSymlink ? "a symlink" : "not a regular file") +
+          ": add-local copies regular files only (copy the model with `cp -rL` first)");
+    }
+  }
   return Status::Ok();
+}
+
+// Copies src_root/rel into to/to_name (created afresh, fsynced), hashing with sha256 on the
+// way. Returns the digest and the size.
+Result<std::pair<std::string, uint64_t>> CopyHashing(storage::Dir& src_root,
+                                                     const std::string& rel, storage::Dir& to,
+                                                     const std::string& to_name) {
+  std::unique_ptr<storage::Dir> parent;
+  storage::Dir* from = &src_root;
+  std::string name = rel;
+  if (size_t slash = rel.rfind('/'); slash != std::string::npos) {
+    MS_ASSIGN_OR_RETURN(parent, storage::OpenDirPath(src_root, rel.substr(0, slash), false));
+    from = parent.get();
+    name = rel.substr(slash + 1);
+  }
+  MS_ASSIGN_OR_RETURN(auto in, from->OpenFile(name, storage::OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(auto info, in->Stat());
+  MS_ASSIGN_OR_RETURN(auto out, to.OpenFile(to_name, storage::OpenMode::kCreateTruncate, 0644));
+  Hasher h(HashKind::kSha256, info.size);
+  constexpr size_t kBuf = 1u << 20;
+  std::unique_ptr<char[]> buf(new char[kBuf]);
+  uint64_t off = 0;
+  for (;;) {
+    MS_ASSIGN_OR_RETURN(size_t n, in->PRead(off, buf.get(), kBuf));
+    if (n == 0) break;
+    h.Update(buf.get(), n);
+    MS_RETURN_IF_ERROR(out->PWrite(off, std::string_view(buf.get(), n)));
+    off += n;
+  }
+  if (off != info.size)
+    return Status::IOError(in->path() + " changed size while it was copied");
+  MS_RETURN_IF_ERROR(out->DataSync());
+  return std::make_pair(h.FinishHex(), off);
 }
 
 }  // namespace
 
-Result<PullSummary> AddLocal(const AddLocalOptions& o) {
+Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
   MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
   std::string repo = o.repo.empty() ? "local/" + o.model_id : o.repo;
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
-  std::error_code ec;
-  if (!fs::is_directory(o.dir, ec)) return Status::InvalidArgument(o.dir + " is not a directory");
+  auto src = env.fs->OpenRoot(o.dir, false);
+  if (!src.ok()) return Status::InvalidArgument(o.dir + " is not a directory we can read (" +
+                                                src.status().message() + ")");
   std::vector<std::string> paths;
-  for (auto it = fs::recursive_directory_iterator(o.dir, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    std::string rel = fs::relative(it->path(), o.dir).generic_string();
-    if (it->is_directory() && (rel == ".git" || rel == ".cache")) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_regular_file()) continue;
-    MS_RETURN_IF_ERROR(ValidateRepoPath(rel).With("in " + o.dir));
-    paths.push_back(rel);
-  }
-  if (ec) return Status::IOError("list " + o.dir + ": " + ec.message());
+  MS_RETURN_IF_ERROR(ListSource(**src, "", o.dir, &paths));
   std::sort(paths.begin(), paths.end());
   MS_ASSIGN_OR_RETURN(ManifestKind kind, CheckManifest(o.dir, paths, false));
   if (kind == ManifestKind::kNoWeights)
@@ -66,8 +106,10 @@ Result<PullSummary> AddLocal(const AddLocalOptions& o) {
   char buf[PATH_MAX];
   if (!::realpath(o.root.c_str(), buf)) return Status::FromErrno(errno, "resolve root " + o.root);
   std::string root(buf);
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false));
-  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, true));
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, true));
   MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
   // One owner per model id, and never over a user's file (as pull).
   std::string previous;
@@ -88,14 +130,11 @@ Result<PullSummary> AddLocal(const AddLocalOptions& o) {
   std::vector<MaterialFile> mf;
   PullSummary sum;
   for (const auto& p : paths) {
-    std::string src = JoinPath(o.dir, p);
-    std::string tmp = blobs->PathOf(std::string(64, '0')) + ".add-local";
-    MS_RETURN_IF_ERROR(CopyInto(src, tmp));
-    std::string sha = HashFileHex(HashKind::kSha256, tmp);
-    if (sha.empty()) return Status::IOError("read " + tmp);
-    uint64_t size = fs::file_size(tmp, ec);
-    if (ec) return Status::IOError("stat " + tmp + ": " + ec.message());
-    MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), fs::path(tmp).filename().string(), sha));
+    // The copy is staged in blobs/ under a temporary name (storage/LAYOUT.md: gc removes
+    // one a crash left), hashed as it is written, then adopted under its digest.
+    MS_ASSIGN_OR_RETURN(auto copied, CopyHashing(**src, p, blobs->dir(), kAddLocalTemp));
+    const auto& [sha, size] = copied;
+    MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), kAddLocalTemp, sha));
     auto* fe = manifest.add_files();
     fe->set_path(p);
     fe->set_size(size);

@@ -1,7 +1,7 @@
 // AddLocal: adopt a model directory the user already has into the root, as if pulled.
 //
-// Walks dir (regular files; symlinks to regular files are read through; .git/ and
-// .cache/ skipped), runs the model checks (model_check.h: GGUF-only / PyTorch-only / no
+// Walks dir (regular files only: a symlink or special file is refused, naming it; .git/ and
+// .cache/ skipped; read through env.fs), runs the model checks (model_check.h: GGUF-only / PyTorch-only / no
 // weights refused; config, tokenizer, safetensors headers, index, quantization), hashes every
 // file with sha256 and records it as an LFS-style FileEntry (lfs_sha256 = sha256, git_oid =
 // git blob sha1 of its LFS pointer text): sha256 for all files, so verify re-hashes each
@@ -29,6 +29,9 @@ struct AddLocalOptions {
   std::string repo;      // "org/name"; default "local/<model_id>"
 };
 
-Result<PullSummary> AddLocal(const AddLocalOptions& options);
+// The name a file being copied in is staged under in blobs/ (removed by gc after a crash).
+inline constexpr char kAddLocalTemp[] = "add-local.tmp";
+
+Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& options);
 
 }  // namespace modelsync::engine

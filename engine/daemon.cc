@@ -21,19 +21,13 @@
 namespace modelsync::engine {
 namespace {
 
-using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using nlohmann::json;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using TimePoint = Clock::TimePoint;
 
 struct Entry {
   v1::RepoTracked t;
-  Steady::time_point next;
+  TimePoint next;
   int failures = 0;
   std::string last_error;
   int last_code = 0;  // StatusCode of the last failure
@@ -73,9 +67,10 @@ PullOptions TrackedPullOptions(const std::string& root, const v1::RepoTracked& t
 }
 
 struct Daemon::Impl {
+  explicit Impl(const Env& e) : env(e) {}
+  Env env;
   UniqueFd lock;
   std::unique_ptr<ControlServer> control;
-  std::mt19937_64 rng{std::random_device{}()};
 
   std::mutex mu;  // guards everything below
   std::condition_variable cv;
@@ -86,7 +81,8 @@ struct Daemon::Impl {
   json last_pass = json::array();
 };
 
-Daemon::Daemon(DaemonOptions options) : options_(std::move(options)), impl_(new Impl) {
+Daemon::Daemon(const Env& env, DaemonOptions options)
+    : options_(std::move(options)), impl_(new Impl(env)) {
   max_rate_.store(options_.max_rate);
 }
 
@@ -95,7 +91,7 @@ Daemon::~Daemon() {
   impl_->control.reset();
 }
 
-Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
+Result<std::unique_ptr<Daemon>> Daemon::Start(const Env& env, DaemonOptions options) {
   if (options.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
   MS_RETURN_IF_ERROR(MakeDirs(options.root));
   char buf[PATH_MAX];
@@ -103,7 +99,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     return Status::FromErrno(errno, "resolve root " + options.root);
   options.root = buf;
   if (!options.log) options.log = [](int, const std::string&) {};
-  std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
+  std::unique_ptr<Daemon> d(new Daemon(env, std::move(options)));
   MS_ASSIGN_OR_RETURN(d->impl_->lock, TakeDaemonLock(d->options_.root));
   Daemon* self = d.get();
   MS_ASSIGN_OR_RETURN(d->impl_->control,
@@ -145,7 +141,7 @@ std::string Daemon::StatusJson() {
     j["current"] = {{"repo", impl_->current_repo}, {"bytes_done", impl_->bytes_done},
                     {"bytes_total", impl_->bytes_total}};
   json repos = json::array();
-  auto now = Steady::now();
+  auto now = impl_->env.clock->Now();
   for (const auto& [name, e] : impl_->entries) {
     json r = {{"repo", name}, {"ref", e.t.ref()}, {"model_id", e.t.model_id()},
               {"every_ms", e.t.every_ms()}, {"failures", e.failures},
@@ -191,8 +187,8 @@ Status Daemon::Run() {
   auto& log = options_.log;
   Impl& im = *impl_;
   auto jitter = [&](milliseconds d) {
-    std::uniform_real_distribution<double> u(0.9, 1.1);
-    return milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * u(im.rng)));
+    return milliseconds(
+        static_cast<int64_t>(static_cast<double>(d.count()) * im.env.random->Uniform(0.9, 1.1)));
   };
   auto reload = [&](bool first) -> Status {
     auto list = ListTracked(options_.root);
@@ -207,9 +203,9 @@ Status Daemon::Run() {
       Entry e;
       if (auto it = im.entries.find(t.repo()); it != im.entries.end()) {
         e = it->second;
-        if (e.t.SerializeAsString() != t.SerializeAsString()) e.next = Steady::now();
+        if (e.t.SerializeAsString() != t.SerializeAsString()) e.next = im.env.clock->Now();
       } else {
-        e.next = Steady::now();
+        e.next = im.env.clock->Now();
       }
       e.t = t;
       next[t.repo()] = std::move(e);
@@ -233,7 +229,7 @@ Status Daemon::Run() {
     std::vector<std::string> due;
     {
       std::lock_guard<std::mutex> l(im.mu);
-      auto now = Steady::now();
+      auto now = im.env.clock->Now();
       for (auto& [name, e] : im.entries)
         if (full_pass || e.next <= now) due.push_back(name);
     }
@@ -255,7 +251,7 @@ Status Daemon::Run() {
       po.max_rate = &max_rate_;
       po.connections = options_.max_downloads;
       DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total);
-      auto r = Pull(po, &obs);
+      auto r = Pull(im.env, po, &obs);
       if (!r.ok() && r.status().IsCancelled() && stop_.load()) break;
       if (!r.ok() && r.status().IsNotFound() && !StillTracked(options_.root, name)) {
         // Removed or untracked while the daemon ran: dropped, never pulled back.
@@ -277,10 +273,10 @@ Status Daemon::Run() {
         e.failures = 0;
         e.last_error.clear();
         e.commit = r->commit;
-        e.last_ok_ms = NowMs();
+        e.last_ok_ms = im.env.clock->WallMs();
         pr.update({{"ok", true}, {"commit", r->commit}, {"up_to_date", r->up_to_date},
                    {"bytes_fetched", r->bytes_fetched}});
-        e.next = every.count() ? Steady::now() + jitter(every) : Steady::time_point::max();
+        e.next = every.count() ? im.env.clock->Now() + jitter(every) : TimePoint::max();
       } else {
         std::string msg = RedactForLog(r.status().message());
         int code = static_cast<int>(r.status().code());
@@ -296,10 +292,10 @@ Status Daemon::Run() {
         milliseconds base = every.count() ? every : milliseconds(60000);
         milliseconds cap = std::max(options_.max_backoff, base);
         milliseconds delay = base * (1LL << std::min(e.failures - 1, 20));
-        e.next = Steady::now() + jitter(std::min(delay, cap));
+        e.next = im.env.clock->Now() + jitter(std::min(delay, cap));
         pr.update({{"ok", false}, {"code", StatusCodeName(r.status().code())}, {"message", msg}});
       }
-      e.last_try_ms = NowMs();
+      e.last_try_ms = im.env.clock->WallMs();
       pass.push_back(std::move(pr));
       std::lock_guard<std::mutex> l(im.mu);
       im.current_repo.clear();
@@ -315,9 +311,13 @@ Status Daemon::Run() {
       im.passes_served = want;
       im.cv.notify_all();
     }
-    auto wake = Steady::now() + milliseconds(200);
+    // Sleeps until the next repo is due (on the Env's clock), at most 200 ms of real time at
+    // a stretch so a fake clock moved by a test is noticed.
+    auto now = im.env.clock->Now();
+    auto wake = now + milliseconds(200);
     for (const auto& [name, e] : im.entries) wake = std::min(wake, e.next);
-    im.cv.wait_until(l, wake, [&] { return stop_.load() || sync_now_.load() > served; });
+    im.cv.wait_for(l, std::max<Clock::Duration>(Clock::Duration(0), wake - now),
+                   [&] { return stop_.load() || sync_now_.load() > served; });
   }
   {
     std::lock_guard<std::mutex> l(im.mu);

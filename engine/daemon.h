@@ -52,7 +52,9 @@ std::string RedactForLog(const std::string& message);
 class Daemon {
  public:
   // Takes the daemon lock and binds the control socket. kLocked when another daemon runs.
-  static Result<std::unique_ptr<Daemon>> Start(DaemonOptions options);
+  // env: the world (its pointers must outlive the daemon); the schedule runs on env.clock and
+  // its jitter comes from env.random.
+  static Result<std::unique_ptr<Daemon>> Start(const Env& env, DaemonOptions options);
   ~Daemon();
 
   // Runs until Stop(); returns OK after a stop (in-flight transfers cancelled, their synced
@@ -69,7 +71,7 @@ class Daemon {
   struct Impl;
 
  private:
-  explicit Daemon(DaemonOptions options);
+  Daemon(const Env& env, DaemonOptions options);
   DaemonOptions options_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> reload_{false};

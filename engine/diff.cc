@@ -7,6 +7,7 @@
 
 #include "base/hash.h"
 #include "engine/glob.h"
+#include "engine/hub_config.h"
 #include "engine/journal.h"
 #include "engine/manifest_events.h"
 #include "engine/planner.h"
@@ -168,13 +169,14 @@ Result<std::vector<v1::FileEntry>> Filtered(const RepoState& rs,
 
 }  // namespace
 
-Result<RevisionDiff> RunDiff(const DiffOptions& o) {
+Result<RevisionDiff> RunDiff(const Env& env, const DiffOptions& o) {
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
-  net::HubOptions hopts = net::HubOptionsFromEnv();
-  if (!o.endpoint.empty()) hopts.endpoint = net::NormalizeEndpoint(o.endpoint);
+  net::HubOptions hopts = HubOptionsOf(env, o.endpoint);
   const bool local = o.local || hopts.offline;
 
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(o.root, /*read_only=*/true));
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(o.root, /*read_only=*/true, jo));
   const State& st = journal->state();
   static const RepoState kNone;
   auto it = st.repos.find(o.repo);
@@ -221,7 +223,7 @@ Result<RevisionDiff> RunDiff(const DiffOptions& o) {
     // Recorded only when the root is free right now (never waits for a running pull). The
     // read-only handle goes first: LMDB allows one handle per process.
     journal.reset();
-    auto rw = Journal::Open(o.root, /*read_only=*/false);
+    auto rw = Journal::Open(o.root, /*read_only=*/false, jo);
     if (!rw.ok() && !rw.status().IsLocked()) return rw.status();
     if (rw.ok()) MS_RETURN_IF_ERROR((*rw)->Append(std::move(record)).status());
   }

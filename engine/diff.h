@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/env.h"
 #include "engine/state.h"
 #include "proto/events.pb.h"
 
@@ -71,8 +72,8 @@ struct DiffOptions {
   std::string repo;      // "org/name"
   std::string revision;  // branch, tag or 40-hex commit; "" = main (remote) / the last
                          // resolved commit (local)
-  std::string endpoint;  // "" = HF_ENDPOINT or the default hub
-  bool local = false;    // also implied by HF_HUB_OFFLINE=1: no request at all
+  std::string endpoint;  // "" = env.config.endpoint
+  bool local = false;    // also implied by env.config.offline: no request at all
 };
 
 // Errors: kInvalidArgument (bad repo id), kNotFound (the repo is not in the root's log; or,
@@ -81,6 +82,6 @@ struct DiffOptions {
 // A remote diff of the ref the repo tracks records the resolve (RevisionResolved) when it
 // can take the root's lock at once, so `status` then shows the update; otherwise it writes
 // nothing.
-Result<RevisionDiff> RunDiff(const DiffOptions& options);
+Result<RevisionDiff> RunDiff(const Env& env, const DiffOptions& options);
 
 }  // namespace modelsync::engine

@@ -8,6 +8,7 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "storage/file_system.h"
 
 namespace modelsync::engine {
 
@@ -22,6 +23,13 @@ struct FileHashResult {
 // on read errors. *progress (if given) grows by each chunk read.
 Result<FileHashResult> HashFileSequential(const std::string& path, HashKind kind,
                                           std::atomic<uint64_t>* progress = nullptr);
+
+// Hashes all of f (opened through a Dir, so never through a symlink) from offset 0 to the size
+// Stat() gives. A read error is kIOError (with the errno as detail), never a digest: a caller
+// must not take an unreadable file for a wrong one. A file that changes size while read is
+// kIOError too.
+Result<FileHashResult> HashFile(storage::File& f, HashKind kind,
+                                std::atomic<uint64_t>* progress = nullptr);
 
 // The hash kind of a content id: 64 hex = sha256 (LFS), 40 hex = git blob sha1.
 HashKind KindOfContentId(const std::string& content_id);

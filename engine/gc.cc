@@ -14,12 +14,12 @@
 
 namespace modelsync::engine {
 
-Result<GcReport> Gc(const GcOptions& o) {
+Result<GcReport> Gc(const Env& env, const GcOptions& o) {
   MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
   // Read-write: the writer lock guarantees no pull runs, so no partial is live but those
   // the state lists.
-  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
-  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
+  MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, false));
   const State& st = journal->state();
   std::set<std::string> referenced;
   for (const auto& [repo, rs] : st.repos)
@@ -79,15 +79,15 @@ Result<GcReport> Gc(const GcOptions& o) {
   return report;
 }
 
-Result<RemoveReport> Remove(const RemoveOptions& o) {
+Result<RemoveReport> Remove(const Env& env, const RemoveOptions& o) {
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
   MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
-  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
   auto it = journal->state().repos.find(o.repo);
   if (it == journal->state().repos.end())
     return Status::NotFound(o.repo + " is not in " + root + " (modelsync status lists the models)");
   const RepoState rs = it->second;  // a copy: Append changes the state
-  MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+  MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, false));
   MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
   Materializer mat(*root_dir, *blobs);
   RemoveReport report;

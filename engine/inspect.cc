@@ -11,11 +11,13 @@
 
 namespace modelsync::engine {
 
-Result<InspectReport> Inspect(const std::string& root_in, const std::string& name) {
+Result<InspectReport> Inspect(const Env& env, const std::string& root_in, const std::string& name) {
   if (root_in.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
   char buf[PATH_MAX];
   std::string root = ::realpath(root_in.c_str(), buf) ? std::string(buf) : root_in;
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true));
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true, jo));
   const State& st = journal->state();
   std::string repo = name;
   if (!st.repos.count(repo)) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/env.h"
 #include "engine/model_check.h"
 
 namespace modelsync::engine {
@@ -35,6 +36,6 @@ struct InspectReport {
 };
 
 // repo: "org/name", a model id (marker name) known to the log, or a catalog name.
-Result<InspectReport> Inspect(const std::string& root, const std::string& repo);
+Result<InspectReport> Inspect(const Env& env, const std::string& root, const std::string& repo);
 
 }  // namespace modelsync::engine

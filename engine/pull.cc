@@ -16,6 +16,7 @@
 #include "engine/adopt_existing.h"
 #include "engine/disk_space.h"
 #include "engine/glob.h"
+#include "engine/hub_config.h"
 #include "engine/journal.h"
 #include "engine/layout.h"
 #include "engine/loadability.h"
@@ -73,16 +74,14 @@ class CancelWatch {
 };
 
 constexpr int kDefaultConnections = 8;
-constexpr uint64_t kDefaultChunk = 32ull << 20;
 constexpr int kMaxRounds = 4;
 // No model file is 16 TiB; a listing that says so is hostile (its ranges alone would not fit
 // in memory).
 constexpr uint64_t kMaxFileBytes = uint64_t{1} << 44;
 
-using SteadyClock = std::chrono::steady_clock;
-
 struct Ctx {
-  Ctx(const PullOptions& opts, PullObserver* obs) : o(opts), observer(obs) {}
+  Ctx(const Env& e, const PullOptions& opts, PullObserver* obs) : env(e), o(opts), observer(obs) {}
+  const Env& env;
   const PullOptions& o;
   PullObserver* observer;
   std::string root;  // absolute
@@ -92,7 +91,6 @@ struct Ctx {
   std::unique_ptr<storage::BlobStore> blobs;
   std::unique_ptr<storage::PartialStore> partials;
   PullSummary* sum = nullptr;
-  uint64_t small_file_bytes = 0;  // PullInternalOptions
   // The repo's model id before this pull, when it changes (its marker moves after the new
   // one is written).
   std::string old_model_id;
@@ -254,7 +252,8 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
     ro.cancel = c.o.cancel;
-    ro.small_file_bytes = c.small_file_bytes;
+    ro.small_file_bytes = c.env.config.small_file_bytes;
+    ro.clock = c.env.clock;
     uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;
     ro.on_progress = [&, rate_set](const TransferProgress& p) mutable {
       if (c.o.max_rate && c.o.max_rate->load() != rate_set) {
@@ -365,7 +364,7 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
   in.model_id = c.model_id;
   in.files = files;
   PlanOptions po;
-  po.chunk_size = c.o.chunk_bytes ? c.o.chunk_bytes : kDefaultChunk;
+  po.chunk_size = c.env.config.chunk_bytes ? c.env.config.chunk_bytes : kDefaultChunkBytes;
   Status done = Status::Ok();
   for (int round = 0; round < kMaxRounds; ++round) {
     MS_ASSIGN_OR_RETURN(Observation obs, Observe(*c.root_dir, c.o.repo, {c.model_id}));
@@ -444,14 +443,14 @@ Status PullOffline(Ctx& c, PullSummary* sum) {
 // HF_HUB_OFFLINE on a root this user cannot write (another user's, a read-only mount): the
 // answer comes from the log and the disk alone, and nothing is written. Complete (the plan
 // has nothing to do and the marker is there): OK. Otherwise kOffline saying why.
-Result<PullSummary> PullReadOnly(const PullOptions& o, const std::string& root,
+Result<PullSummary> PullReadOnly(const Env& env, const PullOptions& o, const std::string& root,
                                  const std::string& why) {
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true));
   const State& st = journal->state();
   MS_ASSIGN_OR_RETURN(std::string commit, OfflineCommit(st, o.repo, o.revision, root));
   const RepoState& rs = st.repos.at(o.repo);
   MS_ASSIGN_OR_RETURN(auto files, TargetFiles(rs.revisions.at(commit).files, o));
-  MS_ASSIGN_OR_RETURN(auto dir, storage::RealFileSystem()->OpenRoot(root, false));
+  MS_ASSIGN_OR_RETURN(auto dir, env.fs->OpenRoot(root, false));
   PlanInput in;
   in.repo = o.repo;
   in.commit = commit;
@@ -511,34 +510,20 @@ Status WithDiskAdvice(const Status& s, const std::string& root) {
 
 }  // namespace
 
-Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer) {
-  return PullWith(options, observer, {});
+Result<PullSummary> Pull(const Env& env, const PullOptions& options, PullObserver* observer) {
+  return PullWith(env, options, observer, {});
 }
 
-Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
+Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObserver* observer,
                              const PullInternalOptions& internal) {
-  auto t0 = SteadyClock::now();
+  auto t0 = env.clock->Now();
   const PullOptions& o = options;
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
-  net::HubOptions hopts = net::HubOptionsFromEnv();
-  if (!o.endpoint.empty()) hopts.endpoint = net::NormalizeEndpoint(o.endpoint);
-  // Tuning knobs for tests and benchmarks (documented in README): the range split size and
-  // how long a silent connection may stall before it is retried.
-  PullOptions tuned = o;
-  if (const char* v = std::getenv("MODELSYNC_CHUNK_BYTES"); v && *v && !o.chunk_bytes) {
-    MS_ASSIGN_OR_RETURN(tuned.chunk_bytes, ParseBytes(v));
-  }
-  if (const char* v = std::getenv("MODELSYNC_STALL_TIMEOUT"); v && *v) {
-    MS_ASSIGN_OR_RETURN(hopts.stall_timeout, ParseDuration(v));
-  }
-  // Attempts per request without progress (the daemon's own backoff takes over after).
-  if (const char* v = std::getenv("MODELSYNC_HUB_ATTEMPTS"); v && *v) {
-    hopts.max_attempts = std::max(1, std::atoi(v));
-  }
+  net::HubOptions hopts = HubOptionsOf(env, o.endpoint);
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
-  Ctx c(tuned, observer);
+  Ctx c(env, o, observer);
   if (!o.model_id.empty()) MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
 
   MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
@@ -546,12 +531,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   jo.wait_for_lock = o.wait_for_lock;
   jo.cancel = o.cancel;
   jo.on_commit = internal.on_commit;
-  c.small_file_bytes = internal.small_file_bytes;
-  // Test knob: files up to this size are fetched into memory (no partial file, no range
-  // events); the soak lowers it so kills land in the partial-file path with small fixtures.
-  if (const char* v = std::getenv("MODELSYNC_SMALL_FILE_BYTES"); v && *v && !c.small_file_bytes) {
-    MS_ASSIGN_OR_RETURN(c.small_file_bytes, ParseBytes(v));
-  }
+  jo.clock = env.clock;
   jo.on_wait = [&](int pid) {
     if (observer)
       observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +
@@ -560,8 +540,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
   // Opening the root: disk errors here get the same advice as later ones.
   auto opened = [&]() -> Status {
     MS_ASSIGN_OR_RETURN(c.journal, Journal::Open(c.root, false, jo));
-    storage::FileSystem* fs = internal.fs ? internal.fs : storage::RealFileSystem();
-    MS_ASSIGN_OR_RETURN(c.root_dir, fs->OpenRoot(c.root, true));
+    MS_ASSIGN_OR_RETURN(c.root_dir, env.fs->OpenRoot(c.root, true));
     MS_ASSIGN_OR_RETURN(c.blobs, storage::BlobStore::Open(*c.root_dir));
     MS_ASSIGN_OR_RETURN(c.partials, storage::PartialStore::Open(*c.root_dir));
     return Status::Ok();
@@ -570,7 +549,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
     const long e = opened.detail();
     if (hopts.offline && (e == EACCES || e == EROFS || e == EPERM)) {
       c.journal.reset();  // LMDB allows one handle per process
-      return PullReadOnly(o, c.root, std::strerror(static_cast<int>(e)));
+      return PullReadOnly(env, o, c.root, std::strerror(static_cast<int>(e)));
     }
     return WithDiskAdvice(opened, c.root);
   }
@@ -678,7 +657,7 @@ Result<PullSummary> PullWith(const PullOptions& options, PullObserver* observer,
       if (s.ok()) s = Converge(c, rev->commit, rev->files, *files, &hub, &sum, true);
     }
   }
-  sum.seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  sum.seconds = std::chrono::duration<double>(env.clock->Now() - t0).count();
   if (Status ix = WriteModelsIndex(*c.root_dir, c.journal->state()); !ix.ok() && s.ok()) s = ix;
   auto it = c.journal->state().repos.find(o.repo);
   if (s.ok()) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/env.h"
 
 namespace modelsync::engine {
 
@@ -35,9 +36,8 @@ struct PullOptions {
   std::string model_id;
   std::vector<std::string> include;   // fnmatch globs; empty = everything
   std::vector<std::string> exclude;
-  std::string endpoint;               // hub base URL; empty = HF_ENDPOINT or huggingface.co
+  std::string endpoint;               // hub base URL; empty = env.config.endpoint
   int connections = 0;                // total parallel connections; 0 = default (8)
-  uint64_t chunk_bytes = 0;           // split size for large files; 0 = default (64 MiB)
   bool wait_for_lock = true;          // false: fail with kLocked at once (--no-wait)
   // Not owned; may be null. When *cancel becomes true the pull stops soon (in-flight fetches
   // cancelled, every durable byte recorded) and returns kCancelled.
@@ -95,6 +95,7 @@ class PullObserver {
   virtual void OnFileDone(const std::string& /*path*/, uint64_t /*size*/, bool /*fetched*/) {}
 };
 
-Result<PullSummary> Pull(const PullOptions& options, PullObserver* observer);
+// The world (file system, clock, randomness, endpoint, token, offline, tuning) is env.
+Result<PullSummary> Pull(const Env& env, const PullOptions& options, PullObserver* observer);
 
 }  // namespace modelsync::engine

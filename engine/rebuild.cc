@@ -137,13 +137,13 @@ bool RebuildReport::complete() const {
   return true;
 }
 
-Result<RebuildReport> Rebuild(const RebuildOptions& o) {
+Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& o) {
   MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
   RebuildReport report;
   std::vector<RepoState> to_fetch;
   {
-    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, o.wait_for_lock));
-    MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
+    MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, false));
     MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
     std::set<std::string> justified;
     // Copy: Append() changes the state while we iterate.
@@ -166,7 +166,7 @@ Result<RebuildReport> Rebuild(const RebuildOptions& o) {
     RebuildRepo* rr = nullptr;
     for (auto& r : report.repos)
       if (r.repo == rs.repo) rr = &r;
-    auto f = Refetch(root, rs, o.endpoint);
+    auto f = Refetch(env, root, rs, o.endpoint);
     if (!f.ok()) {
       rr->error = f.status().message();
       continue;

@@ -36,13 +36,14 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/env.h"
 
 namespace modelsync::engine {
 
 struct RebuildOptions {
   std::string root;
   bool fetch = false;    // re-download content whose blobs are gone (network)
-  std::string endpoint;  // for fetch; empty = HF_ENDPOINT / default
+  std::string endpoint;  // for fetch; empty = env.config.endpoint
   bool wait_for_lock = true;
 };
 
@@ -66,7 +67,7 @@ struct RebuildReport {
   bool complete() const;  // every repo complete (nothing missing after fetch, no error)
 };
 
-Result<RebuildReport> Rebuild(const RebuildOptions& options);
+Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& options);
 
 struct VerifyProgress {
   uint64_t bytes_done = 0, bytes_total = 0, files_done = 0, files_total = 0;
@@ -109,7 +110,7 @@ struct VerifyReport {
   bool damaged() const;  // any missing or damaged file
 };
 
-Result<VerifyReport> Verify(const VerifyOptions& options);
+Result<VerifyReport> Verify(const Env& env, const VerifyOptions& options);
 
 struct GcOptions {
   std::string root;
@@ -137,7 +138,7 @@ struct GcReport {
   std::string rewrite_error;  // why not (the events were dropped all the same)
 };
 
-Result<GcReport> Gc(const GcOptions& options);
+Result<GcReport> Gc(const Env& env, const GcOptions& options);
 
 struct RemoveOptions {
   std::string root;
@@ -151,6 +152,6 @@ struct RemoveReport {
   std::vector<std::string> user_files;  // the user's own files, kept in model_dir
 };
 
-Result<RemoveReport> Remove(const RemoveOptions& options);
+Result<RemoveReport> Remove(const Env& env, const RemoveOptions& options);
 
 }  // namespace modelsync::engine

@@ -31,9 +31,10 @@ Status ExplainLogError(const Status& s, const std::string& root) {
       "to start over, move .modelsync aside and pull again (blobs are re-verified)");
 }
 
-Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_only,
-                                             bool wait_for_lock) {
+Result<std::unique_ptr<Journal>> OpenJournal(const Env& env, const std::string& root,
+                                             bool read_only, bool wait_for_lock) {
   JournalOptions jo;
+  jo.clock = env.clock;
   jo.wait_for_lock = wait_for_lock;
   auto j = Journal::Open(root, read_only, jo);
   if (!j.ok()) return ExplainLogError(j.status(), root);
@@ -62,7 +63,7 @@ std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs) {
   return out;
 }
 
-Result<RefetchResult> Refetch(const std::string& root, const RepoState& rs,
+Result<RefetchResult> Refetch(const Env& env, const std::string& root, const RepoState& rs,
                               const std::string& endpoint) {
   PullOptions po;
   po.root = root;
@@ -73,7 +74,7 @@ Result<RefetchResult> Refetch(const std::string& root, const RepoState& rs,
   po.include = rs.active_include;
   po.exclude = rs.active_exclude;
   po.endpoint = endpoint;
-  MS_ASSIGN_OR_RETURN(PullSummary sum, Pull(po, nullptr));
+  MS_ASSIGN_OR_RETURN(PullSummary sum, Pull(env, po, nullptr));
   RefetchResult r;
   r.bytes_fetched = sum.bytes_fetched;
   return r;

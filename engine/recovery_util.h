@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "engine/env.h"
 #include "engine/journal.h"
 #include "engine/state.h"
 #include "storage/blob_store.h"
@@ -20,8 +21,8 @@ Result<std::string> ExistingRoot(const std::string& root);
 Status ExplainLogError(const Status& s, const std::string& root);
 
 // Opens the root's journal (rw takes the lock) with the explanation above on errors.
-Result<std::unique_ptr<Journal>> OpenJournal(const std::string& root, bool read_only,
-                                             bool wait_for_lock);
+Result<std::unique_ptr<Journal>> OpenJournal(const Env& env, const std::string& root,
+                                             bool read_only, bool wait_for_lock);
 
 // True when the repo has an active revision with files to check or rebuild.
 bool HasActiveFiles(const RepoState& rs);
@@ -39,7 +40,7 @@ std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs);
 struct RefetchResult {
   uint64_t bytes_fetched = 0;
 };
-Result<RefetchResult> Refetch(const std::string& root, const RepoState& rs,
+Result<RefetchResult> Refetch(const Env& env, const std::string& root, const RepoState& rs,
                               const std::string& endpoint);
 
 }  // namespace modelsync::engine

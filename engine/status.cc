@@ -92,13 +92,16 @@ bool StatusReport::damaged() const {
   return false;
 }
 
-Result<StatusReport> ReadStatus(const std::string& root, const std::string& repo_filter) {
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true));
+Result<StatusReport> ReadStatus(const Env& env, const std::string& root,
+                                const std::string& repo_filter) {
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true, jo));
   const State& st = journal->state();
   StatusReport out;
   // The markers on disk, checked against the log (a look at the root's top level only).
   std::set<std::string> on_disk;
-  if (auto dir = storage::RealFileSystem()->OpenRoot(root, false); dir.ok()) {
+  if (auto dir = env.fs->OpenRoot(root, false); dir.ok()) {
     if (auto names = (*dir)->List(); names.ok()) {
       for (const auto& n : *names) {
         if (n.empty() || n[0] == '.' || n == "models" || !ValidateModelId(n).ok()) continue;

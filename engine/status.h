@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/env.h"
 
 namespace modelsync::engine {
 
@@ -59,6 +60,7 @@ struct StatusReport {
 
 // repo_filter empty = every repo. kNotFound when the filter names a repo the log never saw
 // (or a removed one).
-Result<StatusReport> ReadStatus(const std::string& root, const std::string& repo_filter);
+Result<StatusReport> ReadStatus(const Env& env, const std::string& root,
+                                const std::string& repo_filter);
 
 }  // namespace modelsync::engine

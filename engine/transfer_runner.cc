@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "engine/file_hash.h"
 #include "net/hub.h"
 #include "storage/blob_store.h"
 #include "storage/partial_file.h"
@@ -20,7 +21,6 @@
 namespace modelsync::engine {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 constexpr uint64_t kHashChunk = 4ull << 20;
 // Page-cache hygiene for large partial files (see PERF in transfer_runner.h): writeback is
 // started every kWritebackBytes written, and pages both hashed and durable are dropped in
@@ -64,7 +64,7 @@ struct Xfer {
   uint64_t written = 0;  // bytes written to the file by this run
   uint64_t kicked = 0;   // `written` at the last StartWriteback (control thread only)
   uint64_t dropped = 0;  // prefix whose pages were dropped (control thread only)
-  SteadyClock::time_point last_sync = SteadyClock::now();
+  Clock::TimePoint last_sync;  // set when the transfer is created
   bool started = false;  // partial created and TransferStarted recorded
   bool done = false;
   int integrity_failures = 0;
@@ -194,6 +194,7 @@ std::vector<ByteRange> SplitWhole(uint64_t size, const std::vector<ByteRange>& l
 }  // namespace
 
 Status TransferRunner::Run(const Plan& plan) {
+  const Clock* clock = options_.clock ? options_.clock : SystemClock::Default();
   Impl impl(*this);
   std::vector<v1::Event> batch;
   // Ids for restarted transfers: past every id this plan or the log has used.
@@ -214,10 +215,17 @@ Status TransferRunner::Run(const Plan& plan) {
   // kLink of a blob that is on disk but unrecorded: re-hash it first.
   for (const auto& fp : plan.files) {
     if (fp.action != FileAction::kLink || !fp.verify_blob) continue;
-    std::string digest =
-        HashFileHex(fp.content_id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1,
-                    blobs_.PathOf(fp.content_id));
-    if (digest != fp.content_id) {
+    // Read through the blob store's directory (never a symlink). A read error is an error:
+    // the blob may well be good, so it stays (only a wrong digest removes it).
+    auto digest = [&]() -> Result<std::string> {
+      MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(fp.content_id, storage::OpenMode::kRead));
+      MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, KindOfContentId(fp.content_id)));
+      return h.hex;
+    }();
+    if (!digest.ok())
+      return digest.status().With("re-reading the unrecorded blob " +
+                                  fp.content_id.substr(0, 12) + " failed (it was kept)");
+    if (*digest != fp.content_id) {
       MS_RETURN_IF_ERROR(blobs_.Remove(fp.content_id));
       replan_needed_ = true;
       return Status::Ok();
@@ -232,6 +240,7 @@ Status TransferRunner::Run(const Plan& plan) {
   for (const auto& fp : plan.files) {
     if (fp.action != FileAction::kFetch && fp.action != FileAction::kResume) continue;
     auto x = std::make_unique<Xfer>();
+    x->last_sync = clock->Now();
     x->fp = &fp;
     x->id = fp.transfer_id;
     x->memory =
@@ -286,7 +295,7 @@ Status TransferRunner::Run(const Plan& plan) {
     RangeSet durable;
     Status s = x.file->Sync(&durable);
     std::lock_guard<std::mutex> lock(impl.mu);
-    x.last_sync = SteadyClock::now();
+    x.last_sync = clock->Now();
     if (!s.ok()) return s;
     // Bytes that landed while fdatasync ran are still dirty: count them, or they would
     // wait for a next write that may never come.
@@ -301,7 +310,7 @@ Status TransferRunner::Run(const Plan& plan) {
   // Verified small files waiting for one batched sync + adoption (BlobStore::AdoptBatch):
   // an fsync per file would cost more than fetching it.
   std::vector<Xfer*> small_batch;
-  SteadyClock::time_point small_since;
+  Clock::TimePoint small_since;
   auto adopt_small = [&]() -> Status {
     if (small_batch.empty()) return Status::Ok();
     std::vector<std::pair<std::string, std::string>> names;
@@ -338,7 +347,7 @@ Status TransferRunner::Run(const Plan& plan) {
         }();
         if (!written.ok()) return written.With(x.fp->path);  // name the repo file too
         std::string().swap(x.buffer);
-        if (small_batch.empty()) small_since = SteadyClock::now();
+        if (small_batch.empty()) small_since = clock->Now();
         small_batch.push_back(&x);
         x.done = true;
         return Status::Ok();
@@ -400,7 +409,7 @@ Status TransferRunner::Run(const Plan& plan) {
     else waiting.push_back(x.get());
   }
   Status result;
-  auto last_progress = SteadyClock::now() - std::chrono::seconds(1);
+  auto last_progress = clock->Now() - std::chrono::seconds(1);
   for (;;) {
     // Launch fetches in plan order, up to the connection budget.
     std::vector<std::pair<Xfer*, ByteRange>> launch;
@@ -471,14 +480,14 @@ Status TransferRunner::Run(const Plan& plan) {
 
     // Durability on a clock and by size; hashing; completion.
     bool all_done = waiting.empty();
-    auto now = SteadyClock::now();
+    auto now = clock->Now();
     for (Xfer* xp : active) {
       Xfer& x = *xp;
       if (x.done) continue;
       all_done = false;
       bool fetching, complete;
       uint64_t unsynced, prefix, written, durable_prefix;
-      SteadyClock::time_point last_sync;
+      Clock::TimePoint last_sync;
       {
         std::lock_guard<std::mutex> lock(impl.mu);
         fetching = x.in_flight > 0 || !x.todo.empty();

@@ -70,6 +70,9 @@ struct TransferRunnerOptions {
   // Files up to this size are fetched into memory (no partial, no range events); 0 =
   // kSmallFileBytes. Tests lower it to drive the partial-file path with small fixtures.
   uint64_t small_file_bytes = 0;
+  // The durability cadence and progress rate are measured on this clock (the Env's; not
+  // owned). nullptr = SystemClock::Default().
+  const Clock* clock = nullptr;
 };
 
 class TransferRunner {

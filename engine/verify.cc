@@ -57,9 +57,9 @@ std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
 }
 
 // The markers on disk against the log and the loadability rule.
-void MarkerIssues(const std::string& root, const std::map<std::string, RepoState>& repos,
+void MarkerIssues(const Env& env, const std::string& root, const std::map<std::string, RepoState>& repos,
                   const std::string& only, std::vector<VerifyIssue>* out) {
-  auto dir = storage::RealFileSystem()->OpenRoot(root, false);
+  auto dir = env.fs->OpenRoot(root, false);
   if (!dir.ok()) return;
   auto is_marker = [&](const std::string& id) {
     if (!ValidateModelId(id).ok()) return false;
@@ -141,13 +141,13 @@ bool VerifyReport::damaged() const {
   return false;
 }
 
-Result<VerifyReport> Verify(const VerifyOptions& o) {
+Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
   MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
   VerifyReport report;
   std::vector<Job> jobs;
   std::map<std::string, RepoState> repos;
   {
-    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, true, false));
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, true, false));
     repos = journal->state().repos;
   }
   if (!o.repo.empty()) {
@@ -158,7 +158,7 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
   }
   std::unique_ptr<storage::Dir> check_dir;
   std::unique_ptr<storage::BlobStore> blob_store;
-  if (auto d = storage::RealFileSystem()->OpenRoot(root, false); d.ok()) {
+  if (auto d = env.fs->OpenRoot(root, false); d.ok()) {
     check_dir = std::move(*d);
     if (auto b = storage::BlobStore::Open(*check_dir, false); b.ok()) blob_store = std::move(*b);
   }
@@ -230,7 +230,7 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
                                "not part of the active revision " + expected_commit.substr(0, 12) +
                                    " (kept as it is: extra files are not damage)"});
   }
-  MarkerIssues(root, repos, o.repo, &report.issues);
+  MarkerIssues(env, root, repos, o.repo, &report.issues);
 
   VerifyProgress prog;
   for (const auto& j : jobs) prog.bytes_total += j.size;
@@ -298,8 +298,8 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
   // Pull fetch exactly that content for each affected repo.
   std::set<std::string> affected;
   {
-    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(root, false, true));
-    MS_ASSIGN_OR_RETURN(auto root_dir, storage::RealFileSystem()->OpenRoot(root, false));
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, true));
+    MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, false));
     MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
     std::set<std::string> bad;
     for (const auto& i : report.issues) {
@@ -336,7 +336,7 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
   }
   report.repaired = true;
   for (const auto& repo : affected) {
-    auto f = Refetch(root, repos.at(repo), o.endpoint);
+    auto f = Refetch(env, root, repos.at(repo), o.endpoint);
     if (!f.ok()) {
       report.repaired = false;
       report.repair_errors.push_back(repo + ": " + f.status().message());
@@ -348,7 +348,7 @@ Result<VerifyReport> Verify(const VerifyOptions& o) {
     // Markers agree with the log and the loadability rule again (rebuild's rules, no network).
     RebuildOptions ro;
     ro.root = root;
-    auto rb = Rebuild(ro);
+    auto rb = Rebuild(env, ro);
     if (!rb.ok()) {
       report.repaired = false;
       report.repair_errors.push_back("markers: " + rb.status().message());

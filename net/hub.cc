@@ -62,7 +62,8 @@ class Hub::Impl {
       : options_(Normalize(std::move(options))),
         work_(asio::make_work_guard(io_)),
         multi_(io_, options_.max_connections),
-        limiter_(io_, [this] { WakePaused(); }),
+        limiter_(io_, options_.clock != nullptr ? *options_.clock : *SystemClock::Default(),
+                 [this] { WakePaused(); }),
         loop_(io_, multi_, limiter_, options_,
               options_.clock != nullptr ? *options_.clock : *SystemClock::Default(), Origin()) {
     loop_.release = [this](Request* r) { Release(r); };

@@ -1,7 +1,7 @@
 // HubOptions: how the hub client reaches the hub, and how hard it tries.
 //
-// Values; copy freely. HubOptionsFromEnv() reads the environment (and the token file, the
-// only file net/ ever reads).
+// Values; copy freely. Nothing in net/ reads the environment or a file: the engine fills
+// these from its Env's Config (engine/env.h).
 #pragma once
 
 #include <chrono>
@@ -39,18 +39,11 @@ struct HubOptions {
   // Backoff waits are measured on this clock (FakeClock in tests; polled every few ms).
   // nullptr = SystemClock::Default(). Not owned; must outlive the Hub.
   Clock* clock = nullptr;
+  // Seeds the backoff jitter (the Env's random source gives one per Hub; tests a fixed one).
+  uint64_t seed = 0;
 };
-
-// Reads HF_ENDPOINT (trailing '/' stripped), the token (HF_TOKEN, then
-// HUGGING_FACE_HUB_TOKEN, then the file at HF_TOKEN_PATH, then $HF_HOME/token, then
-// ~/.cache/huggingface/token; surrounding whitespace stripped), and HF_HUB_OFFLINE
-// (1/ON/YES/TRUE, case-insensitive). A missing token file is not an error.
-HubOptions HubOptionsFromEnv();
 
 // "https://hub.example/" -> "https://hub.example". Exposed for --endpoint.
 std::string NormalizeEndpoint(std::string endpoint);
-
-// True for 1/ON/YES/TRUE in any case.
-bool IsTruthyEnvValue(const char* value);
 
 }  // namespace modelsync::net

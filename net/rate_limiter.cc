@@ -4,8 +4,9 @@
 
 namespace modelsync::net {
 
-RateLimiter::RateLimiter(boost::asio::io_context& io, std::function<void()> wake)
-    : timer_(io), wake_(std::move(wake)) {}
+RateLimiter::RateLimiter(boost::asio::io_context& io, const modelsync::Clock& clock,
+                         std::function<void()> wake)
+    : clock_(clock), timer_(io), wake_(std::move(wake)), last_(clock.Now()) {}
 
 void RateLimiter::SetRate(uint64_t bytes_per_second) {
   Refill();
@@ -21,7 +22,7 @@ void RateLimiter::SetRate(uint64_t bytes_per_second) {
 }
 
 void RateLimiter::Refill() {
-  auto now = Clock::now();
+  auto now = clock_.Now();
   double dt = std::chrono::duration<double>(now - last_).count();
   last_ = now;
   if (rate_ == 0) return;
@@ -37,7 +38,7 @@ bool RateLimiter::ShouldPause() {
   if (!timer_armed_) {
     timer_armed_ = true;
     auto wait = std::chrono::duration<double>((1.0 - tokens_) / static_cast<double>(rate_));
-    timer_.expires_after(std::chrono::duration_cast<Clock::duration>(wait) +
+    timer_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(wait) +
                          std::chrono::milliseconds(1));
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;

@@ -11,12 +11,16 @@
 #include <cstdint>
 #include <functional>
 
+#include "base/clock.h"
+
 namespace modelsync::net {
 
 class RateLimiter {
  public:
-  // wake is called (on the loop) when paused fetches may continue.
-  RateLimiter(boost::asio::io_context& io, std::function<void()> wake);
+  // wake is called (on the loop) when paused fetches may continue. Tokens accrue on clock
+  // (the Hub's; not owned); the wake-up timer waits real time.
+  RateLimiter(boost::asio::io_context& io, const modelsync::Clock& clock,
+              std::function<void()> wake);
   void SetRate(uint64_t bytes_per_second);
   // True when the caller must pause now; the wake callback follows later.
   bool ShouldPause();
@@ -25,12 +29,12 @@ class RateLimiter {
 
  private:
   void Refill();
-  using Clock = std::chrono::steady_clock;
+  const modelsync::Clock& clock_;
   boost::asio::steady_timer timer_;
   std::function<void()> wake_;
   uint64_t rate_ = 0;
   double tokens_ = 0;
-  Clock::time_point last_ = Clock::now();
+  modelsync::Clock::TimePoint last_;
   bool timer_armed_ = false;
 };
 

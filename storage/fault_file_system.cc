@@ -48,6 +48,7 @@ class FaultFile final : public File {
     return s;
   }
   Result<size_t> PRead(uint64_t offset, void* buf, size_t n) override {
+    if (int e = fs_->read_errno()) return Status::FromErrno(e, "read " + path());
     return base_->PRead(offset, buf, n);
   }
   Status DataSync() override { return DoSync(true); }

@@ -1,7 +1,7 @@
 // FaultFileSystem: a FileSystem wrapper for crash, power-loss and I/O-error tests
 // (leveldb's db/fault_injection_test.cc FaultInjectionTestEnv is the model).
 //
-// It does three things, all in-process and deterministic:
+// It does these things, all in-process and deterministic:
 //  1. Counts every side effect by kind (FsOp) and in total, in call order. Before each counted
 //     op it calls the hook, if set, with the op's kind, its 1-based index over all kinds and
 //     the path: a crash-point test forks, and the child `_exit`s in the hook at index i.
@@ -32,6 +32,9 @@
 //     performed, and waits until no op that already passed its count is still running. The
 //     caller then runs DropUnsynced() on a quiet file system and _exit()s.
 //
+//  6. FailReads(err): every File::PRead fails with err while it is set. Reads are not side
+//     effects: they are never counted, so crash-point indices do not move.
+//
 // Thread safety: all methods may be called from any thread (one internal mutex); the hook
 // runs without the mutex held.
 #pragma once
@@ -39,6 +42,7 @@
 #include <array>
 #include <condition_variable>
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -86,6 +90,9 @@ class FaultFileSystem final : public FileSystem {
   // The nth op of any kind fails (persistent: every op from the nth on fails).
   void FailNthAny(uint64_t nth, int err, bool persistent = false);
   void ClearFaults();
+  // Every File::PRead fails with errno err from now on (0: reads work again). Not counted.
+  void FailReads(int err) { read_errno_.store(err); }
+  int read_errno() const { return read_errno_.load(); }
   uint64_t InjectedCount() const;
 
   void SetHook(Hook hook);
@@ -148,6 +155,7 @@ class FaultFileSystem final : public FileSystem {
   Status Overwrite(File& f, const Track& t, LossMode mode);
 
   FileSystem* base_;
+  std::atomic<int> read_errno_{0};
   mutable std::mutex mu_;
   std::array<uint64_t, kFsOpKinds> counts_{};
   uint64_t total_ = 0;

@@ -232,7 +232,7 @@ TEST_CASE("gc compacts the log: state unchanged with and without the snapshot; l
   engine::GcOptions dry;
   dry.root = root.path();
   dry.dry_run = true;
-  auto d = engine::Gc(dry);
+  auto d = engine::Gc(engine::RealEnv(), dry);
   REQUIRE_MESSAGE(d.ok(), d.status().ToString());
   CHECK(d->events_compacted == 400);
   CHECK(d->live_range_events == 2);
@@ -241,7 +241,7 @@ TEST_CASE("gc compacts the log: state unchanged with and without the snapshot; l
 
   engine::GcOptions go;
   go.root = root.path();
-  auto r = engine::Gc(go);
+  auto r = engine::Gc(engine::RealEnv(), go);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->events_compacted == 400);
   CHECK(r->snapshot_written);
@@ -276,7 +276,7 @@ TEST_CASE("gc compacts the log: state unchanged with and without the snapshot; l
   CHECK(replay.ToSnapshotBytes() == before);
   j->reset();
   // A second gc has nothing more to drop.
-  auto again = engine::Gc(go);
+  auto again = engine::Gc(engine::RealEnv(), go);
   REQUIRE(again.ok());
   CHECK(again->events_compacted == 0);
 }
@@ -306,7 +306,7 @@ TEST_CASE("a read-only journal open across gc's rewrite refreshes onto the new l
   REQUIRE(::read(to_parent[0], &c, 1) == 1);
   engine::GcOptions go;
   go.root = root.path();
-  auto r = engine::Gc(go);
+  auto r = engine::Gc(engine::RealEnv(), go);
   REQUIRE(r.ok());
   CHECK(r->log_rewritten);
   append({Verified(0, "b")});
@@ -329,8 +329,8 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
   ::unsetenv("HF_TOKEN");
   TempDir root;
   ::setenv("HF_HOME", (root.path() + "/.hf-home").c_str(), 1);
-  engine::PullInternalOptions in;
-  in.small_file_bytes = 1;  // every file through a partial: range events to compact
+  engine::Env menv = engine::RealEnv();
+  menv.config.small_file_bytes = 1;  // every file through a partial: range events to compact
   auto pull = [&](const std::string& repo, const std::string& rev,
                   const std::atomic<bool>* cancel) {
     engine::PullOptions po;
@@ -340,7 +340,7 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
     po.endpoint = emu.hub_url();
     po.connections = 1;
     po.cancel = cancel;
-    return engine::PullWith(po, nullptr, in);
+    return engine::Pull(menv, po, nullptr);
   };
   // Finished transfers: another repo (no content shared with the model).
   auto many = pull(fixtures::kManyFilesRepo, "main", nullptr);
@@ -382,7 +382,7 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
   REQUIRE(committed > 0);
   engine::GcOptions go;
   go.root = root.path();
-  auto r = engine::Gc(go);
+  auto r = engine::Gc(engine::RealEnv(), go);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->events_compacted > 0);
   CHECK(r->live_range_events > 0);
@@ -407,5 +407,5 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
         HashFileHex(HashKind::kSha256,
                     fixtures.ObjectPath(fixtures::kModelRepo, "main", "model.safetensors")));
   // The log still replays from the start across the compacted runs, and gc again works.
-  CHECK(engine::Gc(go).ok());
+  CHECK(engine::Gc(engine::RealEnv(), go).ok());
 }

@@ -169,9 +169,11 @@ class Harness {
         ::_exit(kCrashExit);
       });
     }
+    engine::Env env = engine::RealEnv();
+    env.fs = &ffs;
+    env.config.small_file_bytes = kSmallFileBytes;
+    env.config.chunk_bytes = kChunkBytes;
     engine::PullInternalOptions in;
-    in.fs = &ffs;
-    in.small_file_bytes = kSmallFileBytes;
     in.on_commit = [&ffs](bool after, size_t events) {
       ffs.Tick(storage::FsOp::kCommit,
                (after ? "after commit of " : "before commit of ") + std::to_string(events));
@@ -185,11 +187,10 @@ class Harness {
       po.revision = rev;
       po.endpoint = emu_.hub_url();
       po.connections = 2;
-      po.chunk_bytes = kChunkBytes;
       // One attempt per request in the first pull, so the injected 503 fails it.
-      if (step == 0) ::setenv("MODELSYNC_HUB_ATTEMPTS", "1", 1);
-      auto r = engine::PullWith(po, nullptr, in);
-      ::unsetenv("MODELSYNC_HUB_ATTEMPTS");
+      engine::Env step_env = env;
+      if (step == 0) step_env.config.hub_attempts = 1;
+      auto r = engine::PullWith(step_env, po, nullptr, in);
       if (step == 1 && r.ok()) resumed = r->bytes_reused;
       if (step == 0) {
         failed_first = r.ok() ? 0 : 1;

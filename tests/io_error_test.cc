@@ -180,9 +180,10 @@ struct Scenario {
   // Runs pull v1 then pull main through fs (nullptr: the real one); stops at the first error.
   Status Run(const std::string& root, storage::FileSystem* fs,
              const std::vector<const char*>& revs = {"v1", "main"}) const {
-    engine::PullInternalOptions in;
-    in.fs = fs;
-    in.small_file_bytes = kSmallFileBytes;
+    engine::Env env = engine::RealEnv();
+    if (fs) env.fs = fs;
+    env.config.small_file_bytes = kSmallFileBytes;
+    env.config.chunk_bytes = kChunkBytes;
     for (const char* rev : revs) {
       engine::PullOptions po;
       po.root = root;
@@ -190,10 +191,9 @@ struct Scenario {
       po.revision = rev;
       po.endpoint = hub;
       po.connections = 2;
-      po.chunk_bytes = kChunkBytes;
       std::atomic<uint64_t> rate{max_rate};
       po.max_rate = &rate;
-      auto r = engine::PullWith(po, nullptr, in);
+      auto r = engine::Pull(env, po, nullptr);
       if (!r.ok()) return r.status();
     }
     return Status::Ok();
@@ -268,7 +268,7 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
   CHECK(fs::is_regular_file(root + "/versions"));
   engine::VerifyOptions vo;
   vo.root = root;
-  auto v = engine::Verify(vo);
+  auto v = engine::Verify(engine::RealEnv(), vo);
   REQUIRE(v.ok());
   CHECK(v->issues.empty());
   CHECK(v->files == ex.commits.at(ex.main).size());
@@ -400,4 +400,51 @@ TEST_CASE(
           " failed cleanly, ", tally.partial_sync_kept,
           " kept earlier committed ranges after the failed sync, ", secs, " s");
   CHECK(tally.partial_sync_kept > 0);
+}
+
+// Issue 14 defect 1: a blob on disk that the log never recorded is re-hashed before it is
+// linked. A read error there used to count as a wrong digest and delete the (good) blob; it
+// is an I/O error now, and the blob stays.
+TEST_CASE("regression: a read error while re-hashing an unrecorded blob keeps the blob") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 64u << 10;
+  fo.small_files = 2;
+  fo.only = {"versions"};
+  FixtureDir fx(fo);
+  Expected ex = LoadExpected(fx);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  TempDir base;
+  const std::string root = base.path() + "/root";
+  // A good blob of the main revision, left in blobs/ without any event (an earlier root's).
+  const auto& files = ex.commits.at(ex.main);
+  const std::string id = files.begin()->second;
+  const std::string blob = root + "/.modelsync/blobs/" + id;
+  fs::create_directories(root + "/.modelsync/blobs");
+  fs::copy_file(ex.objects.at(id), blob);
+  REQUIRE(HashOf(id, blob) == id);
+
+  storage::FaultFileSystem ffs(storage::RealFileSystem());
+  ffs.FailReads(EIO);
+  engine::Env env = engine::RealEnv();
+  env.fs = &ffs;
+  engine::PullOptions po;
+  po.root = root;
+  po.repo = kRepo;
+  po.endpoint = emu.hub_url();
+  auto r = engine::Pull(env, po, nullptr);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().ToString());
+  CHECK(r.status().IsIOError());
+  CHECK(r.status().detail() == EIO);
+  CHECK(r.status().message().find("unrecorded blob") != std::string::npos);
+  CHECK(fs::exists(blob));  // not deleted: a read error is not a wrong digest
+  CHECK(HashOf(id, blob) == id);
+
+  // Readable again: the blob is verified and linked, never fetched.
+  ffs.FailReads(0);
+  auto again = engine::Pull(env, po, nullptr);
+  REQUIRE(again.ok());
+  CHECK(SameAsCommit(ex, ex.main, root + "/models/fixtures/versions") == "");
+  CHECK(CheckLogClaims(root, fx) == "");
 }

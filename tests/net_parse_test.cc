@@ -181,53 +181,7 @@ TEST_CASE("Scrub terminates when the token occurs in its replacement") {
   CHECK(Scrub("hf_ahf_a", "hf_a") == "<token><token>");
 }
 
-struct EnvGuard {
-  explicit EnvGuard(std::vector<const char*> names) : names_(std::move(names)) {
-    for (auto* n : names_) unsetenv(n);
-  }
-  ~EnvGuard() {
-    for (auto* n : names_) unsetenv(n);
-  }
-  std::vector<const char*> names_;
-};
 
-TEST_CASE("HubOptionsFromEnv: endpoint, token sources, offline") {
-  EnvGuard g({"HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
-              "HF_HUB_OFFLINE"});
-  setenv("HF_HOME", "/nonexistent-modelsync-home", 1);
-  HubOptions o = HubOptionsFromEnv();
-  CHECK(o.endpoint == "https://huggingface.co");
-  CHECK(o.token.empty());
-  CHECK(!o.offline);
-
-  setenv("HF_ENDPOINT", "http://127.0.0.1:9/", 1);
-  setenv("HF_HUB_OFFLINE", "yes", 1);
-  std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
-                     "/modelsync_net_test_token";
-  { std::ofstream(path) << "  hf_fromfile\n"; }
-  setenv("HF_TOKEN_PATH", path.c_str(), 1);
-  o = HubOptionsFromEnv();
-  CHECK(o.endpoint == "http://127.0.0.1:9");
-  CHECK(o.offline);
-  CHECK(o.token == "hf_fromfile");
-  setenv("HUGGING_FACE_HUB_TOKEN", "hf_legacy", 1);
-  CHECK(HubOptionsFromEnv().token == "hf_legacy");
-  setenv("HF_TOKEN", "hf_first", 1);
-  CHECK(HubOptionsFromEnv().token == "hf_first");
-  unsetenv("HF_TOKEN");
-  unsetenv("HUGGING_FACE_HUB_TOKEN");
-  unsetenv("HF_TOKEN_PATH");
-  std::string home = path + "_home";
-  mkdir(home.c_str(), 0700);
-  { std::ofstream(home + "/token") << "hf_fromhome\n"; }
-  setenv("HF_HOME", home.c_str(), 1);
-  CHECK(HubOptionsFromEnv().token == "hf_fromhome");
-  std::remove((home + "/token").c_str());
-  rmdir(home.c_str());
-  for (const char* v : {"1", "ON", "true", "Yes"}) CHECK(IsTruthyEnvValue(v));
-  for (const char* v : {"0", "off", "", "2"}) CHECK(!IsTruthyEnvValue(v));
-  std::remove(path.c_str());
-}
 
 
 // Issue 21 item 7: a page of millions of `{}` is refused before a document is built (it cost

@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   Row("with snapshot", dir, mdb);
   engine::GcOptions go;
   go.root = dir;
-  auto gc = engine::Gc(go);
+  auto gc = engine::Gc(engine::RealEnv(), go);
   if (!gc.ok()) {
     std::fprintf(stderr, "gc: %s\n", gc.status().message().c_str());
     return 1;

@@ -1,0 +1,76 @@
+// Env: the engine's only way to reach the world (leveldb's Env). Every engine entry point
+// takes one; the CLI (or an app) builds it once, from flags and the environment.
+//
+//  - fs:     every file-system side effect below a root (storage/file_system.h). Tests pass a
+//            FaultFileSystem to crash or fail the Nth write.
+//  - clock:  monotonic time (timers, rates, backoff) and wall time (event timestamps).
+//  - random: the seeded source of jitter (backoff, the daemon's schedule).
+//  - config: what used to be read from the environment inside the engine (endpoint, token,
+//            offline, tuning knobs). Nothing under engine/, storage/ or net/ calls getenv.
+//
+// The platform calls (renameat2, OFD locks, fadvise, ...) sit behind storage::FileSystem and
+// the files named in docs/PLATFORM.md; RealEnv() is the only place the real ones are chosen.
+//
+// Ownership: an Env holds pointers it does not own; they must outlive every call made with
+// it. Thread safety: FileSystem, Clock and Random are thread-safe; Config is a value.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "base/status.h"
+
+namespace modelsync::storage {
+class FileSystem;
+}
+
+namespace modelsync::engine {
+
+inline constexpr char kDefaultEndpoint[] = "https://huggingface.co";
+// The range size a large file is split into (MODELSYNC_CHUNK_BYTES).
+inline constexpr uint64_t kDefaultChunkBytes = 32ull << 20;
+// Files up to this size are fetched into memory, with no partial file and no range events
+// (MODELSYNC_SMALL_FILE_BYTES).
+inline constexpr uint64_t kDefaultSmallFileBytes = 8ull << 20;
+
+struct Config {
+  // Hub base URL without a trailing '/' (HF_ENDPOINT, --endpoint).
+  std::string endpoint = kDefaultEndpoint;
+  // Bearer token; empty = anonymous. Sent only to the endpoint's origin, never logged.
+  std::string token;
+  // HF_HUB_OFFLINE: no request at all; answers come from the log.
+  bool offline = false;
+  uint64_t chunk_bytes = kDefaultChunkBytes;
+  uint64_t small_file_bytes = kDefaultSmallFileBytes;
+  // A connection with no body byte for this long is retried (MODELSYNC_STALL_TIMEOUT).
+  std::chrono::milliseconds stall_timeout{20000};
+  // HTTP attempts per request without progress before it fails (MODELSYNC_HUB_ATTEMPTS).
+  int hub_attempts = 6;
+};
+
+struct Env {
+  storage::FileSystem* fs = nullptr;
+  Clock* clock = nullptr;
+  Random* random = nullptr;
+  Config config;
+};
+
+// The real world: the process's real file system, the system clock, and a random source
+// seeded from the operating system. The pointers are process-wide and live forever.
+Env RealEnv(Config config = {});
+
+// A Config from the process environment: HF_ENDPOINT (trailing '/' stripped), the token
+// (HF_TOKEN, then HUGGING_FACE_HUB_TOKEN, then the file at HF_TOKEN_PATH, then
+// $HF_HOME/token, then $XDG_CACHE_HOME/huggingface/token, then ~/.cache/huggingface/token;
+// whitespace stripped; a missing file is no token), HF_HUB_OFFLINE (1/ON/YES/TRUE in any
+// case), MODELSYNC_CHUNK_BYTES, MODELSYNC_SMALL_FILE_BYTES, MODELSYNC_STALL_TIMEOUT,
+// MODELSYNC_HUB_ATTEMPTS. A malformed value is kInvalidArgument naming the variable.
+Result<Config> ConfigFromEnvironment();
+
+// True for 1/ON/YES/TRUE in any case (surrounding white space ignored).
+bool IsTruthy(const std::string& value);
+
+}  // namespace modelsync::engine

@@ -1,0 +1,95 @@
+// ConfigFromEnvironment (engine/env.h): the only reader of the process environment.
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "base/units.h"
+#include "engine/env.h"
+
+namespace modelsync::engine {
+namespace {
+
+std::string Trim(std::string s) {
+  const char* ws = " \t\r\n";
+  size_t b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+// A set, non-empty variable, or nullptr.
+const char* Var(const char* name) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? v : nullptr;
+}
+
+// Tokens are short; the read is capped at 64 KiB. A missing file is no token.
+std::string ReadTokenFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::string data(64 * 1024, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(data.size()));
+  data.resize(static_cast<size_t>(in.gcount()));
+  return Trim(std::move(data));
+}
+
+Status Bad(const char* name, const char* value, const Status& why) {
+  return Status::InvalidArgument(std::string(name) + "=" + value + " is not valid (" +
+                                 why.message() + "): fix or unset it");
+}
+
+}  // namespace
+
+bool IsTruthy(const std::string& value) {
+  std::string v = Trim(value);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::toupper(c); });
+  return v == "1" || v == "ON" || v == "YES" || v == "TRUE";
+}
+
+Result<Config> ConfigFromEnvironment() {
+  Config c;
+  if (const char* e = Var("HF_ENDPOINT")) {
+    std::string ep = Trim(e);
+    while (!ep.empty() && ep.back() == '/') ep.pop_back();
+    c.endpoint = ep;
+  }
+  if (const char* v = Var("HF_HUB_OFFLINE")) c.offline = IsTruthy(v);
+  if (const char* t = Var("HF_TOKEN")) {
+    c.token = Trim(t);
+  } else if (const char* t2 = Var("HUGGING_FACE_HUB_TOKEN")) {
+    c.token = Trim(t2);
+  } else if (const char* p = Var("HF_TOKEN_PATH")) {
+    c.token = ReadTokenFile(p);
+  } else if (const char* home = Var("HF_HOME")) {
+    c.token = ReadTokenFile(std::string(home) + "/token");
+  } else if (const char* xdg = Var("XDG_CACHE_HOME")) {
+    c.token = ReadTokenFile(std::string(xdg) + "/huggingface/token");
+  } else if (const char* h = Var("HOME")) {
+    c.token = ReadTokenFile(std::string(h) + "/.cache/huggingface/token");
+  }
+  if (const char* v = Var("MODELSYNC_CHUNK_BYTES")) {
+    auto b = ParseBytes(v);
+    if (!b.ok() || *b == 0) return Bad("MODELSYNC_CHUNK_BYTES", v, b.ok() ? Status::InvalidArgument("zero") : b.status());
+    c.chunk_bytes = *b;
+  }
+  if (const char* v = Var("MODELSYNC_SMALL_FILE_BYTES")) {
+    auto b = ParseBytes(v);
+    if (!b.ok()) return Bad("MODELSYNC_SMALL_FILE_BYTES", v, b.status());
+    c.small_file_bytes = *b;
+  }
+  if (const char* v = Var("MODELSYNC_STALL_TIMEOUT")) {
+    auto d = ParseDuration(v);
+    if (!d.ok() || d->count() <= 0)
+      return Bad("MODELSYNC_STALL_TIMEOUT", v, d.ok() ? Status::InvalidArgument("not positive") : d.status());
+    c.stall_timeout = *d;
+  }
+  if (const char* v = Var("MODELSYNC_HUB_ATTEMPTS")) {
+    char* end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 1 || n > 1000)
+      return Bad("MODELSYNC_HUB_ATTEMPTS", v, Status::InvalidArgument("a whole number from 1 to 1000"));
+    c.hub_attempts = static_cast<int>(n);
+  }
+  return c;
+}
+
+}  // namespace modelsync::engine

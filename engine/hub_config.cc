@@ -1,0 +1,18 @@
+#include "engine/hub_config.h"
+
+namespace modelsync::engine {
+
+net::HubOptions HubOptionsOf(const Env& env, const std::string& endpoint) {
+  net::HubOptions h;
+  const Config& c = env.config;
+  h.endpoint = net::NormalizeEndpoint(endpoint.empty() ? c.endpoint : endpoint);
+  h.token = c.token;
+  h.offline = c.offline;
+  h.stall_timeout = c.stall_timeout;
+  h.max_attempts = c.hub_attempts > 0 ? c.hub_attempts : h.max_attempts;
+  h.clock = env.clock;
+  h.seed = env.random ? env.random->Next() : 0;
+  return h;
+}
+
+}  // namespace modelsync::engine
