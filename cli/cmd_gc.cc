@@ -30,9 +30,12 @@ int RunGc(const GcCliOptions& o) {
       std::printf("%s\n", nlohmann::json({{"blob", id}, {"bytes", size}}).dump().c_str());
     for (const auto& [id, size] : r->partials)
       std::printf("%s\n", nlohmann::json({{"partial", id}, {"bytes", size}}).dump().c_str());
+    for (const auto& [name, size] : r->temp_files)
+      std::printf("%s\n", nlohmann::json({{"temp_file", name}, {"bytes", size}}).dump().c_str());
     std::printf("%s\n", nlohmann::json({{"dry_run", o.dry_run},
                                         {"blobs_removed", r->blobs.size()},
                                         {"partials_removed", r->partials.size()},
+                                        {"temp_files_removed", r->temp_files.size()},
                                         {"blobs_kept", r->blobs_kept},
                                         {"bytes_freed", r->bytes_freed},
                                         {"snapshot_written", r->snapshot_written},
@@ -53,8 +56,11 @@ int RunGc(const GcCliOptions& o) {
   for (const auto& [id, size] : r->partials)
     std::printf("%s partial %llu (%s)\n", verb, static_cast<unsigned long long>(id),
                 FormatBytes(size).c_str());
-  std::printf("%s %zu blob(s) and %zu partial file(s): %s %s; %llu blob(s) in use kept\n", verb,
-              r->blobs.size(), r->partials.size(), FormatBytes(r->bytes_freed).c_str(),
+  for (const auto& [name, size] : r->temp_files)
+    std::printf("%s temporary file blobs/%s left by an interrupted run (%s)\n", verb,
+                name.c_str(), FormatBytes(size).c_str());
+  std::printf("%s %zu blob(s), %zu partial file(s) and %zu temporary file(s): %s %s; %llu blob(s) in use kept\n", verb,
+              r->blobs.size(), r->partials.size(), r->temp_files.size(), FormatBytes(r->bytes_freed).c_str(),
               o.dry_run ? "would be freed" : "freed",
               static_cast<unsigned long long>(r->blobs_kept));
   if (r->snapshot_written)

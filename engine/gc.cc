@@ -38,6 +38,13 @@ Result<GcReport> Gc(const Env& env, const GcOptions& o) {
       report.bytes_freed += info.size;
       if (!o.dry_run) MS_RETURN_IF_ERROR((*blobs)->Remove(id));
     }
+    // Temporary files a crash left in blobs/ (no writer runs: the lock is held).
+    MS_ASSIGN_OR_RETURN(auto leftovers, (*blobs)->ListLeftovers());
+    for (const auto& [name, size] : leftovers) {
+      report.temp_files.push_back({name, size});
+      report.bytes_freed += size;
+      if (!o.dry_run) MS_RETURN_IF_ERROR((*blobs)->RemoveLeftover(name));
+    }
   } else if (!blobs.status().IsNotFound()) {
     return blobs.status();
   }

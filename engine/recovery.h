@@ -125,6 +125,8 @@ struct GcOptions {
 struct GcReport {
   std::vector<std::pair<std::string, uint64_t>> blobs;  // content id, bytes
   std::vector<std::pair<uint64_t, uint64_t>> partials;  // transfer id, bytes
+  // Temporary files a crash left in blobs/ (".tmp-<id>", "add-local.tmp"): name, bytes.
+  std::vector<std::pair<std::string, uint64_t>> temp_files;
   uint64_t bytes_freed = 0;                             // (or that would be freed, dry_run)
   uint64_t blobs_kept = 0;
   bool snapshot_written = false;

@@ -94,6 +94,25 @@ Status BlobStore::Remove(std::string_view id) {
   return dir_->Sync();
 }
 
+Result<std::vector<std::pair<std::string, uint64_t>>> BlobStore::ListLeftovers() {
+  MS_ASSIGN_OR_RETURN(auto names, dir_->List());
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (auto& n : names) {
+    if (IsValidId(n)) continue;
+    auto info = dir_->Stat(n);
+    uint64_t size = info.ok() && info->type == FileInfo::Type::kFile ? info->size : 0;
+    out.emplace_back(std::move(n), size);
+  }
+  return out;
+}
+
+Status BlobStore::RemoveLeftover(std::string_view name) {
+  if (IsValidId(name))
+    return Status::InvalidArgument("blobs/" + std::string(name) + " is a blob, not a leftover");
+  MS_RETURN_IF_ERROR(dir_->RemoveTree(name));
+  return dir_->Sync();
+}
+
 Result<std::vector<std::string>> BlobStore::List() {
   MS_ASSIGN_OR_RETURN(auto names, dir_->List());
   std::vector<std::string> out;

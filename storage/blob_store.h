@@ -6,7 +6,9 @@
 // Blobs are read-only (0444) once adopted; model directories hard-link to them.
 //
 // Layout is flat (no fan-out): a model has tens of files, a device a few thousand blobs.
-// Names in blobs/ that are not valid content ids are ignored by List() (left for gc).
+// Names in blobs/ that are not valid content ids are ignored by List(): they are temporary
+// files a crash left (".tmp-<id>" of a small-file batch, "add-local.tmp"); ListLeftovers()
+// names them and gc removes them under the root's writer lock.
 //
 // Thread safety: one thread at a time.
 #pragma once
@@ -52,6 +54,11 @@ class BlobStore {
   Status Remove(std::string_view id);
   // Every valid content id present, sorted.
   Result<std::vector<std::string>> List();
+  // Every other entry of blobs/ (name, bytes; a directory counts 0): what a crash left
+  // behind. Only safe to remove while no writer runs (the root's lock held).
+  Result<std::vector<std::pair<std::string, uint64_t>>> ListLeftovers();
+  // Removes a leftover (anything but a valid id; a directory with its contents); syncs blobs/.
+  Status RemoveLeftover(std::string_view name);
 
   Dir& dir() { return *dir_; }
 

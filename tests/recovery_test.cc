@@ -291,6 +291,36 @@ TEST_CASE(
   CHECK(RunCli({"remove", "no/such-repo"}, env).exit_code == 8);
 }
 
+// Issue 14 defect 3: temporary files a crash leaves in blobs/ (a small-file batch's
+// ".tmp-<id>", add-local's staging copy) were never removed: gc lists only valid ids.
+TEST_CASE("regression: gc removes the temporary files a crash left in blobs/, and only those") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  PullOk(env, {fixtures::kVersionsRepo});
+  const std::string blobs = root.path() + "/.modelsync/blobs";
+  size_t before = CountBlobs(root.path());
+  REQUIRE(before > 0);
+  const std::vector<std::string> temps = {".tmp-" + std::string(64, 'a'), "add-local.tmp",
+                                          std::string(64, '0') + ".add-local"};
+  for (const auto& t : temps) REQUIRE(WriteFileAtomic(blobs + "/" + t, std::string(8192, 'x')).ok());
+
+  auto dry = RunCli({"gc", "--dry-run", "--json"}, env);
+  INFO(dry.out, dry.err);
+  CHECK(dry.exit_code == 0);
+  for (const auto& t : temps) {
+    CHECK(dry.out.find("\"temp_file\":\"" + t + "\"") != std::string::npos);
+    CHECK(fs::exists(blobs + "/" + t));
+  }
+  auto gc = RunCli({"gc"}, env);
+  INFO(gc.out, gc.err);
+  CHECK(gc.exit_code == 0);
+  CHECK(gc.out.find("3 temporary file(s)") != std::string::npos);
+  for (const auto& t : temps) CHECK_FALSE(fs::exists(blobs + "/" + t));
+  CHECK(CountBlobs(root.path()) == before);  // every blob in use stays
+  CHECK(RunCli({"verify"}, env).exit_code == 0);
+}
+
 TEST_CASE("log --repo and --since filter the history") {
   Hub hub;
   TempDir root;
