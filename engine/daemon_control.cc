@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <list>
 #include <thread>
 #include <vector>
 
@@ -91,24 +92,48 @@ struct ControlServer::Impl {
   Handler handler;
   std::atomic<bool> stop{false};
   std::thread acceptor;
-  std::mutex mu;
-  std::vector<std::thread> workers;
+  // One thread per connection in flight (a sync-now waits for a whole pass); each is joined
+  // by the acceptor once it has finished, so a daemon polled all day keeps a handful.
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  std::list<Worker> workers;  // acceptor thread only
+
+  void Reap() {
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (!it->done.load()) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      it = workers.erase(it);
+    }
+  }
 
   void Loop() {
     while (!stop.load()) {
+      Reap();
       pollfd p{listen_fd.get(), POLLIN, 0};
       int n = ::poll(&p, 1, 100);
       if (n <= 0) continue;
       int c = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
-      std::lock_guard<std::mutex> lock(mu);
-      workers.emplace_back([this, c] {
+      if (workers.size() >= kMaxControlConnections) {
+        UniqueFd conn(c);
+        (void)SendAll(conn.get(), R"({"error":"busy: too many control requests in flight"})" "\n");
+        continue;
+      }
+      Worker& w = workers.emplace_back();
+      w.thread = std::thread([this, c, &w] {
         UniqueFd conn(c);
         auto line = ReadLine(conn.get(), 2000);
-        if (!line.ok()) return;
-        (void)SendAll(conn.get(), handler(*line) + "\n");
+        if (line.ok()) (void)SendAll(conn.get(), handler(*line) + "\n");
+        w.done.store(true);
       });
     }
+    for (auto& w : workers) w.thread.join();
+    workers.clear();
   }
 };
 
@@ -138,8 +163,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& 
 
 ControlServer::~ControlServer() {
   impl_->stop.store(true);
-  impl_->acceptor.join();
-  for (auto& t : impl_->workers) t.join();
+  impl_->acceptor.join();  // joins every connection's thread before it returns
   ::unlink(impl_->path.c_str());
 }
 

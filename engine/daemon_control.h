@@ -19,7 +19,11 @@ std::string DaemonSocketPath(const std::string& root);
 
 // Listens on the socket (mode 0600; a stale socket file is replaced: the caller holds the
 // daemon lock) and answers each connection's request line with handler(line) on its own
-// thread. The destructor stops accepting, joins and removes the socket file.
+// thread; a finished connection's thread is joined at once, and past kMaxControlConnections
+// in flight a connection is answered {"error":"busy..."}. The destructor stops accepting,
+// joins and removes the socket file (handlers must return once the daemon stops).
+inline constexpr size_t kMaxControlConnections = 64;
+
 class ControlServer {
  public:
   using Handler = std::function<std::string(const std::string& request)>;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -482,6 +483,68 @@ TEST_CASE("a repo removed while the daemon runs does not come back") {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // more periods pass
   CHECK_FALSE(fs::exists(marker));
   CHECK_FALSE(fs::exists(root.path() + "/models/" + repo));
+  double secs = 0;
+  CHECK(StopDaemon(pid, &secs) == 0);
+  INFO(ReadAll(err));
+}
+
+namespace {
+
+// One request over the daemon's control socket, as `modelsync status` sends it.
+std::string ControlRequest(const std::string& root, const std::string& line) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::string path = root + "/.modelsync/daemon.sock";
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    std::string req = line + "\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// VmSize of a process in KiB (0 if unknown).
+uint64_t VmSizeKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7));
+  return 0;
+}
+
+}  // namespace
+
+// Issue 14 defect 4: every control connection got a thread that was joined only at exit, so
+// a daemon polled by `status` grew without bound (each finished thread keeps its stack).
+TEST_CASE("regression: a daemon answering 400 control requests keeps its memory") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  REQUIRE(RunCli({"track", fixtures::kVersionsRepo, "--every", "1h"}, env).exit_code == 0);
+  std::string err = root.path() + "/daemon.err";
+  pid_t pid = SpawnCli({"daemon"}, env, "", err);
+  REQUIRE(WaitFor([&] { return !ControlRequest(root.path(), "status").empty(); }, 10));
+  for (int i = 0; i < 20; ++i) REQUIRE(!ControlRequest(root.path(), "status").empty());
+  const uint64_t before = VmSizeKiB(pid);
+  REQUIRE(before > 0);
+  int answered = 0;
+  for (int i = 0; i < 400; ++i) {
+    json j = json::parse(ControlRequest(root.path(), "status"), nullptr, false);
+    answered += j.is_object() && j.value("daemon", false);
+  }
+  CHECK(answered == 400);
+  const uint64_t after = VmSizeKiB(pid);
+  MESSAGE("daemon VmSize " << before / 1024 << " MiB -> " << after / 1024 << " MiB after 400 requests");
+  // One unjoined thread keeps ~8 MiB of stack mapped: 400 of them would be ~3 GiB.
+  CHECK(after < before + 64 * 1024);
   double secs = 0;
   CHECK(StopDaemon(pid, &secs) == 0);
   INFO(ReadAll(err));
