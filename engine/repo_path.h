@@ -12,26 +12,23 @@
 #include <string_view>
 #include <vector>
 
+#include "base/path_rules.h"
 #include "base/status.h"
 
 namespace modelsync::engine {
 
-inline constexpr size_t kMaxPathBytes = 4096;
-inline constexpr size_t kMaxComponentBytes = 255;
 inline constexpr size_t kMaxRepoPartBytes = 96;
 
-// A repo-relative file path from the hub ("a/b/model.safetensors"). Refused: empty; longer
-// than 4096 bytes; absolute (leading '/'); a backslash; NUL or any control character
-// (0x00-0x1f, 0x7f); invalid UTF-8; an empty component ("a//b", trailing '/'); a "." or ".."
-// component; a component over 255 bytes.
-Status ValidateRepoPath(std::string_view path);
-
-// The deepest listing path accepted (components): deeper ones are refused before any fetch,
-// since the directory walks stop there.
-inline constexpr size_t kMaxPathDepth = 64;
-
-// The components of a path that passed ValidateRepoPath.
-std::vector<std::string_view> PathComponents(std::string_view valid_path);
+// Paths (ValidateRepoPath, PathComponents, ShowName, the limits): base/path_rules.h, the one
+// set of rules net, engine and storage share.
+using modelsync::IsControl;
+using modelsync::kMaxComponentBytes;
+using modelsync::kMaxPathBytes;
+using modelsync::kMaxPathDepth;
+using modelsync::PathComponents;
+using modelsync::ShowName;
+using modelsync::ValidateRepoPath;
+using modelsync::ValidUtf8;
 
 // A repo id "org/name" as the hub allows it: exactly one '/', each part 1-96 characters of
 // [A-Za-z0-9._-], starting and ending with a letter, digit or '_', no "--" or "..", and the
@@ -44,8 +41,6 @@ Status ValidateRepoId(std::string_view repo);
 // name of the models directory).
 Status ValidateModelId(std::string_view id);
 
-// Printable form of an untrusted name for messages (control chars as '?', cut at 200 bytes).
-std::string ShowName(std::string_view s);
 
 // A name as a case- and normalisation-insensitive file system (macOS APFS, Windows) compares
 // it: precomposed Latin letters (U+00C0-U+024F, U+1E00-U+1EFF) decomposed as NFD

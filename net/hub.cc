@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "base/hash.h"
+#include "base/path_rules.h"
 #include "net/api_request.h"
 #include "net/curl_multi.h"
 #include "net/fetch_request.h"
@@ -181,10 +182,8 @@ class Hub::Impl {
                                      "' is not a 40-hex commit (files are fetched at a commit, "
                                      "never at a branch)");
     }
-    if (!IsSafeRepoPath(s.path)) {
-      return Status::InvalidArgument("fetch of " + s.repo + ": unsafe path '" +
-                                     s.path.substr(0, 200) + "'");
-    }
+    if (Status unsafe = ValidateRepoPath(s.path); !unsafe.ok())
+      return unsafe.With("fetch of " + s.repo);
     if (s.range.begin > s.range.end || s.range.end > s.file_size) {
       return Status::InvalidArgument("fetch of " + s.repo + ": " + s.path + ": range " +
                                      ToString(s.range) + " outside the file's " +
@@ -307,7 +306,7 @@ Result<FileMetadata> Hub::FileInfo(const std::string& repo, const std::string& r
   const HubOptions& o = impl_->options();
   MS_RETURN_IF_ERROR(CheckRepo(repo));
   ErrorContext ctx{repo, revision, path, !o.token.empty()};
-  if (revision.empty() || !IsSafeRepoPath(path)) {
+  if (revision.empty() || !ValidateRepoPath(path).ok()) {
     return Status::InvalidArgument("file info for " + ctx.Describe() +
                                    ": give a revision and a plain relative path");
   }

@@ -140,8 +140,5 @@ class Hub {
   std::unique_ptr<Impl> impl_;
 };
 
-// A repo-relative path is safe when it is non-empty, at most 4096 bytes, has no NUL or
-// backslash, no leading '/', and no empty, "." or ".." segment; each segment <= 255 bytes.
-bool IsSafeRepoPath(std::string_view path);
 
 }  // namespace modelsync::net

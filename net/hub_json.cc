@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/path_rules.h"
 #include "net/hub.h"
 
 namespace modelsync::net {
@@ -140,13 +141,13 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
     if (path == nullptr) return bad("has no string \"path\"");
     if (*type == "directory") continue;
     if (*type != "file") return bad("has unknown type '" + type->substr(0, 40) + "'");
-    if (!IsSafeRepoPath(*path)) {
-      // The same class (exit 2) as the engine's path checks (control characters, case
-      // collisions, depth): every unsafe listing path is refused alike.
-      return Status::InvalidArgument("the file listing of " + ctx.Describe() +
-                               " contains the unsafe path '" + path->substr(0, 200) +
-                               "': refusing this revision (it could write outside the model "
-                               "directory)");
+    if (Status unsafe = ValidateRepoPath(*path); !unsafe.ok()) {
+      // base/path_rules.h, the rules the engine and storage apply too: refused here, before
+      // the listing leaves net, so nothing unsafe is ever recorded.
+      return Status::InvalidArgument("the file listing of " + ctx.Describe() + ": " +
+                                     unsafe.message() +
+                                     ": refusing this revision (it could write outside the "
+                                     "model directory)");
     }
     modelsync::v1::FileEntry f;
     f.set_path(*path);
@@ -171,20 +172,5 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
   return Status::Ok();
 }
 
-bool IsSafeRepoPath(std::string_view path) {
-  if (path.empty() || path.size() > 4096 || path.front() == '/') return false;
-  if (path.find('\0') != std::string_view::npos || path.find('\\') != std::string_view::npos) {
-    return false;
-  }
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    std::string_view seg = path.substr(start, slash - start);
-    if (seg.empty() || seg == "." || seg == ".." || seg.size() > 255) return false;
-    start = slash + 1;
-  }
-  return true;
-}
 
 }  // namespace modelsync::net

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/path_rules.h"
 
 namespace modelsync::storage {
 namespace {
@@ -340,13 +341,7 @@ Status CheckComponent(std::string_view name, std::string_view where) {
     return Status::InvalidArgument("unsafe file name '" + shown + "' under " + std::string(where) +
                                    ": " + why);
   };
-  if (name.empty()) return bad("empty");
-  if (name == "." || name == "..") return bad("'.' and '..' are not allowed");
-  if (name.size() > 255) return bad("longer than 255 bytes");
-  for (char c : name) {
-    if (c == '/') return bad("contains '/'");
-    if (c == '\0') return bad("contains NUL");
-  }
+  if (const char* why = ComponentProblem(name)) return bad(why);
   return Status::Ok();
 }
 

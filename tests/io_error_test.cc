@@ -16,7 +16,7 @@
 //      is caught here; and no transfer may have failed its hash (the hub serves good bytes);
 //   4. the next run without faults converges: pull main succeeds, the model equals the
 //      fixture at main and engine::Verify finds nothing wrong.
-// Small files are fetched into memory up to PullInternalOptions::small_file_bytes: it is set
+// Small files are fetched into memory up to the Env's config.small_file_bytes: it is set
 // to 4 KiB and the chunk to 16 KiB, so the weights go through a partial file in several ranges.
 // CI runs every stride-th N (about 12 per kind); MODELSYNC_IOERR_STRIDE=1 runs every N.
 // A second case caps the body rate so the weights are synced mid-transfer (several

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "base/path_rules.h"
 #include "net/errors.h"
 #include "net/hub.h"
 #include "net/hub_json.h"
@@ -61,14 +62,32 @@ TEST_CASE("NormalizeEtag drops W/ and quotes") {
   CHECK(NormalizeEtag("abc") == "abc");
 }
 
-TEST_CASE("IsSafeRepoPath rejects hostile paths") {
-  CHECK(IsSafeRepoPath("config.json"));
-  CHECK(IsSafeRepoPath("sub/dir/model.safetensors"));
-  for (const char* p : {"", "../x", "/abs", "a/../../x", "a\\b", "a//b", "./a", "a/.", "a/"}) {
-    CHECK_MESSAGE(!IsSafeRepoPath(p), p);
+TEST_CASE("ValidateRepoPath (base/path_rules.h) rejects hostile paths") {
+  CHECK(ValidateRepoPath("config.json").ok());
+  CHECK(ValidateRepoPath("sub/dir/model.safetensors").ok());
+  CHECK(ValidateRepoPath("caf\xc3\xa9/x").ok());
+  for (const char* p : {"", "../x", "/abs", "a/../../x", "a\\b", "a//b", "./a", "a/.", "a/",
+                        "a\x01b", "x\x7f", "bad\xff", "\xc0\xaf"}) {
+    CHECK_MESSAGE(!ValidateRepoPath(p).ok(), p);
   }
-  CHECK(!IsSafeRepoPath(std::string(300, 'a')));
-  CHECK(!IsSafeRepoPath(std::string("a\0b", 3)));
+  CHECK(!ValidateRepoPath(std::string(300, 'a')).ok());
+  CHECK(!ValidateRepoPath(std::string("a\0b", 3)).ok());
+}
+
+// Issue 14 defect 2: net accepted control characters and invalid UTF-8 in a listing (its own
+// rule differed from the engine's); there is one rule now, applied before a listing leaves net.
+TEST_CASE("regression: a listing path with a control character or invalid UTF-8 is refused by net") {
+  const std::string oid(40, 'a');
+  // (Invalid UTF-8 cannot arrive in a JSON listing: the JSON parser refuses it first.)
+  for (const char* path : {"a\\u0001b.json", "tab\\there", "del\\u007f"}) {
+    std::string page = R"([{"type":"file","oid":")" + oid + R"(","size":1,"path":")" + path + R"("}])";
+    std::vector<v1::FileEntry> out;
+    Status st = ParseTreePage(page, Ctx(), &out);
+    CAPTURE(path);
+    CHECK(st.code() == StatusCode::kInvalidArgument);
+    CHECK(st.message().find("refusing") != std::string::npos);
+    CHECK(out.empty());
+  }
 }
 
 TEST_CASE("ParseRevisionSha: good and hostile") {

@@ -2,7 +2,7 @@
 // GET /api/models/{repo}/tree/{commit}?recursive=true returns it.
 // Input: the body. A second page is parsed into the same vector when the first is accepted
 // and the input holds a NUL byte (the body is split there), as Hub::ListFiles does per page.
-// Invariants of an accepted page: every file has a safe relative path (IsSafeRepoPath), a
+// Invariants of an accepted page: every file has a safe relative path (ValidateRepoPath), a
 // 40 lower-case hex git oid, an empty or 64 lower-case hex LFS sha256; the list grows by
 // at most the page's entries and never past kMaxTreeEntries; printing the accepted entries
 // back as a listing and parsing that gives the same entries.
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fuzz_check.h"
+#include "base/path_rules.h"
 #include "net/hub.h"
 #include "net/hub_json.h"
 
@@ -32,7 +33,7 @@ bool IsLowerHex(const std::string& s, size_t n) {
 void CheckEntries(const std::vector<FileEntry>& files) {
   FUZZ_CHECK(files.size() <= net::kMaxTreeEntries);
   for (const FileEntry& f : files) {
-    FUZZ_CHECK(net::IsSafeRepoPath(f.path()));
+    FUZZ_CHECK(ValidateRepoPath(f.path()).ok());
     FUZZ_CHECK(IsLowerHex(f.git_oid(), 40));
     FUZZ_CHECK(f.lfs_sha256().empty() || IsLowerHex(f.lfs_sha256(), 64));
   }
