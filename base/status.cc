@@ -31,7 +31,7 @@ Status Status::FromErrno(int err, std::string_view what) {
   msg += std::strerror(err);
   if (err == ENOSPC || err == EDQUOT) {
     msg += " (free some space, then run the command again: finished work is kept)";
-    return NoSpace(std::move(msg), err);
+    return NoSpace(std::move(msg), err).Advised();
   }
   if (err == ENOENT) return NotFound(std::move(msg), err);
   return IOError(std::move(msg), err);

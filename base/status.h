@@ -77,8 +77,18 @@ class [[nodiscard]] Status {
   // "<CodeName>: <message>", or "OK".
   std::string ToString() const;
 
-  // A copy whose message is prefixed with "<context>: ".
+  // A copy whose message is prefixed with "<context>: " (advice kept).
   Status With(std::string_view context) const;
+
+  // Whether the message already says what the user should do (FromErrno's "free some space,
+  // then run the command again", the log's "retry"): callers that add advice skip these, and
+  // decide so on this flag, never on the message's text.
+  bool has_advice() const { return has_advice_; }
+  Status Advised() const {
+    Status s = *this;
+    s.has_advice_ = true;
+    return s;
+  }
 
  private:
   Status(StatusCode code, std::string msg, long detail)
@@ -86,6 +96,7 @@ class [[nodiscard]] Status {
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
   long detail_ = 0;
+  bool has_advice_ = false;
 };
 
 // Result<T>: a T, or a non-OK Status.

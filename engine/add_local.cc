@@ -5,12 +5,14 @@
 
 #include "base/fs.h"
 #include "base/hash.h"
+#include "engine/event_builders.h"
 #include "engine/journal.h"
 #include "engine/loadability.h"
 #include "engine/materializer.h"
 #include "engine/model_index.h"
 #include "engine/model_check.h"
 #include "engine/repo_path.h"
+#include "engine/root_path.h"
 #include "storage/blob_store.h"
 #include "storage/file_system.h"
 
@@ -102,10 +104,7 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
     return Status::InvalidArgument(o.dir + " holds no weight files: add-local is for models");
   MS_ASSIGN_OR_RETURN(ModelReport report, CheckModelDir(o.dir, paths));
 
-  MS_RETURN_IF_ERROR(MakeDirs(o.root));
-  char buf[PATH_MAX];
-  if (!::realpath(o.root.c_str(), buf)) return Status::FromErrno(errno, "resolve root " + o.root);
-  std::string root(buf);
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
   JournalOptions jo;
   jo.clock = env.clock;
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
@@ -141,10 +140,7 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
     fe->set_lfs_sha256(sha);
     fe->set_git_oid(GitBlobSha1Hex(LfsPointerText(sha, size)));
     listing += p + std::string(1, '\0') + std::to_string(size) + std::string(1, '\0') + sha + "\n";
-    v1::Event e;
-    e.mutable_blob_verified()->set_content_id(sha);
-    e.mutable_blob_verified()->set_size(size);
-    verified.push_back(std::move(e));
+    verified.push_back(BlobVerifiedEvent(sha, size));
     mf.push_back({p, sha});
     sum.bytes_total += size;
   }
@@ -161,13 +157,7 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
     first.push_back(std::move(e));
   }
   for (auto& e : verified) first.push_back(std::move(e));
-  if (previous != o.model_id) {
-    v1::Event e;
-    e.mutable_model_id_assigned()->set_repo(repo);
-    e.mutable_model_id_assigned()->set_model_id(o.model_id);
-    e.mutable_model_id_assigned()->set_previous(previous);
-    first.push_back(std::move(e));
-  }
+  if (previous != o.model_id) first.push_back(ModelIdAssignedEvent(repo, o.model_id, previous));
   MS_RETURN_IF_ERROR(journal->Append(std::move(first)).status());
 
   Materializer mat(*root_dir, *blobs);
@@ -180,15 +170,7 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   MS_ASSIGN_OR_RETURN(Loadability load, CheckLoadable(root + "/models/" + repo, li));
   if (!load.loadable()) return Status::Permanent(load.reason);
   std::vector<v1::Event> act;
-  for (const auto& f : mf) {
-    v1::Event e;
-    auto* fm = e.mutable_file_materialized();
-    fm->set_repo(repo);
-    fm->set_commit(commit);
-    fm->set_path(f.path);
-    fm->set_content_id(f.content_id);
-    act.push_back(std::move(e));
-  }
+  for (const auto& f : mf) act.push_back(FileMaterializedEvent(repo, commit, f.path, f.content_id));
   v1::Event ra;
   ra.mutable_revision_activated()->set_repo(repo);
   ra.mutable_revision_activated()->set_commit(commit);
@@ -197,18 +179,12 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   act.push_back(std::move(ra));
   MS_RETURN_IF_ERROR(journal->Append(std::move(act)).status());
   MS_RETURN_IF_ERROR(mat.WriteMarker(o.model_id));
-  v1::Event mw;
-  mw.mutable_marker_written()->set_repo(repo);
-  mw.mutable_marker_written()->set_model_id(o.model_id);
-  MS_RETURN_IF_ERROR(journal->Append({std::move(mw)}).status());
+  MS_RETURN_IF_ERROR(journal->Append({MarkerWrittenEvent(repo, o.model_id)}).status());
   if (!previous.empty() && previous != o.model_id) {
     bool had = mat.HasMarker(previous);
     MS_RETURN_IF_ERROR(mat.RemoveMarker(previous));
     if (had) {
-      v1::Event mr;
-      mr.mutable_marker_removed()->set_repo(repo);
-      mr.mutable_marker_removed()->set_model_id(previous);
-      MS_RETURN_IF_ERROR(journal->Append({std::move(mr)}).status());
+      MS_RETURN_IF_ERROR(journal->Append({MarkerRemovedEvent(repo, previous)}).status());
     }
   }
   MS_RETURN_IF_ERROR(WriteModelsIndex(*root_dir, journal->state()));

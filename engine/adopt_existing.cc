@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "base/hash.h"
+#include "engine/event_builders.h"
 #include "engine/layout.h"
 
 namespace modelsync::engine {
@@ -104,12 +105,7 @@ Result<AdoptResult> AdoptExisting(Dir& root, storage::BlobStore& blobs, Journal&
         match = hex == cid;
         if (match) {
           MS_RETURN_IF_ERROR(blobs.Adopt(blobs.dir(), tmp, cid));
-          v1::Event e;
-          auto* bv = e.mutable_blob_verified();
-          bv->set_transfer_id(0);
-          bv->set_content_id(cid);
-          bv->set_size(f.size());
-          MS_RETURN_IF_ERROR(journal.Append({std::move(e)}).status());
+          MS_RETURN_IF_ERROR(journal.Append({BlobVerifiedEvent(cid, f.size())}).status());
           ++out.files;
           out.bytes += f.size();
         } else {

@@ -17,6 +17,7 @@
 #include "engine/daemon_control.h"
 #include "engine/watch.h"
 #include "engine/journal.h"
+#include "engine/root_path.h"
 
 namespace modelsync::engine {
 namespace {
@@ -92,12 +93,7 @@ Daemon::~Daemon() {
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const Env& env, DaemonOptions options) {
-  if (options.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
-  MS_RETURN_IF_ERROR(MakeDirs(options.root));
-  char buf[PATH_MAX];
-  if (!::realpath(options.root.c_str(), buf))
-    return Status::FromErrno(errno, "resolve root " + options.root);
-  options.root = buf;
+  MS_ASSIGN_OR_RETURN(options.root, ResolveRoot(env, options.root, /*create=*/true));
   if (!options.log) options.log = [](int, const std::string&) {};
   std::unique_ptr<Daemon> d(new Daemon(env, std::move(options)));
   MS_ASSIGN_OR_RETURN(d->impl_->lock, TakeDaemonLock(d->options_.root));

@@ -1,6 +1,7 @@
 // Gc and Remove (recovery.h).
 #include <set>
 
+#include "engine/event_builders.h"
 #include "engine/layout.h"
 #include "engine/materializer.h"
 #include "engine/model_index.h"
@@ -15,7 +16,7 @@
 namespace modelsync::engine {
 
 Result<GcReport> Gc(const Env& env, const GcOptions& o) {
-  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/false));
   // Read-write: the writer lock guarantees no pull runs, so no partial is live but those
   // the state lists.
   MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
@@ -88,7 +89,7 @@ Result<GcReport> Gc(const Env& env, const GcOptions& o) {
 
 Result<RemoveReport> Remove(const Env& env, const RemoveOptions& o) {
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
-  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/false));
   MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
   auto it = journal->state().repos.find(o.repo);
   if (it == journal->state().repos.end())
@@ -111,10 +112,7 @@ Result<RemoveReport> Remove(const Env& env, const RemoveOptions& o) {
     MS_RETURN_IF_ERROR(mat.RemoveMarker(model_id));
     if (had) report.marker = root + "/" + model_id;
     if (had || rs.marker) {
-      v1::Event e;
-      e.mutable_marker_removed()->set_repo(o.repo);
-      e.mutable_marker_removed()->set_model_id(model_id);
-      MS_RETURN_IF_ERROR(journal->Append({std::move(e)}).status());
+      MS_RETURN_IF_ERROR(journal->Append({MarkerRemovedEvent(o.repo, model_id)}).status());
     }
   }
   // 2. The directory: our files go; the user's own files stay (storage/LAYOUT.md). A crash

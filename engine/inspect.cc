@@ -8,13 +8,12 @@
 #include "engine/catalog.h"
 #include "engine/journal.h"
 #include "engine/loadability.h"
+#include "engine/root_path.h"
 
 namespace modelsync::engine {
 
 Result<InspectReport> Inspect(const Env& env, const std::string& root_in, const std::string& name) {
-  if (root_in.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
-  char buf[PATH_MAX];
-  std::string root = ::realpath(root_in.c_str(), buf) ? std::string(buf) : root_in;
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, root_in, /*create=*/false));
   JournalOptions jo;
   jo.clock = env.clock;
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, /*read_only=*/true, jo));

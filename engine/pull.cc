@@ -15,6 +15,7 @@
 #include "base/units.h"
 #include "engine/adopt_existing.h"
 #include "engine/disk_space.h"
+#include "engine/event_builders.h"
 #include "engine/glob.h"
 #include "engine/hub_config.h"
 #include "engine/journal.h"
@@ -28,6 +29,7 @@
 #include "engine/planner.h"
 #include "engine/pull_internal.h"
 #include "engine/repo_path.h"
+#include "engine/root_path.h"
 #include "engine/transfer_runner.h"
 #include "net/hub.h"
 #include "net/hub_options.h"
@@ -161,23 +163,6 @@ void FillModelSummary(Ctx& c) {
 }
 // ----------------------------------------------------------------------------------------
 
-v1::Event SyncFailedEvent(const std::string& repo, const Status& s) {
-  v1::Event e;
-  auto* sf = e.mutable_sync_failed();
-  sf->set_repo(repo);
-  sf->set_reason(s.message());
-  sf->set_code(static_cast<int>(s.code()));
-  return e;
-}
-
-Result<std::string> AbsoluteRoot(const std::string& root) {
-  if (root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
-  MS_RETURN_IF_ERROR(MakeDirs(root));
-  char buf[PATH_MAX];
-  if (!::realpath(root.c_str(), buf)) return Status::FromErrno(errno, "resolve root " + root);
-  return std::string(buf);
-}
-
 // The target files: the manifest filtered by the globs, every path validated.
 Result<std::vector<v1::FileEntry>> TargetFiles(const std::vector<v1::FileEntry>& all,
                                                const PullOptions& o) {
@@ -220,10 +205,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   if (plan.clean_staging) MS_RETURN_IF_ERROR(mat.CleanStaging(plan.repo));
   for (const auto& m : plan.remove_markers) {
     MS_RETURN_IF_ERROR(mat.RemoveMarker(m));
-    v1::Event e;
-    e.mutable_marker_removed()->set_repo(plan.repo);
-    e.mutable_marker_removed()->set_model_id(m);
-    events.push_back(std::move(e));
+    events.push_back(MarkerRemovedEvent(plan.repo, m));
   }
   MS_RETURN_IF_ERROR(flush());
   for (const auto& b : plan.remove_blobs) MS_RETURN_IF_ERROR(c.blobs->Remove(b));
@@ -287,23 +269,9 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   if (auto it = c.journal->state().repos.find(plan.repo); it != c.journal->state().repos.end())
     reactivate = it->second.active_commit == plan.commit && it->second.unloadable != unloadable;
   if (plan.activate || reactivate) {
-    for (const auto& r : plan.removals) {
-      v1::Event e;
-      auto* fr = e.mutable_file_removed();
-      fr->set_repo(plan.repo);
-      fr->set_path(r);
-      fr->set_commit(plan.commit);
-      events.push_back(std::move(e));
-    }
-    for (const auto& f : plan.files) {
-      v1::Event e;
-      auto* fm = e.mutable_file_materialized();
-      fm->set_repo(plan.repo);
-      fm->set_commit(plan.commit);
-      fm->set_path(f.path);
-      fm->set_content_id(f.content_id);
-      events.push_back(std::move(e));
-    }
+    for (const auto& r : plan.removals) events.push_back(FileRemovedEvent(plan.repo, plan.commit, r));
+    for (const auto& f : plan.files)
+      events.push_back(FileMaterializedEvent(plan.repo, plan.commit, f.path, f.content_id));
     v1::Event e;
     auto* ra = e.mutable_revision_activated();
     ra->set_repo(plan.repo);
@@ -318,10 +286,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   }
   if (plan.write_marker && c.want_marker) {
     MS_RETURN_IF_ERROR(mat.WriteMarker(plan.model_id));
-    v1::Event e;
-    e.mutable_marker_written()->set_repo(plan.repo);
-    e.mutable_marker_written()->set_model_id(plan.model_id);
-    events.push_back(std::move(e));
+    events.push_back(MarkerWrittenEvent(plan.repo, plan.model_id));
     MS_RETURN_IF_ERROR(flush());
   }
   return Status::Ok();
@@ -335,10 +300,8 @@ Status Finish(Ctx& c, PullSummary* sum) {
     bool had = mat.HasMarker(c.old_model_id);
     MS_RETURN_IF_ERROR(mat.RemoveMarker(c.old_model_id));
     if (had) {
-      v1::Event e;
-      e.mutable_marker_removed()->set_repo(c.o.repo);
-      e.mutable_marker_removed()->set_model_id(c.old_model_id);
-      MS_RETURN_IF_ERROR(c.journal->Append({std::move(e)}).status());
+      MS_RETURN_IF_ERROR(
+          c.journal->Append({MarkerRemovedEvent(c.o.repo, c.old_model_id)}).status());
       sum->previous_marker = c.root + "/" + c.old_model_id;
     }
   }
@@ -480,12 +443,11 @@ Result<PullSummary> PullReadOnly(const Env& env, const PullOptions& o, const std
   return sum;
 }
 
-// A disk error says what to do (the CLI prints the message as it is). Messages that already
-// carry advice (Status::FromErrno's ENOSPC note "... run the command again ...", the log's
-// "... and retry)") are kept as they are.
+// A disk error says what to do (the CLI prints the message as it is). Statuses that already
+// carry advice (Status::has_advice: FromErrno's ENOSPC note, the log's "retry") are kept.
 Status WithDiskAdvice(const Status& s, const std::string& root) {
   const std::string& m = s.message();
-  if (m.find(" again") != std::string::npos || m.find(" retry") != std::string::npos) return s;
+  if (s.has_advice()) return s;
   const std::string kept = ", then run pull again: verified files and synced bytes are kept)";
   // A name taken by something of another kind (a file where a directory goes, or names that
   // differ only in case on a case-insensitive file system): a retry never helps.
@@ -526,7 +488,7 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
   Ctx c(env, o, observer);
   if (!o.model_id.empty()) MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
 
-  MS_ASSIGN_OR_RETURN(c.root, AbsoluteRoot(o.root));
+  MS_ASSIGN_OR_RETURN(c.root, ResolveRoot(env, o.root, /*create=*/true));
   JournalOptions jo;
   jo.wait_for_lock = o.wait_for_lock;
   jo.cancel = o.cancel;
@@ -595,14 +557,7 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
   bool claim = !before || before->model_id != c.model_id;
   if (before && !before->model_id.empty() && before->model_id != c.model_id)
     c.old_model_id = before->model_id;
-  auto claim_event = [&] {
-    v1::Event e;
-    auto* ma = e.mutable_model_id_assigned();
-    ma->set_repo(o.repo);
-    ma->set_model_id(c.model_id);
-    ma->set_previous(c.old_model_id);
-    return e;
-  };
+  auto claim_event = [&] { return ModelIdAssignedEvent(o.repo, c.model_id, c.old_model_id); };
   if (claim && hopts.offline && before) {
     // Offline: nothing to resolve first; an id change of a pulled model is local.
     MS_RETURN_IF_ERROR(c.journal->Append({claim_event()}).status());

@@ -1,6 +1,7 @@
 // Rebuild (recovery.h): make models/ and the markers agree with the log again.
 #include <set>
 
+#include "engine/event_builders.h"
 #include "engine/layout.h"
 #include "engine/loadability.h"
 #include "engine/materializer.h"
@@ -14,16 +15,7 @@ namespace modelsync::engine {
 namespace {
 
 v1::Event MarkerEvent(const std::string& repo, const std::string& model_id, bool written) {
-  v1::Event e;
-  auto* m = written ? e.mutable_marker_written() : nullptr;
-  if (m) {
-    m->set_repo(repo);
-    m->set_model_id(model_id);
-  } else {
-    e.mutable_marker_removed()->set_repo(repo);
-    e.mutable_marker_removed()->set_model_id(model_id);
-  }
-  return e;
+  return written ? MarkerWrittenEvent(repo, model_id) : MarkerRemovedEvent(repo, model_id);
 }
 
 // Is the model directory exactly the active files, each a link to its blob (besides the
@@ -138,7 +130,7 @@ bool RebuildReport::complete() const {
 }
 
 Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& o) {
-  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/false));
   RebuildReport report;
   std::vector<RepoState> to_fetch;
   {

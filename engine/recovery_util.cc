@@ -9,18 +9,6 @@
 
 namespace modelsync::engine {
 
-Result<std::string> ExistingRoot(const std::string& root) {
-  if (root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
-  char buf[PATH_MAX];
-  if (!::realpath(root.c_str(), buf)) {
-    if (errno == ENOENT)
-      return Status::NotFound("there is no modelsync root at " + root +
-                              " (check --root or MODELSYNC_ROOT)");
-    return Status::FromErrno(errno, "resolve root " + root);
-  }
-  return std::string(buf);
-}
-
 Status ExplainLogError(const Status& s, const std::string& root) {
   if (!s.IsCorruption()) return s;
   return Status::Corruption(

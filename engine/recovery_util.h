@@ -8,14 +8,12 @@
 #include "base/status.h"
 #include "engine/env.h"
 #include "engine/journal.h"
+#include "engine/root_path.h"
 #include "engine/state.h"
 #include "storage/blob_store.h"
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
-
-// The root made absolute; kNotFound when it does not exist (recovery never creates a root).
-Result<std::string> ExistingRoot(const std::string& root);
 
 // Adds "what you can still do" to a corrupt-log error.
 Status ExplainLogError(const Status& s, const std::string& root);

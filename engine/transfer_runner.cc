@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "engine/event_builders.h"
 #include "engine/file_hash.h"
 #include "net/hub.h"
 #include "storage/blob_store.h"
@@ -230,11 +231,7 @@ Status TransferRunner::Run(const Plan& plan) {
       replan_needed_ = true;
       return Status::Ok();
     }
-    v1::Event e;
-    auto* bv = e.mutable_blob_verified();
-    bv->set_content_id(fp.content_id);
-    bv->set_size(fp.size);
-    batch.push_back(std::move(e));
+    batch.push_back(BlobVerifiedEvent(fp.content_id, fp.size));
   }
 
   for (const auto& fp : plan.files) {
@@ -320,12 +317,7 @@ Status TransferRunner::Run(const Plan& plan) {
         names.push_back({".tmp-" + x->fp->content_id, x->fp->content_id});
     MS_RETURN_IF_ERROR(blobs_.AdoptBatch(blobs_.dir(), names));
     for (Xfer* x : small_batch) {
-      v1::Event e;
-      auto* bv = e.mutable_blob_verified();
-      bv->set_transfer_id(0);
-      bv->set_content_id(x->fp->content_id);
-      bv->set_size(x->fp->size);
-      batch.push_back(std::move(e));
+      batch.push_back(BlobVerifiedEvent(x->fp->content_id, x->fp->size));
       ++progress.files_done;
       if (options_.on_file_done) options_.on_file_done(x->fp->path, x->fp->size, true);
     }
@@ -356,12 +348,7 @@ Status TransferRunner::Run(const Plan& plan) {
         MS_RETURN_IF_ERROR(
             blobs_.Adopt(partials_.dir(), storage::PartialStore::NameOf(x.id), x.fp->content_id));
       }
-      v1::Event e;
-      auto* bv = e.mutable_blob_verified();
-      bv->set_transfer_id(x.memory ? 0 : x.id);
-      bv->set_content_id(x.fp->content_id);
-      bv->set_size(x.fp->size);
-      batch.push_back(std::move(e));
+      batch.push_back(BlobVerifiedEvent(x.fp->content_id, x.fp->size, x.memory ? 0 : x.id));
       x.done = true;
       ++progress.files_done;
       if (options_.on_file_done) options_.on_file_done(x.fp->path, x.fp->size, true);

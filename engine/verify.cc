@@ -142,7 +142,7 @@ bool VerifyReport::damaged() const {
 }
 
 Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
-  MS_ASSIGN_OR_RETURN(std::string root, ExistingRoot(o.root));
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/false));
   VerifyReport report;
   std::vector<Job> jobs;
   std::map<std::string, RepoState> repos;

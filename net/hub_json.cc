@@ -144,8 +144,8 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
     if (Status unsafe = ValidateRepoPath(*path); !unsafe.ok()) {
       // base/path_rules.h, the rules the engine and storage apply too: refused here, before
       // the listing leaves net, so nothing unsafe is ever recorded.
-      return Status::InvalidArgument("the file listing of " + ctx.Describe() + ": " +
-                                     unsafe.message() +
+      return Status::InvalidArgument("the file listing of " + ctx.Describe() +
+                                     " contains an unsafe path: " + unsafe.message() +
                                      ": refusing this revision (it could write outside the "
                                      "model directory)");
     }

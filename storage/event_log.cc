@@ -275,7 +275,8 @@ Status EventLog::Impl::OpenEnv() {
     CloseEnv();
     if (attempt == 5)
       return Status::IOError("the event log at " + path +
-                             " kept being replaced while it was opened; retry");
+                             " kept being replaced while it was opened; retry")
+          .Advised();
   }
 }
 
@@ -484,7 +485,8 @@ bool EventLog::is_open() const { return impl_->env != nullptr; }
 Status EventLog::Impl::Usable() const {
   if (env) return Status::Ok();
   return Status::IOError("the event log at " + path +
-                         " could not be reopened after a rewrite; run the command again");
+                         " could not be reopened after a rewrite; run the command again")
+      .Advised();
 }
 
 bool EventLog::Replaced() const {

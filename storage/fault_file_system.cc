@@ -252,6 +252,10 @@ const char* FsOpName(FsOp op) {
 FaultFileSystem::FaultFileSystem(FileSystem* base) : base_(base) {}
 FaultFileSystem::~FaultFileSystem() = default;
 
+Result<std::string> FaultFileSystem::ResolvePath(const std::string& path, bool create) {
+  return base_->ResolvePath(path, create);
+}
+
 Result<std::unique_ptr<Dir>> FaultFileSystem::OpenRoot(const std::string& path, bool create) {
   MS_ASSIGN_OR_RETURN(auto d, base_->OpenRoot(path, create));
   return std::unique_ptr<Dir>(new FaultDir(this, std::move(d)));

@@ -80,6 +80,7 @@ class FaultFileSystem final : public FileSystem {
   ~FaultFileSystem() override;
 
   Result<std::unique_ptr<Dir>> OpenRoot(const std::string& path, bool create) override;
+  Result<std::string> ResolvePath(const std::string& path, bool create) override;
 
   uint64_t Count(FsOp op) const;
   uint64_t TotalCount() const;

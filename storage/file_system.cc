@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -324,6 +325,13 @@ class RealFs final : public FileSystem {
     int f = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f < 0) return Err(errno, "open root directory", path);
     return std::unique_ptr<Dir>(new RealDir(UniqueFd(f), path));
+  }
+  Result<std::string> ResolvePath(const std::string& path, bool create) override {
+    if (path.empty()) return Status::InvalidArgument("the root directory path is empty");
+    if (create) MS_RETURN_IF_ERROR(MakeDirs(path));
+    char buf[PATH_MAX];
+    if (!::realpath(path.c_str(), buf)) return Err(errno, "resolve", path);
+    return std::string(buf);
   }
 };
 

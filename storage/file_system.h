@@ -144,6 +144,9 @@ class FileSystem {
   // Opens the directory at path (created with parents when `create`). The root path itself
   // is trusted and may traverse symlinks; nothing below it will.
   virtual Result<std::unique_ptr<Dir>> OpenRoot(const std::string& path, bool create) = 0;
+  // The absolute, symlink-free form of path (realpath), made first (with parents) when
+  // `create`. kNotFound when it does not exist and create is false.
+  virtual Result<std::string> ResolvePath(const std::string& path, bool create) = 0;
 };
 
 // The process-wide real file system (stateless).

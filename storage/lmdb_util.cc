@@ -19,7 +19,7 @@ Status FromMdb(int rc, std::string_view what) {
     case MDB_MAP_FULL:
     case ENOSPC:
     case EDQUOT:
-      return Status::NoSpace(msg + " (free some disk space and retry)", rc);
+      return Status::NoSpace(msg + " (free some disk space and retry)", rc).Advised();
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_BAD_TXN:
