@@ -1,5 +1,7 @@
 #include "base/hash.h"
 
+#include "base/platform.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -65,7 +67,7 @@ std::string HashFileHex(HashKind kind, const std::string& path) {
     ::close(fd);
     return {};
   }
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  platform::AdviseSequential(fd);
   Hasher h(kind, static_cast<uint64_t>(st.st_size));
   std::vector<char> buf(1 << 20);
   for (;;) {

@@ -4,6 +4,7 @@
 
 #include "base/hash.h"
 #include "engine/event_builders.h"
+#include "engine/file_hash.h"
 #include "engine/layout.h"
 
 namespace modelsync::engine {
@@ -12,19 +13,12 @@ namespace {
 using storage::Dir;
 using storage::FileInfo;
 
+// The digest of dir/name, or "" when its size is not `size` (then it cannot match).
 Result<std::string> HashOf(Dir& dir, const std::string& name, HashKind kind, uint64_t size) {
   MS_ASSIGN_OR_RETURN(auto f, dir.OpenFile(name, storage::OpenMode::kRead));
-  Hasher h(kind, size);
-  constexpr size_t kBuf = 1u << 20;
-  std::unique_ptr<char[]> buf(new char[kBuf]);
-  for (uint64_t off = 0;;) {
-    MS_ASSIGN_OR_RETURN(size_t n, f->PRead(off, buf.get(), kBuf));
-    if (n == 0) break;
-    h.Update(buf.get(), n);
-    off += n;
-  }
-  if (h.bytes() != size) return std::string();
-  return h.FinishHex();
+  MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, kind));
+  if (h.size != size) return std::string();
+  return h.hex;
 }
 
 std::pair<std::string, std::string> SplitLeaf(const std::string& path) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/platform.h"
 #include "engine/daemon.h"
 #include "storage/root_lock.h"
 
@@ -44,9 +45,9 @@ Result<std::string> ReadLine(int fd, int timeout_ms) {
 Status SendAll(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
-    ssize_t w = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return Status::FromErrno(errno, "write to the daemon's control socket");
+    ssize_t w = platform::SendNoSignal(fd, s.data() + off, s.size() - off);
+    if (w == -EINTR) continue;
+    if (w < 0) return Status::FromErrno(static_cast<int>(-w), "write to the daemon's control socket");
     off += static_cast<size_t>(w);
   }
   return Status::Ok();
@@ -71,8 +72,8 @@ Result<UniqueFd> TakeDaemonLock(const std::string& root) {
   MS_RETURN_IF_ERROR(MakeDirs(root + "/.modelsync"));
   std::string path = root + "/.modelsync/daemon.lock";
   MS_ASSIGN_OR_RETURN(UniqueFd fd, storage::OpenLockFile(path, 0600));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "lock " + path);
+  if (int e = platform::LockExclusive(fd.get(), false); e != 0) {
+    if (e != EWOULDBLOCK) return Status::FromErrno(e, "lock " + path);
     char buf[32] = {};
     ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
     int pid = n > 0 ? std::atoi(buf) : 0;
@@ -117,7 +118,7 @@ struct ControlServer::Impl {
       pollfd p{listen_fd.get(), POLLIN, 0};
       int n = ::poll(&p, 1, 100);
       if (n <= 0) continue;
-      int c = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      int c = platform::AcceptCloexec(listen_fd.get());
       if (c < 0) continue;
       if (workers.size() >= kMaxControlConnections) {
         UniqueFd conn(c);

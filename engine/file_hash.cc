@@ -8,50 +8,12 @@
 #include <memory>
 
 #include "base/fs.h"
+#include "base/platform.h"
 
 namespace modelsync::engine {
 
 HashKind KindOfContentId(const std::string& content_id) {
   return content_id.size() == 64 ? HashKind::kSha256 : HashKind::kGitBlobSha1;
-}
-
-Result<FileHashResult> HashFileSequential(const std::string& path, HashKind kind,
-                                          std::atomic<uint64_t>* progress) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ELOOP) return Status::InvalidArgument(path + " is not a regular file (a symlink)");
-    return Status::FromErrno(errno, "open " + path);
-  }
-  UniqueFd guard(fd);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  FileHashResult r;
-  r.size = static_cast<uint64_t>(st.st_size);
-  r.dev = static_cast<uint64_t>(st.st_dev);
-  r.ino = static_cast<uint64_t>(st.st_ino);
-  Hasher hasher(kind, r.size);
-  constexpr size_t kBuf = 4u << 20;
-  std::unique_ptr<char[]> buf(new char[kBuf]);
-  uint64_t done = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.get(), kBuf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "read " + path);
-    }
-    if (n == 0) break;
-    hasher.Update(buf.get(), static_cast<size_t>(n));
-    done += static_cast<uint64_t>(n);
-    if (progress) progress->fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  }
-  if (done != r.size)
-    return Status::IOError(path + " changed size while it was read (" + std::to_string(done) +
-                           " of " + std::to_string(r.size) + " bytes)");
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  r.hex = hasher.FinishHex();
-  return r;
 }
 
 Result<FileHashResult> HashFile(storage::File& f, HashKind kind,

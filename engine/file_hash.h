@@ -1,5 +1,5 @@
-// Hashing a whole file fast: one pass of large sequential reads (posix_fadvise SEQUENTIAL),
-// with a progress counter. Internal to engine (verify).
+// Hashing a whole file: one pass of large sequential reads through a storage::File, with a
+// progress counter. Internal to engine (verify, the transfer runner, adoption).
 #pragma once
 
 #include <atomic>
@@ -17,12 +17,6 @@ struct FileHashResult {
   uint64_t size = 0;
   uint64_t dev = 0, ino = 0;
 };
-
-// Opens path without following a symlink (a symlink or non-regular file is
-// kInvalidArgument "not a regular file"), hashes all of it. kNotFound when missing, kIOError
-// on read errors. *progress (if given) grows by each chunk read.
-Result<FileHashResult> HashFileSequential(const std::string& path, HashKind kind,
-                                          std::atomic<uint64_t>* progress = nullptr);
 
 // Hashes all of f (opened through a Dir, so never through a symlink) from offset 0 to the size
 // Stat() gives. A read error is kIOError (with the errno as detail), never a digest: a caller

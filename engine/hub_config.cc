@@ -1,5 +1,7 @@
 #include "engine/hub_config.h"
 
+#include "engine/version.h"
+
 namespace modelsync::engine {
 
 net::HubOptions HubOptionsOf(const Env& env, const std::string& endpoint) {
@@ -12,6 +14,7 @@ net::HubOptions HubOptionsOf(const Env& env, const std::string& endpoint) {
   h.max_attempts = c.hub_attempts > 0 ? c.hub_attempts : h.max_attempts;
   h.clock = env.clock;
   h.seed = env.random ? env.random->Next() : 0;
+  h.user_agent = "modelsync/" + std::string(Version());
   return h;
 }
 

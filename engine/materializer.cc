@@ -178,7 +178,8 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   // The swap.
   if (org->Stat(name).ok()) {
     Status s = org->Exchange(staging, *org, name);
-    if (!s.ok() && s.detail() == EINVAL) {  // no RENAME_EXCHANGE here (e.g. some FUSE, NFS)
+    if (!s.ok() && s.detail() == EINVAL) {  // no atomic exchange here (posix, some FUSE, NFS)
+      if (before_unsafe_swap_) MS_RETURN_IF_ERROR(before_unsafe_swap_());
       const std::string old = OldName(repo);
       MS_RETURN_IF_ERROR(org->Rename(name, *org, old));
       MS_RETURN_IF_ERROR(org->Rename(staging, *org, name));

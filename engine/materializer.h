@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,9 +60,16 @@ class Materializer {
   // links fail) into the new tree before the swap, so it survives the swap and a crash at
   // any point (the old tree still holds it until the swap is durable). A path the new
   // revision also has is skipped (the caller moves such a file aside first).
+  //
+  // The swap is one atomic exchange where the platform and file system have one
+  // (docs/PLATFORM.md); elsewhere it is two renames, between which models/<org>/<name> is
+  // missing for a moment. Before such a swap, the hook set with SetBeforeUnsafeSwap runs: the
+  // caller removes the model's marker there (and records it), so no marker ever names a
+  // missing directory (DESIGN.md invariant 2).
   Status Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
                      MaterializeStats* stats = nullptr,
                      const std::vector<std::string>* user_files = nullptr);
+  void SetBeforeUnsafeSwap(std::function<Status()> hook) { before_unsafe_swap_ = std::move(hook); }
   // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
   // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
   Status CleanStaging(const std::string& repo);
@@ -84,6 +92,7 @@ class Materializer {
   Result<std::unique_ptr<storage::Dir>> OpenOrg(const std::string& repo, bool create);
   storage::Dir& root_;
   storage::BlobStore& blobs_;
+  std::function<Status()> before_unsafe_swap_;
 };
 
 }  // namespace modelsync::engine

@@ -260,6 +260,18 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   if (plan.build_dir) {
     std::vector<MaterialFile> mf;
     for (const auto& f : plan.files) mf.push_back({f.path, f.content_id});
+    // A swap that cannot be atomic leaves no directory for a moment: the marker goes first
+    // (the next round of Converge writes it again once the new revision is active).
+    mat.SetBeforeUnsafeSwap([&]() -> Status {
+      auto it = c.journal->state().repos.find(plan.repo);
+      if (it == c.journal->state().repos.end() || it->second.model_id.empty()) return Status::Ok();
+      // Recorded before the file goes: a crash in between leaves a marker the log calls
+      // removed beside a complete (old) directory, never a recorded one that is missing.
+      const std::string id = it->second.model_id;
+      if (it->second.marker)
+        MS_RETURN_IF_ERROR(c.journal->Append({MarkerRemovedEvent(plan.repo, id)}).status());
+      return mat.RemoveMarker(id);
+    });
     MS_RETURN_IF_ERROR(mat.Materialize(plan.repo, mf, nullptr, &plan.user_files));
   }
   // The loadability rule runs on the files now in place, before the activation records it.

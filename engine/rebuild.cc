@@ -69,6 +69,16 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
   if (!DirMatches(obs, rs.materialized, sizes, user.size())) {
     std::vector<MaterialFile> mf;
     for (const auto& [path, cid] : rs.materialized) mf.push_back({path, cid});
+    // A swap that cannot be atomic (docs/PLATFORM.md) removes the marker first; it is
+    // written again below once the directory is whole.
+    mat.SetBeforeUnsafeSwap([&]() -> Status {
+      if (rs.marker)  // recorded first, as pull does
+        MS_RETURN_IF_ERROR(
+            journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
+      if (has_marker) MS_RETURN_IF_ERROR(mat.RemoveMarker(out->model_id));
+      has_marker = false;
+      return Status::Ok();
+    });
     MS_RETURN_IF_ERROR(mat.Materialize(rs.repo, mf, nullptr, &user));
     out->dir_rebuilt = true;
   }

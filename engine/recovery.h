@@ -95,7 +95,9 @@ const char* VerifyIssueName(VerifyIssue::Kind k);
 // A model directory that holds, complete, a revision the log materialized but never
 // activated: a crash hit between the directory swap and the RevisionActivated commit. Not
 // damage (every file is checked against that revision instead); the next pull records it,
-// `rebuild` returns to the active revision.
+// `rebuild` returns to the active revision. Also: a swap that could not be atomic
+// (docs/PLATFORM.md) interrupted between its two renames: no models/<org>/<name>, the active
+// revision whole in models/<org>/.<name>.old (dir_commit == active_commit; checked there).
 struct VerifyInterrupted {
   std::string repo, dir_commit, active_commit;
 };

@@ -1,13 +1,11 @@
 // Verify (recovery.h): re-hash every file of each active revision against its content id.
-#include <sys/stat.h>
-
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "engine/file_hash.h"
+#include "engine/layout.h"
 #include "engine/loadability.h"
 #include "engine/repo_path.h"
 #include "engine/planner.h"
@@ -18,36 +16,55 @@
 namespace modelsync::engine {
 namespace {
 
-namespace stdfs = std::filesystem;
-
 struct Job {
-  std::string repo, path, content_id, full;
+  std::string repo, path, content_id;
+  std::string dir;  // root-relative directory holding the files (models/<org>/<name>)
   uint64_t size = 0;
 };
 
-// Regular files, symlinks and others below dir (symlinks not followed), repo-relative.
-void ListTree(const std::string& dir, std::set<std::string>* out) {
-  std::error_code ec;
-  stdfs::recursive_directory_iterator it(dir, stdfs::directory_options::none, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
-    auto st = it->symlink_status(ec);
-    if (ec) break;
-    if (stdfs::is_directory(st)) continue;
-    out->insert(stdfs::relative(it->path(), dir, ec).generic_string());
+// Regular files, symlinks and others below dir (never followed: a symlinked directory is
+// listed as an entry, not entered), relative to it with `prefix`.
+void ListTree(storage::Dir& dir, const std::string& prefix, size_t depth,
+              std::set<std::string>* out) {
+  auto names = dir.List();
+  if (!names.ok()) return;
+  for (const auto& n : *names) {
+    const std::string rel = prefix.empty() ? n : prefix + "/" + n;
+    auto info = dir.Stat(n);
+    if (info.ok() && info->type == storage::FileInfo::Type::kDir && depth < kMaxPathDepth) {
+      if (auto sub = dir.OpenDir(n); sub.ok()) ListTree(**sub, rel, depth + 1, out);
+      continue;
+    }
+    out->insert(rel);
   }
 }
 
 // The first of root/models, root/models/<org>, root/models/<org>/<name> that is a symlink
 // ("" when none is).
-std::string SymlinkOnPath(const std::string& root, const std::string& repo) {
-  std::string p = root + "/models";
-  for (const std::string& next : {std::string(), "/" + repo.substr(0, repo.find('/')),
-                                  "/" + repo.substr(repo.find('/') + 1)}) {
-    p += next;
-    struct stat st;
-    if (::lstat(p.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) return p;
+std::string SymlinkOnPath(storage::Dir& root_dir, const std::string& root,
+                          const std::string& repo) {
+  std::string rel;
+  for (const std::string& part : {std::string("models"), repo.substr(0, repo.find('/')),
+                                  repo.substr(repo.find('/') + 1)}) {
+    rel += (rel.empty() ? "" : "/") + part;
+    auto info = storage::StatPath(root_dir, rel);
+    if (info.ok() && info->type == storage::FileInfo::Type::kSymlink) return root + "/" + rel;
+    if (!info.ok()) return "";
   }
   return "";
+}
+
+// Opens root_dir/rel for reading (never through a symlink, at any depth) and hashes it.
+Result<FileHashResult> HashBelow(storage::Dir& root_dir, const std::string& rel, HashKind kind,
+                                 std::atomic<uint64_t>* progress) {
+  size_t slash = rel.rfind('/');
+  std::unique_ptr<storage::Dir> parent;
+  if (slash != std::string::npos) {
+    MS_ASSIGN_OR_RETURN(parent, storage::OpenDirPath(root_dir, rel.substr(0, slash), false));
+  }
+  storage::Dir& d = parent ? *parent : root_dir;
+  MS_ASSIGN_OR_RETURN(auto f, d.OpenFile(rel.substr(slash + 1), storage::OpenMode::kRead));
+  return HashFile(*f, kind, progress);
 }
 
 std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
@@ -162,28 +179,43 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
     check_dir = std::move(*d);
     if (auto b = storage::BlobStore::Open(*check_dir, false); b.ok()) blob_store = std::move(*b);
   }
-  // True when the model file at full is the blob of content id cid (hard-linked).
-  auto linked_to = [&](const std::string& full, const std::string& cid) {
-    struct stat fst, bst;
-    return blob_store && ::lstat(full.c_str(), &fst) == 0 &&
-           ::lstat(blob_store->PathOf(cid).c_str(), &bst) == 0 && fst.st_ino == bst.st_ino &&
-           fst.st_dev == bst.st_dev;
+  // True when the model file root/rel is the blob of content id cid (hard-linked).
+  auto linked_to = [&](const std::string& rel, const std::string& cid) {
+    if (!check_dir || !blob_store) return false;
+    auto f = storage::StatPath(*check_dir, rel);
+    auto b = blob_store->Stat(cid);
+    return f.ok() && b.ok() && f->ino == b->ino && f->dev == b->dev;
   };
   for (const auto& [repo, rs] : repos) {
     if (!HasActiveFiles(rs) || (!o.repo.empty() && repo != o.repo)) continue;
     ++report.repos;
-    std::string dir = root + "/models/" + repo;
     auto sizes = ActiveSizes(rs);
     std::set<std::string> on_disk;
     // Never through a symlink (storage/LAYOUT.md): pull refuses models/, models/<org> or the
     // model directory as a symlink, so verify reports it instead of hashing what it points to.
-    if (std::string link = SymlinkOnPath(root, repo); !link.empty()) {
+    std::string link = check_dir ? SymlinkOnPath(*check_dir, root, repo) : "";
+    if (!link.empty()) {
       report.issues.push_back({VerifyIssue::Kind::kDamaged, repo, "", "",
                                link + " is a symlink: modelsync never follows one (replace it "
                                       "with a directory, then `modelsync rebuild`)"});
       continue;
     }
-    ListTree(dir, &on_disk);
+    // Where the files are. A swap that could not be atomic (docs/PLATFORM.md) and was
+    // interrupted between its two renames leaves no models/<org>/<name> but the active
+    // revision whole in models/<org>/.<name>.old (the next pull or rebuild renames it back):
+    // an interrupted update, checked there, not damage.
+    std::string dir_rel = "models/" + repo;
+    const std::string old_rel = "models/" + repo.substr(0, repo.find('/')) + "/" + OldName(repo);
+    if (check_dir && storage::StatPath(*check_dir, dir_rel).status().IsNotFound()) {
+      auto old = storage::StatPath(*check_dir, old_rel);
+      if (old.ok() && old->type == storage::FileInfo::Type::kDir) {
+        dir_rel = old_rel;
+        report.interrupted.push_back({repo, rs.active_commit, rs.active_commit});
+      }
+    }
+    if (check_dir)
+      if (auto md = storage::OpenDirPath(*check_dir, dir_rel, false); md.ok())
+        ListTree(**md, "", 0, &on_disk);
     // A crash between the directory swap and the commit of FileMaterialized +
     // RevisionActivated leaves the directory holding, whole, the revision being pulled (the
     // last one resolved). Recognised when every name on disk is in that revision's manifest
@@ -206,7 +238,7 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
         auto a = rs.materialized.find(path);
         if (a != rs.materialized.end() && a->second == cid) continue;
         ++differing;
-        linked += linked_to(dir + "/" + path, cid);
+        linked += linked_to(dir_rel + "/" + path, cid);
       }
       if (candidate.size() == on_disk.size() && differing > 0 && linked == differing) {
         expected = &candidate;
@@ -223,7 +255,7 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
         continue;
       }
       auto sz = sizes.find(path);
-      jobs.push_back({repo, path, cid, dir + "/" + path, sz == sizes.end() ? 0 : sz->second});
+      jobs.push_back({repo, path, cid, dir_rel, sz == sizes.end() ? 0 : sz->second});
     }
     for (const auto& extra : on_disk)
       report.issues.push_back({VerifyIssue::Kind::kExtra, repo, extra, "",
@@ -240,11 +272,15 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
   std::mutex mu;  // guards report.issues, prog and the callback
   auto worker = [&]() {
     uint64_t reported = 0;
+    // Each worker reads through its own handle of the root (a Dir belongs to one thread).
+    auto own_root = env.fs->OpenRoot(root, false);
     for (;;) {
       size_t i = next.fetch_add(1);
       if (i >= jobs.size()) return;
       const Job& j = jobs[i];
-      auto h = HashFileSequential(j.full, KindOfContentId(j.content_id), &bytes);
+      auto h = own_root.ok() ? HashBelow(**own_root, j.dir + "/" + j.path,
+                                         KindOfContentId(j.content_id), &bytes)
+                             : Result<FileHashResult>(own_root.status());
       std::lock_guard<std::mutex> lock(mu);
       if (!h.ok()) {
         bool missing = h.status().IsNotFound();
@@ -306,19 +342,21 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
       if (i.kind == VerifyIssue::Kind::kMissing) affected.insert(i.repo);
       if (i.kind != VerifyIssue::Kind::kDamaged) continue;
       affected.insert(i.repo);
-      std::string full = root + "/models/" + i.repo + "/" + i.path;
-      struct stat fst, bst;
-      bool same = ::lstat(full.c_str(), &fst) == 0 &&
-                  ::lstat(blobs->PathOf(i.content_id).c_str(), &bst) == 0 &&
-                  fst.st_ino == bst.st_ino && fst.st_dev == bst.st_dev;
+      const std::string rel = "models/" + i.repo + "/" + i.path;
+      auto fst = storage::StatPath(*root_dir, rel);
+      auto bst = blobs->Stat(i.content_id);
+      bool same = fst.ok() && bst.ok() && fst->ino == bst->ino && fst->dev == bst->dev;
       bool blob_bad = same;
       if (!same && blobs->Has(i.content_id)) {
-        auto h = HashFileSequential(blobs->PathOf(i.content_id), KindOfContentId(i.content_id));
+        auto h = HashBelow(blobs->dir(), i.content_id, KindOfContentId(i.content_id), nullptr);
+        // An unreadable blob is not known to be bad: it is re-fetched only if it hashes wrong.
+        if (!h.ok() && !h.status().IsNotFound())
+          return h.status().With("re-reading the blob of " + i.repo + "/" + i.path);
         blob_bad = !h.ok() || h->hex != i.content_id;
       }
       if (blob_bad) bad.insert(i.content_id);
-      if (::unlink(full.c_str()) != 0 && errno != ENOENT)
-        return Status::FromErrno(errno, "remove the damaged file " + full);
+      if (Status u = storage::UnlinkPath(*root_dir, rel); !u.ok() && !u.IsNotFound())
+        return u.With("remove the damaged file");
     }
     for (const auto& cid : bad) {
       for (const auto& [repo, rs] : journal->state().repos) {
@@ -326,9 +364,8 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
         for (const auto& [path, id] : rs.materialized) {
           if (id != cid) continue;
           affected.insert(repo);
-          std::string full = root + "/models/" + repo + "/" + path;
-          if (::unlink(full.c_str()) != 0 && errno != ENOENT)
-            return Status::FromErrno(errno, "remove " + full);
+          Status u = storage::UnlinkPath(*root_dir, "models/" + repo + "/" + path);
+          if (!u.ok() && !u.IsNotFound()) return u;
         }
       }
       MS_RETURN_IF_ERROR(blobs->Remove(cid));

@@ -53,7 +53,7 @@ Status CheckRepo(const std::string& repo) {
   return Status::Ok();
 }
 
-std::string DefaultUserAgent() { return "modelsync/0.1"; }
+std::string DefaultUserAgent() { return "modelsync"; }
 
 }  // namespace
 

@@ -25,7 +25,8 @@ struct HubOptions {
   // Attempts per request without progress (connection errors, stalls, 408, 429, 5xx). An
   // attempt that delivered body bytes resets the count (a dropped transfer resumes).
   int max_attempts = 6;
-  // Exponential backoff with full jitter: attempt n waits uniform[0, min(max, base * 2^n)].
+  // Exponential backoff with full jitter: after the n-th failed attempt in a row (n >= 1) the
+  // wait is uniform[0, min(max, base * 2^(n-1))], drawn from the seeded source below.
   // A Retry-After (integer seconds) replaces the jittered delay.
   std::chrono::milliseconds backoff_base{500}, backoff_max{30000};
   // No body byte for this long aborts the transfer and retries it (rounded up to whole
@@ -34,7 +35,8 @@ struct HubOptions {
   std::chrono::milliseconds connect_timeout{10000};
   // Connections in total, and per host.
   int max_connections = 16;
-  // Sent as User-Agent; empty = "modelsync/<version>".
+  // Sent as User-Agent; empty = "modelsync" (net does not know the version: the engine sets
+  // "modelsync/<version>").
   std::string user_agent;
   // Backoff waits are measured on this clock (FakeClock in tests; polled every few ms).
   // nullptr = SystemClock::Default(). Not owned; must outlive the Hub.

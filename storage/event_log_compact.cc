@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "base/fs.h"
+#include "base/platform.h"
 #include "storage/event_log_impl.h"
 
 namespace modelsync::storage {
@@ -211,9 +212,10 @@ Result<RewriteReport> EventLog::Rewrite() {
   m.Step("copied");
   m.CloseEnv();
   m.Step("closed");
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, m.path.c_str(), RENAME_EXCHANGE) != 0) {
-    s = Status::FromErrno(errno, "swapping " + tmp + " and " + m.path +
-                                     " (renameat2 RENAME_EXCHANGE; the log was not shrunk)");
+  if (int e = platform::ExchangeAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, m.path.c_str()); e != 0) {
+    s = Status::FromErrno(e, "swapping " + tmp + " and " + m.path +
+                                 " (an atomic exchange of two directories; the log was not "
+                                 "shrunk)");
     (void)RemoveFlatDir(tmp);
     Status r = m.OpenEnv();
     return r.ok() ? s : r.With("reopening after a failed rewrite");

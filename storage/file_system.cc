@@ -2,11 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +14,7 @@
 
 #include "base/fs.h"
 #include "base/path_rules.h"
+#include "base/platform.h"
 
 namespace modelsync::storage {
 namespace {
@@ -82,9 +80,9 @@ class RealFile final : public File {
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) return Err(errno, "stat", path_);
     if (static_cast<uint64_t>(st.st_size) >= size) return Status::Ok();
-    int rc = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size));
+    int rc = platform::Preallocate(fd_.get(), size);
     if (rc == 0) return Status::Ok();
-    if (rc != EOPNOTSUPP && rc != EINVAL && rc != ENOSYS) return Err(rc, "preallocate", path_);
+    if (rc != EOPNOTSUPP) return Err(rc, "preallocate", path_);
     if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) return Err(errno, "resize", path_);
     return Status::Ok();
   }
@@ -102,13 +100,9 @@ class RealFile final : public File {
     return Status::Ok();
   }
   void StartWriteback(uint64_t offset, uint64_t n) override {
-    (void)::sync_file_range(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(n),
-                            SYNC_FILE_RANGE_WRITE);
+    platform::StartWriteback(fd_.get(), offset, n);
   }
-  void DropCache(uint64_t offset, uint64_t n) override {
-    (void)::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(n),
-                          POSIX_FADV_DONTNEED);
-  }
+  void DropCache(uint64_t offset, uint64_t n) override { platform::DropCache(fd_.get(), offset, n); }
 
  private:
   UniqueFd fd_;
@@ -201,8 +195,7 @@ class RealDir final : public Dir {
     MS_RETURN_IF_ERROR(CheckComponent(name, path_));
     MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));
     std::string a(name), b(to_name);
-    if (::renameat2(fd_.get(), a.c_str(), to.fd(), b.c_str(), RENAME_EXCHANGE) != 0) {
-      int e = errno;
+    if (int e = platform::ExchangeAt(fd_.get(), a.c_str(), to.fd(), b.c_str()); e != 0) {
       std::string what = "exchange " + Join(path_, name) + " with " + Join(to.path(), to_name);
       if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
         return Status::InvalidArgument(what + ": not supported by this file system", EINVAL);
@@ -227,8 +220,7 @@ class RealDir final : public Dir {
     UniqueFd dst(::openat(to.fd(), b.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                           static_cast<mode_t>(perm)));
     if (!dst.valid()) return Err(errno, "create", Join(to.path(), to_name));
-    if (::ioctl(dst.get(), FICLONE, src.get()) != 0) {
-      int e = errno;
+    if (int e = platform::CloneFile(src.get(), dst.get()); e != 0) {
       ::unlinkat(to.fd(), b.c_str(), 0);
       if (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == EPERM)
         return Status::InvalidArgument("reflink " + Join(path_, name) + ": " + std::strerror(e), e);
@@ -241,12 +233,7 @@ class RealDir final : public Dir {
     }
     return Status::Ok();
   }
-  bool ClonesFiles() override {
-    struct statfs sf;
-    if (::fstatfs(fd_.get(), &sf) != 0) return false;
-    constexpr long kBtrfs = 0x9123683E, kXfs = 0x58465342;
-    return static_cast<long>(sf.f_type) == kBtrfs || static_cast<long>(sf.f_type) == kXfs;
-  }
+  bool ClonesFiles() override { return platform::ClonesFiles(fd_.get()); }
   Status Unlink(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path_));
     std::string n(name);
@@ -303,7 +290,11 @@ class RealDir final : public Dir {
     return Status::Ok();
   }
   Status SyncFileSystem() override {
-    if (::syncfs(fd_.get()) != 0) return Err(errno, "syncfs of the file system of", path_);
+    int e = platform::SyncFileSystem(fd_.get());
+    if (e == ENOSYS)
+      return Status::InvalidArgument("syncfs is not available on this platform (" +
+                                     std::string(platform::Name()) + ")");
+    if (e != 0) return Err(e, "syncfs of the file system of", path_);
     return Status::Ok();
   }
   Result<uint64_t> FreeBytes() override {
@@ -351,6 +342,29 @@ Status CheckComponent(std::string_view name, std::string_view where) {
   };
   if (const char* why = ComponentProblem(name)) return bad(why);
   return Status::Ok();
+}
+
+namespace {
+
+// The directory holding rel's last component (nullptr: base itself) and that component.
+Result<std::pair<std::unique_ptr<Dir>, std::string>> ParentOf(Dir& base, std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  if (slash == std::string_view::npos)
+    return std::make_pair(std::unique_ptr<Dir>(), std::string(rel));
+  MS_ASSIGN_OR_RETURN(auto d, OpenDirPath(base, rel.substr(0, slash), false));
+  return std::make_pair(std::move(d), std::string(rel.substr(slash + 1)));
+}
+
+}  // namespace
+
+Result<FileInfo> StatPath(Dir& base, std::string_view rel) {
+  MS_ASSIGN_OR_RETURN(auto p, ParentOf(base, rel));
+  return (p.first ? *p.first : base).Stat(p.second);
+}
+
+Status UnlinkPath(Dir& base, std::string_view rel) {
+  MS_ASSIGN_OR_RETURN(auto p, ParentOf(base, rel));
+  return (p.first ? *p.first : base).Unlink(p.second);
 }
 
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create) {

@@ -22,7 +22,11 @@
 //    containing directory (both directories, for a rename across directories) is Sync()ed.
 //
 // Thread safety: a FileSystem may be shared between threads (RealFileSystem has no state;
-// FaultFileSystem locks internally). A Dir or File handle belongs to one thread at a time.
+// FaultFileSystem locks internally). A Dir handle belongs to one thread at a time. A File's
+// positioned calls (PWrite, PRead, DataSync, Sync) may run on several threads at once (they
+// are pwrite/pread/fdatasync on one descriptor; storage::PartialFile writes disjoint ranges
+// from the network thread while the control thread syncs); its other calls belong to one
+// thread at a time.
 // Handles must not outlive the FileSystem that made them.
 #pragma once
 
@@ -159,6 +163,12 @@ Status CheckComponent(std::string_view name, std::string_view where);
 // component) below `base`. A directory it creates is made durable (its parent is synced). `rel`
 // must not be empty.
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create);
+
+// lstat of base/rel ("a/b/c"): the directories on the way are opened as OpenDirPath does
+// (never through a symlink: one there is an error), the last component is not followed.
+Result<FileInfo> StatPath(Dir& base, std::string_view rel);
+// Unlinks the file base/rel (directories on the way as above). kNotFound when missing.
+Status UnlinkPath(Dir& base, std::string_view rel);
 
 // Copies the regular file from/name to to/to_name (created exclusively, mode perm), then
 // DataSync()s it. Used where a hard link is impossible.

@@ -9,33 +9,13 @@
 #include <chrono>
 #include <thread>
 
+#include "base/platform.h"
 #include "storage/event_log.h"
 
 namespace modelsync::storage {
 namespace {
 
 std::string LockPath(const std::string& root) { return JoinPath(StateDir(root), "lock"); }
-
-int LockFd(int fd, short type, int cmd) {
-  struct flock fl {};
-  fl.l_type = type;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = 0;
-  fl.l_len = 0;  // whole file
-  fl.l_pid = 0;  // required for OFD locks
-  int rc;
-  do rc = ::fcntl(fd, cmd, &fl);
-  while (rc != 0 && errno == EINTR && cmd == F_OFD_SETLKW);
-  return rc;
-}
-
-bool IsLocked(int fd) {
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
-  return fl.l_type != F_UNLCK;
-}
 
 int ReadPid(int fd) {
   char buf[32] = {};
@@ -52,7 +32,7 @@ int HolderPid(int fd) {
   for (int i = 0; i < 100; ++i) {
     int pid = ReadPid(fd);
     if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) return pid;
-    if (!IsLocked(fd)) return 0;
+    if (!platform::IsLockedElsewhere(fd)) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return ReadPid(fd);
@@ -85,8 +65,8 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
   MS_RETURN_IF_ERROR(MakeDirs(StateDir(root)));
   std::string path = LockPath(root);
   MS_ASSIGN_OR_RETURN(UniqueFd fd, OpenLockFile(path, 0644));
-  if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLK) != 0) {
-    if (errno != EAGAIN && errno != EACCES) return Status::FromErrno(errno, "locking " + path);
+  if (int e = platform::LockExclusive(fd.get(), false); e != 0) {
+    if (e != EWOULDBLOCK) return Status::FromErrno(e, "locking " + path);
     int pid = HolderPid(fd.get());
     if (!wait) {
       return Status::Locked("root " + root + " is in use by " +
@@ -95,11 +75,11 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
     }
     if (on_wait) on_wait(pid);
     if (!cancel) {
-      if (LockFd(fd.get(), F_WRLCK, F_OFD_SETLKW) != 0)
-        return Status::FromErrno(errno, "waiting for the lock " + path);
+      if (int w = platform::LockExclusive(fd.get(), true); w != 0)
+        return Status::FromErrno(w, "waiting for the lock " + path);
     } else {
-      while (LockFd(fd.get(), F_WRLCK, F_OFD_SETLK) != 0) {
-        if (errno != EAGAIN && errno != EACCES) return Status::FromErrno(errno, "locking " + path);
+      while (int w = platform::LockExclusive(fd.get(), false)) {
+        if (w != EWOULDBLOCK) return Status::FromErrno(w, "locking " + path);
         if (cancel->load())
           return Status::Cancelled("stopped while waiting for root " + root + " (in use by " +
                                    (pid > 0 ? "pid " + std::to_string(pid) : "another process") +
@@ -116,12 +96,12 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
 
 int RootLock::Holder(const std::string& root) {
   UniqueFd fd(::open(LockPath(root).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid() || !IsLocked(fd.get())) return 0;
+  if (!fd.valid() || !platform::IsLockedElsewhere(fd.get())) return 0;
   return HolderPid(fd.get());
 }
 
 RootLock::~RootLock() {
-  if (fd_.valid()) LockFd(fd_.get(), F_UNLCK, F_OFD_SETLK);
+  if (fd_.valid()) (void)platform::Unlock(fd_.get());
 }
 
 }  // namespace modelsync::storage

@@ -1,10 +1,10 @@
 // RootLock: one writer per root.
 //
-// The lock is an open-file-description lock (fcntl F_OFD_SETLK, exclusive, whole file) on
-// <root>/.modelsync/lock, which holds the holder's pid as text. The kernel drops it when the
-// holder's descriptor closes, including on kill -9, so a crashed writer never leaves the root
-// locked. OFD locks also conflict between two opens in one process, so tests can race
-// in-process too. The pid inside the file is informational (for messages); the kernel lock is
+// The lock is an open-file-description lock (platform::LockExclusive: fcntl F_OFD_SETLK on
+// linux, flock on posix; exclusive, whole file) on <root>/.modelsync/lock, which holds the
+// holder's pid as text. The kernel drops it when the holder's descriptor closes, including on
+// kill -9, so a crashed writer never leaves the root locked. Both kinds conflict between two
+// opens in one process, so tests can race in-process too. The pid inside the file is informational (for messages); the kernel lock is
 // the truth.
 //
 // Thread safety: a RootLock is a value owned by one thread; Acquire may be called from any.

@@ -82,6 +82,7 @@ struct ScenarioResult {
   uint64_t first_pull_failed = 0;  // 1 when the first pull failed as planned
   uint64_t unsynced_lost = 0;      // power loss: unsynced bytes dropped at the stop
   uint64_t resumed_bytes = 0;      // bytes_reused of the second pull (the failed pull left them)
+  uint64_t swap_point = 0;         // the last rename of a staging directory (the update's swap)
 };
 
 class Harness {
@@ -120,8 +121,8 @@ class Harness {
     }
     ::close(p[1]);
     ScenarioResult r;
-    // {1, total, commits, first failed, reused by the resume} or {2, lost bytes}
-    uint64_t msg[5] = {0, 0, 0, 0, 0};
+    // {1, total, commits, first failed, reused by the resume, swap point} or {2, lost bytes}
+    uint64_t msg[6] = {0, 0, 0, 0, 0, 0};
     bool got = ::read(p[0], msg, sizeof msg) == sizeof msg;
     ::close(p[0]);
     r.exit_code = WaitExit(pid);
@@ -130,6 +131,7 @@ class Harness {
       r.commits = msg[2];
       r.first_pull_failed = msg[3];
       r.resumed_bytes = msg[4];
+      r.swap_point = msg[5];
     } else if (got && msg[0] == 2) {
       r.unsynced_lost = msg[1];
     }
@@ -154,12 +156,18 @@ class Harness {
     ::unsetenv("HF_TOKEN");
     ::setenv("HF_HOME", (root + ".hf").c_str(), 1);
     storage::FaultFileSystem ffs(storage::RealFileSystem());
-    if (stop_at) {
+    uint64_t swap_point = 0;
+    if (!stop_at) {
+      ffs.SetHook([&swap_point](storage::FsOp op, uint64_t index, const std::string& path) {
+        if (op == storage::FsOp::kRename && path.find(".staging") != std::string::npos)
+          swap_point = index;
+      });
+    } else {
       ffs.SetHook([&ffs, stop_at, mode, fd](storage::FsOp, uint64_t index, const std::string&) {
         if (index != stop_at) return;
         if (mode != Mode::kCrash) {
           ffs.Freeze();
-          uint64_t msg[5] = {2, ffs.UnsyncedBytes(), 0, 0, 0};
+          uint64_t msg[6] = {2, ffs.UnsyncedBytes(), 0, 0, 0, 0};
           (void)!::write(fd, msg, sizeof msg);
           Status s = ffs.DropUnsynced(mode == Mode::kPowerLossZero
                                           ? storage::FaultFileSystem::LossMode::kZero
@@ -199,8 +207,8 @@ class Harness {
       }
       ++step;
     }
-    uint64_t msg[5] = {1, ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first,
-                       resumed};
+    uint64_t msg[6] = {1, ffs.TotalCount(), ffs.Count(storage::FsOp::kCommit), failed_first,
+                       resumed, swap_point};
     (void)!::write(fd, msg, sizeof msg);
     ::_exit(0);
   }
@@ -309,10 +317,16 @@ void RunLoop(Harness& h, Mode mode, uint64_t ci_points, uint64_t first_offset) {
   Caught caught;
   std::set<uint64_t> at;
   for (uint64_t i = start; i <= total; i += stride) at.insert(i);
-  // The last points hold the update's directory swap and its activation commit: a crash
-  // between them is an interrupted update (verify must recognise it). Always run them.
-  if (mode == Mode::kCrash)
+  // The update's directory swap and its activation commit: a crash between them is an
+  // interrupted update (verify must recognise it). Always run the points around the swap
+  // (one exchange on linux; the marker's removal and two renames on posix) and the last ones.
+  if (mode == Mode::kCrash) {
+    REQUIRE(clean.swap_point > 0);
+    for (uint64_t i = clean.swap_point > 6 ? clean.swap_point - 6 : 1;
+         i <= std::min(total, clean.swap_point + 8); ++i)
+      at.insert(i);
     for (uint64_t i = total > 8 ? total - 8 : 1; i <= total; ++i) at.insert(i);
+  }
   for (uint64_t i : at) {
     std::string root = h.base() + "/r" + std::to_string(i);
     ScenarioResult r = h.Run(root, i, mode);

@@ -1,0 +1,71 @@
+// base/platform.h with portable POSIX calls only (-DMODELSYNC_PLATFORM=posix): no renameat2,
+// fallocate, sync_file_range, syncfs, fadvise, FICLONE, OFD locks or accept4. What each
+// fallback gives up: docs/PLATFORM.md. A Darwin port replaces the ENOSYS/no-op entries with
+// renamex_np(RENAME_SWAP), F_PREALLOCATE, F_FULLFSYNC and clonefile.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/platform.h"
+
+namespace modelsync::platform {
+
+const char* Name() { return "posix"; }
+
+int ExchangeAt(int, const char*, int, const char*) { return ENOSYS; }
+
+int Preallocate(int, uint64_t) { return EOPNOTSUPP; }
+
+void StartWriteback(int, uint64_t, uint64_t) {}
+void DropCache(int, uint64_t, uint64_t) {}
+void AdviseSequential(int) {}
+
+int SyncFileSystem(int) { return ENOSYS; }
+
+int CloneFile(int, int) { return EOPNOTSUPP; }
+bool ClonesFiles(int) { return false; }
+
+int LockExclusive(int fd, bool wait) {
+  int rc;
+  do rc = ::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+  while (rc != 0 && errno == EINTR && wait);
+  if (rc == 0) return 0;
+  return errno == EWOULDBLOCK || errno == EAGAIN ? EWOULDBLOCK : errno;
+}
+
+int Unlock(int fd) { return ::flock(fd, LOCK_UN) == 0 ? 0 : errno; }
+
+bool IsLockedElsewhere(int fd) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    (void)::flock(fd, LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK || errno == EAGAIN;
+}
+
+int AcceptCloexec(int listen_fd) {
+  int c;
+  do c = ::accept(listen_fd, nullptr, nullptr);
+  while (c < 0 && errno == EINTR);
+  if (c < 0) return -errno;
+  (void)::fcntl(c, F_SETFD, FD_CLOEXEC);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  (void)::setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  return c;
+}
+
+ssize_t SendNoSignal(int fd, const void* data, size_t n) {
+#ifdef MSG_NOSIGNAL
+  ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
+#else
+  ssize_t w = ::send(fd, data, n, 0);  // SO_NOSIGPIPE set at accept (Darwin)
+#endif
+  return w >= 0 ? w : -errno;
+}
+
+}  // namespace modelsync::platform
