@@ -404,3 +404,31 @@ TEST_CASE("21.20 messages: every unsafe listing is exit 2 up front; verify never
   CHECK(v.out.find("..") == std::string::npos);
   CHECK(RunCli({"pull", kModel}, env).exit_code != 0);  // pull refuses the layout too
 }
+
+// Issue 14: verify walked the model directory with std::filesystem and opened files by path,
+// so a symlinked subdirectory was hashed through (its files "ok", the link an "extra" file).
+// It reads through Dir handles now: the files behind the link are reported, never read.
+TEST_CASE("verify never hashes through a symlinked subdirectory of a model") {
+  Hub hub;
+  TempDir base;
+  const std::string root = base.path() + "/root";
+  auto env = hub.Env(root);
+  auto p = RunCli({"pull", "h2/many-dirs", "--quiet"}, env);
+  INFO(p.err);
+  REQUIRE(p.exit_code == 0);
+  REQUIRE(RunCli({"verify"}, env).exit_code == 0);
+  // dir7 becomes a symlink to an identical copy outside the root.
+  const std::string dir = root + "/models/h2/many-dirs";
+  fs::create_directories(base.path() + "/decoy");
+  fs::copy(dir + "/dir7", base.path() + "/decoy/dir7", fs::copy_options::recursive);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
+  fs::permissions(dir + "/dir7", fs::perms::owner_all, fs::perm_options::add);
+  fs::remove_all(dir + "/dir7");
+  fs::create_directory_symlink(base.path() + "/decoy/dir7", dir + "/dir7");
+  auto v = RunCli({"verify", "--json"}, env);
+  INFO(v.out, v.err);
+  CHECK(v.exit_code == 3);
+  CHECK(v.out.find("\"path\":\"dir7/f.txt\"") != std::string::npos);
+  CHECK(v.out.find("\"damaged\":true") != std::string::npos);
+  CHECK(fs::exists(base.path() + "/decoy/dir7/f.txt"));  // nothing outside the root touched
+}
