@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "net/errors.h"
 #include "net/hub.h"
 #include "net/hub_json.h"
+#include "net/rate_limiter.h"
 #include "net/url.h"
 
 namespace modelsync::net {
@@ -238,3 +240,36 @@ TEST_CASE("CheckRedirectTarget refuses link-local and unspecified addresses, kee
 
 }  // namespace
 }  // namespace modelsync::net
+
+// The bandwidth cap in simulated time (issue 14: no 10 s wall-clock measurement): a fetch
+// that takes 16 KiB whenever the limiter lets it, over 10 simulated seconds in 1 ms steps,
+// receives the cap's worth of bytes, give or take one chunk.
+TEST_CASE("RateLimiter holds its rate exactly over simulated seconds") {
+  for (uint64_t rate : {uint64_t{20'000'000}, uint64_t{512 * 1024}, uint64_t{100'000}}) {
+    CAPTURE(rate);
+    boost::asio::io_context io;  // never run: the wake-up timer's handler never fires here
+    modelsync::FakeClock clock;
+    modelsync::net::RateLimiter limiter(io, clock, [] {});
+    limiter.SetRate(rate);
+    constexpr uint64_t kChunk = 16 * 1024;
+    uint64_t received = 0, paused_steps = 0;
+    for (int ms = 0; ms < 10'000; ++ms) {
+      bool paused = false;
+      while (!(paused = limiter.ShouldPause())) {
+        limiter.Consume(kChunk);
+        received += kChunk;
+      }
+      paused_steps += paused;
+      clock.Advance(std::chrono::milliseconds(1));
+    }
+    // Tokens accrue over the 9.999 s between the first and the last look; a fetch that is
+    // always ready never lets them pile up to a burst, and overdraws by less than a chunk.
+    const double want = 9.999 * static_cast<double>(rate);
+    CHECK(static_cast<double>(received) <= want + kChunk);
+    CHECK(static_cast<double>(received) >= want - kChunk);
+    CHECK(paused_steps == 10'000);
+    // Unlimited again: never pauses.
+    limiter.SetRate(0);
+    CHECK_FALSE(limiter.ShouldPause());
+  }
+}
