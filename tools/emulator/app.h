@@ -79,6 +79,10 @@ class HubApp {
 
   FaultTable& faults() { return faults_; }
   Recorder& recorder() { return recorder_; }
+  // Grows by one at every reset. A connection accepted before the last reset belongs to an
+  // earlier test: its requests are neither served nor counted (the server closes it), so a
+  // request a finished test left in flight never lands in the next test's counters.
+  uint64_t epoch() const { return epoch_.load(); }
 
  private:
   // app_api.cc
@@ -111,6 +115,7 @@ class HubApp {
   std::atomic<size_t> page_size_;
   std::atomic<bool> resolve_cache_;
   std::mutex renames_mu_;
+  std::atomic<uint64_t> epoch_{0};
   std::map<std::string, std::string> renames_;  // old repo id -> new repo id
   RepoStore store_;
   FaultTable faults_;

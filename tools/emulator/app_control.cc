@@ -38,6 +38,7 @@ Response HubApp::Control(const Request& req, const std::vector<std::string>& seg
     return Ok(faults_.ToJson());
   }
   if (op == "reset" && post) {
+    ++epoch_;
     faults_.Clear();
     recorder_.Clear();
     page_size_ = config_.page_size;

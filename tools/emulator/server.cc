@@ -280,10 +280,11 @@ struct Server::Impl {
   asio::io_context io;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 
-  void Serve(tcp::socket sock, Listener which);
+  // epoch: HubApp::epoch() when the connection was accepted.
+  void Serve(tcp::socket sock, Listener which, uint64_t epoch);
 };
 
-void Server::Impl::Serve(tcp::socket sock, Listener which) {
+void Server::Impl::Serve(tcp::socket sock, Listener which, uint64_t epoch) {
   beast::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   int fd = sock.native_handle();
@@ -322,6 +323,8 @@ void Server::Impl::Serve(tcp::socket sock, Listener which) {
     req.body = m.body();
     bool keep = m.keep_alive();
     bool control = which == Listener::kHub && req.raw_path.rfind("/_emulator/", 0) == 0;
+    // A connection from before the last reset (an earlier test's): closed unserved.
+    if (!control && epoch != app.epoch()) break;
     FaultPlan plan;
     if (!control) plan = app.faults().Plan(which, req.method, req.path);
     if (plan.latency_ms > 0)
@@ -341,7 +344,7 @@ void Server::Impl::Serve(tcp::socket sock, Listener which) {
       e.body_bytes = out.body_bytes;
       e.dropped = out.dropped;
       e.injected = plan.any;
-      app.recorder().Record(std::move(e));
+      if (epoch == app.epoch()) app.recorder().Record(std::move(e));
     }
     if (out.closed || !keep) break;
   }
@@ -380,8 +383,10 @@ Result<uint16_t> Server::Listen(Listener which, const std::string& host, uint16_
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;
       }
-      std::thread([impl, which](tcp::socket sock) { impl->Serve(std::move(sock), which); },
-                  std::move(s))
+      const uint64_t epoch = impl->app.epoch();
+      std::thread([impl, which, epoch](tcp::socket sock) {
+        impl->Serve(std::move(sock), which, epoch);
+      }, std::move(s))
           .detach();
     }
   }).detach();
