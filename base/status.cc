@@ -45,6 +45,13 @@ std::string Status::ToString() const {
   return s;
 }
 
+Status Status::WithNote(std::string_view note) const {
+  if (ok()) return *this;
+  Status s = *this;
+  s.message_ += " (" + std::string(note) + ")";
+  return s;
+}
+
 Status Status::With(std::string_view context) const {
   if (ok()) return *this;
   Status s = *this;

@@ -79,6 +79,8 @@ class [[nodiscard]] Status {
 
   // A copy whose message is prefixed with "<context>: " (advice kept).
   Status With(std::string_view context) const;
+  // A copy whose message ends with " (<note>)" (code, detail and advice kept).
+  Status WithNote(std::string_view note) const;
 
   // Whether the message already says what the user should do (FromErrno's "free some space,
   // then run the command again", the log's "retry"): callers that add advice skip these, and

@@ -151,6 +151,7 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
       } else {
         fp.action = FileAction::kFetch;
         fp.transfer_id = plan.next_transfer_id++;
+        fp.in_memory = fp.size <= opts.small_file_bytes;
         if (fp.size > 0) missing.push_back({0, fp.size});
         plan.allocate_bytes += fp.size;
       }

@@ -13,7 +13,8 @@
 //     discard_transfers (TransferFailed{discarded} + delete the partial);
 //  4. per file: kFetch (TransferStarted, create the partial, fetch `fetch`), kResume (reopen
 //     the partial, re-hash the committed ranges, fetch `fetch`), then verify and adopt the
-//     blob (BlobVerified); kLink with verify_blob: re-hash the blob, record BlobVerified;
+//     blob (BlobVerified); kLink with verify_blob: re-hash the blob, record BlobVerified, or
+//     remove it and plan again when it hashes wrong (engine/blob_check.h, before the fetches);
 //  5. build_dir: materialize every file from blobs, carry user_files over, and swap the
 //     directory in atomically;
 //  6. activate: RevisionActivated(commit);
@@ -90,6 +91,10 @@ struct PlanOptions {
   // A fetch range is at most this long, so a large file spreads over several connections.
   // 0 = never split.
   uint64_t chunk_size = 64ull << 20;
+  // A kFetch file of at most this many bytes is fetched into memory (FilePlan::in_memory): no
+  // partial file, no range events, adopted in a batch with one sync (a kill re-fetches it
+  // whole). 8 MiB = engine::kDefaultSmallFileBytes (env.h, MODELSYNC_SMALL_FILE_BYTES).
+  uint64_t small_file_bytes = 8ull << 20;
 };
 
 enum class FileAction {
@@ -111,6 +116,7 @@ struct FilePlan {
   std::vector<ByteRange> fetch;  // kResume / kFetch: ranges to fetch, in order, <= chunk_size
   uint64_t committed_bytes = 0;  // kResume: bytes already durable in the partial
   bool verify_blob = false;      // kLink: blob on disk but not recorded: re-hash it first
+  bool in_memory = false;        // kFetch: fetched into memory (PlanOptions::small_file_bytes)
   std::string fetched_by;        // kLink: the path of this plan that fetches the content
 };
 

@@ -14,6 +14,7 @@
 #include "base/hash.h"
 #include "base/units.h"
 #include "engine/adopt_existing.h"
+#include "engine/blob_check.h"
 #include "engine/disk_space.h"
 #include "engine/event_builders.h"
 #include "engine/glob.h"
@@ -221,10 +222,17 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
   MS_RETURN_IF_ERROR(flush());
   for (uint64_t t : plan.discard_transfers) MS_RETURN_IF_ERROR(c.partials->Remove(t));
 
+  // Blobs on disk the log never recorded: re-hashed (no network), or removed and planned again.
+  {
+    MS_ASSIGN_OR_RETURN(BlobCheck bc, CheckUnrecordedBlobs(plan, *c.blobs));
+    if (bc.removed) return Status::Ok();  // Converge plans again: the content is fetched
+    for (auto& e : bc.verified) events.push_back(std::move(e));
+    MS_RETURN_IF_ERROR(flush());
+  }
+
   bool any_fetch = false;
   for (const auto& f : plan.files)
-    any_fetch |= f.action == FileAction::kFetch || f.action == FileAction::kResume ||
-                 (f.action == FileAction::kLink && f.verify_blob);
+    any_fetch |= f.action == FileAction::kFetch || f.action == FileAction::kResume;
   if (any_fetch) {
     if (!hub)
       return Status::Offline("HF_HUB_OFFLINE is set and " + plan.repo + " needs " +
@@ -234,7 +242,6 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
     ro.cancel = c.o.cancel;
-    ro.small_file_bytes = c.env.config.small_file_bytes;
     ro.clock = c.env.clock;
     uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;
     ro.on_progress = [&, rate_set](const TransferProgress& p) mutable {
@@ -254,7 +261,6 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     Status s = runner.Run(plan);
     *fetched += runner.bytes_fetched();
     MS_RETURN_IF_ERROR(s);
-    if (runner.replan_needed()) return Status::Ok();
   }
 
   if (plan.build_dir) {
@@ -340,6 +346,7 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
   in.files = files;
   PlanOptions po;
   po.chunk_size = c.env.config.chunk_bytes ? c.env.config.chunk_bytes : kDefaultChunkBytes;
+  po.small_file_bytes = c.env.config.small_file_bytes;
   Status done = Status::Ok();
   for (int round = 0; round < kMaxRounds; ++round) {
     MS_ASSIGN_OR_RETURN(Observation obs, Observe(*c.root_dir, c.o.repo, {c.model_id}));

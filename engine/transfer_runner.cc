@@ -15,6 +15,8 @@
 #include "base/hash.h"
 #include "engine/event_builders.h"
 #include "engine/file_hash.h"
+#include "engine/transfer_cadence.h"
+#include "engine/transfer_state.h"
 #include "net/hub.h"
 #include "storage/blob_store.h"
 #include "storage/partial_file.h"
@@ -22,16 +24,6 @@
 namespace modelsync::engine {
 namespace {
 
-constexpr uint64_t kHashChunk = 4ull << 20;
-// Page-cache hygiene for large partial files (see PERF in transfer_runner.h): writeback is
-// started every kWritebackBytes written, and pages both hashed and durable are dropped in
-// steps of kDropBytes, so a long download reuses a small set of pages instead of allocating
-// fresh ones (slow on these VMs).
-constexpr uint64_t kWritebackBytes = 8ull << 20;
-constexpr uint64_t kDropBytes = 8ull << 20;
-// Small verified files are adopted in batches of up to this many, or this old.
-constexpr size_t kSmallBatchFiles = 128;
-constexpr std::chrono::milliseconds kSmallBatchAge{100};
 
 v1::Event RangesEvent(uint64_t id, const RangeSet& ranges) {
   v1::Event e;
@@ -46,126 +38,6 @@ v1::Event RangesEvent(uint64_t id, const RangeSet& ranges) {
 }
 
 }  // namespace
-
-// One content being fetched (a FilePlan of kind kFetch or kResume).
-struct Xfer {
-  const FilePlan* fp = nullptr;
-  uint64_t id = 0;      // transfer id (partial file name); changes on an integrity retry
-  bool memory = false;  // small file: fetched into `buffer`, no partial file
-  std::unique_ptr<storage::PartialFile> file;
-  std::string buffer;
-
-  // Guarded by Impl::mu.
-  RangeSet received;   // written to the file (or buffer): committed or not
-  RangeSet committed;  // durable and recorded
-  std::deque<ByteRange> todo;
-  int in_flight = 0;
-  std::vector<uint64_t> fetch_ids;
-  uint64_t unsynced = 0;
-  uint64_t written = 0;  // bytes written to the file by this run
-  uint64_t kicked = 0;   // `written` at the last StartWriteback (control thread only)
-  uint64_t dropped = 0;  // prefix whose pages were dropped (control thread only)
-  Clock::TimePoint last_sync;  // set when the transfer is created
-  bool started = false;  // partial created and TransferStarted recorded
-  bool done = false;
-  int integrity_failures = 0;
-
-  // Hashing: the hashing thread owns hasher while hash_busy; `hashed` is the prefix hashed.
-  std::unique_ptr<Hasher> hasher;
-  std::atomic<uint64_t> hashed{0};
-  std::atomic<bool> hash_busy{false};
-  Status hash_error;  // set by the hashing thread before clearing hash_busy
-};
-
-struct TransferRunner::Impl {
-  TransferRunner& self;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool wake = false;
-  Status failure;  // first failure (guarded by mu)
-  std::atomic<uint64_t> received_bytes{0};
-
-  class Sink final : public net::FetchSink {
-   public:
-    Sink(Impl* impl, Xfer* x) : impl_(impl), x_(x) {}
-    Status OnData(uint64_t offset, const char* data, size_t n) override {
-      if (x_->memory) {
-        if (offset + n > x_->buffer.size())
-          return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
-        std::memcpy(x_->buffer.data() + offset, data, n);
-      } else {
-        MS_RETURN_IF_ERROR(x_->file->Write(offset, std::string_view(data, n)));
-      }
-      impl_->received_bytes += n;
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      x_->received.Add({offset, offset + n});
-      x_->unsynced += n;
-      x_->written += n;
-      return Status::Ok();
-    }
-    void OnDone(Status status) override {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      --x_->in_flight;
-      finished = true;
-      if (!status.ok() && !status.IsCancelled() && impl_->failure.ok())
-        impl_->failure = status.With(x_->fp->path);
-      impl_->wake = true;
-      impl_->cv.notify_all();
-    }
-    bool finished = false;  // guarded by Impl::mu
-
-   private:
-    Impl* impl_;
-    Xfer* x_;
-  };
-
-  std::list<std::unique_ptr<Xfer>> xfers;
-  std::list<std::unique_ptr<Sink>> sinks;
-  int in_flight_total = 0;
-
-  // Hashing thread.
-  std::thread hasher_thread;
-  std::deque<std::pair<Xfer*, uint64_t>> hash_jobs;  // guarded by mu
-  bool stop_hashing = false;
-
-  explicit Impl(TransferRunner& s) : self(s) {}
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop_hashing = true;
-    }
-    cv.notify_all();
-    if (hasher_thread.joinable()) hasher_thread.join();
-  }
-
-  void HashLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    for (;;) {
-      cv.wait(lock, [&] { return stop_hashing || !hash_jobs.empty(); });
-      if (stop_hashing) return;
-      auto [x, upto] = hash_jobs.front();
-      hash_jobs.pop_front();
-      lock.unlock();
-      std::string buf;
-      uint64_t pos = x->hashed.load();
-      Status s;
-      while (pos < upto && s.ok()) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(kHashChunk, upto - pos));
-        s = x->file->Read(pos, n, &buf);
-        if (s.ok()) {
-          x->hasher->Update(buf.data(), buf.size());
-          pos += buf.size();
-          x->hashed.store(pos);
-        }
-      }
-      lock.lock();
-      x->hash_error = s;
-      x->hash_busy.store(false);
-      wake = true;
-      cv.notify_all();
-    }
-  }
-};
 
 TransferRunner::TransferRunner(Journal& journal, net::Hub& hub, storage::PartialStore& partials,
                                storage::BlobStore& blobs, TransferRunnerOptions options)
@@ -196,7 +68,7 @@ std::vector<ByteRange> SplitWhole(uint64_t size, const std::vector<ByteRange>& l
 
 Status TransferRunner::Run(const Plan& plan) {
   const Clock* clock = options_.clock ? options_.clock : SystemClock::Default();
-  Impl impl(*this);
+  TransferShared impl;
   std::vector<v1::Event> batch;
   // Ids for restarted transfers: past every id this plan or the log has used.
   uint64_t next_id = std::max(plan.next_transfer_id, journal_.state().next_transfer_id);
@@ -213,36 +85,13 @@ Status TransferRunner::Run(const Plan& plan) {
     }
   }
 
-  // kLink of a blob that is on disk but unrecorded: re-hash it first.
-  for (const auto& fp : plan.files) {
-    if (fp.action != FileAction::kLink || !fp.verify_blob) continue;
-    // Read through the blob store's directory (never a symlink). A read error is an error:
-    // the blob may well be good, so it stays (only a wrong digest removes it).
-    auto digest = [&]() -> Result<std::string> {
-      MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(fp.content_id, storage::OpenMode::kRead));
-      MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, KindOfContentId(fp.content_id)));
-      return h.hex;
-    }();
-    if (!digest.ok())
-      return digest.status().With("re-reading the unrecorded blob " +
-                                  fp.content_id.substr(0, 12) + " failed (it was kept)");
-    if (*digest != fp.content_id) {
-      MS_RETURN_IF_ERROR(blobs_.Remove(fp.content_id));
-      replan_needed_ = true;
-      return Status::Ok();
-    }
-    batch.push_back(BlobVerifiedEvent(fp.content_id, fp.size));
-  }
-
   for (const auto& fp : plan.files) {
     if (fp.action != FileAction::kFetch && fp.action != FileAction::kResume) continue;
     auto x = std::make_unique<Xfer>();
     x->last_sync = clock->Now();
     x->fp = &fp;
     x->id = fp.transfer_id;
-    x->memory =
-        fp.action == FileAction::kFetch &&
-        fp.size <= (options_.small_file_bytes ? options_.small_file_bytes : kSmallFileBytes);
+    x->memory = fp.action == FileAction::kFetch && fp.in_memory;  // the planner's decision
     x->todo = Chunks(fp.fetch);
     x->hasher =
         std::make_unique<Hasher>(fp.lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1, fp.size);
@@ -430,7 +279,7 @@ Status TransferRunner::Run(const Plan& plan) {
         result = start_partial(*x);
         if (!result.ok()) break;
       }
-      auto sink = std::make_unique<Impl::Sink>(&impl, x);
+      auto sink = std::make_unique<TransferShared::Sink>(&impl, x);
       net::FetchSpec spec;
       spec.repo = plan.repo;
       spec.commit = plan.commit;
@@ -486,18 +335,17 @@ Status TransferRunner::Run(const Plan& plan) {
         durable_prefix = x.committed.PrefixEnd();
       }
       if (!x.memory && x.file && !x.file->poisoned()) {
-        if (written - x.kicked >= kWritebackBytes) {
+        if (WritebackDue(written, x.kicked)) {
           x.file->StartWriteback(0, 0);
           x.kicked = written;
         }
-        uint64_t droppable = std::min(durable_prefix, x.hashed.load());
-        if (droppable >= x.dropped + kDropBytes) {
-          x.file->DropCache(x.dropped, droppable - x.dropped);
-          x.dropped = droppable;
+        ByteRange drop = DroppableRange(durable_prefix, x.hashed.load(), x.dropped);
+        if (drop.size() > 0) {
+          x.file->DropCache(drop.begin, drop.size());
+          x.dropped = drop.end;
         }
       }
-      if (!x.memory && x.started && unsynced > 0 &&
-          (unsynced >= kSyncBytes || now - last_sync >= kSyncInterval || !fetching)) {
+      if (!x.memory && x.started && SyncDue(unsynced, now - last_sync, fetching)) {
         result = sync(x);
         if (!result.ok()) {
           result = result.With(x.fp->path);
@@ -536,8 +384,7 @@ Status TransferRunner::Run(const Plan& plan) {
       }
     }
     std::erase_if(active, [](Xfer* x) { return x->done; });
-    if (result.ok() && !small_batch.empty() &&
-        (all_done || small_batch.size() >= kSmallBatchFiles || now - small_since >= kSmallBatchAge))
+    if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done))
       result = adopt_small();
     if (result.ok()) result = flush();
     if (!result.ok()) break;
@@ -586,10 +433,17 @@ Status TransferRunner::Run(const Plan& plan) {
   }
   // The batch holds only facts already true on disk (ranges synced, blobs adopted): record
   // them with the failures, or a blob adopted just before the failure would look unrecorded.
-  (void)adopt_small();  // verified already: keep them
+  // Each step is tried even when an earlier one failed (as much as possible is kept); the
+  // first of their errors is added to the message, never dropped: the failure stays the
+  // first cause, and the user learns that what was kept may be less than it could have been.
+  Status cleanup;
+  auto note = [&](Status s, const std::string& what) {
+    if (!s.ok() && cleanup.ok()) cleanup = s.With(what);
+  };
+  note(adopt_small(), "adopting the verified small files");  // verified already: keep them
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
-    if (x->unsynced > 0 && !x->file->poisoned()) (void)sync(*x);
+    if (x->unsynced > 0 && !x->file->poisoned()) note(sync(*x), "syncing " + x->fp->path);
     v1::Event e;
     auto* tf = e.mutable_transfer_failed();
     tf->set_transfer_id(x->id);
@@ -597,8 +451,10 @@ Status TransferRunner::Run(const Plan& plan) {
     tf->set_code(static_cast<int>(result.code()));
     batch.push_back(std::move(e));
   }
-  (void)flush();
+  note(flush(), "recording what was kept");
   bytes_fetched_ = impl.received_bytes.load();
+  if (!cleanup.ok())
+    return result.WithNote("then, while keeping what was done: " + cleanup.message());
   return result;
 }
 

@@ -7,15 +7,16 @@
 // thread), and, when every byte is there, compares the digest with the content id: a match
 // adopts the partial into the blob store (BlobVerified); a mismatch discards the content
 // (TransferFailed{discarded}) and fetches it once more under a new transfer id, then fails
-// with kIntegrity naming the file. kLink files with verify_blob are re-hashed from the blob.
+// with kIntegrity naming the file. (kLink files with verify_blob are re-hashed before the
+// run: engine/blob_check.h.)
 //
-// Small files (<= kSmallFileBytes) are fetched into memory and written straight into the
-// blob store once verified: no partial file, no range events (a crash costs a re-fetch of at
-// most that many bytes per file in flight).
+// Files the planner marked in_memory (PlanOptions::small_file_bytes) are fetched into memory
+// and written straight into the blob store once verified: no partial file, no range events
+// (a crash costs a re-fetch of at most that many bytes per file in flight).
 //
-// Durability clock: a transfer's written bytes are synced and recorded when kSyncBytes have
-// accumulated or kSyncInterval has passed, whichever comes first, so a kill loses about half
-// a second of transfer at most.
+// Durability clock (engine/transfer_cadence.h): a transfer's written bytes are synced and
+// recorded when kSyncBytes have accumulated or kSyncInterval has passed, whichever comes
+// first, so a kill loses about half a second of transfer at most.
 //
 // PERF (page cache): fresh page-cache pages are slow to come by on small VMs, so the control
 // thread starts writeback of a large partial every few MiB (sync_file_range WRITE, a hint)
@@ -49,9 +50,6 @@ class PartialStore;
 
 namespace modelsync::engine {
 
-inline constexpr uint64_t kSmallFileBytes = 8ull << 20;
-inline constexpr uint64_t kSyncBytes = 64ull << 20;
-inline constexpr std::chrono::milliseconds kSyncInterval{500};
 
 struct TransferProgress {
   uint64_t bytes_done = 0;  // present before the run + received
@@ -67,9 +65,6 @@ struct TransferRunnerOptions {
   // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
   // failure (fetches cancelled, written bytes synced and recorded) and returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;
-  // Files up to this size are fetched into memory (no partial, no range events); 0 =
-  // kSmallFileBytes. Tests lower it to drive the partial-file path with small fixtures.
-  uint64_t small_file_bytes = 0;
   // The durability cadence and progress rate are measured on this clock (the Env's; not
   // owned). nullptr = SystemClock::Default().
   const Clock* clock = nullptr;
@@ -85,19 +80,14 @@ class TransferRunner {
   Status Run(const Plan& plan);
 
   uint64_t bytes_fetched() const { return bytes_fetched_; }
-  // True when Run() stopped early (OK) because a blob on disk but not in the log failed its
-  // re-hash and was removed: the plan is stale, plan again (the content will be fetched).
-  bool replan_needed() const { return replan_needed_; }
 
  private:
-  struct Impl;
   Journal& journal_;
   net::Hub& hub_;
   storage::PartialStore& partials_;
   storage::BlobStore& blobs_;
   TransferRunnerOptions options_;
   uint64_t bytes_fetched_ = 0;
-  bool replan_needed_ = false;
 };
 
 }  // namespace modelsync::engine

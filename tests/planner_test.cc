@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/planner.h"
+#include "engine/transfer_cadence.h"
 
 using namespace modelsync;
 using namespace modelsync::engine;
@@ -355,6 +356,30 @@ TEST_CASE("planner: first pull fetches everything, split into chunks") {
   CHECK(plan->remove_markers.empty());
 }
 
+// Issue 14: whether a file is fetched into memory is the planner's decision, not the
+// executor's.
+TEST_CASE("planner: files up to small_file_bytes are fetched into memory, larger ones through a partial") {
+  PlanInput in{kRepo,
+               kC1,
+               "model",
+               {Entry("config.json", std::string(40, 'a'), 10),
+                Entry("model.safetensors", std::string(64, 'b'), 250),
+                Entry("tokenizer.json", std::string(40, 'c'), 100)}};
+  State state;
+  PlanOptions po{100};
+  po.small_file_bytes = 100;
+  auto plan = MakePlan(in, state, Observation{}, po);
+  REQUIRE(plan.ok());
+  REQUIRE(plan->files.size() == 3);
+  CHECK(plan->files[0].in_memory);        // 10 bytes
+  CHECK_FALSE(plan->files[1].in_memory);  // 250 bytes
+  CHECK(plan->files[2].in_memory);        // exactly the threshold
+  po.small_file_bytes = 0;
+  plan = MakePlan(in, state, Observation{}, po);
+  REQUIRE(plan.ok());
+  for (const auto& f : plan->files) CHECK_FALSE(f.in_memory);
+}
+
 TEST_CASE("planner: resume fetches only the uncommitted ranges") {
   const std::string id(64, 'c');
   PlanInput in{kRepo, kC1, "model", {Entry("w.safetensors", id, 1000)}};
@@ -496,4 +521,31 @@ TEST_CASE(
   CHECK(resumes > 0);
   CHECK(links > 0);
   CHECK(intact > 0);
+}
+
+// The transfer runner's cadence, decided by pure functions (issue 14: each part testable
+// alone).
+TEST_CASE("cadence: when bytes are synced, small files adopted and pages dropped") {
+  using std::chrono::milliseconds;
+  // Sync: nothing waiting never syncs; enough bytes, enough time, or the end of the fetch do.
+  CHECK_FALSE(SyncDue(0, milliseconds(10'000), false));
+  CHECK_FALSE(SyncDue(1, milliseconds(499), true));
+  CHECK(SyncDue(1, kSyncInterval, true));
+  CHECK(SyncDue(kSyncBytes, milliseconds(0), true));
+  CHECK_FALSE(SyncDue(kSyncBytes - 1, milliseconds(0), true));
+  CHECK(SyncDue(1, milliseconds(0), false));
+  // Small files: a batch goes when full, old, or last.
+  CHECK_FALSE(SmallBatchDue(0, milliseconds(1000), true));
+  CHECK_FALSE(SmallBatchDue(1, milliseconds(99), false));
+  CHECK(SmallBatchDue(1, kSmallBatchAge, false));
+  CHECK(SmallBatchDue(kSmallBatchFiles, milliseconds(0), false));
+  CHECK(SmallBatchDue(1, milliseconds(0), true));
+  // Page cache: writeback every kWritebackBytes; drops stay below both prefixes, in steps.
+  CHECK_FALSE(WritebackDue(kWritebackBytes - 1, 0));
+  CHECK(WritebackDue(2 * kWritebackBytes, kWritebackBytes));
+  CHECK(DroppableRange(kDropBytes - 1, 100 * kDropBytes, 0).size() == 0);
+  CHECK(DroppableRange(3 * kDropBytes, 2 * kDropBytes, 0) == ByteRange{0, 2 * kDropBytes});
+  CHECK(DroppableRange(3 * kDropBytes, 5 * kDropBytes, kDropBytes) ==
+        ByteRange{kDropBytes, 3 * kDropBytes});
+  CHECK(DroppableRange(2 * kDropBytes, 2 * kDropBytes, 2 * kDropBytes).size() == 0);
 }
