@@ -140,6 +140,10 @@ std::string Summary(const Event& e) {
       kv("commit", Short(e.manifest_continued().commit()));
       kv("files", std::to_string(e.manifest_continued().files_size()));
       break;
+    case Event::kBlobRemoved:
+      kv("content", Short(e.blob_removed().content_id()));
+      kv("reason", e.blob_removed().reason());
+      break;
     case Event::kFileKept:
       kv("repo", e.file_kept().repo());
       kv("path", e.file_kept().path());

@@ -181,11 +181,9 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   MS_RETURN_IF_ERROR(mat.WriteMarker(o.model_id));
   MS_RETURN_IF_ERROR(journal->Append({MarkerWrittenEvent(repo, o.model_id)}).status());
   if (!previous.empty() && previous != o.model_id) {
-    bool had = mat.HasMarker(previous);
-    MS_RETURN_IF_ERROR(mat.RemoveMarker(previous));
-    if (had) {
+    if (mat.HasMarker(previous))  // recorded before the file goes
       MS_RETURN_IF_ERROR(journal->Append({MarkerRemovedEvent(repo, previous)}).status());
-    }
+    MS_RETURN_IF_ERROR(mat.RemoveMarker(previous));
   }
   MS_RETURN_IF_ERROR(WriteModelsIndex(*root_dir, journal->state()));
   sum.marker_written = true;

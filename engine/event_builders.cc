@@ -11,6 +11,13 @@ v1::Event BlobVerifiedEvent(const std::string& content_id, uint64_t size, uint64
   return e;
 }
 
+v1::Event BlobRemovedEvent(const std::string& content_id, const std::string& reason) {
+  v1::Event e;
+  e.mutable_blob_removed()->set_content_id(content_id);
+  e.mutable_blob_removed()->set_reason(reason);
+  return e;
+}
+
 v1::Event FileMaterializedEvent(const std::string& repo, const std::string& commit,
                                 const std::string& path, const std::string& content_id) {
   v1::Event e;

@@ -12,6 +12,8 @@ namespace modelsync::engine {
 
 // Content whose bytes hashed to content_id is in blobs/ (transfer 0: not from a transfer).
 v1::Event BlobVerifiedEvent(const std::string& content_id, uint64_t size, uint64_t transfer_id = 0);
+// Committed before a verified blob is deleted (the fold forgets it).
+v1::Event BlobRemovedEvent(const std::string& content_id, const std::string& reason);
 v1::Event FileMaterializedEvent(const std::string& repo, const std::string& commit,
                                 const std::string& path, const std::string& content_id);
 v1::Event FileRemovedEvent(const std::string& repo, const std::string& commit,

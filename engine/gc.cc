@@ -29,6 +29,7 @@ Result<GcReport> Gc(const Env& env, const GcOptions& o) {
   GcReport report;
   if (auto blobs = storage::BlobStore::Open(*root_dir, false); blobs.ok()) {
     MS_ASSIGN_OR_RETURN(auto ids, (*blobs)->List());
+    std::vector<v1::Event> removed;  // committed before any file goes (BlobRemoved)
     for (const auto& id : ids) {
       if (referenced.count(id)) {
         ++report.blobs_kept;
@@ -37,7 +38,11 @@ Result<GcReport> Gc(const Env& env, const GcOptions& o) {
       MS_ASSIGN_OR_RETURN(auto info, (*blobs)->Stat(id));
       report.blobs.push_back({id, info.size});
       report.bytes_freed += info.size;
-      if (!o.dry_run) MS_RETURN_IF_ERROR((*blobs)->Remove(id));
+      if (st.blobs.count(id)) removed.push_back(BlobRemovedEvent(id, "unreferenced"));
+    }
+    if (!o.dry_run) {
+      if (!removed.empty()) MS_RETURN_IF_ERROR(journal->Append(std::move(removed)).status());
+      for (const auto& [id, size] : report.blobs) MS_RETURN_IF_ERROR((*blobs)->Remove(id));
     }
     // Temporary files a crash left in blobs/ (no writer runs: the lock is held).
     MS_ASSIGN_OR_RETURN(auto leftovers, (*blobs)->ListLeftovers());
@@ -108,12 +113,13 @@ Result<RemoveReport> Remove(const Env& env, const RemoveOptions& o) {
   for (const auto& owner : journal->state().OwnersOf(model_id))
     if (owner != o.repo && journal->state().repos.at(owner).marker) shared = true;
   if (!model_id.empty() && ValidateModelId(model_id).ok() && !shared) {
+    // Recorded before the file goes (as every removal): a failure or crash in between leaves
+    // a marker the log calls removed beside the still complete model, never the reverse.
     bool had = mat.HasMarker(model_id);
+    if (had || rs.marker)
+      MS_RETURN_IF_ERROR(journal->Append({MarkerRemovedEvent(o.repo, model_id)}).status());
     MS_RETURN_IF_ERROR(mat.RemoveMarker(model_id));
     if (had) report.marker = root + "/" + model_id;
-    if (had || rs.marker) {
-      MS_RETURN_IF_ERROR(journal->Append({MarkerRemovedEvent(o.repo, model_id)}).status());
-    }
   }
   // 2. The directory: our files go; the user's own files stay (storage/LAYOUT.md). A crash
   //    leaves a staging leftover that CleanStaging removes.

@@ -204,12 +204,17 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     return r.status();
   };
   if (plan.clean_staging) MS_RETURN_IF_ERROR(mat.CleanStaging(plan.repo));
-  for (const auto& m : plan.remove_markers) {
-    MS_RETURN_IF_ERROR(mat.RemoveMarker(m));
-    events.push_back(MarkerRemovedEvent(plan.repo, m));
-  }
+  // Each removal is recorded before the file goes (a crash in between leaves a marker the log
+  // calls removed, never a recorded marker that is missing).
+  for (const auto& m : plan.remove_markers) events.push_back(MarkerRemovedEvent(plan.repo, m));
   MS_RETURN_IF_ERROR(flush());
-  for (const auto& b : plan.remove_blobs) MS_RETURN_IF_ERROR(c.blobs->Remove(b));
+  for (const auto& m : plan.remove_markers) MS_RETURN_IF_ERROR(mat.RemoveMarker(m));
+  for (const auto& b : plan.remove_blobs) {
+    if (c.journal->state().blobs.count(b))
+      MS_RETURN_IF_ERROR(
+          c.journal->Append({BlobRemovedEvent(b, "size contradicts the manifest")}).status());
+    MS_RETURN_IF_ERROR(c.blobs->Remove(b));
+  }
   for (uint64_t t : plan.discard_transfers) {
     v1::Event e;
     auto* tf = e.mutable_transfer_failed();
@@ -316,12 +321,12 @@ Status Finish(Ctx& c, PullSummary* sum) {
   if (!c.old_model_id.empty() && c.old_model_id != c.model_id) {
     Materializer mat(*c.root_dir, *c.blobs);
     bool had = mat.HasMarker(c.old_model_id);
-    MS_RETURN_IF_ERROR(mat.RemoveMarker(c.old_model_id));
-    if (had) {
+    if (had) {  // recorded before the file goes
       MS_RETURN_IF_ERROR(
           c.journal->Append({MarkerRemovedEvent(c.o.repo, c.old_model_id)}).status());
       sum->previous_marker = c.root + "/" + c.old_model_id;
     }
+    MS_RETURN_IF_ERROR(mat.RemoveMarker(c.old_model_id));
   }
   FillModelSummary(c);
   const auto& st = c.journal->state();

@@ -55,12 +55,13 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
   bool has_marker = obs.markers.count(out->model_id) > 0;
   if (!out->missing.empty()) {
     // A marker must never claim an incomplete model.
+    // Recorded before the file goes, as every removal.
+    if (has_marker || rs.marker)
+      MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
     if (has_marker) {
       MS_RETURN_IF_ERROR(mat.RemoveMarker(out->model_id));
       out->marker_removed = true;
     }
-    if (has_marker || rs.marker)
-      MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
     return Status::Ok();
   }
   std::set<std::string> active;
@@ -88,11 +89,12 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
   out->loadable = l.loadable();
   out->no_marker_reason = l.reason;
   if (!l.loadable()) {
-    if (has_marker && !SharedMarker(journal.state(), rs.repo, out->model_id)) {
+    const bool shared = SharedMarker(journal.state(), rs.repo, out->model_id);
+    if (rs.marker) MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
+    if (has_marker && !shared) {
       MS_RETURN_IF_ERROR(mat.RemoveMarker(out->model_id));
       out->marker_removed = true;
     }
-    if (rs.marker) MS_RETURN_IF_ERROR(journal.Append({MarkerEvent(rs.repo, out->model_id, false)}).status());
     return Status::Ok();
   }
   if (!has_marker) {

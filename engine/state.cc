@@ -159,6 +159,9 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
     }
     case E::kFileKept:
       break;
+    case E::kBlobRemoved:
+      blobs.erase(event.blob_removed().content_id());
+      break;
     case E::kManifestContinued: {
       const auto& e = event.manifest_continued();
       auto r = repos.find(e.repo());

@@ -13,6 +13,7 @@
 //  - RangesCommitted: transfers[id].committed.Add(ranges) (unknown id = ignored, counted in
 //    anomalies).
 //  - BlobVerified: blobs[content_id] = size; the transfer is erased (its partial is gone).
+//  - BlobRemoved: blobs.erase(content_id) (committed before the file is deleted).
 //    transfer_id 0 = no partial (a small file fetched into memory, or a blob re-hashed).
 //  - TransferFailed: discarded -> the transfer is erased (partial must be deleted);
 //    otherwise status kFailed with reason, committed ranges kept for a later resume.

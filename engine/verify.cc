@@ -4,6 +4,7 @@
 #include <set>
 #include <thread>
 
+#include "engine/event_builders.h"
 #include "engine/file_hash.h"
 #include "engine/layout.h"
 #include "engine/loadability.h"
@@ -368,6 +369,8 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
           if (!u.ok() && !u.IsNotFound()) return u;
         }
       }
+      if (journal->state().blobs.count(cid))
+        MS_RETURN_IF_ERROR(journal->Append({BlobRemovedEvent(cid, "damaged")}).status());
       MS_RETURN_IF_ERROR(blobs->Remove(cid));
     }
   }

@@ -40,6 +40,7 @@ std::string_view EventKindName(const Event& event) {
     case Event::kSyncCompleted: return "SyncCompleted";
     case Event::kFileKept: return "FileKept";
     case Event::kManifestContinued: return "ManifestContinued";
+    case Event::kBlobRemoved: return "BlobRemoved";
     case Event::KIND_NOT_SET: break;
   }
   return "Unknown";

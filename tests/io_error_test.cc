@@ -29,7 +29,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -447,4 +449,118 @@ TEST_CASE("regression: a read error while re-hashing an unrecorded blob keeps th
   REQUIRE(again.ok());
   CHECK(SameAsCommit(ex, ex.main, root + "/models/fixtures/versions") == "");
   CHECK(CheckLogClaims(root, fx) == "");
+}
+
+// Issue 14: rebuild, remove and gc run on the Env's file system, so the I/O-error loop covers
+// them too. For each, a fresh root holding fixtures/versions at main (pulled for real) gets
+// the operation with the Nth file-system side effect of any kind failing (every N; EIO and
+// ENOSPC; once, or from then on); then: the operation succeeded or failed with kIOError /
+// kNoSpace, every durable claim of the log holds (CheckLogClaims), nothing unverified is
+// under models/, and the same operation without faults converges to the expected disk.
+// (It found gc deleting verified blobs the log still claimed: BlobRemoved since.)
+TEST_CASE("EIO and ENOSPC at every side effect of rebuild, remove and gc keep the root consistent") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 64u << 10;
+  fo.small_files = 2;
+  fo.only = {"versions"};
+  FixtureDir fx(fo);
+  Expected ex = LoadExpected(fx);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  TempDir base;
+  Scenario sc{emu.hub_url()};
+  const std::string model = "/models/fixtures/versions", marker = "/versions";
+
+  struct Op {
+    const char* name;
+    std::function<void(const std::string& root)> prepare;  // real file system
+    std::function<Status(const engine::Env&, const std::string& root)> run;
+    std::function<std::string(const std::string& root)> converged;  // "" when right
+    bool clean_start;  // the prepared root keeps every claim of its log (else: damage to repair)
+  };
+  auto rebuild = [](const engine::Env& env, const std::string& root) {
+    engine::RebuildOptions o;
+    o.root = root;
+    return engine::Rebuild(env, o).status();
+  };
+  auto remove_then_gc = [](const engine::Env& env, const std::string& root) {
+    engine::RemoveOptions o;
+    o.root = root;
+    o.repo = kRepo;
+    // Run again after a failure, remove finds the repo already gone (kNotFound): gc goes on.
+    if (auto r = engine::Remove(env, o); !r.ok() && !r.status().IsNotFound()) return r.status();
+    engine::GcOptions g;
+    g.root = root;
+    return engine::Gc(env, g).status();
+  };
+  const std::vector<Op> ops = {
+      {"rebuild",
+       [&](const std::string& root) {
+         fs::remove_all(root + model);
+         fs::remove(root + marker);
+       },
+       rebuild,
+       [&](const std::string& root) {
+         std::string d = SameAsCommit(ex, ex.main, root + model);
+         return !d.empty() ? d : fs::exists(root + marker) ? "" : "no marker";
+       },
+       false},
+      {"remove+gc", [](const std::string&) {}, remove_then_gc,
+       [&](const std::string& root) -> std::string {
+         if (fs::exists(root + model)) return "model directory left";
+         if (fs::exists(root + marker)) return "marker left";
+         if (!FilesUnder(root + "/.modelsync/blobs").empty()) return "blobs left after gc";
+         return "";
+       },
+       true},
+  };
+  const std::vector<int> errs = {EIO, ENOSPC};
+  const char* stride_env = std::getenv("MODELSYNC_IOERR_STRIDE");
+  int k = 0;
+  for (const Op& op : ops) {
+    // The counting run.
+    const std::string croot = base.path() + "/count-" + op.name;
+    REQUIRE(sc.Run(croot, nullptr, {"main"}).ok());
+    op.prepare(croot);
+    storage::FaultFileSystem counter(storage::RealFileSystem());
+    engine::Env cenv = engine::RealEnv();
+    cenv.fs = &counter;
+    REQUIRE(op.run(cenv, croot).ok());
+    REQUIRE(op.converged(croot) == "");
+    const uint64_t total = counter.TotalCount();
+    REQUIRE(total > 3);
+    const uint64_t stride = stride_env ? std::max(1, std::atoi(stride_env)) : 1;
+    uint64_t failed = 0, cases = 0;
+    for (int err : errs)
+      for (bool persistent : {false, true})
+      for (uint64_t n = 1; n <= total; n += stride) {
+        const std::string root = base.path() + "/o" + std::to_string(k++);
+        REQUIRE(sc.Run(root, nullptr, {"main"}).ok());
+        op.prepare(root);
+        storage::FaultFileSystem ffs(storage::RealFileSystem());
+        ffs.FailNthAny(n, err, persistent);
+        engine::Env env = engine::RealEnv();
+        env.fs = &ffs;
+        Status s = op.run(env, root);
+        INFO(std::string(op.name), ": side effect ", n, " of ", total, " fails with ",
+             std::string(std::strerror(err)), persistent ? " from then on" : " once", ": ",
+             s.ToString());
+        ++cases;
+        if (!s.ok()) {
+          ++failed;
+          CHECK((s.IsIOError() || s.IsNoSpace()));
+        }
+        // A clean start keeps every durable claim; a repair (rebuild of a deleted model) starts
+        // from damage, and must at least promote nothing unverified.
+        if (op.clean_start) CHECK(CheckLogClaims(root, fx) == "");
+        CHECK(CheckPromoted(ex, root) == "");
+        Status again = op.run(engine::RealEnv(), root);
+        CHECK(again.ok());
+        CHECK(op.converged(root) == "");
+        fs::remove_all(root);
+      }
+    MESSAGE(std::string(op.name), ": ", total, " side effects, ", cases, " faulted runs (stride ", stride,
+            "), ", failed, " failed cleanly, every one converged");
+    CHECK(failed > 0);
+  }
 }

@@ -125,6 +125,11 @@ std::vector<Event> OneOfEachKind() {
     auto* e = next().mutable_repo_untracked();
     e->set_repo("mlx-community/Qwen2.5-0.5B-Instruct-4bit");
   }
+  {
+    auto* e = next().mutable_blob_removed();
+    e->set_content_id(sha);
+    e->set_reason("unreferenced");
+  }
   return v;
 }
 
