@@ -6,6 +6,7 @@
 #  - RealFileSystem() only where it is defined and in engine/env_real.cc;
 #  - no std::filesystem (paths below a root go through storage::Dir, never a symlink);
 #  - the platform's own calls (renameat2, fallocate, OFD locks, ...) only in base/platform_*.cc.
+# And cli/ includes only the engine's public headers (engine/PUBLIC).
 # Comments are not counted. Usage: tools/check_env.sh (from anywhere); exit 1 on a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,20 @@ check "random_device" 'random_device|\brand\(\)|\bsrand\b|getrandom' 'engine/env
 check "RealFileSystem()" 'RealFileSystem\(\)' 'storage/file_system\.(h|cc)|engine/env_real\.cc'
 check "std::filesystem" 'std::filesystem|<filesystem>' 'NONE'
 check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_file_range[[:space:]]*\(|\bsyncfs[[:space:]]*\(|posix_fadvise[[:space:]]*\(|F_OFD_|\baccept4[[:space:]]*\(|\bFICLONE\b|\bflock[[:space:]]*\(|<linux/|<sys/vfs\.h>|fstatfs[[:space:]]*\(' 'base/platform_(linux|posix)\.cc'
+# cli/ is a client of the engine's public headers only (engine/PUBLIC), never of storage/ or
+# net/ (the dependency direction of DESIGN.md; the build enforces the latter too).
+public=$(grep -vE '^[[:space:]]*(#|$)' engine/PUBLIC | sed 's/^/engine\//')
+public_files=$(echo "$public" | tr '\n' ' ')
+# shellcheck disable=SC2086
+bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h $public_files | sed 's/#include "//; s/"$//' |
+      sort -u | while read -r h; do
+        case "$h" in engine/*) echo "$public" | grep -qx "$h" || echo "$h" ;; *) echo "$h" ;; esac
+      done)
+if [ -n "$bad" ]; then
+  echo "check_env: cli/ (or a public engine header) includes headers that are not the engine's public ones (engine/PUBLIC):"
+  echo "$bad" | sed 's/^/  /'
+  fail=1
+fi
 if [ "$fail" -ne 0 ]; then
   echo "check_env: reach the world through engine::Env (engine/env.h) or base/platform.h"
   exit 1
