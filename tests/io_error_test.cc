@@ -52,6 +52,15 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kRepo = fixtures::kVersionsRepo;
+
+// The fixture every case here uses: fixtures/versions with 64 KiB weights and 2 small files.
+fixtures::FixtureOptions SmallVersions() {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 64u << 10;
+  fo.small_files = 2;
+  fo.only = {"versions"};
+  return fo;
+}
 constexpr uint64_t kSmallFileBytes = 4 << 10;
 constexpr uint64_t kChunkBytes = 16 << 10;
 
@@ -281,11 +290,7 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
 }  // namespace
 
 TEST_CASE("EIO and ENOSPC on the Nth write and the Nth sync of pull v1 -> main") {
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 64u << 10;
-  fo.small_files = 2;
-  fo.only = {"versions"};
-  FixtureDir fx(fo);
+  FixtureDir fx(SmallVersions());
   Expected ex = LoadExpected(fx);
   REQUIRE(ex.commits.size() == 2);
   EmulatorProcess emu(
@@ -352,11 +357,7 @@ TEST_CASE(
     "a failed fsync in the middle of a partial file loses its unsynced ranges, keeps the rest") {
   // The same scenario with the body rate capped, so the weights are synced on the 500 ms
   // clock several times mid-transfer; the faults go to the syncs of partial files only.
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 64u << 10;
-  fo.small_files = 2;
-  fo.only = {"versions"};
-  FixtureDir fx(fo);
+  FixtureDir fx(SmallVersions());
   Expected ex = LoadExpected(fx);
   EmulatorProcess emu(
       EmulatorProcess::Options{fx.path(), "hf_testtoken_0123456789", 1000, false, {}});
@@ -408,11 +409,7 @@ TEST_CASE(
 // linked. A read error there used to count as a wrong digest and delete the (good) blob; it
 // is an I/O error now, and the blob stays.
 TEST_CASE("regression: a read error while re-hashing an unrecorded blob keeps the blob") {
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 64u << 10;
-  fo.small_files = 2;
-  fo.only = {"versions"};
-  FixtureDir fx(fo);
+  FixtureDir fx(SmallVersions());
   Expected ex = LoadExpected(fx);
   EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
   REQUIRE(emu.Start().ok());
@@ -459,11 +456,7 @@ TEST_CASE("regression: a read error while re-hashing an unrecorded blob keeps th
 // under models/, and the same operation without faults converges to the expected disk.
 // (It found gc deleting verified blobs the log still claimed: BlobRemoved since.)
 TEST_CASE("EIO and ENOSPC at every side effect of rebuild, remove and gc keep the root consistent") {
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 64u << 10;
-  fo.small_files = 2;
-  fo.only = {"versions"};
-  FixtureDir fx(fo);
+  FixtureDir fx(SmallVersions());
   Expected ex = LoadExpected(fx);
   EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
   REQUIRE(emu.Start().ok());
