@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <random>
@@ -92,4 +93,23 @@ TEST_CASE("WriteFileAtomic and ReadFile round-trip") {
   CHECK(*ReadFile(p) == "hello");
   CHECK(ReadFile(JoinPath(dir, "missing")).status().IsNotFound());
   std::system(("rm -rf " + dir).c_str());
+}
+
+// Issue 14 defect 5: whether a message already says what to do was decided by searching it
+// for " again" / " retry"; it is a flag now, set where the advice is written and kept by
+// With/WithNote.
+TEST_CASE("Status::has_advice marks messages that already say what to do") {
+  Status full = Status::FromErrno(ENOSPC, "write /x");
+  CHECK(full.IsNoSpace());
+  CHECK(full.has_advice());
+  CHECK(full.With("pull").has_advice());
+  CHECK(full.WithNote("more").has_advice());
+  CHECK(full.WithNote("more").message().find("(more)") != std::string::npos);
+  CHECK(full.WithNote("more").detail() == ENOSPC);
+  // A message that merely contains the words is not advice.
+  Status eio = Status::IOError("run it again and retry", EIO);
+  CHECK_FALSE(eio.has_advice());
+  CHECK_FALSE(Status::FromErrno(EIO, "read /x").has_advice());
+  CHECK(Status::IOError("x").Advised().has_advice());
+  CHECK(Status::Ok().WithNote("n").ok());
 }
