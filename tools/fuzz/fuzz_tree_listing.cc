@@ -33,7 +33,7 @@ bool IsLowerHex(const std::string& s, size_t n) {
 void CheckEntries(const std::vector<FileEntry>& files) {
   FUZZ_CHECK(files.size() <= net::kMaxTreeEntries);
   for (const FileEntry& f : files) {
-    FUZZ_CHECK(ValidateRepoPath(f.path()).ok());
+    FUZZ_CHECK(modelsync::ValidateRepoPath(f.path()).ok());
     FUZZ_CHECK(IsLowerHex(f.git_oid(), 40));
     FUZZ_CHECK(f.lfs_sha256().empty() || IsLowerHex(f.lfs_sha256(), 64));
   }
