@@ -155,6 +155,24 @@ void Recorder::Record(LogEntry e) {
   if (log_.size() > 200000) log_.pop_front();
 }
 
+void Recorder::BeginSend() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++sending_;
+}
+
+void Recorder::EndSend() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    --sending_;
+  }
+  settled_.notify_all();
+}
+
+void Recorder::Settle(std::unique_lock<std::mutex>& l) const {
+  // Bounded: a response stalled on purpose (stall_ms, throttle) must not hold the counters.
+  settled_.wait_for(l, std::chrono::milliseconds(250), [this] { return sending_ == 0; });
+}
+
 void Recorder::Clear() {
   std::lock_guard<std::mutex> l(mu_);
   log_.clear();
@@ -164,7 +182,8 @@ void Recorder::Clear() {
 }
 
 nlohmann::json Recorder::Stats() const {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
+  Settle(l);
   auto counter = [](const Counter& c) {
     return nlohmann::json{{"requests", c.requests},
                           {"body_bytes", c.body_bytes},
@@ -181,7 +200,8 @@ nlohmann::json Recorder::Stats() const {
 }
 
 nlohmann::json Recorder::Log(uint64_t since_seq) const {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
+  Settle(l);
   nlohmann::json a = nlohmann::json::array();
   for (const LogEntry& e : log_) {
     if (e.seq <= since_seq) continue;

@@ -4,6 +4,7 @@
 // Thread-safe: FaultTable and Recorder lock internally; Plan() is a value.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -97,6 +98,11 @@ struct LogEntry {
 class Recorder {
  public:
   void Record(LogEntry e);
+  // A response is being sent: Stats() and Log() wait (at most 250 ms) until every such
+  // response is recorded or abandoned, so a client that has read its whole answer and asks
+  // for the counters at once sees its own request counted.
+  void BeginSend();
+  void EndSend();
   void Clear();
   nlohmann::json Stats() const;
   nlohmann::json Log(uint64_t since_seq) const;
@@ -105,7 +111,10 @@ class Recorder {
   struct Counter {
     uint64_t requests = 0, body_bytes = 0, authorization = 0;
   };
+  void Settle(std::unique_lock<std::mutex>& l) const;
   mutable std::mutex mu_;
+  mutable std::condition_variable settled_;
+  int sending_ = 0;
   uint64_t next_seq_ = 1;
   std::deque<LogEntry> log_;
   Counter listeners_[2];

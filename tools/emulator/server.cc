@@ -331,6 +331,7 @@ void Server::Impl::Serve(tcp::socket sock, Listener which, uint64_t epoch) {
       std::this_thread::sleep_for(std::chrono::milliseconds(plan.latency_ms));
     Response resp = plan.status ? InjectedError(*plan.status, plan.retry_after) : app.Handle(req);
     if (plan.bad_etag) CorruptEtags(resp);
+    if (!control) app.recorder().BeginSend();
     SendOutcome out = SendResponse(fd, req, resp, plan, keep);
     if (!control) {
       LogEntry e;
@@ -345,6 +346,7 @@ void Server::Impl::Serve(tcp::socket sock, Listener which, uint64_t epoch) {
       e.dropped = out.dropped;
       e.injected = plan.any;
       if (epoch == app.epoch()) app.recorder().Record(std::move(e));
+      app.recorder().EndSend();
     }
     if (out.closed || !keep) break;
   }
