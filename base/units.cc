@@ -29,6 +29,7 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   if (!SplitNumber(text, &n, &unit))
     return Status::InvalidArgument("bad duration '" + std::string(text) + "' (try 500ms, 30s, 10m, 6h)");
   double ms = 0;
+  if (unit.empty() && n == 0) return std::chrono::milliseconds(0);  // "0" needs no unit
   if (unit == "ms") ms = n;
   else if (unit == "s") ms = n * 1e3;
   else if (unit == "m") ms = n * 60e3;
@@ -98,6 +99,18 @@ std::string FormatCount(uint64_t n) {
   if (u == 0) std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
   else std::snprintf(buf, sizeof buf, v < 10 ? "%.1f%s" : "%.0f%s", v, units[u]);
   return buf;
+}
+
+std::string FormatInterval(std::chrono::milliseconds d) {
+  long long ms = d.count();
+  if (ms == 0) return "0";
+  struct Unit {
+    long long ms;
+    const char* name;
+  };
+  for (Unit u : {Unit{86'400'000, "d"}, Unit{3'600'000, "h"}, Unit{60'000, "m"}, Unit{1000, "s"}})
+    if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.name;
+  return std::to_string(ms) + "ms";
 }
 
 std::string FormatDuration(std::chrono::milliseconds d) {

@@ -96,7 +96,10 @@ int PrintText(const engine::RevisionDiff& d) {
   return 0;
 }
 
-int RunDiffCommand(const DiffCliOptions& o) {
+int RunDiffCommand(DiffCliOptions o, bool revision_given) {
+  if (Status s = ReadRepoArgument(o.d.root, &o.d.repo, &o.d.revision, revision_given, o.json);
+      !s.ok())
+    return ReportError(s);
   auto r = engine::RunDiff(CliEnv(), o.d);
   if (!r.ok()) return ReportError(r.status());
   return o.json ? PrintJson(*r) : PrintText(*r);
@@ -110,7 +113,9 @@ void RegisterDiff(CLI::App& app, CliContext& ctx) {
       "diff",
       "Show what updating a model would change: files added, modified, removed,\n"
       "renamed, and the bytes to download. Changes nothing on disk.");
-  cmd->add_option("repo", opts->d.repo, "The repo (org/name)")->required();
+  cmd->add_option("repo", opts->d.repo,
+                  "The repo (org/name, org/name@rev, a hub URL, a model id or a catalog name)")
+      ->required();
   cmd->add_option("--revision", opts->d.revision,
                   "Branch, tag or 40-hex commit to compare with (default: main; with --local: "
                   "the last resolved revision)");
@@ -120,7 +125,9 @@ void RegisterDiff(CLI::App& app, CliContext& ctx) {
   AddRootOption(cmd, &opts->d.root);
   AddEndpointOption(cmd, &opts->d.endpoint);
   cmd->add_flag("--json", opts->json, "One JSON object");
-  cmd->callback([opts, &ctx] { ctx.exit_code = RunDiffCommand(*opts); });
+  cmd->callback([opts, cmd, &ctx] {
+    ctx.exit_code = RunDiffCommand(*opts, cmd->count("--revision") > 0);
+  });
 }
 
 }  // namespace modelsync::cli

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "base/units.h"
 #include "cli/commands.h"
 #include "engine/watch.h"
 
@@ -25,11 +26,16 @@ void RegisterList(CLI::App& app, CliContext& ctx) {
         nlohmann::json j = {{"repo", t.repo()}, {"ref", t.ref()}, {"model_id", t.model_id()},
                             {"include", std::vector<std::string>(t.include().begin(), t.include().end())},
                             {"exclude", std::vector<std::string>(t.exclude().begin(), t.exclude().end())},
-                            {"every_ms", t.every_ms()}, {"endpoint", t.endpoint()}};
+                            {"every_ms", t.every_ms()},
+                            {"every", FormatInterval(std::chrono::milliseconds(t.every_ms()))},
+                            {"endpoint", t.endpoint()}};
         std::printf("%s\n", j.dump().c_str());
       } else {
-        std::printf("%s@%s  id %s  every %llus%s\n", t.repo().c_str(), t.ref().c_str(),
-                    t.model_id().c_str(), static_cast<unsigned long long>(t.every_ms() / 1000),
+        std::string every = t.every_ms()
+                                ? "every " + FormatInterval(std::chrono::milliseconds(t.every_ms()))
+                                : "at start and on sync --now only";
+        std::printf("%s@%s  id %s  %s%s\n", t.repo().c_str(), t.ref().c_str(),
+                    t.model_id().c_str(), every.c_str(),
                     t.include_size() || t.exclude_size() ? "  (filtered)" : "");
       }
     }

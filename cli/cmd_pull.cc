@@ -6,7 +6,6 @@
 #include "base/units.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "engine/catalog.h"
 #include "engine/pull.h"
 
 namespace modelsync::cli {
@@ -121,9 +120,13 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
       "verified against the hub's hashes, then write the empty marker <root>/<model-id>.\n"
       "An interrupted pull resumes where its durable bytes end.");
-  cmd->add_option("repo", opts->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit, or a catalog name (qwen2.5-0.5b)")
+  cmd->add_option("repo", opts->repo,
+                  "Repo id (mlx-community/Qwen2.5-0.5B-Instruct-4bit), with a revision "
+                  "(org/name@rev, org/name:rev), a hub URL (https://huggingface.co/org/name, "
+                  ".../tree/REV), a model id of this root or a catalog name (qwen2.5-0.5b)")
       ->required();
-  cmd->add_option("--revision", opts->revision, "Branch, tag or 40-hex commit")
+  cmd->add_option("--revision", opts->revision,
+                  "Branch, tag, commit, or a short commit (7+ hex digits)")
       ->capture_default_str();
   cmd->add_option("--id", opts->model_id, "Marker file name (default: the repo's name)");
   cmd->add_option("--include", opts->include,
@@ -142,12 +145,16 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
       "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
-  cmd->callback([opts, flags, no_wait, &ctx]() {
+  cmd->callback([opts, flags, no_wait, cmd, &ctx]() {
     opts->wait_for_lock = !*no_wait;
-    // A catalog short name (modelsync catalog) stands for its repo id.
-    if (opts->repo.find('/') == std::string::npos)
-      if (const auto* e = engine::FindCatalogEntry(opts->repo)) opts->repo = e->repo;
     PullPrinter printer(*flags);
+    if (Status s = ReadRepoArgument(opts->root, &opts->repo, &opts->revision,
+                                    cmd->count("--revision") > 0, flags->json || flags->quiet);
+        !s.ok()) {
+      printer.Fail(s);
+      ctx.exit_code = ExitCodeFor(s);
+      return;
+    }
     auto r = engine::Pull(CliEnv(), *opts, &printer);
     if (!r.ok()) {
       printer.Fail(r.status());

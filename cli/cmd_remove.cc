@@ -14,7 +14,9 @@ struct RemoveCliOptions {
   std::string root, repo;
 };
 
-int RunRemove(const RemoveCliOptions& o) {
+int RunRemove(RemoveCliOptions o) {
+  if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, false); !s.ok())
+    return ReportError(s);
   engine::RemoveOptions ro;
   ro.root = o.root;
   ro.repo = o.repo;
@@ -41,7 +43,8 @@ void RegisterRemove(CLI::App& app, CliContext& ctx) {
   auto opts = std::make_shared<RemoveCliOptions>();
   CLI::App* cmd = app.add_subcommand(
       "remove", "Untrack a model and delete its directory and marker (blobs stay for gc).");
-  cmd->add_option("repo", opts->repo, "The repo (org/name)")->required();
+  cmd->alias("rm");
+  cmd->add_option("repo", opts->repo, "The repo (org/name, a URL, a model id or a catalog name)")->required();
   AddRootOption(cmd, &opts->root);
   cmd->footer("Exit status: 0 ok, 8 unknown repo, 4 root locked, 3 damaged log, 1 other.");
   cmd->callback([opts, &ctx] { ctx.exit_code = RunRemove(*opts); });

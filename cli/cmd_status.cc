@@ -35,16 +35,22 @@ void PrintDaemon(const StatusOptions& o) {
                 FormatBytes(j["current"].value("bytes_done", uint64_t{0})).c_str(),
                 FormatBytes(j["current"].value("bytes_total", uint64_t{0})).c_str());
   std::printf("\n");
-  for (const auto& r : j["repos"])
-    std::printf("  %s: %s, next check in %llds%s%s\n", r.value("repo", "").c_str(),
-                r.value("state", "").c_str(),
-                static_cast<long long>(r.value("next_in_ms", int64_t{0}) / 1000),
-                r.contains("last_error") ? ", last error: " : "",
+  for (const auto& r : j["repos"]) {
+    std::string next = "no check scheduled (every 0: only at start and on sync --now)";
+    if (r.contains("next_in_ms") && r["next_in_ms"].is_number())
+      next = "next check in " +
+             FormatDuration(std::chrono::milliseconds(r["next_in_ms"].get<int64_t>()));
+    std::printf("  %s: %s, %s%s%s\n", r.value("repo", "").c_str(), r.value("state", "").c_str(),
+                next.c_str(), r.contains("last_error") ? ", last error: " : "",
                 r.value("last_error", "").c_str());
+  }
 }
 
-int RunStatus(const StatusOptions& o) {
+int RunStatus(StatusOptions o) {
   if (Status rs = CheckReadRoot(o.root); !rs.ok()) return ReportError(rs);
+  if (!o.repo.empty())
+    if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, o.json); !s.ok())
+      return ReportError(s);
   PrintDaemon(o);
   auto r = engine::ReadStatus(CliEnv(), o.root, o.repo);
   if (!r.ok()) return ReportError(r.status());
@@ -121,7 +127,7 @@ void RegisterStatus(CLI::App& app, CliContext& ctx) {
   CLI::App* cmd = app.add_subcommand(
       "status", "Show each model's active revision and completeness, from the log alone\n"
                 "(no network, no lock: works while a pull or the daemon runs).");
-  cmd->add_option("repo", opts->repo, "Only this repo (org/name)");
+  cmd->add_option("repo", opts->repo, "Only this repo (org/name, a URL, a model id or a catalog name)");
   AddRootOption(cmd, &opts->root);
   cmd->add_flag("--json", opts->json, "One JSON object per repo per line");
   cmd->callback([opts, &ctx] { ctx.exit_code = RunStatus(*opts); });

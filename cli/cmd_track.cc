@@ -17,16 +17,43 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
       "track", "Add a repo to the watch list that `modelsync sync` and `modelsync daemon` keep current.");
-  cmd->add_option("repo", o->repo, "Repo id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit")->required();
-  cmd->add_option("--revision", o->revision, "Branch, tag or 40-hex commit")->capture_default_str();
+  cmd->add_option("repo", o->repo,
+                  "Repo id (mlx-community/Qwen2.5-0.5B-Instruct-4bit, org/name@rev, a hub URL, a "
+                  "model id or a catalog name)")
+      ->required();
+  cmd->add_option("--revision", o->revision,
+                  "Branch, tag or commit (default: main; tracking a repo again keeps what was "
+                  "recorded for every option not given)")
+      ->capture_default_str();
   cmd->add_option("--id", o->model_id, "Marker file name (default: the repo's name)");
   cmd->add_option("--include", o->include, "Only files matching this glob; repeatable");
   cmd->add_option("--exclude", o->exclude, "Skip files matching this glob; repeatable");
   cmd->add_option("--every", o->every, "How often the daemon checks (30s, 10m, 6h; 0 = only on start and sync --now)")
       ->capture_default_str();
   AddRootOption(cmd, &o->root);
-  AddEndpointOption(cmd, &o->endpoint);
-  cmd->callback([o, &ctx] {
+  AddEndpointOption(cmd, &o->endpoint, /*with_token=*/false);
+  cmd->callback([o, cmd, &ctx] {
+    if (Status s = ReadRepoArgument(o->root, &o->repo, &o->revision, cmd->count("--revision") > 0,
+                                    false);
+        !s.ok()) {
+      ctx.exit_code = ReportError(s);
+      return;
+    }
+    // Tracked again: what was recorded stays unless this command line says otherwise.
+    const bool revision_in_text = o->revision != "main" && cmd->count("--revision") == 0;
+    if (auto tracked = engine::ListTracked(o->root); tracked.ok()) {
+      for (const auto& t : *tracked) {
+        if (t.repo() != o->repo) continue;
+        if (cmd->count("--revision") == 0 && !revision_in_text) o->revision = t.ref();
+        if (cmd->count("--id") == 0) o->model_id = t.model_id();
+        if (cmd->count("--include") == 0 && cmd->count("--exclude") == 0) {
+          o->include.assign(t.include().begin(), t.include().end());
+          o->exclude.assign(t.exclude().begin(), t.exclude().end());
+        }
+        if (cmd->count("--every") == 0) o->every = FormatInterval(std::chrono::milliseconds(t.every_ms()));
+        if (cmd->count("--endpoint") == 0) o->endpoint = t.endpoint();
+      }
+    }
     auto every = ParseDuration(o->every);
     if (!every.ok()) {
       ctx.exit_code = ReportError(every.status().With("--every"));
@@ -47,7 +74,10 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     }
     // A running daemon picks the change up at once.
     (void)engine::DaemonRequest(o->root, "reload");
-    std::printf("tracking %s@%s every %s\n", o->repo.c_str(), o->revision.c_str(), o->every.c_str());
+    std::string when = *every == std::chrono::milliseconds(0)
+                            ? "at start and on sync --now only"
+                            : "every " + FormatInterval(*every);
+    std::printf("tracking %s@%s %s\n", o->repo.c_str(), o->revision.c_str(), when.c_str());
   });
 }
 

@@ -13,10 +13,12 @@ void RegisterUntrack(CLI::App& app, CliContext& ctx) {
   auto repo = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "untrack", "Remove a repo from the watch list; its files and marker stay where they are.");
-  cmd->add_option("repo", *repo, "Repo id")->required();
+  cmd->add_option("repo", *repo, "Repo id (org/name, a URL, a model id or a catalog name)")
+      ->required();
   AddRootOption(cmd, root.get());
   cmd->callback([root, repo, &ctx] {
-    Status s = engine::Untrack(*root, *repo);
+    Status s = ReadRepoArgument(*root, repo.get(), nullptr, false, false);
+    if (s.ok()) s = engine::Untrack(*root, *repo);
     if (!s.ok()) {
       ctx.exit_code = ReportError(s);
       return;

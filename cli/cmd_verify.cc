@@ -19,7 +19,11 @@ struct VerifyCliOptions {
   OutputFlags out;
 };
 
-int RunVerify(const VerifyCliOptions& o) {
+int RunVerify(VerifyCliOptions o) {
+  if (!o.repo.empty())
+    if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, o.out.json || o.out.quiet);
+        !s.ok())
+      return ReportError(s);
   engine::VerifyOptions vo;
   vo.root = o.root;
   vo.repo = o.repo;
@@ -101,7 +105,7 @@ void RegisterVerify(CLI::App& app, CliContext& ctx) {
       "verify",
       "Re-hash every file of each active model against its manifest (sha256 for LFS files,\n"
       "git blob sha1 otherwise); report missing, damaged, extra and unverifiable files.");
-  cmd->add_option("repo", opts->repo, "Only this repo (org/name)");
+  cmd->add_option("repo", opts->repo, "Only this repo (org/name, a URL, a model id or a catalog name)");
   AddRootOption(cmd, &opts->root);
   AddEndpointOption(cmd, &opts->endpoint);
   cmd->add_flag("--repair", opts->repair,

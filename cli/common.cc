@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include "cli/common.h"
 
+#include "engine/repo_ref.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -27,10 +29,20 @@ Status CheckReadRoot(const std::string& root) {
       ": check --root and MODELSYNC_ROOT (a root is made by the first `modelsync pull`)");
 }
 
+namespace {
+// --token, when given: it replaces HF_TOKEN and the token files for this run only. It is
+// kept in memory, sent as the hub's Authorization header, and never logged or written.
+std::string& TokenFlag() {
+  static std::string token;
+  return token;
+}
+}  // namespace
+
 const engine::Env& CliEnv() {
   static const engine::Env env = [] {
     auto config = engine::ConfigFromEnvironment();
     if (!config.ok()) std::exit(ReportError(config.status()));
+    if (!TokenFlag().empty()) config->token = TokenFlag();
     return engine::RealEnv(*config);
   }();
   return env;
@@ -46,15 +58,44 @@ void AddRootOption(CLI::App* cmd, std::string* root) {
       ->type_name("DIR");
 }
 
+Status ReadRepoArgument(const std::string& root, std::string* repo, std::string* revision,
+                        bool revision_given, bool quiet) {
+  auto named = engine::ResolveRepoArgument(CliEnv(), root, *repo);
+  if (!named.ok()) return named.status();
+  if (!named->expanded.empty() && !quiet) std::fprintf(stderr, "%s\n", named->expanded.c_str());
+  if (!named->revision.empty()) {
+    if (revision == nullptr)
+      return Status::InvalidArgument("'" + *repo + "' names a revision (" + named->revision +
+                                     "), but this command works on the active one: give " +
+                                     named->repo + " alone");
+    if (revision_given && *revision != named->revision)
+      return Status::InvalidArgument("'" + *repo + "' names revision " + named->revision +
+                                     " but --revision says " + *revision + ": give one");
+    *revision = named->revision;
+  }
+  *repo = named->repo;
+  return Status::Ok();
+}
+
 int ReportError(const Status& s) {
   std::fprintf(stderr, "modelsync: %s\n", s.message().c_str());
   return ExitCodeFor(s);
 }
 
-void AddEndpointOption(CLI::App* cmd, std::string* endpoint) {
+void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token) {
   cmd->add_option("--endpoint", *endpoint,
                   "Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)")
-      ->type_name("URL");
+      ->type_name("URL")
+      ->check([](const std::string& url) {
+        Status s = engine::CheckEndpoint(url);
+        return s.ok() ? std::string() : s.message();
+      });
+  if (!with_token) return;
+  cmd->add_option("--token", TokenFlag(),
+                  "Hub access token for gated and private repos, for this run (default: "
+                  "$HF_TOKEN, else the token file); sent only to the hub, never logged or "
+                  "written")
+      ->type_name("TOKEN");
 }
 
 void AddOutputFlags(CLI::App* cmd, OutputFlags* flags) {

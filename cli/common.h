@@ -49,8 +49,17 @@ struct OutputFlags {
 };
 void AddOutputFlags(CLI::App* cmd, OutputFlags* flags);
 
-// --endpoint URL (empty = HF_ENDPOINT or the default hub).
-void AddEndpointOption(CLI::App* cmd, std::string* endpoint);
+// --endpoint URL (empty = HF_ENDPOINT or the default hub; checked by engine::CheckEndpoint)
+// and, with_token, --token TOKEN (replaces HF_TOKEN for this run; CliEnv() applies it).
+void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token = true);
+
+// The repo argument of a command, read as engine/repo_ref.h reads what people paste: *repo
+// becomes org/name (a model id of the root or a catalog name is looked up; how it was read is
+// said on stderr unless quiet). A revision in the text (org/name@rev, a /tree/rev URL) goes
+// to *revision; kInvalidArgument when the command takes none (revision == nullptr) or when
+// --revision was given (revision_given) and says otherwise.
+Status ReadRepoArgument(const std::string& root, std::string* repo, std::string* revision,
+                        bool revision_given, bool quiet);
 
 // ISO 8601 UTC with seconds, "2026-11-25T20:11:03Z".
 std::string FormatTimeMs(int64_t unix_ms);

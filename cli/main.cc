@@ -5,14 +5,20 @@
 #include <cstring>
 #include <string>
 
+#include <algorithm>
+#include <vector>
+
 #include "cli/commands.h"
+#include "cli/usage.h"
 #include "engine/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "modelsync keeps model repositories from a Hugging Face-compatible hub complete, verified\n"
       "and current on this machine, laid out as MLX apps load them."};
-  app.set_version_flag("--version",
+  app.name("modelsync");
+  app.get_formatter()->label("SUBCOMMAND", "COMMAND");
+  app.set_version_flag("--version,-V",
                        std::string("modelsync ") + std::string(modelsync::engine::Version()));
   app.require_subcommand(0, 1);
   modelsync::cli::CliContext ctx;
@@ -33,10 +39,19 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterCatalog(app, ctx);
   modelsync::cli::RegisterInspect(app, ctx);
   modelsync::cli::RegisterAddLocal(app, ctx);
+  modelsync::cli::RegisterHelp(app, &ctx.exit_code);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) sub->group("Commands");
+  app.footer("Run 'modelsync help COMMAND' (or 'modelsync COMMAND --help') for a command's options.");
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  args = modelsync::cli::HoistGlobalOptions(args, app);
+  const bool json = std::find(args.begin(), args.end(), "--json") != args.end();
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants it last first
   try {
-    app.parse(argc, argv);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" that exit 0; every other one is a wrong argument.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return modelsync::cli::ReportParseError(app, e, args, json);
   }
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);

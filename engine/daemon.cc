@@ -142,7 +142,11 @@ std::string Daemon::StatusJson() {
     json r = {{"repo", name}, {"ref", e.t.ref()}, {"model_id", e.t.model_id()},
               {"every_ms", e.t.every_ms()}, {"failures", e.failures},
               {"state", e.failures ? "failing" : (e.last_ok_ms ? "current" : "pending")},
-              {"next_in_ms", std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(e.next - now).count())}};
+              {"next_in_ms", nullptr}};
+    // A repo with no next check (--every 0 after a success) has none: null, never a huge number.
+    if (e.next != TimePoint::max())
+      r["next_in_ms"] =
+          std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(e.next - now).count());
     if (!e.commit.empty()) r["commit"] = e.commit;
     if (e.last_ok_ms) r["last_ok_ms"] = e.last_ok_ms;
     if (!e.last_error.empty()) r["last_error"] = e.last_error;

@@ -70,6 +70,11 @@ Env RealEnv(Config config = {});
 // MODELSYNC_HUB_ATTEMPTS. A malformed value is kInvalidArgument naming the variable.
 Result<Config> ConfigFromEnvironment();
 
+// A hub endpoint modelsync can use: an absolute http:// or https:// URL with a host (a path
+// prefix is allowed, for mirrors; no query or fragment). kInvalidArgument saying what is
+// wrong otherwise. HF_ENDPOINT and --endpoint are both checked with it.
+Status CheckEndpoint(const std::string& url);
+
 // True for 1/ON/YES/TRUE in any case (surrounding white space ignored).
 bool IsTruthy(const std::string& value);
 

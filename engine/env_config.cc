@@ -5,6 +5,7 @@
 
 #include "base/units.h"
 #include "engine/env.h"
+#include "net/url.h"
 
 namespace modelsync::engine {
 namespace {
@@ -39,6 +40,20 @@ Status Bad(const char* name, const char* value, const Status& why) {
 
 }  // namespace
 
+Status CheckEndpoint(const std::string& url) {
+  auto parts = net::ParseUrl(url);
+  if (!parts.ok()) {
+    return Status::InvalidArgument("hub endpoint '" + url + "' is not usable: " +
+                                   parts.status().message() +
+                                   " (give a URL like https://huggingface.co)");
+  }
+  if (url.find_first_of("?#") != std::string::npos) {
+    return Status::InvalidArgument("hub endpoint '" + url +
+                                   "' has a query or fragment: give the base URL only");
+  }
+  return Status::Ok();
+}
+
 bool IsTruthy(const std::string& value) {
   std::string v = Trim(value);
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -50,6 +65,7 @@ Result<Config> ConfigFromEnvironment() {
   if (const char* e = Var("HF_ENDPOINT")) {
     std::string ep = Trim(e);
     while (!ep.empty() && ep.back() == '/') ep.pop_back();
+    if (Status s = CheckEndpoint(ep); !s.ok()) return s.WithNote("HF_ENDPOINT");
     c.endpoint = ep;
   }
   if (const char* v = Var("HF_HUB_OFFLINE")) c.offline = IsTruthy(v);

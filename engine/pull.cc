@@ -1,4 +1,5 @@
 #include "engine/pull.h"
+#include "engine/repo_ref.h"
 
 #include <cerrno>
 #include <chrono>
@@ -383,7 +384,9 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
 
 // Offline answers only from the log: the commit a revision names here, or kOffline.
 Result<std::string> OfflineCommit(const State& st, const std::string& repo,
-                                  const std::string& revision, const std::string& root) {
+                                  const std::string& asked, const std::string& root) {
+  MS_ASSIGN_OR_RETURN(std::string full, ExpandShortCommit(st, repo, asked));
+  const std::string& revision = full.empty() ? asked : full;
   auto it = st.repos.find(repo);
   std::string hint = "unset HF_HUB_OFFLINE to download it";
   if (it == st.repos.end() || it->second.active_commit.empty())
@@ -503,7 +506,7 @@ Result<PullSummary> Pull(const Env& env, const PullOptions& options, PullObserve
 Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObserver* observer,
                              const PullInternalOptions& internal) {
   auto t0 = env.clock->Now();
-  const PullOptions& o = options;
+  PullOptions o = options;  // the revision may be a short commit, expanded below
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
   net::HubOptions hopts = HubOptionsOf(env, o.endpoint);
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
@@ -540,6 +543,12 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
     return WithDiskAdvice(opened, c.root);
   }
 
+  // A short commit this root has resolved is that commit (offline too); one it has not is
+  // for the hub to resolve.
+  if (auto full = ExpandShortCommit(c.journal->state(), o.repo, o.revision); !full.ok())
+    return full.status();
+  else if (!full->empty())
+    o.revision = *full;
   if (o.only_if_tracked) {
     auto it = c.journal->state().repos.find(o.repo);
     if (it == c.journal->state().repos.end() || !it->second.tracked)

@@ -111,7 +111,18 @@ std::shared_ptr<const RepoCommit> RepoStore::Resolve(const Repo& repo,
   }
   if (sha.empty()) sha = rev;
   auto it = repo.commits.find(sha);
-  return it == repo.commits.end() ? nullptr : it->second;
+  if (it != repo.commits.end()) return it->second;
+  // A unique prefix of 7+ hex digits names its commit, as on the Hub (huggingface_hub#197).
+  if (rev.size() < 7 || rev.size() >= 40 ||
+      rev.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return nullptr;
+  std::shared_ptr<const RepoCommit> found;
+  for (const auto& [full, commit] : repo.commits) {
+    if (full.rfind(rev, 0) != 0) continue;
+    if (found) return nullptr;  // ambiguous: the Hub answers 404 too
+    found = commit;
+  }
+  return found;
 }
 
 Status RepoStore::MoveRef(const std::string& repo_id, const std::string& ref,
