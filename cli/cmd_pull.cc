@@ -5,8 +5,10 @@
 
 #include "base/units.h"
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/progress.h"
 #include "engine/pull.h"
+#include "engine/status.h"
 
 namespace modelsync::cli {
 namespace {
@@ -17,7 +19,7 @@ using nlohmann::json;
 class PullPrinter final : public engine::PullObserver {
  public:
   explicit PullPrinter(const OutputFlags& flags)
-      : json_(flags.json), bar_("pull", !flags.json && !flags.quiet && StderrIsTerminal()),
+      : json_(flags.json), bar_("pull", !flags.json && !flags.quiet && ProgressWanted()),
         quiet_(flags.quiet) {}
 
   void OnWaitingForLock(const std::string& message) override {
@@ -26,6 +28,7 @@ class PullPrinter final : public engine::PullObserver {
   }
   void OnResolved(const std::string& repo, const std::string& ref, const std::string& commit,
                   uint64_t files, uint64_t bytes_total, uint64_t bytes_to_fetch) override {
+    resolved_total_ = bytes_total;
     if (json_) {
       Emit({{"event", "resolved"}, {"repo", repo}, {"ref", ref}, {"commit", commit},
             {"files", files}, {"bytes_total", bytes_total}, {"bytes_to_fetch", bytes_to_fetch}});
@@ -95,8 +98,31 @@ class PullPrinter final : public engine::PullObserver {
   void Fail(const Status& st) {
     bar_.Finish();
     if (json_) Emit({{"event", "error"}, {"code", std::string(StatusCodeName(st.code()))},
-                     {"message", st.message()}});
+                     {"exit", ExitCodeFor(st)}, {"message", st.message()}});
     else std::fprintf(stderr, "modelsync pull: %s\n", st.message().c_str());
+  }
+  // Stopped by a signal: what the log says is kept of the revision the pull was fetching.
+  void Interrupted(const std::string& root, const std::string& repo, const Interrupts& intr) {
+    bar_.Finish();
+    uint64_t kept = 0, total = resolved_total_;
+    if (auto st = engine::ReadStatus(CliEnv(), root, repo); st.ok() && !st->repos.empty()) {
+      const engine::RepoStatus& rs = st->repos.front();
+      if (rs.active_commit.empty() || !rs.update_available) {
+        kept = rs.bytes_done;
+        total = rs.bytes_total;
+      } else {
+        kept = total > rs.update_bytes ? total - rs.update_bytes : 0;
+      }
+    }
+    if (json_) {
+      Emit({{"event", "interrupted"}, {"repo", repo}, {"signal", intr.SignalName()},
+            {"bytes_kept", kept}, {"bytes_total", total}, {"exit", intr.ExitCode()}});
+    } else {
+      std::fprintf(stderr,
+                   "interrupted (%s): %s of %s kept; run the same command to resume\n",
+                   intr.SignalName().c_str(), FormatBytes(kept).c_str(),
+                   FormatBytes(total).c_str());
+    }
   }
 
  private:
@@ -107,6 +133,7 @@ class PullPrinter final : public engine::PullObserver {
   bool json_;
   ProgressBar bar_;
   bool quiet_;
+  uint64_t resolved_total_ = 0;
 };
 
 }  // namespace
@@ -155,7 +182,14 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = ExitCodeFor(s);
       return;
     }
+    Interrupts interrupts;
+    opts->cancel = interrupts.flag();
     auto r = engine::Pull(CliEnv(), *opts, &printer);
+    if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
+      printer.Interrupted(opts->root, opts->repo, interrupts);
+      ctx.exit_code = interrupts.ExitCode();
+      return;
+    }
     if (!r.ok()) {
       printer.Fail(r.status());
       ctx.exit_code = ExitCodeFor(r.status());

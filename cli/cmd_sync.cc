@@ -6,6 +6,8 @@
 
 #include "base/units.h"
 #include "cli/commands.h"
+#include "cli/interrupt.h"
+#include "cli/progress.h"
 #include "engine/daemon.h"
 #include "engine/pull.h"
 #include "engine/watch.h"
@@ -39,6 +41,25 @@ int SyncThroughDaemon(const std::string& reply, const OutputFlags& flags) {
   return code;
 }
 
+// Per-repo progress on a terminal: a bar labelled with the repo, and the lock wait said.
+class SyncProgress final : public engine::PullObserver {
+ public:
+  SyncProgress(const std::string& repo, bool enabled, bool quiet)
+      : bar_(repo, enabled), quiet_(quiet) {}
+  void OnWaitingForLock(const std::string& message) override {
+    if (!quiet_) std::fprintf(stderr, "%s\n", message.c_str());
+  }
+  void OnProgress(uint64_t done, uint64_t total, uint64_t files_done,
+                  uint64_t files_total) override {
+    bar_.Update(done, total, files_done, files_total);
+  }
+  void Finish() { bar_.Finish(); }
+
+ private:
+  ProgressBar bar_;
+  bool quiet_;
+};
+
 }  // namespace
 
 void RegisterSync(CLI::App& app, CliContext& ctx) {
@@ -70,9 +91,29 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
       return;
     }
     int code = 0;
+    Interrupts interrupts;
     for (const auto& t : *list) {
       engine::PullOptions po = engine::TrackedPullOptions(*root, t);
-      auto r = engine::Pull(CliEnv(), po, nullptr);
+      po.cancel = interrupts.flag();
+      SyncProgress progress(t.repo(), !flags->json && !flags->quiet && ProgressWanted(),
+                            flags->quiet || flags->json);
+      auto r = engine::Pull(CliEnv(), po, &progress);
+      progress.Finish();
+      if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
+        if (flags->json)
+          std::printf("%s\n", json({{"event", "interrupted"}, {"repo", t.repo()},
+                                    {"signal", interrupts.SignalName()},
+                                    {"exit", interrupts.ExitCode()}})
+                                  .dump()
+                                  .c_str());
+        else
+          std::fprintf(stderr,
+                       "interrupted (%s) while syncing %s: what was fetched is kept; run the "
+                       "same command to resume\n",
+                       interrupts.SignalName().c_str(), t.repo().c_str());
+        ctx.exit_code = interrupts.ExitCode();
+        return;
+      }
       if (flags->json) {
         json j = {{"repo", t.repo()}, {"ok", r.ok()}};
         if (r.ok()) {

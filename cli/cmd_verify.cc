@@ -6,6 +6,7 @@
 
 #include "base/units.h"
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/common.h"
 #include "cli/progress.h"
 #include "engine/recovery.h"
@@ -29,13 +30,28 @@ int RunVerify(VerifyCliOptions o) {
   vo.repo = o.repo;
   vo.repair = o.repair;
   vo.endpoint = o.endpoint;
-  ProgressBar bar("verify", !o.out.json && !o.out.quiet && StderrIsTerminal());
+  ProgressBar bar("verify", !o.out.json && !o.out.quiet && ProgressWanted());
   if (bar.enabled())
     vo.on_progress = [&](const engine::VerifyProgress& p) {
       bar.Update(p.bytes_done, p.bytes_total, p.files_done, p.files_total);
     };
+  Interrupts interrupts;
+  vo.cancel = interrupts.flag();
   auto r = engine::Verify(CliEnv(), vo);
   bar.Finish();
+  if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
+    if (o.out.json)
+      std::printf("%s\n", nlohmann::json({{"event", "interrupted"},
+                                          {"signal", interrupts.SignalName()},
+                                          {"message", r.status().message()},
+                                          {"exit", interrupts.ExitCode()}})
+                              .dump()
+                              .c_str());
+    else
+      std::fprintf(stderr, "interrupted (%s): %s; run the same command to verify again\n",
+                   interrupts.SignalName().c_str(), r.status().message().c_str());
+    return interrupts.ExitCode();
+  }
   if (!r.ok()) return ReportError(r.status());
   for (const auto& i : r->issues) {
     if (o.out.json) {

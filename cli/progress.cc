@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
+#include <string>
 
 #include "base/units.h"
 
@@ -21,9 +23,15 @@ int TerminalWidth() {
 
 }  // namespace
 
-bool StderrIsTerminal() {
+bool ProgressWanted() {
   const char* term = std::getenv("TERM");
-  return ::isatty(STDERR_FILENO) && !(term && std::strcmp(term, "dumb") == 0);
+  if (term && std::strcmp(term, "dumb") == 0) return false;
+  if (const char* off = std::getenv("HF_HUB_DISABLE_PROGRESS_BARS")) {
+    std::string v(off);
+    for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (v == "1" || v == "ON" || v == "YES" || v == "TRUE") return false;
+  }
+  return ::isatty(STDERR_FILENO) && ::isatty(STDOUT_FILENO);
 }
 
 ProgressBar::ProgressBar(std::string label, bool enabled)
@@ -60,6 +68,11 @@ std::string ProgressBar::Render(const std::string& label, uint64_t done, uint64_
 void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
                          uint64_t files_total) {
   auto now = std::chrono::steady_clock::now();
+  if (!started_) {
+    started_ = true;
+    first_done_ = rate_bytes_ = done;
+    started_at_ = rate_at_ = now;
+  }
   double dt = std::chrono::duration<double>(now - rate_at_).count();
   if (dt >= 0.5) {
     double inst = static_cast<double>(done >= rate_bytes_ ? done - rate_bytes_ : 0) / dt;
@@ -94,6 +107,9 @@ void ProgressBar::Draw(bool force) {
 
 void ProgressBar::Finish() {
   if (!enabled_ || !drawn_) return;
+  double run = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  if (started_ && run > 0)
+    rate_ = static_cast<double>(done_ > first_done_ ? done_ - first_done_ : 0) / run;
   Draw(true);
   std::fputc('\n', stderr);
   drawn_ = false;

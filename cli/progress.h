@@ -34,9 +34,17 @@ class ProgressBar {
   double rate_ = 0;
   uint64_t rate_bytes_ = 0;
   std::chrono::steady_clock::time_point rate_at_, drawn_at_;
+  // The first value of `done` this run (bytes a resumed download already had): the rate
+  // counts only what this run fetched; Finish() shows the run's average rate.
+  bool started_ = false;
+  uint64_t first_done_ = 0;
+  std::chrono::steady_clock::time_point started_at_;
 };
 
-// True when stderr is a terminal and TERM is not "dumb".
-bool StderrIsTerminal();
+// Whether a command draws a progress bar: stderr and stdout are terminals (a redirected or
+// piped stdout means a script is reading: no bar), TERM is not "dumb", and
+// HF_HUB_DISABLE_PROGRESS_BARS (as huggingface_hub reads it) is not set to a true value.
+// The bar uses no colour (NO_COLOR has nothing to turn off).
+bool ProgressWanted();
 
 }  // namespace modelsync::cli

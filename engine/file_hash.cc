@@ -17,7 +17,8 @@ HashKind KindOfContentId(const std::string& content_id) {
 }
 
 Result<FileHashResult> HashFile(storage::File& f, HashKind kind,
-                                std::atomic<uint64_t>* progress) {
+                                std::atomic<uint64_t>* progress,
+                                const std::atomic<bool>* cancel) {
   MS_ASSIGN_OR_RETURN(storage::FileInfo info, f.Stat());
   if (info.type != storage::FileInfo::Type::kFile)
     return Status::InvalidArgument(f.path() + " is not a regular file");
@@ -30,6 +31,8 @@ Result<FileHashResult> HashFile(storage::File& f, HashKind kind,
   std::unique_ptr<char[]> buf(new char[kBuf]);
   uint64_t done = 0;
   for (;;) {
+    if (cancel && cancel->load(std::memory_order_relaxed))
+      return Status::Cancelled("hashing " + f.path() + " was interrupted");
     MS_ASSIGN_OR_RETURN(size_t n, f.PRead(done, buf.get(), kBuf));
     if (n == 0) break;
     hasher.Update(buf.get(), n);

@@ -21,9 +21,10 @@ struct FileHashResult {
 // Hashes all of f (opened through a Dir, so never through a symlink) from offset 0 to the size
 // Stat() gives. A read error is kIOError (with the errno as detail), never a digest: a caller
 // must not take an unreadable file for a wrong one. A file that changes size while read is
-// kIOError too.
+// kIOError too. kCancelled as soon as *cancel is true (checked every 4 MiB read).
 Result<FileHashResult> HashFile(storage::File& f, HashKind kind,
-                                std::atomic<uint64_t>* progress = nullptr);
+                                std::atomic<uint64_t>* progress = nullptr,
+                                const std::atomic<bool>* cancel = nullptr);
 
 // The hash kind of a content id: 64 hex = sha256 (LFS), 40 hex = git blob sha1.
 HashKind KindOfContentId(const std::string& content_id);

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,10 @@ struct VerifyOptions {
   std::string endpoint;  // for repair
   int threads = 2;
   std::function<void(const VerifyProgress&)> on_progress;  // under a lock, ~every 4 MiB
+  // Not owned; may be null. Once *cancel is true, hashing stops within one 4 MiB read and
+  // Verify returns kCancelled (before any repair starts; a repair under way is a Pull, which
+  // stops as a cancelled pull does).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct VerifyIssue {

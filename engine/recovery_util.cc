@@ -52,8 +52,9 @@ std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs) {
 }
 
 Result<RefetchResult> Refetch(const Env& env, const std::string& root, const RepoState& rs,
-                              const std::string& endpoint) {
+                              const std::string& endpoint, const std::atomic<bool>* cancel) {
   PullOptions po;
+  po.cancel = cancel;
   po.root = root;
   po.repo = rs.repo;
   // The commit, not the ref: the content must be exactly the active revision's.

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <atomic>
 #include <string>
 
 #include "base/status.h"
@@ -39,6 +40,7 @@ struct RefetchResult {
   uint64_t bytes_fetched = 0;
 };
 Result<RefetchResult> Refetch(const Env& env, const std::string& root, const RepoState& rs,
-                              const std::string& endpoint);
+                              const std::string& endpoint,
+                              const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace modelsync::engine

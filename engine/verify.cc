@@ -57,7 +57,8 @@ std::string SymlinkOnPath(storage::Dir& root_dir, const std::string& root,
 
 // Opens root_dir/rel for reading (never through a symlink, at any depth) and hashes it.
 Result<FileHashResult> HashBelow(storage::Dir& root_dir, const std::string& rel, HashKind kind,
-                                 std::atomic<uint64_t>* progress) {
+                                 std::atomic<uint64_t>* progress,
+                                 const std::atomic<bool>* cancel = nullptr) {
   size_t slash = rel.rfind('/');
   std::unique_ptr<storage::Dir> parent;
   if (slash != std::string::npos) {
@@ -65,7 +66,7 @@ Result<FileHashResult> HashBelow(storage::Dir& root_dir, const std::string& rel,
   }
   storage::Dir& d = parent ? *parent : root_dir;
   MS_ASSIGN_OR_RETURN(auto f, d.OpenFile(rel.substr(slash + 1), storage::OpenMode::kRead));
-  return HashFile(*f, kind, progress);
+  return HashFile(*f, kind, progress, cancel);
 }
 
 std::set<std::string> Keys(const std::map<std::string, std::string>& m) {
@@ -277,11 +278,12 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
     auto own_root = env.fs->OpenRoot(root, false);
     for (;;) {
       size_t i = next.fetch_add(1);
-      if (i >= jobs.size()) return;
+      if (i >= jobs.size() || (o.cancel && o.cancel->load())) return;
       const Job& j = jobs[i];
       auto h = own_root.ok() ? HashBelow(**own_root, j.dir + "/" + j.path,
-                                         KindOfContentId(j.content_id), &bytes)
+                                         KindOfContentId(j.content_id), &bytes, o.cancel)
                              : Result<FileHashResult>(own_root.status());
+      if (!h.ok() && h.status().IsCancelled()) return;
       std::lock_guard<std::mutex> lock(mu);
       if (!h.ok()) {
         bool missing = h.status().IsNotFound();
@@ -308,6 +310,9 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
   for (int t = 1; t < n; ++t) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
+  if (o.cancel && o.cancel->load())
+    return Status::Cancelled("verify interrupted after " + std::to_string(prog.files_done) +
+                             " of " + std::to_string(jobs.size()) + " files (nothing changed)");
   report.files = jobs.size();
   report.bytes_hashed = bytes.load();
   std::sort(report.issues.begin(), report.issues.end(),
@@ -376,7 +381,7 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
   }
   report.repaired = true;
   for (const auto& repo : affected) {
-    auto f = Refetch(env, root, repos.at(repo), o.endpoint);
+    auto f = Refetch(env, root, repos.at(repo), o.endpoint, o.cancel);
     if (!f.ok()) {
       report.repaired = false;
       report.repair_errors.push_back(repo + ": " + f.status().message());

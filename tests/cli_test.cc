@@ -4,6 +4,7 @@
 // every command; help, -V, --root before the command, aliases; the watch list's edges.
 #include <doctest/doctest.h>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -261,4 +262,79 @@ TEST_CASE("the watch list: --every 0, intervals as typed, tracking again keeps t
   j = JsonLines(RunCli({"list", "--json"}, env).out);
   CHECK(j[0]["ref"] == "main");
   CHECK(j[0]["every"] == "2h");
+}
+
+TEST_CASE("Ctrl-C at a terminal: the bar stops, the kept bytes are named, exit 130, resume") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 16u << 20;
+  fo.only = {"model"};
+  FixtureDir fx(fo);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                          {"throttle_bps", 400000}}})
+              .ok());
+  TempDir root;
+  EnvMap env = {{"MODELSYNC_ROOT", root.path()},   {"HF_ENDPOINT", emu.hub_url()},
+                {"HF_TOKEN", "\x01unset"},         {"HF_HUB_OFFLINE", "\x01unset"},
+                {"MODELSYNC_CHUNK_BYTES", "1MiB"}, {"MODELSYNC_SMALL_FILE_BYTES", "1MiB"},
+                {"HF_HUB_DISABLE_PROGRESS_BARS", "\x01unset"}};
+  int master = -1;
+  // 4 connections at 400 KB/s each: 16 MiB take ~10 s.
+  pid_t pid = SpawnCliInTerminal({"pull", kModel, "--connections", "4"}, env, &master);
+  REQUIRE(pid > 0);
+  std::string screen;
+  auto read_some = [&](int ms) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return false;
+    char buf[4096];
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) return false;
+    screen.append(buf, static_cast<size_t>(n));
+    return true;
+  };
+  // Wait until the bar has drawn real progress (MiB moving, 2 s in).
+  auto start = std::chrono::steady_clock::now();
+  while (screen.find(" MiB/") == std::string::npos ||
+         std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2000)) {
+    read_some(100);
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(20)) break;
+  }
+  INFO(screen);
+  REQUIRE(screen.find(" MiB/") != std::string::npos);
+  CHECK(screen.find("pull [") != std::string::npos);  // a bar, because this is a terminal
+  const size_t before_ctrl_c = screen.size();
+  REQUIRE(::write(master, "\x03", 1) == 1);
+  auto pressed = std::chrono::steady_clock::now();
+  while (read_some(2000)) {
+  }
+  int code = WaitExit(pid);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - pressed).count();
+  ::close(master);
+  std::string after = screen.substr(before_ctrl_c);
+  INFO(after);
+  CHECK(code == 130);
+  CHECK(took < 1.5);  // stops within a second (plus the read timeout's slack)
+  CHECK(after.find("interrupted (SIGINT): ") != std::string::npos);
+  CHECK(after.find(" kept; run the same command to resume") != std::string::npos);
+  // The bar stopped: nothing is drawn after the message.
+  CHECK(after.find("pull [", after.find("interrupted")) == std::string::npos);
+
+  // What the log keeps is what the message said, and the next pull does not fetch it again.
+  auto st = RunCli({"status", kModel, "--json"}, env);
+  auto lines = JsonLines(st.out);
+  REQUIRE(lines.size() == 1);
+  uint64_t kept = lines[0]["bytes_done"].get<uint64_t>();
+  uint64_t total = lines[0]["bytes_total"].get<uint64_t>();
+  CHECK(kept >= (1u << 20));
+  CHECK(kept < total);
+  REQUIRE(emu.SetFaults(json::array()).ok());
+  auto again = RunCli({"pull", kModel, "--json"}, env);
+  INFO(again.err);
+  REQUIRE(again.exit_code == 0);
+  uint64_t fetched = 0;
+  for (const auto& j : JsonLines(again.out))
+    if (j.value("event", "") == "done") fetched = j["bytes_fetched"].get<uint64_t>();
+  CHECK(fetched + kept <= total);
+  CHECK(fetched + kept >= total - (1u << 20));  // small files kept whole or not at all
 }

@@ -1,6 +1,7 @@
 #include "support/cli_process.h"
 
 #include <fcntl.h>
+#include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +48,20 @@ std::string ReadAll(int fd) {
 std::string CliPath() {
   const char* b = std::getenv("MODELSYNC_BUILD_DIR");
   return std::string(b ? b : "build") + "/cli/modelsync";
+}
+
+pid_t SpawnCliInTerminal(const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env, int* master) {
+  winsize ws{};
+  ws.ws_row = 24;
+  ws.ws_col = 120;
+  pid_t pid = ::forkpty(master, nullptr, nullptr, &ws);
+  if (pid == 0) {
+    ApplyEnv(env);
+    ::setenv("TERM", "xterm", 1);
+    Exec(args);
+  }
+  return pid;
 }
 
 int WaitExit(pid_t pid) {

@@ -28,6 +28,12 @@ CliResult RunCli(const std::vector<std::string>& args,
 pid_t SpawnCli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
                const std::string& out_path = "", const std::string& err_path = "");
 
+// Starts modelsync on a new pseudo-terminal (its stdin, stdout and stderr; it is the session
+// leader, the terminal its controlling one), as a user at a terminal runs it: writing "\x03"
+// to *master is a real Ctrl-C. The caller reads *master and closes it.
+pid_t SpawnCliInTerminal(const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env, int* master);
+
 // waitpid: exit code, or 128+signal.
 int WaitExit(pid_t pid);
 
