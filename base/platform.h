@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace modelsync::platform {
 
@@ -60,5 +61,10 @@ int AcceptCloexec(int listen_fd);
 // send() that never raises SIGPIPE on a closed peer (MSG_NOSIGNAL; posix: SO_NOSIGPIPE where
 // defined, else the caller must ignore SIGPIPE). The count, or -errno.
 ssize_t SendNoSignal(int fd, const void* data, size_t n);
+
+// What a running process was started as, for telling a user who holds a lock:
+// "modelsync pull mlx-community/X" (arguments space-joined, argv[0] as its base name, at
+// most 160 characters). "" when unknown (posix: always; linux: /proc/<pid>/cmdline).
+std::string ProcessCommand(int pid);
 
 }  // namespace modelsync::platform

@@ -90,4 +90,33 @@ ssize_t SendNoSignal(int fd, const void* data, size_t n) {
   return w >= 0 ? w : -errno;
 }
 
+std::string ProcessCommand(int pid) {
+  if (pid <= 0) return "";
+  std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return "";
+  std::string raw(buf, static_cast<size_t>(n));
+  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+  std::string out;
+  size_t at = 0;
+  bool first = true;
+  while (at <= raw.size()) {
+    size_t end = raw.find('\0', at);
+    if (end == std::string::npos) end = raw.size();
+    std::string arg = raw.substr(at, end - at);
+    if (first) arg = arg.substr(arg.rfind('/') == std::string::npos ? 0 : arg.rfind('/') + 1);
+    for (char& c : arg)
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    out += (first ? "" : " ") + arg;
+    first = false;
+    at = end + 1;
+  }
+  if (out.size() > 160) out = out.substr(0, 157) + "...";
+  return out;
+}
+
 }  // namespace modelsync::platform

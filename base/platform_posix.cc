@@ -68,4 +68,6 @@ ssize_t SendNoSignal(int fd, const void* data, size_t n) {
   return w >= 0 ? w : -errno;
 }
 
+std::string ProcessCommand(int /*pid*/) { return ""; }
+
 }  // namespace modelsync::platform

@@ -16,7 +16,7 @@ void RegisterList(CLI::App& app, CliContext& ctx) {
   AddRootOption(cmd, root.get());
   AddOutputFlags(cmd, flags.get());
   cmd->callback([root, flags, &ctx] {
-    auto r = engine::ListTracked(*root);
+    auto r = engine::ListTracked(CliEnv(), *root);
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status());
       return;

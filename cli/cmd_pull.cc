@@ -1,6 +1,9 @@
 // modelsync pull: the CLI face of engine::Pull (progress bar, --json lines, exit status).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "base/units.h"
@@ -23,11 +26,13 @@ class PullPrinter final : public engine::PullObserver {
         quiet_(flags.quiet) {}
 
   void OnWaitingForLock(const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
     if (json_) Emit({{"event", "waiting"}, {"message", message}});
     else if (!quiet_) std::fprintf(stderr, "%s\n", message.c_str());
   }
   void OnResolved(const std::string& repo, const std::string& ref, const std::string& commit,
                   uint64_t files, uint64_t bytes_total, uint64_t bytes_to_fetch) override {
+    std::lock_guard<std::mutex> lock(mu_);
     resolved_total_ = bytes_total;
     if (json_) {
       Emit({{"event", "resolved"}, {"repo", repo}, {"ref", ref}, {"commit", commit},
@@ -41,6 +46,7 @@ class PullPrinter final : public engine::PullObserver {
   }
   void OnProgress(uint64_t done, uint64_t total, uint64_t files_done,
                   uint64_t files_total) override {
+    std::lock_guard<std::mutex> lock(mu_);
     if (json_) {
       Emit({{"event", "progress"}, {"bytes_done", done}, {"bytes_total", total},
             {"files_done", files_done}, {"files_total", files_total}});
@@ -49,9 +55,24 @@ class PullPrinter final : public engine::PullObserver {
     }
   }
   void OnFileDone(const std::string& path, uint64_t size, bool fetched) override {
+    std::lock_guard<std::mutex> lock(mu_);
     if (json_) Emit({{"event", "file_done"}, {"path", path}, {"size", size}, {"fetched", fetched}});
   }
+  // From the hub's thread: the user hears every wait, with when it ends.
+  void OnRetry(const std::string& message, std::chrono::milliseconds delay) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string at = ClockTimeAfter(delay);
+    if (json_) {
+      Emit({{"event", "retry"}, {"message", message}, {"delay_ms", delay.count()},
+            {"retry_at", at}});
+    } else if (!quiet_) {
+      std::string line = message + (delay.count() >= 1000 ? "; retrying at " + at : "");
+      if (bar_.enabled()) bar_.Note(line);
+      else std::fprintf(stderr, "%s\n", line.c_str());
+    }
+  }
   void Done(const engine::PullSummary& s) {
+    std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     if (json_) {
       json marker = {{"path", s.marker_path}, {"written", s.marker_written}};
@@ -96,6 +117,7 @@ class PullPrinter final : public engine::PullObserver {
     }
   }
   void Fail(const Status& st) {
+    std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     if (json_) Emit({{"event", "error"}, {"code", std::string(StatusCodeName(st.code()))},
                      {"exit", ExitCodeFor(st)}, {"message", st.message()}});
@@ -103,6 +125,7 @@ class PullPrinter final : public engine::PullObserver {
   }
   // Stopped by a signal: what the log says is kept of the revision the pull was fetching.
   void Interrupted(const std::string& root, const std::string& repo, const Interrupts& intr) {
+    std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     uint64_t kept = 0, total = resolved_total_;
     if (auto st = engine::ReadStatus(CliEnv(), root, repo); st.ok() && !st->repos.empty()) {
@@ -130,6 +153,16 @@ class PullPrinter final : public engine::PullObserver {
     std::fputs((j.dump() + "\n").c_str(), stdout);
     std::fflush(stdout);
   }
+  // Local wall-clock time `d` from now, "20:41:03".
+  static std::string ClockTimeAfter(std::chrono::milliseconds d) {
+    std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + d);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+    return buf;
+  }
+  std::mutex mu_;  // the hub's thread reports retries while the pull's thread draws
   bool json_;
   ProgressBar bar_;
   bool quiet_;

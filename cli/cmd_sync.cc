@@ -85,7 +85,7 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
         return;
       }
     }
-    auto list = engine::ListTracked(*root);
+    auto list = engine::ListTracked(CliEnv(), *root);
     if (!list.ok()) {
       ctx.exit_code = ReportError(list.status());
       return;

@@ -41,7 +41,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     }
     // Tracked again: what was recorded stays unless this command line says otherwise.
     const bool revision_in_text = o->revision != "main" && cmd->count("--revision") == 0;
-    if (auto tracked = engine::ListTracked(o->root); tracked.ok()) {
+    if (auto tracked = engine::ListTracked(CliEnv(), o->root); tracked.ok()) {
       for (const auto& t : *tracked) {
         if (t.repo() != o->repo) continue;
         if (cmd->count("--revision") == 0 && !revision_in_text) o->revision = t.ref();
@@ -67,7 +67,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     for (const auto& g : o->exclude) t.add_exclude(g);
     t.set_every_ms(static_cast<uint64_t>(every->count()));
     t.set_endpoint(o->endpoint);
-    Status s = engine::Track(o->root, t);
+    Status s = engine::Track(CliEnv(), o->root, t);
     if (!s.ok()) {
       ctx.exit_code = ReportError(s);
       return;

@@ -18,7 +18,7 @@ void RegisterUntrack(CLI::App& app, CliContext& ctx) {
   AddRootOption(cmd, root.get());
   cmd->callback([root, repo, &ctx] {
     Status s = ReadRepoArgument(*root, repo.get(), nullptr, false, false);
-    if (s.ok()) s = engine::Untrack(*root, *repo);
+    if (s.ok()) s = engine::Untrack(CliEnv(), *root, *repo);
     if (!s.ok()) {
       ctx.exit_code = ReportError(s);
       return;

@@ -43,7 +43,11 @@ const engine::Env& CliEnv() {
     auto config = engine::ConfigFromEnvironment();
     if (!config.ok()) std::exit(ReportError(config.status()));
     if (!TokenFlag().empty()) config->token = TokenFlag();
-    return engine::RealEnv(*config);
+    engine::Env e = engine::RealEnv(*config);
+    e.on_lock_wait = [](const std::string& message) {
+      std::fprintf(stderr, "%s\n", message.c_str());
+    };
+    return e;
   }();
   return env;
 }

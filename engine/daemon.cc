@@ -191,7 +191,7 @@ Status Daemon::Run() {
         static_cast<int64_t>(static_cast<double>(d.count()) * im.env.random->Uniform(0.9, 1.1)));
   };
   auto reload = [&](bool first) -> Status {
-    auto list = ListTracked(options_.root);
+    auto list = ListTracked(impl_->env, options_.root);
     if (!list.ok()) {
       if (first) return list.status();
       log(4, "cannot re-read the watch list (keeping the old one): " + list.status().message());

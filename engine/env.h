@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "base/clock.h"
@@ -56,6 +57,10 @@ struct Env {
   Clock* clock = nullptr;
   Random* random = nullptr;
   Config config;
+  // Told when an operation is about to wait for the root's lock (another modelsync holds it):
+  // "root R is in use by pid N (modelsync pull org/name); waiting for it to finish". Null =
+  // wait silently. The CLI prints it on stderr. (Pull tells its PullObserver instead.)
+  std::function<void(const std::string& message)> on_lock_wait;
 };
 
 // The real world: the process's real file system, the system clock, and a random source

@@ -1,4 +1,5 @@
 #include "engine/pull.h"
+#include "engine/recovery_util.h"
 #include "engine/repo_ref.h"
 
 #include <cerrno>
@@ -509,6 +510,8 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
   PullOptions o = options;  // the revision may be a short commit, expanded below
   MS_RETURN_IF_ERROR(ValidateRepoId(o.repo));
   net::HubOptions hopts = HubOptionsOf(env, o.endpoint);
+  if (observer)
+    hopts.on_retry = [observer](const net::RetryNotice& n) { observer->OnRetry(n.message, n.delay); };
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);
@@ -523,8 +526,7 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
   jo.clock = env.clock;
   jo.on_wait = [&](int pid) {
     if (observer)
-      observer->OnWaitingForLock("root " + c.root + " is in use by pid " + std::to_string(pid) +
-                                 "; waiting for it to finish (--no-wait fails instead)");
+      observer->OnWaitingForLock(LockWaitMessage(c.root, pid) + " (--no-wait fails instead)");
   };
   // Opening the root: disk errors here get the same advice as later ones.
   auto opened = [&]() -> Status {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -93,6 +94,10 @@ class PullObserver {
   virtual void OnProgress(uint64_t /*bytes_done*/, uint64_t /*bytes_total*/,
                           uint64_t /*files_done*/, uint64_t /*files_total*/) {}
   virtual void OnFileDone(const std::string& /*path*/, uint64_t /*size*/, bool /*fetched*/) {}
+  // A request waits before it is retried (the hub asked with Retry-After, a connection was
+  // lost or stalled, a 5xx): what happened and what comes next, and how long the wait is.
+  // Called from the hub's loop thread, not the caller's: an observer that draws must lock.
+  virtual void OnRetry(const std::string& /*message*/, std::chrono::milliseconds /*delay*/) {}
 };
 
 // The world (file system, clock, randomness, endpoint, token, offline, tuning) is env.

@@ -6,6 +6,7 @@
 #include "engine/layout.h"
 #include "engine/loadability.h"
 #include "engine/pull.h"
+#include "storage/root_lock.h"
 
 namespace modelsync::engine {
 
@@ -19,11 +20,18 @@ Status ExplainLogError(const Status& s, const std::string& root) {
       "to start over, move .modelsync aside and pull again (blobs are re-verified)");
 }
 
+std::string LockWaitMessage(const std::string& root, int holder_pid) {
+  return "root " + root + " is in use by " + storage::RootLock::Describe(holder_pid) +
+         "; waiting for it to finish";
+}
+
 Result<std::unique_ptr<Journal>> OpenJournal(const Env& env, const std::string& root,
                                              bool read_only, bool wait_for_lock) {
   JournalOptions jo;
   jo.clock = env.clock;
   jo.wait_for_lock = wait_for_lock;
+  if (env.on_lock_wait)
+    jo.on_wait = [&](int pid) { env.on_lock_wait(LockWaitMessage(root, pid)); };
   auto j = Journal::Open(root, read_only, jo);
   if (!j.ok()) return ExplainLogError(j.status(), root);
   return j;

@@ -20,6 +20,11 @@ namespace modelsync::engine {
 Status ExplainLogError(const Status& s, const std::string& root);
 
 // Opens the root's journal (rw takes the lock) with the explanation above on errors.
+// "root R is in use by pid N (modelsync pull org/name); waiting for it to finish".
+std::string LockWaitMessage(const std::string& root, int holder_pid);
+
+// Opens the root's journal; a read-write open that must wait for the lock says so through
+// env.on_lock_wait first.
 Result<std::unique_ptr<Journal>> OpenJournal(const Env& env, const std::string& root,
                                              bool read_only, bool wait_for_lock);
 

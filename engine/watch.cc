@@ -3,16 +3,15 @@
 #include "engine/glob.h"
 #include "engine/journal.h"
 #include "engine/layout.h"
+#include "engine/recovery_util.h"
 #include "engine/repo_path.h"
 
 namespace modelsync::engine {
 
-Status Track(const std::string& root, modelsync::v1::RepoTracked t) {
+Status Track(const Env& env, const std::string& root, modelsync::v1::RepoTracked t) {
   MS_RETURN_IF_ERROR(ValidateRepoId(t.repo()));
   if (t.ref().empty()) t.set_ref("main");
-  JournalOptions jo;
-  jo.wait_for_lock = true;
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, true));
   // The model id: --id, else the one the repo already owns (an id change sticks), else the
   // repo's name; never one another repo owns.
   if (t.model_id().empty()) {
@@ -31,11 +30,9 @@ Status Track(const std::string& root, modelsync::v1::RepoTracked t) {
   return journal->Append({std::move(e)}).status();
 }
 
-Status Untrack(const std::string& root, const std::string& repo) {
+Status Untrack(const Env& env, const std::string& root, const std::string& repo) {
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
-  JournalOptions jo;
-  jo.wait_for_lock = true;
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, true));
   auto it = journal->state().repos.find(repo);
   if (it == journal->state().repos.end() || !it->second.tracked)
     return Status::NotFound(repo + " is not tracked in " + root + " (modelsync list shows what is)");
@@ -44,8 +41,9 @@ Status Untrack(const std::string& root, const std::string& repo) {
   return journal->Append({std::move(e)}).status();
 }
 
-Result<std::vector<modelsync::v1::RepoTracked>> ListTracked(const std::string& root) {
-  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, true));
+Result<std::vector<modelsync::v1::RepoTracked>> ListTracked(const Env& env,
+                                                            const std::string& root) {
+  MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, true, false));
   std::vector<modelsync::v1::RepoTracked> out;
   for (const auto& [repo, rs] : journal->state().repos) {
     if (!rs.tracked) continue;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "base/clock.h"
@@ -13,6 +14,17 @@
 namespace modelsync::net {
 
 inline constexpr char kDefaultEndpoint[] = "https://huggingface.co";
+
+// A request about to be retried, as the user should hear it (never silence while waiting).
+struct RetryNotice {
+  // What happened and what comes next: "the hub asked to wait 12 s (HTTP 429, rate limited)
+  // before retrying org/name@main: config.json", "connection lost during org/name@main:
+  // model.safetensors; resuming where it stopped", "<error>; retry 2 of 6 in 1.3 s".
+  std::string message;
+  std::chrono::milliseconds delay{0};  // until the retry starts
+  int http_status = 0;                 // 0: no HTTP answer (connection error, stall)
+  bool resuming = false;               // the attempt moved bytes: the retry continues from there
+};
 
 struct HubOptions {
   // Base URL of the hub (HF_ENDPOINT / --endpoint), without a trailing '/'. The token is
@@ -43,6 +55,8 @@ struct HubOptions {
   Clock* clock = nullptr;
   // Seeds the backoff jitter (the Env's random source gives one per Hub; tests a fixed one).
   uint64_t seed = 0;
+  // Called on the hub's loop thread before each retry's wait; must not block. Null = silent.
+  std::function<void(const RetryNotice&)> on_retry;
 };
 
 // "https://hub.example/" -> "https://hub.example". Exposed for --endpoint.

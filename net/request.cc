@@ -1,6 +1,7 @@
 #include "net/request.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <boost/asio/post.hpp>
 #include <cstdlib>
 
@@ -183,6 +184,7 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       return;
     }
     case Kind::kRetryable:
+      retry_http_status_ = static_cast<int>(head.status);
       Retry(RetriesExhausted(ctx_, head, failed_attempts_ + 1), ParseRetryAfter(head));
       return;
     case Kind::kError:
@@ -215,6 +217,30 @@ void Request::Retry(Status why, std::optional<std::chrono::milliseconds> retry_a
     if (cap > 0)
       delay = std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, cap)(loop_.rng));
   }
+  if (loop_.options.on_retry) {
+    RetryNotice n;
+    n.delay = delay;
+    n.http_status = retry_http_status_;
+    n.resuming = progress;
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.1f s", static_cast<double>(delay.count()) / 1000);
+    if (retry_after) {
+      std::string reason = retry_http_status_ == 429   ? ", rate limited"
+                        : retry_http_status_ == 503 ? ", service unavailable"
+                                                    : "";
+      n.message = "the hub asked to wait " + std::string(secs) + " (HTTP " +
+                  std::to_string(retry_http_status_) + reason + ") before retrying " +
+                  ctx_.Describe();
+    } else if (progress) {
+      n.message = "connection lost during " + ctx_.Describe() + " (" + why.message() +
+                  "); resuming where it stopped";
+    } else {
+      n.message = why.message() + "; retry " + std::to_string(failed_attempts_) + " of " +
+                  std::to_string(std::max(1, loop_.options.max_attempts) - 1) + " in " + secs;
+    }
+    loop_.options.on_retry(n);
+  }
+  retry_http_status_ = 0;
   WaitThen(delay);
 }
 

@@ -116,6 +116,7 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   Status abort_status_;  // set when we aborted a transfer on purpose
   int hops_ = 0;
   int failed_attempts_ = 0;  // consecutive attempts without progress
+  int retry_http_status_ = 0;  // the HTTP status that made the coming retry (0: none)
   bool finished_ = false;
   bool from_hub_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

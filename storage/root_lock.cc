@@ -59,6 +59,12 @@ Result<UniqueFd> OpenLockFile(const std::string& path, int mode) {
   return fd;
 }
 
+std::string RootLock::Describe(int pid) {
+  if (pid <= 0) return "another process";
+  std::string cmd = platform::ProcessCommand(pid);
+  return "pid " + std::to_string(pid) + (cmd.empty() ? "" : " (" + cmd + ")");
+}
+
 Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, bool wait,
                                                     const OnWait& on_wait,
                                                     const std::atomic<bool>* cancel) {
@@ -69,8 +75,7 @@ Result<std::unique_ptr<RootLock>> RootLock::Acquire(const std::string& root, boo
     if (e != EWOULDBLOCK) return Status::FromErrno(e, "locking " + path);
     int pid = HolderPid(fd.get());
     if (!wait) {
-      return Status::Locked("root " + root + " is in use by " +
-                            (pid > 0 ? "pid " + std::to_string(pid) : "another process") +
+      return Status::Locked("root " + root + " is in use by " + Describe(pid) +
                             " (wait for it to finish, or stop it)");
     }
     if (on_wait) on_wait(pid);

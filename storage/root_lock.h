@@ -45,6 +45,10 @@ class RootLock {
   // Never takes the lock.
   static int Holder(const std::string& root);
 
+  // The holder as a user reads it: "pid 4242 (modelsync pull org/name)", "pid 4242" when its
+  // command is unknown, "another process" when the pid is (0).
+  static std::string Describe(int pid);
+
   ~RootLock();  // releases the lock
   RootLock(const RootLock&) = delete;
   RootLock& operator=(const RootLock&) = delete;

@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <fstream>
 #include <sstream>
 
 #include "fixtures/fixtures.h"
@@ -337,4 +339,79 @@ TEST_CASE("Ctrl-C at a terminal: the bar stops, the kept bytes are named, exit 1
     if (j.value("event", "") == "done") fetched = j["bytes_fetched"].get<uint64_t>();
   CHECK(fetched + kept <= total);
   CHECK(fetched + kept >= total - (1u << 20));  // small files kept whole or not at all
+}
+
+TEST_CASE("never silent: a Retry-After wait, a lost connection and a held root are said") {
+  Hub hub;
+  TempDir root;
+  EnvMap env = hub.Env(root.path());
+  env["MODELSYNC_SMALL_FILE_BYTES"] = "16KiB";
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "config.json"}, {"listener", "hub"}, {"times", 1},
+                           {"status_sequence", {429}}, {"retry_after", 1}},
+                          {{"match", "model.safetensors"}, {"listener", "cdn"}, {"times", 1},
+                           {"drop_after_bytes", 20000}}})
+              .ok());
+  auto r = RunCli({"pull", kModel, "--json"}, env);
+  INFO(r.out, r.err);
+  REQUIRE(r.exit_code == 0);
+  bool asked = false, resumed = false;
+  for (const auto& j : JsonLines(r.out)) {
+    if (j.value("event", "") != "retry") continue;
+    std::string m = j["message"];
+    if (m.find("the hub asked to wait 1.0 s (HTTP 429, rate limited) before retrying") == 0) {
+      asked = true;
+      CHECK(j["delay_ms"] == 1000);
+      CHECK(j["retry_at"].get<std::string>().size() == 8);  // HH:MM:SS
+      CHECK(m.find("config.json") != std::string::npos);
+    }
+    if (m.find("connection lost during") == 0 && m.find("resuming where it stopped") != std::string::npos)
+      resumed = m.find("model.safetensors") != std::string::npos;
+  }
+  CHECK(asked);
+  CHECK(resumed);
+
+  // In text, on stderr, with when the wait ends.
+  TempDir root2;
+  EnvMap env2 = hub.Env(root2.path());
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "config.json"}, {"listener", "hub"}, {"times", 1},
+                           {"status_sequence", {503}}, {"retry_after", 1}}})
+              .ok());
+  r = RunCli({"pull", kModel}, env2);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("the hub asked to wait 1.0 s (HTTP 503, service unavailable)") !=
+        std::string::npos);
+  CHECK(r.err.find("; retrying at ") != std::string::npos);
+
+  // A command that waits for the root's lock says who holds it.
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                           {"throttle_bps", 20000}}})
+              .ok());
+  TempDir root3;
+  EnvMap env3 = hub.Env(root3.path());
+  pid_t pull = SpawnCli({"pull", kModel, "--quiet"}, env3, "", root3.path() + "/pull.err");
+  auto lock_held = [&] {
+    std::string lock;
+    std::ifstream in(root3.path() + "/.modelsync/lock");
+    std::getline(in, lock);
+    return lock == std::to_string(pull);
+  };
+  for (int i = 0; i < 200 && !lock_held(); ++i) ::usleep(25000);
+  REQUIRE(lock_held());
+  pid_t gc = SpawnCli({"gc"}, env3, "", root3.path() + "/gc.err");
+  std::string said;
+  for (int i = 0; i < 200 && said.find("waiting") == std::string::npos; ++i) {
+    ::usleep(25000);
+    std::ifstream in(root3.path() + "/gc.err");
+    said.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ::kill(gc, SIGKILL);
+  ::kill(pull, SIGKILL);
+  WaitExit(gc);
+  WaitExit(pull);
+  CHECK(said.find("root " + root3.path() + " is in use by pid " + std::to_string(pull) +
+                  " (modelsync pull " + kModel + " --quiet); waiting for it to finish") !=
+        std::string::npos);
 }

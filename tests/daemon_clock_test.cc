@@ -66,7 +66,7 @@ TEST_CASE("daemon backoff on a fake clock: 1s, 2s, 4s, 4s (+-10% seeded jitter),
   t.set_repo(repo);
   t.set_every_ms(1000);
   t.set_endpoint(emu.hub_url());
-  REQUIRE(engine::Track(root.path(), t).ok());
+  REQUIRE(engine::Track(engine::RealEnv(), root.path(), t).ok());
   emu.Stop();  // the hub is down: every pass fails at once (connection refused)
 
   FakeClock clock;
