@@ -26,16 +26,18 @@ void RegisterAddLocal(CLI::App& app, CliContext& ctx) {
   cmd->callback([o, json_out, &ctx]() {
     auto r = engine::AddLocal(CliEnv(), *o);
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.status());
+      ctx.exit_code = ReportError(r.status(), *json_out);
       return;
     }
     if (*json_out) {
       nlohmann::json j = {{"repo", r->repo}, {"commit", r->commit}, {"model_dir", r->model_dir},
-                          {"marker", r->marker_path}, {"files", r->files},
+                          {"marker", MarkerJson(r->marker_path.substr(0, r->marker_path.rfind('/')),
+                                                o->model_id, true, "written", "")},
+                          {"files", r->files},
                           {"bytes_total", r->bytes_total}, {"model_type", r->model_type},
                           {"quantization", r->quantization}, {"tensors", r->tensors},
                           {"parameters", r->parameters}};
-      std::printf("%s\n", j.dump().c_str());
+      EmitJson(j);
     } else {
       std::printf("%s added as %s @ %s\n  %s\n  marker %s\n  %s model, %s, %llu files, %s\n",
                   o->dir.c_str(), r->repo.c_str(), r->commit.substr(0, 12).c_str(),

@@ -99,9 +99,9 @@ int PrintText(const engine::RevisionDiff& d) {
 int RunDiffCommand(DiffCliOptions o, bool revision_given) {
   if (Status s = ReadRepoArgument(o.d.root, &o.d.repo, &o.d.revision, revision_given, o.json);
       !s.ok())
-    return ReportError(s);
+    return ReportError(s, o.json);
   auto r = engine::RunDiff(CliEnv(), o.d);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.json);
   return o.json ? PrintJson(*r) : PrintText(*r);
 }
 

@@ -23,7 +23,7 @@ int RunGc(const GcCliOptions& o) {
   go.root = o.root;
   go.dry_run = o.dry_run;
   auto r = engine::Gc(CliEnv(), go);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.json);
   const char* verb = o.dry_run ? "would remove" : "removed";
   if (o.json) {
     for (const auto& [id, size] : r->blobs)

@@ -38,7 +38,7 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
   cmd->callback([o, &ctx]() {
     auto r = engine::Inspect(CliEnv(), o->root, o->repo);
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.status());
+      ctx.exit_code = ReportError(r.status(), o->json);
       return;
     }
     const auto& m = r->model;
@@ -47,8 +47,9 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
       for (const auto& f : r->files) files.push_back({{"path", f.path}, {"size", f.size}});
       nlohmann::json j = {{"repo", r->repo}, {"model_id", r->model_id}, {"ref", r->ref},
                           {"commit", r->commit}, {"model_dir", r->model_dir},
-                          {"marker", r->marker}, {"verified", IsoTime(r->verified_ms)},
-                          {"files", files}, {"total_bytes", r->total_bytes},
+                          {"marker", MarkerJson(o->root, r->model_id, r->marker, "", "")},
+                          {"verified", IsoTime(r->verified_ms)},
+                          {"files", files}, {"bytes_total", r->total_bytes},
                           {"is_model", r->is_model}};
       if (r->is_model && r->check_error.empty()) {
         j["model_type"] = m.model_type;
@@ -59,7 +60,7 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
         j["parameters"] = m.parameters;
       }
       if (!r->check_error.empty()) j["check_error"] = r->check_error;
-      std::printf("%s\n", j.dump().c_str());
+      EmitJson(j);
       return;
     }
     std::printf("%s @ %s (%s)\n  %s\n  marker %s; verified %s\n", r->repo.c_str(),
@@ -68,9 +69,9 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
     if (!r->is_model) std::printf("  not a model (no weight files)\n");
     else if (!r->check_error.empty()) std::printf("  model check FAILED: %s\n", r->check_error.c_str());
     else
-      std::printf("  %s, quantization %s, %llu tensors, ~%llu parameters\n", m.model_type.c_str(),
+      std::printf("  %s, quantization %s, %llu tensors, ~%s parameters\n", m.model_type.c_str(),
                   m.QuantSummary().c_str(), static_cast<unsigned long long>(m.tensors),
-                  static_cast<unsigned long long>(m.parameters));
+                  FormatCount(m.parameters).c_str());
     std::printf("  %zu files, %s\n", r->files.size(), FormatBytes(r->total_bytes).c_str());
     for (const auto& f : r->files)
       std::printf("    %10s  %s\n", FormatBytes(f.size).c_str(), f.path.c_str());

@@ -16,9 +16,13 @@ void RegisterList(CLI::App& app, CliContext& ctx) {
   AddRootOption(cmd, root.get());
   AddOutputFlags(cmd, flags.get());
   cmd->callback([root, flags, &ctx] {
+    if (Status rs = CheckReadRoot(*root); !rs.ok()) {
+      ctx.exit_code = ReportError(rs, flags->json);
+      return;
+    }
     auto r = engine::ListTracked(CliEnv(), *root);
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.status());
+      ctx.exit_code = ReportError(r.status(), flags->json);
       return;
     }
     for (const auto& t : *r) {

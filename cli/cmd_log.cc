@@ -80,7 +80,7 @@ int RunLog(const LogOptions& o) {
   int64_t since_ms = 0;
   if (!o.since.empty()) {
     auto t = ParseSince(o.since, static_cast<int64_t>(std::time(nullptr)) * 1000);
-    if (!t.ok()) return ReportError(t.status());
+    if (!t.ok()) return ReportError(t.status(), o.json);
     since_ms = *t;
   }
   std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for --repo
@@ -134,7 +134,7 @@ int RunLog(const LogOptions& o) {
     if (s.IsCorruption())
       s = s.With("the event log under " + o.root +
                  " is damaged (keep a copy of .modelsync/log for a bug report)");
-    return ReportError(s);
+    return ReportError(s, o.json);
   }
   return 0;
 }

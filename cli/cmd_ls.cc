@@ -21,26 +21,32 @@ void RegisterLs(CLI::App& app, CliContext& ctx) {
   cmd->footer("Exit status: 0 ok, 2 not a modelsync root, 3 a marker disagrees with the log.");
   cmd->callback([root, flags, &ctx] {
     if (Status rs = CheckReadRoot(*root); !rs.ok()) {
-      ctx.exit_code = ReportError(rs);
+      ctx.exit_code = ReportError(rs, flags->json);
       return;
     }
     auto r = engine::ReadStatus(CliEnv(), *root, "");
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.status());
+      ctx.exit_code = ReportError(r.status(), flags->json);
       return;
     }
     uint64_t listed = 0;
+    nlohmann::json models = nlohmann::json::array();
     for (const auto& s : r->repos) {
       if (s.active_commit.empty()) continue;  // nothing installed (status shows why)
       ++listed;
       if (flags->json) {
-        nlohmann::json j = {{"model_id", s.model_id},   {"repo", s.repo},
-                            {"commit", s.active_commit}, {"ref", s.active_ref},
-                            {"files", s.files_total},    {"bytes", s.bytes_total},
-                            {"marker", s.marker_state},  {"loadable", s.marker},
-                            {"state", s.state},          {"dir", *root + "/models/" + s.repo}};
-        if (!s.no_marker_reason.empty()) j["no_marker_reason"] = s.no_marker_reason;
-        std::printf("%s\n", j.dump().c_str());
+        models.push_back(
+            {{"model_id", s.model_id},
+             {"repo", s.repo},
+             {"commit", s.active_commit},
+             {"ref", s.active_ref},
+             {"files", s.files_total},
+             {"bytes_total", s.bytes_total},
+             {"marker",
+              MarkerJson(*root, s.model_id, s.marker, s.marker_state, s.no_marker_reason)},
+             {"loadable", s.marker},
+             {"state", s.state},
+             {"model_dir", *root + "/models/" + s.repo}});
       } else if (!flags->quiet) {
         std::printf("%-32s %-48s %s@%s  %10s  marker %s\n", s.model_id.c_str(), s.repo.c_str(),
                     s.active_commit.substr(0, 12).c_str(), s.active_ref.c_str(),
@@ -48,11 +54,10 @@ void RegisterLs(CLI::App& app, CliContext& ctx) {
       }
     }
     if (flags->json) {
-      std::printf("%s\n", nlohmann::json({{"total", {{"models", listed},
-                                                     {"blob_bytes", r->blob_bytes},
-                                                     {"partial_bytes", r->partial_bytes}}}})
-                              .dump()
-                              .c_str());
+      EmitJson({{"root", *root},
+                {"models", models},
+                {"blob_bytes", r->blob_bytes},
+                {"partial_bytes", r->partial_bytes}});
     } else if (!flags->quiet) {
       if (listed == 0) std::printf("no models installed in %s (modelsync pull ORG/NAME)\n", root->c_str());
       std::printf("on disk: %s in verified blobs (model files are links to them), %s in partial "

@@ -75,8 +75,9 @@ class PullPrinter final : public engine::PullObserver {
     std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     if (json_) {
-      json marker = {{"path", s.marker_path}, {"written", s.marker_written}};
-      if (!s.marker_note.empty()) marker["reason"] = s.marker_note;
+      size_t cut = s.marker_path.rfind('/');
+      json marker = MarkerJson(s.marker_path.substr(0, cut), s.marker_path.substr(cut + 1),
+                               s.marker_written, "", s.marker_note);
       json done = {{"event", "done"}, {"repo", s.repo}, {"commit", s.commit},
                    {"model_dir", s.model_dir}, {"marker", marker}, {"files", s.files},
                    {"bytes_total", s.bytes_total}, {"bytes_fetched", s.bytes_fetched},
@@ -119,8 +120,7 @@ class PullPrinter final : public engine::PullObserver {
   void Fail(const Status& st) {
     std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
-    if (json_) Emit({{"event", "error"}, {"code", std::string(StatusCodeName(st.code()))},
-                     {"exit", ExitCodeFor(st)}, {"message", st.message()}});
+    if (json_) Emit(ErrorJson(st));
     else std::fprintf(stderr, "modelsync pull: %s\n", st.message().c_str());
   }
   // Stopped by a signal: what the log says is kept of the revision the pull was fetching.
@@ -149,10 +149,7 @@ class PullPrinter final : public engine::PullObserver {
   }
 
  private:
-  static void Emit(const json& j) {
-    std::fputs((j.dump() + "\n").c_str(), stdout);
-    std::fflush(stdout);
-  }
+  static void Emit(const json& j) { EmitJson(j); }
   // Local wall-clock time `d` from now, "20:41:03".
   static std::string ClockTimeAfter(std::chrono::milliseconds d) {
     std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + d);

@@ -24,7 +24,7 @@ int RunRebuild(const RebuildCliOptions& o) {
   ro.fetch = o.fetch;
   ro.endpoint = o.endpoint;
   auto r = engine::Rebuild(CliEnv(), ro);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.json);
   for (const auto& rr : r->repos) {
     if (o.json) {
       nlohmann::json j = {{"repo", rr.repo},

@@ -12,16 +12,24 @@ namespace {
 
 struct RemoveCliOptions {
   std::string root, repo;
+  bool json = false;
 };
 
 int RunRemove(RemoveCliOptions o) {
-  if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, false); !s.ok())
-    return ReportError(s);
+  if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, o.json); !s.ok())
+    return ReportError(s, o.json);
   engine::RemoveOptions ro;
   ro.root = o.root;
   ro.repo = o.repo;
   auto r = engine::Remove(CliEnv(), ro);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.json);
+  if (o.json) {
+    EmitJson({{"repo", r->repo},
+              {"model_dir", r->model_dir},
+              {"marker_removed", r->marker},
+              {"user_files_kept", r->user_files}});
+    return 0;
+  }
   if (r->model_dir.empty() && r->marker.empty())
     std::printf("removed %s (it had nothing on disk; its history stays in `modelsync log`)\n",
                 r->repo.c_str());
@@ -46,6 +54,7 @@ void RegisterRemove(CLI::App& app, CliContext& ctx) {
   cmd->alias("rm");
   cmd->add_option("repo", opts->repo, "The repo (org/name, a URL, a model id or a catalog name)")->required();
   AddRootOption(cmd, &opts->root);
+  cmd->add_flag("--json", opts->json, "One JSON object on stdout (docs/json/remove.schema.json)");
   cmd->footer("Exit status: 0 ok, 8 unknown repo, 4 root locked, 3 damaged log, 1 other.");
   cmd->callback([opts, &ctx] { ctx.exit_code = RunRemove(*opts); });
 }

@@ -19,16 +19,18 @@ struct StatusOptions {
   bool json = false;
 };
 
-// When a daemon runs on the root: its live progress (one JSON line with --json), then the log.
-void PrintDaemon(const StatusOptions& o) {
+// When a daemon runs on the root: its live state (the "daemon" member under --json), then
+// the log. Null when no daemon answers.
+nlohmann::json DaemonJson(const StatusOptions& o) {
   auto reply = engine::DaemonRequest(o.root, "status");
-  if (!reply.ok()) return;
-  if (o.json) {
-    std::printf("%s\n", reply->c_str());
-    return;
-  }
+  if (!reply.ok()) return nullptr;
   auto j = nlohmann::json::parse(*reply, nullptr, false);
-  if (j.is_discarded()) return;
+  if (j.is_discarded() || !j.is_object()) return nullptr;
+  return j;
+}
+
+void PrintDaemon(const nlohmann::json& j) {
+  if (j.is_null()) return;
   std::printf("daemon pid %d: %s", j.value("pid", 0), j.value("state", "?").c_str());
   if (j.contains("current"))
     std::printf(" %s, %s of %s", j["current"].value("repo", "").c_str(),
@@ -47,37 +49,49 @@ void PrintDaemon(const StatusOptions& o) {
 }
 
 int RunStatus(StatusOptions o) {
-  if (Status rs = CheckReadRoot(o.root); !rs.ok()) return ReportError(rs);
+  if (Status rs = CheckReadRoot(o.root); !rs.ok()) return ReportError(rs, o.json);
   if (!o.repo.empty())
     if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, o.json); !s.ok())
-      return ReportError(s);
-  PrintDaemon(o);
+      return ReportError(s, o.json);
+  nlohmann::json daemon = DaemonJson(o);
   auto r = engine::ReadStatus(CliEnv(), o.root, o.repo);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.json);
   const bool offline = CliEnv().config.offline;
   if (o.json) {
+    // One document, whether or not a daemon runs (docs/json/status.schema.json).
+    nlohmann::json repos = nlohmann::json::array();
     for (const auto& s : r->repos) {
       nlohmann::json j = {{"repo", s.repo}, {"model_id", s.model_id}, {"state", s.state},
                           {"never_completed", s.never_completed},
                           {"active_commit", s.active_commit}, {"active_ref", s.active_ref},
                           {"target_commit", s.target_commit}, {"files_total", s.files_total},
                           {"files_done", s.files_done}, {"bytes_total", s.bytes_total},
-                          {"bytes_done", s.bytes_done}, {"marker", s.marker},
-                          {"marker_state", s.marker_state},
+                          {"bytes_done", s.bytes_done},
+                          {"marker", MarkerJson(o.root, s.model_id, s.marker, s.marker_state,
+                                                s.no_marker_reason)},
                           {"update_available", s.update_available},
                           {"update_files", s.update_files},
                           {"update_bytes", s.update_bytes}, {"tracked", s.tracked},
-                          {"checked", offline ? "not checked (offline)" : "from the log"},
                           {"last_checked_ms", s.last_checked_ms}};
-      if (!s.no_marker_reason.empty()) j["no_marker_reason"] = s.no_marker_reason;
       if (!s.shared_with.empty()) j["model_id_shared_with"] = s.shared_with;
-      if (!s.last_error.empty()) j["last_error"] = s.last_error;
-      std::printf("%s\n", j.dump().c_str());
+      if (!s.last_error.empty()) {
+        j["last_error"] = s.last_error;
+        j["last_error_ms"] = s.last_error_ms;
+      }
+      repos.push_back(std::move(j));
     }
-    for (const auto& m : r->stray_markers)
-      std::printf("%s\n", nlohmann::json({{"stray_marker", m}}).dump().c_str());
+    EmitJson({{"root", o.root},
+              {"checked_against_hub", false},  // status never asks the hub: the log's answer
+              {"offline", offline},
+              {"daemon", daemon},
+              {"repos", repos},
+              {"stray_markers", r->stray_markers},
+              {"blob_bytes", r->blob_bytes},
+              {"partial_bytes", r->partial_bytes},
+              {"damaged", r->damaged()}});
     return r->damaged() ? 3 : 0;
   }
+  PrintDaemon(daemon);
   if (r->repos.empty() && r->stray_markers.empty()) {
     std::printf("no models in %s yet (modelsync pull ORG/NAME)\n", o.root.c_str());
     return 0;
@@ -129,7 +143,9 @@ void RegisterStatus(CLI::App& app, CliContext& ctx) {
                 "(no network, no lock: works while a pull or the daemon runs).");
   cmd->add_option("repo", opts->repo, "Only this repo (org/name, a URL, a model id or a catalog name)");
   AddRootOption(cmd, &opts->root);
-  cmd->add_flag("--json", opts->json, "One JSON object per repo per line");
+  cmd->add_flag("--json", opts->json,
+                "One JSON document: the root, the daemon's live state (null when none runs), "
+                "every repo, stray markers (docs/json/status.schema.json)");
   cmd->callback([opts, &ctx] { ctx.exit_code = RunStatus(*opts); });
 }
 

@@ -81,13 +81,17 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
         return;
       }
       if (!reply.status().IsNotFound()) {
-        ctx.exit_code = ReportError(reply.status());
+        ctx.exit_code = ReportError(reply.status(), flags->json);
         return;
       }
     }
+    if (Status rs = CheckReadRoot(*root); !rs.ok()) {
+      ctx.exit_code = ReportError(rs, flags->json);
+      return;
+    }
     auto list = engine::ListTracked(CliEnv(), *root);
     if (!list.ok()) {
-      ctx.exit_code = ReportError(list.status());
+      ctx.exit_code = ReportError(list.status(), flags->json);
       return;
     }
     int code = 0;

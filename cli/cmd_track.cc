@@ -13,6 +13,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
   struct Opts {
     std::string root, repo, revision = "main", model_id, every = "1h", endpoint;
     std::vector<std::string> include, exclude;
+    bool json = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -28,15 +29,16 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--id", o->model_id, "Marker file name (default: the repo's name)");
   cmd->add_option("--include", o->include, "Only files matching this glob; repeatable");
   cmd->add_option("--exclude", o->exclude, "Skip files matching this glob; repeatable");
+  cmd->add_flag("--json", o->json, "One JSON object on stdout (docs/json/track.schema.json)");
   cmd->add_option("--every", o->every, "How often the daemon checks (30s, 10m, 6h; 0 = only on start and sync --now)")
       ->capture_default_str();
   AddRootOption(cmd, &o->root);
   AddEndpointOption(cmd, &o->endpoint, /*with_token=*/false);
   cmd->callback([o, cmd, &ctx] {
     if (Status s = ReadRepoArgument(o->root, &o->repo, &o->revision, cmd->count("--revision") > 0,
-                                    false);
+                                    o->json);
         !s.ok()) {
-      ctx.exit_code = ReportError(s);
+      ctx.exit_code = ReportError(s, o->json);
       return;
     }
     // Tracked again: what was recorded stays unless this command line says otherwise.
@@ -56,7 +58,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     }
     auto every = ParseDuration(o->every);
     if (!every.ok()) {
-      ctx.exit_code = ReportError(every.status().With("--every"));
+      ctx.exit_code = ReportError(every.status().With("--every"), o->json);
       return;
     }
     v1::RepoTracked t;
@@ -69,7 +71,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     t.set_endpoint(o->endpoint);
     Status s = engine::Track(CliEnv(), o->root, t);
     if (!s.ok()) {
-      ctx.exit_code = ReportError(s);
+      ctx.exit_code = ReportError(s, o->json);
       return;
     }
     // A running daemon picks the change up at once.
@@ -77,6 +79,22 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     std::string when = *every == std::chrono::milliseconds(0)
                             ? "at start and on sync --now only"
                             : "every " + FormatInterval(*every);
+    if (o->json) {
+      // What was recorded (the model id the engine chose when none was given).
+      if (auto list = engine::ListTracked(CliEnv(), o->root); list.ok())
+        for (const auto& rec : *list)
+          if (rec.repo() == o->repo) o->model_id = rec.model_id();
+      EmitJson({{"repo", o->repo},
+                {"ref", o->revision},
+                {"model_id", o->model_id},
+                {"include", o->include},
+                {"exclude", o->exclude},
+                {"every_ms", every->count()},
+                {"every", FormatInterval(*every)},
+                {"endpoint", o->endpoint},
+                {"tracked", true}});
+      return;
+    }
     std::printf("tracking %s@%s %s\n", o->repo.c_str(), o->revision.c_str(), when.c_str());
   });
 }

@@ -16,15 +16,18 @@ void RegisterUntrack(CLI::App& app, CliContext& ctx) {
   cmd->add_option("repo", *repo, "Repo id (org/name, a URL, a model id or a catalog name)")
       ->required();
   AddRootOption(cmd, root.get());
-  cmd->callback([root, repo, &ctx] {
-    Status s = ReadRepoArgument(*root, repo.get(), nullptr, false, false);
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "One JSON object on stdout (docs/json/untrack.schema.json)");
+  cmd->callback([root, repo, json, &ctx] {
+    Status s = ReadRepoArgument(*root, repo.get(), nullptr, false, *json);
     if (s.ok()) s = engine::Untrack(CliEnv(), *root, *repo);
     if (!s.ok()) {
-      ctx.exit_code = ReportError(s);
+      ctx.exit_code = ReportError(s, *json);
       return;
     }
     (void)engine::DaemonRequest(*root, "reload");
-    std::printf("no longer tracking %s\n", repo->c_str());
+    if (*json) EmitJson({{"repo", *repo}, {"tracked", false}});
+    else std::printf("no longer tracking %s\n", repo->c_str());
   });
 }
 

@@ -24,7 +24,7 @@ int RunVerify(VerifyCliOptions o) {
   if (!o.repo.empty())
     if (Status s = ReadRepoArgument(o.root, &o.repo, nullptr, false, o.out.json || o.out.quiet);
         !s.ok())
-      return ReportError(s);
+      return ReportError(s, o.out.json);
   engine::VerifyOptions vo;
   vo.root = o.root;
   vo.repo = o.repo;
@@ -52,7 +52,7 @@ int RunVerify(VerifyCliOptions o) {
                    interrupts.SignalName().c_str(), r.status().message().c_str());
     return interrupts.ExitCode();
   }
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) return ReportError(r.status(), o.out.json);
   for (const auto& i : r->issues) {
     if (o.out.json) {
       std::printf("%s\n", nlohmann::json({{"issue", engine::VerifyIssueName(i.kind)},

@@ -86,6 +86,35 @@ int ReportError(const Status& s) {
   return ExitCodeFor(s);
 }
 
+nlohmann::json ErrorJson(const Status& s) {
+  return {{"event", "error"},
+          {"code", std::string(StatusCodeName(s.code()))},
+          {"exit", ExitCodeFor(s)},
+          {"message", s.message()}};
+}
+
+int ReportError(const Status& s, bool json) {
+  if (json) EmitJson(ErrorJson(s));
+  return ReportError(s);
+}
+
+void EmitJson(const nlohmann::json& j) {
+  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
+                          const std::string& state, const std::string& reason) {
+  nlohmann::json m = {{"id", id},
+                      {"path", id.empty() ? "" : root + "/" + id},
+                      {"written", written},
+                      {"state", state.empty() ? (written ? "written" : "absent") : state}};
+  if (!reason.empty()) m["reason"] = reason;
+  return m;
+}
+
 void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token) {
   cmd->add_option("--endpoint", *endpoint,
                   "Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)")

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "base/status.h"
@@ -35,6 +36,19 @@ const engine::Env& CliEnv();
 
 // Prints "modelsync: <message>" to stderr and returns the exit status for s (non-zero).
 int ReportError(const Status& s);
+// The same, and under --json (json) also the error object every command prints on stdout:
+// {"event":"error","code":"NotFound","exit":8,"message":"..."} (docs/json/error.schema.json).
+int ReportError(const Status& s, bool json);
+nlohmann::json ErrorJson(const Status& s);
+
+// One JSON document on its own line of stdout, flushed (invalid UTF-8 in names replaced).
+void EmitJson(const nlohmann::json& j);
+
+// A marker as every command's --json shows it (docs/json/defs.schema.json "marker"):
+// {"id", "path", "written", "state"} and "reason" when the model gets none. state: "written",
+// "absent", "missing", "unexpected", "unrecorded" (engine/status.h RepoStatus::marker_state).
+nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
+                          const std::string& state, const std::string& reason);
 
 // Exit statuses, the same for every command:
 //   0 ok, 1 other failure, 2 bad argument, 3 damaged data (corrupt log, integrity),

@@ -8,7 +8,7 @@ Result<std::string> ResolveRoot(const Env& env, const std::string& root, bool cr
   if (root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
   auto r = env.fs->ResolvePath(root, create);
   if (!r.ok() && !create && r.status().IsNotFound())
-    return Status::NotFound("there is no modelsync root at " + root +
+    return Status::InvalidArgument("there is no modelsync root at " + root +
                             " (check --root or MODELSYNC_ROOT)");
   return r;
 }

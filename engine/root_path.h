@@ -10,8 +10,9 @@
 namespace modelsync::engine {
 
 // create: make the root (with parents) when missing (pull, add-local, the daemon). Otherwise a
-// missing root is kNotFound "there is no modelsync root at ..." (status, verify, gc, ...:
-// nothing that only reads or repairs ever creates a root). An empty root is kInvalidArgument.
+// missing root is kInvalidArgument (a wrong --root or MODELSYNC_ROOT: exit 2, as the CLI's
+// own check says) "there is no modelsync root at ..." (status, verify, gc, ...: nothing that
+// only reads or repairs ever creates a root). An empty root is kInvalidArgument too.
 Result<std::string> ResolveRoot(const Env& env, const std::string& root, bool create);
 
 }  // namespace modelsync::engine

@@ -218,7 +218,8 @@ TEST_CASE("a model id names its repo in status, verify, diff, remove") {
   REQUIRE(st.exit_code == 0);
   auto lines = JsonLines(st.out);
   REQUIRE(lines.size() == 1);
-  CHECK(lines[0]["repo"] == kModel);
+  REQUIRE(lines[0]["repos"].size() == 1);
+  CHECK(lines[0]["repos"][0]["repo"] == kModel);
   auto text = RunCli({"status", "my-tiny"}, env);
   CHECK(text.err.find("model id my-tiny is " + std::string(kModel)) != std::string::npos);
   CHECK(RunCli({"verify", "my-tiny"}, env).exit_code == 0);
@@ -326,8 +327,9 @@ TEST_CASE("Ctrl-C at a terminal: the bar stops, the kept bytes are named, exit 1
   auto st = RunCli({"status", kModel, "--json"}, env);
   auto lines = JsonLines(st.out);
   REQUIRE(lines.size() == 1);
-  uint64_t kept = lines[0]["bytes_done"].get<uint64_t>();
-  uint64_t total = lines[0]["bytes_total"].get<uint64_t>();
+  REQUIRE(lines[0]["repos"].size() == 1);
+  uint64_t kept = lines[0]["repos"][0]["bytes_done"].get<uint64_t>();
+  uint64_t total = lines[0]["repos"][0]["bytes_total"].get<uint64_t>();
   CHECK(kept >= (1u << 20));
   CHECK(kept < total);
   REQUIRE(emu.SetFaults(json::array()).ok());

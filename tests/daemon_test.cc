@@ -102,12 +102,12 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-// The daemon's live status (the first line of `status --json` when a daemon answers).
+// The daemon's live status: the "daemon" member of `status --json` (null when none answers).
 json DaemonStatus(const std::map<std::string, std::string>& env) {
   auto r = RunCli({"status", "--json"}, env);
-  auto nl = r.out.find('\n');
-  if (nl == std::string::npos) return json();
-  json j = json::parse(r.out.substr(0, nl), nullptr, false);
+  json doc = json::parse(r.out, nullptr, false);
+  if (!doc.is_object() || !doc.contains("daemon")) return json();
+  const json& j = doc["daemon"];
   return j.is_object() && j.value("daemon", false) ? j : json();
 }
 

@@ -77,8 +77,15 @@ std::vector<json> JsonLines(const std::string& out) {
   return v;
 }
 
+// The repos of `status --json` (one document).
+json StatusRepos(const std::map<std::string, std::string>& env) {
+  auto docs = JsonLines(RunCli({"status", "--json"}, env).out);
+  REQUIRE(docs.size() == 1);
+  return docs[0];
+}
+
 json StatusOf(const std::map<std::string, std::string>& env, const std::string& repo) {
-  for (const auto& j : JsonLines(RunCli({"status", "--json"}, env).out))
+  for (const auto& j : StatusRepos(env)["repos"])
     if (j.value("repo", "") == repo) return j;
   return json();
 }
@@ -122,7 +129,7 @@ TEST_CASE("1. one owner per marker: a twin repo is refused before any byte, remo
   CHECK(Marker(root.path(), kMarker));  // the other repo's marker is untouched
   json s = StatusOf(env, kModel);
   CHECK(s["state"] == "complete");
-  CHECK(s["marker_state"] == "written");
+  CHECK(s["marker"]["state"] == "written");
   CHECK(StatusOf(env, kTwin).is_null());  // removed repos leave status
   CHECK(Run(env, {"verify"}).exit_code == 0);
   // Tracking with a taken id is refused too.
@@ -172,8 +179,8 @@ TEST_CASE("3. a filter that keeps no weights syncs the files but writes no marke
   CHECK(fs::exists(root.path() + "/models/" + std::string(kModel) + "/config.json"));
   json s = StatusOf(env, kModel);
   CHECK(s["state"] == "complete");
-  CHECK(s["marker"] == false);
-  CHECK(s["no_marker_reason"].get<std::string>().find("--exclude") != std::string::npos);
+  CHECK(s["marker"]["written"] == false);
+  CHECK(s["marker"]["reason"].get<std::string>().find("--exclude") != std::string::npos);
   // No work on an unchanged pull, and rebuild agrees.
   auto again = Run(env, {"pull", kModel, "--exclude", "*.safetensors", "--json"});
   CHECK(again.exit_code == 0);
@@ -369,8 +376,10 @@ TEST_CASE("ls and models.json list the installed models, the index equals the lo
   auto ls = Run(env, {"ls", "--json"});
   INFO(ls.out, ls.err);
   CHECK(ls.exit_code == 0);
-  auto lines = JsonLines(ls.out);
-  REQUIRE(lines.size() == 3);
+  auto docs = JsonLines(ls.out);
+  REQUIRE(docs.size() == 1);  // one document
+  const json& lines = docs[0]["models"];
+  REQUIRE(lines.size() == 2);
   json index = json::parse(Slurp(root.path() + "/.modelsync/models.json"));
   REQUIRE(index["models"].size() == 2);
   for (const auto& m : index["models"]) {
@@ -417,14 +426,12 @@ TEST_CASE("random sequences keep markers, ownership and the index true") {
     CHECK((r.exit_code == 0 || r.exit_code == 2 || r.exit_code == 8));
     // Invariants.
     std::set<std::string> expected;
-    for (const auto& j : JsonLines(RunCli({"status", "--json"}, env).out)) {
-      if (!j.contains("repo")) {
-        FAIL_CHECK("stray marker " << j.dump());
-        continue;
-      }
-      CHECK(j["marker_state"] != "missing");
-      CHECK(j["marker_state"] != "unexpected");
-      if (j["marker"].get<bool>()) {
+    json doc = StatusRepos(env);
+    for (const auto& m : doc["stray_markers"]) FAIL_CHECK("stray marker " << m.dump());
+    for (const auto& j : doc["repos"]) {
+      CHECK(j["marker"]["state"] != "missing");
+      CHECK(j["marker"]["state"] != "unexpected");
+      if (j["marker"]["written"].get<bool>()) {
         CHECK(j["state"] == "complete");
         CHECK(expected.insert(j["model_id"].get<std::string>()).second);  // one owner
       }

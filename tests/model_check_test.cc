@@ -396,12 +396,12 @@ TEST_CASE("inspect reports a pulled model locally; catalog lists curated models 
   CHECK(j["quantization"] == "4-bit affine, group size 64");
   CHECK(j["quantization_tensor_bits"] == 4);
   CHECK(j["tensors"].get<uint64_t>() == Tensors().size());
-  CHECK(j["marker"] == true);
+  CHECK(j["marker"]["written"] == true);
   CHECK(j["verified"].get<std::string>().size() == 20);
   CHECK(j["files"].size() == ShardedModel().size() + 1);  // + .gitattributes
   uint64_t total = 0;
   for (const auto& [p, c] : ShardedModel()) total += c.size();
-  CHECK(j["total_bytes"].get<uint64_t>() == total + fixtures::DefaultGitattributes().size());
+  CHECK(j["bytes_total"].get<uint64_t>() == total + fixtures::DefaultGitattributes().size());
   // Parameter estimate: packed U32 counts 8 params (4-bit) per element; scales/biases skipped.
   uint64_t params = 0;
   for (const auto& t : Tensors()) {

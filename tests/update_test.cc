@@ -144,7 +144,9 @@ json StatusOf(const std::map<std::string, std::string>& env, const std::string& 
   auto r = RunCli({"status", repo, "--json"}, env);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  return json::parse(r.out);
+  json doc = json::parse(r.out);
+  REQUIRE(doc["repos"].size() == 1);
+  return doc["repos"][0];
 }
 
 // Bytes of repo@to's distinct content that repo@from does not have.
@@ -400,7 +402,7 @@ TEST_CASE("offline: HF_HUB_OFFLINE makes zero requests; with the hub gone status
   hub.emu.Stop();
   auto st2 = RunCli({"status", fixtures::kVersionsRepo, "--json"}, env);
   REQUIRE(st2.exit_code == 0);
-  CHECK(json::parse(st2.out)["state"] == "complete");
+  CHECK(json::parse(st2.out)["repos"][0]["state"] == "complete");
   auto d2 = RunCli({"diff", fixtures::kVersionsRepo, "--local"}, env);
   INFO(d2.err);
   CHECK(d2.exit_code == 0);

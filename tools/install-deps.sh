@@ -8,8 +8,9 @@ pkgs=(
   libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
-  btrfs-progs
+  btrfs-progs python3 python3-jsonschema
 )
+# python3-jsonschema: tools/check_json.py validates every command's --json (json_contract_test).
 # btrfs-progs: the reflink test formats a small btrfs image on a loop device (marker_truth_test).
 missing=()
 # Node.js + npm run the @huggingface/hub fidelity test (ctest label js). Any node >= 18 works;
