@@ -85,7 +85,8 @@ json StatusRepos(const std::map<std::string, std::string>& env) {
 }
 
 json StatusOf(const std::map<std::string, std::string>& env, const std::string& repo) {
-  for (const auto& j : StatusRepos(env)["repos"])
+  json doc = StatusRepos(env);
+  for (const auto& j : doc["repos"])
     if (j.value("repo", "") == repo) return j;
   return json();
 }
