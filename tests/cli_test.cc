@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -416,4 +418,77 @@ TEST_CASE("never silent: a Retry-After wait, a lost connection and a held root a
   CHECK(said.find("root " + root3.path() + " is in use by pid " + std::to_string(pull) +
                   " (modelsync pull " + kModel + " --quiet); waiting for it to finish") !=
         std::string::npos);
+}
+
+TEST_CASE("cmake --install: binary, completions, man page, systemd unit, launchd agent") {
+  const char* build = std::getenv("MODELSYNC_BUILD_DIR");
+  REQUIRE(build != nullptr);
+  TempDir prefix;
+  std::string p = prefix.path();
+  auto sh = [](const std::string& cmd, std::string* out) {
+    std::string full = cmd + " 2>&1";
+    FILE* f = ::popen(full.c_str(), "r");
+    if (!f) return -1;
+    char buf[4096];
+    size_t n;
+    out->clear();
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
+    int rc = ::pclose(f);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  std::string out;
+  REQUIRE(sh("cmake --install '" + std::string(build) + "' --prefix '" + p + "'", &out) == 0);
+  INFO(out);
+  CHECK(sh("'" + p + "/bin/modelsync' --version", &out) == 0);
+  CHECK(out.rfind("modelsync ", 0) == 0);
+  for (const char* f : {"share/bash-completion/completions/modelsync",
+                        "share/zsh/site-functions/_modelsync",
+                        "share/fish/vendor_completions.d/modelsync.fish",
+                        "share/man/man1/modelsync.1", "share/systemd/user/modelsync.service",
+                        "share/modelsync/launchd/dev.modelsync.daemon.plist"}) {
+    INFO(f);
+    CHECK(::access((p + "/" + f).c_str(), R_OK) == 0);
+  }
+  // The man page has every command's help.
+  std::ifstream man(p + "/share/man/man1/modelsync.1");
+  std::string page((std::istreambuf_iterator<char>(man)), std::istreambuf_iterator<char>());
+  CHECK(page.find(".SS pull") != std::string::npos);
+  CHECK(page.find(".SS daemon") != std::string::npos);
+
+  // The unit starts the installed binary, does not wait for network-online.target, and
+  // systemd itself finds nothing wrong with it.
+  std::string unit_path = p + "/share/systemd/user/modelsync.service";
+  std::ifstream unit_in(unit_path);
+  std::string unit((std::istreambuf_iterator<char>(unit_in)), std::istreambuf_iterator<char>());
+  CHECK(unit.find("\nExecStart=" + p + "/bin/modelsync daemon") != std::string::npos);
+  CHECK(unit.find("\nWants=network-online") == std::string::npos);
+  CHECK(unit.find("\nAfter=network-online") == std::string::npos);
+  CHECK(unit.find("\nRestart=on-failure") != std::string::npos);
+  int rc = sh("systemd-analyze verify --man=no '" + unit_path + "'", &out);
+  INFO("systemd-analyze: ", out);
+  CHECK(rc == 0);
+  CHECK(out.empty());
+  // The launchd agent is a valid property list naming the installed binary.
+  rc = sh("python3 -c \"import plistlib,sys; d=plistlib.load(open(sys.argv[1],'rb')); "
+          "print(d['Label'], d['ProgramArguments'][0], d['ProgramArguments'][1])\" '" + p +
+              "/share/modelsync/launchd/dev.modelsync.daemon.plist'",
+          &out);
+  CHECK(rc == 0);
+  CHECK(out == "dev.modelsync.daemon " + p + "/bin/modelsync daemon\n");
+
+  // The bash completion, sourced in bash, completes a command and an option.
+  std::string script = p + "/share/bash-completion/completions/modelsync";
+  auto complete = [&](const std::string& words, int cword) {
+    std::string o;
+    sh("bash -c 'source \"" + script + "\"; COMP_WORDS=(" + words + "); COMP_CWORD=" +
+           std::to_string(cword) + "; _modelsync; echo \"${COMPREPLY[*]}\"'",
+       &o);
+    return o;
+  };
+  CHECK(complete("modelsync pu", 1) == "pull\n");
+  CHECK(complete("modelsync st", 1) == "status\n");
+  CHECK(complete("modelsync pull --revi", 2) == "--revision\n");
+  CHECK(complete("modelsync --root /tmp veri", 3) == "verify\n");
+  CHECK(complete("modelsync verify --rep", 2) == "--repair\n");
+  CHECK(complete("modelsync completion f", 2) == "fish\n");
 }
