@@ -492,3 +492,58 @@ TEST_CASE("cmake --install: binary, completions, man page, systemd unit, launchd
   CHECK(complete("modelsync verify --rep", 2) == "--repair\n");
   CHECK(complete("modelsync completion f", 2) == "fish\n");
 }
+
+TEST_CASE("--token reaches the hub for this run only and is written nowhere") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 64u << 10;
+  fo.only = {"gated"};
+  FixtureDir fx(fo);
+  const std::string token = "hf_cli_test_token_0123456789";
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), token, 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  TempDir root;
+  EnvMap env = {{"MODELSYNC_ROOT", root.path()}, {"HF_ENDPOINT", emu.hub_url()},
+                {"HF_TOKEN", "\x01unset"},       {"HF_HUB_OFFLINE", "\x01unset"},
+                {"HF_HOME", root.path() + "/.hf-home"}};
+  auto without = RunCli({"pull", fixtures::kGatedRepo}, env);
+  CHECK(without.exit_code == 8);
+  auto with = RunCli({"pull", fixtures::kGatedRepo, "--token", token, "--json"}, env);
+  INFO(with.err);
+  CHECK(with.exit_code == 0);
+  CHECK(with.out.find(token) == std::string::npos);
+  CHECK(with.err.find(token) == std::string::npos);
+  // Nothing under the root holds it (the log, the index, the lock, the model files).
+  auto grep = RunCli({"log", "--json"}, env);
+  CHECK(grep.out.find(token) == std::string::npos);
+  std::string line = "grep -rqF '" + token + "' '" + root.path() + "'";
+  CHECK(std::system(line.c_str()) != 0);
+}
+
+TEST_CASE("a hub that stops sending is reported within the stall timeout") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 4u << 20;
+  fo.only = {"model"};
+  FixtureDir fx(fo);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"}, {"times", 1},
+                          {"stall_after_bytes", 100000}, {"stall_ms", 30000}}})
+              .ok());
+  TempDir root;
+  EnvMap env = {{"MODELSYNC_ROOT", root.path()},   {"HF_ENDPOINT", emu.hub_url()},
+                {"HF_TOKEN", "\x01unset"},         {"HF_HUB_OFFLINE", "\x01unset"},
+                {"MODELSYNC_STALL_TIMEOUT", "1s"}, {"MODELSYNC_SMALL_FILE_BYTES", "1MiB"},
+                {"MODELSYNC_CHUNK_BYTES", "8MiB"}};
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunCli({"pull", kModel, "--json"}, env);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(r.out, r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(took < 10);  // not the 30 s the hub stayed silent
+  bool said = false;
+  for (const auto& j : JsonLines(r.out))
+    if (j.value("event", "") == "retry" &&
+        j["message"].get<std::string>().find("stalled") != std::string::npos)
+      said = true;
+  CHECK(said);
+}
