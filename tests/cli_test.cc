@@ -547,3 +547,45 @@ TEST_CASE("a hub that stops sending is reported within the stall timeout") {
       said = true;
   CHECK(said);
 }
+
+TEST_CASE("SIGTERM during sync: stops at once, says so, exit 143, the next sync resumes") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 8u << 20;
+  fo.only = {"model"};
+  FixtureDir fx(fo);
+  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
+  REQUIRE(emu.Start().ok());
+  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                          {"throttle_bps", 500000}}})
+              .ok());
+  TempDir root;
+  EnvMap env = {{"MODELSYNC_ROOT", root.path()},   {"HF_ENDPOINT", emu.hub_url()},
+                {"HF_TOKEN", "\x01unset"},         {"HF_HUB_OFFLINE", "\x01unset"},
+                {"MODELSYNC_CHUNK_BYTES", "1MiB"}, {"MODELSYNC_SMALL_FILE_BYTES", "1MiB"}};
+  REQUIRE(RunCli({"track", kModel}, env).exit_code == 0);
+  std::string out = root.path() + "/sync.out";
+  pid_t pid = SpawnCli({"sync", "--json"}, env, out, root.path() + "/sync.err");
+  ::usleep(1500000);
+  auto sent = std::chrono::steady_clock::now();
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  int code = WaitExit(pid);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  CHECK(code == 143);
+  CHECK(took < 1.0);
+  std::ifstream in(out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto lines = JsonLines(text);
+  REQUIRE(!lines.empty());
+  CHECK(lines.back()["event"] == "interrupted");
+  CHECK(lines.back()["signal"] == "SIGTERM");
+  CHECK(lines.back()["repo"] == kModel);
+  CHECK(lines.back()["exit"] == 143);
+  REQUIRE(emu.SetFaults(json::array()).ok());
+  auto again = RunCli({"sync", "--json"}, env);
+  INFO(again.out, again.err);
+  CHECK(again.exit_code == 0);
+  auto done = JsonLines(again.out);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0]["ok"] == true);
+  CHECK(done[0]["bytes_fetched"].get<uint64_t>() < (8u << 20));  // resumed, not restarted
+}
