@@ -23,6 +23,9 @@ Interrupts::Interrupts() {
   g_signal.store(0);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
+  // Interrupted system calls restart: the engine notices the flag where it polls it, and a
+  // write cut by the signal never turns into an I/O error.
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &g_old_int);
   sigaction(SIGTERM, &sa, &g_old_term);

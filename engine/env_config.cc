@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "base/strings.h"
 #include "base/units.h"
 #include "engine/env.h"
 #include "net/url.h"
@@ -10,12 +11,7 @@
 namespace modelsync::engine {
 namespace {
 
-std::string Trim(std::string s) {
-  const char* ws = " \t\r\n";
-  size_t b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
+std::string Trim(std::string_view s) { return std::string(TrimSpace(s)); }
 
 // A set, non-empty variable, or nullptr.
 const char* Var(const char* name) {
@@ -30,7 +26,7 @@ std::string ReadTokenFile(const std::string& path) {
   std::string data(64 * 1024, '\0');
   in.read(data.data(), static_cast<std::streamsize>(data.size()));
   data.resize(static_cast<size_t>(in.gcount()));
-  return Trim(std::move(data));
+  return Trim(data);
 }
 
 Status Bad(const char* name, const char* value, const Status& why) {

@@ -2,18 +2,12 @@
 
 #include <vector>
 
+#include "base/strings.h"
 #include "engine/catalog.h"
 #include "engine/journal.h"
 
 namespace modelsync::engine {
 namespace {
-
-std::string Trim(std::string_view s) {
-  const char* ws = " \t\r\n";
-  size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return "";
-  return std::string(s.substr(b, s.find_last_not_of(ws) - b + 1));
-}
 
 std::string PercentDecode(std::string_view s) {
   std::string out;
@@ -82,7 +76,7 @@ bool LooksLikeShortCommit(std::string_view revision) {
 }
 
 Result<RepoRef> ParseRepoRef(std::string_view raw) {
-  std::string text = Trim(raw);
+  std::string text(TrimSpace(raw));
   if (text.empty()) return Status::InvalidArgument("empty repo: give org/name");
   for (std::string_view scheme : {"https://", "http://"}) {
     if (!StartsWith(text, scheme)) continue;

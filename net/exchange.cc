@@ -3,17 +3,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/strings.h"
+
 namespace modelsync::net {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 constexpr long kBufferSize = 512 * 1024;
 
@@ -64,6 +57,10 @@ Exchange::Exchange(Options options, Handler* handler)
   }
   if (options_.accept_json) {
     header_list_ = curl_slist_append(header_list_, "Accept: application/json");
+    // API answers may come compressed (a proxy, a mirror): ask for every encoding this
+    // libcurl decodes (gzip, deflate, br, zstd) and get the JSON decoded. Never on file
+    // bodies: their bytes are hashed as the hub stores them, and ranges count raw bytes.
+    curl_easy_setopt(easy_, CURLOPT_ACCEPT_ENCODING, "");
   }
   if (header_list_ != nullptr) curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, header_list_);
 }
@@ -90,7 +87,7 @@ size_t Exchange::OnHeaderLine(std::string_view line) {
     if (sp != std::string_view::npos) head_.status = std::strtol(line.data() + sp + 1, nullptr, 10);
     return consumed;
   }
-  std::string_view t = Trim(line);
+  std::string_view t = TrimSpace(line);
   if (t.empty()) {
     if (head_.status >= 100 && head_.status < 200) return consumed;  // wait for the final one
     return FinishHeaders() ? consumed : 0;
@@ -100,7 +97,7 @@ size_t Exchange::OnHeaderLine(std::string_view line) {
   std::string name(t.substr(0, colon));
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  head_.headers.emplace_back(std::move(name), std::string(Trim(t.substr(colon + 1))));
+  head_.headers.emplace_back(std::move(name), std::string(TrimSpace(t.substr(colon + 1))));
   return consumed;
 }
 

@@ -26,7 +26,6 @@ std::string FetchRequest::RangeHeader() const {
 
 void FetchRequest::OnAttemptStart() {
   attempt_start_ = next_;
-  identity_confirmed_ = false;
 }
 
 Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {
@@ -47,16 +46,12 @@ Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {
   std::optional<std::string> seen = linked;
   if (!seen && !is_redirect) seen = head.Get("etag");
   if (!seen) return Status::Ok();  // nothing claimed here; the caller decides if that is enough
-  if (expected.empty()) {
-    identity_confirmed_ = true;  // the caller did not say what to expect
-    return Status::Ok();
-  }
+  if (expected.empty()) return Status::Ok();  // the caller did not say what to expect
   if (NormalizeEtag(*seen) != expected) {
     return Status::Integrity("the hub's ETag for " + where + " is " +
                              NormalizeEtag(*seen).substr(0, 64) + ", the listing said " + expected +
                              ": the file changed; resolve the revision again");
   }
-  identity_confirmed_ = true;
   return Status::Ok();
 }
 
@@ -83,11 +78,9 @@ BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Sta
       return BodyUse::kAbort;
     }
   }
-  if (!identity_confirmed_ && !(spec_.git_oid.empty() && spec_.lfs_sha256.empty())) {
-    *fail = Status::Integrity("no ETag / X-Linked-Etag confirmed the identity of " + where +
-                              ": refusing unverifiable bytes; check HF_ENDPOINT points at a hub");
-    return BodyUse::kAbort;
-  }
+  // No ETag / X-Linked-Etag at all (a proxy that strips them) proves nothing either way:
+  // the bytes are taken and the file's hash against the listing's git sha1 / sha256 decides,
+  // as for every file. A different ETag (CheckIdentity above) is still refused at once.
   if (head.status != 206) {
     // Transient: a CDN edge may answer one request from a whole-file cache entry; the
     // retry (with backoff, up to max_attempts) asks again. A server that always does it

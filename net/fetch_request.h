@@ -39,7 +39,6 @@ class FetchRequest final : public Request {
   uint64_t next_;  // next offset to deliver
   uint64_t end_;   // exclusive
   uint64_t attempt_start_ = 0;
-  bool identity_confirmed_ = false;  // this attempt's hub response matched the spec
 };
 
 }  // namespace modelsync::net

@@ -226,4 +226,12 @@ TEST_CASE("fault: bad ETag / X-Linked-Etag on the hub's answer") {
   CHECK(bad_lfs.Header("x-linked-etag") != good_lfs.Header("x-linked-etag"));
   CHECK(bad.Header("etag") != good.Header("etag"));
   CHECK(bad.Header("x-repo-commit") == good.Header("x-repo-commit"));
+  REQUIRE(env.emulator.SetFaults({{{"match", "/resolve/"}, {"strip_etag", true}}}).ok());
+  auto stripped_lfs = Http(base + "model.safetensors", HttpOptions().Method("HEAD"));
+  auto stripped = Http(base + "config.json", HttpOptions().Method("HEAD"));
+  CHECK(!good_lfs.Header("x-linked-etag").empty());
+  CHECK(stripped_lfs.Header("x-linked-etag").empty());
+  CHECK(stripped_lfs.Header("etag").empty());
+  CHECK(stripped.Header("etag").empty());
+  CHECK(stripped.Header("x-repo-commit") == good.Header("x-repo-commit"));
 }

@@ -376,3 +376,42 @@ TEST_CASE("a blob on disk that the log never verified is re-hashed; a bad one is
   CHECK(fetched_config);        // the damaged blob was replaced from the network
   CHECK_FALSE(fetched_tokenizer);  // the good one was re-hashed and kept
 }
+
+// Real networks (issue 16, items 5 and 6): a proxy that compresses the API's JSON, and one
+// that strips ETags, are not failures; a wrong ETag still is, and a file's hash still decides.
+TEST_CASE("compressed API answers are decoded; stripped ETags fall back to the file's hash") {
+  Hub hub;
+  TempDir root;
+  auto env = hub.Env(root.path());
+  const std::string repo = fixtures::kModelRepo;
+  // Every API answer gzip-compressed (chunked, no Content-Length), as a proxy may send it.
+  REQUIRE(hub.emu.SetFaults({{{"match", "/api/"}, {"gzip", true}}}).ok());
+  auto r = RunCli({"pull", repo, "--quiet"}, env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, repo, "main", root.path(), "Tiny-Model-4bit").empty());
+
+  // No ETag / X-Linked-Etag anywhere, and one flipped byte on the CDN: the pull succeeds
+  // with exactly the right bytes (the flipped copy failed its sha256 and was fetched again).
+  TempDir root2;
+  auto env2 = hub.Env(root2.path());
+  REQUIRE(hub.emu
+              .SetFaults({{{"match", "*"}, {"strip_etag", true}},
+                          {{"match", "model.safetensors"}, {"listener", "cdn"}, {"times", 1},
+                           {"flip_byte_at", 1000}}})
+              .ok());
+  uint64_t before = hub.CdnBytes();
+  r = RunCli({"pull", repo, "--quiet"}, env2);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(CompareModel(hub.fixtures, repo, "main", root2.path(), "Tiny-Model-4bit").empty());
+  CHECK(hub.CdnBytes() - before > (3u << 20));  // the weights twice
+  CHECK(RunCli({"verify"}, env2).exit_code == 0);
+
+  // A different ETag is still refused before any byte is used.
+  TempDir root3;
+  REQUIRE(hub.emu.SetFaults({{{"match", "/resolve/"}, {"bad_etag", true}}}).ok());
+  r = RunCli({"pull", repo, "--quiet"}, hub.Env(root3.path()));
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("ETag") != std::string::npos);
+}

@@ -12,7 +12,7 @@ Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
       "match",           "listener",     "method",           "times",        "per_path",
       "status_sequence", "retry_after",  "drop_after_bytes", "ignore_range", "wrong_content_range",
       "bad_etag",        "flip_byte_at", "throttle_bps",     "latency_ms",   "stall_after_bytes",
-      "stall_ms",        "gzip"};
+      "stall_ms",        "gzip",         "strip_etag"};
   for (auto& [k, v] : j.items()) {
     bool known = false;
     for (const char* n : kKnown) known = known || k == n;
@@ -46,6 +46,7 @@ Result<FaultRule> ParseFaultRule(const nlohmann::json& j) {
       }
     }
     r.bad_etag = j.value("bad_etag", false);
+    r.strip_etag = j.value("strip_etag", false);
     r.flip_byte_at = j.value("flip_byte_at", int64_t{-1});
     r.throttle_bps = j.value("throttle_bps", int64_t{0});
     r.latency_ms = j.value("latency_ms", int64_t{0});
@@ -70,6 +71,7 @@ nlohmann::json FaultRuleToJson(const FaultRule& r) {
                       {"ignore_range", r.ignore_range},
                       {"wrong_content_range", r.wrong_content_range},
                       {"bad_etag", r.bad_etag},
+                      {"strip_etag", r.strip_etag},
                       {"flip_byte_at", r.flip_byte_at},
                       {"throttle_bps", r.throttle_bps},
                       {"latency_ms", r.latency_ms},
@@ -130,6 +132,7 @@ FaultPlan FaultTable::Plan(Listener listener, const std::string& method, const s
     p.ignore_range |= r.ignore_range;
     if (!r.wrong_content_range.empty()) p.wrong_content_range = r.wrong_content_range;
     p.bad_etag |= r.bad_etag;
+    p.strip_etag |= r.strip_etag;
     if (r.flip_byte_at >= 0) p.flip_byte_at = r.flip_byte_at;
     if (r.throttle_bps > 0) p.throttle_bps = r.throttle_bps;
     p.latency_ms += r.latency_ms;

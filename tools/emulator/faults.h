@@ -35,6 +35,7 @@ struct FaultRule {
   bool ignore_range = false;         // answer 200 with the whole body
   std::string wrong_content_range;   // "", "shift" (start and end +1) or "total" (total +1)
   bool bad_etag = false;             // ETag and X-Linked-Etag values altered (one hex digit)
+  bool strip_etag = false;           // ETag and X-Linked-Etag removed (a proxy that drops them)
   int64_t flip_byte_at = -1;         // XOR 0xFF the byte at this offset of the file
   int64_t throttle_bps = 0;          // bytes per second per response
   int64_t latency_ms = 0;            // sleep before answering
@@ -57,6 +58,7 @@ struct FaultPlan {
   bool ignore_range = false;
   std::string wrong_content_range;
   bool bad_etag = false;
+  bool strip_etag = false;
   int64_t flip_byte_at = -1;
   int64_t throttle_bps = 0;
   int64_t latency_ms = 0;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -70,6 +71,17 @@ void CorruptEtags(Response& resp) {
     size_t pos = v.find_last_of("0123456789abcdef");
     if (pos != std::string::npos) v[pos] = v[pos] == '0' ? '1' : '0';
   }
+}
+
+// Drops every ETag / X-Linked-Etag header, as some caching proxies do.
+void StripEtags(Response& resp) {
+  auto& h = resp.headers;
+  h.erase(std::remove_if(h.begin(), h.end(),
+                         [](const auto& kv) {
+                           return beast::iequals(kv.first, "ETag") ||
+                                  beast::iequals(kv.first, "X-Linked-Etag");
+                         }),
+          h.end());
 }
 
 struct SendOutcome {
@@ -331,6 +343,7 @@ void Server::Impl::Serve(tcp::socket sock, Listener which, uint64_t epoch) {
       std::this_thread::sleep_for(std::chrono::milliseconds(plan.latency_ms));
     Response resp = plan.status ? InjectedError(*plan.status, plan.retry_after) : app.Handle(req);
     if (plan.bad_etag) CorruptEtags(resp);
+    if (plan.strip_etag) StripEtags(resp);
     if (!control) app.recorder().BeginSend();
     SendOutcome out = SendResponse(fd, req, resp, plan, keep);
     if (!control) {
