@@ -58,6 +58,12 @@ class PullPrinter final : public engine::PullObserver {
     std::lock_guard<std::mutex> lock(mu_);
     if (json_) Emit({{"event", "file_done"}, {"path", path}, {"size", size}, {"fetched", fetched}});
   }
+  void OnWarning(const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (json_) Emit({{"event", "warning"}, {"message", message}});
+    else if (bar_.enabled()) bar_.Note("warning: " + message);
+    else std::fprintf(stderr, "warning: %s\n", message.c_str());
+  }
   // From the hub's thread: the user hears every wait, with when it ends.
   void OnRetry(const std::string& message, std::chrono::milliseconds delay) override {
     std::lock_guard<std::mutex> lock(mu_);

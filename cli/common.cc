@@ -36,6 +36,15 @@ std::string& TokenFlag() {
   static std::string token;
   return token;
 }
+// --ca-bundle, when given: replaces CURL_CA_BUNDLE / REQUESTS_CA_BUNDLE / SSL_CERT_FILE.
+std::string& CaBundleFlag() {
+  static std::string file;
+  return file;
+}
+bool& InsecureRedirectsFlag() {
+  static bool allow = false;
+  return allow;
+}
 }  // namespace
 
 const engine::Env& CliEnv() {
@@ -43,6 +52,8 @@ const engine::Env& CliEnv() {
     auto config = engine::ConfigFromEnvironment();
     if (!config.ok()) std::exit(ReportError(config.status()));
     if (!TokenFlag().empty()) config->token = TokenFlag();
+    if (!CaBundleFlag().empty()) config->ca_file = CaBundleFlag();
+    if (InsecureRedirectsFlag()) config->allow_insecure_redirects = true;
     engine::Env e = engine::RealEnv(*config);
     e.on_lock_wait = [](const std::string& message) {
       std::fprintf(stderr, "%s\n", message.c_str());
@@ -124,6 +135,15 @@ void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token) {
         return s.ok() ? std::string() : s.message();
       });
   if (!with_token) return;
+  cmd->add_option("--ca-bundle", CaBundleFlag(),
+                  "PEM file of certificate authorities to trust instead of the system's (a "
+                  "TLS-inspecting proxy, a private mirror); default: $CURL_CA_BUNDLE, "
+                  "$REQUESTS_CA_BUNDLE, $SSL_CERT_FILE")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--allow-insecure-redirects", InsecureRedirectsFlag(),
+                "Follow a redirect from https to plain http (refused by default: what follows "
+                "would travel in cleartext)");
   cmd->add_option("--token", TokenFlag(),
                   "Hub access token for gated and private repos, for this run (default: "
                   "$HF_TOKEN, else the token file); sent only to the hub, never logged or "

@@ -44,6 +44,12 @@ struct Config {
   std::string token;
   // HF_HUB_OFFLINE: no request at all; answers come from the log.
   bool offline = false;
+  // Trusted certificate authorities instead of the system store (a TLS-inspecting proxy, a
+  // private mirror): a PEM file (CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, in that
+  // order, or --ca-bundle) and a directory (SSL_CERT_DIR). "" = the system store.
+  std::string ca_file, ca_dir;
+  // --allow-insecure-redirects: follow an https -> http redirect (refused otherwise).
+  bool allow_insecure_redirects = false;
   uint64_t chunk_bytes = kDefaultChunkBytes;
   uint64_t small_file_bytes = kDefaultSmallFileBytes;
   // A connection with no body byte for this long is retried (MODELSYNC_STALL_TIMEOUT).
@@ -72,7 +78,8 @@ Env RealEnv(Config config = {});
 // $HF_HOME/token, then $XDG_CACHE_HOME/huggingface/token, then ~/.cache/huggingface/token;
 // whitespace stripped; a missing file is no token), HF_HUB_OFFLINE (1/ON/YES/TRUE in any
 // case), MODELSYNC_CHUNK_BYTES, MODELSYNC_SMALL_FILE_BYTES, MODELSYNC_STALL_TIMEOUT,
-// MODELSYNC_HUB_ATTEMPTS. A malformed value is kInvalidArgument naming the variable.
+// MODELSYNC_HUB_ATTEMPTS, CURL_CA_BUNDLE / REQUESTS_CA_BUNDLE / SSL_CERT_FILE (a readable
+// file), SSL_CERT_DIR (a directory). A malformed value is kInvalidArgument naming the variable.
 Result<Config> ConfigFromEnvironment();
 
 // A hub endpoint modelsync can use: an absolute http:// or https:// URL with a host (a path

@@ -1,4 +1,7 @@
 // ConfigFromEnvironment (engine/env.h): the only reader of the process environment.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -77,6 +80,21 @@ Result<Config> ConfigFromEnvironment() {
     c.token = ReadTokenFile(std::string(xdg) + "/huggingface/token");
   } else if (const char* h = Var("HOME")) {
     c.token = ReadTokenFile(std::string(h) + "/.cache/huggingface/token");
+  }
+  for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
+    const char* v = Var(name);
+    if (!v) continue;
+    struct stat st;
+    if (::stat(v, &st) != 0 || !S_ISREG(st.st_mode) || ::access(v, R_OK) != 0)
+      return Bad(name, v, Status::InvalidArgument("not a readable file of PEM certificates"));
+    c.ca_file = v;
+    break;
+  }
+  if (const char* v = Var("SSL_CERT_DIR")) {
+    struct stat st;
+    if (::stat(v, &st) != 0 || !S_ISDIR(st.st_mode))
+      return Bad("SSL_CERT_DIR", v, Status::InvalidArgument("not a directory"));
+    c.ca_dir = v;
   }
   if (const char* v = Var("MODELSYNC_CHUNK_BYTES")) {
     auto b = ParseBytes(v);

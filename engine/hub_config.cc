@@ -10,6 +10,9 @@ net::HubOptions HubOptionsOf(const Env& env, const std::string& endpoint) {
   h.endpoint = net::NormalizeEndpoint(endpoint.empty() ? c.endpoint : endpoint);
   h.token = c.token;
   h.offline = c.offline;
+  h.ca_file = c.ca_file;
+  h.ca_dir = c.ca_dir;
+  h.allow_insecure_redirects = c.allow_insecure_redirects;
   h.stall_timeout = c.stall_timeout;
   h.max_attempts = c.hub_attempts > 0 ? c.hub_attempts : h.max_attempts;
   h.clock = env.clock;

@@ -512,6 +512,10 @@ Result<PullSummary> PullWith(const Env& env, const PullOptions& options, PullObs
   net::HubOptions hopts = HubOptionsOf(env, o.endpoint);
   if (observer)
     hopts.on_retry = [observer](const net::RetryNotice& n) { observer->OnRetry(n.message, n.delay); };
+  if (observer && !hopts.offline && !hopts.token.empty() && hopts.endpoint.rfind("http://", 0) == 0)
+    observer->OnWarning("the hub token will be sent in cleartext to " + hopts.endpoint +
+                        " (the endpoint is plain HTTP): anyone on the path can read it; use an "
+                        "https endpoint, or unset HF_TOKEN for public repos");
   if (o.cancel && o.cancel->load()) return Status::Cancelled("pull of " + o.repo + " cancelled");
   int conns = o.connections > 0 ? o.connections : kDefaultConnections;
   hopts.max_connections = std::max(conns, 4);

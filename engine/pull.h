@@ -98,6 +98,9 @@ class PullObserver {
   // lost or stalled, a 5xx): what happened and what comes next, and how long the wait is.
   // Called from the hub's loop thread, not the caller's: an observer that draws must lock.
   virtual void OnRetry(const std::string& /*message*/, std::chrono::milliseconds /*delay*/) {}
+  // Something the user should know that does not stop the pull (once per pull): a token
+  // that will travel over plain HTTP.
+  virtual void OnWarning(const std::string& /*message*/) {}
 };
 
 // The world (file system, clock, randomness, endpoint, token, offline, tuning) is env.

@@ -138,8 +138,9 @@ bool IsRetryableCurlError(CURLcode code) {
   }
 }
 
-Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts) {
-  const std::string what = curl_easy_strerror(code);
+Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts,
+                    const std::string& detail) {
+  const std::string what = detail.empty() ? std::string(curl_easy_strerror(code)) : detail;
   const std::string n = std::to_string(attempts);
   switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -168,10 +169,12 @@ Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& h
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_SHUTDOWN_FAILED:
     case CURLE_USE_SSL_FAILED:
-      return Status::Permanent("TLS failure talking to " + host + " (" + what + ") for " +
-                                   ctx.Describe() +
-                                   ": check the system clock and CA certificates, or HF_ENDPOINT",
-                               code);
+      return Status::Permanent(
+          "TLS failure talking to " + host + " (" + what + ") for " + ctx.Describe() +
+              ": if a proxy or mirror presents its own certificate authority, point "
+              "SSL_CERT_FILE (or CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, --ca-bundle) at its PEM file; "
+              "otherwise check the system clock and HF_ENDPOINT",
+          code);
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
       return Status::Permanent("cannot use URL on " + host + " (" + what + ") for " +

@@ -33,7 +33,10 @@ Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int a
 
 // A libcurl failure. Transient for connection-level problems, Permanent for TLS and URL
 // problems. host is only the host name (no query, no credentials).
-Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts);
+// detail: libcurl's error buffer for the transfer (names the cause: "self-signed
+// certificate", "no alternative certificate subject name matches"), or "".
+Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts,
+                    const std::string& detail = "");
 
 // Whether a curl error is worth retrying.
 bool IsRetryableCurlError(CURLcode code);

@@ -45,6 +45,9 @@ Exchange::Exchange(Options options, Handler* handler)
   curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &Exchange::WriteCb);
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
+  curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_);
+  if (!options_.ca_file.empty()) curl_easy_setopt(easy_, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (!options_.ca_dir.empty()) curl_easy_setopt(easy_, CURLOPT_CAPATH, options_.ca_dir.c_str());
   if (!options_.user_agent.empty()) {
     curl_easy_setopt(easy_, CURLOPT_USERAGENT, options_.user_agent.c_str());
   }

@@ -56,6 +56,7 @@ class Exchange {
     size_t collect_cap = 64 * 1024;  // bytes kept for kCollect
     bool accept_json = false;
     bool head = false;  // HEAD instead of GET
+    std::string ca_file, ca_dir;  // trusted CAs instead of the system's ("" = system store)
   };
 
   Exchange(Options options, Handler* handler);
@@ -71,6 +72,9 @@ class Exchange {
   const std::string& collected() const { return collected_; }
   bool collect_overflow() const { return collect_overflow_; }
   uint64_t body_bytes() const { return body_bytes_; }
+  // libcurl's own words for the last failure ("SSL certificate problem: self-signed
+  // certificate"), or "".
+  std::string error_detail() const { return error_buffer_; }
 
  private:
   static size_t HeaderCb(char* data, size_t size, size_t n, void* self);
@@ -89,6 +93,7 @@ class Exchange {
   std::string collected_;
   bool collect_overflow_ = false;
   uint64_t body_bytes_ = 0;
+  char error_buffer_[CURL_ERROR_SIZE] = {};
 };
 
 }  // namespace modelsync::net

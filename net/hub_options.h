@@ -32,6 +32,11 @@ struct HubOptions {
   std::string endpoint = kDefaultEndpoint;
   // Bearer token; empty = anonymous. Never logged, never put into a Status message.
   std::string token;
+  // Trusted certificate authorities instead of the system store: a PEM bundle file and/or a
+  // directory of hashed certificates (SSL_CERT_FILE & co., --ca-bundle). "" = system store.
+  std::string ca_file, ca_dir;
+  // Follow a redirect from https to http (--allow-insecure-redirects). Off: refused.
+  bool allow_insecure_redirects = false;
   // HF_HUB_OFFLINE: every request fails with kOffline and none is sent.
   bool offline = false;
   // Attempts per request without progress (connection errors, stalls, 408, 429, 5xx). An

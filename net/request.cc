@@ -64,6 +64,8 @@ void Request::StartExchange(const std::string& url) {
   o.collect_cap = collect_cap();
   o.accept_json = accept_json();
   o.head = head_only();
+  o.ca_file = loop_.options.ca_file;
+  o.ca_dir = loop_.options.ca_dir;
   kind_ = Kind::kNone;
   abort_status_ = Status::Ok();
   exchange_ = std::make_unique<Exchange>(std::move(o), this);
@@ -144,10 +146,11 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
     }
     const std::string host = HostOf(ex->url());
     if (!IsRetryableCurlError(result)) {
-      Finish(MapCurlError(ctx_, result, host, failed_attempts_ + 1));
+      Finish(MapCurlError(ctx_, result, host, failed_attempts_ + 1, ex->error_detail()));
       return;
     }
-    Retry(MapCurlError(ctx_, result, host, failed_attempts_ + 1), std::nullopt);
+    Retry(MapCurlError(ctx_, result, host, failed_attempts_ + 1, ex->error_detail()),
+          std::nullopt);
     return;
   }
   switch (kind_) {
@@ -161,6 +164,11 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       auto next = ResolveLocation(ex->url(), *head.Get("location"));
       if (!next.ok()) {
         Finish(next.status().With(ctx_.Describe()));
+        return;
+      }
+      if (Status t = CheckRedirectScheme(ex->url(), *next, loop_.options.allow_insecure_redirects);
+          !t.ok()) {
+        Finish(t.With(ctx_.Describe()));
         return;
       }
       if (Status t = CheckRedirectTarget(*next); !t.ok()) {

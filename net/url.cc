@@ -68,6 +68,18 @@ Result<UrlParts> ParseUrl(const std::string& url) {
   return p;
 }
 
+Status CheckRedirectScheme(const std::string& from, const std::string& to, bool allow_insecure) {
+  if (allow_insecure) return Status::Ok();
+  auto f = ParseUrl(from);
+  auto t = ParseUrl(to);
+  if (!f.ok() || !t.ok() || f->scheme != "https" || t->scheme != "http") return Status::Ok();
+  return Status::Permanent("refusing the redirect from " + RedactQuery(from) + " to " +
+                           RedactQuery(to) +
+                           ": it leaves HTTPS for plain HTTP (what follows would travel in "
+                           "cleartext); if this mirror is meant to work so, pass "
+                           "--allow-insecure-redirects");
+}
+
 Status CheckRedirectTarget(const std::string& url) {
   MS_ASSIGN_OR_RETURN(UrlParts u, ParseUrl(url));
   std::string host = u.host;

@@ -27,6 +27,10 @@ Result<UrlParts> ParseUrl(const std::string& url);
 // ::). kPermanent naming it and why; OK otherwise (host names are not resolved here).
 Status CheckRedirectTarget(const std::string& url);
 
+// A redirect from an https URL to an http one (a downgrade: what follows travels in
+// cleartext) is kPermanent naming both and --allow-insecure-redirects, unless allow_insecure.
+Status CheckRedirectScheme(const std::string& from, const std::string& to, bool allow_insecure);
+
 // Resolves a Location header against the URL it answered. Only http and https targets are
 // allowed (kPermanent otherwise).
 Result<std::string> ResolveLocation(const std::string& base, const std::string& location);

@@ -4,7 +4,11 @@
 // every command; help, -V, --root before the command, aliases; the watch list's edges.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -512,6 +516,13 @@ TEST_CASE("--token reaches the hub for this run only and is written nowhere") {
   CHECK(with.exit_code == 0);
   CHECK(with.out.find(token) == std::string::npos);
   CHECK(with.err.find(token) == std::string::npos);
+  // The endpoint is plain HTTP: the user is told, once, that the token travels in cleartext.
+  size_t warnings = 0;
+  for (const auto& j : JsonLines(with.out))
+    if (j.value("event", "") == "warning" &&
+        j["message"].get<std::string>().find("cleartext") != std::string::npos)
+      ++warnings;
+  CHECK(warnings == 1);
   // Nothing under the root holds it (the log, the index, the lock, the model files).
   auto grep = RunCli({"log", "--json"}, env);
   CHECK(grep.out.find(token) == std::string::npos);
@@ -588,4 +599,164 @@ TEST_CASE("SIGTERM during sync: stops at once, says so, exit 143, the next sync 
   REQUIRE(done.size() == 1);
   CHECK(done[0]["ok"] == true);
   CHECK(done[0]["bytes_fetched"].get<uint64_t>() < (8u << 20));  // resumed, not restarted
+}
+
+namespace {
+
+// Runs a shell command; its exit status.
+int Shell(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// A free TCP port on 127.0.0.1 (bound and released: the server started next takes it).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool Accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// `openssl s_server -WWW` on 127.0.0.1 with a certificate; stopped by its pid.
+struct TlsServer {
+  // mode "-WWW": files as text/plain bodies; "-HTTP": each file is a whole raw HTTP response.
+  TlsServer(const std::string& dir, const std::string& cert, const std::string& key,
+            const char* mode = "-WWW") {
+    port = FreePort();
+    pid = ::fork();
+    if (pid == 0) {
+      int devnull = ::open("/dev/null", O_RDWR);
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      if (::chdir(dir.c_str()) != 0) ::_exit(126);
+      std::string accept = "127.0.0.1:" + std::to_string(port);
+      ::execlp("openssl", "openssl", "s_server", "-quiet", mode, "-accept", accept.c_str(),
+               "-cert", cert.c_str(), "-key", key.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !Accepts(port); ++i) ::usleep(20000);
+  }
+  ~TlsServer() {
+    ::kill(pid, SIGTERM);
+    WaitExit(pid);
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port); }
+  int port = 0;
+  pid_t pid = -1;
+};
+
+}  // namespace
+
+TEST_CASE("TLS: a private CA from SSL_CERT_FILE & co. or --ca-bundle; failures name their cause") {
+  TempDir d;
+  const std::string p = d.path();
+  // A CA, a server certificate for 127.0.0.1 it signed, one for another name, a self-signed one.
+  std::string mk =
+      "cd '" + p + "' && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+      "-subj '/CN=modelsync test CA' && "
+      "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' && "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > ip.cnf && "
+      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
+      "-days 2 -extfile ip.cnf && "
+      "printf 'subjectAltName=DNS:other.example\\n' > dns.cnf && "
+      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out other.pem "
+      "-days 2 -extfile dns.cnf && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 "
+      "-subj '/CN=127.0.0.1' -addext 'subjectAltName=IP:127.0.0.1' && "
+      "mkdir cadir && cp ca.pem cadir/ && openssl rehash cadir";
+  REQUIRE(Shell("(" + mk + ") >/dev/null 2>&1") == 0);
+  const std::string ca = p + "/ca.pem";
+  EnvMap base = {{"MODELSYNC_ROOT", p + "/root"},     {"HF_TOKEN", "\x01unset"},
+                 {"HF_HUB_OFFLINE", "\x01unset"},     {"CURL_CA_BUNDLE", "\x01unset"},
+                 {"REQUESTS_CA_BUNDLE", "\x01unset"}, {"SSL_CERT_FILE", "\x01unset"},
+                 {"SSL_CERT_DIR", "\x01unset"},       {"MODELSYNC_HUB_ATTEMPTS", "1"}};
+  auto pull = [&](const TlsServer& s, EnvMap extra, std::vector<std::string> more = {}) {
+    EnvMap env = base;
+    for (const auto& [k, v] : extra) env[k] = v;
+    env["HF_ENDPOINT"] = s.url();
+    std::vector<std::string> args = {"pull", "org/name"};
+    args.insert(args.end(), more.begin(), more.end());
+    return RunCli(args, env);
+  };
+  {
+    TlsServer srv(p, p + "/srv.pem", p + "/srv.key");
+    REQUIRE(Accepts(srv.port));
+    // Not trusted: the cause in libcurl's words, and how to supply a CA.
+    auto r = pull(srv, {});
+    INFO(r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("TLS failure") != std::string::npos);
+    CHECK(r.err.find("unable to get local issuer certificate") != std::string::npos);
+    CHECK(r.err.find("SSL_CERT_FILE") != std::string::npos);
+    // Trusted through each variable, and the flag: the TLS handshake passes (this server is
+    // no hub, so what fails next is its answer, not TLS).
+    for (const auto& [name, value] :
+         std::vector<std::pair<std::string, std::string>>{{"SSL_CERT_FILE", ca},
+                                                          {"CURL_CA_BUNDLE", ca},
+                                                          {"REQUESTS_CA_BUNDLE", ca},
+                                                          {"SSL_CERT_DIR", p + "/cadir"}}) {
+      auto t = pull(srv, {{name, value}});
+      INFO(name, ": ", t.err);
+      CHECK(t.err.find("TLS failure") == std::string::npos);
+      CHECK(t.err.find("not valid JSON") != std::string::npos);
+    }
+    auto flag = pull(srv, {}, {"--ca-bundle", ca});
+    INFO(flag.err);
+    CHECK(flag.err.find("TLS failure") == std::string::npos);
+    CHECK(flag.err.find("not valid JSON") != std::string::npos);
+    // A variable naming no file is an argument error, named.
+    auto bad = pull(srv, {{"SSL_CERT_FILE", p + "/missing.pem"}});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("SSL_CERT_FILE") != std::string::npos);
+  }
+  {
+    TlsServer srv(p, p + "/other.pem", p + "/srv.key");  // trusted CA, wrong name
+    auto r = pull(srv, {{"SSL_CERT_FILE", ca}});
+    INFO(r.err);
+    CHECK(r.err.find("TLS failure") != std::string::npos);
+    CHECK(r.err.find("no alternative certificate subject name matches") != std::string::npos);
+  }
+  {
+    TlsServer srv(p, p + "/self.pem", p + "/self.key");
+    auto r = pull(srv, {});
+    INFO(r.err);
+    CHECK(r.err.find("TLS failure") != std::string::npos);
+    CHECK(r.err.find("self-signed certificate") != std::string::npos);
+  }
+  {
+    // An https hub that redirects to plain http: refused, naming the flag; nothing is fetched
+    // from the http side (nothing listens there either: a request would be a connection error).
+    std::string www = p + "/www/api/models/org/name/revision";
+    REQUIRE(Shell("mkdir -p '" + www + "'") == 0);
+    std::ofstream(www + "/main") << "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/x\r\n"
+                                    "Content-Length: 0\r\n\r\n";
+    TlsServer srv(p + "/www", p + "/srv.pem", p + "/srv.key", "-HTTP");
+    auto r = pull(srv, {{"SSL_CERT_FILE", ca}});
+    INFO(r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("refusing the redirect from https://127.0.0.1") != std::string::npos);
+    CHECK(r.err.find("--allow-insecure-redirects") != std::string::npos);
+    auto allowed = pull(srv, {{"SSL_CERT_FILE", ca}}, {"--allow-insecure-redirects"});
+    INFO(allowed.err);
+    CHECK(allowed.err.find("refusing the redirect") == std::string::npos);
+    CHECK(allowed.err.find("127.0.0.1:9") != std::string::npos);  // it went there, and failed
+  }
 }

@@ -273,3 +273,15 @@ TEST_CASE("RateLimiter holds its rate exactly over simulated seconds") {
     CHECK_FALSE(limiter.ShouldPause());
   }
 }
+
+TEST_CASE("CheckRedirectScheme: https -> http is refused unless allowed") {
+  using modelsync::net::CheckRedirectScheme;
+  CHECK(CheckRedirectScheme("https://hub.example/a", "https://cdn.example/b", false).ok());
+  CHECK(CheckRedirectScheme("http://hub.example/a", "http://cdn.example/b", false).ok());
+  CHECK(CheckRedirectScheme("http://hub.example/a", "https://cdn.example/b", false).ok());
+  auto s = CheckRedirectScheme("https://hub.example/a", "http://cdn.example/b?X-Amz-Signature=s", false);
+  CHECK(!s.ok());
+  CHECK(s.message().find("--allow-insecure-redirects") != std::string::npos);
+  CHECK(s.message().find("X-Amz-Signature=s") == std::string::npos);  // query redacted
+  CHECK(CheckRedirectScheme("https://hub.example/a", "http://cdn.example/b", true).ok());
+}

@@ -8,8 +8,9 @@ pkgs=(
   libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
-  btrfs-progs python3 python3-jsonschema help2man systemd
+  btrfs-progs python3 python3-jsonschema help2man systemd openssl
 )
+# openssl: the TLS test's certificates and its server (openssl s_server, cli_test).
 # help2man: the man page `cmake --install` installs (tools/gen_extras.sh); systemd: its
 # systemd-analyze checks the installed user unit (cli_test).
 # python3-jsonschema: tools/check_json.py validates every command's --json (json_contract_test).
