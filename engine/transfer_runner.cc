@@ -14,7 +14,6 @@
 
 #include "base/hash.h"
 #include "engine/event_builders.h"
-#include "engine/file_hash.h"
 #include "engine/transfer_cadence.h"
 #include "engine/transfer_state.h"
 #include "net/hub.h"
