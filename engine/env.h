@@ -48,6 +48,14 @@ struct Config {
   // private mirror): a PEM file (CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, in that
   // order, or --ca-bundle) and a directory (SSL_CERT_DIR). "" = the system store.
   std::string ca_file, ca_dir;
+  // Proxies (http_proxy, https_proxy, all_proxy, no_proxy, lower case first, then upper
+  // case), chosen per URL by curl's rules (net/proxy.h): an http:// URL goes through `http`,
+  // an https:// one through `https`, either else through `all`, unless no_proxy exempts its
+  // host. Empty = direct. *_from name the variable each came from, for messages.
+  struct Proxies {
+    std::string http, https, all, no_proxy;
+    std::string http_from, https_from, all_from;
+  } proxy;
   // --allow-insecure-redirects: follow an https -> http redirect (refused otherwise).
   bool allow_insecure_redirects = false;
   uint64_t chunk_bytes = kDefaultChunkBytes;

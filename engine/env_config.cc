@@ -9,6 +9,7 @@
 #include "base/strings.h"
 #include "base/units.h"
 #include "engine/env.h"
+#include "net/proxy.h"
 #include "net/url.h"
 
 namespace modelsync::engine {
@@ -96,6 +97,30 @@ Result<Config> ConfigFromEnvironment() {
       return Bad("SSL_CERT_DIR", v, Status::InvalidArgument("not a directory"));
     c.ca_dir = v;
   }
+  // Proxies: the lower-case name first (curl and Python read it first), then the upper-case
+  // one (Python's requests reads HTTP_PROXY too; curl does not, for CGI's sake).
+  struct ProxyVar {
+    const char* lower;
+    const char* upper;
+    std::string* value;
+    std::string* from;
+  };
+  Config::Proxies& px = c.proxy;
+  for (const ProxyVar& pv : {ProxyVar{"http_proxy", "HTTP_PROXY", &px.http, &px.http_from},
+                             ProxyVar{"https_proxy", "HTTPS_PROXY", &px.https, &px.https_from},
+                             ProxyVar{"all_proxy", "ALL_PROXY", &px.all, &px.all_from}}) {
+    const char* name = Var(pv.lower) ? pv.lower : pv.upper;
+    const char* v = Var(name);
+    if (!v) continue;
+    std::string why;
+    if (!net::IsUsableProxy(Trim(v), &why)) {  // the value is not repeated: it may hold a password
+      return Status::InvalidArgument(std::string(name) + " is not a usable proxy (" + why +
+                                     "): fix or unset it");
+    }
+    *pv.value = Trim(v);
+    *pv.from = name;
+  }
+  if (const char* v = Var("no_proxy") ? Var("no_proxy") : Var("NO_PROXY")) px.no_proxy = v;
   if (const char* v = Var("MODELSYNC_CHUNK_BYTES")) {
     auto b = ParseBytes(v);
     if (!b.ok() || *b == 0) return Bad("MODELSYNC_CHUNK_BYTES", v, b.ok() ? Status::InvalidArgument("zero") : b.status());

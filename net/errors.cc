@@ -117,6 +117,72 @@ Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int a
                            head.status);
 }
 
+namespace {
+
+const char* ReasonPhrase(long status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 405: return "Method Not Allowed";
+    case 407: return "Proxy Authentication Required";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "";
+  }
+}
+
+std::string ProxyName(const ProxyChoice& p) {
+  return "proxy " + p.display + (p.source.empty() ? "" : " (from " + p.source + ")");
+}
+
+}  // namespace
+
+bool LooksLikeHubAnswer(const ResponseHead& head) {
+  return head.Get("x-error-code") || head.Get("x-error-message") || head.Get("x-request-id");
+}
+
+Status ProxyRefused(const ErrorContext& ctx, const ProxyChoice& proxy, long status,
+                    const std::string& target, bool tunnel) {
+  std::string what = std::to_string(status);
+  if (const char* r = ReasonPhrase(status); *r) what += std::string(" ") + r;
+  const std::string var = proxy.source.empty() ? "the proxy URL" : proxy.source;
+  const std::string head = ProxyName(proxy) + (tunnel ? " refused CONNECT to " + target
+                                                      : " refused the request to " + target) +
+                           ": " + what;
+  if (status == 407 || status == 401) {
+    const std::string fix =
+        proxy.has_credentials
+            ? "the proxy rejected the user name and password in " + var + ": check them"
+            : "set credentials in " + var + " (http://USER:PASSWORD@" +
+                  proxy.display.substr(proxy.display.find("://") + 3) + ")";
+    return Status::Unauthorized(head + " for " + ctx.Describe() + ": " + fix, status);
+  }
+  if (status == 403 || (status >= 400 && status < 500)) {
+    return Status::Unauthorized(head + " for " + ctx.Describe() +
+                                    ": the proxy's policy denies this host or port; ask its "
+                                    "administrator to allow it, or exempt the host with NO_PROXY",
+                                status);
+  }
+  return Status::Transient(head + " for " + ctx.Describe() +
+                               ": the proxy could not reach the hub; check the proxy and the "
+                               "network behind it, or retry later",
+                           status);
+}
+
+Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy, CURLcode code,
+                        int attempts, const std::string& detail) {
+  const std::string what = detail.empty() ? std::string(curl_easy_strerror(code)) : detail;
+  return Status::Transient("cannot connect to " + ProxyName(proxy) + " (" + what + ", " +
+                               std::to_string(attempts) + " attempts) for " + ctx.Describe() +
+                               ": check that the proxy runs and that " +
+                               (proxy.source.empty() ? "its URL" : proxy.source) +
+                               " names it, or exempt the hub with NO_PROXY",
+                           code);
+}
+
 bool IsRetryableCurlError(CURLcode code) {
   switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:

@@ -11,6 +11,7 @@
 
 #include "base/status.h"
 #include "net/exchange.h"
+#include "net/proxy.h"
 
 namespace modelsync::net {
 
@@ -37,6 +38,21 @@ Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int a
 // certificate", "no alternative certificate subject name matches"), or "".
 Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts,
                     const std::string& detail = "");
+
+// A proxy answered instead of the hub: `status` is its answer to CONNECT (tunnel, an https
+// target) or to the request itself (an http target). 407 and 403 are kUnauthorized (never
+// retried: asking again cannot help); 5xx is kTransient (the proxy could not reach `target`,
+// host:port). A 401 reads as a 407 (some proxies answer bad credentials so). The message names the proxy (no credentials), the variable it came from, its
+// status, and what to do.
+Status ProxyRefused(const ErrorContext& ctx, const ProxyChoice& proxy, long status,
+                    const std::string& target, bool tunnel);
+// The proxy itself cannot be reached (refused connection, unknown name): kTransient naming
+// the proxy, not the hub.
+Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy, CURLcode code,
+                        int attempts, const std::string& detail);
+// An HTTP error answer that carries none of the hub's headers (X-Error-Code, X-Error-Message,
+// X-Request-Id): through a proxy, it may be the proxy's own.
+bool LooksLikeHubAnswer(const ResponseHead& head);
 
 // Whether a curl error is worth retrying.
 bool IsRetryableCurlError(CURLcode code);

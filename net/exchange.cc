@@ -46,6 +46,10 @@ Exchange::Exchange(Options options, Handler* handler)
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
   curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_);
+  // Always set: an empty proxy disables libcurl's own reading of http_proxy & co., and an
+  // empty no-proxy list its reading of NO_PROXY (ChooseProxy applied it already).
+  curl_easy_setopt(easy_, CURLOPT_PROXY, options_.proxy.c_str());
+  curl_easy_setopt(easy_, CURLOPT_NOPROXY, "");
   if (!options_.ca_file.empty()) curl_easy_setopt(easy_, CURLOPT_CAINFO, options_.ca_file.c_str());
   if (!options_.ca_dir.empty()) curl_easy_setopt(easy_, CURLOPT_CAPATH, options_.ca_dir.c_str());
   if (!options_.user_agent.empty()) {

@@ -57,6 +57,9 @@ class Exchange {
     bool accept_json = false;
     bool head = false;  // HEAD instead of GET
     std::string ca_file, ca_dir;  // trusted CAs instead of the system's ("" = system store)
+    // The proxy to go through ("" = direct). libcurl never reads proxy variables itself:
+    // net/proxy.h chose this one.
+    std::string proxy;
   };
 
   Exchange(Options options, Handler* handler);

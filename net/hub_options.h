@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "net/proxy.h"
 
 namespace modelsync::net {
 
@@ -35,6 +36,9 @@ struct HubOptions {
   // Trusted certificate authorities instead of the system store: a PEM bundle file and/or a
   // directory of hashed certificates (SSL_CERT_FILE & co., --ca-bundle). "" = system store.
   std::string ca_file, ca_dir;
+  // Proxies by URL scheme and the hosts exempt from them (net/proxy.h; the engine fills it
+  // from http_proxy, https_proxy, all_proxy, no_proxy and their upper-case forms).
+  ProxySettings proxy;
   // Follow a redirect from https to http (--allow-insecure-redirects). Off: refused.
   bool allow_insecure_redirects = false;
   // HF_HUB_OFFLINE: every request fails with kOffline and none is sent.

@@ -48,6 +48,7 @@ void Request::Start() {
     return;
   }
   hops_ = 0;
+  hub_answer_ = true;
   OnAttemptStart();
   StartExchange(FirstUrl());
 }
@@ -55,8 +56,9 @@ void Request::Start() {
 void Request::StartExchange(const std::string& url) {
   Exchange::Options o;
   o.url = url;
-  from_hub_ = IsHubOrigin(url);
-  if (from_hub_ && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
+  const bool hub_origin = IsHubOrigin(url);
+  from_hub_ = hub_answer_ && hub_origin;
+  if (hub_origin && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
   o.range = RangeHeader();
   o.user_agent = loop_.options.user_agent;
   o.connect_timeout_ms = static_cast<long>(loop_.options.connect_timeout.count());
@@ -66,6 +68,8 @@ void Request::StartExchange(const std::string& url) {
   o.head = head_only();
   o.ca_file = loop_.options.ca_file;
   o.ca_dir = loop_.options.ca_dir;
+  proxy_ = ChooseProxy(loop_.options.proxy, url);
+  o.proxy = proxy_.url;
   kind_ = Kind::kNone;
   abort_status_ = Status::Ok();
   exchange_ = std::make_unique<Exchange>(std::move(o), this);
@@ -137,6 +141,16 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
     return;
   }
   const ResponseHead& head = ex->head();
+  if (Status p = ProxyFailure(easy, result, *ex); !p.ok()) {
+    // Credentials or policy (407, 403) cannot change by asking again; a proxy that cannot
+    // reach the hub, or cannot be reached, may recover.
+    if (p.IsTransient()) {
+      Retry(p, std::nullopt);
+    } else {
+      Finish(p);
+    }
+    return;
+  }
   if (result != CURLE_OK) {
     if (kind_ == Kind::kSuccess && ex->body_use() == BodyUse::kCollect && ex->collect_overflow()) {
       Finish(Status::Permanent("the hub's answer for " + ctx_.Describe() + " is larger than " +
@@ -175,6 +189,16 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
         Finish(t.With(ctx_.Describe()));
         return;
       }
+      // What the next hop answers is still the hub's word (its ETag names the file) only
+      // after a relative redirect that points at no content elsewhere (a renamed repo,
+      // resolve-cache). An absolute Location, or one carrying X-Linked-Etag / X-Linked-Size,
+      // hands over to a CDN, even one on the hub's own origin (a cache in front of both,
+      // deploy/nginx/): that answer's ETag is the CDN's, not the file's hash.
+      const std::string& loc = *head.Get("location");
+      if (loc.find("://") != std::string::npos || loc.rfind("//", 0) == 0 ||
+          head.Get("x-linked-etag") || head.Get("x-linked-size")) {
+        hub_answer_ = false;
+      }
       if (!FollowRedirect(head, *next)) {
         Finish(OnRedirectEnd(head));
         return;
@@ -204,6 +228,28 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
             std::nullopt);
       return;
   }
+}
+
+Status Request::ProxyFailure(CURL* easy, CURLcode result, const Exchange& ex) const {
+  if (proxy_.url.empty()) return Status::Ok();
+  auto parts = ParseUrl(ex.url());
+  const std::string target = parts.ok() ? parts->host + ":" + parts->port : "?";
+  long connect_code = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+  if (connect_code >= 300) return ProxyRefused(ctx_, proxy_, connect_code, target, true);
+  if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_PROXY) {
+    return ProxyUnreachable(ctx_, proxy_, result, failed_attempts_ + 1, ex.error_detail());
+  }
+  if (result != CURLE_OK) return Status::Ok();
+  // Not tunnelled (an http:// target): the proxy answers in the response itself. Only a
+  // proxy sends 407; a 401 or 403 without any of the hub's headers is the proxy's (tinyproxy
+  // answers wrong credentials with 401). A 5xx stays a hub failure, retried as one: the two
+  // cannot be told apart.
+  const long st = ex.head().status;
+  if (st == 407 || ((st == 401 || st == 403) && !LooksLikeHubAnswer(ex.head()))) {
+    return ProxyRefused(ctx_, proxy_, st, target, false);
+  }
+  return Status::Ok();
 }
 
 void Request::Retry(Status why, std::optional<std::chrono::milliseconds> retry_after) {

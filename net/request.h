@@ -1,7 +1,10 @@
 // Request: one logical HTTP GET with the hub client's policy (internal to net/).
 //
 // An attempt starts at FirstUrl() and follows redirects itself (http/https only, at most
-// kMaxRedirects hops, Authorization only on the hub's origin). A failed attempt (connection
+// kMaxRedirects hops, Authorization only on the hub's origin). A response counts as the
+// hub's (`from_hub`: its ETag / X-Linked-Etag are the hub's claims about the file) on the
+// hub's origin until a redirect hands over to a CDN: an absolute Location, or one carrying
+// X-Linked-Etag / X-Linked-Size. A failed attempt (connection
 // error, stall, 408, 429, 5xx) is retried after a backoff with full jitter, or after
 // Retry-After; an attempt that made progress (MadeProgress()) resets the count and retries
 // at once. Other errors finish the request through MapHttpError.
@@ -110,7 +113,11 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   void PollFakeClock(Clock::TimePoint deadline);
   void Finish(Status status);
 
+  // A proxy answered or failed for the attempt that just ended: its Status, or OK.
+  Status ProxyFailure(CURL* easy, CURLcode result, const Exchange& ex) const;
+
   std::unique_ptr<Exchange> exchange_;
+  ProxyChoice proxy_;  // the current exchange's proxy (url "" = direct)
   boost::asio::steady_timer wait_timer_;
   enum class Kind { kNone, kRedirect, kSuccess, kRetryable, kError } kind_ = Kind::kNone;
   Status abort_status_;  // set when we aborted a transfer on purpose
@@ -118,7 +125,8 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   int failed_attempts_ = 0;  // consecutive attempts without progress
   int retry_http_status_ = 0;  // the HTTP status that made the coming retry (0: none)
   bool finished_ = false;
-  bool from_hub_ = false;
+  bool from_hub_ = false;    // the current exchange answers for the hub (its ETag is checked)
+  bool hub_answer_ = true;   // no hop so far handed over to a CDN (see the redirect case)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

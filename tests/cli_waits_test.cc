@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli_test_util.h"
+#include "support/servers.h"
 
 using namespace modelsync;
 using namespace modelsync::testing;
@@ -280,63 +281,18 @@ TEST_CASE("SIGTERM during sync: stops at once, says so, exit 143, the next sync 
 
 namespace {
 
-// Runs a shell command; its exit status.
-int Shell(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-// A free TCP port on 127.0.0.1 (bound and released: the server started next takes it).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool Accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // `openssl s_server -WWW` on 127.0.0.1 with a certificate; stopped by its pid.
 struct TlsServer {
   // mode "-WWW": files as text/plain bodies; "-HTTP": each file is a whole raw HTTP response.
   TlsServer(const std::string& dir, const std::string& cert, const std::string& key,
-            const char* mode = "-WWW") {
-    port = FreePort();
-    pid = ::fork();
-    if (pid == 0) {
-      int devnull = ::open("/dev/null", O_RDWR);
-      ::dup2(devnull, 0);
-      ::dup2(devnull, 1);
-      ::dup2(devnull, 2);
-      if (::chdir(dir.c_str()) != 0) ::_exit(126);
-      std::string accept = "127.0.0.1:" + std::to_string(port);
-      ::execlp("openssl", "openssl", "s_server", "-quiet", mode, "-accept", accept.c_str(),
-               "-cert", cert.c_str(), "-key", key.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200 && !Accepts(port); ++i) ::usleep(20000);
-  }
-  ~TlsServer() {
-    ::kill(pid, SIGTERM);
-    WaitExit(pid);
-  }
+            const char* mode = "-WWW")
+      : port(FreePort()),
+        process({"openssl", "s_server", "-quiet", mode, "-accept",
+                 "127.0.0.1:" + std::to_string(port), "-cert", cert, "-key", key},
+                "/dev/null", port, dir) {}
   std::string url() const { return "https://127.0.0.1:" + std::to_string(port); }
   int port = 0;
-  pid_t pid = -1;
+  ServerProcess process;
 };
 
 }  // namespace
@@ -345,21 +301,7 @@ TEST_CASE("TLS: a private CA from SSL_CERT_FILE & co. or --ca-bundle; failures n
   TempDir d;
   const std::string p = d.path();
   // A CA, a server certificate for 127.0.0.1 it signed, one for another name, a self-signed one.
-  std::string mk =
-      "cd '" + p + "' && "
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
-      "-subj '/CN=modelsync test CA' && "
-      "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' && "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > ip.cnf && "
-      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
-      "-days 2 -extfile ip.cnf && "
-      "printf 'subjectAltName=DNS:other.example\\n' > dns.cnf && "
-      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out other.pem "
-      "-days 2 -extfile dns.cnf && "
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 "
-      "-subj '/CN=127.0.0.1' -addext 'subjectAltName=IP:127.0.0.1' && "
-      "mkdir cadir && cp ca.pem cadir/ && openssl rehash cadir";
-  REQUIRE(Shell("(" + mk + ") >/dev/null 2>&1") == 0);
+  REQUIRE(MakeTestCertificates(p));
   const std::string ca = p + "/ca.pem";
   EnvMap base = {{"MODELSYNC_ROOT", p + "/root"},     {"HF_TOKEN", "\x01unset"},
                  {"HF_HUB_OFFLINE", "\x01unset"},     {"CURL_CA_BUNDLE", "\x01unset"},

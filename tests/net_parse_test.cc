@@ -14,6 +14,7 @@
 #include "net/errors.h"
 #include "net/hub.h"
 #include "net/hub_json.h"
+#include "net/proxy.h"
 #include "net/rate_limiter.h"
 #include "net/url.h"
 
@@ -39,6 +40,62 @@ TEST_CASE("ResolveLocation: relative, absolute, and refused schemes") {
   CHECK(ResolveLocation("http://h/a", "file:///etc/passwd").status().code() ==
         StatusCode::kPermanent);
   CHECK(ResolveLocation("http://h/a", "ftp://h/x").status().code() == StatusCode::kPermanent);
+}
+
+TEST_CASE("NO_PROXY as curl reads it: names, domains, addresses, CIDR, '*'") {
+  using modelsync::net::NoProxyMatches;
+  CHECK(NoProxyMatches("example.com", "example.com"));
+  CHECK(NoProxyMatches("example.com", "hub.example.com"));
+  CHECK(NoProxyMatches(".example.com", "hub.example.com"));
+  CHECK(NoProxyMatches(".example.com", "example.com"));
+  CHECK(NoProxyMatches("EXAMPLE.com", "Hub.Example.COM."));
+  CHECK_FALSE(NoProxyMatches("example.com", "badexample.com"));
+  CHECK_FALSE(NoProxyMatches("hub.example.com", "example.com"));
+  CHECK(NoProxyMatches("a.test, b.test\tc.test", "c.test"));
+  CHECK(NoProxyMatches("*", "anything.example"));
+  CHECK(NoProxyMatches(" * ", "127.0.0.1"));
+  CHECK_FALSE(NoProxyMatches("*.example.com", "nothing.test"));  // '*' counts only alone
+  CHECK(NoProxyMatches("127.0.0.1", "127.0.0.1"));
+  CHECK_FALSE(NoProxyMatches("127.0.0.1", "127.0.0.2"));
+  CHECK(NoProxyMatches("127.0.0.0/8", "127.0.0.2"));
+  CHECK(NoProxyMatches("10.1.0.0/16", "10.1.255.3"));
+  CHECK_FALSE(NoProxyMatches("10.1.0.0/16", "10.2.0.1"));
+  CHECK(NoProxyMatches("::1", "[::1]"));
+  CHECK(NoProxyMatches("[fd00::]/8", "fd12::5"));
+  CHECK_FALSE(NoProxyMatches("fd00::/16", "fd12::5"));
+  CHECK_FALSE(NoProxyMatches("localhost", "127.0.0.1"));  // names never match addresses
+  CHECK_FALSE(NoProxyMatches("", "example.com"));
+  CHECK_FALSE(NoProxyMatches("10.0.0.0/99", "10.0.0.1"));
+}
+
+TEST_CASE("ChooseProxy: by scheme, then all_proxy; NO_PROXY wins; credentials never shown") {
+  using namespace modelsync::net;
+  ProxySettings s;
+  s.http = "http://u:pw@http-proxy:3128";
+  s.http_from = "http_proxy";
+  s.all = "socks5h://all-proxy:1080";
+  s.all_from = "ALL_PROXY";
+  s.no_proxy = "internal.example";
+  auto h = ChooseProxy(s, "http://hub.example/api");
+  CHECK(h.url == "http://u:pw@http-proxy:3128");
+  CHECK(h.display == "http://http-proxy:3128");
+  CHECK(h.source == "http_proxy");
+  CHECK(h.has_credentials);
+  auto t = ChooseProxy(s, "https://hub.example/api");
+  CHECK(t.display == "socks5h://all-proxy:1080");
+  CHECK(t.source == "ALL_PROXY");
+  CHECK_FALSE(t.has_credentials);
+  CHECK(ChooseProxy(s, "https://cdn.internal.example/x").url.empty());
+  s.https = "proxy.corp:8080";  // no scheme: http, as curl takes it
+  s.https_from = "HTTPS_PROXY";
+  CHECK(ChooseProxy(s, "https://hub.example/").display == "http://proxy.corp:8080");
+  CHECK(ChooseProxy(ProxySettings{}, "https://hub.example/").url.empty());
+  std::string why;
+  CHECK(IsUsableProxy("http://proxy:3128", &why));
+  CHECK(IsUsableProxy("proxy:3128", &why));
+  CHECK_FALSE(IsUsableProxy("ftp://proxy:21", &why));
+  CHECK(why.find("ftp") != std::string::npos);
+  CHECK_FALSE(IsUsableProxy("http://a b", &why));
 }
 
 TEST_CASE("ParseUrl origins include the default port") {

@@ -8,8 +8,12 @@ pkgs=(
   libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
-  btrfs-progs python3 python3-jsonschema help2man systemd openssl
+  btrfs-progs python3 python3-jsonschema help2man systemd openssl nginx tinyproxy-bin
 )
+# nginx, tinyproxy-bin: network_test puts real ones in front of the emulator (TLS, HTTP/2, a
+# CONNECT proxy with and without credentials, the deploy/nginx cache); each is started by the
+# test on a free loopback port and stopped by its pid. Their packaged services are not
+# started at install (policy-rc.d below).
 # openssl: the TLS test's certificates and its server (openssl s_server, cli_test).
 # help2man: the man page `cmake --install` installs (tools/gen_extras.sh); systemd: its
 # systemd-analyze checks the installed user unit (cli_test).
@@ -27,5 +31,14 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  # Installing nginx or tinyproxy must not start a system service (on :80, :8888): deny
+  # service starts for the duration of the install, unless the machine already does.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
