@@ -59,4 +59,30 @@ Status Status::With(std::string_view context) const {
   return s;
 }
 
+int ExitClass(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kCorruption:
+    case StatusCode::kIntegrity:
+      return 3;
+    case StatusCode::kLocked:
+      return 4;
+    case StatusCode::kVersion:
+      return 5;
+    case StatusCode::kNoSpace:
+      return 6;
+    case StatusCode::kOffline:
+    case StatusCode::kTransient:
+      return 7;
+    case StatusCode::kNotFound:
+    case StatusCode::kUnauthorized:
+      return 8;
+    case StatusCode::kInvalidArgument:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 }  // namespace modelsync

@@ -36,6 +36,13 @@ enum class StatusCode : int {
 
 std::string_view StatusCodeName(StatusCode code);
 
+class Status;
+// The class of a failure as the command line's exit status and the C API's ms_code give
+// it: 0 ok, 1 other, 2 invalid argument, 3 damaged (corruption, integrity), 4 locked,
+// 5 newer format, 6 no space, 7 network (offline, transient), 8 not found / unauthorized.
+// (Cancelled is 1 here; the CLI exits 130/143 for the signal, the C API says cancelled.)
+int ExitClass(const Status& s);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;

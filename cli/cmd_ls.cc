@@ -5,6 +5,7 @@
 
 #include "base/units.h"
 #include "cli/commands.h"
+#include "engine/report_json.h"
 #include "engine/status.h"
 
 namespace modelsync::cli {
@@ -29,36 +30,22 @@ void RegisterLs(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = ReportError(r.status(), flags->json);
       return;
     }
+    if (flags->json) {
+      EmitJson(engine::LsJson(*root, *r));
+      ctx.exit_code = r->damaged() ? 3 : 0;
+      return;
+    }
     uint64_t listed = 0;
-    nlohmann::json models = nlohmann::json::array();
     for (const auto& s : r->repos) {
       if (s.active_commit.empty()) continue;  // nothing installed (status shows why)
       ++listed;
-      if (flags->json) {
-        models.push_back(
-            {{"model_id", s.model_id},
-             {"repo", s.repo},
-             {"commit", s.active_commit},
-             {"ref", s.active_ref},
-             {"files", s.files_total},
-             {"bytes_total", s.bytes_total},
-             {"marker",
-              MarkerJson(*root, s.model_id, s.marker, s.marker_state, s.no_marker_reason)},
-             {"loadable", s.marker},
-             {"state", s.state},
-             {"model_dir", *root + "/models/" + s.repo}});
-      } else if (!flags->quiet) {
+      if (!flags->quiet) {
         std::printf("%-32s %-48s %s@%s  %10s  marker %s\n", s.model_id.c_str(), s.repo.c_str(),
                     s.active_commit.substr(0, 12).c_str(), s.active_ref.c_str(),
                     FormatBytes(s.bytes_total).c_str(), s.marker_state.c_str());
       }
     }
-    if (flags->json) {
-      EmitJson({{"root", *root},
-                {"models", models},
-                {"blob_bytes", r->blob_bytes},
-                {"partial_bytes", r->partial_bytes}});
-    } else if (!flags->quiet) {
+    if (!flags->quiet) {
       if (listed == 0) std::printf("no models installed in %s (modelsync pull ORG/NAME)\n", root->c_str());
       std::printf("on disk: %s in verified blobs (model files are links to them), %s in partial "
                   "downloads\n",

@@ -81,15 +81,7 @@ class PullPrinter final : public engine::PullObserver {
     std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     if (json_) {
-      size_t cut = s.marker_path.rfind('/');
-      json marker = MarkerJson(s.marker_path.substr(0, cut), s.marker_path.substr(cut + 1),
-                               s.marker_written, "", s.marker_note);
-      json done = {{"event", "done"}, {"repo", s.repo}, {"commit", s.commit},
-                   {"model_dir", s.model_dir}, {"marker", marker}, {"files", s.files},
-                   {"bytes_total", s.bytes_total}, {"bytes_fetched", s.bytes_fetched},
-                   {"bytes_reused", s.bytes_reused}, {"up_to_date", s.up_to_date},
-                   {"offline", s.offline}, {"seconds", s.seconds}};
-      if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
+      json done = engine::PullDoneJson(s);
       for (const auto& [path, where] : s.kept)
         Emit({{"event", "kept"}, {"path", path}, {"kept_as", where}});
       Emit(done);

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/daemon.h"
+#include "engine/report_json.h"
 #include "engine/status.h"
 
 namespace modelsync::cli {
@@ -59,36 +60,7 @@ int RunStatus(StatusOptions o) {
   const bool offline = CliEnv().config.offline;
   if (o.json) {
     // One document, whether or not a daemon runs (docs/json/status.schema.json).
-    nlohmann::json repos = nlohmann::json::array();
-    for (const auto& s : r->repos) {
-      nlohmann::json j = {{"repo", s.repo}, {"model_id", s.model_id}, {"state", s.state},
-                          {"never_completed", s.never_completed},
-                          {"active_commit", s.active_commit}, {"active_ref", s.active_ref},
-                          {"target_commit", s.target_commit}, {"files_total", s.files_total},
-                          {"files_done", s.files_done}, {"bytes_total", s.bytes_total},
-                          {"bytes_done", s.bytes_done},
-                          {"marker", MarkerJson(o.root, s.model_id, s.marker, s.marker_state,
-                                                s.no_marker_reason)},
-                          {"update_available", s.update_available},
-                          {"update_files", s.update_files},
-                          {"update_bytes", s.update_bytes}, {"tracked", s.tracked},
-                          {"last_checked_ms", s.last_checked_ms}};
-      if (!s.shared_with.empty()) j["model_id_shared_with"] = s.shared_with;
-      if (!s.last_error.empty()) {
-        j["last_error"] = s.last_error;
-        j["last_error_ms"] = s.last_error_ms;
-      }
-      repos.push_back(std::move(j));
-    }
-    EmitJson({{"root", o.root},
-              {"checked_against_hub", false},  // status never asks the hub: the log's answer
-              {"offline", offline},
-              {"daemon", daemon},
-              {"repos", repos},
-              {"stray_markers", r->stray_markers},
-              {"blob_bytes", r->blob_bytes},
-              {"partial_bytes", r->partial_bytes},
-              {"damaged", r->damaged()}});
+    EmitJson(engine::StatusJson(o.root, *r, daemon, offline));
     return r->damaged() ? 3 : 0;
   }
   PrintDaemon(daemon);

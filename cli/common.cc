@@ -116,16 +116,6 @@ void EmitJson(const nlohmann::json& j) {
   std::fflush(stdout);
 }
 
-nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
-                          const std::string& state, const std::string& reason) {
-  nlohmann::json m = {{"id", id},
-                      {"path", id.empty() ? "" : root + "/" + id},
-                      {"written", written},
-                      {"state", state.empty() ? (written ? "written" : "absent") : state}};
-  if (!reason.empty()) m["reason"] = reason;
-  return m;
-}
-
 void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token) {
   cmd->add_option("--endpoint", *endpoint,
                   "Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)")
@@ -156,31 +146,7 @@ void AddOutputFlags(CLI::App* cmd, OutputFlags* flags) {
   cmd->add_flag("--quiet,-q", flags->quiet, "No progress display, only errors");
 }
 
-int ExitCodeFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return 0;
-    case StatusCode::kCorruption:
-    case StatusCode::kIntegrity:
-      return 3;
-    case StatusCode::kLocked:
-      return 4;
-    case StatusCode::kVersion:
-      return 5;
-    case StatusCode::kNoSpace:
-      return 6;
-    case StatusCode::kOffline:
-    case StatusCode::kTransient:
-      return 7;
-    case StatusCode::kNotFound:
-    case StatusCode::kUnauthorized:
-      return 8;
-    case StatusCode::kInvalidArgument:
-      return 2;
-    default:
-      return 1;
-  }
-}
+int ExitCodeFor(const Status& s) { return ExitClass(s); }
 
 std::string FormatTimeMs(int64_t unix_ms) {
   std::time_t t = static_cast<std::time_t>(unix_ms / 1000);

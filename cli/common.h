@@ -11,6 +11,7 @@
 
 #include "base/status.h"
 #include "engine/env.h"
+#include "engine/report_json.h"
 
 namespace modelsync::cli {
 
@@ -44,11 +45,8 @@ nlohmann::json ErrorJson(const Status& s);
 // One JSON document on its own line of stdout, flushed (invalid UTF-8 in names replaced).
 void EmitJson(const nlohmann::json& j);
 
-// A marker as every command's --json shows it (docs/json/defs.schema.json "marker"):
-// {"id", "path", "written", "state"} and "reason" when the model gets none. state: "written",
-// "absent", "missing", "unexpected", "unrecorded" (engine/status.h RepoStatus::marker_state).
-nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
-                          const std::string& state, const std::string& reason);
+// A marker as every command's --json shows it: engine/report_json.h.
+using engine::MarkerJson;
 
 // Exit statuses, the same for every command:
 //   0 ok, 1 other failure, 2 bad argument, 3 damaged data (corrupt log, integrity),

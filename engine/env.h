@@ -95,6 +95,11 @@ Result<Config> ConfigFromEnvironment();
 // wrong otherwise. HF_ENDPOINT and --endpoint are both checked with it.
 Status CheckEndpoint(const std::string& url);
 
+// A proxy URL modelsync can use (http, https, socks4/4a/5/5h, a host, no white space); the
+// value is never repeated in the message (it may hold a password). `name` says where it came
+// from ("https_proxy", "MS_OPT_HTTPS_PROXY").
+Status CheckProxy(const std::string& name, const std::string& value);
+
 // True for 1/ON/YES/TRUE in any case (surrounding white space ignored).
 bool IsTruthy(const std::string& value);
 

@@ -54,6 +54,12 @@ Status CheckEndpoint(const std::string& url) {
   return Status::Ok();
 }
 
+Status CheckProxy(const std::string& name, const std::string& value) {
+  std::string why;
+  if (net::IsUsableProxy(Trim(value), &why)) return Status::Ok();
+  return Status::InvalidArgument(name + " is not a usable proxy (" + why + "): fix or unset it");
+}
+
 bool IsTruthy(const std::string& value) {
   std::string v = Trim(value);
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -112,11 +118,7 @@ Result<Config> ConfigFromEnvironment() {
     const char* name = Var(pv.lower) ? pv.lower : pv.upper;
     const char* v = Var(name);
     if (!v) continue;
-    std::string why;
-    if (!net::IsUsableProxy(Trim(v), &why)) {  // the value is not repeated: it may hold a password
-      return Status::InvalidArgument(std::string(name) + " is not a usable proxy (" + why +
-                                     "): fix or unset it");
-    }
+    if (Status s = CheckProxy(name, v); !s.ok()) return s;
     *pv.value = Trim(v);
     *pv.from = name;
   }

@@ -302,7 +302,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     ra->set_repo(plan.repo);
     ra->set_commit(plan.commit);
     ra->set_model_id(plan.model_id);
-    ra->set_ref(c.o.revision);
+    ra->set_ref(c.o.record_ref.empty() ? c.o.revision : c.o.record_ref);
     for (const auto& g : c.o.include) ra->add_include(g);
     for (const auto& g : c.o.exclude) ra->add_exclude(g);
     ra->set_unloadable(unloadable);

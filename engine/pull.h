@@ -35,6 +35,12 @@ struct PullOptions {
   // owned by another repo, or a root entry of that name that is not an empty file, is
   // refused (kInvalidArgument) before any request.
   std::string model_id;
+  // The ref the activation records (RevisionActivated) when it is not `revision`: repairs
+  // fetch the active commit exactly and keep the branch it was pulled by, so `main` still
+  // names the active revision (offline pulls, status, sync). What was resolved is recorded
+  // as asked (the commit): the log never claims the branch pointed there now. Empty =
+  // revision.
+  std::string record_ref;
   std::vector<std::string> include;   // fnmatch globs; empty = everything
   std::vector<std::string> exclude;
   std::string endpoint;               // hub base URL; empty = env.config.endpoint

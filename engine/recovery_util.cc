@@ -67,6 +67,7 @@ Result<RefetchResult> Refetch(const Env& env, const std::string& root, const Rep
   po.repo = rs.repo;
   // The commit, not the ref: the content must be exactly the active revision's.
   po.revision = rs.active_commit;
+  po.record_ref = rs.active_ref;  // ... recorded under the ref it was pulled by
   po.model_id = ModelIdOf(rs);
   po.include = rs.active_include;
   po.exclude = rs.active_exclude;

@@ -242,6 +242,16 @@ TEST_CASE("verify: clean is 0; one damaged byte is named, --repair fetches only 
   CHECK(after.exit_code == 0);
   CHECK(after.out.find("\"damaged\":false") != std::string::npos);
   CHECK(fs::exists(root.path() + "/" + kMarker));
+  // The repair fetched the active commit, and the model is still "main" to the log: an
+  // offline pull of main answers from it (it used to say main was never resolved), and
+  // status names the branch.
+  auto offline_env = env;
+  offline_env["HF_HUB_OFFLINE"] = "1";
+  auto off = RunCli({"pull", fixtures::kModelRepo}, offline_env);
+  INFO(off.err);
+  CHECK(off.exit_code == 0);
+  auto st = RunCli({"status", "--json"}, env);
+  CHECK(st.out.find("\"active_ref\":\"main\"") != std::string::npos);
 }
 
 TEST_CASE(

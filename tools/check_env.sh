@@ -6,7 +6,7 @@
 #  - RealFileSystem() only where it is defined and in engine/env_real.cc;
 #  - no std::filesystem (paths below a root go through storage::Dir, never a symlink);
 #  - the platform's own calls (renameat2, fallocate, OFD locks, ...) only in base/platform_*.cc.
-# And cli/ includes only the engine's public headers (engine/PUBLIC).
+# And cli/ and capi/ (the C API) include only the engine's public headers (engine/PUBLIC).
 # Comments are not counted. Usage: tools/check_env.sh (from anywhere); exit 1 on a finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,12 +34,12 @@ check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_fi
 public=$(grep -vE '^[[:space:]]*(#|$)' engine/PUBLIC | sed 's/^/engine\//')
 public_files=$(echo "$public" | tr '\n' ' ')
 # shellcheck disable=SC2086
-bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h $public_files | sed 's/#include "//; s/"$//' |
+bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h capi/*.cc $public_files | sed 's/#include "//; s/"$//' |
       sort -u | while read -r h; do
         case "$h" in engine/*) echo "$public" | grep -qx "$h" || echo "$h" ;; *) echo "$h" ;; esac
       done)
 if [ -n "$bad" ]; then
-  echo "check_env: cli/ (or a public engine header) includes headers that are not the engine's public ones (engine/PUBLIC):"
+  echo "check_env: cli/ or capi/ (or a public engine header) includes headers that are not the engine's public ones (engine/PUBLIC):"
   echo "$bad" | sed 's/^/  /'
   fail=1
 fi

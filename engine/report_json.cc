@@ -1,0 +1,87 @@
+#include "engine/report_json.h"
+
+namespace modelsync::engine {
+
+nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
+                          const std::string& state, const std::string& reason) {
+  nlohmann::json m = {{"id", id},
+                      {"path", id.empty() ? "" : root + "/" + id},
+                      {"written", written},
+                      {"state", state.empty() ? (written ? "written" : "absent") : state}};
+  if (!reason.empty()) m["reason"] = reason;
+  return m;
+}
+
+nlohmann::json PullDoneJson(const PullSummary& s) {
+  const size_t cut = s.marker_path.rfind('/');
+  const std::string marker_root = cut == std::string::npos ? "" : s.marker_path.substr(0, cut);
+  const std::string marker_id = cut == std::string::npos ? s.marker_path : s.marker_path.substr(cut + 1);
+  nlohmann::json done = {{"event", "done"}, {"repo", s.repo}, {"commit", s.commit},
+                         {"model_dir", s.model_dir},
+                         {"marker", MarkerJson(marker_root, marker_id, s.marker_written, "",
+                                               s.marker_note)},
+                         {"files", s.files}, {"bytes_total", s.bytes_total},
+                         {"bytes_fetched", s.bytes_fetched}, {"bytes_reused", s.bytes_reused},
+                         {"up_to_date", s.up_to_date}, {"offline", s.offline},
+                         {"seconds", s.seconds}};
+  if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
+  return done;
+}
+
+nlohmann::json LsJson(const std::string& root, const StatusReport& r) {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& s : r.repos) {
+    if (s.active_commit.empty()) continue;  // nothing installed (status shows why)
+    models.push_back({{"model_id", s.model_id},
+                      {"repo", s.repo},
+                      {"commit", s.active_commit},
+                      {"ref", s.active_ref},
+                      {"files", s.files_total},
+                      {"bytes_total", s.bytes_total},
+                      {"marker", MarkerJson(root, s.model_id, s.marker, s.marker_state,
+                                            s.no_marker_reason)},
+                      {"loadable", s.marker},
+                      {"state", s.state},
+                      {"model_dir", root + "/models/" + s.repo}});
+  }
+  return {{"root", root},
+          {"models", models},
+          {"blob_bytes", r.blob_bytes},
+          {"partial_bytes", r.partial_bytes}};
+}
+
+nlohmann::json StatusJson(const std::string& root, const StatusReport& r,
+                          const nlohmann::json& daemon, bool offline) {
+  nlohmann::json repos = nlohmann::json::array();
+  for (const auto& s : r.repos) {
+    nlohmann::json j = {{"repo", s.repo}, {"model_id", s.model_id}, {"state", s.state},
+                        {"never_completed", s.never_completed},
+                        {"active_commit", s.active_commit}, {"active_ref", s.active_ref},
+                        {"target_commit", s.target_commit}, {"files_total", s.files_total},
+                        {"files_done", s.files_done}, {"bytes_total", s.bytes_total},
+                        {"bytes_done", s.bytes_done},
+                        {"marker", MarkerJson(root, s.model_id, s.marker, s.marker_state,
+                                              s.no_marker_reason)},
+                        {"update_available", s.update_available},
+                        {"update_files", s.update_files},
+                        {"update_bytes", s.update_bytes}, {"tracked", s.tracked},
+                        {"last_checked_ms", s.last_checked_ms}};
+    if (!s.shared_with.empty()) j["model_id_shared_with"] = s.shared_with;
+    if (!s.last_error.empty()) {
+      j["last_error"] = s.last_error;
+      j["last_error_ms"] = s.last_error_ms;
+    }
+    repos.push_back(std::move(j));
+  }
+  return {{"root", root},
+          {"checked_against_hub", false},  // status never asks the hub: the log's answer
+          {"offline", offline},
+          {"daemon", daemon},
+          {"repos", repos},
+          {"stray_markers", r.stray_markers},
+          {"blob_bytes", r.blob_bytes},
+          {"partial_bytes", r.partial_bytes},
+          {"damaged", r.damaged()}};
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,31 @@
+// The JSON documents of the engine's reports, as `modelsync ... --json` prints them and the C
+// API (include/modelsync/modelsync.h) returns them: one renderer for every client. Their
+// shapes are the contract in docs/json/ (ls.schema.json, status.schema.json, defs "marker").
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/pull.h"
+#include "engine/status.h"
+
+namespace modelsync::engine {
+
+// A marker (docs/json/defs.schema.json "marker"): {"id", "path", "written", "state"} and
+// "reason" when the model gets none. state: "written", "absent", "missing", "unexpected",
+// "unrecorded" (RepoStatus::marker_state).
+nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
+                          const std::string& state, const std::string& reason);
+
+// The "done" event of `pull --json` (docs/json/pull.schema.json) for a finished pull.
+nlohmann::json PullDoneJson(const PullSummary& s);
+
+// `ls --json`: the installed models of the root (docs/json/ls.schema.json).
+nlohmann::json LsJson(const std::string& root, const StatusReport& report);
+
+// `status --json` (docs/json/status.schema.json). daemon: the running daemon's live state,
+// or null; offline: HF_HUB_OFFLINE was in force.
+nlohmann::json StatusJson(const std::string& root, const StatusReport& report,
+                          const nlohmann::json& daemon, bool offline);
+
+}  // namespace modelsync::engine
