@@ -194,7 +194,7 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       // resolve-cache). An absolute Location, or one carrying X-Linked-Etag / X-Linked-Size,
       // hands over to a CDN, even one on the hub's own origin (a cache in front of both,
       // deploy/nginx/): that answer's ETag is the CDN's, not the file's hash.
-      const std::string& loc = *head.Get("location");
+      const std::string loc = head.Get("location").value_or("");  // Get returns a copy
       if (loc.find("://") != std::string::npos || loc.rfind("//", 0) == 0 ||
           head.Get("x-linked-etag") || head.Get("x-linked-size")) {
         hub_answer_ = false;
