@@ -9,7 +9,10 @@ pkgs=(
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang libclang-rt-14-dev curl
   btrfs-progs python3 python3-jsonschema help2man systemd openssl nginx tinyproxy-bin
+  python3-venv util-linux
 )
+# python3-venv: tools/setup-venv.sh makes .venv (the Python package's tests); util-linux:
+# unshare (the full-disk tests mount a tmpfs in a private mount namespace).
 # nginx, tinyproxy-bin: network_test puts real ones in front of the emulator (TLS, HTTP/2, a
 # CONNECT proxy with and without credentials, the deploy/nginx cache); each is started by the
 # test on a free loopback port and stopped by its pid. Their packaged services are not

@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
+bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
 bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 bash tools/build.sh
