@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "base/units.h"
 #include "engine/daemon.h"
+#include "engine/diff.h"
 #include "engine/env.h"
 #include "engine/pull.h"
 #include "engine/recovery.h"
@@ -510,6 +511,28 @@ ms_code ms_status_json(ms_root* root, const char* repo, char** json_out) {
     auto r = engine::ReadStatus(EnvOf(root), root->path, filter);
     if (!r.ok()) return Fail(r.status());
     return Out(engine::StatusJson(root->path, *r, nullptr, offline), json_out);
+  });
+}
+
+ms_code ms_diff_json(ms_root* root, const char* repo, const char* revision, int local,
+                     char** json_out) {
+  return Guard([&] {
+    if (json_out) *json_out = nullptr;
+    if (root == nullptr) return Invalid("ms_diff_json: root is NULL");
+    auto named = Named(root, repo);
+    if (!named.ok()) return Fail(named.status());
+    if (revision != nullptr && !named->revision.empty() && named->revision != revision) {
+      return Invalid("'" + Str(repo) + "' names revision " + named->revision +
+                     " but the revision argument says " + revision + ": give one");
+    }
+    engine::DiffOptions d;
+    d.root = root->path;
+    d.repo = named->repo;
+    d.revision = revision ? revision : named->revision;
+    d.local = local != 0;
+    auto r = engine::RunDiff(EnvOf(root), d);
+    if (!r.ok()) return Fail(r.status());
+    return Out(engine::DiffJson(*r), json_out);
   });
 }
 

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/diff.h"
+#include "engine/report_json.h"
 
 namespace modelsync::cli {
 namespace {
@@ -29,33 +30,7 @@ std::string Short(const std::string& commit) {
 }
 
 int PrintJson(const engine::RevisionDiff& d) {
-  nlohmann::json changes = nlohmann::json::array();
-  for (const auto& c : d.changes) {
-    nlohmann::json j = {{"kind", engine::ChangeKindName(c.kind)}, {"path", c.path}};
-    if (!c.old_path.empty()) j["old_path"] = c.old_path;
-    if (!c.content_id.empty()) j["content_id"] = c.content_id, j["size"] = c.size;
-    if (!c.old_content_id.empty())
-      j["old_content_id"] = c.old_content_id, j["old_size"] = c.old_size;
-    if (c.kind != engine::ChangeKind::kRemoved) j["needs_fetch"] = c.needs_fetch;
-    changes.push_back(std::move(j));
-  }
-  nlohmann::json out = {{"repo", d.repo},
-                        {"from_commit", d.from_commit},
-                        {"from_ref", d.from_ref},
-                        {"to_commit", d.to_commit},
-                        {"to_ref", d.to_ref},
-                        {"remote", d.remote},
-                        {"identical", d.Identical()},
-                        {"added", d.added},
-                        {"modified", d.modified},
-                        {"removed", d.removed},
-                        {"renamed", d.renamed},
-                        {"unchanged", d.unchanged},
-                        {"fetch_bytes", d.fetch_bytes},
-                        {"free_bytes", d.free_bytes},
-                        {"to_bytes", d.to_bytes},
-                        {"changes", changes}};
-  std::printf("%s\n", out.dump().c_str());
+  std::printf("%s\n", engine::DiffJson(d).dump().c_str());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/diff.h"
 #include "engine/pull.h"
 #include "engine/status.h"
 
@@ -19,6 +20,9 @@ nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool w
 
 // The "done" event of `pull --json` (docs/json/pull.schema.json) for a finished pull.
 nlohmann::json PullDoneJson(const PullSummary& s);
+
+// `diff --json` (docs/json/diff.schema.json).
+nlohmann::json DiffJson(const RevisionDiff& d);
 
 // `ls --json`: the installed models of the root (docs/json/ls.schema.json).
 nlohmann::json LsJson(const std::string& root, const StatusReport& report);

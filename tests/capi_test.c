@@ -212,6 +212,22 @@ int main(int argc, char** argv) {
   ms_free(json);
   CHECK(ms_status_json(a, "Tiny-Model-4bit", &json) == MS_OK); /* a model id works too */
   ms_free(json);
+  /* What an update would change: nothing, asked of the hub and of the log alone. */
+  CHECK(ms_diff_json(a, kRepo, NULL, 0, &json) == MS_OK);
+  CHECK(json && strstr(json, "\"identical\":true") != NULL);
+  CHECK(json && strstr(json, "\"remote\":true") != NULL);
+  ms_free(json);
+  CHECK(ms_diff_json(a, kRepo, NULL, 1, &json) == MS_OK);
+  CHECK(json && strstr(json, "\"remote\":false") != NULL);
+  ms_free(json);
+  /* A repo the root does not hold: everything would be added; from the log: unknown. */
+  CHECK(ms_diff_json(a, "fixtures/versions", NULL, 0, &json) == MS_OK);
+  CHECK(json && strstr(json, "\"from_commit\":\"\"") != NULL);
+  CHECK(json && strstr(json, "\"removed\":0") != NULL);
+  ms_free(json);
+  json = NULL;
+  CHECK(ms_diff_json(a, "fixtures/versions", NULL, 1, &json) == MS_ERR_NOT_FOUND);
+  CHECK(json == NULL);
 
   /* Verify finds a damaged byte; repair fetches it again. */
   CHECK(ms_verify(a, NULL, 0, NULL, &json) == MS_OK);

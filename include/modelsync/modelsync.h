@@ -248,6 +248,14 @@ MS_API ms_code ms_ls_json(ms_root* root, char** json_out);
  * (docs/json/status.schema.json; "daemon" is null: ask the daemon with the command line). */
 MS_API ms_code ms_status_json(ms_root* root, const char* repo, char** json_out);
 
+/* What updating repo to revision (NULL = "main") would change, changing nothing:
+ * `modelsync diff --json` (docs/json/diff.schema.json). local = 1 compares with a revision
+ * already in the log and sends no request (also when the configuration is offline).
+ * A repo the root does not hold yet diffs from nothing (every file added); with local it
+ * is MS_ERR_NOT_FOUND, as is a local revision the log does not know. */
+MS_API ms_code ms_diff_json(ms_root* root, const char* repo, const char* revision, int local,
+                            char** json_out);
+
 /* ---- Keeping it true -------------------------------------------------------------------*/
 
 /* Re-hashes the files of repo (NULL = every repo) against the log. With repair, fetches

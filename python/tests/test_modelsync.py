@@ -223,3 +223,16 @@ def test_no_leaked_threads_or_descriptors(emu, tmp_path):
             r.ls()
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_diff_says_what_an_update_changes(emu, tmp_path):
+    root = str(tmp_path)
+    v1 = modelsync.pull("fixtures/versions", root=root, revision="v1", endpoint=emu.url)
+    d = modelsync.diff("fixtures/versions", root, endpoint=emu.url)
+    assert d["from_commit"] == v1.commit and d["to_ref"] == "main"
+    assert not d["identical"] and d["remote"]
+    kinds = {c["kind"] for c in d["changes"]}
+    assert kinds & {"added", "modified", "removed", "renamed"}
+    main = modelsync.pull("fixtures/versions", root=root, endpoint=emu.url)
+    assert main.commit == d["to_commit"]
+    assert modelsync.diff("fixtures/versions", root, local=True)["identical"]

@@ -20,7 +20,7 @@ from . import _lib
 from ._lib import lib
 
 __all__ = [
-    "pull", "snapshot_download", "status", "ls", "verify", "remove", "gc", "rebuild",
+    "pull", "snapshot_download", "status", "diff", "ls", "verify", "remove", "gc", "rebuild",
     "Root", "Cancel", "Event", "PullResult", "default_root", "version",
     "ModelsyncError", "InvalidArgumentError", "IntegrityError", "RootInUseError",
     "NewerFormatError", "NoSpaceError", "NetworkError", "OfflineError", "NotFoundError",
@@ -351,6 +351,14 @@ class Root:
         r = repo.encode() if repo else None
         return self._json(lambda out: lib.ms_status_json(h, r, out))
 
+    def diff(self, repo: str, revision: Optional[str] = None, *, local: bool = False) -> dict:
+        """What updating repo to revision (default "main") would change, changing nothing:
+        `modelsync diff --json` (added, modified, removed, renamed, fetch_bytes, changes)."""
+        h = self._handle()
+        rev = revision.encode() if revision else None
+        return self._json(lambda out: lib.ms_diff_json(h, repo.encode(), rev, 1 if local else 0,
+                                                       out))
+
     def ls(self) -> list:
         """The installed models: the "models" of `modelsync ls --json`."""
         h = self._handle()
@@ -434,6 +442,16 @@ def _with_root(root, fn):
 
 def status(root=None, repo: Optional[str] = None) -> dict:
     return _with_root(root, lambda r: r.status(repo))
+
+
+def diff(repo: str, root=None, revision: Optional[str] = None, local: bool = False,
+         endpoint: Optional[str] = None) -> dict:
+    r = _root(root, endpoint=endpoint)
+    try:
+        return r.diff(repo, revision, local=local)
+    finally:
+        if r is not root:
+            r.close()
 
 
 def ls(root=None) -> list:

@@ -104,6 +104,7 @@ def _load() -> ctypes.CDLL:
         "ms_pull_result_free": (None, [P]),
         "ms_ls_json": (I, [P, PP]),
         "ms_status_json": (I, [P, S, PP]),
+        "ms_diff_json": (I, [P, S, S, I, PP]),
         "ms_verify": (I, [P, S, I, P, PP]),
         "ms_remove": (I, [P, S]),
         "ms_gc": (I, [P, I, ctypes.POINTER(U64)]),
