@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <new>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ struct ms_root {
   std::string path;
   ms_config config;
   std::atomic<uint64_t> max_rate{0};
+  // LMDB allows one open of a log per process (storage/event_log.h): every call on a root
+  // path takes this mutex, shared by every handle of that path in the process, so calls from
+  // several threads run one at a time instead of failing with "already open".
+  std::shared_ptr<std::mutex> calls;
 };
 
 struct ms_cancel {
@@ -124,6 +129,23 @@ ms_code Out(const json& j, char** json_out) {
 }
 
 engine::Env EnvOf(const ms_root* root) { return engine::RealEnv(root->config.config); }
+
+// The call mutex of a root path, shared by every ms_root of that path in this process.
+std::shared_ptr<std::mutex> CallMutexFor(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<std::mutex>> by_path;
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = by_path.begin(); it != by_path.end();) {  // forget closed roots
+    it = it->second.expired() ? by_path.erase(it) : std::next(it);
+  }
+  auto& slot = by_path[path];
+  auto m = slot.lock();
+  if (!m) {
+    m = std::make_shared<std::mutex>();
+    slot = m;
+  }
+  return m;
+}
 
 bool IsRoot(const std::string& path) {
   struct stat st;
@@ -344,6 +366,7 @@ ms_code ms_root_open(const char* path, const ms_config* config, ms_root** out) {
     r->path = p;
     if (config != nullptr) r->config = *config;
     r->max_rate.store(r->config.max_rate);
+    r->calls = CallMutexFor(p);
     *out = r.release();
     return MS_OK;
   });
@@ -421,6 +444,7 @@ ms_code ms_pull(ms_root* root, const char* repo, const ms_pull_options* options,
   return Guard([&] {
     if (out) *out = nullptr;
     if (root == nullptr) return Invalid("ms_pull: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     const ms_pull_options defaults;
     const ms_pull_options& o = options ? *options : defaults;
     auto named = Named(root, repo);
@@ -488,6 +512,7 @@ ms_code ms_ls_json(ms_root* root, char** json_out) {
   return Guard([&] {
     if (json_out) *json_out = nullptr;
     if (root == nullptr) return Invalid("ms_ls_json: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     if (!IsRoot(root->path)) return Out(engine::LsJson(root->path, engine::StatusReport()), json_out);
     auto r = engine::ReadStatus(EnvOf(root), root->path, "");
     if (!r.ok()) return Fail(r.status());
@@ -499,6 +524,7 @@ ms_code ms_status_json(ms_root* root, const char* repo, char** json_out) {
   return Guard([&] {
     if (json_out) *json_out = nullptr;
     if (root == nullptr) return Invalid("ms_status_json: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     std::string filter;
     if (repo != nullptr) {
       auto named = Named(root, repo);
@@ -519,6 +545,7 @@ ms_code ms_diff_json(ms_root* root, const char* repo, const char* revision, int 
   return Guard([&] {
     if (json_out) *json_out = nullptr;
     if (root == nullptr) return Invalid("ms_diff_json: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     auto named = Named(root, repo);
     if (!named.ok()) return Fail(named.status());
     if (revision != nullptr && !named->revision.empty() && named->revision != revision) {
@@ -543,6 +570,7 @@ ms_code ms_verify(ms_root* root, const char* repo, int repair, ms_cancel* cancel
   return Guard([&] {
     if (json_out) *json_out = nullptr;
     if (root == nullptr) return Invalid("ms_verify: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     engine::VerifyOptions vo;
     vo.root = root->path;
     if (repo != nullptr) {
@@ -584,6 +612,7 @@ ms_code ms_verify(ms_root* root, const char* repo, int repair, ms_cancel* cancel
 ms_code ms_remove(ms_root* root, const char* repo) {
   return Guard([&] {
     if (root == nullptr) return Invalid("ms_remove: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     auto named = Named(root, repo);
     if (!named.ok()) return Fail(named.status());
     engine::RemoveOptions ro;
@@ -599,6 +628,7 @@ ms_code ms_gc(ms_root* root, int dry_run, uint64_t* bytes_freed) {
   return Guard([&] {
     if (bytes_freed) *bytes_freed = 0;
     if (root == nullptr) return Invalid("ms_gc: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     engine::GcOptions go;
     go.root = root->path;
     go.dry_run = dry_run != 0;
@@ -613,6 +643,7 @@ ms_code ms_gc(ms_root* root, int dry_run, uint64_t* bytes_freed) {
 ms_code ms_rebuild(ms_root* root, int fetch) {
   return Guard([&] {
     if (root == nullptr) return Invalid("ms_rebuild: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     engine::RebuildOptions ro;
     ro.root = root->path;
     ro.fetch = fetch != 0;
@@ -638,6 +669,7 @@ ms_code ms_rebuild(ms_root* root, int fetch) {
 ms_code ms_track(ms_root* root, const char* repo, const char* revision, const char* model_id) {
   return Guard([&] {
     if (root == nullptr) return Invalid("ms_track: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     auto named = Named(root, repo);
     if (!named.ok()) return Fail(named.status());
     modelsync::v1::RepoTracked t;
@@ -653,6 +685,7 @@ ms_code ms_track(ms_root* root, const char* repo, const char* revision, const ch
 ms_code ms_untrack(ms_root* root, const char* repo) {
   return Guard([&] {
     if (root == nullptr) return Invalid("ms_untrack: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     auto named = Named(root, repo);
     if (!named.ok()) return Fail(named.status());
     Status s = engine::Untrack(EnvOf(root), root->path, named->repo);
@@ -664,6 +697,7 @@ ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel, ch
   return Guard([&] {
     if (json_out) *json_out = nullptr;
     if (root == nullptr) return Invalid("ms_sync: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
     const engine::Env env = EnvOf(root);
     json results = json::array();
     if (!IsRoot(root->path)) return Out(results, json_out);

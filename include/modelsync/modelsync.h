@@ -25,17 +25,20 @@
  *    ms_root_open(), in a thread-safe way; nothing else is global. The process's umask,
  *    signal handlers and environment are never changed, and the environment is read only
  *    when a configuration asks for it (ms_config_new(1, ...)).
- *  - Several roots may be open at once, and the same root may be opened by several handles,
- *    threads and processes: writers take the root's lock and run one at a time, as two
- *    `modelsync` processes would (MS_OPT_NO_WAIT makes a pull fail with MS_ERR_LOCKED
- *    instead of waiting).
+ *  - Several roots may be open at once, in parallel. Within one process, the calls on one
+ *    root path (through any handle, from any thread) run one at a time: LMDB allows one open
+ *    of a log per process, so a status asked during a pull of the same root waits for the
+ *    pull to end (watch a pull through its events, or from another process: the CLI's
+ *    `status` works alongside). Across processes, writers take the root's lock and run one
+ *    at a time, as two `modelsync` processes would (MS_OPT_NO_WAIT makes a pull fail with
+ *    MS_ERR_LOCKED instead of waiting).
  *
  * THREADS
  *  ms_version, ms_api_version, ms_code_name, ms_free: any thread, any time.
  *  ms_last_error*: the calling thread's own last error.
  *  ms_config_*, ms_pull_options_*: one thread at a time per object; read-only (and so
  *    shareable) once passed to ms_root_open / ms_pull.
- *  ms_root_* operations: any thread; several at once on one handle are allowed.
+ *  operations on a root: any thread; on one root path they run one at a time (above).
  *  ms_cancel_fire: any thread, also from a signal handler (it only stores a flag).
  *
  * The same program's command line documents the behaviour behind each call: `modelsync

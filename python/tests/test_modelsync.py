@@ -236,3 +236,21 @@ def test_diff_says_what_an_update_changes(emu, tmp_path):
     main = modelsync.pull("fixtures/versions", root=root, endpoint=emu.url)
     assert main.commit == d["to_commit"]
     assert modelsync.diff("fixtures/versions", root, local=True)["identical"]
+
+
+def test_a_read_during_a_pull_of_the_same_root_waits_instead_of_failing(emu, tmp_path):
+    emu.faults(THROTTLE)
+    r = modelsync.Root(str(tmp_path), endpoint=emu.url, from_environment=False)
+    started, out = threading.Event(), {}
+
+    def run():
+        out["pull"] = r.pull(REPO, progress=lambda e: started.set())
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert started.wait(10)
+    models = r.ls()  # LMDB allows one open per process: this waits for the pull
+    t.join()
+    assert [m["repo"] for m in models] == [REPO]
+    assert out["pull"].marker_written
+    r.close()

@@ -228,7 +228,9 @@ def _run_interruptibly(work: Callable[[], int], cancel: Cancel) -> int:
 
 
 class Root:
-    """An open modelsync root. Usable from several threads; writers take the root's lock.
+    """An open modelsync root. Usable from several threads: calls on one root run one at a
+    time in a process (a status asked during a pull waits for it); other processes' writers
+    are serialised by the root's lock.
 
     from_environment: start the configuration from the environment as the command line does
     (HF_ENDPOINT, HF_TOKEN and its file, HF_HUB_OFFLINE, SSL_CERT_FILE & co., proxies,
