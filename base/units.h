@@ -20,6 +20,7 @@ Result<uint64_t> ParseRate(std::string_view text);           // bytes per second
 std::string FormatBytes(uint64_t bytes);                      // "1.5 GiB", "812 B"
 std::string FormatCount(uint64_t n);                         // "119M", "1.5B", "812"
 std::string FormatDuration(std::chrono::milliseconds d);      // "1h02m", "3.2s", "450ms"
+std::string FormatTimeMs(int64_t unix_ms);                   // "2026-11-25T20:11:03Z" (UTC)
 // An interval as a person types it, in its largest exact unit: "10m", "1h", "90s", "0";
 // ParseDuration reads it back to the same value.
 std::string FormatInterval(std::chrono::milliseconds d);

@@ -17,9 +17,12 @@
 
 #include "base/status.h"
 #include "base/units.h"
+#include "engine/add_local.h"
+#include "engine/catalog.h"
 #include "engine/daemon.h"
 #include "engine/diff.h"
 #include "engine/env.h"
+#include "engine/inspect.h"
 #include "engine/pull.h"
 #include "engine/recovery.h"
 #include "engine/repo_ref.h"
@@ -537,6 +540,46 @@ ms_code ms_status_json(ms_root* root, const char* repo, char** json_out) {
     auto r = engine::ReadStatus(EnvOf(root), root->path, filter);
     if (!r.ok()) return Fail(r.status());
     return Out(engine::StatusJson(root->path, *r, nullptr, offline), json_out);
+  });
+}
+
+ms_code ms_inspect_json(ms_root* root, const char* repo, char** json_out) {
+  return Guard([&] {
+    if (json_out) *json_out = nullptr;
+    if (root == nullptr) return Invalid("ms_inspect_json: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
+    auto named = Named(root, repo);
+    if (!named.ok()) return Fail(named.status());
+    auto r = engine::Inspect(EnvOf(root), root->path, named->repo);
+    if (!r.ok()) return Fail(r.status());
+    return Out(engine::InspectJson(root->path, *r), json_out);
+  });
+}
+
+ms_code ms_catalog_json(char** json_out) {
+  return Guard([&] {
+    json all = json::array();
+    for (const auto& e : engine::Catalog()) all.push_back(engine::CatalogEntryJson(e));
+    return Out(all, json_out);
+  });
+}
+
+ms_code ms_add_local(ms_root* root, const char* dir, const char* model_id, const char* repo,
+                     char** json_out) {
+  return Guard([&] {
+    if (json_out) *json_out = nullptr;
+    if (root == nullptr) return Invalid("ms_add_local: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
+    engine::AddLocalOptions o;
+    o.root = root->path;
+    o.dir = Str(dir);
+    o.model_id = Str(model_id);
+    o.repo = Str(repo);
+    if (o.dir.empty() || o.model_id.empty())
+      return Invalid("ms_add_local: give the model directory and a model id (the marker's name)");
+    auto r = engine::AddLocal(EnvOf(root), o);
+    if (!r.ok()) return Fail(r.status());
+    return Out(engine::AddLocalJson(*r, o.model_id), json_out);
   });
 }
 

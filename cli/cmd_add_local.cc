@@ -30,14 +30,7 @@ void RegisterAddLocal(CLI::App& app, CliContext& ctx) {
       return;
     }
     if (*json_out) {
-      nlohmann::json j = {{"repo", r->repo}, {"commit", r->commit}, {"model_dir", r->model_dir},
-                          {"marker", MarkerJson(r->marker_path.substr(0, r->marker_path.rfind('/')),
-                                                o->model_id, true, "written", "")},
-                          {"files", r->files},
-                          {"bytes_total", r->bytes_total}, {"model_type", r->model_type},
-                          {"quantization", r->quantization}, {"tensors", r->tensors},
-                          {"parameters", r->parameters}};
-      EmitJson(j);
+      EmitJson(engine::AddLocalJson(*r, o->model_id));
     } else {
       std::printf("%s added as %s @ %s\n  %s\n  marker %s\n  %s model, %s, %llu files, %s\n",
                   o->dir.c_str(), r->repo.c_str(), r->commit.substr(0, 12).c_str(),

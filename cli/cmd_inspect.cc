@@ -11,15 +11,7 @@
 namespace modelsync::cli {
 namespace {
 
-std::string IsoTime(int64_t ms) {
-  if (ms <= 0) return "";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string IsoTime(int64_t ms) { return ms > 0 ? FormatTimeMs(ms) : ""; }
 
 }  // namespace
 
@@ -43,24 +35,7 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
     }
     const auto& m = r->model;
     if (o->json) {
-      nlohmann::json files = nlohmann::json::array();
-      for (const auto& f : r->files) files.push_back({{"path", f.path}, {"size", f.size}});
-      nlohmann::json j = {{"repo", r->repo}, {"model_id", r->model_id}, {"ref", r->ref},
-                          {"commit", r->commit}, {"model_dir", r->model_dir},
-                          {"marker", MarkerJson(o->root, r->model_id, r->marker, "", "")},
-                          {"verified", IsoTime(r->verified_ms)},
-                          {"files", files}, {"bytes_total", r->total_bytes},
-                          {"is_model", r->is_model}};
-      if (r->is_model && r->check_error.empty()) {
-        j["model_type"] = m.model_type;
-        j["quantization"] = m.QuantSummary();
-        j["quantization_config_bits"] = m.config_quant.bits;
-        j["quantization_tensor_bits"] = m.tensor_quant.bits;
-        j["tensors"] = m.tensors;
-        j["parameters"] = m.parameters;
-      }
-      if (!r->check_error.empty()) j["check_error"] = r->check_error;
-      EmitJson(j);
+      EmitJson(engine::InspectJson(o->root, *r));
       return;
     }
     std::printf("%s @ %s (%s)\n  %s\n  marker %s; verified %s\n", r->repo.c_str(),

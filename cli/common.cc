@@ -148,13 +148,4 @@ void AddOutputFlags(CLI::App* cmd, OutputFlags* flags) {
 
 int ExitCodeFor(const Status& s) { return ExitClass(s); }
 
-std::string FormatTimeMs(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace modelsync::cli

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "base/units.h"
 #include "engine/env.h"
 #include "engine/report_json.h"
 
@@ -73,7 +74,7 @@ void AddEndpointOption(CLI::App* cmd, std::string* endpoint, bool with_token = t
 Status ReadRepoArgument(const std::string& root, std::string* repo, std::string* revision,
                         bool revision_given, bool quiet);
 
-// ISO 8601 UTC with seconds, "2026-11-25T20:11:03Z".
-std::string FormatTimeMs(int64_t unix_ms);
+// ISO 8601 UTC with seconds, "2026-11-25T20:11:03Z": base/units.h.
+using modelsync::FormatTimeMs;
 
 }  // namespace modelsync::cli

@@ -102,7 +102,14 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   MS_ASSIGN_OR_RETURN(ManifestKind kind, CheckManifest(o.dir, paths, false));
   if (kind == ManifestKind::kNoWeights)
     return Status::InvalidArgument(o.dir + " holds no weight files: add-local is for models");
-  MS_ASSIGN_OR_RETURN(ModelReport report, CheckModelDir(o.dir, paths));
+  auto checked = CheckModelDir(o.dir, paths);
+  if (!checked.ok() && checked.status().code() == StatusCode::kPermanent) {
+    // The model checks refused the directory given: an argument error (exit 2), before
+    // anything is written.
+    return Status::InvalidArgument(o.dir + " is not a model MLX can load: " +
+                                   checked.status().message());
+  }
+  MS_ASSIGN_OR_RETURN(ModelReport report, std::move(checked));
 
   MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
   JournalOptions jo;
@@ -168,7 +175,9 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   li.all_paths = li.kept_paths = paths;
   li.any_format = true;
   MS_ASSIGN_OR_RETURN(Loadability load, CheckLoadable(root + "/models/" + repo, li));
-  if (!load.loadable()) return Status::Permanent(load.reason);
+  if (!load.loadable()) {  // the directory given is not a model: an argument error (exit 2)
+    return Status::InvalidArgument(o.dir + " is not a model MLX can load: " + load.reason);
+  }
   std::vector<v1::Event> act;
   for (const auto& f : mf) act.push_back(FileMaterializedEvent(repo, commit, f.path, f.content_id));
   v1::Event ra;

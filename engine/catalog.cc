@@ -1,5 +1,7 @@
 #include "engine/catalog.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cctype>
 
@@ -31,6 +33,13 @@ const CatalogEntry* FindCatalogEntry(std::string_view s) {
   for (const auto& e : Catalog())
     if (lower(e.name) == want || lower(e.repo) == want) return &e;
   return nullptr;
+}
+
+uint64_t ParameterCount(const CatalogEntry& e) {
+  double n = std::strtod(e.parameters.c_str(), nullptr);
+  char unit = e.parameters.empty() ? ' ' : e.parameters.back();
+  double scale = unit == 'B' ? 1e9 : unit == 'M' ? 1e6 : unit == 'K' ? 1e3 : 1;
+  return static_cast<uint64_t>(n * scale + 0.5);
 }
 
 }  // namespace modelsync::engine

@@ -20,6 +20,8 @@ struct CatalogEntry {
 };
 
 const std::vector<CatalogEntry>& Catalog();
+// The entry's parameter count as a number ("0.5B" -> 500000000, "135M" -> 135000000).
+uint64_t ParameterCount(const CatalogEntry& e);
 // The entry whose name (case-insensitive) or repo id matches; nullptr when none.
 const CatalogEntry* FindCatalogEntry(std::string_view name_or_repo);
 

@@ -1,5 +1,7 @@
 #include "engine/report_json.h"
 
+#include "base/units.h"
+
 namespace modelsync::engine {
 
 nlohmann::json MarkerJson(const std::string& root, const std::string& id, bool written,
@@ -45,6 +47,48 @@ nlohmann::json DiffJson(const RevisionDiff& d) {
           {"removed", d.removed},     {"renamed", d.renamed},         {"unchanged", d.unchanged},
           {"fetch_bytes", d.fetch_bytes}, {"free_bytes", d.free_bytes}, {"to_bytes", d.to_bytes},
           {"changes", changes}};
+}
+
+nlohmann::json InspectJson(const std::string& root, const InspectReport& r) {
+  const auto& m = r.model;
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : r.files) files.push_back({{"path", f.path}, {"size", f.size}});
+  nlohmann::json j = {{"repo", r.repo}, {"model_id", r.model_id}, {"ref", r.ref},
+                      {"commit", r.commit}, {"model_dir", r.model_dir},
+                      {"marker", MarkerJson(root, r.model_id, r.marker, "", "")},
+                      {"verified", r.verified_ms > 0 ? FormatTimeMs(r.verified_ms) : ""},
+                      {"files", files}, {"bytes_total", r.total_bytes},
+                      {"is_model", r.is_model}};
+  if (r.is_model && r.check_error.empty()) {
+    j["model_type"] = m.model_type;
+    j["quantization"] = m.QuantSummary();
+    j["quantization_config_bits"] = m.config_quant.bits;
+    j["quantization_tensor_bits"] = m.tensor_quant.bits;
+    j["tensors"] = m.tensors;
+    j["parameters"] = m.parameters;
+  }
+  if (!r.check_error.empty()) j["check_error"] = r.check_error;
+  return j;
+}
+
+nlohmann::json CatalogEntryJson(const CatalogEntry& e) {
+  return {{"name", e.name},
+          {"repo", e.repo},
+          {"parameters", ParameterCount(e)},  // numbers are numbers in every --json
+          {"bytes_total", e.approx_bytes},
+          {"bytes_total_exact", e.use.find("(exact size)") != std::string::npos},
+          {"quantization", e.quantization},
+          {"use", e.use}};
+}
+
+nlohmann::json AddLocalJson(const PullSummary& s, const std::string& model_id) {
+  const size_t cut = s.marker_path.rfind('/');
+  return {{"repo", s.repo}, {"commit", s.commit}, {"model_dir", s.model_dir},
+          {"marker", MarkerJson(cut == std::string::npos ? "" : s.marker_path.substr(0, cut),
+                                model_id, true, "written", "")},
+          {"files", s.files}, {"bytes_total", s.bytes_total}, {"model_type", s.model_type},
+          {"quantization", s.quantization}, {"tensors", s.tensors},
+          {"parameters", s.parameters}};
 }
 
 nlohmann::json LsJson(const std::string& root, const StatusReport& r) {

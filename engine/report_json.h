@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/catalog.h"
 #include "engine/diff.h"
+#include "engine/inspect.h"
 #include "engine/pull.h"
 #include "engine/status.h"
 
@@ -23,6 +25,15 @@ nlohmann::json PullDoneJson(const PullSummary& s);
 
 // `diff --json` (docs/json/diff.schema.json).
 nlohmann::json DiffJson(const RevisionDiff& d);
+
+// `inspect --json` (docs/json/inspect.schema.json).
+nlohmann::json InspectJson(const std::string& root, const InspectReport& r);
+
+// One entry of `catalog --json` (docs/json/catalog.schema.json).
+nlohmann::json CatalogEntryJson(const CatalogEntry& e);
+
+// `add-local --json` (docs/json/add-local.schema.json) for a model added as model_id.
+nlohmann::json AddLocalJson(const PullSummary& s, const std::string& model_id);
 
 // `ls --json`: the installed models of the root (docs/json/ls.schema.json).
 nlohmann::json LsJson(const std::string& root, const StatusReport& report);

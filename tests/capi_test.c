@@ -212,6 +212,13 @@ int main(int argc, char** argv) {
   ms_free(json);
   CHECK(ms_status_json(a, "Tiny-Model-4bit", &json) == MS_OK); /* a model id works too */
   ms_free(json);
+  CHECK(ms_inspect_json(a, kRepo, &json) == MS_OK);
+  CHECK(json && strstr(json, "\"is_model\":true") != NULL);
+  ms_free(json);
+  CHECK(ms_inspect_json(a, "nobody/nothing", &json) == MS_ERR_NOT_FOUND);
+  CHECK(ms_catalog_json(&json) == MS_OK);
+  CHECK(json && json[0] == '[' && strstr(json, "\"repo\":\"mlx-community/") != NULL);
+  ms_free(json);
   /* What an update would change: nothing, asked of the hub and of the log alone. */
   CHECK(ms_diff_json(a, kRepo, NULL, 0, &json) == MS_OK);
   CHECK(json && strstr(json, "\"identical\":true") != NULL);

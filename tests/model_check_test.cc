@@ -462,7 +462,7 @@ TEST_CASE("add-local adopts a model directory: blobs, log, layout, marker; bad d
   nf.erase("tokenizer.json");
   WriteDir(bad.path(), nf);
   auto b = RunCli({"add-local", bad.path(), "--id", "bad"}, env);
-  CHECK(b.exit_code == 1);
+  CHECK(b.exit_code == 2);  // the directory given is no model: a bad argument
   CHECK(b.err.find("tokenizer.json: missing") != std::string::npos);
   CHECK(!fs::exists(root.path() + "/bad"));
 }

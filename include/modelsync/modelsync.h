@@ -251,6 +251,13 @@ MS_API ms_code ms_ls_json(ms_root* root, char** json_out);
  * (docs/json/status.schema.json; "daemon" is null: ask the daemon with the command line). */
 MS_API ms_code ms_status_json(ms_root* root, const char* repo, char** json_out);
 
+/* What a local model is: revision, files, model type, quantization, tensors: `modelsync
+ * inspect --json` (docs/json/inspect.schema.json). MS_ERR_NOT_FOUND when not installed. */
+MS_API ms_code ms_inspect_json(ms_root* root, const char* repo, char** json_out);
+/* The curated models known to load (no root, no network): a JSON array of the objects
+ * `modelsync catalog --json` prints (docs/json/catalog.schema.json). */
+MS_API ms_code ms_catalog_json(char** json_out);
+
 /* What updating repo to revision (NULL = "main") would change, changing nothing:
  * `modelsync diff --json` (docs/json/diff.schema.json). local = 1 compares with a revision
  * already in the log and sends no request (also when the configuration is offline).
@@ -276,6 +283,14 @@ MS_API ms_code ms_gc(ms_root* root, int dry_run, uint64_t* bytes_freed);
 /* Rebuilds models/ and the markers from the log and the blobs; with fetch, downloads what
  * the blobs lack. MS_ERR_DAMAGED when a model stays incomplete. */
 MS_API ms_code ms_rebuild(ms_root* root, int fetch);
+
+/* Adopts a model directory the caller already has: runs the model checks, stores its files
+ * as verified blobs, lays it out under models/<repo>/ and writes the marker model_id; status,
+ * verify and rebuild then treat it as pulled. repo NULL = "local/<model_id>". *json_out (may
+ * be NULL): `modelsync add-local --json` (docs/json/add-local.schema.json).
+ * MS_ERR_INVALID_ARGUMENT when the directory is no loadable model. */
+MS_API ms_code ms_add_local(ms_root* root, const char* dir, const char* model_id,
+                            const char* repo, char** json_out);
 
 /* ---- Watching --------------------------------------------------------------------------*/
 

@@ -254,3 +254,25 @@ def test_a_read_during_a_pull_of_the_same_root_waits_instead_of_failing(emu, tmp
     assert [m["repo"] for m in models] == [REPO]
     assert out["pull"].marker_written
     r.close()
+
+
+def test_inspect_catalog_and_add_local(emu, tmp_path):
+    m = modelsync.pull(REPO, root=str(tmp_path / "a"), endpoint=emu.url)
+    info = modelsync.inspect(REPO, str(tmp_path / "a"))
+    assert info["commit"] == m.commit and info["is_model"] and info["tensors"] > 0
+    names = {e["name"] for e in modelsync.catalog()}
+    assert names and all(isinstance(e["parameters"], int) for e in modelsync.catalog())
+    with modelsync.Root(str(tmp_path / "b"), from_environment=False) as b:
+        added = b.add_local(m.path, "mine")
+        assert added["repo"] == "local/mine" and Path(added["marker"]["path"]).exists()
+        assert b.verify()["damaged"] is False
+        weights_only = tmp_path / "weights-only"
+        weights_only.mkdir()
+        (weights_only / "model.safetensors").write_bytes(Path(m.path, "model.safetensors").read_bytes())
+        with pytest.raises(modelsync.InvalidArgumentError) as e:
+            b.add_local(str(weights_only), "broken")  # no config.json: not a model
+        assert "config.json" in str(e.value)
+        with pytest.raises(modelsync.InvalidArgumentError):
+            b.add_local(str(tmp_path / "no-such-dir"), "none")
+        assert b.verify()["damaged"] is False  # the refusals changed nothing that matters
+        assert [x["model_id"] for x in b.ls()] == ["mine"]

@@ -20,7 +20,7 @@ from . import _lib
 from ._lib import lib
 
 __all__ = [
-    "pull", "snapshot_download", "status", "diff", "ls", "verify", "remove", "gc", "rebuild",
+    "pull", "snapshot_download", "status", "diff", "ls", "inspect", "catalog", "verify", "remove", "gc", "rebuild",
     "Root", "Cancel", "Event", "PullResult", "default_root", "version",
     "ModelsyncError", "InvalidArgumentError", "IntegrityError", "RootInUseError",
     "NewerFormatError", "NoSpaceError", "NetworkError", "OfflineError", "NotFoundError",
@@ -361,6 +361,19 @@ class Root:
         return self._json(lambda out: lib.ms_diff_json(h, repo.encode(), rev, 1 if local else 0,
                                                        out))
 
+    def inspect(self, repo: str) -> dict:
+        """What a local model is (`modelsync inspect --json`): revision, files, model type,
+        quantization, tensors, parameters."""
+        h = self._handle()
+        return self._json(lambda out: lib.ms_inspect_json(h, repo.encode(), out))
+
+    def add_local(self, directory: str, model_id: str, repo: Optional[str] = None) -> dict:
+        """Adopts a model directory you already have (checked, stored as verified blobs, laid
+        out, marked): `modelsync add-local --json`."""
+        h = self._handle()
+        return self._json(lambda out: lib.ms_add_local(
+            h, os.fsencode(directory), model_id.encode(), repo.encode() if repo else None, out))
+
     def ls(self) -> list:
         """The installed models: the "models" of `modelsync ls --json`."""
         h = self._handle()
@@ -454,6 +467,17 @@ def diff(repo: str, root=None, revision: Optional[str] = None, local: bool = Fal
     finally:
         if r is not root:
             r.close()
+
+
+def catalog() -> list:
+    """The curated models known to load (`modelsync catalog --json`)."""
+    out = ctypes.c_void_p()
+    _check(lib.ms_catalog_json(ctypes.byref(out)))
+    return json.loads(_lib.take_string(out))
+
+
+def inspect(repo: str, root=None) -> dict:
+    return _with_root(root, lambda r: r.inspect(repo))
 
 
 def ls(root=None) -> list:
