@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +23,9 @@
 #include "engine/daemon.h"
 #include "engine/diff.h"
 #include "engine/env.h"
+#include "engine/event_format.h"
 #include "engine/inspect.h"
+#include "engine/journal.h"
 #include "engine/pull.h"
 #include "engine/recovery.h"
 #include "engine/repo_ref.h"
@@ -580,6 +583,62 @@ ms_code ms_add_local(ms_root* root, const char* dir, const char* model_id, const
     auto r = engine::AddLocal(EnvOf(root), o);
     if (!r.ok()) return Fail(r.status());
     return Out(engine::AddLocalJson(*r, o.model_id), json_out);
+  });
+}
+
+ms_code ms_log(ms_root* root, uint64_t from_seq, const char* repo, int64_t since_ms,
+               ms_line_fn fn, void* user) {
+  return Guard([&] {
+    if (root == nullptr) return Invalid("ms_log: root is NULL");
+    std::lock_guard<std::mutex> one_call(*root->calls);
+    if (fn == nullptr) return Invalid("ms_log: no line callback given");
+    std::string only;
+    if (repo != nullptr) {
+      auto named = Named(root, repo);
+      if (!named.ok()) return Fail(named.status());
+      only = named->repo;
+    }
+    const uint64_t from = from_seq == 0 ? 1 : from_seq;
+    std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for the repo filter
+    bool stopped = false;
+    auto emit = [&](const std::string& line) {
+      if (fn(line.c_str(), user) != 0) stopped = true;
+    };
+    Status s = engine::Journal::ScanLog(
+        root->path, only.empty() ? from : 1,  // a filter learns transfers from the start
+        [&](uint64_t seq, const modelsync::v1::Event& e) {
+          if (stopped) return Status::Cancelled("stopped by the caller");
+          if (!only.empty() && engine::RepoOfEvent(e, &transfers) != only) return Status::Ok();
+          if (seq < from || e.time_ms() < since_ms) return Status::Ok();
+          emit(engine::EventToJson(seq, e).dump(-1, ' ', false,
+                                                nlohmann::ordered_json::error_handler_t::replace));
+          return Status::Ok();
+        },
+        [&](uint64_t first, uint64_t last) {
+          if (stopped) return Status::Cancelled("stopped by the caller");
+          if (last < from) return Status::Ok();
+          first = std::max(first, from);
+          emit(json({{"compacted", {{"first", first}, {"last", last}, {"events", last - first + 1}}}})
+                   .dump());
+          return Status::Ok();
+        });
+    if (!s.ok() && !(stopped && s.IsCancelled())) return Fail(s);
+    return MS_OK;
+  });
+}
+
+ms_code ms_daemon_request(ms_root* root, const char* request, char** json_out) {
+  return Guard([&] {
+    if (json_out) *json_out = nullptr;
+    if (root == nullptr) return Invalid("ms_daemon_request: root is NULL");
+    const std::string r = Str(request);
+    if (r != "status" && r != "sync-now" && r != "reload" && r.rfind("rate ", 0) != 0)
+      return Invalid("ms_daemon_request: the request is \"status\", \"sync-now\", \"reload\" "
+                     "or \"rate <bytes/s>\", not '" + r + "'");
+    auto reply = engine::DaemonRequest(root->path, r);
+    if (!reply.ok()) return Fail(reply.status());
+    if (json_out) *json_out = Dup(*reply);
+    return MS_OK;
   });
 }
 

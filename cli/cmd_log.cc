@@ -10,7 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/event_format.h"
+#include "engine/event_format.h"
 #include "engine/journal.h"
 
 namespace modelsync::cli {
@@ -47,33 +47,6 @@ Result<int64_t> ParseSince(const std::string& text, int64_t now_ms) {
                                    ": give an ISO time (2026-11-25T20:00:00Z) or a duration "
                                    "ago (90s, 30m, 1h, 2d)");
   return now_ms - static_cast<int64_t>(dur->count()) * mult;
-}
-
-// The repo an event is about; transfer events through their TransferStarted.
-std::string RepoOf(const v1::Event& e, std::map<uint64_t, std::string>* transfers) {
-  switch (e.kind_case()) {
-    case v1::Event::kRepoTracked: return e.repo_tracked().repo();
-    case v1::Event::kRepoUntracked: return e.repo_untracked().repo();
-    case v1::Event::kRevisionResolved: return e.revision_resolved().repo();
-    case v1::Event::kTransferStarted:
-      (*transfers)[e.transfer_started().transfer_id()] = e.transfer_started().repo();
-      return e.transfer_started().repo();
-    case v1::Event::kRangesCommitted: return (*transfers)[e.ranges_committed().transfer_id()];
-    case v1::Event::kBlobVerified: return (*transfers)[e.blob_verified().transfer_id()];
-    case v1::Event::kTransferFailed: return (*transfers)[e.transfer_failed().transfer_id()];
-    case v1::Event::kFileMaterialized: return e.file_materialized().repo();
-    case v1::Event::kFileRemoved: return e.file_removed().repo();
-    case v1::Event::kRevisionActivated: return e.revision_activated().repo();
-    case v1::Event::kMarkerWritten: return e.marker_written().repo();
-    case v1::Event::kMarkerRemoved: return e.marker_removed().repo();
-    case v1::Event::kSyncFailed: return e.sync_failed().repo();
-    case v1::Event::kModelIdAssigned: return e.model_id_assigned().repo();
-    case v1::Event::kRepoRemoved: return e.repo_removed().repo();
-    case v1::Event::kSyncCompleted: return e.sync_completed().repo();
-    case v1::Event::kFileKept: return e.file_kept().repo();
-    case v1::Event::kManifestContinued: return e.manifest_continued().repo();
-    default: return "";
-  }
 }
 
 int RunLog(const LogOptions& o) {
@@ -120,12 +93,12 @@ int RunLog(const LogOptions& o) {
   Status s = engine::Journal::ScanLog(
       o.root, scan_from,
       [&](uint64_t seq, const v1::Event& e) {
-        if (!o.repo.empty() && RepoOf(e, &transfers) != o.repo) return Status::Ok();
+        if (!o.repo.empty() && engine::RepoOfEvent(e, &transfers) != o.repo) return Status::Ok();
         if (seq < o.from || e.time_ms() < since_ms) return Status::Ok();
         MS_RETURN_IF_ERROR(flush_gap());
-        return write(o.json ? EventToJson(seq, e).dump(
+        return write(o.json ? engine::EventToJson(seq, e).dump(
                                   -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                            : FormatEventText(seq, e));
+                            : engine::FormatEventText(seq, e));
       },
       on_gap);
   if (s.ok()) s = flush_gap();

@@ -88,6 +88,17 @@ struct bg_pull {
   ms_code code;
 };
 
+struct lines {
+  int n, stop_after, first_ok;
+};
+
+static int on_line(const char* line, void* user) {
+  struct lines* l = (struct lines*)user;
+  if (l->n == 0) l->first_ok = strncmp(line, "{\"seq\":1,", 8) == 0;
+  ++l->n;
+  return l->stop_after > 0 && l->n >= l->stop_after;
+}
+
 static void* pull_thread(void* arg) {
   struct bg_pull* b = (struct bg_pull*)arg;
   b->code = ms_pull(b->root, kRepo, NULL, NULL);
@@ -219,6 +230,18 @@ int main(int argc, char** argv) {
   CHECK(ms_catalog_json(&json) == MS_OK);
   CHECK(json && json[0] == '[' && strstr(json, "\"repo\":\"mlx-community/") != NULL);
   ms_free(json);
+  /* The log, as `log --json` lines; the callback may stop it. */
+  struct lines all = {0, 0, 0}, three = {0, 3, 0}, other = {0, 0, 0};
+  CHECK(ms_log(a, 0, NULL, 0, on_line, &all) == MS_OK);
+  CHECK(all.n > 10 && all.first_ok);
+  CHECK(ms_log(a, 1, NULL, 0, on_line, &three) == MS_OK);
+  CHECK(three.n == 3);
+  CHECK(ms_log(a, 0, "fixtures/versions", 0, on_line, &other) == MS_OK);
+  CHECK(other.n == 0);
+  CHECK(ms_log(a, 0, NULL, 0, NULL, NULL) == MS_ERR_INVALID_ARGUMENT);
+  /* No daemon runs on this root. */
+  CHECK(ms_daemon_request(a, "status", &json) == MS_ERR_NOT_FOUND);
+  CHECK(ms_daemon_request(a, "explode", &json) == MS_ERR_INVALID_ARGUMENT);
   /* What an update would change: nothing, asked of the hub and of the log alone. */
   CHECK(ms_diff_json(a, kRepo, NULL, 0, &json) == MS_OK);
   CHECK(json && strstr(json, "\"identical\":true") != NULL);

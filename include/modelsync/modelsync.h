@@ -258,6 +258,15 @@ MS_API ms_code ms_inspect_json(ms_root* root, const char* repo, char** json_out)
  * `modelsync catalog --json` prints (docs/json/catalog.schema.json). */
 MS_API ms_code ms_catalog_json(char** json_out);
 
+/* The event log in order (no network, no lock): each event as one line of `modelsync log
+ * --json` ({"seq", "time_ms", "time", "kind", "event"}), and each run of events compacted
+ * away by gc as {"compacted": {"first", "last", "events"}}. from_seq: the first event (0 or 1
+ * = the start); repo: only events about it (NULL = all); since_ms: only events at or after
+ * this Unix time in ms (0 = all). fn returns 0 to go on, non-zero to stop (then MS_OK). */
+typedef int (*ms_line_fn)(const char* json_line, void* user);
+MS_API ms_code ms_log(ms_root* root, uint64_t from_seq, const char* repo, int64_t since_ms,
+                      ms_line_fn fn, void* user);
+
 /* What updating repo to revision (NULL = "main") would change, changing nothing:
  * `modelsync diff --json` (docs/json/diff.schema.json). local = 1 compares with a revision
  * already in the log and sends no request (also when the configuration is offline).
@@ -306,6 +315,15 @@ MS_API ms_code ms_untrack(ms_root* root, const char* repo);
  * MS_ERR_NETWORK (or the first failure's code) when any repo failed; the others still ran. */
 MS_API ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel,
                        char** json_out);
+
+/* ---- The daemon ------------------------------------------------------------------------
+ * The daemon runs as its own process (`modelsync daemon`, or the systemd / launchd units
+ * that `cmake --install` puts in share/): one per root, syncing the watch list on schedule.
+ * ms_sync is the same pass, in this process. This asks a running daemon something over its
+ * control socket: request "status" (its live state, as `modelsync status --json` shows under
+ * "daemon"), "sync-now" (a pass now; the reply is the state after it), "reload" (re-read the
+ * watch list), "rate 10MB" (its download cap, "0" = none). *json_out: the daemon's JSON reply. MS_ERR_NOT_FOUND when no daemon runs on root. */
+MS_API ms_code ms_daemon_request(ms_root* root, const char* request, char** json_out);
 
 #ifdef __cplusplus
 } /* extern "C" */

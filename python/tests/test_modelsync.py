@@ -276,3 +276,36 @@ def test_inspect_catalog_and_add_local(emu, tmp_path):
             b.add_local(str(tmp_path / "no-such-dir"), "none")
         assert b.verify()["damaged"] is False  # the refusals changed nothing that matters
         assert [x["model_id"] for x in b.ls()] == ["mine"]
+
+
+def test_log_and_the_daemon(emu, tmp_path):
+    root = str(tmp_path)
+    with modelsync.Root(root, endpoint=emu.url, from_environment=False) as r:
+        m = r.pull(REPO)
+        events = r.log()
+        assert events[0]["seq"] == 1
+        assert any(e.get("kind") == "RevisionActivated" and e["event"]["commit"] == m.commit
+                   for e in events)
+        assert r.log(repo="fixtures/versions") == []
+        with pytest.raises(modelsync.NotFoundError):
+            r.daemon("status")
+        r.track(REPO)
+        env = dict(os.environ, MODELSYNC_ROOT=root, HF_ENDPOINT=emu.url)
+        d = subprocess.Popen([str(BUILD / "cli/modelsync"), "daemon"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            state = None
+            for _ in range(200):
+                try:
+                    state = r.daemon("status")
+                    break
+                except modelsync.NotFoundError:
+                    time.sleep(0.05)
+            assert state is not None and state["pid"] == d.pid
+            after = r.daemon("sync-now")
+            assert after["pid"] == d.pid
+            with pytest.raises(modelsync.InvalidArgumentError):
+                r.daemon("explode")
+        finally:
+            d.terminate()
+            d.wait(10)

@@ -374,6 +374,26 @@ class Root:
         return self._json(lambda out: lib.ms_add_local(
             h, os.fsencode(directory), model_id.encode(), repo.encode() if repo else None, out))
 
+    def log(self, from_seq: int = 1, repo: Optional[str] = None, since_ms: int = 0) -> list:
+        """The event log in order, as `modelsync log --json` lines (dicts); runs of events
+        compacted away by gc appear as {"compacted": {...}}."""
+        h = self._handle()
+        lines = []
+
+        def on_line(line, _user):
+            lines.append(json.loads(line))
+            return 0
+
+        cb = _lib.LINE_FN(on_line)
+        _check(lib.ms_log(h, from_seq, repo.encode() if repo else None, since_ms, cb, None))
+        return lines
+
+    def daemon(self, request: str = "status") -> dict:
+        """Asks the daemon running on this root ("status", "sync-now", "reload", "rate 10MB");
+        NotFoundError when none runs (start one with `modelsync daemon`)."""
+        h = self._handle()
+        return self._json(lambda out: lib.ms_daemon_request(h, request.encode(), out))
+
     def ls(self) -> list:
         """The installed models: the "models" of `modelsync ls --json`."""
         h = self._handle()

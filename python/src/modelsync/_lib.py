@@ -52,6 +52,7 @@ class Event(ctypes.Structure):
 
 
 EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(Event), ctypes.c_void_p)
+LINE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
 def _find() -> str:
@@ -108,6 +109,8 @@ def _load() -> ctypes.CDLL:
         "ms_inspect_json": (I, [P, S, PP]),
         "ms_catalog_json": (I, [PP]),
         "ms_add_local": (I, [P, S, S, S, PP]),
+        "ms_log": (I, [P, U64, S, ctypes.c_int64, LINE_FN, P]),
+        "ms_daemon_request": (I, [P, S, PP]),
         "ms_verify": (I, [P, S, I, P, PP]),
         "ms_remove": (I, [P, S]),
         "ms_gc": (I, [P, I, ctypes.POINTER(U64)]),

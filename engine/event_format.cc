@@ -1,12 +1,12 @@
-#include "cli/event_format.h"
+#include "engine/event_format.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
 #include "base/status.h"
-#include "cli/common.h"
+#include "base/units.h"
 
-namespace modelsync::cli {
+namespace modelsync::engine {
 namespace {
 
 namespace pb = google::protobuf;
@@ -240,4 +240,31 @@ nlohmann::ordered_json EventToJson(uint64_t seq, const Event& event) {
   return j;
 }
 
-}  // namespace modelsync::cli
+// The repo an event is about; transfer events through their TransferStarted.
+std::string RepoOfEvent(const modelsync::v1::Event& e, std::map<uint64_t, std::string>* transfers) {
+  switch (e.kind_case()) {
+    case modelsync::v1::Event::kRepoTracked: return e.repo_tracked().repo();
+    case modelsync::v1::Event::kRepoUntracked: return e.repo_untracked().repo();
+    case modelsync::v1::Event::kRevisionResolved: return e.revision_resolved().repo();
+    case modelsync::v1::Event::kTransferStarted:
+      (*transfers)[e.transfer_started().transfer_id()] = e.transfer_started().repo();
+      return e.transfer_started().repo();
+    case modelsync::v1::Event::kRangesCommitted: return (*transfers)[e.ranges_committed().transfer_id()];
+    case modelsync::v1::Event::kBlobVerified: return (*transfers)[e.blob_verified().transfer_id()];
+    case modelsync::v1::Event::kTransferFailed: return (*transfers)[e.transfer_failed().transfer_id()];
+    case modelsync::v1::Event::kFileMaterialized: return e.file_materialized().repo();
+    case modelsync::v1::Event::kFileRemoved: return e.file_removed().repo();
+    case modelsync::v1::Event::kRevisionActivated: return e.revision_activated().repo();
+    case modelsync::v1::Event::kMarkerWritten: return e.marker_written().repo();
+    case modelsync::v1::Event::kMarkerRemoved: return e.marker_removed().repo();
+    case modelsync::v1::Event::kSyncFailed: return e.sync_failed().repo();
+    case modelsync::v1::Event::kModelIdAssigned: return e.model_id_assigned().repo();
+    case modelsync::v1::Event::kRepoRemoved: return e.repo_removed().repo();
+    case modelsync::v1::Event::kSyncCompleted: return e.sync_completed().repo();
+    case modelsync::v1::Event::kFileKept: return e.file_kept().repo();
+    case modelsync::v1::Event::kManifestContinued: return e.manifest_continued().repo();
+    default: return "";
+  }
+}
+
+}  // namespace modelsync::engine
