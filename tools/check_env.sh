@@ -34,7 +34,7 @@ check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_fi
 public=$(grep -vE '^[[:space:]]*(#|$)' engine/PUBLIC | sed 's/^/engine\//')
 public_files=$(echo "$public" | tr '\n' ' ')
 # shellcheck disable=SC2086
-bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h capi/*.cc $public_files | sed 's/#include "//; s/"$//' |
+bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h capi/*.cc capi/*.h $public_files | sed 's/#include "//; s/"$//' |
       sort -u | while read -r h; do
         case "$h" in engine/*) echo "$public" | grep -qx "$h" || echo "$h" ;; *) echo "$h" ;; esac
       done)
