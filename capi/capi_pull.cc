@@ -75,8 +75,8 @@ class EventBridge final : public engine::PullObserver {
   void* user_;
 };
 
-engine::PullOptions BaseOptions(ms_root* root) {
-  engine::PullOptions po;
+// What the root's configuration says about every pull made through it.
+engine::PullOptions WithRootSettings(ms_root* root, engine::PullOptions po) {
   po.root = root->path;
   po.connections = root->config.connections;
   po.wait_for_lock = !root->config.no_wait;
@@ -148,7 +148,7 @@ ms_code ms_pull(ms_root* root, const char* repo, const ms_pull_options* options,
       return Invalid("'" + Str(repo) + "' names revision " + named->revision +
                      " but MS_PULL_REVISION says " + o.revision + ": give one");
     }
-    engine::PullOptions po = BaseOptions(root);
+    engine::PullOptions po = WithRootSettings(root, {});
     po.repo = named->repo;
     po.revision = !o.revision.empty() ? o.revision
                   : !named->revision.empty() ? named->revision
@@ -213,10 +213,8 @@ ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel, ch
     if (!list.ok()) return Fail(list.status());
     Status first;
     for (const auto& t : *list) {
-      engine::PullOptions po = engine::TrackedPullOptions(root->path, t);
-      po.connections = root->config.connections;
-      po.wait_for_lock = !root->config.no_wait;
-      po.max_rate = &root->max_rate;
+      engine::PullOptions po =
+          WithRootSettings(root, engine::TrackedPullOptions(root->path, t));
       if (cancel) po.cancel = &cancel->fired;
       EventBridge bridge(fn, user);
       auto r = engine::Pull(env, po, &bridge);

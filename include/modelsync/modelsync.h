@@ -42,8 +42,10 @@
  *  ms_cancel_fire: any thread, also from a signal handler (it only stores a flag).
  *
  * The same program's command line documents the behaviour behind each call: `modelsync
- * help pull`, README.md. The JSON documents returned here are exactly what the command
- * line prints with --json, described by docs/json/<command>.schema.json.
+ * help pull`, README.md. The JSON documents of ls, status, diff, inspect, catalog,
+ * add-local, log and a pull's result are exactly what the command line prints with --json
+ * (docs/json/<command>.schema.json); verify and sync return one summary document each,
+ * described at their calls (the command line streams lines for those).
  */
 #ifndef MODELSYNC_MODELSYNC_H
 #define MODELSYNC_MODELSYNC_H

@@ -91,17 +91,23 @@ _BY_CODE = {
 }
 
 
-def _check(code: int) -> None:
-    """Raises the error of a failed call (read on the calling thread, at once)."""
-    if code == _lib.OK:
-        return
-    message = _lib.text(lib.ms_last_error())
-    kind = _lib.text(lib.ms_last_error_kind())
-    detail = int(lib.ms_last_error_detail())
+def _last_error() -> tuple:
+    """The library's last error on this thread: (message, kind, detail)."""
+    return (_lib.text(lib.ms_last_error()), _lib.text(lib.ms_last_error_kind()),
+            int(lib.ms_last_error_detail()))
+
+
+def _error(code: int, message: str, kind: str, detail: int) -> ModelsyncError:
     cls = _BY_CODE.get(code, ModelsyncError)
     if cls is NetworkError and kind == "Offline":
         cls = OfflineError
-    raise cls(message, code, kind, detail)
+    return cls(message, code, kind, detail)
+
+
+def _check(code: int) -> None:
+    """Raises the error of a failed call (read on the calling thread, at once)."""
+    if code != _lib.OK:
+        raise _error(code, *_last_error())
 
 
 # ---- Values ----
@@ -200,9 +206,7 @@ def _run_interruptibly(work: Callable[[], int], cancel: Cancel) -> int:
             code = work()
             box["code"] = code
             if code != _lib.OK:  # thread-local in the library: read on this thread
-                box["error"] = (_lib.text(lib.ms_last_error()),
-                                _lib.text(lib.ms_last_error_kind()),
-                                int(lib.ms_last_error_detail()))
+                box["error"] = _last_error()
         finally:
             done.set()
 
@@ -219,11 +223,7 @@ def _run_interruptibly(work: Callable[[], int], cancel: Cancel) -> int:
         raise interrupted
     code = box["code"]
     if code != _lib.OK:
-        message, kind, detail = box["error"]
-        cls = _BY_CODE.get(code, ModelsyncError)
-        if cls is NetworkError and kind == "Offline":
-            cls = OfflineError
-        raise cls(message, code, kind, detail)
+        raise _error(code, *box["error"])
     return code
 
 
