@@ -37,7 +37,7 @@ struct seen {
   int files_done;
   uint64_t last_bytes;
   int monotonic;
-  ms_cancel* cancel_on_progress; /* fired once bytes move, when set */
+  ms_cancel* cancel_on_progress; /* fired a third of the way, when set */
   pthread_mutex_t mu;
 };
 
@@ -54,7 +54,11 @@ static void on_event(const ms_event* e, void* user) {
       if (!s->first_progress_at) s->first_progress_at = s->n;
       if (e->bytes_done < s->last_bytes || e->bytes_done > e->bytes_total) s->monotonic = 0;
       s->last_bytes = e->bytes_done;
-      if (s->cancel_on_progress && e->bytes_done > 0) ms_cancel_fire(s->cancel_on_progress);
+      /* A third of the way: the weights file (the small files are a few KB) has bytes on
+       * disk, which a cancel keeps. The first bytes alone may be a small file's, held in
+       * memory until it is whole and verified, which a cancel drops. */
+      if (s->cancel_on_progress && e->bytes_done * 3 >= e->bytes_total)
+        ms_cancel_fire(s->cancel_on_progress);
       break;
     case MS_EVENT_FILE_DONE:
       if (!s->file_done_at) s->file_done_at = s->n;
