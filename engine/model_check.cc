@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "engine/model_shapes.h"
 #include "engine/safetensors.h"
 
 namespace modelsync::engine {
@@ -177,9 +178,23 @@ Status CheckQuant(const std::map<std::string, SafetensorsInfo>& shards, const js
             (*ov)["bits"].is_number_integer())
           want = (*ov)["bits"].get<int>();
       }
-      if (want != bits)
+      if (want != bits) {
+        // Either the bits or the group size of config.json disagree with the tensors; both are
+        // said. MLX Swift quantizes each layer with config.json's group_size and bits and then
+        // refuses weights of other shapes (mlx-lm infers them from the tensors instead).
+        std::string alt;
+        const uint64_t packed = t->shape.back(), scale_cols = s->shape.back();
+        if (want > 0 && (packed * 32) % static_cast<uint64_t>(want) == 0) {
+          const uint64_t in = packed * 32 / static_cast<uint64_t>(want);
+          if (scale_cols > 0 && in % scale_cols == 0 && static_cast<int>(in / scale_cols) != gs)
+            alt = "; or, as " + std::to_string(want) + "-bit, its group size is " +
+                  std::to_string(in / scale_cols) + ", not config.json's " + std::to_string(gs);
+        }
         return Fail(name, "is packed as " + std::to_string(bits) + "-bit but config.json says " +
-                              std::to_string(want) + "-bit (quantization mismatch)");
+                              std::to_string(want) + "-bit" + alt +
+                              " (quantization mismatch: MLX Swift quantizes with config.json's "
+                              "bits and group_size and would refuse these weights)");
+      }
     }
   }
   uint64_t most = 0;
@@ -278,6 +293,10 @@ Result<ModelReport> CheckModelDir(const std::string& dir, const std::vector<std:
     shards.emplace(f, std::move(info));
   }
   if (all.count("model.safetensors.index.json")) MS_RETURN_IF_ERROR(CheckIndex(dir, all, shards));
+  std::map<std::string, const TensorInfo*> tensors;
+  for (const auto& [file, info] : shards)
+    for (const auto& t : info.tensors) tensors[t.name] = &t;
+  MS_RETURN_IF_ERROR(CheckShapes(config, tensors));
   MS_RETURN_IF_ERROR(CheckQuant(shards, config, &rep));
   return rep;
 }

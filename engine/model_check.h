@@ -16,7 +16,8 @@
 //      - model.safetensors.index.json, when present, maps every tensor to a shard that exists
 //        and holds it, and every tensor of a shard it names appears in it, mapped to that shard;
 //      - the quantization of config.json ("quantization" or "quantization_config": bits,
-//        group_size, mode, per-layer overrides) agrees with the packed U32 weights.
+//        group_size, mode, per-layer overrides) agrees with the packed U32 weights;
+//      - the tensors have the shapes config.json gives the architecture (model_shapes.h).
 //    Errors: kPermanent naming the file and the problem (kIOError when a file cannot be read).
 //
 // Quantization inference: a tensor "<p>.weight" of dtype U32 with a sibling "<p>.scales" is

@@ -50,7 +50,7 @@ std::string StFile(const std::vector<fixtures::TensorSpec>& t) {
 std::vector<fixtures::TensorSpec> Tensors() { return fixtures::QuantizedModelTensors(64 << 10); }
 
 Files TextFiles() {
-  return {{"config.json", fixtures::ModelConfigJson(256, 2)},
+  return {{"config.json", fixtures::ModelConfigJson(256, 2, fixtures::IntermediateSize(Tensors()))},
           {"tokenizer.json", fixtures::TokenizerJson(100)},
           {"tokenizer_config.json", fixtures::TokenizerConfigJson("")},
           {"README.md", "# test\n"}};
@@ -165,6 +165,36 @@ std::vector<Variant> Variants() {
     c.erase("quantization_config");
     f["config.json"] = c.dump();
     v.push_back({"quant-mismatch", f, "packed as 4-bit but config.json says 8-bit"});
+  }
+  {
+    Files f = SingleModel();
+    json c = json::parse(f["config.json"]);
+    c["quantization"]["group_size"] = 128;
+    c.erase("quantization_config");
+    f["config.json"] = c.dump();
+    v.push_back({"group-size-mismatch", f, "as 4-bit, its group size is 64, not config.json's 128"});
+  }
+  {  // the shapes config.json gives qwen2 (engine/model_shapes.h)
+    Files f = SingleModel();
+    json c = json::parse(f["config.json"]);
+    c["intermediate_size"] = c["intermediate_size"].get<int>() + 64;
+    f["config.json"] = c.dump();
+    v.push_back({"wrong-shape", f, "mlp.up_proj.weight: is packed as"});
+    c = json::parse(SingleModel()["config.json"]);
+    c["hidden_size"] = 512;
+    f["config.json"] = c.dump();
+    v.push_back({"wrong-norm", f, "input_layernorm.weight: has shape [256] but hidden_size 512"});
+    c = json::parse(SingleModel()["config.json"]);
+    c["num_hidden_layers"] = 3;
+    f["config.json"] = c.dump();
+    v.push_back({"missing-layer", f, "model.layers.2: has no tensors though num_hidden_layers 3"});
+    c["num_hidden_layers"] = 1;
+    f["config.json"] = c.dump();
+    v.push_back({"extra-layer", f, "belongs to layer 1 but num_hidden_layers 1 has no such layer"});
+    c = json::parse(SingleModel()["config.json"]);
+    c["tie_word_embeddings"] = false;
+    f["config.json"] = c.dump();
+    v.push_back({"no-lm-head", f, "lm_head.weight: is missing though tie_word_embeddings is false"});
   }
   return v;
 }
