@@ -1,52 +1,17 @@
 """The hub emulator for the Python package's tests: built fixtures served on loopback,
-started by the test session and stopped by its pid. MODELSYNC_BUILD_DIR names the build."""
-import json
-import os
-import subprocess
-import time
-import urllib.request
+started by the test session and stopped by its pid (tests/support/hub_emulator.py)."""
 from pathlib import Path
 
 import pytest
+from hub_emulator import BUILD, Emulator, make_fixtures  # tests/support (on PYTHONPATH)
 
-BUILD = Path(os.environ.get("MODELSYNC_BUILD_DIR", Path(__file__).resolve().parents[2] / "build"))
 REPO = "mlx-community/Tiny-Model-4bit"
 
 
-class Hub:
+class Hub(Emulator):
     def __init__(self, workdir: Path):
-        repos = workdir / "repos"
-        subprocess.run([str(BUILD / "tools/fixtures/make_fixtures"), "--out", str(repos),
-                        "--weights-bytes", "6MiB", "--only", "model", "versions"],
-                       check=True, stdout=subprocess.DEVNULL)
-        self.out = open(workdir / "emu.json", "w+")
-        self.proc = subprocess.Popen([str(BUILD / "tools/emulator/hub_emulator"), "--repos",
-                                      str(repos)], stdout=self.out, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            self.out.seek(0)
-            line = self.out.readline()
-            if line.strip():
-                break
-            time.sleep(0.02)
-        urls = json.loads(line)
-        self.url, self.cdn = urls["hub"], urls["cdn"]
-
-    def control(self, path: str, body=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        req = urllib.request.Request(self.url + "/_emulator/" + path, data=data, method="POST")
-        with urllib.request.urlopen(req) as r:
-            return json.loads(r.read() or b"{}")
-
-    def faults(self, *rules):
-        self.control("faults", {"faults": list(rules)})
-
-    def reset(self):
-        self.control("reset")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.out.close()
+        repos = make_fixtures(workdir / "repos", "model", "versions")
+        super().__init__(repos, workdir)
 
 
 @pytest.fixture(scope="session")
