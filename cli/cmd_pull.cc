@@ -170,6 +170,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   auto opts = std::make_shared<engine::PullOptions>();
   auto flags = std::make_shared<OutputFlags>();
   auto no_wait = std::make_shared<bool>(false);
+  auto hf_cache = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "pull",
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
@@ -193,6 +194,9 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--any-format", opts->any_format,
                 "Download a GGUF-only or PyTorch-only repo anyway (MLX cannot load it; no marker "
                 "is written unless the model checks pass)");
+  AddHfCacheOption(cmd, hf_cache.get(),
+                   "Also put the model into the Hugging Face cache (modelsync export): DIR, else\n"
+                   "$HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub");
   AddRootOption(cmd, &opts->root);
   AddEndpointOption(cmd, &opts->endpoint);
   AddOutputFlags(cmd, flags.get());
@@ -200,7 +204,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
       "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
-  cmd->callback([opts, flags, no_wait, cmd, &ctx]() {
+  cmd->callback([opts, flags, no_wait, hf_cache, cmd, &ctx]() {
     opts->wait_for_lock = !*no_wait;
     PullPrinter printer(*flags);
     if (Status s = ReadRepoArgument(opts->root, &opts->repo, &opts->revision,
@@ -224,6 +228,12 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       return;
     }
     printer.Done(*r);
+    if (cmd->count("--hf-cache") > 0) {
+      if (Status s = ExportAfterPull(opts->root, r->repo, *hf_cache, flags->json); !s.ok()) {
+        printer.Fail(s);
+        ctx.exit_code = ExitCodeFor(s);
+      }
+    }
   });
 }
 

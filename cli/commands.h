@@ -30,4 +30,12 @@ void RegisterRebuild(CLI::App& app, CliContext& ctx);
 void RegisterVerify(CLI::App& app, CliContext& ctx);
 void RegisterGc(CLI::App& app, CliContext& ctx);
 void RegisterRemove(CLI::App& app, CliContext& ctx);
+// cmd_hf_cache.cc: export / import, and pull's --hf-cache.
+void RegisterExport(CLI::App& app, CliContext& ctx);
+void RegisterImport(CLI::App& app, CliContext& ctx);
+void AddHfCacheOption(CLI::App* cmd, std::string* dir, const char* help);
+// After a pull: export repo to the cache dir ("" = the default cache); prints as export does
+// (with --json: one line {"event":"hf_cache", ...}).
+Status ExportAfterPull(const std::string& root, const std::string& repo, const std::string& dir,
+                       bool json);
 }  // namespace modelsync::cli

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterCatalog(app, ctx);
   modelsync::cli::RegisterInspect(app, ctx);
   modelsync::cli::RegisterAddLocal(app, ctx);
+  modelsync::cli::RegisterExport(app, ctx);
+  modelsync::cli::RegisterImport(app, ctx);
   modelsync::cli::RegisterCompletion(app, ctx);
   modelsync::cli::RegisterHelp(app, &ctx.exit_code);
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) sub->group("Commands");

@@ -46,7 +46,11 @@ Status ListSource(storage::Dir& dir, const std::string& prefix, const std::strin
       return Status::InvalidArgument(
           top + "/" + rel + " is " +
           (info.type == storage::FileInfo::Type::kSymlink ? "a symlink" : "not a regular file") +
-          ": add-local copies regular files only (copy the model with `cp -rL` first)");
+          ": add-local copies regular files only (copy the model with `cp -rL` first" +
+          (top.find("/snapshots/") != std::string::npos
+               ? "; for a Hugging Face cache snapshot, `modelsync import --hf-cache` adopts its "
+                 "blobs and `modelsync pull` then lays the model out without downloading it)"
+               : ")"));
     }
   }
   return Status::Ok();

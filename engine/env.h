@@ -56,6 +56,10 @@ struct Config {
     std::string http, https, all, no_proxy;
     std::string http_from, https_from, all_from;
   } proxy;
+  // The Hugging Face cache huggingface_hub uses (engine/hf_cache.h): HF_HUB_CACHE, else
+  // HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+  // $HOME/.cache/huggingface/hub; "" when none of them is set.
+  std::string hf_cache;
   // --allow-insecure-redirects: follow an https -> http redirect (refused otherwise).
   bool allow_insecure_redirects = false;
   uint64_t chunk_bytes = kDefaultChunkBytes;

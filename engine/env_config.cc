@@ -88,6 +88,15 @@ Result<Config> ConfigFromEnvironment() {
   } else if (const char* h = Var("HOME")) {
     c.token = ReadTokenFile(std::string(h) + "/.cache/huggingface/token");
   }
+  if (const char* v = Var("HF_HUB_CACHE") ? Var("HF_HUB_CACHE") : Var("HUGGINGFACE_HUB_CACHE")) {
+    c.hf_cache = v;
+  } else if (const char* home = Var("HF_HOME")) {
+    c.hf_cache = std::string(home) + "/hub";
+  } else if (const char* xdg = Var("XDG_CACHE_HOME")) {
+    c.hf_cache = std::string(xdg) + "/huggingface/hub";
+  } else if (const char* h = Var("HOME")) {
+    c.hf_cache = std::string(h) + "/.cache/huggingface/hub";
+  }
   for (const char* name : {"CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}) {
     const char* v = Var(name);
     if (!v) continue;

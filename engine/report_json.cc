@@ -147,4 +147,24 @@ nlohmann::json StatusJson(const std::string& root, const StatusReport& r,
           {"damaged", r.damaged()}};
 }
 
+nlohmann::json HfExportJson(const HfExport& e) {
+  return {{"repo", e.repo},         {"commit", e.commit},
+          {"ref", e.ref},           {"cache", e.cache},
+          {"snapshot", e.snapshot}, {"snapshot_created", e.snapshot_created},
+          {"files", e.files},       {"linked", e.linked},
+          {"copied", e.copied},     {"kept", e.kept},
+          {"bytes_copied", e.bytes_copied}};
+}
+
+nlohmann::json HfImportRepoJson(const std::string& cache, const HfImportRepo& r) {
+  return {{"repo", r.repo},
+          {"cache", cache},
+          {"snapshots", r.snapshots},
+          {"files", r.files},
+          {"adopted", r.adopted},
+          {"already", r.already},
+          {"bytes_adopted", r.bytes_adopted},
+          {"damaged", r.damaged}};
+}
+
 }  // namespace modelsync::engine

@@ -8,6 +8,7 @@
 
 #include "engine/catalog.h"
 #include "engine/diff.h"
+#include "engine/hf_cache.h"
 #include "engine/inspect.h"
 #include "engine/pull.h"
 #include "engine/status.h"
@@ -42,5 +43,9 @@ nlohmann::json LsJson(const std::string& root, const StatusReport& report);
 // or null; offline: HF_HUB_OFFLINE was in force.
 nlohmann::json StatusJson(const std::string& root, const StatusReport& report,
                           const nlohmann::json& daemon, bool offline);
+
+// export (docs/json/export.schema.json) and import (import.schema.json, one line per repo).
+nlohmann::json HfExportJson(const HfExport& e);
+nlohmann::json HfImportRepoJson(const std::string& cache, const HfImportRepo& r);
 
 }  // namespace modelsync::engine

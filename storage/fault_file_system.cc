@@ -178,6 +178,16 @@ class FaultDir final : public Dir {
     fs_->NoteEntry(FaultFileSystem::EntryOp::kLink, "", "", to.path(), std::string(to_name));
     return Status::Ok();
   }
+  Status Symlink(std::string_view target, std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path()));
+    std::string full = JoinP(path(), name);
+    OpScope op_scope(fs_, FsOp::kCreate, full);
+    if (int e = op_scope.err()) return Status::FromErrno(e, "symlink at " + full);
+    MS_RETURN_IF_ERROR(base_->Symlink(target, name));
+    fs_->NoteEntry(FaultFileSystem::EntryOp::kCreateFile, path(), std::string(name), "", "");
+    return Status::Ok();
+  }
+  Result<std::string> ReadLink(std::string_view name) override { return base_->ReadLink(name); }
   Status Unlink(std::string_view name) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path()));
     OpScope op_scope(fs_, FsOp::kRemove, JoinP(path(), name));

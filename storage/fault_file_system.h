@@ -62,7 +62,7 @@ enum class FsOp : int {
   kSync,       // File::DataSync, File::Sync, Dir::Sync
   kRename,     // Dir::Rename, Dir::Exchange
   kLink,       // Dir::Link
-  kCreate,     // Dir::OpenFile with a create mode, Dir::MakeDir
+  kCreate,     // Dir::OpenFile with a create mode, Dir::MakeDir, Dir::Symlink
   kRemove,     // Dir::Unlink, Dir::RemoveDir, Dir::RemoveTree
   kAllocate,   // File::Allocate, File::Truncate
   kCommit,     // an event-log commit reported through Tick() (not a FileSystem call)

@@ -211,6 +211,30 @@ class RealDir final : public Dir {
       return Err(errno, "link " + Join(path_, name) + " to", Join(to.path(), to_name));
     return Status::Ok();
   }
+  Status Symlink(std::string_view target, std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string t(target), n(name);
+    if (t.empty() || t.find('\0') != std::string::npos)
+      return Status::InvalidArgument("symlink " + Join(path_, name) + ": empty or NUL in target");
+    if (::symlinkat(t.c_str(), fd_.get(), n.c_str()) != 0)
+      return Err(errno, "symlink " + t + " at", Join(path_, name));
+    return Status::Ok();
+  }
+  Result<std::string> ReadLink(std::string_view name) override {
+    MS_RETURN_IF_ERROR(CheckComponent(name, path_));
+    std::string n(name);
+    std::string buf(4096, '\0');
+    ssize_t len = ::readlinkat(fd_.get(), n.c_str(), buf.data(), buf.size());
+    if (len < 0) {
+      if (errno == EINVAL)
+        return Status::InvalidArgument(Join(path_, name) + " is not a symlink", EINVAL);
+      return Err(errno, "readlink", Join(path_, name));
+    }
+    if (static_cast<size_t>(len) >= buf.size())
+      return Status::InvalidArgument(Join(path_, name) + ": symlink target too long");
+    buf.resize(static_cast<size_t>(len));
+    return buf;
+  }
   Status Clone(std::string_view name, Dir& to, std::string_view to_name, uint32_t perm) override {
     MS_RETURN_IF_ERROR(CheckComponent(name, path_));
     MS_RETURN_IF_ERROR(CheckComponent(to_name, to.path()));

@@ -119,6 +119,12 @@ class Dir {
   // True when the file system holding this directory makes reflinks (btrfs, XFS): there a
   // model file is a reflinked copy of its blob, not a hard link. Default false.
   virtual bool ClonesFiles() { return false; }
+  // symlinkat: this/name becomes a symbolic link holding target (neither checked nor
+  // followed). Fails (IOError, detail EEXIST) when name exists.
+  virtual Status Symlink(std::string_view target, std::string_view name) = 0;
+  // readlinkat: what the symbolic link this/name holds. kInvalidArgument (detail EINVAL)
+  // when name is not a symlink.
+  virtual Result<std::string> ReadLink(std::string_view name) = 0;
   virtual Status Unlink(std::string_view name) = 0;
   virtual Status RemoveDir(std::string_view name) = 0;
   // Removes name and, if it is a directory, everything below it (symlinks are removed, never
