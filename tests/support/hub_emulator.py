@@ -58,8 +58,9 @@ class Emulator:
     def stats(self):
         return self.control("stats", method="GET")
 
-    def log(self):
-        return self.control("log", method="GET")
+    def log(self, since: int = 0):
+        """Request log entries with seq > since (tools/EMULATOR.md)."""
+        return self.control(f"log?since={since}", method="GET")
 
     def stop(self):
         if self.proc.poll() is None:
