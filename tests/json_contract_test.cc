@@ -167,10 +167,22 @@ TEST_CASE("every command's --json, success and failure, is valid against its sch
   c.Run({"rm", "mine"}, 0);
   c.Run({"remove", "never/pulled"}, 8);
 
+  // The Hugging Face cache: export, pull --hf-cache (its "hf_cache" line), import elsewhere.
+  const std::string hf = work.path() + "/hf";
+  c.Run({"export", kModel, "--hf-cache", hf}, 0);
+  c.Run({"export", "never/pulled", "--hf-cache", hf}, 8);
+  auto with_export = c.Run({"pull", kVersions, "--hf-cache", hf}, 0);
+  bool saw_export = false;
+  for (const auto& j : with_export) saw_export |= j.value("event", "") == "hf_cache";
+  CHECK(saw_export);
+  auto imported = c.Run({"import", "--hf-cache", hf, "--root", work.path() + "/root2"}, 0);
+  CHECK(imported.size() == 2);
+  c.Run({"import", "--hf-cache", work.path() + "/no-cache"}, 2);
+
   // Every command with --json was checked, each with a failure.
   for (const char* cmd : {"pull", "status", "ls", "log", "diff", "inspect", "catalog", "track",
                           "list", "sync", "untrack", "verify", "rebuild", "gc", "add-local",
-                          "remove"}) {
+                          "remove", "export", "import"}) {
     INFO(cmd);
     CHECK(c.checked().count(cmd) == 1);
     CHECK(c.checked().at(cmd) >= 2);

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# modelsync vs its peers (curl + sha256sum, aria2c -x8 -s8, @huggingface/hub snapshotDownload)
+# modelsync vs its peers (curl + sha256sum, aria2c -x8 -s8, @huggingface/hub snapshotDownload,
+# huggingface_hub's `hf download` with its default --max-workers 8 and tuned to 16)
 # on hub_emulator, every scenario of issue 9 (and issue 4's comparison), tools alternating per
 # round. Writes BENCHMARKS.md at the repo root (table + machine). One command:
 #
 #   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6]
-#                      [--tools modelsync,curl,aria2c,hfjs] [--build DIR] [--out FILE]
+#                      [--tools modelsync,curl,aria2c,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
 # Builds build-bench (Release) if needed, installs aria2 and GNU time with apt-get and
-# @huggingface/hub@2.17.5 with npm when missing. Work files go to <build>/bench-work (on the
+# @huggingface/hub@2.17.5 with npm when missing; `hf` comes from the repo's .venv
+# (tools/setup-venv.sh, huggingface_hub pinned in tools/requirements.txt). Work files go to <build>/bench-work (on the
 # same disk as the build, not tmpfs) and are removed at the end.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,hfjs
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,hfjs,hf,hf16
 build="$src/build-bench" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,6 +50,9 @@ if [ ! -f "$deps/node_modules/@huggingface/hub/package.json" ]; then
   mkdir -p "$deps"
   npm install --no-audit --no-fund --no-save --prefix "$deps" @huggingface/hub@2.17.5 >/dev/null
 fi
+
+bash "$src/tools/setup-venv.sh" >/dev/null
+hf="$src/.venv/bin/hf"
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- fixtures and emulator -----------------------------------------------------------------
@@ -93,6 +98,7 @@ fetch_cmd() {
     curl) echo "mkdir -p '$dest' && cd '$dest' && curl -sfL --create-dirs ${CURL_EXTRA:-} -K '$l/curl.cfg' && { [ ! -s '$l/sums' ] || sha256sum -c --quiet '$l/sums'; }" ;;
     aria2c) echo "aria2c -x8 -s8 -j8 -d '$dest' -i '$l/aria2.txt' --console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
     hfjs) echo "node '$src/tools/bench/hfjs.mjs' '$deps' '$hub' '$repo' '$dest' '$rev'" ;;
+    hf|hf16) echo "HF_ENDPOINT='$hub' HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 '$hf' download '$repo' --revision '$rev' --cache-dir '$dest' --format quiet$([ "$tool" = hf16 ] && echo ' --max-workers 16')" ;;
   esac
 }
 # Where the files of REPO@REV end up for a tool.
@@ -100,7 +106,7 @@ result_dir() {  # tool repo dest commit
   case $1 in
     modelsync) echo "$3/models/$2" ;;
     curl|aria2c) echo "$3" ;;
-    hfjs) echo "$3/models--${2/\//--}/snapshots/$4" ;;
+    hfjs|hf|hf16) echo "$3/models--${2/\//--}/snapshots/$4" ;;
   esac
 }
 results="$work/results.tsv"; : >"$results"
@@ -176,14 +182,14 @@ if has 5; then
   rm -rf "$work"/s5-*
 fi
 if has 6; then
-  for tool in modelsync hfjs; do
+  for tool in modelsync hfjs hf hf16; do
     [[ ",$tools," == *",$tool,"* ]] || continue
     dest="$work/s1-$tool"
     [ -d "$dest" ] && has 1 || { fresh "$dest"; untimed "$tool" model "$MODEL" main "$dest"; }
   done
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
-      case $tool in modelsync|hfjs) ;; *) continue ;; esac
+      case $tool in modelsync|hfjs|hf|hf16) ;; *) continue ;; esac
       measure 6 "$tool" "$r" model "$MODEL" main "$work/s1-$tool" ""
     done
   done
@@ -199,7 +205,7 @@ mach="$work/machine.txt"
   echo "load average (1/5/15 min) at start: $load0; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every tool alike; rounds alternate tools)"
   echo "disk: $(df -hT "$work" | awk 'NR==2 {print $1" "$2", "$3" total, "$5" free"}')"
   echo "modelsync: $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet || echo '+dirty'), $(basename "$build") $(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
-  echo "peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(aria2c --version | head -1), @huggingface/hub $(jq -r .version "$deps/node_modules/@huggingface/hub/package.json") on node $(node --version), $(sha256sum --version | head -1)"
+  echo "peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(aria2c --version | head -1), @huggingface/hub $(jq -r .version "$deps/node_modules/@huggingface/hub/package.json") on node $(node --version), huggingface_hub $("$hf" version 2>/dev/null | sed -n 's/.*huggingface_hub version: *//p' | head -1) (hf download, Python $("$src/.venv/bin/python" -c 'import platform; print(platform.python_version())')), $(sha256sum --version | head -1)"
 } >"$mach"
 python3 "$src/tools/bench/report.py" "$results" "$mach" "$size" "$rounds" "$weight_bytes" \
   "$(wc -l <"$work/lists/many/paths")" "$src/tools/bench/ANALYSIS.md" >"$out"
