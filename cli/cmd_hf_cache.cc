@@ -1,5 +1,7 @@
 // modelsync export REPO [--hf-cache [DIR]] and modelsync import --hf-cache [DIR] [REPO...]:
 // share bytes with the Hugging Face cache (engine/hf_cache.h).
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/hf_cache.h"
+#include "engine/repo_path.h"
 #include "engine/report_json.h"
 
 namespace modelsync::cli {
@@ -21,6 +24,19 @@ const char kCacheHelp[] =
 
 std::string CacheDir(const std::string& given) {
   return given.empty() ? CliEnv().config.hf_cache : given;
+}
+
+// `--hf-cache org/name` takes the repo for the cache directory (DIR is optional): a value that
+// is no directory here, reads as a repo id and not as a path, is the repo.
+bool TookRepo(std::string* cache_value, std::string* repo) {
+  const std::string& v = *cache_value;
+  if (v.empty() || v[0] == '/' || v[0] == '.' || v[0] == '~' || v.back() == '/') return false;
+  struct stat st;
+  if (::stat(v.c_str(), &st) == 0) return false;
+  if (!engine::ValidateRepoId(v).ok()) return false;
+  *repo = v;
+  cache_value->clear();
+  return true;
 }
 
 void PrintExport(const engine::HfExport& e) {
@@ -65,12 +81,18 @@ void RegisterExport(CLI::App& app, CliContext& ctx) {
       "(models--org--name/blobs, snapshots/<commit>, refs/<ref>), so mlx-lm, transformers and\n"
       "`hf` find it offline. Blobs are hard-linked from modelsync's store: no extra bytes on\n"
       "one file system (copied, and said, across file systems).");
-  cmd->add_option("repo", o->repo, "Repo id of a model pulled into this root (org/name)")
-      ->required();
+  cmd->add_option("repo", o->repo, "Repo id of a model pulled into this root (org/name)");
   AddHfCacheOption(cmd, &o->cache, kCacheHelp);
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
   cmd->callback([o, &ctx]() {
+    if (o->repo.empty()) TookRepo(&o->cache, &o->repo);
+    if (o->repo.empty()) {
+      ctx.exit_code = ReportError(Status::InvalidArgument("export needs a repo: modelsync "
+                                                          "export ORG/NAME [--hf-cache DIR]"),
+                                  o->json);
+      return;
+    }
     auto r = engine::ExportToHfCache(CliEnv(), o->root, o->repo, CacheDir(o->cache));
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status(), o->json);
@@ -101,6 +123,7 @@ void RegisterImport(CLI::App& app, CliContext& ctx) {
   cmd->footer("Exit status: 0 every blob was adopted or already here; 3 some file of the cache "
               "is damaged\n(its bytes do not match its name; the others were adopted).");
   cmd->callback([o, &ctx]() {
+    if (std::string repo; TookRepo(&o->cache, &repo)) o->repos.insert(o->repos.begin(), repo);
     auto r = engine::ImportFromHfCache(CliEnv(), o->root, CacheDir(o->cache), o->repos);
     if (!r.ok()) {
       ctx.exit_code = ReportError(r.status(), o->json);

@@ -181,8 +181,11 @@ def test_hf_download_then_import_then_pull_fetches_nothing_from_the_cdn(mlx_fixt
     assert done["bytes_fetched"] == 0 and done["marker"]["written"]
     assert hub.stats()["cdn"]["requests"] == 0
     assert generate(Path(done["model_dir"]), expected) == expected["repos"][QWEN]["v2"]["tokens"]
-    # Importing again adopts nothing new.
-    _, lines = modelsync("import", "--hf-cache", str(cache), "--json", root=root)
+    # Importing again adopts nothing new. (`--hf-cache REPO`: DIR is optional, the default
+    # cache is $HF_HUB_CACHE, and a repo id there is the repo.)
+    _, lines = modelsync("import", "--hf-cache", QWEN, "--json", root=root,
+                         env={"HF_HUB_CACHE": str(cache)})
+    assert len(lines) == 1 and lines[0]["repo"] == QWEN
     assert lines[0]["adopted"] == 0 and lines[0]["already"] == 5
 
 
