@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/hf_cache.h"
-#include "engine/repo_path.h"
+#include "engine/repo_ref.h"
 #include "engine/report_json.h"
 
 namespace modelsync::cli {
@@ -33,8 +33,9 @@ bool TookRepo(std::string* cache_value, std::string* repo) {
   if (v.empty() || v[0] == '/' || v[0] == '.' || v[0] == '~' || v.back() == '/') return false;
   struct stat st;
   if (::stat(v.c_str(), &st) == 0) return false;
-  if (!engine::ValidateRepoId(v).ok()) return false;
-  *repo = v;
+  auto ref = engine::ParseRepoRef(v);
+  if (!ref.ok() || !ref->revision.empty() || ref->repo.find('/') == std::string::npos) return false;
+  *repo = ref->repo;
   cache_value->clear();
   return true;
 }
