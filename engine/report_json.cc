@@ -167,4 +167,38 @@ nlohmann::json HfImportRepoJson(const std::string& cache, const HfImportRepo& r)
           {"damaged", r.damaged}};
 }
 
+nlohmann::json GgufJson(const std::string& path, const GgufInfo& g) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : g.tensors) {
+    const GgmlType* type = FindGgmlType(t.type);
+    tensors.push_back({{"name", t.name}, {"type", type ? type->name : "?"}, {"dims", t.dims},
+                       {"offset", t.offset}, {"bytes", t.bytes}});
+  }
+  // ordered_json -> json (the document's own type), strings with invalid UTF-8 replaced.
+  auto plain = [](const nlohmann::ordered_json& v) {
+    return nlohmann::json::parse(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  nlohmann::json meta = nlohmann::json::object();
+  size_t i = 0;
+  for (const auto& [key, value] : g.metadata.items()) {
+    const auto [type, elem] = g.metadata_types[i++];
+    if (type != 9) {
+      meta[key] = plain(value);
+      continue;
+    }
+    nlohmann::json head = nlohmann::json::array();
+    for (size_t k = 0; k < value.size() && k < 8; ++k) head.push_back(plain(value[k]));
+    meta[key] = {{"array_of", GgufValueTypeName(elem)}, {"count", value.size()}, {"head", head}};
+  }
+  return {{"gguf", path},
+          {"version", g.version},
+          {"architecture", g.architecture},
+          {"alignment", g.alignment},
+          {"data_offset", g.data_offset},
+          {"file_size", g.file_size},
+          {"tensor_count", g.tensors.size()},
+          {"tensors", tensors},
+          {"metadata", meta}};
+}
+
 }  // namespace modelsync::engine

@@ -8,6 +8,7 @@
 
 #include "engine/catalog.h"
 #include "engine/diff.h"
+#include "engine/gguf.h"
 #include "engine/hf_cache.h"
 #include "engine/inspect.h"
 #include "engine/pull.h"
@@ -47,5 +48,9 @@ nlohmann::json StatusJson(const std::string& root, const StatusReport& report,
 // export (docs/json/export.schema.json) and import (import.schema.json, one line per repo).
 nlohmann::json HfExportJson(const HfExport& e);
 nlohmann::json HfImportRepoJson(const std::string& cache, const HfImportRepo& r);
+
+// inspect FILE.gguf (docs/json/inspect.schema.json, the "gguf" document): the header, every
+// tensor, and the metadata with each array given as {"array_of", "count", "head" (its first 8)}.
+nlohmann::json GgufJson(const std::string& path, const GgufInfo& g);
 
 }  // namespace modelsync::engine

@@ -123,6 +123,21 @@ TEST_CASE("every command's --json, success and failure, is valid against its sch
   c.Run({"diff", "nobody/nothing"}, 8);
   c.Run({"inspect", "tiny"}, 0);
   c.Run({"inspect", "nobody/nothing"}, 8);
+  {  // inspect FILE.gguf: a header with one key and no tensors; then a truncated one.
+    std::string g("GGUF\x03\0\0\0", 8);
+    auto u64 = [&](uint64_t v) { g.append(reinterpret_cast<const char*>(&v), 8); };
+    u64(0);
+    u64(1);
+    u64(20);
+    g += "general.architecture";
+    g.append("\x08\0\0\0", 4);
+    u64(5);
+    g += "llama";
+    std::ofstream(work.path() + "/tiny.gguf", std::ios::binary) << g;
+    std::ofstream(work.path() + "/cut.gguf", std::ios::binary) << g.substr(0, 30);
+    c.Run({"inspect", work.path() + "/tiny.gguf"}, 0);
+    c.Run({"inspect", work.path() + "/cut.gguf"}, 2);
+  }
   c.Run({"catalog"}, 0);
   c.Run({"catalog", "extra"}, 2);
 

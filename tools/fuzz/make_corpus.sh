@@ -4,7 +4,8 @@
 #   - hub_json/, tree_listing/, hub_headers/: real answers of the hub emulator serving the
 #     standard fixtures (revision info, tree pages with Link headers, error bodies, ETag /
 #     X-Linked-Etag / Location headers), prefixed with each target's mode byte.
-# safetensors/ is hand-made and left alone.
+# safetensors/ is hand-made and left alone; gguf/ is written by make_gguf_seeds.py (llama.cpp's
+# own `gguf` writer, from .venv).
 # Usage: tools/fuzz/make_corpus.sh [BUILD_DIR (hub_emulator, make_fixtures; default build)]
 #        [FUZZ_BUILD_DIR (fuzz_seeds; default build-fuzz)]
 set -euo pipefail

@@ -8,7 +8,7 @@
 # deleted on success). The repo's corpus is never written to.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ALL=(fuzz_safetensors fuzz_hub_json fuzz_tree_listing fuzz_hub_headers fuzz_event fuzz_record
+ALL=(fuzz_safetensors fuzz_gguf fuzz_hub_json fuzz_tree_listing fuzz_hub_headers fuzz_event fuzz_record
   fuzz_snapshot)
 secs=${1:-20}
 shift || true
