@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 
 namespace modelsync::net {
 
@@ -13,11 +14,77 @@ FetchRequest::FetchRequest(Loop& loop, uint64_t id, FetchSpec spec, FetchSink* s
   if (spec_.range.empty()) spec_.range = ByteRange{0, spec_.file_size};
   next_ = spec_.range.begin;
   end_ = spec_.range.end;
+  key_ = spec_.repo + "\n" + spec_.commit + "\n" + spec_.path;
 }
 
-std::string FetchRequest::FirstUrl() const {
+namespace {
+
+constexpr int64_t kCdnLinkMargin = 60'000;            // ms before expiry a link is dropped
+constexpr int64_t kCdnLinkDefaultLife = 5 * 60'000;   // a link that states no expiry
+
+// The query parameter `name` of url ("" when absent).
+std::string QueryParam(const std::string& url, const std::string& name) {
+  size_t q = url.find('?');
+  if (q == std::string::npos) return "";
+  size_t at = q + 1;
+  while (at < url.size()) {
+    size_t end = url.find('&', at);
+    if (end == std::string::npos) end = url.size();
+    size_t eq = url.find('=', at);
+    if (eq != std::string::npos && eq < end && url.compare(at, eq - at, name) == 0)
+      return url.substr(eq + 1, end - eq - 1);
+    at = end + 1;
+  }
+  return "";
+}
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && s.size() <= 18 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// When a signed URL stops working (wall ms): CloudFront's Expires (Unix seconds), S3's
+// X-Amz-Date (YYYYMMDDTHHMMSSZ) + X-Amz-Expires (seconds); else now + 5 minutes.
+int64_t ExpiryOf(const std::string& url, int64_t now_ms) {
+  if (std::string e = QueryParam(url, "Expires"); AllDigits(e)) return std::stoll(e) * 1000;
+  std::string date = QueryParam(url, "X-Amz-Date"), life = QueryParam(url, "X-Amz-Expires");
+  if (date.size() == 16 && date[8] == 'T' && date[15] == 'Z' && AllDigits(life)) {
+    std::tm tm{};
+    if (std::sscanf(date.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
+      tm.tm_year -= 1900;
+      tm.tm_mon -= 1;
+      return (static_cast<int64_t>(timegm(&tm)) + std::stoll(life)) * 1000;
+    }
+  }
+  return now_ms + kCdnLinkDefaultLife;
+}
+
+}  // namespace
+
+std::string FetchRequest::HubUrl() const {
   return loop_.options.endpoint + "/" + spec_.repo + "/resolve/" + spec_.commit + "/" +
          PercentEncode(spec_.path, /*keep_slash=*/true);
+}
+
+std::string FetchRequest::FirstUrl() const { return first_url_.empty() ? HubUrl() : first_url_; }
+
+bool FetchRequest::FollowRedirect(const ResponseHead& head, const std::string& next_url) {
+  // The hub handing the file over to a CDN (another origin, or a Location carrying the
+  // X-Linked-* claims it just made and CheckRedirect accepted): keep the link.
+  if (first_url_ == HubUrl() && !handed_over_ &&
+      (!IsHubOrigin(next_url) || head.Get("x-linked-etag"))) {
+    handed_over_ = true;  // later hops are the CDN's own
+    const int64_t now = loop_.clock.WallMs();
+    loop_.cdn_links[key_] = Loop::CdnLink{next_url, ExpiryOf(next_url, now)};
+  }
+  return true;
+}
+
+bool FetchRequest::RestartAfter(const ResponseHead& head) {
+  if (first_url_ == HubUrl() || restarted_ || head.status < 400 || head.status >= 500) return false;
+  loop_.cdn_links.erase(key_);  // expired or revoked: ask the hub again, once
+  restarted_ = true;
+  return true;
 }
 
 std::string FetchRequest::RangeHeader() const {
@@ -26,6 +93,12 @@ std::string FetchRequest::RangeHeader() const {
 
 void FetchRequest::OnAttemptStart() {
   attempt_start_ = next_;
+  first_url_ = HubUrl();
+  handed_over_ = false;
+  auto it = loop_.cdn_links.find(key_);
+  if (it == loop_.cdn_links.end()) return;
+  if (it->second.expires_ms - kCdnLinkMargin > loop_.clock.WallMs()) first_url_ = it->second.url;
+  else loop_.cdn_links.erase(it);
 }
 
 Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {

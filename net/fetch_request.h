@@ -9,6 +9,13 @@
 //   - the 2xx is a 206 whose Content-Range is exactly "bytes next-last/file_size".
 // A 200 to the range request, a wrong Content-Range: kPermanent, nothing delivered.
 // An identity mismatch: kIntegrity. A transfer that ends early resumes from the next byte.
+//
+// The CDN URL the hub hands a file over to (after checking the hub's identity claims on
+// that redirect) is kept in Loop::cdn_links and used directly for the file's later ranges
+// and resumptions, until 60 s before it expires (its Expires= or X-Amz-Date + X-Amz-Expires
+// query; 5 minutes when it says nothing): one hub round trip per file instead of one per
+// range. A kept URL the CDN refuses (any 4xx: expired, revoked) is dropped and the attempt
+// starts again at the hub, once.
 #pragma once
 
 #include "net/hub.h"
@@ -30,6 +37,10 @@ class FetchRequest final : public Request {
   Status OnSuccessEnd(const Exchange& ex) override;
   bool MadeProgress() const override { return next_ > attempt_start_; }
   void OnAttemptStart() override;
+  bool FollowRedirect(const ResponseHead& head, const std::string& next_url) override;
+  bool FirstUrlIsHub() const override { return first_url_ == HubUrl(); }
+  bool RestartAfter(const ResponseHead& head) override;
+  std::string HubUrl() const;
   void OnFinish(Status status) override;
   Status CheckIdentity(const ResponseHead& head, bool is_redirect);
 
@@ -39,6 +50,10 @@ class FetchRequest final : public Request {
   uint64_t next_;  // next offset to deliver
   uint64_t end_;   // exclusive
   uint64_t attempt_start_ = 0;
+  std::string key_;        // Loop::cdn_links key
+  std::string first_url_;  // this attempt's first URL: the hub's, or a kept CDN link
+  bool restarted_ = false; // a kept link was refused once already
+  bool handed_over_ = false;  // this attempt went from the hub to a CDN (link kept)
 };
 
 }  // namespace modelsync::net

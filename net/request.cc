@@ -48,8 +48,8 @@ void Request::Start() {
     return;
   }
   hops_ = 0;
-  hub_answer_ = true;
   OnAttemptStart();
+  hub_answer_ = FirstUrlIsHub();
   StartExchange(FirstUrl());
 }
 
@@ -220,6 +220,10 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       Retry(RetriesExhausted(ctx_, head, failed_attempts_ + 1), ParseRetryAfter(head));
       return;
     case Kind::kError:
+      if (RestartAfter(head)) {
+        Start();
+        return;
+      }
       Finish(MapHttpError(ctx_, head, ex->collected()));
       return;
     case Kind::kNone:

@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -54,6 +55,13 @@ struct Loop {
   std::function<void(Request*)> release;
   // Called when a fetch pauses for the rate limiter.
   std::function<void(Request*)> paused;
+  // Signed CDN URLs the hub redirected a file to, by "repo\ncommit\npath", reused for the
+  // file's next ranges until shortly before they expire (FetchRequest).
+  struct CdnLink {
+    std::string url;
+    int64_t expires_ms = 0;  // wall clock
+  };
+  std::map<std::string, CdnLink> cdn_links;
 };
 
 class Request : public Exchange::Handler, public CurlMulti::Owner {
@@ -96,6 +104,12 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   virtual bool MadeProgress() const { return false; }
   // Called at the start of each attempt.
   virtual void OnAttemptStart() {}
+  // Whether FirstUrl() is the hub's (its answers are the hub's word); false for a URL the hub
+  // handed over to earlier (a cached CDN link).
+  virtual bool FirstUrlIsHub() const { return true; }
+  // A final HTTP error (4xx) of the current attempt: true starts the attempt again from
+  // FirstUrl() instead of failing (a cached CDN link that expired goes back to the hub).
+  virtual bool RestartAfter(const ResponseHead& /*head*/) { return false; }
   virtual void OnFinish(Status status) = 0;
 
   Loop& loop_;

@@ -243,5 +243,45 @@ TEST_CASE("SetMaxRate caps the total rate") {
   REQUIRE(fast.Wait().ok());
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(400));
 }
+TEST_CASE("A file's ranges go to its signed CDN link: one hub round trip per file; a refused "
+          "link goes back to the hub once") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto model = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(model.ok());
+  const std::string weights = Content(w, fixtures::kModelRepo, "model.safetensors");
+  const uint64_t n = weights.size(), part = n / 6;
+  auto fetch_all = [&]() {  // six ranges, one after the other
+    std::string joined;
+    for (uint64_t i = 0; i < 6; ++i) {
+      ByteRange range{i * part, i == 5 ? n : (i + 1) * part};
+      TestSink sink(range.begin);
+      hub.Fetch(SpecOf(*model, "model.safetensors", range), &sink);
+      REQUIRE(sink.Wait().ok());
+      joined += sink.bytes_;
+    }
+    return joined;
+  };
+  auto hub_gets = [&]() {
+    size_t k = 0;
+    for (const auto& e : LogFor(w, "model.safetensors"))
+      if (e["listener"] == "hub" && e["method"] == "GET") ++k;
+    return k;
+  };
+  CHECK(fetch_all() == weights);
+  CHECK(hub_gets() == 1);  // the 302 once; five ranges straight to the CDN
+  CHECK(Requests(w, "cdn") == 6);
+
+  // The CDN refuses the kept link (an expired or revoked signature): the range goes back to
+  // the hub, which signs a new one; the fetch still succeeds and nothing is delivered twice.
+  REQUIRE(w.emu.Reset().ok());
+  REQUIRE(w.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"}, {"times", 1},
+                            {"status_sequence", {403}}}})
+              .ok());
+  CHECK(fetch_all() == weights);
+  CHECK(hub_gets() == 1);
+  CHECK(Requests(w, "cdn") == 7);
+}
+
 }  // namespace
 }  // namespace modelsync::net

@@ -269,7 +269,7 @@ TEST_CASE("HTTP/2 through nginx: ranges multiplexed on one connection, a GOAWAY 
   FixtureDir fx(fo);
   EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
   REQUIRE(emu.Start().ok());
-  // Slow enough that the ranges overlap in time: each 1 MiB range takes ~100 ms.
+  // Slow enough that the ranges overlap in time: each 512 KiB range takes ~50 ms.
   REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
                           {"throttle_bps", 10000000}}})
               .ok());
@@ -287,7 +287,7 @@ TEST_CASE("HTTP/2 through nginx: ranges multiplexed on one connection, a GOAWAY 
   REQUIRE(nginx.ready());
   EnvMap env = With(CleanEnv(p + "/root", "https://127.0.0.1:" + std::to_string(port)),
                     {{"SSL_CERT_FILE", p + "/ca.pem"},
-                     {"MODELSYNC_CHUNK_BYTES", "1MiB"},
+                     {"MODELSYNC_CHUNK_BYTES", "512KiB"},
                      {"MODELSYNC_SMALL_FILE_BYTES", "64KiB"}});
   auto r = RunCli({"pull", kModel, "--connections", "4"}, env);
   INFO(r.err);
@@ -310,10 +310,11 @@ TEST_CASE("HTTP/2 through nginx: ranges multiplexed on one connection, a GOAWAY 
     }
   }
   INFO("requests ", hits.size(), ", connections ", by_connection.size());
-  // 12 ranges of 1 MiB; a range cut short when its connection closed after the GOAWAY is
-  // resumed on the next connection (a 13th request for the rest), not restarted.
-  CHECK(ranges >= 12);
-  CHECK(ranges <= 16);
+  // 24 ranges of 512 KiB (after one 302 from the hub, each goes straight to the CDN link,
+  // net/fetch_request.h); a range cut short when its connection closed after the GOAWAY is
+  // resumed on the next connection (one more request for the rest), not restarted.
+  CHECK(ranges >= 24);
+  CHECK(ranges <= 30);
   CHECK(api >= 2);
   CHECK(api_gzip == api);  // every API answer came compressed, and was read
   // GOAWAY after 25: more than one connection, none serving more than 25 requests ...
