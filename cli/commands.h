@@ -21,6 +21,7 @@ void RegisterDaemon(CLI::App& app, CliContext& ctx);
 void RegisterCatalog(CLI::App& app, CliContext& ctx);
 void RegisterInspect(CLI::App& app, CliContext& ctx);
 void RegisterAddLocal(CLI::App& app, CliContext& ctx);
+void RegisterConvert(CLI::App& app, CliContext& ctx);
 void RegisterCompletion(CLI::App& app, CliContext& ctx);
 
 }  // namespace modelsync::cli

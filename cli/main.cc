@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   modelsync::cli::RegisterCatalog(app, ctx);
   modelsync::cli::RegisterInspect(app, ctx);
   modelsync::cli::RegisterAddLocal(app, ctx);
+  modelsync::cli::RegisterConvert(app, ctx);
   modelsync::cli::RegisterExport(app, ctx);
   modelsync::cli::RegisterImport(app, ctx);
   modelsync::cli::RegisterCompletion(app, ctx);

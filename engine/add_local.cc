@@ -89,14 +89,14 @@ Result<std::pair<std::string, uint64_t>> CopyHashing(storage::Dir& src_root,
   return std::make_pair(h.FinishHex(), off);
 }
 
-}  // namespace
+struct CheckedSource {
+  std::vector<std::string> paths;
+  ModelReport report;
+};
 
-Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
-  if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
-  MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
-  std::string repo = o.repo.empty() ? "local/" + o.model_id : o.repo;
-  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
-  if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+// The directory's regular files and the model checks' report; every refusal is an argument
+// error (exit 2), before anything is written.
+Result<CheckedSource> CheckSource(const Env& env, const AddLocalOptions& o) {
   auto src = env.fs->OpenRoot(o.dir, false);
   if (!src.ok()) return Status::InvalidArgument(o.dir + " is not a directory we can read (" +
                                                 src.status().message() + ")");
@@ -113,12 +113,44 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
     return Status::InvalidArgument(o.dir + " is not a model MLX can load: " +
                                    checked.status().message());
   }
-  MS_ASSIGN_OR_RETURN(ModelReport report, std::move(checked));
+  return CheckedSource{std::move(paths), std::move(*checked)};
+}
 
+Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const std::string& root,
+                               Journal* journal, CheckedSource checked);
+
+}  // namespace
+
+Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
+  if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
+  MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
+  std::string repo = o.repo.empty() ? "local/" + o.model_id : o.repo;
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  MS_ASSIGN_OR_RETURN(CheckedSource checked, CheckSource(env, o));
   MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
   JournalOptions jo;
   jo.clock = env.clock;
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  return AddChecked(env, o, root, journal.get(), std::move(checked));
+}
+
+Result<PullSummary> AddLocalTo(const Env& env, const AddLocalOptions& o, const std::string& root,
+                               Journal& journal) {
+  MS_RETURN_IF_ERROR(ValidateModelId(o.model_id));
+  MS_RETURN_IF_ERROR(ValidateRepoId(o.repo.empty() ? "local/" + o.model_id : o.repo));
+  MS_ASSIGN_OR_RETURN(CheckedSource checked, CheckSource(env, o));
+  return AddChecked(env, o, root, &journal, std::move(checked));
+}
+
+namespace {
+
+Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const std::string& root,
+                               Journal* journal, CheckedSource checked) {
+  const std::string repo = o.repo.empty() ? "local/" + o.model_id : o.repo;
+  const std::vector<std::string>& paths = checked.paths;
+  const ModelReport& report = checked.report;
+  MS_ASSIGN_OR_RETURN(auto src, env.fs->OpenRoot(o.dir, false));
   MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, true));
   MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
   // One owner per model id, and never over a user's file (as pull).
@@ -142,7 +174,7 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   for (const auto& p : paths) {
     // The copy is staged in blobs/ under a temporary name (storage/LAYOUT.md: gc removes
     // one a crash left), hashed as it is written, then adopted under its digest.
-    MS_ASSIGN_OR_RETURN(auto copied, CopyHashing(**src, p, blobs->dir(), kAddLocalTemp));
+    MS_ASSIGN_OR_RETURN(auto copied, CopyHashing(*src, p, blobs->dir(), kAddLocalTemp));
     const auto& [sha, size] = copied;
     MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), kAddLocalTemp, sha));
     auto* fe = manifest.add_files();
@@ -163,7 +195,16 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
     rr->set_repo(repo);
     rr->set_ref("local");
     rr->set_commit(commit);
-    rr->set_endpoint("local:" + o.dir);
+    if (o.derived.converter.empty()) {
+      rr->set_endpoint("local:" + o.dir);
+    } else {
+      rr->set_endpoint("convert:" + o.derived.source);
+      auto* d = rr->mutable_derived_from();
+      d->set_converter(o.derived.converter);
+      d->set_source(o.derived.source);
+      d->set_source_sha256(o.derived.source_sha256);
+      d->set_source_size(o.derived.source_size);
+    }
     *rr->mutable_manifest() = manifest;
     first.push_back(std::move(e));
   }
@@ -215,4 +256,5 @@ Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& o) {
   return sum;
 }
 
+}  // namespace
 }  // namespace modelsync::engine

@@ -18,20 +18,36 @@
 #include <string>
 
 #include "base/status.h"
+#include "engine/journal.h"
 #include "engine/pull.h"
 
 namespace modelsync::engine {
+
+// What a converted model was made from (engine/gguf_convert.h): recorded in its
+// RevisionResolved (derived_from) and its endpoint ("convert:<source>").
+struct Derivation {
+  std::string converter;      // kConverterVersion; "" = not derived
+  std::string source;         // the source file's path
+  std::string source_sha256;
+  uint64_t source_size = 0;
+};
 
 struct AddLocalOptions {
   std::string root;
   std::string dir;       // the model directory
   std::string model_id;  // marker name (required)
   std::string repo;      // "org/name"; default "local/<model_id>"
+  Derivation derived;
 };
 
 // The name a file being copied in is staged under in blobs/ (removed by gc after a crash).
 inline constexpr char kAddLocalTemp[] = "add-local.tmp";
 
 Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& options);
+
+// As AddLocal, into a root the caller has resolved and whose journal (and so its lock) it
+// holds: ConvertGgufModel keeps the lock from staging to marker.
+Result<PullSummary> AddLocalTo(const Env& env, const AddLocalOptions& options,
+                               const std::string& root, Journal& journal);
 
 }  // namespace modelsync::engine

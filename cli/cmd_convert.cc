@@ -1,0 +1,76 @@
+// modelsync convert FILE.gguf --id MODEL_ID [--repo ORG/NAME]: a llama.cpp GGUF file becomes
+// an MLX model in the root (engine/gguf_convert.h): converted, checked, stored as blobs,
+// logged with what it was made from, laid out, marked.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "base/units.h"
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "engine/gguf_convert.h"
+
+namespace modelsync::cli {
+
+nlohmann::json ConvertJson(const engine::ConvertModelResult& r, const std::string& source,
+                           const std::string& model_id) {
+  nlohmann::json j = engine::AddLocalJson(r.summary, model_id);
+  j["event"] = "converted";
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : r.report.tensors)
+    tensors.push_back({{"name", t.name}, {"source_name", t.source_name},
+                       {"source_type", t.source_type}, {"as", t.as}, {"lossless", t.lossless}});
+  j["source"] = {{"path", source}, {"sha256", r.source_sha256},
+                 {"architecture", r.report.architecture}, {"tokenizer", r.report.tokenizer}};
+  j["converter"] = engine::kConverterVersion;
+  j["converted"] = tensors;
+  j["lossless"] = r.report.lossless;
+  return j;
+}
+
+void RegisterConvert(CLI::App& app, CliContext& ctx) {
+  auto o = std::make_shared<engine::ConvertModelOptions>();
+  auto json_out = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "convert",
+      "Convert a llama.cpp GGUF file (llama or qwen2; Q4_0, Q4_1, Q8_0, F16, BF16, F32\n"
+      "tensors) into an MLX model: Q4_0/Q4_1/Q8_0 become MLX 4- and 8-bit quantization with\n"
+      "group size 32 bit for bit, the query/key permutation llama.cpp applied is undone,\n"
+      "config.json and the tokenizer are rebuilt from the file's metadata. The result is\n"
+      "checked, stored and laid out under <root>/models/<org>/<name>/ with its marker, like\n"
+      "add-local; the log records the source file's sha256 and the converter version.");
+  cmd->add_option("file", o->source, "The .gguf file")->required();
+  cmd->add_option("--id", o->model_id, "Marker file name")->required();
+  cmd->add_option("--repo", o->repo, "Repo id to file it under (default local/<id>)");
+  cmd->add_flag("--json", *json_out, "One JSON object on stdout");
+  AddRootOption(cmd, &o->root);
+  cmd->callback([o, json_out, &ctx]() {
+    std::string source = o->source;
+    ProgressBar bar("convert", !*json_out && ProgressWanted());
+    o->progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total, 0, 0); };
+    auto r = engine::ConvertGgufModel(CliEnv(), *o);
+    bar.Finish();
+    if (!r.ok()) {
+      ctx.exit_code = ReportError(r.status(), *json_out);
+      return;
+    }
+    if (*json_out) {
+      EmitJson(ConvertJson(*r, r->source, o->model_id));
+      return;
+    }
+    const auto& s = r->summary;
+    std::printf("%s converted as %s @ %s\n  %s\n  marker %s\n  %s model, %s, %llu files, %s\n",
+                source.c_str(), s.repo.c_str(), s.commit.substr(0, 12).c_str(),
+                s.model_dir.c_str(), s.marker_path.c_str(), s.model_type.c_str(),
+                s.quantization.c_str(), static_cast<unsigned long long>(s.files),
+                FormatBytes(s.bytes_total).c_str());
+    std::map<std::string, int> kinds;
+    for (const auto& t : r->report.tensors) ++kinds[t.source_type + " -> " + t.as];
+    std::printf("  %llu of %zu tensors bit for bit:",
+                static_cast<unsigned long long>(r->report.lossless), r->report.tensors.size());
+    for (const auto& [k, n] : kinds) std::printf(" %d %s;", n, k.c_str());
+    std::printf("\n  tokenizer %s; source sha256 %s\n", r->report.tokenizer.c_str(),
+                r->source_sha256.c_str());
+  });
+}
+
+}  // namespace modelsync::cli

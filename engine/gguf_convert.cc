@@ -1,0 +1,620 @@
+#include "engine/gguf_convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "base/hash.h"
+#include "engine/add_local.h"
+#include "engine/gguf.h"
+#include "engine/gguf_tokenizer.h"
+#include "engine/journal.h"
+#include "engine/root_path.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kBF16 = 30;
+constexpr uint64_t kBatchBytes = 4u << 20;
+
+// ---- float16 ---------------------------------------------------------------------------
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  if (exp == 0) {
+    float f = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -f : f;
+  }
+  uint32_t x = exp == 31 ? sign | 0x7F800000u | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+// Round to nearest even.
+uint16_t FloatToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  uint32_t mant = x & 0x7FFFFF;
+  const int32_t exp = (x >> 23) & 0xFF;
+  if (exp == 0xFF) return static_cast<uint16_t>(sign | 0x7C00 | (mant ? 0x200 : 0));
+  const int32_t e = exp - 112;
+  if (e >= 31) return static_cast<uint16_t>(sign | 0x7C00);
+  if (e <= 0) {
+    if (e < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    const uint32_t shift = static_cast<uint32_t>(14 - e);
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = sign | (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1FFF;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;
+  return static_cast<uint16_t>(h);
+}
+
+uint16_t Load16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+void Store16(unsigned char* p, uint16_t v) {
+  p[0] = static_cast<unsigned char>(v);
+  p[1] = static_cast<unsigned char>(v >> 8);
+}
+
+// factor * d as float16, exactly; false when it is not representable (overflow).
+bool ScaledHalf(uint16_t d, float factor, uint16_t* out) {
+  const float f = HalfToFloat(d) * factor;
+  *out = FloatToHalf(f);
+  return std::isnan(f) || HalfToFloat(*out) == f;
+}
+
+// ---- what each GGUF tensor becomes -------------------------------------------------------
+
+struct ArchInfo {
+  const char* model_type;
+  const char* hf_class;
+  bool permute_qk;  // llama.cpp's converter permuted q/k rows for rotary embedding
+};
+
+const ArchInfo* FindArch(const std::string& arch) {
+  static const std::map<std::string, ArchInfo> table = {
+      {"llama", {"llama", "LlamaForCausalLM", true}},
+      {"qwen2", {"qwen2", "Qwen2ForCausalLM", false}},
+  };
+  auto it = table.find(arch);
+  return it == table.end() ? nullptr : &it->second;
+}
+
+// The Hugging Face name of a llama.cpp tensor name; "" when it has none.
+std::string HfName(const std::string& g, int* layer) {
+  static const std::map<std::string, std::string> top = {
+      {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+  static const std::map<std::string, std::string> block = {
+      {"attn_norm", "input_layernorm"},    {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},
+      {"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"},
+      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"}};
+  *layer = -1;
+  size_t dot = g.rfind('.');
+  if (dot == std::string::npos) return "";
+  const std::string suffix = g.substr(dot);  // ".weight" / ".bias"
+  if (suffix != ".weight" && suffix != ".bias") return "";
+  const std::string stem = g.substr(0, dot);
+  if (auto it = top.find(stem); it != top.end()) return it->second + suffix;
+  if (stem.rfind("blk.", 0) != 0) return "";
+  size_t d2 = stem.find('.', 4);
+  if (d2 == std::string::npos || d2 == 4 || d2 - 4 > 6) return "";
+  int n = 0;
+  for (size_t i = 4; i < d2; ++i) {
+    if (stem[i] < '0' || stem[i] > '9') return "";
+    n = n * 10 + (stem[i] - '0');
+  }
+  auto it = block.find(stem.substr(d2 + 1));
+  if (it == block.end()) return "";
+  *layer = n;
+  return "model.layers." + std::to_string(n) + "." + it->second + suffix;
+}
+
+struct Part {  // one output tensor
+  std::string name, dtype;
+  std::vector<uint64_t> shape;
+  uint64_t bytes = 0;
+  size_t shard = 0;
+  uint64_t offset = 0;  // within its shard's data
+};
+
+struct Job {  // one source tensor
+  const GgufTensor* src = nullptr;
+  std::string base;   // output name without ".weight" for quantized ones
+  uint32_t bits = 0;  // 0 = kept as is
+  uint64_t rows = 0, cols = 0;
+  uint64_t heads = 0;  // rows are llama.cpp-permuted in this many heads; 0 = not permuted
+  int weight = -1, scales = -1, biases = -1;  // indexes into parts
+};
+
+const char* KeptDtype(uint32_t t) {
+  switch (t) {
+    case kF32: return "F32";
+    case kF16: return "F16";
+    case kBF16: return "BF16";
+    default: return nullptr;
+  }
+}
+
+uint64_t MetaU64(const GgufInfo& g, const std::string& key, uint64_t fallback) {
+  auto it = g.metadata.find(key);
+  return it != g.metadata.end() && it->is_number_unsigned() ? it->get<uint64_t>()
+         : it != g.metadata.end() && it->is_number_integer() && it->get<int64_t>() >= 0
+             ? static_cast<uint64_t>(it->get<int64_t>())
+             : fallback;
+}
+
+// A float32 metadata value as the shortest decimal that reads back as the same float32
+// (1e-05, not 9.999999747378752e-06).
+json MetaFloat(const GgufInfo& g, const std::string& key, double fallback) {
+  auto it = g.metadata.find(key);
+  if (it == g.metadata.end() || !it->is_number()) return fallback;
+  const double v = it->get<double>();
+  const float f = static_cast<float>(v);
+  for (int prec = 1; prec <= 9; ++prec) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(f));
+    if (static_cast<float>(std::strtod(buf, nullptr)) == f) return std::strtod(buf, nullptr);
+  }
+  return v;
+}
+
+// The source row an output row is read from: llama.cpp stored head h's rows as
+// [h, i, j] = HF [h, j, i] (i < D/2, j < 2); undone here.
+inline uint64_t SourceRow(uint64_t r, uint64_t head_dim) {
+  const uint64_t h = r / head_dim, w = r % head_dim, half = head_dim / 2;
+  return h * head_dim + 2 * (w % half) + w / half;
+}
+
+class Converter {
+ public:
+  Converter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
+
+  Result<ConvertReport> Run() {
+    MS_ASSIGN_OR_RETURN(info_, ReadGgufFile(env_, o_.source));
+    MS_RETURN_IF_ERROR(Plan());
+    MS_ASSIGN_OR_RETURN(tok_, BuildGgufTokenizer(info_, MetaU64(info_, arch_ + ".context_length", 0)));
+    if (tok_.vocab_size != vocab_rows_)
+      return Status::InvalidArgument(
+          o_.source + ": the tokenizer has " + std::to_string(tok_.vocab_size) +
+          " tokens but token_embd.weight has " + std::to_string(vocab_rows_) + " rows");
+    MS_ASSIGN_OR_RETURN(std::string config, ConfigJson());
+    // Everything is checked: now the directory.
+    MS_RETURN_IF_ERROR(MakeOutDir());
+    Status st = Write(config);
+    if (!st.ok()) {
+      out_.reset();
+      if (auto parent = env_.fs->OpenRoot(parent_path_, false); parent.ok())
+        (void)(*parent)->RemoveTree(leaf_);
+      return st;
+    }
+    return std::move(report_);
+  }
+
+ private:
+  Status Plan() {
+    const ArchInfo* arch = FindArch(info_.architecture);
+    if (!arch)
+      return Status::InvalidArgument(
+          o_.source + ": architecture '" + info_.architecture +
+          "' is not one the converter knows (llama, qwen2): nothing was written");
+    arch_ = info_.architecture;
+    report_.architecture = arch_;
+    report_.model_type = arch->model_type;
+    const uint64_t n_head = MetaU64(info_, arch_ + ".attention.head_count", 0);
+    const uint64_t n_kv = MetaU64(info_, arch_ + ".attention.head_count_kv", n_head);
+    if (n_head == 0 || n_kv == 0)
+      return Status::InvalidArgument(o_.source + ": " + arch_ +
+                                     ".attention.head_count is missing or zero");
+    for (const auto& t : info_.tensors) {
+      if (t.name == "rope_freqs.weight")
+        return Status::InvalidArgument(
+            o_.source + ": rope_freqs.weight (Llama 3.1+ rope scaling) cannot be described in "
+                        "config.json from a GGUF yet: nothing was written");
+      int layer;
+      std::string hf = HfName(t.name, &layer);
+      if (hf.empty())
+        return Status::InvalidArgument(o_.source + ": tensor '" + t.name +
+                                       "' has no counterpart in an MLX " + arch_ +
+                                       " model: nothing was written");
+      const GgmlType* type = FindGgmlType(t.type);
+      Job job;
+      job.src = &t;
+      job.cols = t.dims.empty() ? 1 : t.dims[0];
+      job.rows = 1;
+      for (size_t i = 1; i < t.dims.size(); ++i) job.rows *= t.dims[i];
+      std::vector<uint64_t> shape(t.dims.rbegin(), t.dims.rend());
+      ConvertedTensor ct{hf, t.name, type ? type->name : "?", "", true};
+      if (t.type == kQ4_0 || t.type == kQ4_1 || t.type == kQ8_0) {
+        if (t.dims.size() != 2)
+          return Status::InvalidArgument(o_.source + ": quantized tensor '" + t.name + "' has " +
+                                         std::to_string(t.dims.size()) + " dimensions, not 2");
+        if (hf.size() < 7 || hf.compare(hf.size() - 7, 7, ".weight") != 0)
+          return Status::InvalidArgument(o_.source + ": quantized tensor '" + t.name +
+                                         "' is a bias");
+        job.bits = t.type == kQ8_0 ? 8 : 4;
+        job.base = hf.substr(0, hf.size() - 7);
+        job.weight = AddPart(job.base + ".weight", "U32", {job.rows, job.cols * job.bits / 32});
+        job.scales = AddPart(job.base + ".scales", "F16", {job.rows, job.cols / 32});
+        job.biases = AddPart(job.base + ".biases", "F16", {job.rows, job.cols / 32});
+        ct.as = std::to_string(job.bits) + "-bit g32";
+        bits_by_module_[job.base] = job.bits;
+      } else if (const char* dt = KeptDtype(t.type)) {
+        job.weight = AddPart(hf, dt, shape);
+        ct.as = dt;
+      } else {
+        return Status::InvalidArgument(
+            o_.source + ": tensor '" + t.name + "' is " + (type ? type->name : "of an unknown type") +
+            "; the converter takes Q4_0, Q4_1, Q8_0 (bit for bit), F32, F16 and BF16 (K-quants "
+            "and IQ types are not converted yet): nothing was written");
+      }
+      if (arch->permute_qk && layer >= 0 &&
+          (t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos)) {
+        job.heads = t.name.find(".attn_q.") != std::string::npos ? n_head : n_kv;
+        if (job.rows % (job.heads * 2) != 0)
+          return Status::InvalidArgument(o_.source + ": tensor '" + t.name + "' has " +
+                                         std::to_string(job.rows) + " rows, not a whole number of " +
+                                         std::to_string(job.heads) + " heads of even size");
+      }
+      if (t.name == "token_embd.weight") vocab_rows_ = job.rows;
+      if (t.name == "output.weight") has_output_ = true;
+      ++report_.lossless;
+      report_.tensors.push_back(std::move(ct));
+      jobs_.push_back(std::move(job));
+    }
+    if (vocab_rows_ == 0)
+      return Status::InvalidArgument(o_.source + ": the file has no token_embd.weight");
+    n_head_ = n_head;
+    n_kv_ = n_kv;
+    return Status::Ok();
+  }
+
+  int AddPart(std::string name, std::string dtype, std::vector<uint64_t> shape) {
+    Part p;
+    p.name = std::move(name);
+    p.dtype = std::move(dtype);
+    p.shape = std::move(shape);
+    uint64_t elems = 1;
+    for (auto d : p.shape) elems *= d;
+    p.bytes = elems * (p.dtype == "F32" || p.dtype == "U32" ? 4 : 2);
+    parts_.push_back(std::move(p));
+    return static_cast<int>(parts_.size() - 1);
+  }
+
+  Result<std::string> ConfigJson() {
+    const std::string a = arch_ + ".";
+    const uint64_t hidden = MetaU64(info_, a + "embedding_length", 0);
+    const uint64_t layers = MetaU64(info_, a + "block_count", 0);
+    const uint64_t ffn = MetaU64(info_, a + "feed_forward_length", 0);
+    if (hidden == 0 || layers == 0 || ffn == 0)
+      return Status::InvalidArgument(o_.source + ": " + a +
+                                     "embedding_length, block_count or feed_forward_length is "
+                                     "missing: no config.json can be written");
+    const ArchInfo* arch = FindArch(arch_);
+    json c = {{"architectures", json::array({arch->hf_class})},
+              {"model_type", arch->model_type},
+              {"hidden_size", hidden},
+              {"intermediate_size", ffn},
+              {"num_hidden_layers", layers},
+              {"num_attention_heads", n_head_},
+              {"num_key_value_heads", n_kv_},
+              {"rms_norm_eps", MetaFloat(info_, a + "attention.layer_norm_rms_epsilon", 1e-6)},
+              {"rope_theta", MetaFloat(info_, a + "rope.freq_base", 10000.0)},
+              {"max_position_embeddings", MetaU64(info_, a + "context_length", 2048)},
+              {"vocab_size", vocab_rows_},
+              {"tie_word_embeddings", !has_output_}};
+    if (uint64_t kl = MetaU64(info_, a + "attention.key_length", 0); kl && kl != hidden / n_head_)
+      c["head_dim"] = kl;
+    if (tok_.bos_id >= 0) c["bos_token_id"] = tok_.bos_id;
+    if (tok_.eos_id >= 0) c["eos_token_id"] = tok_.eos_id;
+    if (!bits_by_module_.empty()) {
+      // The most common width is the default; the others are named per module, as mlx-lm's
+      // mixed quantization writes them.
+      std::map<uint32_t, int> count;
+      for (const auto& [m, b] : bits_by_module_) ++count[b];
+      uint32_t common = std::max_element(count.begin(), count.end(), [](auto& x, auto& y) {
+                          return x.second < y.second;
+                        })->first;
+      json q = {{"group_size", 32}, {"bits", common}, {"mode", "affine"}};
+      for (const auto& [m, b] : bits_by_module_)
+        if (b != common) q[m] = {{"group_size", 32}, {"bits", b}};
+      c["quantization"] = q;
+      c["quantization_config"] = q;
+    }
+    c["modelsync_converted_from"] = {{"format", "gguf"},
+                                     {"converter", kConverterVersion},
+                                     {"file_type", MetaU64(info_, "general.file_type", 0)}};
+    return c.dump(2) + "\n";
+  }
+
+  Status MakeOutDir() {
+    const std::string& d = o_.out_dir;
+    size_t slash = d.find_last_of('/');
+    parent_path_ = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
+    leaf_ = slash == std::string::npos ? d : d.substr(slash + 1);
+    MS_ASSIGN_OR_RETURN(auto parent, env_.fs->OpenRoot(parent_path_, false));
+    bool created = false;
+    MS_RETURN_IF_ERROR(parent->MakeDir(leaf_, &created));
+    if (!created) return Status::InvalidArgument(d + " already exists: convert writes a new directory");
+    MS_ASSIGN_OR_RETURN(out_, parent->OpenDir(leaf_));
+    return Status::Ok();
+  }
+
+  Status WriteSmall(const std::string& name, const std::string& text) {
+    MS_ASSIGN_OR_RETURN(auto f, out_->OpenFile(name, storage::OpenMode::kCreateExclusive, 0644));
+    MS_RETURN_IF_ERROR(f->PWrite(0, text));
+    MS_RETURN_IF_ERROR(f->DataSync());
+    report_.files.push_back(name);
+    report_.bytes_out += text.size();
+    return Status::Ok();
+  }
+
+  Status Write(const std::string& config) {
+    // Shards: output tensors in name order, a new shard before one would pass shard_bytes.
+    std::vector<int> order(parts_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    std::sort(order.begin(), order.end(), [&](int x, int y) { return parts_[x].name < parts_[y].name; });
+    std::vector<uint64_t> shard_size(1, 0);
+    for (int i : order) {
+      if (shard_size.back() > 0 && shard_size.back() + parts_[i].bytes > o_.shard_bytes)
+        shard_size.push_back(0);
+      parts_[i].shard = shard_size.size() - 1;
+      parts_[i].offset = shard_size.back();
+      shard_size.back() += parts_[i].bytes;
+    }
+    const size_t n = shard_size.size();
+    auto shard_name = [n](size_t s) {
+      if (n == 1) return std::string("model.safetensors");
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", s + 1, n);
+      return std::string(buf);
+    };
+    std::vector<json> headers(n, json::object());
+    for (size_t s = 0; s < n; ++s) headers[s]["__metadata__"] = {{"format", "mlx"}};
+    for (int i : order) {
+      const Part& p = parts_[i];
+      headers[p.shard][p.name] = {{"dtype", p.dtype}, {"shape", p.shape},
+                                  {"data_offsets", {p.offset, p.offset + p.bytes}}};
+    }
+    uint64_t total = 0;
+    for (auto b : shard_size) total += b;
+    for (size_t s = 0; s < n; ++s) {
+      std::string h = headers[s].dump();
+      while ((8 + h.size()) % 8 != 0) h.push_back(' ');
+      std::string prefix(8, '\0');
+      for (int k = 0; k < 8; ++k) prefix[k] = static_cast<char>((h.size() >> (8 * k)) & 0xFF);
+      MS_ASSIGN_OR_RETURN(auto f, out_->OpenFile(shard_name(s), storage::OpenMode::kCreateExclusive, 0644));
+      MS_RETURN_IF_ERROR(f->PWrite(0, prefix + h));
+      if (shard_size[s] > 0) MS_RETURN_IF_ERROR(f->Allocate(8 + h.size() + shard_size[s]));
+      data_start_.push_back(8 + h.size());
+      shards_.push_back(std::move(f));
+    }
+    MS_ASSIGN_OR_RETURN(auto src_dir, env_.fs->OpenRoot(SourceDir(), false));
+    MS_ASSIGN_OR_RETURN(src_, src_dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
+    // Read the source in file order.
+    std::vector<Job*> by_offset;
+    for (auto& j : jobs_) by_offset.push_back(&j);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](Job* x, Job* y) { return x->src->offset < y->src->offset; });
+    uint64_t done = 0;
+    for (Job* j : by_offset) {
+      MS_RETURN_IF_ERROR(ConvertTensor(*j));
+      for (int p : {j->weight, j->scales, j->biases})
+        if (p >= 0) done += parts_[p].bytes;
+      if (o_.progress) o_.progress(done, total);
+    }
+    for (size_t s = 0; s < n; ++s) {
+      MS_RETURN_IF_ERROR(shards_[s]->DataSync());
+      report_.files.push_back(shard_name(s));
+      report_.bytes_out += data_start_[s] + shard_size[s];
+    }
+    shards_.clear();
+    if (n > 1) {
+      json index = {{"metadata", {{"total_size", total}}}, {"weight_map", json::object()}};
+      for (int i : order) index["weight_map"][parts_[i].name] = shard_name(parts_[i].shard);
+      MS_RETURN_IF_ERROR(WriteSmall("model.safetensors.index.json", index.dump(2) + "\n"));
+    }
+    MS_RETURN_IF_ERROR(WriteSmall("config.json", config));
+    MS_RETURN_IF_ERROR(WriteSmall("tokenizer.json", tok_.tokenizer_json));
+    MS_RETURN_IF_ERROR(WriteSmall("tokenizer_config.json", tok_.tokenizer_config_json + "\n"));
+    report_.tokenizer = tok_.description;
+    return out_->Sync();
+  }
+
+  std::string SourceDir() const {
+    size_t slash = o_.source.find_last_of('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : o_.source.substr(0, slash);
+  }
+  std::string SourceLeaf() const {
+    size_t slash = o_.source.find_last_of('/');
+    return slash == std::string::npos ? o_.source : o_.source.substr(slash + 1);
+  }
+
+  Status ReadFull(uint64_t off, unsigned char* buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      MS_ASSIGN_OR_RETURN(size_t k, src_->PRead(off + got, buf + got, n - got));
+      if (k == 0) return Status::IOError(o_.source + " ended early (at offset " + std::to_string(off + got) + ")");
+      got += k;
+    }
+    return Status::Ok();
+  }
+
+  Status Put(int part, uint64_t at, const std::vector<unsigned char>& buf, size_t n) {
+    const Part& p = parts_[part];
+    return shards_[p.shard]->PWrite(data_start_[p.shard] + p.offset + at,
+                                    std::string_view(reinterpret_cast<const char*>(buf.data()), n));
+  }
+
+  Status ConvertTensor(const Job& j) {
+    const GgmlType* type = FindGgmlType(j.src->type);
+    const uint64_t src_row = j.src->bytes / j.rows;
+    const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
+    uint64_t batch = std::max<uint64_t>(1, kBatchBytes / std::max<uint64_t>(1, src_row));
+    batch = std::max<uint64_t>(head_dim, batch / head_dim * head_dim);
+    batch = std::min(batch, j.rows);
+    in_.resize(batch * src_row);
+    const uint64_t blocks = j.cols / 32;
+    const uint64_t w_row = j.bits ? j.cols * j.bits / 8 : src_row, sb_row = blocks * 2;
+    w_.resize(batch * w_row);
+    if (j.bits) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
+    for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
+      const uint64_t nr = std::min(batch, j.rows - r0);
+      MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, in_.data(), nr * src_row));
+      for (uint64_t r = 0; r < nr; ++r) {
+        const uint64_t from = j.heads ? SourceRow(r, head_dim) : r;  // batches hold whole heads
+        const unsigned char* in = in_.data() + from * src_row;
+        if (!j.bits) {
+          std::memcpy(w_.data() + r * w_row, in, src_row);
+          continue;
+        }
+        unsigned char* w = w_.data() + r * w_row;
+        unsigned char* sc = s_.data() + r * sb_row;
+        unsigned char* bi = b_.data() + r * sb_row;
+        for (uint64_t b = 0; b < blocks; ++b) {
+          const unsigned char* blk = in + b * type->block_bytes;
+          const uint16_t d = Load16(blk);
+          uint16_t bias;
+          if (j.src->type == kQ4_1) {
+            bias = Load16(blk + 2);
+            Pack4(blk + 4, w + b * 16);
+          } else if (j.src->type == kQ4_0) {
+            if (!ScaledHalf(d, -8.0f, &bias)) return Overflow(j, r0 + from, b);
+            Pack4(blk + 2, w + b * 16);
+          } else {  // Q8_0: q + 128, bias -128 d
+            if (!ScaledHalf(d, -128.0f, &bias)) return Overflow(j, r0 + from, b);
+            for (int k = 0; k < 32; ++k) w[b * 32 + k] = blk[2 + k] ^ 0x80;
+          }
+          Store16(sc + b * 2, d);
+          Store16(bi + b * 2, bias);
+        }
+      }
+      MS_RETURN_IF_ERROR(Put(j.weight, r0 * w_row, w_, nr * w_row));
+      if (j.bits) {
+        MS_RETURN_IF_ERROR(Put(j.scales, r0 * sb_row, s_, nr * sb_row));
+        MS_RETURN_IF_ERROR(Put(j.biases, r0 * sb_row, b_, nr * sb_row));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // GGUF's 4-bit block: value i < 16 is the low nibble of qs[i], value i + 16 its high one.
+  // MLX packs value e at bits 4(e % 8) of little-endian word e / 8: byte k = v[2k] | v[2k+1] << 4.
+  static void Pack4(const unsigned char* qs, unsigned char* out) {
+    auto v = [qs](int e) { return e < 16 ? qs[e] & 0x0F : qs[e - 16] >> 4; };
+    for (int k = 0; k < 16; ++k) out[k] = static_cast<unsigned char>(v(2 * k) | (v(2 * k + 1) << 4));
+  }
+
+  Status Overflow(const Job& j, uint64_t row, uint64_t block) {
+    return Status::InvalidArgument(o_.source + ": tensor '" + j.src->name + "' row " +
+                                   std::to_string(row) + " block " + std::to_string(block) +
+                                   ": its scale times -" + (j.bits == 8 ? "128" : "8") +
+                                   " overflows float16, so it has no exact MLX form");
+  }
+
+  const Env& env_;
+  const ConvertOptions& o_;
+  GgufInfo info_;
+  GgufTokenizerFiles tok_;
+  std::string arch_;
+  std::vector<Part> parts_;
+  std::vector<Job> jobs_;
+  std::map<std::string, uint32_t> bits_by_module_;
+  uint64_t vocab_rows_ = 0, n_head_ = 0, n_kv_ = 0;
+  bool has_output_ = false;
+  ConvertReport report_;
+  std::string parent_path_, leaf_;
+  std::unique_ptr<storage::Dir> out_;
+  std::unique_ptr<storage::File> src_;
+  std::vector<std::unique_ptr<storage::File>> shards_;
+  std::vector<uint64_t> data_start_;
+  std::vector<unsigned char> in_, w_, s_, b_;
+};
+
+Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  MS_ASSIGN_OR_RETURN(auto d, env.fs->OpenRoot(dir, false));
+  MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(slash == std::string::npos ? path : path.substr(slash + 1),
+                                          storage::OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(auto info, f->Stat());
+  Hasher h(HashKind::kSha256, info.size);
+  std::vector<char> buf(1u << 20);
+  uint64_t off = 0;
+  for (;;) {
+    MS_ASSIGN_OR_RETURN(size_t n, f->PRead(off, buf.data(), buf.size()));
+    if (n == 0) break;
+    h.Update(buf.data(), n);
+    off += n;
+  }
+  return std::make_pair(h.FinishHex(), off);
+}
+
+}  // namespace
+
+Result<ConvertReport> ConvertGguf(const Env& env, const ConvertOptions& options) {
+  return Converter(env, options).Run();
+}
+
+Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& o) {
+  if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
+  if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
+  // The root's lock is held from here to the end: the staging directory is ours.
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, true));
+  bool made = false;
+  MS_RETURN_IF_ERROR(root_dir->MakeDir("blobs", &made));
+  MS_ASSIGN_OR_RETURN(auto blobs_dir, root_dir->OpenDir("blobs"));
+  if (blobs_dir->Stat(kConvertStaging).ok()) MS_RETURN_IF_ERROR(blobs_dir->RemoveTree(kConvertStaging));
+  const std::string staging = root + "/blobs/" + kConvertStaging;
+
+  ConvertModelResult out;
+  out.source = o.source;
+  if (auto abs = env.fs->ResolvePath(o.source, false); abs.ok()) out.source = *abs;
+  ConvertOptions co;
+  co.source = out.source;
+  co.out_dir = staging;
+  co.progress = o.progress;
+  MS_ASSIGN_OR_RETURN(out.report, ConvertGguf(env, co));
+  auto finish = [&](Status st) {
+    (void)blobs_dir->RemoveTree(kConvertStaging);
+    return st;
+  };
+  auto hashed = HashSource(env, out.source);
+  if (!hashed.ok()) return finish(hashed.status());
+  out.source_sha256 = hashed->first;
+
+  AddLocalOptions ao;
+  ao.root = root;
+  ao.dir = staging;
+  ao.model_id = o.model_id;
+  ao.repo = o.repo;
+  ao.derived.converter = kConverterVersion;
+  ao.derived.source = out.source;
+  ao.derived.source_sha256 = hashed->first;
+  ao.derived.source_size = hashed->second;
+  auto added = AddLocalTo(env, ao, root, *journal);
+  if (!added.ok()) return finish(added.status());
+  out.summary = std::move(*added);
+  MS_RETURN_IF_ERROR(finish(Status::Ok()));
+  return out;
+}
+
+}  // namespace modelsync::engine

@@ -1,0 +1,91 @@
+// GGUF -> MLX: a llama.cpp model file becomes a model directory mlx-lm and MLX Swift load
+// (issue 19). docs in engine/CONVERT.md.
+//
+// ConvertGguf writes, into a new directory:
+//   model.safetensors (or model-0000i-of-0000N.safetensors + model.safetensors.index.json
+//   past options.shard_bytes), config.json, tokenizer.json, tokenizer_config.json.
+// Architectures: llama (SmolLM2, Llama 2/3.x without rope_freqs, Mistral) and qwen2; tensor
+// names mapped to the Hugging Face names MLX expects; llama's query/key row permutation
+// (llama.cpp's convert_hf_to_gguf.py permute()) undone. Tensor types: Q4_0, Q4_1 and Q8_0
+// become MLX affine quantization, group size 32, bit for bit (Q4_1 w = d*q + m: scale d, bias
+// m; Q4_0 w = d*(q-8): bias -8d; Q8_0 w = d*q, q signed: stored as q+128, bias -128d; float16
+// scales and biases as in the file); F32, F16 and BF16 are kept. Any other type (K-quants,
+// IQ) is refused, naming the tensor and its type. The tokenizer is rebuilt from the metadata
+// (tokenizer.ggml.model "gpt2": byte-level BPE, its pre-tokenizer split chosen by
+// tokenizer.ggml.pre as transformers' GGUF loader chooses it).
+//
+// Streaming: one pass over the tensors with a bounded buffer (a few MiB), whatever the model
+// size. Nothing is written before the whole header has been checked; a refusal (unknown
+// architecture, unsupported type, inconsistent shapes) is kInvalidArgument with nothing
+// written. out_dir must not exist; on failure after it was made, it is removed.
+//
+// Thread safety: calling thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/env.h"
+#include "engine/pull.h"
+
+namespace modelsync::engine {
+
+// Bumped when the converter's output for the same input changes.
+inline constexpr char kConverterVersion[] = "modelsync-gguf-mlx/1";
+
+struct ConvertOptions {
+  std::string source;                // the .gguf file
+  std::string out_dir;               // made by the call; must not exist
+  uint64_t shard_bytes = 5ull << 30; // a shard is closed before it would exceed this
+  // Called after each tensor with output bytes written so far and the total.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct ConvertedTensor {
+  std::string name;         // the MLX module weight ("model.layers.0.self_attn.q_proj.weight")
+  std::string source_name;  // "blk.0.attn_q.weight"
+  std::string source_type;  // "Q4_1"
+  std::string as;           // "4-bit g32", "8-bit g32", "F32", ...
+  bool lossless = true;
+};
+
+struct ConvertReport {
+  std::string architecture;  // "llama"
+  std::string model_type;    // config.json model_type
+  std::string tokenizer;     // "gpt2 (smollm)"
+  std::vector<std::string> files;  // written, relative to out_dir
+  std::vector<ConvertedTensor> tensors;
+  uint64_t bytes_out = 0;
+  uint64_t lossless = 0;     // tensors converted bit for bit (or kept)
+};
+
+Result<ConvertReport> ConvertGguf(const Env& env, const ConvertOptions& options);
+
+// convert FILE.gguf --id MODEL_ID into a root: converts into <root>/convert.tmp (removed
+// first if a crash left it), then adopts that directory as add-local does (model checks,
+// blobs, log, layout, marker) with the conversion recorded in RevisionResolved.derived_from
+// (source path, its sha256 and size, kConverterVersion); the staging directory is removed.
+struct ConvertModelOptions {
+  std::string root;
+  std::string source;
+  std::string model_id;
+  std::string repo;  // default local/<model_id>
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct ConvertModelResult {
+  ConvertReport report;
+  PullSummary summary;
+  std::string source;  // the source file, absolute
+  std::string source_sha256;
+};
+
+// The staging directory's name under the root (storage/LAYOUT.md).
+inline constexpr char kConvertStaging[] = "convert.tmp";
+
+Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& options);
+
+}  // namespace modelsync::engine
