@@ -12,6 +12,7 @@
 #include "engine/gguf_tokenizer.h"
 #include "engine/journal.h"
 #include "engine/root_path.h"
+#include "storage/blob_store.h"
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
@@ -579,11 +580,10 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   jo.clock = env.clock;
   MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
   MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, true));
-  bool made = false;
-  MS_RETURN_IF_ERROR(root_dir->MakeDir("blobs", &made));
-  MS_ASSIGN_OR_RETURN(auto blobs_dir, root_dir->OpenDir("blobs"));
+  MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+  storage::Dir* blobs_dir = &blobs->dir();
   if (blobs_dir->Stat(kConvertStaging).ok()) MS_RETURN_IF_ERROR(blobs_dir->RemoveTree(kConvertStaging));
-  const std::string staging = root + "/blobs/" + kConvertStaging;
+  const std::string staging = blobs_dir->path() + "/" + kConvertStaging;
 
   ConvertModelResult out;
   out.source = o.source;

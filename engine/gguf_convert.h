@@ -64,7 +64,7 @@ struct ConvertReport {
 
 Result<ConvertReport> ConvertGguf(const Env& env, const ConvertOptions& options);
 
-// convert FILE.gguf --id MODEL_ID into a root: converts into <root>/convert.tmp (removed
+// convert FILE.gguf --id MODEL_ID into a root: converts into <root>/.modelsync/blobs/convert.tmp (removed
 // first if a crash left it), then adopts that directory as add-local does (model checks,
 // blobs, log, layout, marker) with the conversion recorded in RevisionResolved.derived_from
 // (source path, its sha256 and size, kConverterVersion); the staging directory is removed.
