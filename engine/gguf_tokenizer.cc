@@ -10,6 +10,7 @@ namespace modelsync::engine {
 namespace {
 
 using json = nlohmann::ordered_json;
+using plain_json = nlohmann::json;  // sorted keys, logarithmic lookup
 
 // GPT-2's byte alphabet: the printable bytes stand for themselves, the other 68 are
 // spelled U+0100.. in byte order.
@@ -129,14 +130,16 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
                                    std::to_string(types->size()) + " entries for " +
                                    std::to_string(n) + " tokens");
   std::vector<std::string> spelled(n);
-  json vocab = json::object();
+  // A std::map, not ordered_json (whose lookup is linear): readers of tokenizer.json do not
+  // care about key order. A repeated token keeps its last id, as a Python dict would.
+  plain_json vocab = plain_json::object();
   for (size_t i = 0; i < n; ++i) {
     if (!(*tokens)[i].is_string())
       return Status::InvalidArgument("tokenizer.ggml.tokens[" + std::to_string(i) + "] is no string");
     spelled[i] = ByteLevelSpelling((*tokens)[i].get<std::string>());
-    vocab[spelled[i]] = i;  // a repeated token keeps its last id, as a Python dict would
+    vocab[spelled[i]] = i;
   }
-  json merge_list = json::array();
+  plain_json merge_list = plain_json::array();
   for (const auto& m : *merges) {
     if (!m.is_string()) return Status::InvalidArgument("tokenizer.ggml.merges holds a non-string");
     const std::string s = m.get<std::string>();
@@ -220,7 +223,7 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
                                {"special_tokens", special}}})}};
   }
 
-  json tok = {
+  plain_json tok = {
       {"version", "1.0"},
       {"truncation", nullptr},
       {"padding", nullptr},
@@ -241,7 +244,7 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
         {"vocab", std::move(vocab)},
         {"merges", std::move(merge_list)}}},
   };
-  out.tokenizer_json = tok.dump(2, ' ', false, json::error_handler_t::strict);
+  out.tokenizer_json = tok.dump(2, ' ', false, plain_json::error_handler_t::strict);
 
   json cfg = {{"tokenizer_class", "GPT2Tokenizer"},
               {"add_bos_token", add_bos},
