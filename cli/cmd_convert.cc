@@ -11,6 +11,8 @@
 
 namespace modelsync::cli {
 
+namespace {
+
 nlohmann::json ConvertJson(const engine::ConvertModelResult& r, const std::string& source,
                            const std::string& model_id) {
   nlohmann::json j = engine::AddLocalJson(r.summary, model_id);
@@ -25,6 +27,54 @@ nlohmann::json ConvertJson(const engine::ConvertModelResult& r, const std::strin
   j["converted"] = tensors;
   j["lossless"] = r.report.lossless;
   return j;
+}
+
+void PrintConverted(const engine::ConvertModelResult& r, const std::string& source) {
+  const auto& s = r.summary;
+  std::printf("%s converted as %s @ %s\n  %s\n  marker %s\n  %s model, %s, %llu files, %s\n",
+              source.c_str(), s.repo.c_str(), s.commit.substr(0, 12).c_str(),
+              s.model_dir.c_str(), s.marker_path.c_str(), s.model_type.c_str(),
+              s.quantization.c_str(), static_cast<unsigned long long>(s.files),
+              FormatBytes(s.bytes_total).c_str());
+  std::map<std::string, int> kinds;
+  for (const auto& t : r.report.tensors) ++kinds[t.source_type + " -> " + t.as];
+  std::printf("  %llu of %zu tensors bit for bit:",
+              static_cast<unsigned long long>(r.report.lossless), r.report.tensors.size());
+  for (const auto& [k, n] : kinds) std::printf(" %d %s;", n, k.c_str());
+  std::printf("\n  tokenizer %s; source sha256 %s\n", r.report.tokenizer.c_str(),
+              r.source_sha256.c_str());
+}
+
+// Converts with a progress bar (on a terminal, without --json); prints the result or the
+// error; returns the exit status.
+int RunConvert(engine::ConvertModelOptions o, const std::string& shown, bool json) {
+  ProgressBar bar("convert", !json && ProgressWanted());
+  o.progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total, 0, 0); };
+  auto r = engine::ConvertGgufModel(CliEnv(), o);
+  bar.Finish();
+  if (!r.ok()) return ReportError(r.status(), json);
+  if (json) {
+    EmitJson(ConvertJson(*r, o.source_label.empty() ? r->source : o.source_label,
+                         r->summary.marker_path.substr(r->summary.marker_path.rfind('/') + 1)));
+  } else {
+    PrintConverted(*r, shown);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int ConvertAfterPull(const std::string& root, const std::string& repo, const std::string& commit,
+                     const std::string& model_dir, const std::string& file,
+                     const std::string& model_id, const std::string& endpoint, bool json) {
+  engine::ConvertModelOptions o;
+  o.root = root;
+  o.source = model_dir + "/" + file;
+  o.repo = engine::ConvertedRepoFor(repo, file);
+  o.model_id = model_id.empty() ? o.repo.substr(o.repo.find('/') + 1) : model_id;
+  o.source_label = (endpoint.empty() ? CliEnv().config.endpoint : endpoint) + "/" + repo + "@" +
+                   commit + "/" + file;
+  return RunConvert(o, repo + "/" + file, json);
 }
 
 void RegisterConvert(CLI::App& app, CliContext& ctx) {
@@ -43,34 +93,7 @@ void RegisterConvert(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--repo", o->repo, "Repo id to file it under (default local/<id>)");
   cmd->add_flag("--json", *json_out, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
-  cmd->callback([o, json_out, &ctx]() {
-    std::string source = o->source;
-    ProgressBar bar("convert", !*json_out && ProgressWanted());
-    o->progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total, 0, 0); };
-    auto r = engine::ConvertGgufModel(CliEnv(), *o);
-    bar.Finish();
-    if (!r.ok()) {
-      ctx.exit_code = ReportError(r.status(), *json_out);
-      return;
-    }
-    if (*json_out) {
-      EmitJson(ConvertJson(*r, r->source, o->model_id));
-      return;
-    }
-    const auto& s = r->summary;
-    std::printf("%s converted as %s @ %s\n  %s\n  marker %s\n  %s model, %s, %llu files, %s\n",
-                source.c_str(), s.repo.c_str(), s.commit.substr(0, 12).c_str(),
-                s.model_dir.c_str(), s.marker_path.c_str(), s.model_type.c_str(),
-                s.quantization.c_str(), static_cast<unsigned long long>(s.files),
-                FormatBytes(s.bytes_total).c_str());
-    std::map<std::string, int> kinds;
-    for (const auto& t : r->report.tensors) ++kinds[t.source_type + " -> " + t.as];
-    std::printf("  %llu of %zu tensors bit for bit:",
-                static_cast<unsigned long long>(r->report.lossless), r->report.tensors.size());
-    for (const auto& [k, n] : kinds) std::printf(" %d %s;", n, k.c_str());
-    std::printf("\n  tokenizer %s; source sha256 %s\n", r->report.tokenizer.c_str(),
-                r->source_sha256.c_str());
-  });
+  cmd->callback([o, json_out, &ctx]() { ctx.exit_code = RunConvert(*o, o->source, *json_out); });
 }
 
 }  // namespace modelsync::cli

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/interrupt.h"
 #include "cli/progress.h"
+#include "engine/gguf_convert.h"
 #include "engine/pull.h"
 #include "engine/status.h"
 
@@ -171,6 +172,8 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   auto flags = std::make_shared<OutputFlags>();
   auto no_wait = std::make_shared<bool>(false);
   auto hf_cache = std::make_shared<std::string>();
+  auto convert = std::make_shared<bool>(false);
+  auto gguf_file = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "pull",
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
@@ -194,6 +197,12 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--any-format", opts->any_format,
                 "Download a GGUF-only or PyTorch-only repo anyway (MLX cannot load it; no marker "
                 "is written unless the model checks pass)");
+  cmd->add_flag("--convert", *convert,
+                "A GGUF repo: fetch its .gguf file (only that one) and convert it into an MLX\n"
+                "model filed as <org>/<file stem>-mlx, with its own marker (--id, default that\n"
+                "name); see `modelsync help convert`");
+  cmd->add_option("--file", *gguf_file,
+                  "With --convert: the .gguf file to convert, when the repo has several");
   AddHfCacheOption(cmd, hf_cache.get(),
                    "Also put the model into the Hugging Face cache (modelsync export): DIR, else\n"
                    "$HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub");
@@ -204,7 +213,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
       "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
-  cmd->callback([opts, flags, no_wait, hf_cache, cmd, &ctx]() {
+  cmd->callback([opts, flags, no_wait, hf_cache, convert, gguf_file, cmd, &ctx]() {
     opts->wait_for_lock = !*no_wait;
     PullPrinter printer(*flags);
     if (Status s = ReadRepoArgument(opts->root, &opts->repo, &opts->revision,
@@ -213,6 +222,33 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       printer.Fail(s);
       ctx.exit_code = ExitCodeFor(s);
       return;
+    }
+    std::string file, converted_id;
+    if (*convert || !gguf_file->empty()) {
+      Status s = !*convert ? Status::InvalidArgument("--file goes with --convert")
+                 : !opts->include.empty() || !opts->exclude.empty()
+                     ? Status::InvalidArgument(
+                           "--convert fetches one .gguf file: name it with --file, not "
+                           "--include/--exclude")
+                     : Status::Ok();
+      if (s.ok()) {
+        auto f = engine::PickGgufFile(CliEnv(), opts->repo, opts->revision, opts->endpoint,
+                                      *gguf_file);
+        if (f.ok()) file = *f;
+        else s = f.status();
+      }
+      if (!s.ok()) {
+        printer.Fail(s);
+        ctx.exit_code = ExitCodeFor(s);
+        return;
+      }
+      // The glob that matches exactly this path ('*', '?' and '[' as one-member sets).
+      std::string glob;
+      for (char c : file) glob += (c == '*' || c == '?' || c == '[') ? std::string("[") + c + "]" : std::string(1, c);
+      opts->include = {glob};
+      opts->any_format = true;
+      converted_id = opts->model_id;  // --id names the converted model
+      opts->model_id.clear();
     }
     Interrupts interrupts;
     opts->cancel = interrupts.flag();
@@ -228,6 +264,11 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       return;
     }
     printer.Done(*r);
+    if (!file.empty()) {
+      ctx.exit_code = ConvertAfterPull(opts->root, r->repo, r->commit, r->model_dir, file,
+                                       converted_id, opts->endpoint, flags->json);
+      if (ctx.exit_code != 0) return;
+    }
     if (cmd->count("--hf-cache") > 0) {
       if (Status s = ExportAfterPull(opts->root, r->repo, *hf_cache, flags->json); !s.ok()) {
         printer.Fail(s);

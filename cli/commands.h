@@ -34,6 +34,13 @@ void RegisterRemove(CLI::App& app, CliContext& ctx);
 // cmd_hf_cache.cc: export / import, and pull's --hf-cache.
 void RegisterExport(CLI::App& app, CliContext& ctx);
 void RegisterImport(CLI::App& app, CliContext& ctx);
+// cmd_convert.cc: after pull --convert (and convert): converts models/<org>/<name>/<file> of
+// the repo just pulled into ConvertedRepoFor(repo, file) with its own marker (model_id, ""
+// = the converted repo's name), printing as convert does (--json: one "converted" line).
+// Returns the exit status.
+int ConvertAfterPull(const std::string& root, const std::string& repo, const std::string& commit,
+                     const std::string& model_dir, const std::string& file,
+                     const std::string& model_id, const std::string& endpoint, bool json);
 void AddHfCacheOption(CLI::App* cmd, std::string* dir, const char* help);
 // After a pull: export repo to the cache dir ("" = the default cache); prints as export does
 // (with --json: one line {"event":"hf_cache", ...}).

@@ -10,8 +10,10 @@
 #include "engine/add_local.h"
 #include "engine/gguf.h"
 #include "engine/gguf_tokenizer.h"
+#include "engine/hub_config.h"
 #include "engine/journal.h"
 #include "engine/root_path.h"
+#include "net/hub.h"
 #include "storage/blob_store.h"
 #include "storage/file_system.h"
 
@@ -607,7 +609,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   ao.model_id = o.model_id;
   ao.repo = o.repo;
   ao.derived.converter = kConverterVersion;
-  ao.derived.source = out.source;
+  ao.derived.source = o.source_label.empty() ? out.source : o.source_label;
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
   auto added = AddLocalTo(env, ao, root, *journal);
@@ -615,6 +617,42 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   out.summary = std::move(*added);
   MS_RETURN_IF_ERROR(finish(Status::Ok()));
   return out;
+}
+
+Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
+                                 const std::string& revision, const std::string& endpoint,
+                                 const std::string& file) {
+  auto is_gguf = [](const std::string& p) {
+    return p.size() > 5 && p.compare(p.size() - 5, 5, ".gguf") == 0;
+  };
+  if (!file.empty()) {
+    if (!is_gguf(file))
+      return Status::InvalidArgument("--file " + file + " is not a .gguf file: --convert converts GGUF");
+    return file;
+  }
+  if (env.config.offline)
+    return Status::InvalidArgument("offline (HF_HUB_OFFLINE): name the file to convert with --file NAME.gguf");
+  net::Hub hub(HubOptionsOf(env, endpoint));
+  MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
+  std::vector<const v1::FileEntry*> found;
+  for (const auto& f : resolved.files)
+    if (is_gguf(f.path())) found.push_back(&f);
+  if (found.empty())
+    return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
+                                   " holds no .gguf file: --convert converts GGUF repos");
+  if (found.size() == 1) return found.front()->path();
+  std::string list;
+  for (const auto* f : found) list += "\n  " + f->path() + " (" + std::to_string(f->size()) + " bytes)";
+  return Status::InvalidArgument(repo + " holds " + std::to_string(found.size()) +
+                                 " GGUF files; pass --file NAME to choose one (Q4_0, Q4_1 and "
+                                 "Q8_0 convert bit for bit):" + list);
+}
+
+std::string ConvertedRepoFor(const std::string& repo, const std::string& file) {
+  const size_t slash = repo.find('/');
+  std::string leaf = file.substr(file.find_last_of('/') == std::string::npos ? 0 : file.find_last_of('/') + 1);
+  if (leaf.size() > 5 && leaf.compare(leaf.size() - 5, 5, ".gguf") == 0) leaf.resize(leaf.size() - 5);
+  return repo.substr(0, slash) + "/" + leaf + "-mlx";
 }
 
 }  // namespace modelsync::engine

@@ -73,6 +73,9 @@ struct ConvertModelOptions {
   std::string source;
   std::string model_id;
   std::string repo;  // default local/<model_id>
+  // What the log records as the source (derived_from.source, the endpoint "convert:..."):
+  // "" = the file's absolute path; pull --convert gives "<endpoint>/<repo>@<commit>/<file>".
+  std::string source_label;
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
@@ -87,5 +90,18 @@ struct ConvertModelResult {
 inline constexpr char kConvertStaging[] = "convert.tmp";
 
 Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& options);
+
+// pull REPO --convert: the .gguf file of a hub repo to fetch. `file` given: it (it must end
+// in .gguf). Otherwise the revision is listed (one request, or two) and its only .gguf is
+// chosen; several: kInvalidArgument listing them with their sizes ("pass --file NAME");
+// none: kInvalidArgument. Offline without `file`: kInvalidArgument asking for --file.
+Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
+                                 const std::string& revision, const std::string& endpoint,
+                                 const std::string& file);
+
+// The repo a converted hub file is filed under: "<org>/<file stem>-mlx"
+// ("HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx" for that repo's
+// "SmolLM2-135M-Instruct.Q4_1.gguf"); its default model id is the name part.
+std::string ConvertedRepoFor(const std::string& repo, const std::string& file);
 
 }  // namespace modelsync::engine

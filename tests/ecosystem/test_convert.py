@@ -30,6 +30,8 @@ from transformers.integrations.gguf.gguf_tokenizer_mapping import (
     GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer)
 
 from conftest import MODELSYNC, modelsync
+from hub_emulator import Emulator
+from make_mlx_fixtures import write_repo
 
 SOURCE = Path(__file__).resolve().parents[2]
 SMOLLM2 = SOURCE / ".venv/fixtures/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -191,6 +193,67 @@ def test_smollm2_is_a_model_of_the_root(smollm2):
     modelsync("gc", root=root)
     assert not (root / ".modelsync/blobs/convert.tmp").exists()
     modelsync("verify", repo, root=root)
+
+
+# ---- pull --convert: a GGUF repo on the hub -------------------------------------------------
+
+GGUF_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+
+
+@pytest.fixture(scope="module")
+def gguf_hub(tmp_path_factory):
+    """The emulator serving a GGUF-only repo: SmolLM2's Q4_1 file and a second quantization."""
+    d = tmp_path_factory.mktemp("ggufhub")
+    weights, dims = hf_weights("llama", np.random.default_rng(9))
+    other = write_gguf(d / "other.gguf", "llama", weights, dims, Q.Q8_0).read_bytes()
+    write_repo(d / "repos", GGUF_REPO,
+               [("init", {"README.md": b"# SmolLM2 GGUF\n", "SmolLM2-135M-Instruct.Q4_1.gguf":
+                          SMOLLM2.read_bytes(), "tiny.Q8_0.gguf": other})], {"main": 0})
+    emu = Emulator(d / "repos", d)
+    yield emu
+    emu.stop()
+
+
+def test_pull_convert_fetches_one_file_and_converts_it(tmp_path, gguf_hub, smollm2):
+    root = tmp_path / "root"
+    # Two GGUF files: which one is the user's choice, and nothing is fetched before it.
+    before = max([e["seq"] for e in gguf_hub.log()], default=0)
+    p, _ = modelsync("pull", GGUF_REPO, "--convert", root=root, endpoint=gguf_hub.url, check=False)
+    assert p.returncode == 2 and "--file" in p.stderr, p.stderr
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf (98362432 bytes)" in p.stderr
+    assert not any("/resolve/" in e["path"] for e in gguf_hub.log(before))
+
+    since = max([e["seq"] for e in gguf_hub.log()], default=0)
+    p, lines = modelsync("pull", GGUF_REPO, "--convert", "--file", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                         "--json", root=root, endpoint=gguf_hub.url, timeout=300)
+    fetched = {e["path"].rsplit("/", 1)[-1] for e in gguf_hub.log(since) if "/resolve/" in e["path"]}
+    assert fetched == {"SmolLM2-135M-Instruct.Q4_1.gguf"}, fetched
+    conv = next(x for x in lines if x.get("event") == "converted")
+    assert conv["repo"] == "HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx"
+    assert (root / "SmolLM2-135M-Instruct.Q4_1-mlx").is_file()
+    assert conv["source"]["sha256"] == hashlib.sha256(SMOLLM2.read_bytes()).hexdigest()
+    commit = next(x for x in lines if x.get("event") == "resolved")["commit"]
+    assert conv["source"]["path"] == f"{gguf_hub.url}/{GGUF_REPO}@{commit}/SmolLM2-135M-Instruct.Q4_1.gguf"
+    # The same bytes as converting the file directly.
+    direct_root, _ = smollm2
+    new = root / "models/HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx/model.safetensors"
+    old = direct_root / "models/HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1/model.safetensors"
+    assert new.read_bytes() == old.read_bytes()
+    # The GGUF repo itself is laid out (its file) but has no marker: MLX cannot load it.
+    assert (root / "models" / GGUF_REPO / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
+    assert not (root / "SmolLM2-135M-Instruct-GGUF").exists()
+    f = tmp_path / "pull.json"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    c = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
+                        "pull", str(f)], capture_output=True, text=True)
+    assert c.returncode == 0, c.stdout + c.stderr
+    # Again: nothing to download.
+    since = max([e["seq"] for e in gguf_hub.log()], default=0)
+    modelsync("pull", GGUF_REPO, "--convert", "--file", "SmolLM2-135M-Instruct.Q4_1.gguf",
+              root=root, endpoint=gguf_hub.url)
+    assert not any("/resolve/" in e["path"] and e.get("method") == "GET"
+                   for e in gguf_hub.log(since))
+    modelsync("verify", root=root)
 
 
 # ---- small files written by llama.cpp's gguf package ---------------------------------------
