@@ -6,6 +6,7 @@
 #include "base/fs.h"
 #include "base/hash.h"
 #include "engine/event_builders.h"
+#include "engine/file_hash.h"
 #include "engine/journal.h"
 #include "engine/loadability.h"
 #include "engine/materializer.h"
@@ -174,9 +175,21 @@ Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const s
   for (const auto& p : paths) {
     // The copy is staged in blobs/ under a temporary name (storage/LAYOUT.md: gc removes
     // one a crash left), hashed as it is written, then adopted under its digest.
-    MS_ASSIGN_OR_RETURN(auto copied, CopyHashing(*src, p, blobs->dir(), kAddLocalTemp));
+    std::pair<std::string, uint64_t> copied;
+    if (o.move_files) {
+      // The directory is ours (convert's staging, on the store's file system): hash each
+      // file where it is and move it in; no copy.
+      if (p.find('/') != std::string::npos)
+        return Status::InvalidArgument(o.dir + "/" + p + ": move_files takes a flat directory");
+      MS_ASSIGN_OR_RETURN(auto f, src->OpenFile(p, storage::OpenMode::kRead));
+      MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, HashKind::kSha256));
+      copied = {h.hex, h.size};
+      MS_RETURN_IF_ERROR(blobs->Adopt(*src, p, h.hex));
+    } else {
+      MS_ASSIGN_OR_RETURN(copied, CopyHashing(*src, p, blobs->dir(), kAddLocalTemp));
+      MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), kAddLocalTemp, copied.first));
+    }
     const auto& [sha, size] = copied;
-    MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), kAddLocalTemp, sha));
     auto* fe = manifest.add_files();
     fe->set_path(p);
     fe->set_size(size);

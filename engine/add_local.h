@@ -38,6 +38,9 @@ struct AddLocalOptions {
   std::string model_id;  // marker name (required)
   std::string repo;      // "org/name"; default "local/<model_id>"
   Derivation derived;
+  // The files of dir are moved into the store instead of copied (dir is the caller's own
+  // staging directory on the store's file system, flat; it is left empty).
+  bool move_files = false;
 };
 
 // The name a file being copied in is staged under in blobs/ (removed by gc after a crash).

@@ -612,6 +612,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   ao.derived.source = o.source_label.empty() ? out.source : o.source_label;
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
+  ao.move_files = true;
   auto added = AddLocalTo(env, ao, root, *journal);
   if (!added.ok()) return finish(added.status());
   out.summary = std::move(*added);
