@@ -9,6 +9,7 @@
 #include "base/hash.h"
 #include "engine/add_local.h"
 #include "engine/gguf.h"
+#include "engine/ggml_dequant.h"
 #include "engine/gguf_tokenizer.h"
 #include "engine/hub_config.h"
 #include "engine/journal.h"
@@ -24,46 +25,6 @@ using json = nlohmann::ordered_json;
 
 constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kBF16 = 30;
 constexpr uint64_t kBatchBytes = 4u << 20;
-
-// ---- float16 ---------------------------------------------------------------------------
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
-  if (exp == 0) {
-    float f = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -f : f;
-  }
-  uint32_t x = exp == 31 ? sign | 0x7F800000u | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
-
-// Round to nearest even.
-uint16_t FloatToHalf(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000;
-  uint32_t mant = x & 0x7FFFFF;
-  const int32_t exp = (x >> 23) & 0xFF;
-  if (exp == 0xFF) return static_cast<uint16_t>(sign | 0x7C00 | (mant ? 0x200 : 0));
-  const int32_t e = exp - 112;
-  if (e >= 31) return static_cast<uint16_t>(sign | 0x7C00);
-  if (e <= 0) {
-    if (e < -10) return static_cast<uint16_t>(sign);
-    mant |= 0x800000;
-    const uint32_t shift = static_cast<uint32_t>(14 - e);
-    uint32_t h = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  uint32_t h = sign | (static_cast<uint32_t>(e) << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1FFF;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;
-  return static_cast<uint16_t>(h);
-}
 
 uint16_t Load16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 void Store16(unsigned char* p, uint16_t v) {
@@ -138,7 +99,8 @@ struct Part {  // one output tensor
 struct Job {  // one source tensor
   const GgufTensor* src = nullptr;
   std::string base;   // output name without ".weight" for quantized ones
-  uint32_t bits = 0;  // 0 = kept as is
+  uint32_t bits = 0;  // 0 = kept as is (or dequantized)
+  bool dequant = false;  // a K-quant / Q5: dequantized to float16
   uint64_t rows = 0, cols = 0;
   uint64_t heads = 0;  // rows are llama.cpp-permuted in this many heads; 0 = not permuted
   int weight = -1, scales = -1, biases = -1;  // indexes into parts
@@ -259,11 +221,17 @@ class Converter {
       } else if (const char* dt = KeptDtype(t.type)) {
         job.weight = AddPart(hf, dt, shape);
         ct.as = dt;
+      } else if (CanDequantize(t.type)) {
+        job.dequant = true;
+        job.weight = AddPart(hf, "F16", shape);
+        ct.as = "F16 (dequantized)";
+        ct.lossless = false;
       } else {
         return Status::InvalidArgument(
             o_.source + ": tensor '" + t.name + "' is " + (type ? type->name : "of an unknown type") +
-            "; the converter takes Q4_0, Q4_1, Q8_0 (bit for bit), F32, F16 and BF16 (K-quants "
-            "and IQ types are not converted yet): nothing was written");
+            "; the converter takes Q4_0, Q4_1, Q8_0 (bit for bit), F32, F16, BF16, and Q5_0, "
+            "Q5_1, Q2_K..Q6_K (dequantized to float16); IQ and other types are not converted "
+            "yet: nothing was written");
       }
       if (arch->permute_qk && layer >= 0 &&
           (t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos)) {
@@ -275,7 +243,7 @@ class Converter {
       }
       if (t.name == "token_embd.weight") vocab_rows_ = job.rows;
       if (t.name == "output.weight") has_output_ = true;
-      ++report_.lossless;
+      if (ct.lossless) ++report_.lossless;
       report_.tensors.push_back(std::move(ct));
       jobs_.push_back(std::move(job));
     }
@@ -472,7 +440,8 @@ class Converter {
     batch = std::min(batch, j.rows);
     in_.resize(batch * src_row);
     const uint64_t blocks = j.cols / 32;
-    const uint64_t w_row = j.bits ? j.cols * j.bits / 8 : src_row, sb_row = blocks * 2;
+    const uint64_t w_row = j.bits ? j.cols * j.bits / 8 : j.dequant ? j.cols * 2 : src_row;
+    const uint64_t sb_row = blocks * 2;
     w_.resize(batch * w_row);
     if (j.bits) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
     for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
@@ -481,6 +450,16 @@ class Converter {
       for (uint64_t r = 0; r < nr; ++r) {
         const uint64_t from = j.heads ? SourceRow(r, head_dim) : r;  // batches hold whole heads
         const unsigned char* in = in_.data() + from * src_row;
+        if (j.dequant) {
+          unsigned char* w = w_.data() + r * w_row;
+          float vals[256];
+          const uint64_t n = type->block_values;
+          for (uint64_t b = 0; b < j.cols / n; ++b) {
+            DequantizeBlock(j.src->type, in + b * type->block_bytes, vals);
+            for (uint64_t k = 0; k < n; ++k) Store16(w + (b * n + k) * 2, FloatToHalf(vals[k]));
+          }
+          continue;
+        }
         if (!j.bits) {
           std::memcpy(w_.data() + r * w_row, in, src_row);
           continue;

@@ -10,8 +10,9 @@
 - Small files written at test time by llama.cpp's `gguf` package (GGUFWriter, gguf.quants):
   llama (q/k permuted as llama.cpp's converter permutes them) and qwen2, F16 / Q4_0 / Q8_0;
   an F16 file converts back to the original Hugging Face tensors exactly.
-- Refusals: an unknown architecture, a K-quant tensor, a truncated file: exit 2, nothing in
-  the root.
+- K-quants and Q5_0/Q5_1 become float16 of exactly what gguf-py's dequantizer computes.
+- Refusals: an unknown architecture, an IQ tensor, a truncated file: exit 2, nothing in the
+  root.
 """
 import hashlib
 import json
@@ -384,6 +385,69 @@ def test_quantized_blocks_are_mlx_own_gguf_loading(tmp_path, qtype, arch):
     np.testing.assert_allclose(np.array(got.astype(mx.float32)), ref, rtol=1e-3, atol=1e-3)
 
 
+# Where each ggml block keeps its float16 scale(s): random blocks get finite, modest ones.
+SCALE_AT = {Q.Q2_K: (80, 82), Q.Q3_K: (108,), Q.Q4_K: (0, 2), Q.Q5_K: (0, 2), Q.Q6_K: (208,),
+            Q.Q5_0: (0,), Q.Q5_1: (0, 2)}
+
+
+def random_blocks(rng, rows, cols, qt):
+    from gguf.constants import GGML_QUANT_SIZES
+    per, size = GGML_QUANT_SIZES[qt]
+    b = rng.integers(0, 256, size=(rows * cols // per, size), dtype=np.uint8)
+    for at in SCALE_AT[qt]:
+        d = (rng.random(b.shape[0]) * 0.01 + 0.0005).astype(np.float16)
+        b[:, at:at + 2] = d.view(np.uint8).reshape(-1, 2)
+    return b.reshape(rows, -1)
+
+
+def test_k_quants_dequantize_as_gguf_does(tmp_path):
+    """Q2_K..Q6_K, Q5_0, Q5_1: float16 of exactly what gguf-py's dequantizer computes (ggml's
+    arithmetic), q/k permutation undone; reported as not bit for bit; mlx-lm loads the mix."""
+    rng = np.random.default_rng(11)
+    weights, dims = hf_weights("llama", rng, hidden=256, heads=4, kv=2, layers=1, ffn=512)
+    types = {"self_attn.q_proj": Q.Q4_K, "self_attn.k_proj": Q.Q5_K, "self_attn.v_proj": Q.Q6_K,
+             "self_attn.o_proj": Q.Q3_K, "mlp.gate_proj": Q.Q2_K, "mlp.up_proj": Q.Q5_0,
+             "mlp.down_proj": Q.Q5_1, "lm_head": Q.Q6_K}
+    raw = {}
+    for name in list(weights):
+        kind = next((k for k in types if f"{k}.weight" in name), None)
+        if kind is not None:
+            rows, cols = weights[name].shape
+            raw[name] = (random_blocks(rng, rows, cols, types[kind]), types[kind])
+            del weights[name]
+    inv_top = {v: k for k, v in TOP.items()}
+    inv = {v: k for k, v in BLOCK.items()}
+
+    def gname(name):
+        stem, suffix = name.rsplit(".", 1)
+        if stem in inv_top:
+            return f"{inv_top[stem]}.{suffix}"
+        _, _, layer, rest = stem.split(".", 3)
+        return f"blk.{layer}.{inv[rest]}.{suffix}"
+    src = write_gguf(tmp_path / "k.gguf", "llama", weights, dims, Q.Q8_0,
+                     extra=[(gname(n), b, qt) for n, (b, qt) in raw.items()])
+    root = tmp_path / "root"
+    p, lines = convert(src, root, "k", "--json")
+    doc = lines[0]
+    lossy = {t["name"] for t in doc["converted"] if not t["lossless"]}
+    assert lossy == set(raw), lossy
+    assert all(t["as"] == "F16 (dequantized)" for t in doc["converted"] if t["name"] in raw)
+    ours = converted_tensors(root / "models/local/k")
+    from gguf.quants import dequantize
+    for name, (b, qt) in raw.items():
+        want = dequantize(b, qt).astype(np.float16)
+        if ".q_proj." in name or ".k_proj." in name:  # the file's rows are llama.cpp's order
+            want = unpermute(want, dims["heads"] if ".q_proj." in name else dims["kv"])
+        assert ours[name].dtype == np.float16 and ours[name].shape == want.shape, name
+        assert ours[name].tobytes() == want.tobytes(), name
+    config = json.loads((root / "models/local/k/config.json").read_text())
+    assert config["quantization"]["bits"] == 8  # the Q8_0 embedding and nothing else quantized
+    from mlx_lm import load
+    from mlx_lm.generate import generate
+    model, tok = load(str(root / "models/local/k"))
+    assert isinstance(generate(model, tok, prompt="the", max_tokens=4), str)
+
+
 def test_tokenizer_with_a_split_and_bos_is_transformers(tmp_path):
     weights, dims = hf_weights("llama", np.random.default_rng(3))
     for pre, add_bos in [("llama-bpe", True), ("qwen2", False), ("gpt-2", False)]:
@@ -413,12 +477,12 @@ def test_refusals_exit_2_and_write_nothing(tmp_path):
     p, _ = convert(src, root, "x-id", check=False)
     assert p.returncode == 2 and "architecture 'gptneox'" in p.stderr, p.stderr
     assert nothing_written(root)
-    # A K-quant tensor (bytes of the right size: only its type matters here).
-    kq = np.random.default_rng(5).integers(0, 256, size=(4, 210), dtype=np.uint8)
-    src = write_gguf(tmp_path / "k.gguf", "llama", weights, dims, Q.F16,
-                     extra=[("blk.1.ffn_gate.bias", kq, Q.Q6_K)])
+    # An IQ tensor (bytes of the right size: only its type matters here).
+    iq = np.random.default_rng(5).integers(0, 256, size=(4, 144), dtype=np.uint8)
+    src = write_gguf(tmp_path / "iq.gguf", "llama", weights, dims, Q.F16,
+                     extra=[("blk.1.ffn_gate.bias", iq, Q.IQ4_NL)])
     p, _ = convert(src, root, "x-id", check=False)
-    assert p.returncode == 2 and "'blk.1.ffn_gate.bias' is Q6_K" in p.stderr, p.stderr
+    assert p.returncode == 2 and "'blk.1.ffn_gate.bias' is IQ4_NL" in p.stderr, p.stderr
     assert nothing_written(root)
     # A file cut short inside its tensor data.
     good = write_gguf(tmp_path / "good.gguf", "llama", weights, dims, Q.Q8_0)
