@@ -66,8 +66,10 @@ int RunConvert(engine::ConvertModelOptions o, const std::string& shown, bool jso
 
 int ConvertAfterPull(const std::string& root, const std::string& repo, const std::string& commit,
                      const std::string& model_dir, const std::string& file,
-                     const std::string& model_id, const std::string& endpoint, bool json) {
+                     const std::string& model_id, const std::string& endpoint, int quantize_bits,
+                     bool json) {
   engine::ConvertModelOptions o;
+  o.quantize_bits = quantize_bits;
   o.root = root;
   o.source = model_dir + "/" + file;
   o.repo = engine::ConvertedRepoFor(repo, file);
@@ -91,6 +93,10 @@ void RegisterConvert(CLI::App& app, CliContext& ctx) {
   cmd->add_option("file", o->source, "The .gguf file")->required();
   cmd->add_option("--id", o->model_id, "Marker file name")->required();
   cmd->add_option("--repo", o->repo, "Repo id to file it under (default local/<id>)");
+  cmd->add_option("--quantize", o->quantize_bits,
+                  "4 or 8: float and dequantized (K-quant) weight matrices become MLX affine\n"
+                  "quantization, group size 64 (mx.quantize's rule); Q4_0/Q4_1/Q8_0 stay as they are")
+      ->check(CLI::IsMember({4, 8}));
   cmd->add_flag("--json", *json_out, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
   cmd->callback([o, json_out, &ctx]() { ctx.exit_code = RunConvert(*o, o->source, *json_out); });

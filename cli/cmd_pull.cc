@@ -174,6 +174,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   auto hf_cache = std::make_shared<std::string>();
   auto convert = std::make_shared<bool>(false);
   auto gguf_file = std::make_shared<std::string>();
+  auto quantize = std::make_shared<int>(0);
   CLI::App* cmd = app.add_subcommand(
       "pull",
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
@@ -203,6 +204,9 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
                 "name); see `modelsync help convert`");
   cmd->add_option("--file", *gguf_file,
                   "With --convert: the .gguf file to convert, when the repo has several");
+  cmd->add_option("--quantize", *quantize,
+                  "With --convert: 4 or 8, float and K-quant matrices become MLX affine, group 64")
+      ->check(CLI::IsMember({4, 8}));
   AddHfCacheOption(cmd, hf_cache.get(),
                    "Also put the model into the Hugging Face cache (modelsync export): DIR, else\n"
                    "$HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub");
@@ -213,7 +217,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
       "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
-  cmd->callback([opts, flags, no_wait, hf_cache, convert, gguf_file, cmd, &ctx]() {
+  cmd->callback([opts, flags, no_wait, hf_cache, convert, gguf_file, quantize, cmd, &ctx]() {
     opts->wait_for_lock = !*no_wait;
     PullPrinter printer(*flags);
     if (Status s = ReadRepoArgument(opts->root, &opts->repo, &opts->revision,
@@ -224,8 +228,8 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       return;
     }
     std::string file, converted_id;
-    if (*convert || !gguf_file->empty()) {
-      Status s = !*convert ? Status::InvalidArgument("--file goes with --convert")
+    if (*convert || !gguf_file->empty() || *quantize) {
+      Status s = !*convert ? Status::InvalidArgument("--file and --quantize go with --convert")
                  : !opts->include.empty() || !opts->exclude.empty()
                      ? Status::InvalidArgument(
                            "--convert fetches one .gguf file: name it with --file, not "
@@ -266,7 +270,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
     printer.Done(*r);
     if (!file.empty()) {
       ctx.exit_code = ConvertAfterPull(opts->root, r->repo, r->commit, r->model_dir, file,
-                                       converted_id, opts->endpoint, flags->json);
+                                       converted_id, opts->endpoint, *quantize, flags->json);
       if (ctx.exit_code != 0) return;
     }
     if (cmd->count("--hf-cache") > 0) {

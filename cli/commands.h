@@ -40,7 +40,8 @@ void RegisterImport(CLI::App& app, CliContext& ctx);
 // Returns the exit status.
 int ConvertAfterPull(const std::string& root, const std::string& repo, const std::string& commit,
                      const std::string& model_dir, const std::string& file,
-                     const std::string& model_id, const std::string& endpoint, bool json);
+                     const std::string& model_id, const std::string& endpoint, int quantize_bits,
+                     bool json);
 void AddHfCacheOption(CLI::App* cmd, std::string* dir, const char* help);
 // After a pull: export repo to the cache dir ("" = the default cache); prints as export does
 // (with --json: one line {"event":"hf_cache", ...}).

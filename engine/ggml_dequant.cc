@@ -1,7 +1,9 @@
 #include "engine/ggml_dequant.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace modelsync::engine {
 namespace {
@@ -161,6 +163,35 @@ void DequantizeBlock(uint32_t type, const unsigned char* block, float* out) {
     case kQ6_K: return Q6K(block, out);
     default: return;
   }
+}
+
+void MlxQuantizeGroup(const float* w, int n, int bits, unsigned char* packed, uint16_t* scale_out,
+                      uint16_t* bias_out) {
+  const float n_bins = static_cast<float>((1 << bits) - 1);
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int i = 0; i < n; ++i) {
+    lo = std::min(lo, w[i]);
+    hi = std::max(hi, w[i]);
+  }
+  const bool from_min = std::abs(lo) > std::abs(hi);
+  float scale = std::max((hi - lo) / n_bins, 1e-7f);
+  if (!from_min) scale = -scale;
+  const float edge = from_min ? lo : hi;
+  const float q0 = std::rint(edge / scale);
+  float bias = 0.0f;
+  if (q0 != 0.0f) {
+    scale = edge / q0;
+    bias = edge;
+  }
+  const int per_byte = 8 / bits;
+  for (int i = 0; i < n * bits / 8; ++i) packed[i] = 0;
+  for (int i = 0; i < n; ++i) {
+    float q = std::rint((w[i] - bias) / scale);
+    q = std::min(std::max(q, 0.0f), n_bins);
+    packed[i / per_byte] |= static_cast<unsigned char>(static_cast<unsigned>(q) << ((i % per_byte) * bits));
+  }
+  *scale_out = FloatToHalf(scale);
+  *bias_out = FloatToHalf(bias);
 }
 
 }  // namespace modelsync::engine

@@ -21,3 +21,15 @@ float HalfToFloat(uint16_t h);
 uint16_t FloatToHalf(float f);
 
 }  // namespace modelsync::engine
+
+namespace modelsync::engine {
+
+// MLX's affine quantization of one group (mx.quantize, mlx/backend/cpu/quantized.cpp): the
+// group's float16 values w[0..n) (given as floats), bits 4 or 8. Writes n*bits/8 bytes of
+// MLX packing (value k of a 32-bit little-endian word at bits k*bits) to packed and the
+// float16 scale and bias. The scale runs from the edge of larger magnitude (min or max) so
+// that edge is exact: q0 = rint(edge/scale); scale = edge/q0 and bias = edge unless q0 is 0.
+void MlxQuantizeGroup(const float* w, int n, int bits, unsigned char* packed, uint16_t* scale,
+                      uint16_t* bias);
+
+}  // namespace modelsync::engine

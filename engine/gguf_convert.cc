@@ -101,6 +101,7 @@ struct Job {  // one source tensor
   std::string base;   // output name without ".weight" for quantized ones
   uint32_t bits = 0;  // 0 = kept as is (or dequantized)
   bool dequant = false;  // a K-quant / Q5: dequantized to float16
+  uint32_t requant = 0;  // --quantize: the float16 values quantized by MLX's rule, group 64
   uint64_t rows = 0, cols = 0;
   uint64_t heads = 0;  // rows are llama.cpp-permuted in this many heads; 0 = not permuted
   int weight = -1, scales = -1, biases = -1;  // indexes into parts
@@ -217,7 +218,20 @@ class Converter {
         job.scales = AddPart(job.base + ".scales", "F16", {job.rows, job.cols / 32});
         job.biases = AddPart(job.base + ".biases", "F16", {job.rows, job.cols / 32});
         ct.as = std::to_string(job.bits) + "-bit g32";
-        bits_by_module_[job.base] = job.bits;
+        bits_by_module_[job.base] = {job.bits, 32};
+      } else if (o_.quantize_bits && (KeptDtype(t.type) || CanDequantize(t.type)) &&
+                 t.dims.size() == 2 && job.cols % 64 == 0 && hf.size() > 7 &&
+                 hf.compare(hf.size() - 7, 7, ".weight") == 0) {
+        // --quantize: a float (or dequantized) matrix becomes MLX affine, group 64.
+        job.dequant = CanDequantize(t.type);
+        job.requant = o_.quantize_bits;
+        job.base = hf.substr(0, hf.size() - 7);
+        job.weight = AddPart(job.base + ".weight", "U32", {job.rows, job.cols * job.requant / 32});
+        job.scales = AddPart(job.base + ".scales", "F16", {job.rows, job.cols / 64});
+        job.biases = AddPart(job.base + ".biases", "F16", {job.rows, job.cols / 64});
+        ct.as = std::to_string(job.requant) + "-bit g64 (re-quantized)";
+        ct.lossless = false;
+        bits_by_module_[job.base] = {job.requant, 64};
       } else if (const char* dt = KeptDtype(t.type)) {
         job.weight = AddPart(hf, dt, shape);
         ct.as = dt;
@@ -293,16 +307,16 @@ class Converter {
     if (tok_.bos_id >= 0) c["bos_token_id"] = tok_.bos_id;
     if (tok_.eos_id >= 0) c["eos_token_id"] = tok_.eos_id;
     if (!bits_by_module_.empty()) {
-      // The most common width is the default; the others are named per module, as mlx-lm's
-      // mixed quantization writes them.
-      std::map<uint32_t, int> count;
-      for (const auto& [m, b] : bits_by_module_) ++count[b];
-      uint32_t common = std::max_element(count.begin(), count.end(), [](auto& x, auto& y) {
-                          return x.second < y.second;
-                        })->first;
-      json q = {{"group_size", 32}, {"bits", common}, {"mode", "affine"}};
-      for (const auto& [m, b] : bits_by_module_)
-        if (b != common) q[m] = {{"group_size", 32}, {"bits", b}};
+      // The most common (bits, group size) is the default; the others are named per module,
+      // as mlx-lm's mixed quantization writes them.
+      std::map<std::pair<uint32_t, uint32_t>, int> count;
+      for (const auto& [m, bg] : bits_by_module_) ++count[bg];
+      const auto common = std::max_element(count.begin(), count.end(), [](auto& x, auto& y) {
+                            return x.second < y.second;
+                          })->first;
+      json q = {{"group_size", common.second}, {"bits", common.first}, {"mode", "affine"}};
+      for (const auto& [m, bg] : bits_by_module_)
+        if (bg != common) q[m] = {{"group_size", bg.second}, {"bits", bg.first}};
       c["quantization"] = q;
       c["quantization_config"] = q;
     }
@@ -440,16 +454,32 @@ class Converter {
     batch = std::min(batch, j.rows);
     in_.resize(batch * src_row);
     const uint64_t blocks = j.cols / 32;
-    const uint64_t w_row = j.bits ? j.cols * j.bits / 8 : j.dequant ? j.cols * 2 : src_row;
-    const uint64_t sb_row = blocks * 2;
+    const uint64_t w_row = j.bits     ? j.cols * j.bits / 8
+                           : j.requant ? j.cols * j.requant / 8
+                           : j.dequant ? j.cols * 2
+                                       : src_row;
+    const uint64_t sb_row = j.requant ? j.cols / 64 * 2 : blocks * 2;
     w_.resize(batch * w_row);
-    if (j.bits) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
+    if (j.bits || j.requant) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
+    if (j.requant) row_.resize(j.cols);
     for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
       const uint64_t nr = std::min(batch, j.rows - r0);
       MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, in_.data(), nr * src_row));
       for (uint64_t r = 0; r < nr; ++r) {
         const uint64_t from = j.heads ? SourceRow(r, head_dim) : r;  // batches hold whole heads
         const unsigned char* in = in_.data() + from * src_row;
+        if (j.requant) {
+          RowValues(j, type, in, row_.data());
+          unsigned char* w = w_.data() + r * w_row;
+          for (uint64_t g = 0; g < j.cols / 64; ++g) {
+            uint16_t sc, bi;
+            MlxQuantizeGroup(row_.data() + g * 64, 64, static_cast<int>(j.requant),
+                             w + g * 64 * j.requant / 8, &sc, &bi);
+            Store16(s_.data() + r * sb_row + g * 2, sc);
+            Store16(b_.data() + r * sb_row + g * 2, bi);
+          }
+          continue;
+        }
         if (j.dequant) {
           unsigned char* w = w_.data() + r * w_row;
           float vals[256];
@@ -486,12 +516,33 @@ class Converter {
         }
       }
       MS_RETURN_IF_ERROR(Put(j.weight, r0 * w_row, w_, nr * w_row));
-      if (j.bits) {
+      if (j.bits || j.requant) {
         MS_RETURN_IF_ERROR(Put(j.scales, r0 * sb_row, s_, nr * sb_row));
         MS_RETURN_IF_ERROR(Put(j.biases, r0 * sb_row, b_, nr * sb_row));
       }
     }
     return Status::Ok();
+  }
+
+  // A source row as the float16 values MLX would quantize (each rounded to float16).
+  static void RowValues(const Job& j, const GgmlType* type, const unsigned char* in, float* out) {
+    const uint32_t t = j.src->type;
+    if (j.dequant) {
+      const uint64_t n = type->block_values;
+      for (uint64_t b = 0; b < j.cols / n; ++b) DequantizeBlock(t, in + b * type->block_bytes, out + b * n);
+    } else {
+      for (uint64_t k = 0; k < j.cols; ++k) {
+        if (t == kF16) {
+          out[k] = HalfToFloat(Load16(in + k * 2));
+        } else if (t == kBF16) {
+          const uint32_t x = static_cast<uint32_t>(Load16(in + k * 2)) << 16;
+          std::memcpy(&out[k], &x, 4);
+        } else {
+          std::memcpy(&out[k], in + k * 4, 4);
+        }
+      }
+    }
+    for (uint64_t k = 0; k < j.cols; ++k) out[k] = HalfToFloat(FloatToHalf(out[k]));
   }
 
   // GGUF's 4-bit block: value i < 16 is the low nibble of qs[i], value i + 16 its high one.
@@ -515,7 +566,7 @@ class Converter {
   std::string arch_;
   std::vector<Part> parts_;
   std::vector<Job> jobs_;
-  std::map<std::string, uint32_t> bits_by_module_;
+  std::map<std::string, std::pair<uint32_t, uint32_t>> bits_by_module_;  // bits, group
   uint64_t vocab_rows_ = 0, n_head_ = 0, n_kv_ = 0;
   bool has_output_ = false;
   ConvertReport report_;
@@ -525,6 +576,7 @@ class Converter {
   std::vector<std::unique_ptr<storage::File>> shards_;
   std::vector<uint64_t> data_start_;
   std::vector<unsigned char> in_, w_, s_, b_;
+  std::vector<float> row_;
 };
 
 Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path) {
@@ -554,6 +606,8 @@ Result<ConvertReport> ConvertGguf(const Env& env, const ConvertOptions& options)
 
 Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& o) {
   if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
+  if (o.quantize_bits != 0 && o.quantize_bits != 4 && o.quantize_bits != 8)
+    return Status::InvalidArgument("--quantize takes 4 or 8");
   if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
   MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
   // The root's lock is held from here to the end: the staging directory is ours.
@@ -573,6 +627,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   co.source = out.source;
   co.out_dir = staging;
   co.progress = o.progress;
+  co.quantize_bits = o.quantize_bits;
   MS_ASSIGN_OR_RETURN(out.report, ConvertGguf(env, co));
   auto finish = [&](Status st) {
     (void)blobs_dir->RemoveTree(kConvertStaging);

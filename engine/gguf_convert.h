@@ -40,6 +40,10 @@ struct ConvertOptions {
   std::string source;                // the .gguf file
   std::string out_dir;               // made by the call; must not exist
   uint64_t shard_bytes = 5ull << 30; // a shard is closed before it would exceed this
+  // 4 or 8: every float or dequantized weight matrix (2-D, rows a multiple of 64 wide)
+  // becomes MLX affine quantization with group size 64, by mx.quantize's rule applied to its
+  // float16 values; 0 = kept as float16 / as stored.
+  int quantize_bits = 0;
   // Called after each tensor with output bytes written so far and the total.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
@@ -73,6 +77,7 @@ struct ConvertModelOptions {
   std::string source;
   std::string model_id;
   std::string repo;  // default local/<model_id>
+  int quantize_bits = 0;  // ConvertOptions::quantize_bits
   // What the log records as the source (derived_from.source, the endpoint "convert:..."):
   // "" = the file's absolute path; pull --convert gives "<endpoint>/<repo>@<commit>/<file>".
   std::string source_label;

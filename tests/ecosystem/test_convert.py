@@ -448,6 +448,44 @@ def test_k_quants_dequantize_as_gguf_does(tmp_path):
     assert isinstance(generate(model, tok, prompt="the", max_tokens=4), str)
 
 
+def test_quantize_is_mx_quantize(tmp_path):
+    """--quantize 4 / 8: each K-quant (dequantized) and float matrix is what mx.quantize makes of
+    its float16 values, group 64; Q8_0 stays 8-bit group 32; config.json names both."""
+    rng = np.random.default_rng(12)
+    weights, dims = hf_weights("qwen2", rng, hidden=256, heads=4, kv=2, layers=1, ffn=512)
+    k = {"model.layers.0.mlp.up_proj.weight": Q.Q4_K, "model.layers.0.mlp.down_proj.weight": Q.Q6_K}
+    raw = {n: (random_blocks(rng, *weights.pop(n).shape, qt), qt) for n, qt in k.items()}
+    names = {"model.layers.0.mlp.up_proj.weight": "blk.0.ffn_up.weight",
+             "model.layers.0.mlp.down_proj.weight": "blk.0.ffn_down.weight"}
+    q8 = "model.layers.0.self_attn.o_proj.weight"
+    f16_weights = {n: w for n, w in weights.items() if n != q8}
+    src = write_gguf(tmp_path / "mix.gguf", "qwen2", f16_weights, dims, Q.F16,
+                     extra=[(names[n], b, qt) for n, (b, qt) in raw.items()] +
+                     [("blk.0.attn_output.weight", quantize(weights[q8], Q.Q8_0), Q.Q8_0)])
+    from gguf.quants import dequantize
+    for bits in (4, 8):
+        root = tmp_path / f"root{bits}"
+        p, lines = convert(src, root, "m", "--quantize", str(bits), "--json")
+        ours = converted_tensors(root / "models/local/m")
+        want = {n: dequantize(b, qt).astype(np.float16) for n, (b, qt) in raw.items()}
+        want.update({n: w.astype(np.float16) for n, w in f16_weights.items() if w.ndim == 2})
+        for n, w in want.items():
+            base = n[: -len(".weight")]
+            wq, sc, bi = mx.quantize(mx.array(w), group_size=64, bits=bits)
+            assert ours[base + ".weight"].tobytes() == np.array(wq).tobytes(), (bits, n)
+            assert ours[base + ".scales"].tobytes() == np.array(sc).tobytes(), (bits, n)
+            assert ours[base + ".biases"].tobytes() == np.array(bi).tobytes(), (bits, n)
+        config = json.loads((root / "models/local/m/config.json").read_text())
+        q = config["quantization"]
+        assert (q["bits"], q["group_size"]) == (bits, 64)
+        assert q["model.layers.0.self_attn.o_proj"] == {"group_size": 32, "bits": 8}
+        assert ours["model.norm.weight"].dtype == np.float32  # vectors stay as they are
+        from mlx_lm import load
+        from mlx_lm.generate import generate
+        model, tok = load(str(root / "models/local/m"))
+        assert isinstance(generate(model, tok, prompt="the", max_tokens=4), str)
+
+
 def test_tokenizer_with_a_split_and_bos_is_transformers(tmp_path):
     weights, dims = hf_weights("llama", np.random.default_rng(3))
     for pre, add_bos in [("llama-bpe", True), ("qwen2", False), ("gpt-2", False)]:
