@@ -182,9 +182,14 @@ Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const s
       if (p.find('/') != std::string::npos)
         return Status::InvalidArgument(o.dir + "/" + p + ": move_files takes a flat directory");
       MS_ASSIGN_OR_RETURN(auto f, src->OpenFile(p, storage::OpenMode::kRead));
-      MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, HashKind::kSha256));
-      copied = {h.hex, h.size};
-      MS_RETURN_IF_ERROR(blobs->Adopt(*src, p, h.hex));
+      if (auto known = o.known_sha256.find(p); known != o.known_sha256.end()) {
+        MS_ASSIGN_OR_RETURN(storage::FileInfo info, f->Stat());
+        copied = {known->second, info.size};
+      } else {
+        MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, HashKind::kSha256));
+        copied = {h.hex, h.size};
+      }
+      MS_RETURN_IF_ERROR(blobs->Adopt(*src, p, copied.first));
     } else {
       MS_ASSIGN_OR_RETURN(copied, CopyHashing(*src, p, blobs->dir(), kAddLocalTemp));
       MS_RETURN_IF_ERROR(blobs->Adopt(blobs->dir(), kAddLocalTemp, copied.first));

@@ -15,6 +15,7 @@
 // kIOError / kNoSpace, kLocked. Thread safety: calling thread only.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "base/status.h"
@@ -41,6 +42,9 @@ struct AddLocalOptions {
   // The files of dir are moved into the store instead of copied (dir is the caller's own
   // staging directory on the store's file system, flat; it is left empty).
   bool move_files = false;
+  // With move_files: sha256 of files the caller wrote and hashed as it wrote them (path ->
+  // hex); those are not read again.
+  std::map<std::string, std::string> known_sha256;
 };
 
 // The name a file being copied in is staged under in blobs/ (removed by gc after a crash).

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/hash.h"
 #include "engine/add_local.h"
@@ -32,9 +33,16 @@ void Store16(unsigned char* p, uint16_t v) {
   p[1] = static_cast<unsigned char>(v >> 8);
 }
 
-// factor * d as float16, exactly; false when it is not representable (overflow).
-bool ScaledHalf(uint16_t d, float factor, uint16_t* out) {
-  const float f = HalfToFloat(d) * factor;
+// -(2^k) * d as float16, exactly; false when it is not representable (overflow). A normal d
+// only moves its exponent; a subnormal one (or zero) goes through float.
+bool ScaledHalf(uint16_t d, int k, uint16_t* out) {
+  const uint16_t exp = (d >> 10) & 0x1F;
+  if (exp != 0 && exp != 31) {
+    if (exp + k > 30) return false;
+    *out = static_cast<uint16_t>(((d ^ 0x8000) & 0x83FF) | ((exp + k) << 10));
+    return true;
+  }
+  const float f = HalfToFloat(d) * -static_cast<float>(1 << k);
   *out = FloatToHalf(f);
   return std::isnan(f) || HalfToFloat(*out) == f;
 }
@@ -89,6 +97,7 @@ std::string HfName(const std::string& g, int* layer) {
 }
 
 struct Part {  // one output tensor
+  int job = -1;  // the source tensor it is made from
   std::string name, dtype;
   std::vector<uint64_t> shape;
   uint64_t bytes = 0;
@@ -276,6 +285,7 @@ class Converter {
     uint64_t elems = 1;
     for (auto d : p.shape) elems *= d;
     p.bytes = elems * (p.dtype == "F32" || p.dtype == "U32" ? 4 : 2);
+    p.job = static_cast<int>(jobs_.size());  // the job being planned
     parts_.push_back(std::move(p));
     return static_cast<int>(parts_.size() - 1);
   }
@@ -345,6 +355,9 @@ class Converter {
     MS_RETURN_IF_ERROR(f->DataSync());
     report_.files.push_back(name);
     report_.bytes_out += text.size();
+    Hasher h(HashKind::kSha256, text.size());
+    h.Update(text.data(), text.size());
+    report_.sha256[name] = h.FinishHex();
     return Status::Ok();
   }
 
@@ -377,35 +390,38 @@ class Converter {
     }
     uint64_t total = 0;
     for (auto b : shard_size) total += b;
+    // Room for all of it first: a full disk is said before a byte is written.
+    const uint64_t needed = total + tok_.tokenizer_json.size() + (1u << 20);
+    if (auto free = out_->FreeBytes(); free.ok() && *free < needed)
+      return Status::NoSpace("converting " + o_.source + " needs " + std::to_string(needed >> 20) +
+                             " MiB in " + o_.out_dir + ", which has " +
+                             std::to_string(*free >> 20) + " MiB free: free some space (modelsync "
+                             "gc removes blobs no model uses)");
     for (size_t s = 0; s < n; ++s) {
       std::string h = headers[s].dump();
       while ((8 + h.size()) % 8 != 0) h.push_back(' ');
       std::string prefix(8, '\0');
       for (int k = 0; k < 8; ++k) prefix[k] = static_cast<char>((h.size() >> (8 * k)) & 0xFF);
       MS_ASSIGN_OR_RETURN(auto f, out_->OpenFile(shard_name(s), storage::OpenMode::kCreateExclusive, 0644));
-      MS_RETURN_IF_ERROR(f->PWrite(0, prefix + h));
-      if (shard_size[s] > 0) MS_RETURN_IF_ERROR(f->Allocate(8 + h.size() + shard_size[s]));
-      data_start_.push_back(8 + h.size());
-      shards_.push_back(std::move(f));
+      // if (shard_size[s] > 0) MS_RETURN_IF_ERROR(f->Allocate(8 + h.size() + shard_size[s]));
+      shards_.push_back(Sink{std::move(f), Hasher(HashKind::kSha256, 8 + h.size() + shard_size[s])});
+      MS_RETURN_IF_ERROR(shards_.back().Append(prefix + h));
     }
     MS_ASSIGN_OR_RETURN(auto src_dir, env_.fs->OpenRoot(SourceDir(), false));
     MS_ASSIGN_OR_RETURN(src_, src_dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
-    // Read the source in file order.
-    std::vector<Job*> by_offset;
-    for (auto& j : jobs_) by_offset.push_back(&j);
-    std::sort(by_offset.begin(), by_offset.end(),
-              [](Job* x, Job* y) { return x->src->offset < y->src->offset; });
+    // Every shard is written front to back (and hashed on the way): the parts in offset
+    // order; a quantized tensor's weight, scales and biases each take a pass over its source.
     uint64_t done = 0;
-    for (Job* j : by_offset) {
-      MS_RETURN_IF_ERROR(ConvertTensor(*j));
-      for (int p : {j->weight, j->scales, j->biases})
-        if (p >= 0) done += parts_[p].bytes;
+    for (int i : order) {
+      MS_RETURN_IF_ERROR(ConvertTensor(jobs_[parts_[i].job], i));
+      done += parts_[i].bytes;
       if (o_.progress) o_.progress(done, total);
     }
     for (size_t s = 0; s < n; ++s) {
-      MS_RETURN_IF_ERROR(shards_[s]->DataSync());
+      MS_RETURN_IF_ERROR(shards_[s].f->DataSync());
       report_.files.push_back(shard_name(s));
-      report_.bytes_out += data_start_[s] + shard_size[s];
+      report_.sha256[shard_name(s)] = shards_[s].h.FinishHex();
+      report_.bytes_out += shards_[s].pos;
     }
     shards_.clear();
     if (n > 1) {
@@ -439,13 +455,32 @@ class Converter {
     return Status::Ok();
   }
 
-  Status Put(int part, uint64_t at, const std::vector<unsigned char>& buf, size_t n) {
-    const Part& p = parts_[part];
-    return shards_[p.shard]->PWrite(data_start_[p.shard] + p.offset + at,
-                                    std::string_view(reinterpret_cast<const char*>(buf.data()), n));
+  // One output file written front to back: pwrite, sha256 on the way, writeback started
+  // every 64 MiB so the final fsync has little left to do.
+  struct Sink {
+    std::unique_ptr<storage::File> f;
+    Hasher h;
+    uint64_t pos = 0, started = 0;
+    Status Append(std::string_view data) {
+      MS_RETURN_IF_ERROR(f->PWrite(pos, data));
+      h.Update(data.data(), data.size());
+      pos += data.size();
+      if (pos - started >= (64u << 20)) {
+        f->StartWriteback(started, pos - started);
+        started = pos;
+      }
+      return Status::Ok();
+    }
+  };
+
+  // Appends rows [0, n) of part `part` (its bytes for those rows) to its shard.
+  Status Put(int part, const std::vector<unsigned char>& buf, size_t n) {
+    return shards_[parts_[part].shard].Append(
+        std::string_view(reinterpret_cast<const char*>(buf.data()), n));
   }
 
-  Status ConvertTensor(const Job& j) {
+  // Writes part `want` of job j (its weight, scales or biases), all rows in order.
+  Status ConvertTensor(const Job& j, int want) {
     const GgmlType* type = FindGgmlType(j.src->type);
     const uint64_t src_row = j.src->bytes / j.rows;
     const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
@@ -494,32 +529,37 @@ class Converter {
           std::memcpy(w_.data() + r * w_row, in, src_row);
           continue;
         }
-        unsigned char* w = w_.data() + r * w_row;
-        unsigned char* sc = s_.data() + r * sb_row;
-        unsigned char* bi = b_.data() + r * sb_row;
-        for (uint64_t b = 0; b < blocks; ++b) {
-          const unsigned char* blk = in + b * type->block_bytes;
-          const uint16_t d = Load16(blk);
-          uint16_t bias;
-          if (j.src->type == kQ4_1) {
-            bias = Load16(blk + 2);
-            Pack4(blk + 4, w + b * 16);
-          } else if (j.src->type == kQ4_0) {
-            if (!ScaledHalf(d, -8.0f, &bias)) return Overflow(j, r0 + from, b);
-            Pack4(blk + 2, w + b * 16);
-          } else {  // Q8_0: q + 128, bias -128 d
-            if (!ScaledHalf(d, -128.0f, &bias)) return Overflow(j, r0 + from, b);
-            for (int k = 0; k < 32; ++k) w[b * 32 + k] = blk[2 + k] ^ 0x80;
+        // Only the part being written is computed (each part is a pass of its own).
+        const uint32_t bb = type->block_bytes;
+        if (want == j.weight) {
+          unsigned char* w = w_.data() + r * w_row;
+          if (j.src->type == kQ8_0) {  // q + 128
+            for (uint64_t b = 0; b < blocks; ++b)
+              for (int k = 0; k < 32; ++k) w[b * 32 + k] = in[b * bb + 2 + k] ^ 0x80;
+          } else {
+            const int qs = j.src->type == kQ4_1 ? 4 : 2;
+            for (uint64_t b = 0; b < blocks; ++b) Pack4(in + b * bb + qs, w + b * 16);
           }
-          Store16(sc + b * 2, d);
-          Store16(bi + b * 2, bias);
+        } else if (want == j.scales) {
+          unsigned char* sc = s_.data() + r * sb_row;
+          for (uint64_t b = 0; b < blocks; ++b) std::memcpy(sc + b * 2, in + b * bb, 2);
+        } else {
+          unsigned char* bi = b_.data() + r * sb_row;
+          for (uint64_t b = 0; b < blocks; ++b) {
+            const unsigned char* blk = in + b * bb;
+            uint16_t bias;
+            if (j.src->type == kQ4_1) {
+              bias = Load16(blk + 2);
+            } else if (!ScaledHalf(Load16(blk), j.src->type == kQ4_0 ? 3 : 7, &bias)) {
+              return Overflow(j, r0 + from, b);  // Q4_0: -8 d; Q8_0: -128 d
+            }
+            Store16(bi + b * 2, bias);
+          }
         }
       }
-      MS_RETURN_IF_ERROR(Put(j.weight, r0 * w_row, w_, nr * w_row));
-      if (j.bits || j.requant) {
-        MS_RETURN_IF_ERROR(Put(j.scales, r0 * sb_row, s_, nr * sb_row));
-        MS_RETURN_IF_ERROR(Put(j.biases, r0 * sb_row, b_, nr * sb_row));
-      }
+      if (want == j.weight) MS_RETURN_IF_ERROR(Put(want, w_, nr * w_row));
+      if (want == j.scales) MS_RETURN_IF_ERROR(Put(want, s_, nr * sb_row));
+      if (want == j.biases) MS_RETURN_IF_ERROR(Put(want, b_, nr * sb_row));
     }
     return Status::Ok();
   }
@@ -548,8 +588,10 @@ class Converter {
   // GGUF's 4-bit block: value i < 16 is the low nibble of qs[i], value i + 16 its high one.
   // MLX packs value e at bits 4(e % 8) of little-endian word e / 8: byte k = v[2k] | v[2k+1] << 4.
   static void Pack4(const unsigned char* qs, unsigned char* out) {
-    auto v = [qs](int e) { return e < 16 ? qs[e] & 0x0F : qs[e - 16] >> 4; };
-    for (int k = 0; k < 16; ++k) out[k] = static_cast<unsigned char>(v(2 * k) | (v(2 * k + 1) << 4));
+    for (int k = 0; k < 8; ++k)
+      out[k] = static_cast<unsigned char>((qs[2 * k] & 0x0F) | (qs[2 * k + 1] << 4));
+    for (int k = 0; k < 8; ++k)
+      out[8 + k] = static_cast<unsigned char>((qs[2 * k] >> 4) | (qs[2 * k + 1] & 0xF0));
   }
 
   Status Overflow(const Job& j, uint64_t row, uint64_t block) {
@@ -573,8 +615,7 @@ class Converter {
   std::string parent_path_, leaf_;
   std::unique_ptr<storage::Dir> out_;
   std::unique_ptr<storage::File> src_;
-  std::vector<std::unique_ptr<storage::File>> shards_;
-  std::vector<uint64_t> data_start_;
+  std::vector<Sink> shards_;
   std::vector<unsigned char> in_, w_, s_, b_;
   std::vector<float> row_;
 };
@@ -628,12 +669,17 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   co.out_dir = staging;
   co.progress = o.progress;
   co.quantize_bits = o.quantize_bits;
-  MS_ASSIGN_OR_RETURN(out.report, ConvertGguf(env, co));
+  // The source is hashed on another thread while it is converted (two reads of it, on two
+  // cores, mostly from the page cache).
+  Result<std::pair<std::string, uint64_t>> hashed = Status::Cancelled("not hashed");
+  std::thread hasher([&] { hashed = HashSource(env, out.source); });
+  auto converted = ConvertGguf(env, co);
+  hasher.join();
+  MS_ASSIGN_OR_RETURN(out.report, std::move(converted));
   auto finish = [&](Status st) {
     (void)blobs_dir->RemoveTree(kConvertStaging);
     return st;
   };
-  auto hashed = HashSource(env, out.source);
   if (!hashed.ok()) return finish(hashed.status());
   out.source_sha256 = hashed->first;
 
@@ -647,6 +693,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
   ao.move_files = true;
+  ao.known_sha256 = out.report.sha256;
   auto added = AddLocalTo(env, ao, root, *journal);
   if (!added.ok()) return finish(added.status());
   out.summary = std::move(*added);

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct ConvertReport {
   std::string model_type;    // config.json model_type
   std::string tokenizer;     // "gpt2 (smollm)"
   std::vector<std::string> files;  // written, relative to out_dir
+  std::map<std::string, std::string> sha256;  // file -> sha256 of the bytes written
   std::vector<ConvertedTensor> tensors;
   uint64_t bytes_out = 0;
   uint64_t lossless = 0;     // tensors converted bit for bit (or kept)

@@ -534,6 +534,52 @@ def test_refusals_exit_2_and_write_nothing(tmp_path):
     assert p.returncode == 2 and lines[-1]["event"] == "error" and lines[-1]["exit"] == 2
 
 
+def test_killed_conversion_restarts_cleanly(tmp_path, smollm2):
+    """SIGKILL while model.safetensors is being written: the root holds no trace of it but
+    the staging directory; the same command then converts to the same bytes and removes it."""
+    import signal
+    import time
+    root = tmp_path / "root"
+    staging = root / ".modelsync/blobs/convert.tmp/model.safetensors"
+    killed = False
+    for _ in range(10):
+        proc = subprocess.Popen([MODELSYNC, "convert", str(SMOLLM2), "--id", "s", "--root", str(root)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            if staging.exists() and staging.stat().st_size > (1 << 20):
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.0005)
+        proc.wait()
+        if killed:
+            break
+        subprocess.run([MODELSYNC, "remove", "local/s", "--root", str(root)], capture_output=True)
+    assert killed, "the conversion always finished before it could be killed"
+    assert not (root / "s").exists() and not (root / "models/local/s").exists()
+    p, _ = modelsync("status", root=root)
+    modelsync("convert", str(SMOLLM2), "--id", "s", root=root)
+    assert not (root / ".modelsync/blobs/convert.tmp").exists()
+    direct_root, _ = smollm2
+    assert (root / "models/local/s/model.safetensors").read_bytes() == \
+        (direct_root / "models/HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1/model.safetensors").read_bytes()
+    modelsync("verify", root=root)
+
+
+def test_full_disk_is_said_before_writing(tmp_path):
+    """A file system too small for the output: exit 6 naming what is needed, nothing left."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = (f"mount -t tmpfs -o size=40m tmpfs '{mnt}' && "
+              f"'{MODELSYNC}' convert '{SMOLLM2}' --id s --root '{mnt}/root'; echo rc=$?; "
+              f"ls -A '{mnt}/root' '{mnt}/root/.modelsync/blobs'")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    assert "rc=6" in r.stdout, r.stdout + r.stderr
+    assert "needs" in r.stderr and "MiB free" in r.stderr, r.stderr
+    entries = [x for x in r.stdout.split("rc=6", 1)[1].splitlines() if x and not x.endswith(":")]
+    assert entries == [".modelsync"], r.stdout  # no models/, no marker, blobs/ empty
+
+
 def test_json_is_the_schema(tmp_path, smollm2):
     _, doc = smollm2
     f = tmp_path / "out.json"
