@@ -12,7 +12,7 @@
 // scales and biases as in the file); F32, F16 and BF16 are kept. Any other type (K-quants,
 // IQ) is refused, naming the tensor and its type. The tokenizer is rebuilt from the metadata
 // (tokenizer.ggml.model "gpt2": byte-level BPE, its pre-tokenizer split chosen by
-// tokenizer.ggml.pre as transformers' GGUF loader chooses it).
+// tokenizer.ggml.pre as transformers' GGUF loader chooses it; "llama": SentencePiece BPE).
 //
 // Streaming: one pass over the tensors with a bounded buffer (a few MiB), whatever the model
 // size. Nothing is written before the whole header has been checked; a refusal (unknown

@@ -1,7 +1,11 @@
 #include "engine/gguf_tokenizer.h"
 
 #include <array>
+#include <algorithm>
 #include <map>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "base/path_rules.h"
@@ -104,6 +108,177 @@ int64_t IntOr(const GgufInfo& info, const char* key, int64_t fallback) {
   return it != info.metadata.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
 }
 
+
+// Code points of valid UTF-8 (a token of a SentencePiece vocabulary), as byte offsets.
+std::vector<size_t> CodePointStarts(std::string_view s) {
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) starts.push_back(i);
+  return starts;
+}
+
+struct SpmMerge {
+  std::string left, right;
+  double score;
+  size_t left_len, right_len;  // in code points
+};
+
+// The merges a SentencePiece BPE vocabulary implies (it stores none), as transformers'
+// generate_merges derives them: every split of every token into two tokens of the
+// vocabulary, a token's splits ordered by the ids of their parts, then all of them by
+// (score, left length, right length), highest first, ties in that order.
+std::vector<SpmMerge> DeriveMerges(const std::vector<std::pair<std::string, double>>& scored,
+                                   const std::unordered_map<std::string, size_t>& vocab) {
+  std::vector<SpmMerge> merges;
+  for (const auto& [token, score] : scored) {
+    const auto starts = CodePointStarts(token);
+    std::vector<SpmMerge> local;
+    for (size_t k = 1; k < starts.size(); ++k) {
+      std::string l = token.substr(0, starts[k]), r = token.substr(starts[k]);
+      if (vocab.count(l) && vocab.count(r))
+        local.push_back({std::move(l), std::move(r), score, k, starts.size() - k});
+    }
+    std::stable_sort(local.begin(), local.end(), [&](const SpmMerge& a, const SpmMerge& b) {
+      return std::make_pair(vocab.at(a.left), vocab.at(a.right)) <
+             std::make_pair(vocab.at(b.left), vocab.at(b.right));
+    });
+    for (auto& m : local) merges.push_back(std::move(m));
+  }
+  std::stable_sort(merges.begin(), merges.end(), [](const SpmMerge& a, const SpmMerge& b) {
+    return std::make_tuple(a.score, a.left_len, a.right_len) >
+           std::make_tuple(b.score, b.left_len, b.right_len);
+  });
+  return merges;
+}
+
+// tokenizer.ggml.model "llama": SentencePiece BPE with byte fallback (Llama 2, Mistral,
+// TinyLlama), as transformers' LlamaTokenizer builds it from a GGUF: Metaspace ("first"),
+// merges derived from the scores, control tokens and <unk>/<s>/</s> special.
+Result<GgufTokenizerFiles> SentencePieceTokenizer(const GgufInfo& info, uint64_t model_max_length) {
+  MS_ASSIGN_OR_RETURN(const json* tokens, Array(info, "tokenizer.ggml.tokens", true));
+  MS_ASSIGN_OR_RETURN(const json* scores, Array(info, "tokenizer.ggml.scores", true));
+  MS_ASSIGN_OR_RETURN(const json* types, Array(info, "tokenizer.ggml.token_type", false));
+  const size_t n = tokens->size();
+  if (scores->size() != n || (types && types->size() != n))
+    return Status::InvalidArgument("tokenizer.ggml.scores / token_type do not have one entry per token");
+  std::unordered_map<std::string, size_t> ids;       // last id wins, as a dict
+  std::unordered_map<std::string, size_t> position;  // first position, for the scores
+  std::vector<std::pair<std::string, double>> scored;
+  for (size_t i = 0; i < n; ++i) {
+    if (!(*tokens)[i].is_string() || !(*scores)[i].is_number())
+      return Status::InvalidArgument("tokenizer.ggml.tokens[" + std::to_string(i) + "] or its score is malformed");
+    const std::string& t = (*tokens)[i].get_ref<const std::string&>();
+    if (!ValidUtf8(t))
+      return Status::InvalidArgument("tokenizer.ggml.tokens[" + std::to_string(i) + "] is not UTF-8");
+    ids[t] = i;
+    const double sc = (*scores)[i].get<double>();
+    if (auto it = position.find(t); it != position.end()) {
+      scored[it->second].second = sc;
+    } else {
+      position[t] = scored.size();
+      scored.emplace_back(t, sc);
+    }
+  }
+  plain_json vocab = plain_json::object();
+  for (const auto& [t, id] : ids) vocab[t] = id;
+  plain_json merges = plain_json::array();
+  for (auto& m : DeriveMerges(scored, ids)) merges.push_back(plain_json::array({m.left, m.right}));
+
+  std::map<size_t, bool> added;  // id -> special
+  for (size_t i = 0; i < n && types; ++i) {
+    const int64_t t = (*types)[i].is_number_integer() ? (*types)[i].get<int64_t>() : 1;
+    const std::string& tok = (*tokens)[i].get_ref<const std::string&>();
+    if (t == 3) added[ids[tok]] = true;
+    else if (t == 4) added.emplace(ids[tok], false);
+  }
+  for (const char* dflt : {"<unk>", "<s>", "</s>"})  // LlamaTokenizer's own special tokens
+    if (auto it = ids.find(dflt); it != ids.end()) added[it->second] = true;
+  json added_tokens = json::array();
+  for (const auto& [id, special] : added)
+    added_tokens.push_back({{"id", id}, {"content", (*tokens)[id]}, {"single_word", false},
+                            {"lstrip", false}, {"rstrip", false}, {"normalized", false},
+                            {"special", special}});
+
+  GgufTokenizerFiles out;
+  out.vocab_size = n;
+  out.bos_id = IntOr(info, "tokenizer.ggml.bos_token_id", -1);
+  out.eos_id = IntOr(info, "tokenizer.ggml.eos_token_id", -1);
+  auto token_at = [&](int64_t id) -> json {
+    if (id < 0 || static_cast<uint64_t>(id) >= n) return nullptr;
+    return (*tokens)[id];
+  };
+  // llama.cpp adds BOS to a SentencePiece vocabulary that does not say otherwise.
+  bool add_bos = true, add_eos = false;
+  if (auto it = info.metadata.find("tokenizer.ggml.add_bos_token"); it != info.metadata.end() && it->is_boolean())
+    add_bos = it->get<bool>();
+  if (auto it = info.metadata.find("tokenizer.ggml.add_eos_token"); it != info.metadata.end() && it->is_boolean())
+    add_eos = it->get<bool>();
+  json single = json::array(), pair = json::array(), special = json::object();
+  auto piece = [](const std::string& id) { return json{{"SpecialToken", {{"id", id}, {"type_id", 0}}}}; };
+  auto seq = [](const char* id, int type) { return json{{"Sequence", {{"id", id}, {"type_id", type}}}}; };
+  const bool bos = add_bos && token_at(out.bos_id).is_string(), eos = add_eos && token_at(out.eos_id).is_string();
+  const std::string bos_s = bos ? token_at(out.bos_id).get<std::string>() : "";
+  const std::string eos_s = eos ? token_at(out.eos_id).get<std::string>() : "";
+  for (int part = 0; part < 2; ++part) {
+    json& v = part == 0 ? single : pair;
+    if (bos) v.push_back(piece(bos_s));
+    v.push_back(seq("A", 0));
+    if (eos) v.push_back(piece(eos_s));
+    if (part == 1) {
+      if (bos) v.push_back(piece(bos_s));
+      v.push_back(seq("B", 1));
+      if (eos) v.push_back(piece(eos_s));
+    }
+  }
+  if (bos) special[bos_s] = {{"id", bos_s}, {"ids", {out.bos_id}}, {"tokens", {bos_s}}};
+  if (eos) special[eos_s] = {{"id", eos_s}, {"ids", {out.eos_id}}, {"tokens", {eos_s}}};
+
+  plain_json tok = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added_tokens},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}}},
+      {"post_processor",
+       json{{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", special}}},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         plain_json::array({plain_json{{"type", "Replace"}, {"pattern", {{"String", "\u2581"}}}, {"content", " "}},
+                            plain_json{{"type", "ByteFallback"}}, plain_json{{"type", "Fuse"}},
+                            plain_json{{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", true},
+        {"byte_fallback", true},
+        {"ignore_merges", false},
+        {"vocab", std::move(vocab)},
+        {"merges", std::move(merges)}}},
+  };
+  out.tokenizer_json = tok.dump(2, ' ', false, plain_json::error_handler_t::strict);
+  json cfg = {{"tokenizer_class", "LlamaTokenizer"},
+              {"add_bos_token", add_bos},
+              {"add_eos_token", add_eos},
+              {"bos_token", token_at(out.bos_id)},
+              {"eos_token", token_at(out.eos_id)},
+              {"unk_token", token_at(IntOr(info, "tokenizer.ggml.unknown_token_id", -1))},
+              {"pad_token", token_at(IntOr(info, "tokenizer.ggml.padding_token_id", -1))},
+              {"clean_up_tokenization_spaces", false},
+              {"legacy", false},
+              {"model_max_length", model_max_length}};
+  if (auto it = info.metadata.find("tokenizer.chat_template"); it != info.metadata.end() && it->is_string())
+    cfg["chat_template"] = *it;
+  out.tokenizer_config_json = cfg.dump(2, ' ', false, json::error_handler_t::replace);
+  out.description = "llama (SentencePiece BPE)";
+  return out;
+}
+
 }  // namespace
 
 Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t model_max_length) {
@@ -112,11 +287,12 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
     return Status::InvalidArgument(
         "the file has no tokenizer.ggml.model: no tokenizer can be rebuilt from it");
   const std::string model = model_it->get<std::string>();
+  if (model == "llama") return SentencePieceTokenizer(info, model_max_length);
   if (model != "gpt2")
     return Status::InvalidArgument(
         "tokenizer.ggml.model is '" + model +
-        "': this build rebuilds byte-level BPE tokenizers ('gpt2', as Llama 3, Qwen2 and "
-        "SmolLM2 files have); SentencePiece ('llama') and others are not converted yet");
+        "': this build rebuilds byte-level BPE ('gpt2': Llama 3, Qwen2, SmolLM2) and "
+        "SentencePiece BPE ('llama': Llama 2, Mistral) tokenizers only");
   std::string pre;
   if (auto it = info.metadata.find("tokenizer.ggml.pre"); it != info.metadata.end() && it->is_string())
     pre = it->get<std::string>();

@@ -295,11 +295,25 @@ def hf_weights(arch, rng, hidden=64, heads=4, kv=2, layers=2, ffn=128, vocab=265
         dict(hidden=hidden, heads=heads, kv=kv, layers=layers, ffn=ffn, vocab=vocab)
 
 
+def spm_vocab():
+    """A SentencePiece BPE vocabulary as llama.cpp stores one: <unk> <s> </s>, the 256 byte
+    fallback tokens, pieces with descending scores (multi-byte ones too), no merges."""
+    pieces = ["▁", *"abcdefghijklmnopqrstuvwxyz", "é", "東", "京", "▁t", "he", "▁the", "in", "▁a", "er",
+              "on", "▁w", "▁th", "at", "en", "▁s", "ing", "▁in", "▁é", "東京", "▁東京", "ea", "▁we",
+              "ather", "th", "▁weather"]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + pieces
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [-float(i) for i in range(len(pieces))]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces)
+    return tokens, scores, types
+
+
 def write_gguf(path, arch, weights, dims, qtype=None, *, pre="llama-bpe", add_bos=True,
-               extra=None):
+               extra=None, spm=False):
     """A GGUF as llama.cpp's converter lays one out: its names, q/k permuted for llama,
     2-D weights in qtype (norms and biases F32)."""
     tokens, types, merges = byte_level_vocab()
+    if spm:
+        tokens, scores, types = spm_vocab()
     w = GGUFWriter(str(path), arch)
     w.add_block_count(dims["layers"])
     w.add_context_length(512)
@@ -309,13 +323,22 @@ def write_gguf(path, arch, weights, dims, qtype=None, *, pre="llama-bpe", add_bo
     w.add_head_count_kv(dims["kv"])
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(pre)
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(len(tokens) - 1)
-    w.add_eos_token_id(len(tokens) - 1)
+    if spm:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
+    else:
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(len(tokens) - 1)
+        w.add_eos_token_id(len(tokens) - 1)
     w.add_add_bos_token(add_bos)
     w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     inv = {v: k for k, v in BLOCK.items()}
@@ -500,6 +523,30 @@ def test_tokenizer_with_a_split_and_bos_is_transformers(tmp_path):
                 ref.encode(s, add_special_tokens=False).ids, (pre, s)
         ids = ours.encode("the").ids
         assert (ids[0] == 264) == add_bos, (pre, ids)  # <|endoftext|> is the BOS of this vocabulary
+
+
+def test_sentencepiece_tokenizer_is_transformers(tmp_path):
+    """tokenizer.ggml.model "llama" (Llama 2, Mistral): the merges transformers derives from the
+    scores, Metaspace, byte fallback; BOS added as llama.cpp adds it; mlx-lm loads the model."""
+    tokens, _, _ = spm_vocab()
+    weights, dims = hf_weights("llama", np.random.default_rng(6), vocab=len(tokens))
+    src = write_gguf(tmp_path / "spm.gguf", "llama", weights, dims, Q.F16, spm=True)
+    root = tmp_path / "root"
+    convert(src, root, "spm")
+    model_dir = root / "models/local/spm"
+    ours = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    ref = transformers_tokenizer(src)
+    for s in SAMPLES + ["the weather in the winter", "東京 é the<s>weather</s>", " leading", "x\ny"]:
+        assert ours.encode(s, add_special_tokens=False).ids == \
+            ref.encode(s, add_special_tokens=False).ids, s
+        assert ours.decode(ours.encode(s, add_special_tokens=False).ids) == \
+            ref.decode(ref.encode(s, add_special_tokens=False).ids), s
+    assert ours.encode("the").ids[0] == 1  # <s>
+    from mlx_lm import load
+    from mlx_lm.generate import generate
+    model, tok = load(str(model_dir))
+    assert tok.encode("the weather")[0] == 1
+    assert isinstance(generate(model, tok, prompt="the", max_tokens=4), str)
 
 
 def nothing_written(root):
