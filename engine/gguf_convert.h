@@ -9,13 +9,16 @@
 // (llama.cpp's convert_hf_to_gguf.py permute()) undone. Tensor types: Q4_0, Q4_1 and Q8_0
 // become MLX affine quantization, group size 32, bit for bit (Q4_1 w = d*q + m: scale d, bias
 // m; Q4_0 w = d*(q-8): bias -8d; Q8_0 w = d*q, q signed: stored as q+128, bias -128d; float16
-// scales and biases as in the file); F32, F16 and BF16 are kept. Any other type (K-quants,
-// IQ) is refused, naming the tensor and its type. The tokenizer is rebuilt from the metadata
-// (tokenizer.ggml.model "gpt2": byte-level BPE, its pre-tokenizer split chosen by
-// tokenizer.ggml.pre as transformers' GGUF loader chooses it; "llama": SentencePiece BPE).
+// scales and biases as in the file); F32, F16 and BF16 are kept; Q5_0, Q5_1 and Q2_K..Q6_K
+// are dequantized to float16 (engine/ggml_dequant.h), or re-quantized (quantize_bits). Any
+// other type (IQ, TQ, MXFP4, ...) is refused, naming the tensor and its type. The tokenizer
+// is rebuilt from the metadata (tokenizer.ggml.model "gpt2": byte-level BPE, its split regex
+// chosen by tokenizer.ggml.pre as transformers' GGUF loader chooses it; "llama":
+// SentencePiece BPE).
 //
-// Streaming: one pass over the tensors with a bounded buffer (a few MiB), whatever the model
-// size. Nothing is written before the whole header has been checked; a refusal (unknown
+// Streaming: each output file is written front to back with a bounded buffer (a few MiB),
+// whatever the model size (a quantized tensor's weight, scales and biases are three passes
+// over its rows). Nothing is written before the whole header has been checked; a refusal (unknown
 // architecture, unsupported type, inconsistent shapes) is kInvalidArgument with nothing
 // written. out_dir must not exist; on failure after it was made, it is removed.
 //
