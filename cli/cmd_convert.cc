@@ -6,6 +6,7 @@
 
 #include "base/units.h"
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/progress.h"
 #include "engine/gguf_convert.h"
 
@@ -50,8 +51,20 @@ void PrintConverted(const engine::ConvertModelResult& r, const std::string& sour
 int RunConvert(engine::ConvertModelOptions o, const std::string& shown, bool json) {
   ProgressBar bar("convert", !json && ProgressWanted());
   o.progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total, 0, 0); };
+  Interrupts interrupts;
+  o.cancel = interrupts.flag();
   auto r = engine::ConvertGgufModel(CliEnv(), o);
   bar.Finish();
+  if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
+    if (json) {
+      EmitJson({{"event", "interrupted"}, {"signal", interrupts.SignalName()},
+                {"exit", interrupts.ExitCode()}});
+    } else {
+      std::fprintf(stderr, "interrupted (%s): %s\n", interrupts.SignalName().c_str(),
+                   r.status().message().c_str());
+    }
+    return interrupts.ExitCode();
+  }
   if (!r.ok()) return ReportError(r.status(), json);
   if (json) {
     EmitJson(ConvertJson(*r, o.source_label.empty() ? r->source : o.source_label,

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "base/hash.h"
@@ -158,6 +161,7 @@ inline uint64_t SourceRow(uint64_t r, uint64_t head_dim) {
 class Converter {
  public:
   Converter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
+  ~Converter() { (void)Drain(); }
 
   Result<ConvertReport> Run() {
     MS_ASSIGN_OR_RETURN(info_, ReadGgufFile(env_, o_.source));
@@ -172,6 +176,8 @@ class Converter {
     MS_RETURN_IF_ERROR(MakeOutDir());
     Status st = Write(config);
     if (!st.ok()) {
+      (void)Drain();
+      shards_.clear();
       out_.reset();
       if (auto parent = env_.fs->OpenRoot(parent_path_, false); parent.ok())
         (void)(*parent)->RemoveTree(leaf_);
@@ -407,16 +413,22 @@ class Converter {
       shards_.push_back(Sink{std::move(f), Hasher(HashKind::kSha256, 8 + h.size() + shard_size[s])});
       MS_RETURN_IF_ERROR(shards_.back().Append(prefix + h));
     }
+    StartWriter();
     MS_ASSIGN_OR_RETURN(auto src_dir, env_.fs->OpenRoot(SourceDir(), false));
     MS_ASSIGN_OR_RETURN(src_, src_dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
     // Every shard is written front to back (and hashed on the way): the parts in offset
     // order; a quantized tensor's weight, scales and biases each take a pass over its source.
     uint64_t done = 0;
     for (int i : order) {
-      MS_RETURN_IF_ERROR(ConvertTensor(jobs_[parts_[i].job], i));
+      Status st = ConvertTensor(jobs_[parts_[i].job], i);
+      if (!st.ok()) {
+        (void)Drain();
+        return st;
+      }
       done += parts_[i].bytes;
       if (o_.progress) o_.progress(done, total);
     }
+    MS_RETURN_IF_ERROR(Drain());
     for (size_t s = 0; s < n; ++s) {
       MS_RETURN_IF_ERROR(shards_[s].f->DataSync());
       report_.files.push_back(shard_name(s));
@@ -473,10 +485,50 @@ class Converter {
     }
   };
 
+  // The sinks are fed by one writer thread (pwrite + sha256 there, conversion here): a
+  // queue of at most kQueued buffers, in order. The first error stops the writing; it is
+  // returned by the next Queue() or by Drain().
+  static constexpr size_t kQueued = 4;
+  void StartWriter() {
+    writer_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      for (;;) {
+        cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
+        if (queue_.empty()) return;
+        auto [shard, data] = std::move(queue_.front());
+        queue_.pop_front();
+        const bool failed = !write_status_.ok();
+        lock.unlock();
+        cv_.notify_all();
+        Status st = failed ? Status::Ok() : shards_[shard].Append(data);
+        lock.lock();
+        if (!st.ok() && write_status_.ok()) write_status_ = st;
+      }
+    });
+  }
+  Status Queue(size_t shard, std::string data) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return queue_.size() < kQueued; });
+    if (!write_status_.ok()) return write_status_;
+    queue_.emplace_back(shard, std::move(data));
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  // Waits for everything queued to be written; the writer thread ends.
+  Status Drain() {
+    if (!writer_.joinable()) return write_status_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+    return write_status_;
+  }
+
   // Appends rows [0, n) of part `part` (its bytes for those rows) to its shard.
   Status Put(int part, const std::vector<unsigned char>& buf, size_t n) {
-    return shards_[parts_[part].shard].Append(
-        std::string_view(reinterpret_cast<const char*>(buf.data()), n));
+    return Queue(parts_[part].shard, std::string(reinterpret_cast<const char*>(buf.data()), n));
   }
 
   // Writes part `want` of job j (its weight, scales or biases), all rows in order.
@@ -498,6 +550,8 @@ class Converter {
     if (j.bits || j.requant) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
     if (j.requant) row_.resize(j.cols);
     for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
+      if (o_.cancel && o_.cancel->load())
+        return Status::Cancelled("the conversion of " + o_.source + " was interrupted; nothing of it was kept");
       const uint64_t nr = std::min(batch, j.rows - r0);
       MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, in_.data(), nr * src_row));
       for (uint64_t r = 0; r < nr; ++r) {
@@ -616,6 +670,12 @@ class Converter {
   std::unique_ptr<storage::Dir> out_;
   std::unique_ptr<storage::File> src_;
   std::vector<Sink> shards_;
+  std::thread writer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<size_t, std::string>> queue_;
+  bool closing_ = false;
+  Status write_status_ = Status::Ok();
   std::vector<unsigned char> in_, w_, s_, b_;
   std::vector<float> row_;
 };
@@ -669,6 +729,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   co.out_dir = staging;
   co.progress = o.progress;
   co.quantize_bits = o.quantize_bits;
+  co.cancel = o.cancel;
   // The source is hashed on another thread while it is converted (two reads of it, on two
   // cores, mostly from the page cache).
   Result<std::pair<std::string, uint64_t>> hashed = Status::Cancelled("not hashed");

@@ -25,6 +25,7 @@
 // Thread safety: calling thread only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -50,6 +51,9 @@ struct ConvertOptions {
   int quantize_bits = 0;
   // Called after each tensor with output bytes written so far and the total.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Not owned; may be null. When *cancel becomes true the conversion stops within a batch
+  // (4 MiB), removes what it wrote and returns kCancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ConvertedTensor {
@@ -83,6 +87,7 @@ struct ConvertModelOptions {
   std::string model_id;
   std::string repo;  // default local/<model_id>
   int quantize_bits = 0;  // ConvertOptions::quantize_bits
+  const std::atomic<bool>* cancel = nullptr;  // ConvertOptions::cancel
   // What the log records as the source (derived_from.source, the endpoint "convert:..."):
   // "" = the file's absolute path; pull --convert gives "<endpoint>/<repo>@<commit>/<file>".
   std::string source_label;

@@ -613,6 +613,39 @@ def test_killed_conversion_restarts_cleanly(tmp_path, smollm2):
     modelsync("verify", root=root)
 
 
+def test_ctrl_c_stops_and_keeps_nothing(tmp_path):
+    """SIGINT while converting: exit 130 within a batch, the interrupted line under --json,
+    nothing of the conversion left (no staging directory, no model, no marker)."""
+    import signal
+    import time
+    root = tmp_path / "root"
+    staging = root / ".modelsync/blobs/convert.tmp/model.safetensors"
+    for _ in range(10):
+        proc = subprocess.Popen([MODELSYNC, "convert", str(SMOLLM2), "--id", "s", "--json",
+                                 "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        sent = False
+        while proc.poll() is None:
+            if not sent and staging.exists() and staging.stat().st_size > (1 << 20):
+                proc.send_signal(signal.SIGINT)
+                sent = True
+            time.sleep(0.0005)
+        out, err = proc.communicate()
+        if sent and proc.returncode == 130:
+            break
+        subprocess.run([MODELSYNC, "remove", "local/s", "--root", str(root)], capture_output=True)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["event"] == "interrupted" and line["signal"] == "SIGINT" and line["exit"] == 130
+    assert not (root / ".modelsync/blobs/convert.tmp").exists()
+    assert not (root / "s").exists() and not (root / "models/local/s").exists()
+    f = tmp_path / "out.json"
+    f.write_text(out)
+    c = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
+                        "convert", str(f)], capture_output=True, text=True)
+    assert c.returncode == 0, c.stdout + c.stderr
+
+
 def test_full_disk_is_said_before_writing(tmp_path):
     """A file system too small for the output: exit 6 naming what is needed, nothing left."""
     mnt = tmp_path / "mnt"
