@@ -2,7 +2,8 @@
 # modelsync vs its peers (curl + sha256sum, aria2c -x8 -s8, @huggingface/hub snapshotDownload,
 # huggingface_hub's `hf download` with its default --max-workers 8 and tuned to 16)
 # on hub_emulator, every scenario of issue 9 (and issue 4's comparison), tools alternating per
-# round. Writes BENCHMARKS.md at the repo root (table + machine). One command:
+# round, then GGUF -> MLX conversion (tools/bench/convert.py). Writes BENCHMARKS.md at the repo
+# root (tables + machine). One command:
 #
 #   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6]
 #                      [--tools modelsync,curl,aria2c,hfjs,hf,hf16] [--build DIR] [--out FILE]
@@ -209,4 +210,10 @@ mach="$work/machine.txt"
 } >"$mach"
 python3 "$src/tools/bench/report.py" "$results" "$mach" "$size" "$rounds" "$weight_bytes" \
   "$(wc -l <"$work/lists/many/paths")" "$src/tools/bench/ANALYSIS.md" >"$out"
+# GGUF -> MLX conversion (issue 19): its own section, appended (tools/bench/convert.py).
+if [ -f "$src/.venv/fixtures/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+  log "conversion benchmark"
+  MODELSYNC_BUILD_DIR="$build" "$src/.venv/bin/python" "$src/tools/bench/convert.py" \
+    --modelsync "$ms" --size "$size" --rounds "$rounds" --work "$work/convert" --out "$out" >/dev/null
+fi
 log "wrote $out"
