@@ -85,6 +85,18 @@ const char* SplitRegex(const std::string& pre) {
   return it == table.end() ? nullptr : it->second;
 }
 
+// tokenizer.json must be UTF-8: a token or merge of the file that is not is refused here,
+// not passed on (nlohmann throws on it; that is caught and said).
+template <typename J>
+Result<std::string> DumpStrict(const J& doc) {
+  try {
+    return doc.dump(2, ' ', false, J::error_handler_t::strict);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(
+        std::string("the tokenizer metadata holds text that is not UTF-8 (") + e.what() + ")");
+  }
+}
+
 json ByteLevel(bool add_prefix_space, bool trim_offsets, bool use_regex) {
   return json{{"type", "ByteLevel"},
               {"add_prefix_space", add_prefix_space},
@@ -261,7 +273,7 @@ Result<GgufTokenizerFiles> SentencePieceTokenizer(const GgufInfo& info, uint64_t
         {"vocab", std::move(vocab)},
         {"merges", std::move(merges)}}},
   };
-  out.tokenizer_json = tok.dump(2, ' ', false, plain_json::error_handler_t::strict);
+  MS_ASSIGN_OR_RETURN(out.tokenizer_json, DumpStrict(tok));
   json cfg = {{"tokenizer_class", "LlamaTokenizer"},
               {"add_bos_token", add_bos},
               {"add_eos_token", add_eos},
@@ -319,6 +331,8 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
   for (const auto& m : *merges) {
     if (!m.is_string()) return Status::InvalidArgument("tokenizer.ggml.merges holds a non-string");
     const std::string s = m.get<std::string>();
+    if (!ValidUtf8(s))
+      return Status::InvalidArgument("tokenizer.ggml.merges holds an entry that is not UTF-8");
     size_t sp = s.find(' ');
     if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
       return Status::InvalidArgument("tokenizer.ggml.merges holds '" + s +
@@ -420,7 +434,7 @@ Result<GgufTokenizerFiles> BuildGgufTokenizer(const GgufInfo& info, uint64_t mod
         {"vocab", std::move(vocab)},
         {"merges", std::move(merge_list)}}},
   };
-  out.tokenizer_json = tok.dump(2, ' ', false, plain_json::error_handler_t::strict);
+  MS_ASSIGN_OR_RETURN(out.tokenizer_json, DumpStrict(tok));
 
   json cfg = {{"tokenizer_class", "GPT2Tokenizer"},
               {"add_bos_token", add_bos},
