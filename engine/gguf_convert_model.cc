@@ -1,0 +1,132 @@
+// convert FILE.gguf / pull --convert into a root: staging under the root lock, the source
+// hashed beside the conversion, adoption as add-local (engine/gguf_convert.h, CONVERT.md).
+#include <thread>
+
+#include "base/hash.h"
+#include "engine/add_local.h"
+#include "engine/gguf_convert.h"
+#include "engine/hub_config.h"
+#include "engine/journal.h"
+#include "engine/root_path.h"
+#include "net/hub.h"
+#include "storage/blob_store.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+namespace {
+
+Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  MS_ASSIGN_OR_RETURN(auto d, env.fs->OpenRoot(dir, false));
+  MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(slash == std::string::npos ? path : path.substr(slash + 1),
+                                          storage::OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(auto info, f->Stat());
+  Hasher h(HashKind::kSha256, info.size);
+  std::vector<char> buf(1u << 20);
+  uint64_t off = 0;
+  for (;;) {
+    MS_ASSIGN_OR_RETURN(size_t n, f->PRead(off, buf.data(), buf.size()));
+    if (n == 0) break;
+    h.Update(buf.data(), n);
+    off += n;
+  }
+  return std::make_pair(h.FinishHex(), off);
+}
+
+}  // namespace
+
+Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& o) {
+  if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
+  if (o.quantize_bits != 0 && o.quantize_bits != 4 && o.quantize_bits != 8)
+    return Status::InvalidArgument("--quantize takes 4 or 8");
+  if (o.root.empty()) return Status::InvalidArgument("no root given (use --root or MODELSYNC_ROOT)");
+  MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/true));
+  // The root's lock is held from here to the end: the staging directory is ours.
+  JournalOptions jo;
+  jo.clock = env.clock;
+  MS_ASSIGN_OR_RETURN(auto journal, Journal::Open(root, false, jo));
+  MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, true));
+  MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*root_dir));
+  storage::Dir* blobs_dir = &blobs->dir();
+  if (blobs_dir->Stat(kConvertStaging).ok()) MS_RETURN_IF_ERROR(blobs_dir->RemoveTree(kConvertStaging));
+  const std::string staging = blobs_dir->path() + "/" + kConvertStaging;
+
+  ConvertModelResult out;
+  out.source = o.source;
+  if (auto abs = env.fs->ResolvePath(o.source, false); abs.ok()) out.source = *abs;
+  ConvertOptions co;
+  co.source = out.source;
+  co.out_dir = staging;
+  co.progress = o.progress;
+  co.quantize_bits = o.quantize_bits;
+  co.cancel = o.cancel;
+  // The source is hashed on another thread while it is converted (two reads of it, on two
+  // cores, mostly from the page cache).
+  Result<std::pair<std::string, uint64_t>> hashed = Status::Cancelled("not hashed");
+  std::thread hasher([&] { hashed = HashSource(env, out.source); });
+  auto converted = ConvertGguf(env, co);
+  hasher.join();
+  MS_ASSIGN_OR_RETURN(out.report, std::move(converted));
+  auto finish = [&](Status st) {
+    (void)blobs_dir->RemoveTree(kConvertStaging);
+    return st;
+  };
+  if (!hashed.ok()) return finish(hashed.status());
+  out.source_sha256 = hashed->first;
+
+  AddLocalOptions ao;
+  ao.root = root;
+  ao.dir = staging;
+  ao.model_id = o.model_id;
+  ao.repo = o.repo;
+  ao.derived.converter = kConverterVersion;
+  ao.derived.source = o.source_label.empty() ? out.source : o.source_label;
+  ao.derived.source_sha256 = hashed->first;
+  ao.derived.source_size = hashed->second;
+  ao.move_files = true;
+  ao.known_sha256 = out.report.sha256;
+  auto added = AddLocalTo(env, ao, root, *journal);
+  if (!added.ok()) return finish(added.status());
+  out.summary = std::move(*added);
+  MS_RETURN_IF_ERROR(finish(Status::Ok()));
+  return out;
+}
+
+Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
+                                 const std::string& revision, const std::string& endpoint,
+                                 const std::string& file) {
+  auto is_gguf = [](const std::string& p) {
+    return p.size() > 5 && p.compare(p.size() - 5, 5, ".gguf") == 0;
+  };
+  if (!file.empty()) {
+    if (!is_gguf(file))
+      return Status::InvalidArgument("--file " + file + " is not a .gguf file: --convert converts GGUF");
+    return file;
+  }
+  if (env.config.offline)
+    return Status::InvalidArgument("offline (HF_HUB_OFFLINE): name the file to convert with --file NAME.gguf");
+  net::Hub hub(HubOptionsOf(env, endpoint));
+  MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
+  std::vector<const v1::FileEntry*> found;
+  for (const auto& f : resolved.files)
+    if (is_gguf(f.path())) found.push_back(&f);
+  if (found.empty())
+    return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
+                                   " holds no .gguf file: --convert converts GGUF repos");
+  if (found.size() == 1) return found.front()->path();
+  std::string list;
+  for (const auto* f : found) list += "\n  " + f->path() + " (" + std::to_string(f->size()) + " bytes)";
+  return Status::InvalidArgument(repo + " holds " + std::to_string(found.size()) +
+                                 " GGUF files; pass --file NAME to choose one (Q4_0, Q4_1 and "
+                                 "Q8_0 convert bit for bit):" + list);
+}
+
+std::string ConvertedRepoFor(const std::string& repo, const std::string& file) {
+  const size_t slash = repo.find('/');
+  std::string leaf = file.substr(file.find_last_of('/') == std::string::npos ? 0 : file.find_last_of('/') + 1);
+  if (leaf.size() > 5 && leaf.compare(leaf.size() - 5, 5, ".gguf") == 0) leaf.resize(leaf.size() - 5);
+  return repo.substr(0, slash) + "/" + leaf + "-mlx";
+}
+
+}  // namespace modelsync::engine
