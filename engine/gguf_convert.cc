@@ -3,17 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <condition_variable>
-#include <deque>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "base/hash.h"
 #include "engine/gguf.h"
 #include "engine/ggml_dequant.h"
 #include "engine/gguf_tokenizer.h"
+#include "engine/safetensors_writer.h"
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
@@ -155,7 +152,6 @@ inline uint64_t SourceRow(uint64_t r, uint64_t head_dim) {
 class Converter {
  public:
   Converter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
-  ~Converter() { (void)Drain(); }
 
   Result<ConvertReport> Run() {
     MS_ASSIGN_OR_RETURN(info_, ReadGgufFile(env_, o_.source));
@@ -170,8 +166,8 @@ class Converter {
     MS_RETURN_IF_ERROR(MakeOutDir());
     Status st = Write(config);
     if (!st.ok()) {
-      (void)Drain();
-      shards_.clear();
+      writer_.reset();
+      src_.reset();
       out_.reset();
       if (auto parent = env_.fs->OpenRoot(parent_path_, false); parent.ok())
         (void)(*parent)->RemoveTree(leaf_);
@@ -282,9 +278,6 @@ class Converter {
     p.name = std::move(name);
     p.dtype = std::move(dtype);
     p.shape = std::move(shape);
-    uint64_t elems = 1;
-    for (auto d : p.shape) elems *= d;
-    p.bytes = elems * (p.dtype == "F32" || p.dtype == "U32" ? 4 : 2);
     p.job = static_cast<int>(jobs_.size());  // the job being planned
     parts_.push_back(std::move(p));
     return static_cast<int>(parts_.size() - 1);
@@ -349,95 +342,29 @@ class Converter {
     return Status::Ok();
   }
 
-  Status WriteSmall(const std::string& name, const std::string& text) {
-    MS_ASSIGN_OR_RETURN(auto f, out_->OpenFile(name, storage::OpenMode::kCreateExclusive, 0644));
-    MS_RETURN_IF_ERROR(f->PWrite(0, text));
-    MS_RETURN_IF_ERROR(f->DataSync());
-    report_.files.push_back(name);
-    report_.bytes_out += text.size();
-    Hasher h(HashKind::kSha256, text.size());
-    h.Update(text.data(), text.size());
-    report_.sha256[name] = h.FinishHex();
-    return Status::Ok();
-  }
-
   Status Write(const std::string& config) {
-    // Shards: output tensors in name order, a new shard before one would pass shard_bytes.
-    std::vector<int> order(parts_.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-    std::sort(order.begin(), order.end(), [&](int x, int y) { return parts_[x].name < parts_[y].name; });
-    std::vector<uint64_t> shard_size(1, 0);
-    for (int i : order) {
-      if (shard_size.back() > 0 && shard_size.back() + parts_[i].bytes > o_.shard_bytes)
-        shard_size.push_back(0);
-      parts_[i].shard = shard_size.size() - 1;
-      parts_[i].offset = shard_size.back();
-      shard_size.back() += parts_[i].bytes;
-    }
-    const size_t n = shard_size.size();
-    auto shard_name = [n](size_t s) {
-      if (n == 1) return std::string("model.safetensors");
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", s + 1, n);
-      return std::string(buf);
-    };
-    std::vector<json> headers(n, json::object());
-    for (size_t s = 0; s < n; ++s) headers[s]["__metadata__"] = {{"format", "mlx"}};
-    for (int i : order) {
-      const Part& p = parts_[i];
-      headers[p.shard][p.name] = {{"dtype", p.dtype}, {"shape", p.shape},
-                                  {"data_offsets", {p.offset, p.offset + p.bytes}}};
-    }
-    uint64_t total = 0;
-    for (auto b : shard_size) total += b;
-    // Room for all of it first: a full disk is said before a byte is written.
-    const uint64_t needed = total + tok_.tokenizer_json.size() + (1u << 20);
-    if (auto free = out_->FreeBytes(); free.ok() && *free < needed)
-      return Status::NoSpace("converting " + o_.source + " needs " + std::to_string(needed >> 20) +
-                             " MiB in " + o_.out_dir + ", which has " +
-                             std::to_string(*free >> 20) + " MiB free: free some space (modelsync "
-                             "gc removes blobs no model uses)");
-    for (size_t s = 0; s < n; ++s) {
-      std::string h = headers[s].dump();
-      while ((8 + h.size()) % 8 != 0) h.push_back(' ');
-      std::string prefix(8, '\0');
-      for (int k = 0; k < 8; ++k) prefix[k] = static_cast<char>((h.size() >> (8 * k)) & 0xFF);
-      MS_ASSIGN_OR_RETURN(auto f, out_->OpenFile(shard_name(s), storage::OpenMode::kCreateExclusive, 0644));
-      // if (shard_size[s] > 0) MS_RETURN_IF_ERROR(f->Allocate(8 + h.size() + shard_size[s]));
-      shards_.push_back(Sink{std::move(f), Hasher(HashKind::kSha256, 8 + h.size() + shard_size[s])});
-      MS_RETURN_IF_ERROR(shards_.back().Append(prefix + h));
-    }
-    StartWriter();
+    std::vector<PlannedTensor> planned;
+    for (const Part& p : parts_) planned.push_back({p.name, p.dtype, p.shape});
+    writer_ = std::make_unique<SafetensorsWriter>(*out_, std::move(planned), o_.shard_bytes);
+    MS_RETURN_IF_ERROR(writer_->Open(tok_.tokenizer_json.size(), o_.source));
     MS_ASSIGN_OR_RETURN(auto src_dir, env_.fs->OpenRoot(SourceDir(), false));
     MS_ASSIGN_OR_RETURN(src_, src_dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
     // Every shard is written front to back (and hashed on the way): the parts in offset
     // order; a quantized tensor's weight, scales and biases each take a pass over its source.
     uint64_t done = 0;
-    for (int i : order) {
-      Status st = ConvertTensor(jobs_[parts_[i].job], i);
-      if (!st.ok()) {
-        (void)Drain();
-        return st;
-      }
-      done += parts_[i].bytes;
-      if (o_.progress) o_.progress(done, total);
+    for (int i : writer_->order()) {
+      MS_RETURN_IF_ERROR(ConvertTensor(jobs_[parts_[i].job], i));
+      done += writer_->tensor_bytes(i);
+      if (o_.progress) o_.progress(done, writer_->total_bytes());
     }
-    MS_RETURN_IF_ERROR(Drain());
-    for (size_t s = 0; s < n; ++s) {
-      MS_RETURN_IF_ERROR(shards_[s].f->DataSync());
-      report_.files.push_back(shard_name(s));
-      report_.sha256[shard_name(s)] = shards_[s].h.FinishHex();
-      report_.bytes_out += shards_[s].pos;
-    }
-    shards_.clear();
-    if (n > 1) {
-      json index = {{"metadata", {{"total_size", total}}}, {"weight_map", json::object()}};
-      for (int i : order) index["weight_map"][parts_[i].name] = shard_name(parts_[i].shard);
-      MS_RETURN_IF_ERROR(WriteSmall("model.safetensors.index.json", index.dump(2) + "\n"));
-    }
-    MS_RETURN_IF_ERROR(WriteSmall("config.json", config));
-    MS_RETURN_IF_ERROR(WriteSmall("tokenizer.json", tok_.tokenizer_json));
-    MS_RETURN_IF_ERROR(WriteSmall("tokenizer_config.json", tok_.tokenizer_config_json + "\n"));
+    WrittenFiles w;
+    MS_RETURN_IF_ERROR(writer_->Finish(&w));
+    MS_RETURN_IF_ERROR(WriteSmallFile(*out_, "config.json", config, &w));
+    MS_RETURN_IF_ERROR(WriteSmallFile(*out_, "tokenizer.json", tok_.tokenizer_json, &w));
+    MS_RETURN_IF_ERROR(WriteSmallFile(*out_, "tokenizer_config.json", tok_.tokenizer_config_json + "\n", &w));
+    report_.files = std::move(w.files);
+    report_.sha256 = std::move(w.sha256);
+    report_.bytes_out = w.bytes;
     report_.tokenizer = tok_.description;
     return out_->Sync();
   }
@@ -461,68 +388,9 @@ class Converter {
     return Status::Ok();
   }
 
-  // One output file written front to back: pwrite, sha256 on the way, writeback started
-  // every 64 MiB so the final fsync has little left to do.
-  struct Sink {
-    std::unique_ptr<storage::File> f;
-    Hasher h;
-    uint64_t pos = 0, started = 0;
-    Status Append(std::string_view data) {
-      MS_RETURN_IF_ERROR(f->PWrite(pos, data));
-      h.Update(data.data(), data.size());
-      pos += data.size();
-      if (pos - started >= (64u << 20)) {
-        f->StartWriteback(started, pos - started);
-        started = pos;
-      }
-      return Status::Ok();
-    }
-  };
-
-  // The sinks are fed by one writer thread (pwrite + sha256 there, conversion here): a
-  // queue of at most kQueued buffers, in order. The first error stops the writing; it is
-  // returned by the next Queue() or by Drain().
-  static constexpr size_t kQueued = 4;
-  void StartWriter() {
-    writer_ = std::thread([this] {
-      std::unique_lock<std::mutex> lock(mu_);
-      for (;;) {
-        cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
-        if (queue_.empty()) return;
-        auto [shard, data] = std::move(queue_.front());
-        queue_.pop_front();
-        const bool failed = !write_status_.ok();
-        lock.unlock();
-        cv_.notify_all();
-        Status st = failed ? Status::Ok() : shards_[shard].Append(data);
-        lock.lock();
-        if (!st.ok() && write_status_.ok()) write_status_ = st;
-      }
-    });
-  }
-  Status Queue(size_t shard, std::string data) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return queue_.size() < kQueued; });
-    if (!write_status_.ok()) return write_status_;
-    queue_.emplace_back(shard, std::move(data));
-    cv_.notify_all();
-    return Status::Ok();
-  }
-  // Waits for everything queued to be written; the writer thread ends.
-  Status Drain() {
-    if (!writer_.joinable()) return write_status_;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closing_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
-    return write_status_;
-  }
-
   // Appends rows [0, n) of part `part` (its bytes for those rows) to its shard.
   Status Put(int part, const std::vector<unsigned char>& buf, size_t n) {
-    return Queue(parts_[part].shard, std::string(reinterpret_cast<const char*>(buf.data()), n));
+    return writer_->Append(part, std::string(reinterpret_cast<const char*>(buf.data()), n));
   }
 
   // Writes part `want` of job j (its weight, scales or biases), all rows in order.
@@ -663,13 +531,7 @@ class Converter {
   std::string parent_path_, leaf_;
   std::unique_ptr<storage::Dir> out_;
   std::unique_ptr<storage::File> src_;
-  std::vector<Sink> shards_;
-  std::thread writer_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<size_t, std::string>> queue_;
-  bool closing_ = false;
-  Status write_status_ = Status::Ok();
+  std::unique_ptr<SafetensorsWriter> writer_;
   std::vector<unsigned char> in_, w_, s_, b_;
   std::vector<float> row_;
 };
