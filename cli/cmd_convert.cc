@@ -1,6 +1,7 @@
-// modelsync convert FILE.gguf --id MODEL_ID [--repo ORG/NAME]: a llama.cpp GGUF file becomes
-// an MLX model in the root (engine/gguf_convert.h): converted, checked, stored as blobs,
-// logged with what it was made from, laid out, marked.
+// modelsync convert FILE.gguf|DIR --id MODEL_ID [--repo ORG/NAME]: a llama.cpp GGUF file or
+// a PyTorch model directory becomes an MLX model in the root (engine/gguf_convert.h,
+// engine/torch_convert.h): converted, checked, stored as blobs, logged with what it was made
+// from, laid out, marked.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -24,7 +25,7 @@ nlohmann::json ConvertJson(const engine::ConvertModelResult& r, const std::strin
                        {"source_type", t.source_type}, {"as", t.as}, {"lossless", t.lossless}});
   j["source"] = {{"path", source}, {"sha256", r.source_sha256},
                  {"architecture", r.report.architecture}, {"tokenizer", r.report.tokenizer}};
-  j["converter"] = engine::kConverterVersion;
+  j["converter"] = r.converter;
   j["converted"] = tensors;
   j["lossless"] = r.report.lossless;
   return j;
@@ -53,7 +54,7 @@ int RunConvert(engine::ConvertModelOptions o, const std::string& shown, bool jso
   o.progress = [&bar](uint64_t done, uint64_t total) { bar.Update(done, total, 0, 0); };
   Interrupts interrupts;
   o.cancel = interrupts.flag();
-  auto r = engine::ConvertGgufModel(CliEnv(), o);
+  auto r = engine::ConvertModel(CliEnv(), o);
   bar.Finish();
   if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
     if (json) {
@@ -97,18 +98,26 @@ void RegisterConvert(CLI::App& app, CliContext& ctx) {
   auto json_out = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "convert",
-      "Convert a llama.cpp GGUF file (llama or qwen2; Q4_0, Q4_1, Q8_0, F16, BF16, F32\n"
-      "tensors) into an MLX model: Q4_0/Q4_1/Q8_0 become MLX 4- and 8-bit quantization with\n"
-      "group size 32 bit for bit, the query/key permutation llama.cpp applied is undone,\n"
-      "config.json and the tokenizer are rebuilt from the file's metadata. The result is\n"
-      "checked, stored and laid out under <root>/models/<org>/<name>/ with its marker, like\n"
-      "add-local; the log records the source file's sha256 and the converter version.");
-  cmd->add_option("file", o->source, "The .gguf file")->required();
+      "Convert a model into an MLX model:\n"
+      "  FILE.gguf  a llama.cpp GGUF file (llama or qwen2; Q4_0, Q4_1, Q8_0, F16, BF16, F32\n"
+      "             tensors): Q4_0/Q4_1/Q8_0 become MLX 4- and 8-bit quantization with group\n"
+      "             size 32 bit for bit, the query/key permutation llama.cpp applied is undone,\n"
+      "             config.json and the tokenizer are rebuilt from the file's metadata;\n"
+      "  DIR        a Hugging Face PyTorch model directory (pytorch_model.bin, or shards and\n"
+      "             pytorch_model.bin.index.json; or name the .bin / index itself): the\n"
+      "             checkpoints are read without running their pickles (only what torch.save\n"
+      "             writes for a state dict is accepted), tensors kept as they are (F32, F16,\n"
+      "             BF16, integer buffers), config.json and tokenizer files copied.\n"
+      "The result is checked, stored and laid out under <root>/models/<org>/<name>/ with its\n"
+      "marker, like add-local; the log records the source's sha256 (and every file read) and\n"
+      "the converter version.");
+  cmd->add_option("source", o->source, "The .gguf file, or the PyTorch model directory / .bin / index")->required();
   cmd->add_option("--id", o->model_id, "Marker file name")->required();
   cmd->add_option("--repo", o->repo, "Repo id to file it under (default local/<id>)");
   cmd->add_option("--quantize", o->quantize_bits,
-                  "4 or 8: float and dequantized (K-quant) weight matrices become MLX affine\n"
-                  "quantization, group size 64 (mx.quantize's rule); Q4_0/Q4_1/Q8_0 stay as they are")
+                  "4 or 8: float and dequantized (K-quant) weight matrices (2-D, width a multiple of\n"
+                  "64) become MLX affine quantization, group size 64 (mx.quantize's rule on their\n"
+                  "float16 values); Q4_0/Q4_1/Q8_0 stay as they are")
       ->check(CLI::IsMember({4, 8}));
   cmd->add_flag("--json", *json_out, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);

@@ -10,6 +10,7 @@
 #include "engine/gguf.h"
 #include "engine/inspect.h"
 #include "engine/report_json.h"
+#include "engine/torch_checkpoint.h"
 
 namespace modelsync::cli {
 namespace {
@@ -61,6 +62,47 @@ int InspectGguf(const std::string& path, bool json) {
   return 0;
 }
 
+// inspect FILE.bin: the tensors of a torch.save checkpoint (engine/torch_checkpoint.h), read
+// without running its pickle.
+int InspectTorch(const std::string& path, bool json) {
+  auto c = engine::ReadTorchCheckpoint(CliEnv(), path);
+  if (!c.ok()) return ReportError(c.status(), json);
+  if (json) {
+    nlohmann::json tensors = nlohmann::json::array();
+    for (const auto& t : c->tensors)
+      tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"stride", t.stride},
+                         {"storage", t.storage_key}, {"storage_offset", t.storage_offset},
+                         {"contiguous", t.contiguous}});
+    EmitJson({{"torch", path}, {"archive", c->archive}, {"tensor_count", c->tensors.size()},
+              {"tensors", tensors}});
+    return 0;
+  }
+  std::map<std::string, uint64_t> types;
+  std::map<std::string, int> storages;
+  uint64_t params = 0, views = 0;
+  for (const auto& t : c->tensors) {
+    types[t.dtype]++;
+    uint64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    params += n;
+    if (++storages[t.storage_key] > 1 || !t.contiguous || t.storage_offset) ++views;
+  }
+  std::string ty;
+  for (const auto& [name, n] : types) ty += (ty.empty() ? "" : ", ") + name + " x" + std::to_string(n);
+  std::printf("%s: torch.save checkpoint (%s/), %zu tensors (~%s parameters) in %zu storages\n"
+              "  dtypes: %s\n  views, offsets or shared storages: %llu\n"
+              "  MLX cannot load .bin: `modelsync convert DIR --id NAME` makes an MLX model of it\n",
+              path.c_str(), c->archive.c_str(), c->tensors.size(), FormatCount(params).c_str(),
+              storages.size(), ty.c_str(), static_cast<unsigned long long>(views));
+  return 0;
+}
+
+bool IsTorchPath(const std::string& arg) {
+  return arg.size() > 4 && (arg.compare(arg.size() - 4, 4, ".bin") == 0 ||
+                            (arg.size() > 3 && arg.compare(arg.size() - 3, 3, ".pt") == 0) ||
+                            (arg.size() > 4 && arg.compare(arg.size() - 4, 4, ".pth") == 0));
+}
+
 }  // namespace
 
 void RegisterInspect(CLI::App& app, CliContext& ctx) {
@@ -72,13 +114,18 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Show what a pulled model is: revision, files, quantization, tensors,\n"
                  "parameter estimate, size and when it was verified (local, no network).");
-  cmd->add_option("repo", o->repo, "Repo id, model id or catalog name; or a .gguf file (its header)")
+  cmd->add_option("repo", o->repo, "Repo id, model id or catalog name; or a .gguf file (its header), or a\n"
+                  "PyTorch .bin/.pt/.pth checkpoint (its tensors; the pickle is not run)")
       ->required();
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   AddRootOption(cmd, &o->root);
   cmd->callback([o, &ctx]() {
     if (IsGgufPath(o->repo)) {
       ctx.exit_code = InspectGguf(o->repo, o->json);
+      return;
+    }
+    if (IsTorchPath(o->repo)) {
+      ctx.exit_code = InspectTorch(o->repo, o->json);
       return;
     }
     auto r = engine::Inspect(CliEnv(), o->root, o->repo);

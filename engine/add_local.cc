@@ -222,6 +222,12 @@ Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const s
       d->set_source(o.derived.source);
       d->set_source_sha256(o.derived.source_sha256);
       d->set_source_size(o.derived.source_size);
+      for (const auto& in : o.derived.inputs) {
+        auto* x = d->add_inputs();
+        x->set_path(in.path);
+        x->set_sha256(in.sha256);
+        x->set_size(in.size);
+      }
     }
     *rr->mutable_manifest() = manifest;
     first.push_back(std::move(e));

@@ -17,6 +17,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "engine/journal.h"
@@ -31,6 +32,12 @@ struct Derivation {
   std::string source;         // the source file's path
   std::string source_sha256;
   uint64_t source_size = 0;
+  struct Input {
+    std::string path;  // relative to the source's directory
+    std::string sha256;
+    uint64_t size = 0;
+  };
+  std::vector<Input> inputs;  // every file read (PyTorch); empty for GGUF
 };
 
 struct AddLocalOptions {
@@ -53,7 +60,7 @@ inline constexpr char kAddLocalTemp[] = "add-local.tmp";
 Result<PullSummary> AddLocal(const Env& env, const AddLocalOptions& options);
 
 // As AddLocal, into a root the caller has resolved and whose journal (and so its lock) it
-// holds: ConvertGgufModel keeps the lock from staging to marker.
+// holds: ConvertModel keeps the lock from staging to marker.
 Result<PullSummary> AddLocalTo(const Env& env, const AddLocalOptions& options,
                                const std::string& root, Journal& journal);
 

@@ -99,12 +99,15 @@ struct ConvertModelResult {
   PullSummary summary;
   std::string source;  // the source file, absolute
   std::string source_sha256;
+  std::string converter;  // kConverterVersion or kTorchConverterVersion
 };
 
 // The staging directory's name under the root (storage/LAYOUT.md).
 inline constexpr char kConvertStaging[] = "convert.tmp";
 
-Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& options);
+// A PyTorch source (a directory, .bin or .bin.index.json: LooksLikeTorchSource) goes through
+// ConvertTorch, recorded with kTorchConverterVersion and every input file's sha256.
+Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOptions& options);
 
 // pull REPO --convert: the .gguf file of a hub repo to fetch. `file` given: it (it must end
 // in .gguf). Otherwise the revision is listed (one request, or two) and its only .gguf is

@@ -1,5 +1,6 @@
-// convert FILE.gguf / pull --convert into a root: staging under the root lock, the source
-// hashed beside the conversion, adoption as add-local (engine/gguf_convert.h, CONVERT.md).
+// convert FILE.gguf|DIR / pull --convert into a root: staging under the root lock, the
+// source hashed beside the conversion, adoption as add-local (engine/gguf_convert.h,
+// engine/torch_convert.h, CONVERT.md).
 #include <thread>
 
 #include "base/hash.h"
@@ -8,6 +9,7 @@
 #include "engine/hub_config.h"
 #include "engine/journal.h"
 #include "engine/root_path.h"
+#include "engine/torch_convert.h"
 #include "net/hub.h"
 #include "storage/blob_store.h"
 #include "storage/file_system.h"
@@ -36,7 +38,7 @@ Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::s
 
 }  // namespace
 
-Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOptions& o) {
+Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOptions& o) {
   if (o.model_id.empty()) return Status::InvalidArgument("--id MODEL_ID is required");
   if (o.quantize_bits != 0 && o.quantize_bits != 4 && o.quantize_bits != 8)
     return Status::InvalidArgument("--quantize takes 4 or 8");
@@ -55,6 +57,18 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   ConvertModelResult out;
   out.source = o.source;
   if (auto abs = env.fs->ResolvePath(o.source, false); abs.ok()) out.source = *abs;
+  // What is hashed for the log: the GGUF file; or the PyTorch source's main file (its
+  // pytorch_model.bin or index) and every file it reads.
+  const bool torch = LooksLikeTorchSource(env, out.source);
+  std::string main = out.source, dir;
+  std::vector<std::string> inputs;
+  if (torch) {
+    MS_ASSIGN_OR_RETURN(TorchSource ts, FindTorchSource(env, out.source));
+    dir = ts.dir;
+    main = ts.dir + "/" + ts.main;
+    inputs = ts.weights;
+    inputs.insert(inputs.end(), ts.copied.begin(), ts.copied.end());
+  }
   ConvertOptions co;
   co.source = out.source;
   co.out_dir = staging;
@@ -64,8 +78,21 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   // The source is hashed on another thread while it is converted (two reads of it, on two
   // cores, mostly from the page cache).
   Result<std::pair<std::string, uint64_t>> hashed = Status::Cancelled("not hashed");
-  std::thread hasher([&] { hashed = HashSource(env, out.source); });
-  auto converted = ConvertGguf(env, co);
+  std::vector<Derivation::Input> hashed_inputs;
+  Status inputs_status = Status::Ok();
+  std::thread hasher([&] {
+    hashed = HashSource(env, main);
+    for (const auto& in : inputs) {
+      if (o.cancel && o.cancel->load()) break;
+      auto h = HashSource(env, dir + "/" + in);
+      if (!h.ok()) {
+        inputs_status = h.status();
+        break;
+      }
+      hashed_inputs.push_back({in, h->first, h->second});
+    }
+  });
+  auto converted = torch ? ConvertTorch(env, co) : ConvertGguf(env, co);
   hasher.join();
   MS_ASSIGN_OR_RETURN(out.report, std::move(converted));
   auto finish = [&](Status st) {
@@ -73,6 +100,7 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
     return st;
   };
   if (!hashed.ok()) return finish(hashed.status());
+  if (!inputs_status.ok()) return finish(inputs_status);
   out.source_sha256 = hashed->first;
 
   AddLocalOptions ao;
@@ -80,10 +108,11 @@ Result<ConvertModelResult> ConvertGgufModel(const Env& env, const ConvertModelOp
   ao.dir = staging;
   ao.model_id = o.model_id;
   ao.repo = o.repo;
-  ao.derived.converter = kConverterVersion;
+  ao.derived.converter = out.converter = torch ? kTorchConverterVersion : kConverterVersion;
   ao.derived.source = o.source_label.empty() ? out.source : o.source_label;
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
+  ao.derived.inputs = std::move(hashed_inputs);
   ao.move_files = true;
   ao.known_sha256 = out.report.sha256;
   auto added = AddLocalTo(env, ao, root, *journal);
