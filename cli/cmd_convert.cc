@@ -85,12 +85,13 @@ int ConvertAfterPull(const std::string& root, const std::string& repo, const std
   engine::ConvertModelOptions o;
   o.quantize_bits = quantize_bits;
   o.root = root;
-  o.source = model_dir + "/" + file;
-  o.repo = engine::ConvertedRepoFor(repo, file);
+  // file "": a PyTorch repo, the pulled directory is the source.
+  o.source = file.empty() ? model_dir : model_dir + "/" + file;
+  o.repo = file.empty() ? repo + "-mlx" : engine::ConvertedRepoFor(repo, file);
   o.model_id = model_id.empty() ? o.repo.substr(o.repo.find('/') + 1) : model_id;
   o.source_label = (endpoint.empty() ? CliEnv().config.endpoint : endpoint) + "/" + repo + "@" +
-                   commit + "/" + file;
-  return RunConvert(o, repo + "/" + file, json);
+                   commit + (file.empty() ? "" : "/" + file);
+  return RunConvert(o, file.empty() ? repo : repo + "/" + file, json);
 }
 
 void RegisterConvert(CLI::App& app, CliContext& ctx) {

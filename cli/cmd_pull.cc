@@ -200,8 +200,10 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
                 "is written unless the model checks pass)");
   cmd->add_flag("--convert", *convert,
                 "A GGUF repo: fetch its .gguf file (only that one) and convert it into an MLX\n"
-                "model filed as <org>/<file stem>-mlx, with its own marker (--id, default that\n"
-                "name); see `modelsync help convert`");
+                "model filed as <org>/<file stem>-mlx; a PyTorch repo (pytorch_model.bin, no\n"
+                ".safetensors): fetch its .bin shards, configuration and tokenizer files and\n"
+                "convert them into <org>/<name>-mlx. Either gets its own marker (--id, default\n"
+                "the converted repo's name); see `modelsync help convert`");
   cmd->add_option("--file", *gguf_file,
                   "With --convert: the .gguf file to convert, when the repo has several");
   cmd->add_option("--quantize", *quantize,
@@ -228,6 +230,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       return;
     }
     std::string file, converted_id;
+    bool torch = false;
     if (*convert || !gguf_file->empty() || *quantize) {
       Status s = !*convert ? Status::InvalidArgument("--file and --quantize go with --convert")
                  : !opts->include.empty() || !opts->exclude.empty()
@@ -235,10 +238,11 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
                            "--convert fetches one .gguf file: name it with --file, not "
                            "--include/--exclude")
                      : Status::Ok();
+      engine::ConvertSource source;
       if (s.ok()) {
-        auto f = engine::PickGgufFile(CliEnv(), opts->repo, opts->revision, opts->endpoint,
-                                      *gguf_file);
-        if (f.ok()) file = *f;
+        auto f = engine::PickConvertSource(CliEnv(), opts->repo, opts->revision, opts->endpoint,
+                                           *gguf_file);
+        if (f.ok()) source = *f;
         else s = f.status();
       }
       if (!s.ok()) {
@@ -246,10 +250,10 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
         ctx.exit_code = ExitCodeFor(s);
         return;
       }
-      // The glob that matches exactly this path ('*', '?' and '[' as one-member sets).
-      std::string glob;
-      for (char c : file) glob += (c == '*' || c == '?' || c == '[') ? std::string("[") + c + "]" : std::string(1, c);
-      opts->include = {glob};
+      // GGUF: that one file; PyTorch: "" (the pulled directory is the source).
+      file = source.torch ? std::string() : source.file;
+      torch = source.torch;
+      opts->include = source.include;
       opts->any_format = true;
       converted_id = opts->model_id;  // --id names the converted model
       opts->model_id.clear();
@@ -268,7 +272,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       return;
     }
     printer.Done(*r);
-    if (!file.empty()) {
+    if (!file.empty() || torch) {
       ctx.exit_code = ConvertAfterPull(opts->root, r->repo, r->commit, r->model_dir, file,
                                        converted_id, opts->endpoint, *quantize, flags->json);
       if (ctx.exit_code != 0) return;

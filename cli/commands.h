@@ -35,8 +35,9 @@ void RegisterRemove(CLI::App& app, CliContext& ctx);
 void RegisterExport(CLI::App& app, CliContext& ctx);
 void RegisterImport(CLI::App& app, CliContext& ctx);
 // cmd_convert.cc: after pull --convert (and convert): converts models/<org>/<name>/<file> of
-// the repo just pulled into ConvertedRepoFor(repo, file) with its own marker (model_id, ""
-// = the converted repo's name), printing as convert does (--json: one "converted" line).
+// the repo just pulled into ConvertedRepoFor(repo, file) (file "": the PyTorch directory
+// models/<org>/<name>/ into <org>/<name>-mlx) with its own marker (model_id, "" = the
+// converted repo's name), printing as convert does (--json: one "converted" line).
 // Returns the exit status.
 int ConvertAfterPull(const std::string& root, const std::string& repo, const std::string& commit,
                      const std::string& model_dir, const std::string& file,

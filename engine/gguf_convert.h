@@ -117,6 +117,20 @@ Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
                                  const std::string& revision, const std::string& endpoint,
                                  const std::string& file);
 
+// pull REPO --convert, whatever the repo holds: GGUF (as PickGgufFile: `file` is the .gguf
+// to fetch) or, when it has no .gguf but a pytorch_model.bin or its index and no
+// .safetensors weights, PyTorch (`file` empty; `include` the globs to fetch: the .bin
+// shards, configuration and tokenizer files). A repo with .safetensors weights is refused:
+// MLX loads it as it is.
+struct ConvertSource {
+  bool torch = false;
+  std::string file;                  // GGUF: the .gguf path in the repo
+  std::vector<std::string> include;  // what to fetch
+};
+Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
+                                        const std::string& revision, const std::string& endpoint,
+                                        const std::string& file);
+
 // The repo a converted hub file is filed under: "<org>/<file stem>-mlx"
 // ("HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx" for that repo's
 // "SmolLM2-135M-Instruct.Q4_1.gguf"); its default model id is the name part.

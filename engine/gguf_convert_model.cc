@@ -122,14 +122,34 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   return out;
 }
 
+namespace {
+
+bool IsGguf(const std::string& p) { return p.size() > 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
+
+// The only .gguf of a listed revision; several or none: kInvalidArgument saying so.
+Result<std::string> OnlyGguf(const std::string& repo, const net::ResolvedRevision& resolved) {
+  std::vector<const v1::FileEntry*> found;
+  for (const auto& f : resolved.files)
+    if (IsGguf(f.path())) found.push_back(&f);
+  if (found.empty())
+    return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
+                                   " holds no .gguf file and no pytorch_model.bin: --convert "
+                                   "converts GGUF and PyTorch repos");
+  if (found.size() == 1) return found.front()->path();
+  std::string list;
+  for (const auto* f : found) list += "\n  " + f->path() + " (" + std::to_string(f->size()) + " bytes)";
+  return Status::InvalidArgument(repo + " holds " + std::to_string(found.size()) +
+                                 " GGUF files; pass --file NAME to choose one (Q4_0, Q4_1 and "
+                                 "Q8_0 convert bit for bit):" + list);
+}
+
+}  // namespace
+
 Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
                                  const std::string& revision, const std::string& endpoint,
                                  const std::string& file) {
-  auto is_gguf = [](const std::string& p) {
-    return p.size() > 5 && p.compare(p.size() - 5, 5, ".gguf") == 0;
-  };
   if (!file.empty()) {
-    if (!is_gguf(file))
+    if (!IsGguf(file))
       return Status::InvalidArgument("--file " + file + " is not a .gguf file: --convert converts GGUF");
     return file;
   }
@@ -137,18 +157,56 @@ Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
     return Status::InvalidArgument("offline (HF_HUB_OFFLINE): name the file to convert with --file NAME.gguf");
   net::Hub hub(HubOptionsOf(env, endpoint));
   MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
-  std::vector<const v1::FileEntry*> found;
-  for (const auto& f : resolved.files)
-    if (is_gguf(f.path())) found.push_back(&f);
-  if (found.empty())
+  return OnlyGguf(repo, resolved);
+}
+
+Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
+                                        const std::string& revision, const std::string& endpoint,
+                                        const std::string& file) {
+  ConvertSource out;
+  auto glob_of = [](const std::string& path) {  // the glob matching exactly this path
+    std::string g;
+    for (char c : path) g += (c == '*' || c == '?' || c == '[') ? std::string("[") + c + "]" : std::string(1, c);
+    return g;
+  };
+  if (!file.empty() || env.config.offline) {
+    MS_ASSIGN_OR_RETURN(out.file, PickGgufFile(env, repo, revision, endpoint, file));
+    out.include = {glob_of(out.file)};
+    return out;
+  }
+  net::Hub hub(HubOptionsOf(env, endpoint));
+  MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
+  bool gguf = false, bin = false, safetensors = false;
+  auto ends = [](const std::string& p, const std::string& s) {
+    return p.size() >= s.size() && p.compare(p.size() - s.size(), s.size(), s) == 0;
+  };
+  for (const auto& f : resolved.files) {
+    const std::string& p = f.path();
+    if (p.find('/') != std::string::npos) continue;  // top-level weights only
+    gguf |= ends(p, ".gguf");
+    safetensors |= ends(p, ".safetensors");
+    bin |= p == "pytorch_model.bin" || p == "pytorch_model.bin.index.json";
+  }
+  if (gguf || !bin) {
+    MS_ASSIGN_OR_RETURN(out.file, OnlyGguf(repo, resolved));
+    out.include = {glob_of(out.file)};
+    return out;
+  }
+  if (safetensors)
     return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
-                                   " holds no .gguf file: --convert converts GGUF repos");
-  if (found.size() == 1) return found.front()->path();
-  std::string list;
-  for (const auto* f : found) list += "\n  " + f->path() + " (" + std::to_string(f->size()) + " bytes)";
-  return Status::InvalidArgument(repo + " holds " + std::to_string(found.size()) +
-                                 " GGUF files; pass --file NAME to choose one (Q4_0, Q4_1 and "
-                                 "Q8_0 convert bit for bit):" + list);
+                                   " has .safetensors weights beside its PyTorch ones: MLX loads "
+                                   "those as they are; pull it without --convert");
+  out.torch = true;
+  // '*' crosses '/' in modelsync's globs: the top level only, through one path each.
+  for (const auto& f : resolved.files) {
+    const std::string& p = f.path();
+    if (p.find('/') != std::string::npos) continue;
+    if ((p.rfind("pytorch_model", 0) == 0 && (ends(p, ".bin") || ends(p, ".bin.index.json"))) ||
+        ends(p, ".json") || ends(p, ".txt") || ends(p, ".model") || ends(p, ".jinja") ||
+        ends(p, ".tiktoken"))
+      out.include.push_back(glob_of(p));
+  }
+  return out;
 }
 
 std::string ConvertedRepoFor(const std::string& repo, const std::string& file) {

@@ -534,9 +534,11 @@ bool RowMajor(const TorchTensor& t) {
 
 // The tensors of a (possibly nested) dict, keys joined with '.'.
 Status Collect(const Ref& d, const std::string& prefix, int depth, const std::string& what,
-               std::vector<std::pair<std::string, Ref>>* out) {
+               std::vector<std::pair<std::string, Ref>>* out, uint64_t* visited) {
   if (depth > kMaxDepth) return Status::InvalidArgument(what + ": dicts nested deeper than 16");
   for (size_t k = 0; k + 1 < d->items.size(); k += 2) {
+    // A dict can hold itself (memo): bound the walk, not just its depth.
+    if (++*visited > kMaxStack) return Status::InvalidArgument(what + ": more than 2^22 dict entries");
     const Ref& key = d->items[k];
     const Ref& v = d->items[k + 1];
     if (key->kind != Obj::kStr) return Status::InvalidArgument(what + ": a dict key is not a string");
@@ -544,7 +546,7 @@ Status Collect(const Ref& d, const std::string& prefix, int depth, const std::st
     if (v->kind == Obj::kTensor) {
       out->emplace_back(name, v);
     } else if (v->kind == Obj::kDict) {
-      MS_RETURN_IF_ERROR(Collect(v, name, depth + 1, what, out));
+      MS_RETURN_IF_ERROR(Collect(v, name, depth + 1, what, out, visited));
     } else {
       return Status::InvalidArgument(what + ": '" + name +
                                      "' is not a tensor: the converter takes a state dict "
@@ -579,7 +581,8 @@ Result<TorchCheckpoint> Parse(ReadAt read, uint64_t size, const std::string& wha
   if (top->kind != Obj::kDict)
     return zip.Bad("holds a pickled object that is not a dict: the converter takes a state dict");
   std::vector<std::pair<std::string, Ref>> found;
-  MS_RETURN_IF_ERROR(Collect(top, "", 0, what, &found));
+  uint64_t visited = 0;
+  MS_RETURN_IF_ERROR(Collect(top, "", 0, what, &found, &visited));
   std::map<std::string, ZipEntry> located;
   std::map<std::string, int> seen;
   for (auto& [name, t] : found) {

@@ -220,3 +220,40 @@ def test_refusals_say_what_and_write_nothing(tmp_path, fixtures):
     p, lines = convert(bare, root, "x", "--json", check=False)
     assert p.returncode == 2 and "config.json" in lines[-1]["message"], p.stdout
     assert nothing_written(root)
+
+
+def test_pull_convert_of_a_pytorch_repo(tmp_path, fixtures):
+    """A PyTorch-only repo on the hub: pull --convert fetches its .bin shards, configuration
+    and tokenizer (not its README, code or ONNX export) and converts them; a repo with
+    .safetensors weights is left to MLX as it is."""
+    from hub_emulator import Emulator
+    from make_mlx_fixtures import write_repo
+    d = tmp_path / "hub"
+    files = {f.name: f.read_bytes() for f in (fixtures / "sharded").iterdir()}
+    files.update({"README.md": b"# tiny\n", "modeling_tiny.py": b"raise SystemExit\n",
+                  "onnx/model.onnx": b"\0" * 64})
+    write_repo(d / "repos", "acme/tiny-torch", [("init", files)], {"main": 0})
+    both = dict(files, **{"model.safetensors": b"x" * 16})
+    write_repo(d / "repos", "acme/both", [("init", both)], {"main": 0})
+    emu = Emulator(d / "repos", d)
+    try:
+        root = tmp_path / "root"
+        p, lines = modelsync("pull", "acme/tiny-torch", "--convert", "--json", root=root, endpoint=emu.url)
+        fetched = {e["path"].split("/resolve/")[1].split("/", 1)[1] for e in emu.log() if "/resolve/" in e["path"]}
+        assert fetched == {n for n in files if n.endswith((".bin", ".json"))}, fetched
+        conv = next(x for x in lines if x.get("event") == "converted")
+        commit = next(x for x in lines if x.get("event") == "resolved")["commit"]
+        assert conv["repo"] == "acme/tiny-torch-mlx" and conv["converter"] == "modelsync-torch-mlx/1"
+        assert conv["source"]["path"] == f"{emu.url}/acme/tiny-torch@{commit}"
+        assert (root / "tiny-torch-mlx").is_file() and not (root / "tiny-torch").exists()
+        got = read_safetensors(root / "models/acme/tiny-torch-mlx")
+        want = expected(fixtures, "sharded")
+        assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
+        # Again: nothing fetched, the same model.
+        before = max(e["seq"] for e in emu.log())
+        modelsync("pull", "acme/tiny-torch", "--convert", root=root, endpoint=emu.url)
+        assert not any("/resolve/" in e["path"] for e in emu.log(before))
+        p, _ = modelsync("pull", "acme/both", "--convert", root=root, endpoint=emu.url, check=False)
+        assert p.returncode == 2 and "without --convert" in p.stderr, p.stderr
+    finally:
+        emu.stop()

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ALL=(fuzz_safetensors fuzz_gguf fuzz_hub_json fuzz_tree_listing fuzz_hub_headers fuzz_event fuzz_record
-  fuzz_snapshot)
+  fuzz_snapshot fuzz_torch)
 secs=${1:-20}
 shift || true
 targets=("$@")
