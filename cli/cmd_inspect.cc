@@ -147,6 +147,11 @@ void RegisterInspect(CLI::App& app, CliContext& ctx) {
       std::printf("  %s, quantization %s, %llu tensors, ~%s parameters\n", m.model_type.c_str(),
                   m.QuantSummary().c_str(), static_cast<unsigned long long>(m.tensors),
                   FormatCount(m.parameters).c_str());
+    if (!r->derived.converter.empty())
+      std::printf("  converted by %s from %s (sha256 %s, %s%s)\n", r->derived.converter.c_str(),
+                  r->derived.source.c_str(), r->derived.source_sha256.substr(0, 16).c_str(),
+                  FormatBytes(r->derived.source_size).c_str(),
+                  r->derived.inputs ? (", " + std::to_string(r->derived.inputs) + " files read").c_str() : "");
     std::printf("  %zu files, %s\n", r->files.size(), FormatBytes(r->total_bytes).c_str());
     for (const auto& f : r->files)
       std::printf("    %10s  %s\n", FormatBytes(f.size).c_str(), f.path.c_str());

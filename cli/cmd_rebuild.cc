@@ -36,7 +36,8 @@ int RunRebuild(const RebuildCliOptions& o) {
                           {"marker_removed", rr.marker_removed},
                           {"missing", rr.missing},
                           {"fetched", rr.fetched},
-                          {"bytes_fetched", rr.bytes_fetched}};
+                          {"bytes_fetched", rr.bytes_fetched},
+                          {"reconverted", rr.reconverted}};
       if (!rr.error.empty()) j["error"] = rr.error;
       std::printf("%s\n", j.dump().c_str());
       continue;
@@ -51,7 +52,9 @@ int RunRebuild(const RebuildCliOptions& o) {
     if (!rr.missing.empty()) {
       std::printf("  %zu file(s) whose content is gone from the blob store:\n", rr.missing.size());
       for (const auto& p : rr.missing) std::printf("    %s\n", p.c_str());
-      if (rr.fetched)
+      if (rr.reconverted)
+        std::printf("  converted again from %s (its sha256 as recorded)\n", rr.reconverted_from.c_str());
+      else if (rr.fetched)
         std::printf("  re-downloaded (%s)\n", FormatBytes(rr.bytes_fetched).c_str());
       else if (!rr.error.empty())
         std::printf("  re-download failed: %s\n", rr.error.c_str());

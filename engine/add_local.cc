@@ -222,6 +222,7 @@ Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const s
       d->set_source(o.derived.source);
       d->set_source_sha256(o.derived.source_sha256);
       d->set_source_size(o.derived.source_size);
+      d->set_quantize_bits(o.derived.quantize_bits);
       for (const auto& in : o.derived.inputs) {
         auto* x = d->add_inputs();
         x->set_path(in.path);

@@ -38,6 +38,7 @@ struct Derivation {
     uint64_t size = 0;
   };
   std::vector<Input> inputs;  // every file read (PyTorch); empty for GGUF
+  uint32_t quantize_bits = 0;
 };
 
 struct AddLocalOptions {

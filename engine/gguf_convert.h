@@ -92,6 +92,9 @@ struct ConvertModelOptions {
   // "" = the file's absolute path; pull --convert gives "<endpoint>/<repo>@<commit>/<file>".
   std::string source_label;
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Set (rebuild's re-conversion): the source must still have this sha256, else
+  // kIntegrity and nothing is adopted.
+  std::string expect_source_sha256;
 };
 
 struct ConvertModelResult {

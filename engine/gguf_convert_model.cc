@@ -102,6 +102,10 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   if (!hashed.ok()) return finish(hashed.status());
   if (!inputs_status.ok()) return finish(inputs_status);
   out.source_sha256 = hashed->first;
+  if (!o.expect_source_sha256.empty() && o.expect_source_sha256 != out.source_sha256)
+    return finish(Status::Integrity(out.source + " has sha256 " + out.source_sha256 +
+                                    ", not the " + o.expect_source_sha256 +
+                                    " the model was converted from: not converted again"));
 
   AddLocalOptions ao;
   ao.root = root;
@@ -113,6 +117,7 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
   ao.derived.inputs = std::move(hashed_inputs);
+  ao.derived.quantize_bits = static_cast<uint32_t>(o.quantize_bits);
   ao.move_files = true;
   ao.known_sha256 = out.report.sha256;
   auto added = AddLocalTo(env, ao, root, *journal);

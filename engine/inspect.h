@@ -33,6 +33,12 @@ struct InspectReport {
   bool is_model = false;      // carries weights
   std::string check_error;    // empty when the model checks pass
   ModelReport model;          // valid when is_model and check_error is empty
+  // A converted model (convert, pull --convert): what it was made from; converter "" else.
+  struct Derived {
+    std::string converter, source, source_sha256;
+    uint64_t source_size = 0;
+    size_t inputs = 0;  // files read besides the source (PyTorch)
+  } derived;
 };
 
 // repo: "org/name", a model id (marker name) known to the log, or a catalog name.

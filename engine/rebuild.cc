@@ -1,7 +1,9 @@
 // Rebuild (recovery.h): make models/ and the markers agree with the log again.
+#include <cctype>
 #include <set>
 
 #include "engine/event_builders.h"
+#include "engine/gguf_convert.h"
 #include "engine/layout.h"
 #include "engine/loadability.h"
 #include "engine/materializer.h"
@@ -133,18 +135,80 @@ Status RemoveStrayMarkers(Journal& journal, storage::Dir& root,
   return Status::Ok();
 }
 
+// What a converted revision was made from, if any (converter "" otherwise).
+const v1::Derivation* DerivationOf(const RepoState& rs) {
+  auto rev = rs.revisions.find(rs.active_commit);
+  if (rev == rs.revisions.end() || rev->second.derived_from.converter().empty()) return nullptr;
+  return &rev->second.derived_from;
+}
+
+// Where a converted model's source is now: its local path as recorded, or for a hub source
+// ("<endpoint>/<org>/<name>@<commit>[/<file>]", pull --convert) the source repo's directory
+// in this root (rebuilt, or fetched, before). "" when the label is neither.
+std::string SourcePathOf(const std::string& root, const std::string& source) {
+  if (!source.empty() && source[0] == '/') return source;
+  auto hex40 = [&](size_t at) {
+    if (source.size() < at + 41) return false;
+    for (size_t k = at + 1; k < at + 41; ++k)
+      if (!std::isxdigit(static_cast<unsigned char>(source[k]))) return false;
+    return source.size() == at + 41 || source[at + 41] == '/';
+  };
+  for (size_t at = source.rfind('@'); at != std::string::npos && at > 0; at = source.rfind('@', at - 1)) {
+    if (!hex40(at)) continue;
+    const std::string before = source.substr(0, at);
+    const size_t s2 = before.rfind('/');
+    if (s2 == std::string::npos || s2 == 0) return "";
+    const size_t s1 = before.rfind('/', s2 - 1);
+    if (s1 == std::string::npos) return "";
+    const std::string repo = before.substr(s1 + 1);
+    if (!ValidateRepoId(repo).ok()) return "";
+    return root + "/models/" + repo + source.substr(at + 41);
+  }
+  return "";
+}
+
+// Converts a model whose outputs are gone again from its source, as it was converted (same
+// converter options; the source must still have the recorded sha256).
+void Reconvert(const Env& env, const std::string& root, const RepoState& rs,
+               const v1::Derivation& d, RebuildRepo* rr) {
+  const std::string source = SourcePathOf(root, d.source());
+  if (source.empty()) {
+    rr->error = "converted from " + d.source() + ", which is neither a path nor a hub source this root holds";
+    return;
+  }
+  ConvertModelOptions co;
+  co.root = root;
+  co.source = source;
+  co.model_id = rr->model_id;
+  co.repo = rs.repo;
+  co.quantize_bits = static_cast<int>(d.quantize_bits());
+  co.source_label = d.source();
+  co.expect_source_sha256 = d.source_sha256();
+  auto c = ConvertModel(env, co);
+  if (!c.ok()) {
+    rr->error = "converting again from " + source + " failed: " + c.status().message();
+    return;
+  }
+  rr->reconverted = true;
+  rr->reconverted_from = source;
+  rr->dir_rebuilt = true;
+  rr->marker_written = !c->summary.marker_path.empty();
+  rr->loadable = true;
+  rr->commit = c->summary.commit;
+}
+
 }  // namespace
 
 bool RebuildReport::complete() const {
   for (const auto& r : repos)
-    if (!r.error.empty() || (!r.missing.empty() && !r.fetched)) return false;
+    if (!r.error.empty() || (!r.missing.empty() && !r.fetched && !r.reconverted)) return false;
   return true;
 }
 
 Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& o) {
   MS_ASSIGN_OR_RETURN(std::string root, ResolveRoot(env, o.root, /*create=*/false));
   RebuildReport report;
-  std::vector<RepoState> to_fetch;
+  std::vector<RepoState> to_fetch, to_reconvert;
   {
     MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, root, false, o.wait_for_lock));
     MS_ASSIGN_OR_RETURN(auto root_dir, env.fs->OpenRoot(root, false));
@@ -159,6 +223,8 @@ Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& o) {
       if (rr.missing.empty()) {
         if (rr.loadable) justified.insert(rr.model_id);
       }
+      else if (DerivationOf(rs))
+        to_reconvert.push_back(rs);  // local work: with or without --fetch
       else if (o.fetch)
         to_fetch.push_back(rs);
       report.repos.push_back(std::move(rr));
@@ -179,6 +245,11 @@ Result<RebuildReport> Rebuild(const Env& env, const RebuildOptions& o) {
     rr->bytes_fetched = f->bytes_fetched;
     rr->dir_rebuilt = true;
     rr->marker_written = true;
+  }
+  // After the fetches: a pull --convert source may have been among them.
+  for (const auto& rs : to_reconvert) {
+    for (auto& r : report.repos)
+      if (r.repo == rs.repo) Reconvert(env, root, rs, *DerivationOf(rs), &r);
   }
   return report;
 }

@@ -58,6 +58,10 @@ struct RebuildRepo {
   std::string no_marker_reason;      // complete but gets no marker: why (loadability.h)
   std::vector<std::string> missing;  // paths whose blob is gone (before any fetch)
   bool fetched = false;              // fetch ran for this repo and succeeded
+  // A converted model whose outputs were gone: converted again from its source (still in
+  // the root, or at its local path, with the recorded sha256), no network involved.
+  bool reconverted = false;
+  std::string reconverted_from;
   uint64_t bytes_fetched = 0;
   std::string error;  // fetch failed: why (the other repos are still handled)
 };

@@ -38,6 +38,7 @@ void State::Apply(uint64_t seq, const modelsync::v1::Event& event) {
       rev.ref = e.ref();
       rev.files.assign(e.manifest().files().begin(), e.manifest().files().end());
       rev.resolved_ms = event.time_ms();
+      rev.derived_from = e.derived_from();
       r.last_resolved_ref = e.ref();
       r.last_resolved_commit = e.commit();
       r.last_resolved_ms = event.time_ms();

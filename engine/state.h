@@ -65,7 +65,7 @@ namespace modelsync::engine {
 
 // Bumped whenever the fold rules change: snapshots of another version are ignored (the log
 // is replayed from the start instead).
-inline constexpr uint32_t kStateVersion = 2;
+inline constexpr uint32_t kStateVersion = 3;  // 3: RevisionState.derived_from
 
 struct TransferState {
   enum class Status { kActive, kFailed };
@@ -83,6 +83,8 @@ struct RevisionState {
   std::string ref;  // the ref that resolved to it (last one seen)
   std::vector<modelsync::v1::FileEntry> files;
   int64_t resolved_ms = 0;
+  // Set (converter non-empty) when a converter made the revision (engine/gguf_convert.h).
+  modelsync::v1::Derivation derived_from;
 };
 
 struct RepoState {

@@ -42,6 +42,7 @@ v1::StateSnapshot ToProto(const State& s) {
       vp->set_ref(rev.ref);
       for (const auto& f : rev.files) *vp->add_files() = f;
       vp->set_resolved_ms(rev.resolved_ms);
+      if (!rev.derived_from.converter().empty()) *vp->mutable_derived_from() = rev.derived_from;
     }
     rp->set_last_resolved_ref(r.last_resolved_ref);
     rp->set_last_resolved_commit(r.last_resolved_commit);
@@ -130,6 +131,7 @@ Status State::LoadSnapshotBytes(std::string_view bytes) {
       rev.ref = vp.ref();
       rev.files.assign(vp.files().begin(), vp.files().end());
       rev.resolved_ms = vp.resolved_ms();
+      rev.derived_from = vp.derived_from();
     }
     r.last_resolved_ref = rp.last_resolved_ref();
     r.last_resolved_commit = rp.last_resolved_commit();

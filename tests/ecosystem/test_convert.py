@@ -667,3 +667,20 @@ def test_json_is_the_schema(tmp_path, smollm2):
     p = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
                         "convert", str(f)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_rebuild_converts_a_gguf_model_again_when_its_outputs_are_gone(tmp_path):
+    weights, dims = hf_weights("llama", np.random.default_rng(12))
+    src = write_gguf(tmp_path / "m.gguf", "llama", weights, dims, Q.Q4_0)
+    root = tmp_path / "root"
+    convert(src, root, "m-id")
+    model = root / "models/local/m-id"
+    before = {f.name: f.read_bytes() for f in model.iterdir()}
+    for f in model.iterdir():
+        (root / ".modelsync/blobs" / hashlib.sha256(f.read_bytes()).hexdigest()).unlink()
+        f.unlink()
+    p, lines = modelsync("rebuild", "--json", root=root)
+    r = next(x for x in lines if x.get("repo") == "local/m-id")
+    assert r["reconverted"] and r["marker_written"], r
+    assert {f.name: f.read_bytes() for f in model.iterdir()} == before
+    assert (root / "m-id").is_file()

@@ -255,5 +255,53 @@ def test_pull_convert_of_a_pytorch_repo(tmp_path, fixtures):
         assert not any("/resolve/" in e["path"] for e in emu.log(before))
         p, _ = modelsync("pull", "acme/both", "--convert", root=root, endpoint=emu.url, check=False)
         assert p.returncode == 2 and "without --convert" in p.stderr, p.stderr
+        # Outputs lost: rebuild converts again from the pulled source repo, offline.
+        drop_outputs(root, "acme/tiny-torch-mlx")
+        before = max(e["seq"] for e in emu.log())
+        p, lines = modelsync("rebuild", "--json", root=root, env={"HF_HUB_OFFLINE": "1"})
+        r = next(x for x in lines if x.get("repo") == "acme/tiny-torch-mlx")
+        assert r["reconverted"] and (root / "tiny-torch-mlx").is_file(), r
+        assert read_safetensors(root / "models/acme/tiny-torch-mlx") == got
+        assert max(e["seq"] for e in emu.log()) == before
     finally:
         emu.stop()
+
+
+def drop_outputs(root, repo):
+    """The converted model's files and their blobs gone (as if collected or lost)."""
+    model = root / "models" / repo
+    ids = [hashlib.sha256(f.read_bytes()).hexdigest() for f in model.iterdir()]
+    for f in model.iterdir():
+        f.unlink()
+    for i in ids:
+        (root / ".modelsync/blobs" / i).unlink(missing_ok=True)
+
+
+def test_rebuild_converts_again_from_the_recorded_source(tmp_path, fixtures):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in (fixtures / "tiny").iterdir():
+        (src / f.name).write_bytes(f.read_bytes())
+    root = tmp_path / "root"
+    convert(src, root, "tiny", "--quantize", "8")
+    model = root / "models/local/tiny"
+    before = {f.name: f.read_bytes() for f in model.iterdir()}
+    p, lines = modelsync("inspect", "tiny", "--json", root=root)
+    d = lines[0]["derived_from"]
+    assert d["converter"] == "modelsync-torch-mlx/1" and d["source"] == str(src)
+    assert d["source_sha256"] == hashlib.sha256((src / "pytorch_model.bin").read_bytes()).hexdigest()
+    drop_outputs(root, "local/tiny")
+    p, lines = modelsync("rebuild", "--json", root=root)
+    r = next(x for x in lines if x.get("repo") == "local/tiny")
+    assert r["reconverted"] and r["marker_written"] and r["missing"], r
+    # The same bytes (the --quantize 8 of the first conversion included), verified, marked.
+    assert {f.name: f.read_bytes() for f in model.iterdir()} == before
+    assert (root / "tiny").is_file()
+    modelsync("verify", "local/tiny", root=root)
+    # A source that changed since: not converted again, and said so (exit 3).
+    drop_outputs(root, "local/tiny")
+    (src / "pytorch_model.bin").write_bytes((fixtures / "sharded/pytorch_model-00001-of-00002.bin").read_bytes())
+    p, lines = modelsync("rebuild", "--json", root=root, check=False)
+    r = next(x for x in lines if x.get("repo") == "local/tiny")
+    assert p.returncode == 3 and not r["reconverted"] and "sha256" in r["error"], r
+    assert not (root / "tiny").exists() and not (root / ".modelsync/blobs/convert.tmp").exists()
