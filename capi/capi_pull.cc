@@ -217,11 +217,13 @@ ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel, ch
           WithRootSettings(root, engine::TrackedPullOptions(root->path, t));
       if (cancel) po.cancel = &cancel->fired;
       EventBridge bridge(fn, user);
-      auto r = engine::Pull(env, po, &bridge);
+      bool converted = false;
+      auto r = engine::PullTracked(env, po, t, &bridge, &converted);
       json j = {{"repo", t.repo()}, {"ok", r.ok()}};
       if (r.ok()) {
         j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
-                  {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched}});
+                  {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched},
+                  {"converted", converted}});
       } else {
         j.update({{"code", std::string(modelsync::StatusCodeName(r.status().code()))},
                   {"message", r.status().message()}});

@@ -67,6 +67,21 @@ int RunConvert(engine::ConvertModelOptions o, const std::string& shown, bool jso
     return interrupts.ExitCode();
   }
   if (!r.ok()) return ReportError(r.status(), json);
+  if (r->up_to_date) {
+    if (json) {
+      nlohmann::json j = engine::AddLocalJson(r->summary, o.model_id);
+      j.update({{"event", "converted"}, {"up_to_date", true}, {"converter", r->converter},
+                {"source", {{"path", o.source_label}, {"sha256", r->source_sha256},
+                            {"architecture", ""}, {"tokenizer", ""}}},
+                {"converted", nlohmann::json::array()}, {"lossless", 0}});
+      EmitJson(j);
+    } else {
+      std::printf("%s: %s @ %s was converted from this commit already\n  marker %s\n",
+                  shown.c_str(), r->summary.repo.c_str(), r->summary.commit.substr(0, 12).c_str(),
+                  r->summary.marker_path.c_str());
+    }
+    return 0;
+  }
   if (json) {
     EmitJson(ConvertJson(*r, o.source_label.empty() ? r->source : o.source_label,
                          r->summary.marker_path.substr(r->summary.marker_path.rfind('/') + 1)));
@@ -82,15 +97,10 @@ int ConvertAfterPull(const std::string& root, const std::string& repo, const std
                      const std::string& model_dir, const std::string& file,
                      const std::string& model_id, const std::string& endpoint, int quantize_bits,
                      bool json) {
-  engine::ConvertModelOptions o;
-  o.quantize_bits = quantize_bits;
-  o.root = root;
   // file "": a PyTorch repo, the pulled directory is the source.
-  o.source = file.empty() ? model_dir : model_dir + "/" + file;
-  o.repo = file.empty() ? repo + "-mlx" : engine::ConvertedRepoFor(repo, file);
-  o.model_id = model_id.empty() ? o.repo.substr(o.repo.find('/') + 1) : model_id;
-  o.source_label = (endpoint.empty() ? CliEnv().config.endpoint : endpoint) + "/" + repo + "@" +
-                   commit + (file.empty() ? "" : "/" + file);
+  engine::ConvertModelOptions o = engine::ConvertPulledOptions(
+      root, repo, commit, model_dir, file, model_id,
+      endpoint.empty() ? CliEnv().config.endpoint : endpoint, quantize_bits);
   return RunConvert(o, file.empty() ? repo : repo + "/" + file, json);
 }
 

@@ -101,7 +101,8 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
       po.cancel = interrupts.flag();
       SyncProgress progress(t.repo(), !flags->json && !flags->quiet && ProgressWanted(),
                             flags->quiet || flags->json);
-      auto r = engine::Pull(CliEnv(), po, &progress);
+      bool converted = false;
+      auto r = engine::PullTracked(CliEnv(), po, t, &progress, &converted);
       progress.Finish();
       if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
         if (flags->json)
@@ -122,7 +123,8 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
         json j = {{"repo", t.repo()}, {"ok", r.ok()}};
         if (r.ok()) {
           j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
-                    {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched}});
+                    {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched},
+                    {"converted", converted}});
         } else {
           j.update({{"code", std::string(StatusCodeName(r.status().code()))}, {"message", r.status().message()}});
         }
@@ -132,8 +134,9 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
           std::printf("%s: not checked (offline): complete at %s as far as the log knows\n",
                       t.repo().c_str(), r->commit.substr(0, 12).c_str());
       } else if (r.ok() && !flags->quiet) {
-        std::printf("%s: %s at %s (fetched %s)\n", t.repo().c_str(), r->up_to_date ? "up to date" : "updated",
-                    r->commit.substr(0, 12).c_str(), FormatBytes(r->bytes_fetched).c_str());
+        std::printf("%s: %s at %s (fetched %s)%s\n", t.repo().c_str(), r->up_to_date ? "up to date" : "updated",
+                    r->commit.substr(0, 12).c_str(), FormatBytes(r->bytes_fetched).c_str(),
+                    converted ? "; converted into an MLX model again" : "");
       } else if (!r.ok()) {
         std::fprintf(stderr, "modelsync sync: %s: %s\n", t.repo().c_str(), r.status().message().c_str());
       }

@@ -14,6 +14,9 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     std::string root, repo, revision = "main", model_id, every = "1h", endpoint;
     std::vector<std::string> include, exclude;
     bool json = false;
+    bool convert = false;
+    std::string file;
+    int quantize = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -30,6 +33,13 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--include", o->include, "Only files matching this glob; repeatable");
   cmd->add_option("--exclude", o->exclude, "Skip files matching this glob; repeatable");
   cmd->add_flag("--json", o->json, "One JSON object on stdout (docs/json/track.schema.json)");
+  cmd->add_flag("--convert", o->convert,
+                "A GGUF or PyTorch repo: each sync fetches its weights as `pull --convert` does and\n"
+                "converts them into an MLX model (again only when the repo's commit changed); --id\n"
+                "then names the converted model");
+  cmd->add_option("--file", o->file, "With --convert: the .gguf file, when the repo has several");
+  cmd->add_option("--quantize", o->quantize, "With --convert: 4 or 8 (see `modelsync help convert`)")
+      ->check(CLI::IsMember({4, 8}));
   cmd->add_option("--every", o->every, "How often the daemon checks (30s, 10m, 6h; 0 = only on start and sync --now)")
       ->capture_default_str();
   AddRootOption(cmd, &o->root);
@@ -54,6 +64,12 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
         }
         if (cmd->count("--every") == 0) o->every = FormatInterval(std::chrono::milliseconds(t.every_ms()));
         if (cmd->count("--endpoint") == 0) o->endpoint = t.endpoint();
+        if (cmd->count("--convert") == 0 && t.convert()) {
+          o->convert = true;
+          if (cmd->count("--file") == 0) o->file = t.convert_file();
+          if (cmd->count("--quantize") == 0) o->quantize = static_cast<int>(t.quantize_bits());
+          if (cmd->count("--id") == 0) o->model_id = t.converted_id();
+        }
       }
     }
     auto every = ParseDuration(o->every);
@@ -61,10 +77,26 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
       ctx.exit_code = ReportError(every.status().With("--every"), o->json);
       return;
     }
+    if (!o->convert && (!o->file.empty() || o->quantize)) {
+      ctx.exit_code = ReportError(Status::InvalidArgument("--file and --quantize go with --convert"), o->json);
+      return;
+    }
+    if (o->convert && (!o->include.empty() || !o->exclude.empty())) {
+      ctx.exit_code = ReportError(Status::InvalidArgument(
+          "--convert chooses the files to fetch itself: no --include/--exclude with it"), o->json);
+      return;
+    }
     v1::RepoTracked t;
     t.set_repo(o->repo);
     t.set_ref(o->revision);
-    t.set_model_id(o->model_id);
+    if (o->convert) {
+      t.set_convert(true);
+      t.set_convert_file(o->file);
+      t.set_quantize_bits(static_cast<uint32_t>(o->quantize));
+      t.set_converted_id(o->model_id);
+    } else {
+      t.set_model_id(o->model_id);
+    }
     for (const auto& g : o->include) t.add_include(g);
     for (const auto& g : o->exclude) t.add_exclude(g);
     t.set_every_ms(static_cast<uint64_t>(every->count()));
@@ -83,7 +115,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
       // What was recorded (the model id the engine chose when none was given).
       if (auto list = engine::ListTracked(CliEnv(), o->root); list.ok())
         for (const auto& rec : *list)
-          if (rec.repo() == o->repo) o->model_id = rec.model_id();
+          if (rec.repo() == o->repo && !o->convert) o->model_id = rec.model_id();
       EmitJson({{"repo", o->repo},
                 {"ref", o->revision},
                 {"model_id", o->model_id},
@@ -92,10 +124,12 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
                 {"every_ms", every->count()},
                 {"every", FormatInterval(*every)},
                 {"endpoint", o->endpoint},
-                {"tracked", true}});
+                {"tracked", true},
+                {"convert", o->convert}});
       return;
     }
-    std::printf("tracking %s@%s %s\n", o->repo.c_str(), o->revision.c_str(), when.c_str());
+    std::printf("tracking %s@%s %s%s\n", o->repo.c_str(), o->revision.c_str(), when.c_str(),
+                o->convert ? ", converted into an MLX model on every change" : "");
   });
 }
 

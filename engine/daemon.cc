@@ -15,6 +15,7 @@
 #include "base/fs.h"
 #include "base/units.h"
 #include "engine/daemon_control.h"
+#include "engine/gguf_convert.h"
 #include "engine/watch.h"
 #include "engine/journal.h"
 #include "engine/root_path.h"
@@ -65,6 +66,30 @@ PullOptions TrackedPullOptions(const std::string& root, const v1::RepoTracked& t
   o.exclude.assign(t.exclude().begin(), t.exclude().end());
   o.endpoint = t.endpoint();
   return o;
+}
+
+Result<PullSummary> PullTracked(const Env& env, PullOptions po, const v1::RepoTracked& t,
+                                PullObserver* observer, bool* converted) {
+  if (converted) *converted = false;
+  if (!t.convert()) return Pull(env, po, observer);
+  MS_ASSIGN_OR_RETURN(ConvertSource src, PickConvertSource(env, po.repo, po.revision, po.endpoint,
+                                                           t.convert_file()));
+  po.include = src.include;
+  po.exclude.clear();
+  po.any_format = true;
+  po.model_id.clear();
+  MS_ASSIGN_OR_RETURN(PullSummary pulled, Pull(env, po, observer));
+  ConvertModelOptions co = ConvertPulledOptions(po.root, pulled.repo, pulled.commit, pulled.model_dir,
+                                                src.torch ? "" : src.file, t.converted_id(),
+                                                po.endpoint.empty() ? env.config.endpoint : po.endpoint,
+                                                static_cast<int>(t.quantize_bits()));
+  co.cancel = po.cancel;
+  MS_ASSIGN_OR_RETURN(ConvertModelResult c, ConvertModel(env, co));
+  if (!c.up_to_date) {
+    pulled.up_to_date = false;
+    if (converted) *converted = true;
+  }
+  return pulled;
 }
 
 struct Daemon::Impl {
@@ -251,7 +276,8 @@ Status Daemon::Run() {
       po.max_rate = &max_rate_;
       po.connections = options_.max_downloads;
       DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total);
-      auto r = Pull(im.env, po, &obs);
+      bool converted = false;
+      auto r = PullTracked(im.env, po, e.t, &obs, &converted);
       if (!r.ok() && r.status().IsCancelled() && stop_.load()) break;
       if (!r.ok() && r.status().IsNotFound() && !StillTracked(options_.root, name)) {
         // Removed or untracked while the daemon ran: dropped, never pulled back.
@@ -269,13 +295,14 @@ Status Daemon::Run() {
                      (e.failures == 1 ? "y" : "ies"));
         if (!r->up_to_date)
           log(6, name + "@" + po.revision + ": updated to " + r->commit.substr(0, 12) + " (fetched " +
-                     FormatBytes(r->bytes_fetched) + " in " + std::to_string(r->seconds).substr(0, 4) + "s)");
+                     FormatBytes(r->bytes_fetched) + " in " + std::to_string(r->seconds).substr(0, 4) + "s)" +
+                     (converted ? "; converted into an MLX model again" : ""));
         e.failures = 0;
         e.last_error.clear();
         e.commit = r->commit;
         e.last_ok_ms = im.env.clock->WallMs();
         pr.update({{"ok", true}, {"commit", r->commit}, {"up_to_date", r->up_to_date},
-                   {"bytes_fetched", r->bytes_fetched}});
+                   {"bytes_fetched", r->bytes_fetched}, {"converted", converted}});
         e.next = every.count() ? im.env.clock->Now() + jitter(every) : TimePoint::max();
       } else {
         std::string msg = RedactForLog(r.status().message());

@@ -95,6 +95,10 @@ struct ConvertModelOptions {
   // Set (rebuild's re-conversion): the source must still have this sha256, else
   // kIntegrity and nothing is adopted.
   std::string expect_source_sha256;
+  // pull --convert, sync, the daemon: when `repo`'s active revision was already converted
+  // from source_label by this converter with these options and is marked, nothing is done
+  // (ConvertModelResult::up_to_date).
+  bool skip_if_converted = false;
 };
 
 struct ConvertModelResult {
@@ -103,6 +107,7 @@ struct ConvertModelResult {
   std::string source;  // the source file, absolute
   std::string source_sha256;
   std::string converter;  // kConverterVersion or kTorchConverterVersion
+  bool up_to_date = false;  // skip_if_converted, and it was: summary has repo, commit, dirs
 };
 
 // The staging directory's name under the root (storage/LAYOUT.md).
@@ -133,6 +138,15 @@ struct ConvertSource {
 Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
                                         const std::string& revision, const std::string& endpoint,
                                         const std::string& file);
+
+// The ConvertModel options for what pull --convert (or a tracked convert) just laid out in
+// model_dir: its `file` (GGUF) or the whole directory (file "": PyTorch), filed under
+// ConvertedRepoFor(repo, file) or "<repo>-mlx", marker model_id ("" = that repo's name),
+// source_label "<endpoint>/<repo>@<commit>[/<file>]", skip_if_converted.
+ConvertModelOptions ConvertPulledOptions(const std::string& root, const std::string& repo,
+                                         const std::string& commit, const std::string& model_dir,
+                                         const std::string& file, const std::string& model_id,
+                                         const std::string& endpoint, int quantize_bits);
 
 // The repo a converted hub file is filed under: "<org>/<file stem>-mlx"
 // ("HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx" for that repo's

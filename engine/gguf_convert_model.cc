@@ -1,6 +1,7 @@
 // convert FILE.gguf|DIR / pull --convert into a root: staging under the root lock, the
 // source hashed beside the conversion, adoption as add-local (engine/gguf_convert.h,
 // engine/torch_convert.h, CONVERT.md).
+#include <algorithm>
 #include <thread>
 
 #include "base/hash.h"
@@ -8,6 +9,7 @@
 #include "engine/gguf_convert.h"
 #include "engine/hub_config.h"
 #include "engine/journal.h"
+#include "engine/recovery_util.h"
 #include "engine/root_path.h"
 #include "engine/torch_convert.h"
 #include "net/hub.h"
@@ -68,6 +70,33 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
     main = ts.dir + "/" + ts.main;
     inputs = ts.weights;
     inputs.insert(inputs.end(), ts.copied.begin(), ts.copied.end());
+    if (std::find(inputs.begin(), inputs.end(), ts.main) == inputs.end()) inputs.insert(inputs.begin(), ts.main);
+  }
+  out.converter = torch ? kTorchConverterVersion : kConverterVersion;
+  if (o.skip_if_converted && !o.source_label.empty() && !o.repo.empty()) {
+    const auto& repos = journal->state().repos;
+    auto it = repos.find(o.repo);
+    if (it != repos.end() && it->second.marker && !it->second.active_commit.empty()) {
+      const RepoState& rs = it->second;
+      auto rev = rs.revisions.find(rs.active_commit);
+      if (rev != rs.revisions.end()) {
+        const auto& d = rev->second.derived_from;
+        if (d.source() == o.source_label && d.converter() == out.converter &&
+            d.quantize_bits() == static_cast<uint32_t>(o.quantize_bits) &&
+            ModelIdOf(rs) == o.model_id) {
+          out.up_to_date = true;
+          out.source_sha256 = d.source_sha256();
+          out.summary.repo = o.repo;
+          out.summary.commit = rs.active_commit;
+          out.summary.model_dir = root + "/models/" + o.repo;
+          out.summary.marker_path = root + "/" + o.model_id;
+          out.summary.files = rs.materialized.size();
+          out.summary.up_to_date = true;
+          out.summary.marker_written = true;
+          return out;
+        }
+      }
+    }
   }
   ConvertOptions co;
   co.source = out.source;
@@ -112,7 +141,7 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   ao.dir = staging;
   ao.model_id = o.model_id;
   ao.repo = o.repo;
-  ao.derived.converter = out.converter = torch ? kTorchConverterVersion : kConverterVersion;
+  ao.derived.converter = out.converter;
   ao.derived.source = o.source_label.empty() ? out.source : o.source_label;
   ao.derived.source_sha256 = hashed->first;
   ao.derived.source_size = hashed->second;
@@ -212,6 +241,21 @@ Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
       out.include.push_back(glob_of(p));
   }
   return out;
+}
+
+ConvertModelOptions ConvertPulledOptions(const std::string& root, const std::string& repo,
+                                         const std::string& commit, const std::string& model_dir,
+                                         const std::string& file, const std::string& model_id,
+                                         const std::string& endpoint, int quantize_bits) {
+  ConvertModelOptions o;
+  o.quantize_bits = quantize_bits;
+  o.root = root;
+  o.source = file.empty() ? model_dir : model_dir + "/" + file;
+  o.repo = file.empty() ? repo + "-mlx" : ConvertedRepoFor(repo, file);
+  o.model_id = model_id.empty() ? o.repo.substr(o.repo.find('/') + 1) : model_id;
+  o.source_label = endpoint + "/" + repo + "@" + commit + (file.empty() ? "" : "/" + file);
+  o.skip_if_converted = true;
+  return o;
 }
 
 std::string ConvertedRepoFor(const std::string& repo, const std::string& file) {

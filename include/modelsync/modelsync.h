@@ -312,8 +312,10 @@ MS_API ms_code ms_track(ms_root* root, const char* repo, const char* revision,
 /* Removes repo from the watch list (its files stay). */
 MS_API ms_code ms_untrack(ms_root* root, const char* repo);
 /* One pass over the watch list: each tracked repo is pulled (an update only when its
- * revision moved). fn/user: events of every pull, as for ms_pull (may be NULL); cancel may
- * be NULL. *json_out (may be NULL): [{"repo", "ok", "up_to_date", "commit", "message"}].
+ * revision moved; a repo tracked with `modelsync track --convert` is converted again when
+ * it moved). fn/user: events of every pull, as for ms_pull (may be NULL); cancel may be
+ * NULL. *json_out (may be NULL): [{"repo", "ok", "up_to_date", "commit", "converted",
+ * "message"}].
  * MS_ERR_NETWORK (or the first failure's code) when any repo failed; the others still ran. */
 MS_API ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel,
                        char** json_out);

@@ -177,7 +177,8 @@ def test_smollm2_is_a_model_of_the_root(smollm2):
     rr = next(e["event"] for e in log if e["kind"] == "RevisionResolved")
     assert rr["derived_from"] == {"converter": doc["converter"], "source": str(SMOLLM2),
                                   "source_sha256": doc["source"]["sha256"],
-                                  "source_size": SMOLLM2.stat().st_size, "inputs": []}
+                                  "source_size": SMOLLM2.stat().st_size, "inputs": [],
+                                  "quantize_bits": 0}
     assert rr["endpoint"] == "convert:" + str(SMOLLM2)
     modelsync("verify", repo, root=root)
     st = root / "models" / repo / "model.safetensors"

@@ -249,10 +249,12 @@ def test_pull_convert_of_a_pytorch_repo(tmp_path, fixtures):
         got = read_safetensors(root / "models/acme/tiny-torch-mlx")
         want = expected(fixtures, "sharded")
         assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
-        # Again: nothing fetched, the same model.
+        # Again: nothing fetched, nothing converted (made from this commit already).
         before = max(e["seq"] for e in emu.log())
-        modelsync("pull", "acme/tiny-torch", "--convert", root=root, endpoint=emu.url)
+        p, lines = modelsync("pull", "acme/tiny-torch", "--convert", "--json", root=root, endpoint=emu.url)
         assert not any("/resolve/" in e["path"] for e in emu.log(before))
+        again = next(x for x in lines if x.get("event") == "converted")
+        assert again["up_to_date"] is True and again["converted"] == [] and again["commit"] == conv["commit"]
         p, _ = modelsync("pull", "acme/both", "--convert", root=root, endpoint=emu.url, check=False)
         assert p.returncode == 2 and "without --convert" in p.stderr, p.stderr
         # Outputs lost: rebuild converts again from the pulled source repo, offline.
@@ -305,3 +307,37 @@ def test_rebuild_converts_again_from_the_recorded_source(tmp_path, fixtures):
     r = next(x for x in lines if x.get("repo") == "local/tiny")
     assert p.returncode == 3 and not r["reconverted"] and "sha256" in r["error"], r
     assert not (root / "tiny").exists() and not (root / ".modelsync/blobs/convert.tmp").exists()
+
+
+def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fixtures):
+    """track --convert: sync pulls and converts; an unchanged repo is not converted again; a
+    new commit of the source is."""
+    from hub_emulator import Emulator
+    from make_mlx_fixtures import write_repo
+    d = tmp_path / "hub"
+    v1 = {f.name: f.read_bytes() for f in (fixtures / "tiny").iterdir() if f.name != "modeling_evil.py"}
+    cfg = json.loads(v1["config.json"])
+    cfg["rms_norm_eps"] = 1e-6
+    v2 = dict(v1, **{"config.json": json.dumps(cfg).encode()})
+    shas = write_repo(d / "repos", "acme/t", [("v1", v1), ("v2", v2)], {"main": 0})
+    emu = Emulator(d / "repos", d)
+    try:
+        root = tmp_path / "root"
+        p, lines = modelsync("track", "acme/t", "--convert", "--id", "t-mlx", "--json", root=root, endpoint=emu.url)
+        assert lines[0]["convert"] is True
+        p, lines = modelsync("sync", "--json", root=root)
+        assert lines[0]["ok"] and lines[0]["converted"] is True, lines
+        assert (root / "t-mlx").is_file() and not (root / "t").exists()
+        model = root / "models/acme/t-mlx"
+        assert json.loads((model / "config.json").read_text())["rms_norm_eps"] == 1e-5
+        p, lines = modelsync("sync", "--json", root=root)
+        assert lines[0]["ok"] and lines[0]["converted"] is False and lines[0]["up_to_date"], lines
+        emu.control("refs", {"repo": "acme/t", "ref": "main", "commit": shas[1]})
+        p, lines = modelsync("sync", "--json", root=root)
+        assert lines[0]["ok"] and lines[0]["converted"] is True and lines[0]["commit"] == shas[1], lines
+        assert json.loads((model / "config.json").read_text())["rms_norm_eps"] == 1e-6
+        p, lines = modelsync("inspect", "t-mlx", "--json", root=root)
+        assert lines[0]["derived_from"]["source"] == f"{emu.url}/acme/t@{shas[1]}"
+        assert read_safetensors(model) == read_safetensors_of_tiny(tmp_path, fixtures)
+    finally:
+        emu.stop()
