@@ -34,6 +34,13 @@ void StartWriteback(int fd, uint64_t offset, uint64_t n);
 void DropCache(int fd, uint64_t offset, uint64_t n);
 void AdviseSequential(int fd);
 
+// Writes of fd bypass the page cache (O_DIRECT) when on, or go through it again when off.
+// While on, every pwrite's offset, length and buffer address must be multiples of
+// kDirectAlign. EOPNOTSUPP where the platform cannot (posix; Darwin's port: F_NOCACHE), EINVAL
+// where the file system refuses (tmpfs before Linux 6.6).
+inline constexpr size_t kDirectAlign = 4096;
+int SetDirectIO(int fd, bool on);
+
 // Makes every file and directory entry on the file system holding fd durable (syncfs).
 // ENOSYS where the platform cannot (the caller then syncs file by file).
 int SyncFileSystem(int fd);

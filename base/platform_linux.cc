@@ -54,6 +54,12 @@ void DropCache(int fd, uint64_t offset, uint64_t n) {
 
 void AdviseSequential(int fd) { (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
+int SetDirectIO(int fd, bool on) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return errno;
+  return ::fcntl(fd, F_SETFL, on ? (flags | O_DIRECT) : (flags & ~O_DIRECT)) == 0 ? 0 : errno;
+}
+
 int SyncFileSystem(int fd) { return ::syncfs(fd) == 0 ? 0 : errno; }
 
 int CloneFile(int src_fd, int dst_fd) { return ::ioctl(dst_fd, FICLONE, src_fd) == 0 ? 0 : errno; }

@@ -103,6 +103,10 @@ class RealFile final : public File {
     platform::StartWriteback(fd_.get(), offset, n);
   }
   void DropCache(uint64_t offset, uint64_t n) override { platform::DropCache(fd_.get(), offset, n); }
+  Status SetDirectIO(bool on) override {
+    if (int rc = platform::SetDirectIO(fd_.get(), on); rc != 0) return Err(rc, "direct I/O", path_);
+    return Status::Ok();
+  }
 
  private:
   UniqueFd fd_;

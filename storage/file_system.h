@@ -85,6 +85,14 @@ class File {
   // long sequential write reuses a small set of pages. Both are best-effort: the defaults do
   // nothing and errors are ignored.
   virtual void StartWriteback(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
+  // Writes bypass the page cache (platform::SetDirectIO, O_DIRECT) while on: PWrite offsets,
+  // lengths and buffer addresses must then be multiples of platform::kDirectAlign (4096).
+  // An error (not supported here, by this platform or file system) leaves the file as it
+  // was; callers fall back to ordinary writes. A test file system does not forward it.
+  virtual Status SetDirectIO(bool on) {
+    (void)on;
+    return Status::InvalidArgument("direct I/O is not supported by this file system");
+  }
   virtual void DropCache(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
 };
 

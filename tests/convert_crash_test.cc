@@ -178,9 +178,9 @@ void RunLoop(Mode mode, uint64_t ci_points) {
 }  // namespace
 
 TEST_CASE("a crash at every side effect of a conversion converges to the same model") {
-  RunLoop(Mode::kCrash, 30);
+  RunLoop(Mode::kCrash, 20);
 }
 
 TEST_CASE("power loss (unsynced bytes zeroed) during a conversion keeps every claim true") {
-  RunLoop(Mode::kPowerLoss, 12);
+  RunLoop(Mode::kPowerLoss, 8);
 }
