@@ -10,6 +10,7 @@
 #include "engine/gguf.h"
 #include "engine/ggml_dequant.h"
 #include "engine/gguf_tokenizer.h"
+#include "engine/rope_scaling.h"
 #include "engine/safetensors_writer.h"
 #include "storage/file_system.h"
 
@@ -192,10 +193,14 @@ class Converter {
       return Status::InvalidArgument(o_.source + ": " + arch_ +
                                      ".attention.head_count is missing or zero");
     for (const auto& t : info_.tensors) {
-      if (t.name == "rope_freqs.weight")
-        return Status::InvalidArgument(
-            o_.source + ": rope_freqs.weight (Llama 3.1+ rope scaling) cannot be described in "
-                        "config.json from a GGUF yet: nothing was written");
+      if (t.name == "rope_freqs.weight") {
+        // Llama 3.1+ rope scaling: not a weight of the model; config.json's rope_scaling
+        // is recovered from it (engine/rope_scaling.h).
+        if (t.type != kF32 || t.dims.size() != 1 || t.dims[0] > 4096)
+          return Status::InvalidArgument(o_.source + ": rope_freqs.weight is not a float32 vector");
+        rope_freqs_ = &t;
+        continue;
+      }
       int layer;
       std::string hf = HfName(t.name, &layer);
       if (hf.empty())
@@ -305,8 +310,19 @@ class Converter {
               {"max_position_embeddings", MetaU64(info_, a + "context_length", 2048)},
               {"vocab_size", vocab_rows_},
               {"tie_word_embeddings", !has_output_}};
-    if (uint64_t kl = MetaU64(info_, a + "attention.key_length", 0); kl && kl != hidden / n_head_)
-      c["head_dim"] = kl;
+    const uint64_t kl = MetaU64(info_, a + "attention.key_length", 0);
+    if (kl && kl != hidden / n_head_) c["head_dim"] = kl;
+    if (rope_freqs_) {
+      MS_ASSIGN_OR_RETURN(std::vector<float> f, ReadFloats(*rope_freqs_));
+      const json base = MetaFloat(info_, a + "rope.freq_base", 10000.0);
+      MS_ASSIGN_OR_RETURN(RopeScaling r, Llama3RopeScaling(f, base.get<double>(), kl ? kl : hidden / n_head_,
+                                                           o_.source));
+      c["rope_scaling"] = {{"factor", r.factor},
+                           {"low_freq_factor", r.low_freq_factor},
+                           {"high_freq_factor", r.high_freq_factor},
+                           {"original_max_position_embeddings", r.original_max_position_embeddings},
+                           {"rope_type", "llama3"}};
+    }
     if (tok_.bos_id >= 0) c["bos_token_id"] = tok_.bos_id;
     if (tok_.eos_id >= 0) c["eos_token_id"] = tok_.eos_id;
     if (!bits_by_module_.empty()) {
@@ -327,6 +343,21 @@ class Converter {
                                      {"converter", kConverterVersion},
                                      {"file_type", MetaU64(info_, "general.file_type", 0)}};
     return c.dump(2) + "\n";
+  }
+
+  // A float32 tensor's values (small: rope_freqs).
+  Result<std::vector<float>> ReadFloats(const GgufTensor& t) {
+    MS_ASSIGN_OR_RETURN(auto dir, env_.fs->OpenRoot(SourceDir(), false));
+    MS_ASSIGN_OR_RETURN(auto f, dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
+    std::vector<float> out(t.dims[0]);
+    size_t got = 0;
+    while (got < t.bytes) {
+      MS_ASSIGN_OR_RETURN(size_t k, f->PRead(t.offset + got, reinterpret_cast<char*>(out.data()) + got,
+                                             t.bytes - got));
+      if (k == 0) return Status::IOError(o_.source + " ended inside rope_freqs.weight");
+      got += k;
+    }
+    return out;
   }
 
   Status MakeOutDir() {
@@ -527,6 +558,7 @@ class Converter {
   std::map<std::string, std::pair<uint32_t, uint32_t>> bits_by_module_;  // bits, group
   uint64_t vocab_rows_ = 0, n_head_ = 0, n_kv_ = 0;
   bool has_output_ = false;
+  const GgufTensor* rope_freqs_ = nullptr;
   ConvertReport report_;
   std::string parent_path_, leaf_;
   std::unique_ptr<storage::Dir> out_;

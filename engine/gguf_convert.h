@@ -4,7 +4,8 @@
 // ConvertGguf writes, into a new directory:
 //   model.safetensors (or model-0000i-of-0000N.safetensors + model.safetensors.index.json
 //   past options.shard_bytes), config.json, tokenizer.json, tokenizer_config.json.
-// Architectures: llama (SmolLM2, Llama 2/3.x without rope_freqs, Mistral) and qwen2; tensor
+// Architectures: llama (SmolLM2, Llama 2 and 3.x: rope_freqs becomes rope_scaling, Mistral)
+// and qwen2; tensor
 // names mapped to the Hugging Face names MLX expects; llama's query/key row permutation
 // (llama.cpp's convert_hf_to_gguf.py permute()) undone. Tensor types: Q4_0, Q4_1 and Q8_0
 // become MLX affine quantization, group size 32, bit for bit (Q4_1 w = d*q + m: scale d, bias

@@ -309,7 +309,7 @@ def spm_vocab():
 
 
 def write_gguf(path, arch, weights, dims, qtype=None, *, pre="llama-bpe", add_bos=True,
-               extra=None, spm=False):
+               extra=None, spm=False, rope_base=10000.0):
     """A GGUF as llama.cpp's converter lays one out: its names, q/k permuted for llama,
     2-D weights in qtype (norms and biases F32)."""
     tokens, types, merges = byte_level_vocab()
@@ -323,7 +323,7 @@ def write_gguf(path, arch, weights, dims, qtype=None, *, pre="llama-bpe", add_bo
     w.add_head_count(dims["heads"])
     w.add_head_count_kv(dims["kv"])
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
+    w.add_rope_freq_base(rope_base)
     if spm:
         w.add_tokenizer_model("llama")
         w.add_token_list(tokens)
@@ -685,3 +685,57 @@ def test_rebuild_converts_a_gguf_model_again_when_its_outputs_are_gone(tmp_path)
     assert r["reconverted"] and r["marker_written"], r
     assert {f.name: f.read_bytes() for f in model.iterdir()} == before
     assert (root / "m-id").is_file()
+
+
+def llama3_rope_factors(base, dim, factor, low, high, old):
+    """What llama.cpp's convert_hf_to_gguf.py (LlamaModel, rope_type llama3) stores as
+    rope_freqs.weight, in float32 as it computes them."""
+    freqs = (1.0 / (np.float32(base) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim)))).astype(np.float32)
+    out = []
+    for freq in freqs:
+        wavelen = np.float32(2 * np.pi) / freq
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (np.float32(old) / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+# Llama 3.2 1B/3B (head_dim 64, factor 32), Llama 3.1 8B (head_dim 128, factor 8), and other
+# numbers of the same family.
+@pytest.mark.parametrize("scaling", [(32.0, 1.0, 4.0, 8192, 64), (8.0, 1.0, 4.0, 8192, 128),
+                                     (16.0, 1.0, 8.0, 4096, 128)])
+def test_llama3_rope_scaling_is_recovered_from_rope_freqs(tmp_path, scaling):
+    """Llama 3.1/3.2 GGUFs carry rope_freqs.weight instead of config.json's rope_scaling: the
+    converter recovers the parameters, and mlx-lm's Llama3RoPE then computes the same
+    frequencies llama.cpp uses."""
+    factor, low, high, old, hd = scaling
+    weights, dims = hf_weights("llama", np.random.default_rng(13), hidden=4 * hd, heads=4, kv=2)
+    f = llama3_rope_factors(500000.0, hd, factor, low, high, old)
+    assert ((f > 1) & (f < factor)).sum() >= 2  # the fixture has the smooth middle
+    src = write_gguf(tmp_path / "l3.gguf", "llama", weights, dims, Q.F16, rope_base=500000.0,
+                     extra=[("rope_freqs.weight", f, Q.F32)])
+    root = tmp_path / "root"
+    convert(src, root, "l3")
+    model_dir = root / "models/local/l3"
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["rope_scaling"] == {"factor": factor, "low_freq_factor": low, "high_freq_factor": high,
+                                   "original_max_position_embeddings": old, "rope_type": "llama3"}
+    assert cfg["rope_theta"] == 500000.0
+    from mlx_lm import load
+    model, _ = load(str(model_dir))
+    periods = 500000.0 ** (np.arange(0, hd, 2) / hd)
+    got = np.array(model.model.layers[0].self_attn.rope._freqs) / periods
+    assert np.allclose(got, f, rtol=2e-5), (got, f)
+    # Values no Llama 3 parameters give: refused, nothing written.
+    bad = f.copy()
+    bad[np.argmax((bad > 1) & (bad < factor))] *= 1.01
+    src = write_gguf(tmp_path / "bad.gguf", "llama", weights, dims, Q.F16, rope_base=500000.0,
+                     extra=[("rope_freqs.weight", bad, Q.F32)])
+    root = tmp_path / "root2"
+    p, _ = convert(src, root, "bad", check=False)
+    assert p.returncode == 2 and "rope_freqs.weight" in p.stderr, p.stderr
+    assert nothing_written(root)
