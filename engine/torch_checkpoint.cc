@@ -611,9 +611,13 @@ Result<TorchCheckpoint> Parse(ReadAt read, uint64_t size, const std::string& wha
       if (tt.shape[k] == 0) empty = true;
       if (tt.shape[k] > (1ull << 40) || tt.stride[k] > (1ull << 40))
         return zip.Bad("tensor '" + name + "' has a size or stride past 2^40");
-      last += (tt.shape[k] ? tt.shape[k] - 1 : 0) * tt.stride[k];
-      elems *= tt.shape[k];
-      if (elems > (1ull << 40)) return zip.Bad("tensor '" + name + "' has more than 2^40 elements");
+      // Sizes and strides are below 2^40 each, so each product fits; their sums are kept
+      // below 2^62 (far past any file) so nothing wraps.
+      uint64_t reach = 0;
+      if (__builtin_mul_overflow(tt.shape[k] ? tt.shape[k] - 1 : 0, tt.stride[k], &reach) ||
+          __builtin_add_overflow(last, reach, &last) || last > (1ull << 62) ||
+          __builtin_mul_overflow(elems, tt.shape[k], &elems) || elems > (1ull << 40))
+        return zip.Bad("tensor '" + name + "' has more than 2^40 elements or reaches past 2^62");
     }
     if (DtypeBytes(t->storage->s) * t->storage->numel != tt.data_bytes)
       return zip.Bad("storage " + tt.storage_key + " says " + std::to_string(t->storage->numel) + " " +
