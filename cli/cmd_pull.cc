@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -175,6 +176,8 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   auto convert = std::make_shared<bool>(false);
   auto gguf_file = std::make_shared<std::string>();
   auto quantize = std::make_shared<int>(0);
+  auto max_rate = std::make_shared<std::string>();
+  auto rate = std::make_shared<std::atomic<uint64_t>>(0);
   CLI::App* cmd = app.add_subcommand(
       "pull",
       "Download a repo (or bring it up to date) into <root>/models/<org>/<name>/, every file\n"
@@ -192,8 +195,10 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--include", opts->include,
                   "Only files matching this glob ('*' crosses '/'); repeatable");
   cmd->add_option("--exclude", opts->exclude, "Skip files matching this glob; repeatable");
-  cmd->add_option("--connections", opts->connections, "Parallel connections (default 8)")
+  cmd->add_option("--connections", opts->connections, "Most parallel connections (default 16): a pull starts with 8 and "
+                  "doubles them while the download rate still grows")
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--max-rate", *max_rate, "Bandwidth cap for this pull, e.g. 20MB/s, 500KiB/s");
   cmd->add_flag("--no-wait", *no_wait, "Fail at once if another modelsync holds the root");
   cmd->add_flag("--any-format", opts->any_format,
                 "Download a GGUF-only or PyTorch-only repo anyway (MLX cannot load it; no marker "
@@ -219,9 +224,20 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
       "Environment: MODELSYNC_ROOT, HF_ENDPOINT, HF_TOKEN / HF_TOKEN_PATH / $HF_HOME/token,\n"
       "HF_HUB_OFFLINE=1 (no network: succeeds only if the model is already complete).\n"
       "Exit status: 0 the model is complete and verified; non-zero otherwise.");
-  cmd->callback([opts, flags, no_wait, hf_cache, convert, gguf_file, quantize, cmd, &ctx]() {
+  cmd->callback([opts, flags, no_wait, hf_cache, convert, gguf_file, quantize, max_rate, rate, cmd,
+                 &ctx]() {
     opts->wait_for_lock = !*no_wait;
     PullPrinter printer(*flags);
+    if (!max_rate->empty()) {
+      auto r = ParseRate(*max_rate);
+      if (!r.ok()) {
+        printer.Fail(r.status().With("--max-rate"));
+        ctx.exit_code = ExitCodeFor(r.status());
+        return;
+      }
+      rate->store(*r);
+      opts->max_rate = rate.get();
+    }
     if (Status s = ReadRepoArgument(opts->root, &opts->repo, &opts->revision,
                                     cmd->count("--revision") > 0, flags->json || flags->quiet);
         !s.ok()) {

@@ -78,7 +78,7 @@ class CancelWatch {
   std::thread thread_;
 };
 
-constexpr int kDefaultConnections = 8;
+constexpr int kDefaultConnections = 16;  // a cap: the runner starts at 8 (transfer_parallel.h)
 constexpr int kMaxRounds = 4;
 // No model file is 16 TiB; a listing that says so is hostile (its ranges alone would not fit
 // in memory).
@@ -196,7 +196,7 @@ Result<std::vector<v1::FileEntry>> TargetFiles(const std::vector<v1::FileEntry>&
 
 // Runs the plan's steps in planner.h order. Returns early (OK) when the plan went stale
 // mid-way (a bad blob was removed): the caller plans again after every Execute anyway.
-Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
+Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
   Materializer mat(*c.root_dir, *c.blobs);
   std::vector<v1::Event> events;
   auto flush = [&]() -> Status {
@@ -266,7 +266,8 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, uint64_t* fetched) {
     }
     TransferRunner runner(*c.journal, *hub, *c.partials, *c.blobs, ro);
     Status s = runner.Run(plan);
-    *fetched += runner.bytes_fetched();
+    sum->bytes_fetched += runner.bytes_fetched();
+    sum->connections = std::max(sum->connections, runner.connections());
     MS_RETURN_IF_ERROR(s);
   }
 
@@ -377,7 +378,7 @@ Status Converge(Ctx& c, const std::string& commit, const std::vector<v1::FileEnt
                                plan.fetch_bytes);
     }
     if (plan.NothingToDo()) return Finish(c, sum);
-    MS_RETURN_IF_ERROR(Execute(c, plan, hub, &sum->bytes_fetched));
+    MS_RETURN_IF_ERROR(Execute(c, plan, hub, sum));
   }
   return Status::Transient("the model did not settle after " + std::to_string(kMaxRounds) +
                            " rounds; run pull again");

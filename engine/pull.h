@@ -44,7 +44,7 @@ struct PullOptions {
   std::vector<std::string> include;   // fnmatch globs; empty = everything
   std::vector<std::string> exclude;
   std::string endpoint;               // hub base URL; empty = env.config.endpoint
-  int connections = 0;                // total parallel connections; 0 = default (8)
+  int connections = 0;                // most parallel fetches (a cap: transfer_parallel.h); 0 = 16
   bool wait_for_lock = true;          // false: fail with kLocked at once (--no-wait)
   // Not owned; may be null. When *cancel becomes true the pull stops soon (in-flight fetches
   // cancelled, every durable byte recorded) and returns kCancelled.
@@ -86,6 +86,8 @@ struct PullSummary {
   // place they were moved to (storage/LAYOUT.md "The user's files").
   std::vector<std::pair<std::string, std::string>> kept;
   bool offline = false;  // HF_HUB_OFFLINE: answered from the log alone
+  // Parallel fetches the transfer settled on (engine/transfer_parallel.h); 0 = nothing fetched.
+  int connections = 0;
 };
 
 // Callbacks for progress display. Default implementations do nothing.

@@ -27,6 +27,7 @@ nlohmann::json PullDoneJson(const PullSummary& s) {
                          {"up_to_date", s.up_to_date}, {"offline", s.offline},
                          {"seconds", s.seconds}};
   if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
+  if (s.connections > 0) done["connections"] = s.connections;
   return done;
 }
 

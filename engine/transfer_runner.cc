@@ -15,6 +15,7 @@
 #include "base/hash.h"
 #include "engine/event_builders.h"
 #include "engine/transfer_cadence.h"
+#include "engine/transfer_parallel.h"
 #include "engine/transfer_state.h"
 #include "net/hub.h"
 #include "storage/blob_store.h"
@@ -245,14 +246,16 @@ Status TransferRunner::Run(const Plan& plan) {
   }
   Status result;
   auto last_progress = clock->Now() - std::chrono::seconds(1);
+  ConnectionGovernor governor(options_.connections);
   for (;;) {
-    // Launch fetches in plan order, up to the connection budget.
+    // Launch fetches in plan order, up to the connection budget; then, if connections are
+    // still free, split the running fetches with the most left (transfer_parallel.h).
     std::vector<std::pair<Xfer*, ByteRange>> launch;
     {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
       auto budget = [&] {
-        return impl.in_flight_total + static_cast<int>(launch.size()) < options_.connections;
+        return impl.in_flight_total + static_cast<int>(launch.size()) < governor.target();
       };
       for (Xfer* x : active) {
         if (!result.ok() || !budget()) break;
@@ -271,6 +274,33 @@ Status TransferRunner::Run(const Plan& plan) {
           x->todo.pop_front();
         }
       }
+      bool todo_left = !waiting.empty();
+      for (Xfer* x : active) todo_left |= !x->done && !x->todo.empty();
+      const auto now = clock->Now();
+      while (result.ok() && budget() && !todo_left) {
+        TransferShared::Sink* longest = nullptr;
+        double longest_left = 0;
+        for (auto& sk : impl.sinks) {
+          if (sk->finished || sk->xfer()->memory) continue;
+          const uint64_t next = sk->next.load(), end = sk->end.load();
+          if (SplitPoint(next, end) == 0) continue;
+          double left = SecondsLeft(end - next, next - sk->begin, now - sk->started);
+          if (SplitWorthIt(left) && left > longest_left) {
+            longest_left = left;
+            longest = sk.get();
+          }
+        }
+        if (!longest) break;
+        const uint64_t end = longest->end.load();
+        const uint64_t point = SplitPoint(longest->next.load(), end);
+        if (point == 0) break;
+        longest->end.store(point);
+        launch.push_back({longest->xfer(), {point, end}});
+      }
+      // Measured with this pass's launches counted: a fetch that just ended and was
+      // replaced does not make the window look idle.
+      governor.Observe(clock->Now(), impl.received_bytes.load(),
+                       impl.in_flight_total + static_cast<int>(launch.size()) >= governor.target());
     }
     if (!result.ok()) break;
     for (auto& [x, range] : launch) {
@@ -278,7 +308,7 @@ Status TransferRunner::Run(const Plan& plan) {
         result = start_partial(*x);
         if (!result.ok()) break;
       }
-      auto sink = std::make_unique<TransferShared::Sink>(&impl, x);
+      auto sink = std::make_unique<TransferShared::Sink>(&impl, x, range, clock->Now());
       net::FetchSpec spec;
       spec.repo = plan.repo;
       spec.commit = plan.commit;
@@ -395,6 +425,7 @@ Status TransferRunner::Run(const Plan& plan) {
       options_.on_progress(progress);
       last_progress = now;
     }
+    if (!impl.xfers.empty()) connections_ = governor.kept();
     if (all_done) break;
     if (options_.cancel && options_.cancel->load()) {
       result = Status::Cancelled("transfer cancelled; every synced byte is kept");

@@ -59,7 +59,9 @@ struct TransferProgress {
 };
 
 struct TransferRunnerOptions {
-  int connections = 8;                                       // fetches in flight at once
+  // Most fetches in flight at once: the runner starts at 8 and doubles while the rate grows,
+  // and splits running fetches when connections are free (engine/transfer_parallel.h).
+  int connections = 8;
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
   // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
@@ -80,6 +82,9 @@ class TransferRunner {
   Status Run(const Plan& plan);
 
   uint64_t bytes_fetched() const { return bytes_fetched_; }
+  // The number of fetches in flight Run() settled on (TransferRunnerOptions::connections is
+  // its cap: engine/transfer_parallel.h); 0 before Run() or when nothing was fetched.
+  int connections() const { return connections_; }
 
  private:
   Journal& journal_;
@@ -88,6 +93,7 @@ class TransferRunner {
   storage::BlobStore& blobs_;
   TransferRunnerOptions options_;
   uint64_t bytes_fetched_ = 0;
+  int connections_ = 0;
 };
 
 }  // namespace modelsync::engine

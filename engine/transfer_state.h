@@ -72,8 +72,16 @@ struct TransferShared {
 
   class Sink final : public net::FetchSink {
    public:
-    Sink(TransferShared* impl, Xfer* x) : impl_(impl), x_(x) {}
+    Sink(TransferShared* impl, Xfer* x, ByteRange range, Clock::TimePoint now)
+        : begin(range.begin), started(now), next(range.begin), end(range.end), impl_(impl), x_(x) {}
     Status OnData(uint64_t offset, const char* data, size_t n) override {
+      // A split (engine/transfer_parallel.h) may have moved `end` down: write up to it, then
+      // end this fetch; the new fetch has the rest. (If the split raced with this piece, a
+      // few bytes may be written by both: the same bytes at the same offsets.)
+      const uint64_t stop = end.load();
+      if (offset >= stop) return Status::Cancelled("split");
+      const bool cut = offset + n > stop;
+      if (cut) n = static_cast<size_t>(stop - offset);
       if (x_->memory) {
         if (offset + n > x_->buffer.size())
           return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
@@ -86,7 +94,8 @@ struct TransferShared {
       x_->received.Add({offset, offset + n});
       x_->unsynced += n;
       x_->written += n;
-      return Status::Ok();
+      next.store(offset + n);
+      return cut ? Status::Cancelled("split") : Status::Ok();
     }
     void OnDone(Status status) override {
       std::lock_guard<std::mutex> lock(impl_->mu);
@@ -98,10 +107,18 @@ struct TransferShared {
       impl_->cv.notify_all();
     }
     bool finished = false;  // guarded by TransferShared::mu
+    const uint64_t begin;            // where the range began
+    const Clock::TimePoint started;  // when it was launched
+    // The next byte expected and the end of this fetch's range (lowered by a split).
+    std::atomic<uint64_t> next;
+    std::atomic<uint64_t> end;
 
    private:
     TransferShared* impl_;
     Xfer* x_;
+
+   public:
+    Xfer* xfer() const { return x_; }
   };
 
   std::list<std::unique_ptr<Xfer>> xfers;

@@ -140,7 +140,7 @@ TEST_CASE("include and exclude select files as the hub's CLI does") {
 
 TEST_CASE("crash-resume: SIGKILL at seeded random moments, every rerun converges") {
   fixtures::FixtureOptions fo = Hub::Small();
-  fo.weights_bytes = 24u << 20;
+  fo.weights_bytes = 16u << 20;
   fo.only = {"model"};
   Hub hub(fo);
   const uint64_t per_conn = 6'000'000;
@@ -288,7 +288,7 @@ TEST_CASE("disk full: refused up front with the numbers, resumes after space is 
 
 TEST_CASE("regression: bytes that land while fdatasync runs are synced later (pull never hangs)") {
   fixtures::FixtureOptions fo = Hub::Small();
-  fo.weights_bytes = 16u << 20;
+  fo.weights_bytes = 24u << 20;
   fo.only = {"model"};
   Hub hub(fo);
   for (int i = 0; i < 8; ++i) {
@@ -414,4 +414,87 @@ TEST_CASE("compressed API answers are decoded; stripped ETags fall back to the f
   r = RunCli({"pull", repo, "--quiet"}, hub.Env(root3.path()));
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("ETag") != std::string::npos);
+}
+
+// The "done" event of `pull --json` (one JSON object per line).
+json DoneEvent(const std::string& out) {
+  size_t at = 0;
+  while (at < out.size()) {
+    size_t nl = out.find('\n', at);
+    std::string line = out.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    at = nl == std::string::npos ? out.size() : nl + 1;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event", "") == "done") return j;
+  }
+  return json();
+}
+
+// engine/transfer_parallel.h over a real emulator: a CDN that caps every connection (as
+// real CDNs do) gets more connections; a link that is already full does not; and the last
+// range of a file is shared out instead of left to one connection.
+TEST_CASE("a link capped per connection: connections double while the rate grows, and "
+          "the last range is split") {
+  fixtures::FixtureOptions fo;
+  fo.weights_bytes = 16u << 20;
+  fo.small_files = 2;
+  fo.only = {"model"};
+  Hub hub(fo);
+  uint64_t weights = 0;
+  for (auto& [path, size] : FixtureFiles(hub.fixtures, fixtures::kModelRepo, "main"))
+    if (path == "model.safetensors") weights = size;
+  REQUIRE(weights > fo.weights_bytes);
+  auto pull = [&](uint64_t per_connection, const std::string& chunk,
+                  std::vector<std::string> extra) {
+    REQUIRE(hub.emu.Reset().ok());
+    if (per_connection > 0)
+      REQUIRE(hub.emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                                  {"throttle_bps", per_connection}}})
+                  .ok());
+    TempDir root;
+    auto env = hub.Env(root.path());
+    env["MODELSYNC_CHUNK_BYTES"] = chunk;
+    std::vector<std::string> args = {"pull", fixtures::kModelRepo, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = RunCli(args, env);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+    json done = DoneEvent(r.out);
+    REQUIRE(done.is_object());
+    return done;
+  };
+  // Weights requests on the CDN: how many, and the body bytes they carried in all.
+  auto weight_requests = [&](uint64_t* bytes) {
+    int n = 0;
+    *bytes = 0;
+    auto log = hub.emu.Log();
+    REQUIRE(log.ok());
+    for (const json& e : *log)
+      if (e["listener"] == "cdn" && e["path"].get<std::string>().find("model.safetensors") != std::string::npos) {
+        ++n;
+        *bytes += e["body_bytes"].get<uint64_t>();
+      }
+    return n;
+  };
+
+  SUBCASE("capped at 500 kB/s per connection: 8 become 16") {
+    json done = pull(500000, "256KiB", {"--connections", "16"});
+    CHECK(done["connections"] == 16);
+  }
+  SUBCASE("a link that 8 connections fill (--max-rate 12MB/s): it stays at 8") {
+    json done = pull(0, "256KiB", {"--connections", "16", "--max-rate", "12MB/s"});
+    CHECK(done["connections"] == 8);
+  }
+  SUBCASE("--connections 4 is a cap") {
+    json done = pull(0, "512KiB", {"--connections", "4"});
+    CHECK(done["connections"] == 4);
+  }
+  SUBCASE("one 32 MiB range for the whole file: split over the free connections") {
+    pull(4000000, "32MiB", {});
+    uint64_t bytes = 0;
+    int requests = weight_requests(&bytes);
+    CHECK(requests >= 3);  // 16 MiB: halves, then a quarter (a piece is >= 4 MiB)
+    CHECK(bytes >= weights);
+    CHECK(bytes <= weights + (1u << 20));  // a cut fetch may overrun its new end by a buffer
+  }
 }

@@ -117,7 +117,7 @@ typedef enum ms_option {
   MS_OPT_TOKEN = 2,       /* bearer token; sent only to the endpoint's origin; "" = none */
   MS_OPT_OFFLINE = 3,     /* "1"/"0": no network at all (HF_HUB_OFFLINE) */
   MS_OPT_MAX_RATE = 4,    /* cap on download bytes per second, "0" = none; "10MB", "5MiB" */
-  MS_OPT_CONNECTIONS = 5, /* parallel connections of a pull, "1".."64"; "0" = default (8) */
+  MS_OPT_CONNECTIONS = 5, /* most parallel connections of a pull, "1".."64"; "0" = default (16) */
   MS_OPT_CA_BUNDLE = 6,   /* PEM file of trusted certificate authorities ("" = the system's) */
   MS_OPT_HTTP_PROXY = 7,  /* proxy for http:// URLs (http_proxy) */
   MS_OPT_HTTPS_PROXY = 8, /* proxy for https:// URLs (https_proxy) */

@@ -1,0 +1,126 @@
+// How many fetches the transfer runner keeps in flight, and when it splits a running range
+// (issue 20): pure decisions over numbers and times (no I/O, no clock of their own), tested
+// alone (tests/planner_test.cc "parallel"); the runner only carries them out.
+//
+// Connections. TransferRunnerOptions::connections is a cap, not a fixed number. The runner
+// starts with kStartConnections (or the cap, if lower) and doubles the count while the
+// aggregate rate still grows: after each change it lets the new fetches settle for one
+// window, measures the next window, and keeps the step only if the rate rose by at least
+// kGrowthNeeded; otherwise it goes back to the last count that paid and stays there. A link
+// whose every connection is capped (a CDN's per-connection limit) gets more connections; a
+// link that is already full (loopback, a --max-rate) keeps the count it has. Windows in
+// which fewer fetches ran than allowed (not enough work) are not measured.
+//
+// Splitting. When a connection is free and nothing is left to launch, the fetch that would
+// run longest at its own rate is split: it stops at SplitPoint() and a new fetch takes the
+// rest, so the last bytes of a file are not left to one connection while the others idle.
+// The cut fetch writes up to its new end and then ends itself (its sink returns kCancelled).
+// A cut costs a round trip and the bytes already on their way to the cut fetch (the
+// bandwidth-delay product plus socket buffers: on loopback several MiB), so a fetch is split
+// only when it would still run for kSplitWorth, judged once it has run kRateKnownAfter.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "base/clock.h"
+
+namespace modelsync::engine {
+
+inline constexpr int kStartConnections = 8;
+inline constexpr std::chrono::milliseconds kRateWindow{300};
+inline constexpr double kGrowthNeeded = 1.15;  // +15 % or the step is undone
+
+// A piece split off a running fetch is at least this long, and cut on a kSplitAlign
+// boundary: the new request's round trip must be worth it.
+inline constexpr uint64_t kMinSplitPiece = 4ull << 20;
+inline constexpr uint64_t kSplitAlign = 1ull << 20;
+
+inline constexpr std::chrono::milliseconds kSplitWorth{1000};
+inline constexpr std::chrono::milliseconds kRateKnownAfter{100};
+
+// Where a fetch whose next byte is `next` and whose end is `end` should stop so that a new
+// fetch takes [point, end); 0 when what is left is too short to share.
+inline uint64_t SplitPoint(uint64_t next, uint64_t end) {
+  if (end <= next || end - next < 2 * kMinSplitPiece) return 0;
+  uint64_t mid = next + (end - next) / 2;
+  mid = (mid + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+  if (mid <= next || end - mid < kMinSplitPiece) return 0;
+  return mid;
+}
+
+// How long a fetch that got `got` bytes in `elapsed` would still run to `left` more bytes, in
+// seconds; < 0 while its rate is not known yet (it began less than kRateKnownAfter ago, or
+// got nothing yet). One that got nothing in kSplitWorth (stalled) runs "forever".
+inline double SecondsLeft(uint64_t left, uint64_t got, Clock::Duration elapsed) {
+  if (elapsed < kRateKnownAfter) return -1;
+  if (got == 0) return elapsed >= kSplitWorth ? 1e30 : -1;
+  return static_cast<double>(left) * std::chrono::duration<double>(elapsed).count() /
+         static_cast<double>(got);
+}
+
+inline bool SplitWorthIt(double seconds_left) {
+  return seconds_left >= std::chrono::duration<double>(kSplitWorth).count();
+}
+
+class ConnectionGovernor {
+ public:
+  explicit ConnectionGovernor(int cap)
+      : cap_(cap < 1 ? 1 : cap), target_(cap_ < kStartConnections ? cap_ : kStartConnections) {
+    settled_ = target_ >= cap_;
+  }
+
+  // Fetches allowed in flight now.
+  int target() const { return target_; }
+  bool settled() const { return settled_; }
+  // The count proven so far: target(), unless its last step has not been judged yet (the
+  // transfer ended, or ran out of work to keep every connection busy).
+  int kept() const { return !settled_ && last_target_ > 0 ? last_target_ : target_; }
+
+  // Called on every pass of the control loop: `received` = bytes received so far (all
+  // fetches), `busy` = as many fetches in flight as target() allows.
+  void Observe(Clock::TimePoint now, uint64_t received, bool busy) {
+    if (settled_) return;
+    if (!busy || !started_) {  // a window counts only if it ran full from its start
+      Restart(now, received);
+      started_ = busy;
+      return;
+    }
+    if (now - window_start_ < kRateWindow) return;
+    const double seconds = std::chrono::duration<double>(now - window_start_).count();
+    const double rate = static_cast<double>(received - window_bytes_) / seconds;
+    Restart(now, received);
+    if (warming_) {  // the fetches launched by the last step were still starting
+      warming_ = false;
+      return;
+    }
+    if (last_rate_ > 0 && rate < last_rate_ * kGrowthNeeded) {
+      target_ = last_target_;  // the step did not pay: back, and stay
+      settled_ = true;
+      return;
+    }
+    last_rate_ = rate;
+    last_target_ = target_;
+    target_ = target_ * 2 < cap_ ? target_ * 2 : cap_;
+    warming_ = true;
+    if (target_ == last_target_) settled_ = true;
+  }
+
+ private:
+  void Restart(Clock::TimePoint now, uint64_t received) {
+    window_start_ = now;
+    window_bytes_ = received;
+  }
+
+  int cap_;
+  int target_;
+  bool settled_ = false;
+  bool started_ = false;
+  bool warming_ = true;  // the first window after the start is a warm-up too
+  Clock::TimePoint window_start_{};
+  uint64_t window_bytes_ = 0;
+  double last_rate_ = 0;
+  int last_target_ = 0;
+};
+
+}  // namespace modelsync::engine
