@@ -2,6 +2,7 @@
 // source hashed beside the conversion, adoption as add-local (engine/gguf_convert.h,
 // engine/torch_convert.h, CONVERT.md).
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "base/hash.h"
@@ -19,7 +20,11 @@
 namespace modelsync::engine {
 namespace {
 
-Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path) {
+// sha256 and size of a file; kCancelled as soon as `stop` or `*cancel` is set (checked
+// every MiB).
+Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path,
+                                                    const std::atomic<bool>& stop,
+                                                    const std::atomic<bool>* cancel) {
   size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   MS_ASSIGN_OR_RETURN(auto d, env.fs->OpenRoot(dir, false));
@@ -30,6 +35,8 @@ Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::s
   std::vector<char> buf(1u << 20);
   uint64_t off = 0;
   for (;;) {
+    if (stop.load() || (cancel && cancel->load()))
+      return Status::Cancelled("hashing " + path + " stopped");
     MS_ASSIGN_OR_RETURN(size_t n, f->PRead(off, buf.data(), buf.size()));
     if (n == 0) break;
     h.Update(buf.data(), n);
@@ -109,11 +116,18 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   Result<std::pair<std::string, uint64_t>> hashed = Status::Cancelled("not hashed");
   std::vector<Derivation::Input> hashed_inputs;
   Status inputs_status = Status::Ok();
+  // Stopped when the conversion fails or is cancelled: a refused file is not read to its end.
+  std::atomic<bool> stop{false};
   std::thread hasher([&] {
-    hashed = HashSource(env, main);
+    hashed = HashSource(env, main, stop, o.cancel);
+    if (!hashed.ok()) return;
     for (const auto& in : inputs) {
       if (o.cancel && o.cancel->load()) break;
-      auto h = HashSource(env, dir + "/" + in);
+      if (dir + "/" + in == main) {  // the index (or the one .bin) is read once
+        hashed_inputs.push_back({in, hashed->first, hashed->second});
+        continue;
+      }
+      auto h = HashSource(env, dir + "/" + in, stop, o.cancel);
       if (!h.ok()) {
         inputs_status = h.status();
         break;
@@ -122,6 +136,7 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
     }
   });
   auto converted = torch ? ConvertTorch(env, co) : ConvertGguf(env, co);
+  if (!converted.ok()) stop.store(true);
   hasher.join();
   MS_ASSIGN_OR_RETURN(out.report, std::move(converted));
   auto finish = [&](Status st) {

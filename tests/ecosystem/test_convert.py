@@ -18,9 +18,11 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import mlx.core as mx
+
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
@@ -580,6 +582,22 @@ def test_refusals_exit_2_and_write_nothing(tmp_path):
     # --json: the error object.
     p, lines = convert(src, root, "x-id", "--json", check=False)
     assert p.returncode == 2 and lines[-1]["event"] == "error" and lines[-1]["exit"] == 2
+
+
+def test_a_refused_file_is_not_read_to_its_end(tmp_path):
+    # The source is hashed on a thread while it is converted; a refusal stops that thread.
+    # A 64 GiB sparse file that is no GGUF: hashing it whole would take half a minute.
+    src = tmp_path / "huge.gguf"
+    with open(src, "wb") as f:
+        f.write(b"NOTAGGUF" + bytes(56))
+        f.truncate(64 << 30)
+    root = tmp_path / "root"
+    t0 = time.monotonic()
+    p, _ = convert(src, root, "x-id", check=False)
+    took = time.monotonic() - t0
+    assert p.returncode == 2 and "GGUF" in p.stderr, p.stderr
+    assert took < 10, f"the refusal took {took:.1f} s: the source was read to its end"
+    assert nothing_written(root)
 
 
 def test_killed_conversion_restarts_cleanly(tmp_path, smollm2):
