@@ -20,11 +20,12 @@ for line in open(results):
         dict(wall=float(f[3]), cpu=float(f[4]), rss=int(f[5]) / 1024, bytes=int(f[6]),
              reqs=int(f[7]), check=f[8]))
 
-TOOLS = ["modelsync", "curl", "aria2c", "hfjs", "hf", "hf16"]
+TOOLS = ["modelsync", "curl", "aria2c", "aria2c16", "hfjs", "hf", "hf16"]
 LABEL = {
     "modelsync": "modelsync pull (verifies every file: sha256 / git sha1 + size)",
     "curl": "curl -L one file at a time + sha256sum -c of the LFS files",
     "aria2c": "aria2c -x8 -s8 -j8 -i list (no verification)",
+    "aria2c16": "aria2c -x16 -s16 -j8 -i list (aria2c's most connections per file; no verification)",
     "hfjs": "@huggingface/hub snapshotDownload (no hash check)",
     "hf": "huggingface_hub `hf download`, default --max-workers 8 (checks each file's size "
           "against the hub's; no hash check: `hf cache verify` is a separate pass)",
@@ -131,6 +132,10 @@ if r is not None:
 r = ratio("1", "aria2c")
 if r is not None:
     checks.append(("cold pull ≤ 0.8x aria2c -x8 (while verifying)", f"{r:.2f}x", r <= 0.8))
+for t, what in (("aria2c", "-x8"), ("aria2c16", "-x16")):
+    r = ratio("2", t)
+    if r is not None:
+        checks.append((f"throttled: ≤ 0.8x aria2c {what}", f"{r:.2f}x", r <= 0.8))
 r = ratio("2", "curl")
 if r is not None:
     checks.append(("throttled: ≥ 3x faster than one curl", f"{1 / r:.2f}x", 1 / r >= 3))

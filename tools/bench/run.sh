@@ -6,7 +6,7 @@
 # root (tables + machine). One command:
 #
 #   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6]
-#                      [--tools modelsync,curl,aria2c,hfjs,hf,hf16] [--build DIR] [--out FILE]
+#                      [--tools modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
 # Builds build-bench (Release) if needed, installs aria2 and GNU time with apt-get and
@@ -15,7 +15,7 @@
 # same disk as the build, not tmpfs) and are removed at the end.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,hfjs,hf,hf16
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
 build="$src/build-bench" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -97,7 +97,8 @@ fetch_cmd() {
   case $tool in
     modelsync) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '$hub' --quiet" ;;
     curl) echo "mkdir -p '$dest' && cd '$dest' && curl -sfL --create-dirs ${CURL_EXTRA:-} -K '$l/curl.cfg' && { [ ! -s '$l/sums' ] || sha256sum -c --quiet '$l/sums'; }" ;;
-    aria2c) echo "aria2c -x8 -s8 -j8 -d '$dest' -i '$l/aria2.txt' --console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
+    aria2c|aria2c16) local x=8; [ "$tool" = aria2c16 ] && x=16
+      echo "aria2c -x$x -s$x -j8 -d '$dest' -i '$l/aria2.txt' --console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
     hfjs) echo "node '$src/tools/bench/hfjs.mjs' '$deps' '$hub' '$repo' '$dest' '$rev'" ;;
     hf|hf16) echo "HF_ENDPOINT='$hub' HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 '$hf' download '$repo' --revision '$rev' --cache-dir '$dest' --format quiet$([ "$tool" = hf16 ] && echo ' --max-workers 16')" ;;
   esac
@@ -106,7 +107,7 @@ fetch_cmd() {
 result_dir() {  # tool repo dest commit
   case $1 in
     modelsync) echo "$3/models/$2" ;;
-    curl|aria2c) echo "$3" ;;
+    curl|aria2c|aria2c16) echo "$3" ;;
     hfjs|hf|hf16) echo "$3/models--${2/\//--}/snapshots/$4" ;;
   esac
 }
@@ -160,6 +161,7 @@ for s in 1 2 3 4; do
         case $tool in
           modelsync) cut=$((chunk_bytes / 2)) ;;
           aria2c) cut=$((weight_bytes / 16)) ;;
+          aria2c16) cut=$((weight_bytes / 32)) ;;
           *) cut=$((weight_bytes / 2)) ;;
         esac
         faults="[{\"match\":\"model.safetensors\",\"listener\":\"cdn\",\"drop_after_bytes\":$cut,\"times\":3}]"
