@@ -256,7 +256,7 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
                      : Status::Ok();
       engine::ConvertSource source;
       if (s.ok()) {
-        auto f = engine::PickConvertSource(CliEnv(), opts->repo, opts->revision, opts->endpoint,
+        auto f = engine::PickConvertSource(CliEnv(), opts->root, opts->repo, opts->revision, opts->endpoint,
                                            *gguf_file);
         if (f.ok()) source = *f;
         else s = f.status();

@@ -72,7 +72,7 @@ Result<PullSummary> PullTracked(const Env& env, PullOptions po, const v1::RepoTr
                                 PullObserver* observer, bool* converted) {
   if (converted) *converted = false;
   if (!t.convert()) return Pull(env, po, observer);
-  MS_ASSIGN_OR_RETURN(ConvertSource src, PickConvertSource(env, po.repo, po.revision, po.endpoint,
+  MS_ASSIGN_OR_RETURN(ConvertSource src, PickConvertSource(env, po.root, po.repo, po.revision, po.endpoint,
                                                            t.convert_file()));
   po.include = src.include;
   po.exclude.clear();

@@ -136,9 +136,11 @@ struct ConvertSource {
   std::string file;                  // GGUF: the .gguf path in the repo
   std::vector<std::string> include;  // what to fetch
 };
-Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
-                                        const std::string& revision, const std::string& endpoint,
-                                        const std::string& file);
+// Offline (HF_HUB_OFFLINE) without `file`, the choice is made from the listing of the
+// repo's active revision in root's log; a repo never pulled there is kOffline.
+Result<ConvertSource> PickConvertSource(const Env& env, const std::string& root,
+                                        const std::string& repo, const std::string& revision,
+                                        const std::string& endpoint, const std::string& file);
 
 // The ConvertModel options for what pull --convert (or a tracked convert) just laid out in
 // model_dir: its `file` (GGUF) or the whole directory (file "": PyTorch), filed under

@@ -176,12 +176,13 @@ namespace {
 bool IsGguf(const std::string& p) { return p.size() > 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
 
 // The only .gguf of a listed revision; several or none: kInvalidArgument saying so.
-Result<std::string> OnlyGguf(const std::string& repo, const net::ResolvedRevision& resolved) {
+Result<std::string> OnlyGguf(const std::string& repo, const std::string& commit,
+                             const std::vector<v1::FileEntry>& files) {
   std::vector<const v1::FileEntry*> found;
-  for (const auto& f : resolved.files)
+  for (const auto& f : files)
     if (IsGguf(f.path())) found.push_back(&f);
   if (found.empty())
-    return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
+    return Status::InvalidArgument(repo + "@" + commit.substr(0, 12) +
                                    " holds no .gguf file and no pytorch_model.bin: --convert "
                                    "converts GGUF and PyTorch repos");
   if (found.size() == 1) return found.front()->path();
@@ -206,30 +207,26 @@ Result<std::string> PickGgufFile(const Env& env, const std::string& repo,
     return Status::InvalidArgument("offline (HF_HUB_OFFLINE): name the file to convert with --file NAME.gguf");
   net::Hub hub(HubOptionsOf(env, endpoint));
   MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
-  return OnlyGguf(repo, resolved);
+  return OnlyGguf(repo, resolved.commit, resolved.files);
 }
 
-Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
-                                        const std::string& revision, const std::string& endpoint,
-                                        const std::string& file) {
+namespace {
+
+std::string GlobOf(const std::string& path) {  // the glob matching exactly this path
+  std::string g;
+  for (char c : path) g += (c == '*' || c == '?' || c == '[') ? std::string("[") + c + "]" : std::string(1, c);
+  return g;
+}
+
+// What to convert among a revision's files (PickConvertSource without a --file).
+Result<ConvertSource> ChooseConvertSource(const std::string& repo, const std::string& commit,
+                                          const std::vector<v1::FileEntry>& files) {
   ConvertSource out;
-  auto glob_of = [](const std::string& path) {  // the glob matching exactly this path
-    std::string g;
-    for (char c : path) g += (c == '*' || c == '?' || c == '[') ? std::string("[") + c + "]" : std::string(1, c);
-    return g;
-  };
-  if (!file.empty() || env.config.offline) {
-    MS_ASSIGN_OR_RETURN(out.file, PickGgufFile(env, repo, revision, endpoint, file));
-    out.include = {glob_of(out.file)};
-    return out;
-  }
-  net::Hub hub(HubOptionsOf(env, endpoint));
-  MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
   bool gguf = false, bin = false, safetensors = false;
   auto ends = [](const std::string& p, const std::string& s) {
     return p.size() >= s.size() && p.compare(p.size() - s.size(), s.size(), s) == 0;
   };
-  for (const auto& f : resolved.files) {
+  for (const auto& f : files) {
     const std::string& p = f.path();
     if (p.find('/') != std::string::npos) continue;  // top-level weights only
     gguf |= ends(p, ".gguf");
@@ -237,25 +234,58 @@ Result<ConvertSource> PickConvertSource(const Env& env, const std::string& repo,
     bin |= p == "pytorch_model.bin" || p == "pytorch_model.bin.index.json";
   }
   if (gguf || !bin) {
-    MS_ASSIGN_OR_RETURN(out.file, OnlyGguf(repo, resolved));
-    out.include = {glob_of(out.file)};
+    MS_ASSIGN_OR_RETURN(out.file, OnlyGguf(repo, commit, files));
+    out.include = {GlobOf(out.file)};
     return out;
   }
   if (safetensors)
-    return Status::InvalidArgument(repo + "@" + resolved.commit.substr(0, 12) +
+    return Status::InvalidArgument(repo + "@" + commit.substr(0, 12) +
                                    " has .safetensors weights beside its PyTorch ones: MLX loads "
                                    "those as they are; pull it without --convert");
   out.torch = true;
   // '*' crosses '/' in modelsync's globs: the top level only, through one path each.
-  for (const auto& f : resolved.files) {
+  for (const auto& f : files) {
     const std::string& p = f.path();
     if (p.find('/') != std::string::npos) continue;
     if ((p.rfind("pytorch_model", 0) == 0 && (ends(p, ".bin") || ends(p, ".bin.index.json"))) ||
         ends(p, ".json") || ends(p, ".txt") || ends(p, ".model") || ends(p, ".jinja") ||
         ends(p, ".tiktoken"))
-      out.include.push_back(glob_of(p));
+      out.include.push_back(GlobOf(p));
   }
   return out;
+}
+
+}  // namespace
+
+Result<ConvertSource> PickConvertSource(const Env& env, const std::string& root,
+                                        const std::string& repo, const std::string& revision,
+                                        const std::string& endpoint, const std::string& file) {
+  if (!file.empty()) {
+    ConvertSource out;
+    MS_ASSIGN_OR_RETURN(out.file, PickGgufFile(env, repo, revision, endpoint, file));
+    out.include = {GlobOf(out.file)};
+    return out;
+  }
+  if (env.config.offline) {
+    // The files of the revision this root already holds: the log has its listing.
+    MS_ASSIGN_OR_RETURN(std::string r, ResolveRoot(env, root, /*create=*/false));
+    MS_ASSIGN_OR_RETURN(auto journal, OpenJournal(env, r, /*read_only=*/true, false));
+    const auto& repos = journal->state().repos;
+    auto it = repos.find(repo);
+    const RevisionState* rev = nullptr;
+    if (it != repos.end() && !it->second.active_commit.empty()) {
+      auto rv = it->second.revisions.find(it->second.active_commit);
+      if (rv != it->second.revisions.end()) rev = &rv->second;
+    }
+    if (!rev)
+      return Status::Offline("offline (HF_HUB_OFFLINE) and " + repo + " was never pulled into " + r +
+                             ": its files cannot be listed; unset HF_HUB_OFFLINE, or name the "
+                             ".gguf with --file");
+    return ChooseConvertSource(repo, rev->commit, rev->files);
+  }
+  net::Hub hub(HubOptionsOf(env, endpoint));
+  MS_ASSIGN_OR_RETURN(auto resolved, hub.Resolve(repo, revision.empty() ? "main" : revision));
+  return ChooseConvertSource(repo, resolved.commit, resolved.files);
 }
 
 ConvertModelOptions ConvertPulledOptions(const std::string& root, const std::string& repo,

@@ -258,6 +258,16 @@ def test_pull_convert_fetches_one_file_and_converts_it(tmp_path, gguf_hub, smoll
     assert not any("/resolve/" in e["path"] and e.get("method") == "GET"
                    for e in gguf_hub.log(since))
     modelsync("verify", root=root)
+    # Offline without --file: chosen from the listing the log holds (two files: name one),
+    # and with --file nothing is done again.
+    since = max([e["seq"] for e in gguf_hub.log()], default=0)
+    p, _ = modelsync("pull", GGUF_REPO, "--convert", root=root, endpoint=gguf_hub.url, check=False,
+                     env={"HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 2 and "holds 2 GGUF files" in p.stderr, p.stderr
+    p, lines = modelsync("pull", GGUF_REPO, "--convert", "--file", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                         "--json", root=root, endpoint=gguf_hub.url, env={"HF_HUB_OFFLINE": "1"})
+    assert next(x for x in lines if x.get("event") == "converted")["up_to_date"] is True
+    assert gguf_hub.log(since) == []
 
 
 # ---- small files written by llama.cpp's gguf package ---------------------------------------

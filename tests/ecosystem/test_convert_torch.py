@@ -330,6 +330,12 @@ def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fix
         assert (root / "t-mlx").is_file() and not (root / "t").exists()
         model = root / "models/acme/t-mlx"
         assert json.loads((model / "config.json").read_text())["rms_norm_eps"] == 1e-5
+        # Offline: the source is chosen from the listing in the log; nothing to convert again.
+        log_before = len(emu.log())
+        p, lines = modelsync("sync", "--json", root=root, env={"HF_HUB_OFFLINE": "1"}, check=False)
+        assert p.returncode == 7, p.stderr  # complete, but not checked against the hub
+        assert lines[0]["ok"] and not lines[0]["checked"] and lines[0]["converted"] is False, lines
+        assert len(emu.log()) == log_before
         p, lines = modelsync("sync", "--json", root=root)
         assert lines[0]["ok"] and lines[0]["converted"] is False and lines[0]["up_to_date"], lines
         emu.control("refs", {"repo": "acme/t", "ref": "main", "commit": shas[1]})
