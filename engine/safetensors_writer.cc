@@ -1,6 +1,7 @@
 #include "engine/safetensors_writer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,14 +83,15 @@ struct SafetensorsWriter::Sink {
   }
 
   // Writes the block buffer (the last one padded to kAlign, the padding cut off after). A
-  // file system that refuses the direct write gets it, and the rest, as ordinary writes.
+  // file system that opens with O_DIRECT but refuses the write itself (EINVAL: alignment it
+  // does not take) gets it, and the rest, as ordinary writes; any other error is the error.
   Status Flush() {
     if (fill == 0) return Status::Ok();
     const size_t padded = (fill + kAlign - 1) / kAlign * kAlign;
     std::memset(buf.get() + fill, 0, padded - fill);
     Status st = f->PWrite(written, std::string_view(buf.get(), padded));
     if (!st.ok()) {
-      if (!f->SetDirectIO(false).ok()) return st;
+      if (st.detail() != EINVAL || !f->SetDirectIO(false).ok()) return st;
       direct = false;
       MS_RETURN_IF_ERROR(f->PWrite(written, std::string_view(buf.get(), fill)));
     } else if (padded != fill) {
