@@ -38,6 +38,7 @@ SCEN = {
     "4": "4. Interrupted: each tool's first 3 weight requests cut at half their length",
     "5": "5. Update v1 -> v2 of fixtures/versions (weights unchanged)",
     "6": "6. No-op: everything current",
+    "7": f"7. Cold pull, sharded: {size} of weights in 4 shards (mlx-community/Tiny-Model-4bit-sharded)",
 }
 MIB = 1 << 20
 
@@ -83,12 +84,12 @@ print("\nOnly modelsync checks what it downloads before handing it out; curl's f
       "include the `sha256sum` pass a careful user adds; aria2c and snapshotDownload do "
       "not verify content; `hf download` checks sizes only.\n")
 
-for s in ["1", "2", "3", "4", "5", "6"]:
+for s in ["1", "2", "3", "4", "5", "6", "7"]:
     if not any(rows.get((s, t)) for t in TOOLS):
         continue
     print(f"## {SCEN[s]}\n")
     base = summary(s, "modelsync")
-    extra = {"1": "CPU s/GiB", "2": "CPU s/GiB", "3": "files/s"}.get(s)
+    extra = {"1": "CPU s/GiB", "2": "CPU s/GiB", "3": "files/s", "7": "CPU s/GiB"}.get(s)
     head = ["tool", "wall s", "ratio", "CPU s", "peak RSS MiB", "MiB fetched", "requests",
             "correct"]
     if extra:
@@ -135,7 +136,7 @@ if r is not None:
 for t, what in (("aria2c", "-x8"), ("aria2c16", "-x16")):
     r = ratio("2", t)
     if r is not None:
-        checks.append((f"throttled: ≤ 0.8x aria2c {what}", f"{r:.2f}x", r <= 0.8))
+        checks.append((f"issue 20: throttled ≤ 0.8x aria2c {what}", f"{r:.2f}x", r <= 0.8))
 r = ratio("2", "curl")
 if r is not None:
     checks.append(("throttled: ≥ 3x faster than one curl", f"{1 / r:.2f}x", 1 / r >= 3))
@@ -155,12 +156,36 @@ ms = summary("6", "modelsync")
 if ms:
     checks.append(("no-op: one request, < 50 ms", f"{ms['reqs']:.0f} request(s), "
                    f"{ms['wall'] * 1000:.0f} ms", ms["reqs"] <= 1 and ms["wall"] < 0.05))
+    checks.append(("issue 20: no-op: one request, ≤ 20 ms", f"{ms['reqs']:.0f} request(s), "
+                   f"{ms['wall'] * 1000:.0f} ms", ms["reqs"] <= 1 and ms["wall"] <= 0.02))
+# Issue 20's targets.
+ms = summary("1", "modelsync")
+if ms:
+    rate = weight_bytes / ms["wall"] / 1e9
+    checks.append(("issue 20: cold pull ≥ 1.2 GB/s end to end", f"{rate:.2f} GB/s", rate >= 1.2))
+    cpu = ms["cpu"] / (weight_bytes / (1 << 30))
+    checks.append(("issue 20: cold pull ≤ 1.1 CPU-s per GiB (verifying)", f"{cpu:.2f}", cpu <= 1.1))
+    checks.append(("issue 20: cold pull peak RSS ≤ 64 MiB", f"{ms['rss']:.1f} MiB", ms["rss"] <= 64))
+for t, what, limit in (("aria2c", "aria2c -x8 -s8", 0.6), ("curl", "curl + sha256sum", 0.3),
+                       ("hf", "`hf download`", 0.5)):
+    r = ratio("1", t)
+    if r is not None:
+        checks.append((f"issue 20: cold pull ≤ {limit}x {what}", f"{r:.2f}x", r <= limit))
+for t, what, limit in (("curl", "curl", 0.7), ("hfjs", "@huggingface/hub", 0.1),
+                       ("hf", "`hf download`", 0.1)):
+    r = ratio("3", t)
+    if r is not None:
+        checks.append((f"issue 20: small files ≤ {limit}x {what}", f"{r:.2f}x", r <= limit))
+a, b = summary("1", "modelsync"), summary("7", "modelsync")
+if a and b:
+    checks.append(("issue 20: sharded (4 shards) at least as fast per byte as one file",
+                   f"{b['wall']:.3f} s vs {a['wall']:.3f} s", b["wall"] <= a["wall"]))
 rss = max((summary(s, "modelsync")["rss"] for s in ["1", "2"] if summary(s, "modelsync")),
           default=None)
 if rss is not None:
     checks.append(("peak RSS < 64 MiB on the cold pull", f"{rss:.1f} MiB", rss < 64))
 firsts = []
-for s in ["1", "2", "3", "4", "5", "6"]:
+for s in ["1", "2", "3", "4", "5", "6", "7"]:
     ms = summary(s, "modelsync")
     if not ms:
         continue
@@ -171,7 +196,7 @@ if firsts:
     checks.append(("modelsync fastest in every scenario", ", ".join(firsts),
                    all(not f.startswith("not") for f in firsts)))
 if checks:
-    print("## Targets (issues 4 and 9)\n")
+    print("## Targets (issues 4, 9 and 20)\n")
     print("| target | measured | met |")
     print("|---|---|---|")
     for what, got, ok in checks:

@@ -5,7 +5,7 @@
 # round, then GGUF -> MLX conversion (tools/bench/convert.py). Writes BENCHMARKS.md at the repo
 # root (tables + machine). One command:
 #
-#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6]
+#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6,7]
 #                      [--tools modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
@@ -15,7 +15,7 @@
 # same disk as the build, not tmpfs) and are removed at the end.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-size=1GiB rounds=3 scenarios=1,2,3,4,5,6 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
 build="$src/build-bench" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,7 +64,7 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 log "fixtures ($size weights)"
 "$build/tools/fixtures/make_fixtures" --out "$work/repos" --weights-bytes "$size" \
-  --small-files 600 --only model --only many-files --only versions >/dev/null
+  --small-files 600 --shards 4 --only model --only sharded --only many-files --only versions >/dev/null
 "$build/tools/emulator/hub_emulator" --repos "$work/repos" >"$work/ready" 2>"$work/emulator.log" &
 pid=$!
 for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
@@ -73,6 +73,7 @@ hub=$(sed -n 's/.*"hub":"\([^"]*\)".*/\1/p' "$work/ready")
 ctl() { curl -sf -X POST -H 'Content-Type: application/json' -d "${2:-{\}}" "$hub/_emulator/$1" >/dev/null; }
 
 MODEL=mlx-community/Tiny-Model-4bit MANY=fixtures/many-files VERS=fixtures/versions
+SHARDED=mlx-community/Tiny-Model-4bit-sharded
 # Per repo@rev: tree.json, curl config, aria2c input list, sha256 list of the LFS files.
 prep() {  # repo rev tag
   local d="$work/lists/$3"; mkdir -p "$d"
@@ -86,6 +87,7 @@ prep() {  # repo rev tag
   jq -r '.[] | select(.lfs) | "\(.lfs.oid)  \(.path)"' "$d/tree.json" >"$d/sums"
 }
 prep "$MODEL" main model; prep "$MANY" main many; prep "$VERS" v1 v1; prep "$VERS" main v2
+prep "$SHARDED" main sharded
 weight_bytes=$(jq '[.[] | select(.lfs) | .lfs.size] | add' "$work/lists/model/tree.json")
 chunk_bytes=$((32 << 20))
 
@@ -148,9 +150,9 @@ order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOO
 has() { [[ ",$scenarios," == *",$1,"* ]]; }
 cdn_throttle='[{"listener":"cdn","throttle_bps":50000000},{"latency_ms":30}]'
 
-for s in 1 2 3 4; do
+for s in 1 2 3 4 7; do
   has $s || continue
-  case $s in 3) repo=$MANY tag=many ;; *) repo=$MODEL tag=model ;; esac
+  case $s in 3) repo=$MANY tag=many ;; 7) repo=$SHARDED tag=sharded ;; *) repo=$MODEL tag=model ;; esac
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
       dest="$work/s$s-$tool"; fresh "$dest"
