@@ -16,8 +16,10 @@
 // rest, so the last bytes of a file are not left to one connection while the others idle.
 // The cut fetch writes up to its new end and then ends itself (its sink returns kCancelled).
 // A cut costs a round trip and the bytes already on their way to the cut fetch (the
-// bandwidth-delay product plus socket buffers: on loopback several MiB), so a fetch is split
-// only when it would still run for kSplitWorth, judged once it has run kRateKnownAfter.
+// bandwidth-delay product plus socket buffers: on loopback 2-10 MiB), so a fetch is split
+// only when it would still run for kSplitWorth at the rate it had over the kRateKnownAfter
+// since a connection fell idle: where the link (or the disk) and not the connection is what
+// limits, the fetches left speed up as others end, and none is split.
 #pragma once
 
 #include <chrono>
@@ -36,8 +38,8 @@ inline constexpr double kGrowthNeeded = 1.15;  // +15 % or the step is undone
 inline constexpr uint64_t kMinSplitPiece = 4ull << 20;
 inline constexpr uint64_t kSplitAlign = 1ull << 20;
 
-inline constexpr std::chrono::milliseconds kSplitWorth{1000};
-inline constexpr std::chrono::milliseconds kRateKnownAfter{100};
+inline constexpr std::chrono::milliseconds kSplitWorth{1500};
+inline constexpr std::chrono::milliseconds kRateKnownAfter{300};
 
 // Where a fetch whose next byte is `next` and whose end is `end` should stop so that a new
 // fetch takes [point, end); 0 when what is left is too short to share.

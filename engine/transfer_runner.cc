@@ -247,6 +247,8 @@ Status TransferRunner::Run(const Plan& plan) {
   Status result;
   auto last_progress = clock->Now() - std::chrono::seconds(1);
   ConnectionGovernor governor(options_.connections);
+  bool idle = false;  // a connection free and nothing to launch, since idle_since
+  Clock::TimePoint idle_since = clock->Now();
   for (;;) {
     // Launch fetches in plan order, up to the connection budget; then, if connections are
     // still free, split the running fetches with the most left (transfer_parallel.h).
@@ -276,15 +278,25 @@ Status TransferRunner::Run(const Plan& plan) {
       }
       bool todo_left = !waiting.empty();
       for (Xfer* x : active) todo_left |= !x->done && !x->todo.empty();
+      // A connection free with nothing to launch: each running fetch's rate is measured from
+      // that moment (it may speed up now that it shares less), and only after kRateKnownAfter
+      // is the one that would still run longest split.
       const auto now = clock->Now();
-      while (result.ok() && budget() && !todo_left) {
+      if (!(result.ok() && budget() && !todo_left)) {
+        idle = false;
+      } else if (!idle) {
+        idle = true;
+        idle_since = now;
+        for (auto& sk : impl.sinks) sk->Mark(now);
+      }
+      while (idle && now - idle_since >= kRateKnownAfter && result.ok() && budget()) {
         TransferShared::Sink* longest = nullptr;
         double longest_left = 0;
         for (auto& sk : impl.sinks) {
           if (sk->finished || sk->xfer()->memory) continue;
           const uint64_t next = sk->next.load(), end = sk->end.load();
           if (SplitPoint(next, end) == 0) continue;
-          double left = SecondsLeft(end - next, next - sk->begin, now - sk->started);
+          double left = SecondsLeft(end - next, next - sk->mark_next, now - sk->mark_time);
           if (SplitWorthIt(left) && left > longest_left) {
             longest_left = left;
             longest = sk.get();

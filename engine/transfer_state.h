@@ -73,7 +73,7 @@ struct TransferShared {
   class Sink final : public net::FetchSink {
    public:
     Sink(TransferShared* impl, Xfer* x, ByteRange range, Clock::TimePoint now)
-        : begin(range.begin), started(now), next(range.begin), end(range.end), impl_(impl), x_(x) {}
+        : mark_next(range.begin), mark_time(now), next(range.begin), end(range.end), impl_(impl), x_(x) {}
     Status OnData(uint64_t offset, const char* data, size_t n) override {
       // A split (engine/transfer_parallel.h) may have moved `end` down: write up to it, then
       // end this fetch; the new fetch has the rest. (If the split raced with this piece, a
@@ -107,8 +107,14 @@ struct TransferShared {
       impl_->cv.notify_all();
     }
     bool finished = false;  // guarded by TransferShared::mu
-    const uint64_t begin;            // where the range began
-    const Clock::TimePoint started;  // when it was launched
+    // Control thread: where the fetch was at mark_time (its launch, or the moment a
+    // connection fell idle), to measure its rate since.
+    uint64_t mark_next;
+    Clock::TimePoint mark_time;
+    void Mark(Clock::TimePoint now) {
+      mark_next = next.load();
+      mark_time = now;
+    }
     // The next byte expected and the end of this fetch's range (lowered by a split).
     std::atomic<uint64_t> next;
     std::atomic<uint64_t> end;

@@ -576,12 +576,12 @@ TEST_CASE("parallel: a fetch is split only when it would run on long enough to p
   using std::chrono::milliseconds;
   constexpr uint64_t MB = 1000000;
   // Rate not known yet.
-  CHECK(SecondsLeft(100 * MB, 10 * MB, milliseconds(50)) < 0);
-  CHECK(SecondsLeft(100 * MB, 0, milliseconds(500)) < 0);
-  // 50 MB/s with 100 MB to go: 2 s, worth a split; loopback at 500 MB/s: 0.2 s, not.
-  CHECK(SecondsLeft(100 * MB, 10 * MB, milliseconds(200)) == doctest::Approx(2.0));
-  CHECK(SplitWorthIt(SecondsLeft(100 * MB, 10 * MB, milliseconds(200))));
-  CHECK_FALSE(SplitWorthIt(SecondsLeft(100 * MB, 100 * MB, milliseconds(200))));
+  CHECK(SecondsLeft(100 * MB, 10 * MB, kRateKnownAfter - milliseconds(1)) < 0);
+  CHECK(SecondsLeft(100 * MB, 0, kRateKnownAfter) < 0);
+  // 25 MB/s with 100 MB to go: 4 s, worth a split; loopback at 250 MB/s: 0.4 s, not.
+  CHECK(SecondsLeft(100 * MB, 10 * MB, milliseconds(400)) == doctest::Approx(4.0));
+  CHECK(SplitWorthIt(SecondsLeft(100 * MB, 10 * MB, milliseconds(400))));
+  CHECK_FALSE(SplitWorthIt(SecondsLeft(100 * MB, 100 * MB, milliseconds(400))));
   // Nothing for a whole kSplitWorth: stalled, split.
   CHECK(SplitWorthIt(SecondsLeft(MB, 0, kSplitWorth)));
   CHECK_FALSE(SplitWorthIt(-1));
