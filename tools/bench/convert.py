@@ -173,6 +173,9 @@ def main():
     lines += ["", f"Targets (issue 19), on the synthetic file: >= 1 GB/s of output: "
               f"{'met' if rate >= 1 else 'missed'} ({rate:.2f} GB/s); peak RSS <= 128 MiB at any "
               f"size: {'met' if rss <= 128 else 'missed'} ({rss:.0f} MiB)."]
+    notes = Path(__file__).with_name("CONVERT_ANALYSIS.md")  # the analysis, kept by hand
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
