@@ -44,14 +44,6 @@ struct Hub {
   EmulatorProcess emu;
 };
 
-inline std::vector<json> JsonLines(const std::string& out) {
-  std::vector<json> v;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] == '{') v.push_back(json::parse(line));
-  return v;
-}
-
 // The commit a `pull --json` ended at ("" when it failed).
 inline std::string PulledCommit(const CliResult& r) {
   for (const auto& j : JsonLines(r.out))

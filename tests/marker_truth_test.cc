@@ -69,14 +69,6 @@ bool Marker(const std::string& root, const std::string& id) {
   return ::stat((root + "/" + id).c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
 }
 
-std::vector<json> JsonLines(const std::string& out) {
-  std::vector<json> v;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) v.push_back(json::parse(line));
-  return v;
-}
-
 // The repos of `status --json` (one document).
 json StatusRepos(const std::map<std::string, std::string>& env) {
   auto docs = JsonLines(RunCli({"status", "--json"}, env).out);

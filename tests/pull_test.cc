@@ -416,16 +416,10 @@ TEST_CASE("compressed API answers are decoded; stripped ETags fall back to the f
   CHECK(r.err.find("ETag") != std::string::npos);
 }
 
-// The "done" event of `pull --json` (one JSON object per line).
+// The "done" event of `pull --json`.
 json DoneEvent(const std::string& out) {
-  size_t at = 0;
-  while (at < out.size()) {
-    size_t nl = out.find('\n', at);
-    std::string line = out.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-    at = nl == std::string::npos ? out.size() : nl + 1;
-    json j = json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == "done") return j;
-  }
+  for (const json& j : JsonLines(out))
+    if (j.value("event", "") == "done") return j;
   return json();
 }
 

@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,5 +38,14 @@ pid_t SpawnCliInTerminal(const std::vector<std::string>& args,
 
 // waitpid: exit code, or 128+signal.
 int WaitExit(pid_t pid);
+
+// The JSON objects of a `--json` output, one per line (other lines skipped).
+inline std::vector<nlohmann::json> JsonLines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{') v.push_back(nlohmann::json::parse(line));
+  return v;
+}
 
 }  // namespace modelsync::testing

@@ -1,0 +1,128 @@
+// The transfer runner's decisions that are pure functions of numbers and times:
+// when bytes are made durable (engine/transfer_cadence.h), how many fetches run and when one
+// is split (engine/transfer_parallel.h).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/byte_range.h"
+#include "engine/transfer_cadence.h"
+#include "engine/transfer_parallel.h"
+
+using namespace modelsync;
+using namespace modelsync::engine;
+
+// The transfer runner's cadence, decided by pure functions (issue 14: each part testable
+// alone).
+TEST_CASE("cadence: when bytes are synced, small files adopted and pages dropped") {
+  using std::chrono::milliseconds;
+  // Sync: nothing waiting never syncs; enough bytes, enough time, or the end of the fetch do.
+  CHECK_FALSE(SyncDue(0, milliseconds(10'000), false));
+  CHECK_FALSE(SyncDue(1, milliseconds(499), true));
+  CHECK(SyncDue(1, kSyncInterval, true));
+  CHECK(SyncDue(kSyncBytes, milliseconds(0), true));
+  CHECK_FALSE(SyncDue(kSyncBytes - 1, milliseconds(0), true));
+  CHECK(SyncDue(1, milliseconds(0), false));
+  // Small files: a batch goes when full, old, or last.
+  CHECK_FALSE(SmallBatchDue(0, milliseconds(1000), true));
+  CHECK_FALSE(SmallBatchDue(1, milliseconds(99), false));
+  CHECK(SmallBatchDue(1, kSmallBatchAge, false));
+  CHECK(SmallBatchDue(kSmallBatchFiles, milliseconds(0), false));
+  CHECK(SmallBatchDue(1, milliseconds(0), true));
+  // Page cache: writeback every kWritebackBytes; drops stay below both prefixes, in steps.
+  CHECK_FALSE(WritebackDue(kWritebackBytes - 1, 0));
+  CHECK(WritebackDue(2 * kWritebackBytes, kWritebackBytes));
+  CHECK(DroppableRange(kDropBytes - 1, 100 * kDropBytes, 0).size() == 0);
+  CHECK(DroppableRange(3 * kDropBytes, 2 * kDropBytes, 0) == ByteRange{0, 2 * kDropBytes});
+  CHECK(DroppableRange(3 * kDropBytes, 5 * kDropBytes, kDropBytes) ==
+        ByteRange{kDropBytes, 3 * kDropBytes});
+  CHECK(DroppableRange(2 * kDropBytes, 2 * kDropBytes, 2 * kDropBytes).size() == 0);
+}
+
+TEST_CASE("parallel: where a running fetch is split") {
+  constexpr uint64_t MiB = 1ull << 20;
+  // Too little left to share: no split.
+  CHECK(SplitPoint(0, 2 * kMinSplitPiece - 1) == 0);
+  CHECK(SplitPoint(100 * MiB, 100 * MiB) == 0);
+  CHECK(SplitPoint(100 * MiB, 50 * MiB) == 0);
+  // Halfway, on a MiB boundary, both halves at least kMinSplitPiece.
+  CHECK(SplitPoint(0, 64 * MiB) == 32 * MiB);
+  CHECK(SplitPoint(10 * MiB + 5, 42 * MiB) == 27 * MiB);
+  for (uint64_t next : {uint64_t{0}, uint64_t{1}, 3 * MiB + 17, 77 * MiB - 1})
+    for (uint64_t len : {2 * kMinSplitPiece, 2 * kMinSplitPiece + 1, 9 * MiB + 3, 300 * MiB}) {
+      uint64_t p = SplitPoint(next, next + len);
+      CAPTURE(next);
+      CAPTURE(len);
+      if (p == 0) continue;
+      CHECK(p % kSplitAlign == 0);
+      CHECK(p > next);
+      CHECK(next + len - p >= kMinSplitPiece);
+    }
+}
+
+TEST_CASE("parallel: a fetch is split only when it would run on long enough to pay for it") {
+  using std::chrono::milliseconds;
+  constexpr uint64_t MB = 1000000;
+  // Rate not known yet.
+  CHECK(SecondsLeft(100 * MB, 10 * MB, kRateKnownAfter - milliseconds(1)) < 0);
+  CHECK(SecondsLeft(100 * MB, 0, kRateKnownAfter) < 0);
+  // 25 MB/s with 100 MB to go: 4 s, worth a split; loopback at 250 MB/s: 0.4 s, not.
+  CHECK(SecondsLeft(100 * MB, 10 * MB, milliseconds(400)) == doctest::Approx(4.0));
+  CHECK(SplitWorthIt(SecondsLeft(100 * MB, 10 * MB, milliseconds(400))));
+  CHECK_FALSE(SplitWorthIt(SecondsLeft(100 * MB, 100 * MB, milliseconds(400))));
+  // Nothing for a whole kSplitWorth: stalled, split.
+  CHECK(SplitWorthIt(SecondsLeft(MB, 0, kSplitWorth)));
+  CHECK_FALSE(SplitWorthIt(-1));
+}
+
+TEST_CASE("parallel: connections double while the rate grows, and step back when it does not") {
+  using std::chrono::milliseconds;
+  Clock::TimePoint t{};
+  uint64_t bytes = 0;
+  // Feeds `windows` full rate windows at `rate_per_conn` bytes/s per allowed connection, the
+  // link carrying at most `link` bytes/s in all.
+  auto run = [&](ConnectionGovernor& g, int windows, double rate_per_conn, double link) {
+    for (int w = 0; w < windows; ++w)
+      for (int step = 0; step < 6; ++step) {  // 50 ms control passes
+        double rate = std::min(link, rate_per_conn * g.target());
+        t += milliseconds(50);
+        bytes += static_cast<uint64_t>(rate * 0.05);
+        g.Observe(t, bytes, true);
+      }
+  };
+  SUBCASE("a per-connection cap: grows to the cap") {
+    ConnectionGovernor g(32);
+    CHECK(g.target() == kStartConnections);
+    run(g, 20, 50e6, 1e12);
+    CHECK(g.target() == 32);
+    CHECK(g.settled());
+  }
+  SUBCASE("a full link: one step up, then back") {
+    ConnectionGovernor g(16);
+    run(g, 20, 200e6, 1e9);  // 8 connections already fill 1 GB/s
+    CHECK(g.target() == 8);
+    CHECK(g.settled());
+  }
+  SUBCASE("fills at 16: stays at 16 when 32 gives nothing") {
+    ConnectionGovernor g(64);
+    run(g, 30, 50e6, 800e6);
+    CHECK(g.target() == 16);
+    CHECK(g.settled());
+  }
+  SUBCASE("a cap below the start") {
+    ConnectionGovernor g(3);
+    CHECK(g.target() == 3);
+    CHECK(g.settled());
+  }
+  SUBCASE("windows without every connection busy are not measured") {
+    ConnectionGovernor g(16);
+    for (int i = 0; i < 100; ++i) {
+      t += milliseconds(50);
+      bytes += 10'000'000;
+      g.Observe(t, bytes, false);
+    }
+    CHECK(g.target() == 8);
+    CHECK_FALSE(g.settled());
+  }
+}
