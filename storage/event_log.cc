@@ -198,7 +198,15 @@ Status EventLog::Impl::Scan(uint64_t from, const ScanFn& fn, const GapFn* on_gap
 Status EventLog::Impl::OpenEnvOnce(bool* swapped) {
   *swapped = false;
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  dir = path;
+  if (::stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    // Between the two renames of a rewrite without the atomic exchange, the log is whole at
+    // <path>.old only: a reader reads it there (a writer's Open has moved it back already).
+    if (e != ENOENT || mode != Mode::kReadOnly || ::stat(OldLogDir(path).c_str(), &st) != 0)
+      return Status::FromErrno(e, "stat " + path);
+    dir = OldLogDir(path);
+  }
   {
     std::lock_guard<std::mutex> g(g_open_mu);
     if (!g_open.insert({st.st_dev, st.st_ino}).second)
@@ -220,7 +228,7 @@ Status EventLog::Impl::OpenEnvOnce(bool* swapped) {
     if (rc != 0) return FromMdb(rc, "setting the map size of " + path);
   }
   unsigned flags = MDB_NOTLS | (mode == Mode::kReadOnly ? MDB_RDONLY : 0);
-  rc = mdb_env_open(env, path.c_str(), flags, 0644);
+  rc = mdb_env_open(env, dir.c_str(), flags, 0644);
   if (mode == Mode::kReadOnly && (rc == EACCES || rc == EROFS)) {
     // A root this user may read but not write (another user's, a read-only mount): LMDB
     // cannot write its lock file, so read without it. Caveat (LMDB's MDB_NOLOCK): a writer
@@ -235,12 +243,17 @@ Status EventLog::Impl::OpenEnvOnce(bool* swapped) {
       return FromMdb(rc, "creating an LMDB environment");
     }
     mdb_env_set_maxdbs(env, 4);
-    rc = mdb_env_open(env, path.c_str(), flags | MDB_NOLOCK, 0644);
+    rc = mdb_env_open(env, dir.c_str(), flags | MDB_NOLOCK, 0644);
     no_lock = rc == 0;
   }
   if (rc != 0) return FromMdb(rc, "opening the event log at " + path);
-  // A rewrite may have swapped the directory between LMDB's opens of lock.mdb and data.mdb.
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  // A rewrite may have swapped the directory between LMDB's opens of lock.mdb and data.mdb
+  // (or, without the exchange, moved it away or back).
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno(errno, "stat " + dir);
+    *swapped = true;
+    return Status::Ok();
+  }
   if (std::pair<dev_t, ino_t>{st.st_dev, st.st_ino} != id) {
     *swapped = true;
     return Status::Ok();
@@ -311,8 +324,13 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
   impl->mode = mode;
   impl->options = options;
   const std::string& path = impl->path;
+  // A writer first finishes a rewrite a crash interrupted (else it would start a new, empty
+  // log beside the old one set aside).
+  if (mode == Mode::kReadWrite) MS_RETURN_IF_ERROR(RecoverRewrite(path));
   struct stat st;
-  const bool existed = ::stat(JoinPath(path, "data.mdb").c_str(), &st) == 0;
+  const bool existed = ::stat(JoinPath(path, "data.mdb").c_str(), &st) == 0 ||
+                       (mode == Mode::kReadOnly &&
+                        ::stat(JoinPath(OldLogDir(path), "data.mdb").c_str(), &st) == 0);
   if (mode == Mode::kReadWrite) {
     MS_RETURN_IF_ERROR(MakeDirs(path));
     // A new log (the old one deleted to start over) owes nothing to an old tail.

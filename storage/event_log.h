@@ -82,8 +82,11 @@ class EventLog {
     size_t initial_map_bytes = size_t{64} << 20;
     size_t max_map_bytes = size_t{1} << 40;
     // Tests only (crash points): called at each step of Rewrite(): "copying", "copied",
-    // "closed", "exchanged", "synced", "removed".
+    // "closed", ("set-aside", the two-rename swap only), "exchanged", "synced", "removed".
     std::function<void(const char* step)> on_rewrite_step;
+    // Tests only: Rewrite swaps with two renames even where the atomic exchange works, so the
+    // Linux build runs the path the posix build and exchange-less file systems take.
+    bool rename_swap = false;
   };
 
   // Opens (kReadWrite: creates if missing, with its directories) the log of root.
@@ -132,7 +135,11 @@ class EventLog {
   // environment in "<path>.compact", fsyncs it, closes this handle's environment, swaps the two
   // directories atomically (renameat2 RENAME_EXCHANGE), fsyncs their parent, removes the old copy
   // and reopens. A crash at any point leaves the old or the new log at path, whole (a leftover
-  // "<path>.compact" is removed by the next Rewrite). The caller holds the root's writer lock
+  // "<path>.compact" is removed by the next Rewrite). Where the exchange is unavailable (the
+  // posix build; file systems that refuse it) the swap is two renames: the log to
+  // "<path>.old", the copy to path. A crash between them leaves the whole old log only at
+  // "<path>.old": a kReadOnly Open reads it there, a kReadWrite Open moves it back first (and,
+  // after the second rename, removes it). storage/LAYOUT.md "log.old". The caller holds the root's writer lock
   // (no other writer may commit meanwhile). kInvalidArgument on kReadOnly; kIOError naming
   // the path (the log at path is then unchanged and this handle still open, unless reopening
   // failed, which the message says).

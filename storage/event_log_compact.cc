@@ -38,7 +38,6 @@ Status RemoveFlatDir(const std::string& dir) {
     ::close(fd);
     return Status::FromErrno(errno, "opendir " + dir);
   }
-  if (!d) return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "opendir " + dir);
   Status s;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
@@ -177,6 +176,28 @@ Result<SeqRuns> EventLog::Compacted() {
   return runs;
 }
 
+std::string OldLogDir(const std::string& log_dir) { return log_dir + ".old"; }
+
+Status RecoverRewrite(const std::string& log_dir) {
+  const std::string old = OldLogDir(log_dir);
+  struct stat st;
+  if (::lstat(old.c_str(), &st) != 0)
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat " + old);
+  const std::string parent = DirName(log_dir);
+  if (::lstat(log_dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno(errno, "stat " + log_dir);
+    // Killed between the two renames: the old log is whole (the copy in .compact may be
+    // too, but the next Rewrite simply makes it again).
+    if (::rename(old.c_str(), log_dir.c_str()) != 0)
+      return Status::FromErrno(errno, "moving the event log back from " + old +
+                                          " (a rewrite was interrupted)");
+    return FsyncDir(parent);
+  }
+  // Killed after the copy was moved in: make that durable before the old log goes.
+  MS_RETURN_IF_ERROR(FsyncDir(parent));
+  return RemoveFlatDir(old);
+}
+
 Result<RewriteReport> EventLog::Rewrite() {
   Impl& m = *impl_;
   if (m.mode != Mode::kReadWrite)
@@ -212,10 +233,28 @@ Result<RewriteReport> EventLog::Rewrite() {
   m.Step("copied");
   m.CloseEnv();
   m.Step("closed");
-  if (int e = platform::ExchangeAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, m.path.c_str()); e != 0) {
+  std::string aside = tmp;  // where the old log is once the copy is in place
+  int e = m.options.rename_swap
+              ? ENOSYS
+              : platform::ExchangeAt(AT_FDCWD, tmp.c_str(), AT_FDCWD, m.path.c_str());
+  if (e == ENOSYS || e == EINVAL || e == EOPNOTSUPP) {
+    // No atomic exchange (the posix build, some FUSE and NFS): two renames. Between them the
+    // whole old log is only at <path>.old; readers open it there and the next writer's Open
+    // moves it back (RecoverRewrite).
+    aside = OldLogDir(m.path);
+    MS_RETURN_IF_ERROR(RemoveFlatDir(aside));  // none is left while a writer has the log open
+    e = ::rename(m.path.c_str(), aside.c_str()) == 0 ? 0 : errno;
+    if (e == 0) {
+      m.Step("set-aside");
+      if (::rename(tmp.c_str(), m.path.c_str()) != 0) {
+        e = errno;
+        (void)::rename(aside.c_str(), m.path.c_str());  // else the next Open moves it back
+      }
+    }
+  }
+  if (e != 0) {
     s = Status::FromErrno(e, "swapping " + tmp + " and " + m.path +
-                                 " (an atomic exchange of two directories; the log was not "
-                                 "shrunk)");
+                                 " (the log was not shrunk)");
     (void)RemoveFlatDir(tmp);
     Status r = m.OpenEnv();
     return r.ok() ? s : r.With("reopening after a failed rewrite");
@@ -226,7 +265,7 @@ Result<RewriteReport> EventLog::Rewrite() {
   s = FsyncDir(parent);
   m.Step("synced");
   if (s.ok()) {
-    (void)RemoveFlatDir(tmp);  // the old log; a leftover is removed by the next Rewrite
+    (void)RemoveFlatDir(aside);  // the old log; a leftover is removed by the next Rewrite/Open
     m.Step("removed");
   }
   Status r = m.OpenEnv();

@@ -24,10 +24,20 @@ inline constexpr size_t kMaxCompactedBytes = size_t{64} << 20;
 
 std::string EventCorrupt(uint64_t seq, std::string_view what);
 
+// Where a rewrite without the atomic exchange sets the old log aside: "<log>.old".
+std::string OldLogDir(const std::string& log_dir);
+// Finishes a two-rename swap a crash interrupted (EventLog::Rewrite): puts "<log>.old" back
+// when no log is at log_dir, else (the copy was moved in) syncs the parent and removes it.
+// Only a writer calls it (it holds the root's lock). OK when there is nothing to do.
+Status RecoverRewrite(const std::string& log_dir);
+
 struct EventLog::Impl {
   using ScanFn = std::function<Status(uint64_t, const modelsync::v1::Event&, bool* more)>;
 
   std::string path;
+  // The directory the environment was opened from: path, or OldLogDir(path) for a kReadOnly
+  // open while an interrupted two-rename rewrite left the log only there.
+  std::string dir;
   Mode mode = Mode::kReadOnly;
   Options options;
   MDB_env* env = nullptr;

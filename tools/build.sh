@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Configures and builds modelsync into build/ (or build-san/ with --sanitize, or build-posix/
-# with --posix: the portable platform file, base/platform_posix.cc, docs/PLATFORM.md).
+# Configures and builds modelsync into build/ (linux platform file), or build-san/ with
+# --sanitize (AddressSanitizer + UBSan on the portable platform file, base/platform_posix.cc:
+# CI runs the whole suite once per platform, docs/PLATFORM.md), or build-posix/ with --posix
+# (the portable file without sanitizers, unoptimised, for a quick local run).
 # Usage: tools/build.sh [--sanitize | --posix [TARGET...]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +12,10 @@ targets=()
 case "${1:-}" in
   --sanitize)
     dir=build-san
-    extra=(-DMODELSYNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
+    extra=(-DMODELSYNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DMODELSYNC_PLATFORM=posix) ;;
   --posix)
     dir=build-posix
-    # Unoptimised and without debug info: it is built to run the portable suites once, and
-    # -O0 compiles about twice as fast on CI's two cores (assertions stay on).
+    # Unoptimised and without debug info: -O0 compiles about twice as fast (assertions on).
     extra=(-DMODELSYNC_PLATFORM=posix -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O0)
     shift
     for t in "$@"; do targets+=(--target "$t"); done ;;
