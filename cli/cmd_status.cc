@@ -38,6 +38,8 @@ void PrintDaemon(const nlohmann::json& j) {
                 FormatBytes(j["current"].value("bytes_done", uint64_t{0})).c_str(),
                 FormatBytes(j["current"].value("bytes_total", uint64_t{0})).c_str());
   std::printf("\n");
+  if (j.contains("current") && j["current"].contains("waiting"))
+    std::printf("  waiting: %s\n", j["current"].value("waiting", "").c_str());
   for (const auto& r : j["repos"]) {
     std::string next = "no check scheduled (every 0: only at start and on sync --now)";
     if (r.contains("next_in_ms") && r["next_in_ms"].is_number())

@@ -103,6 +103,7 @@ struct Daemon::Impl {
   std::map<std::string, Entry> entries;
   std::string current_repo;
   uint64_t bytes_done = 0, bytes_total = 0;
+  std::string waiting;  // of current_repo's pass; "" while it moves
   uint64_t passes_served = 0;  // sync-now generation served by the last full pass
   json last_pass = json::array();
 };
@@ -158,9 +159,11 @@ std::string Daemon::StatusJson() {
   std::lock_guard<std::mutex> l(impl_->mu);
   json j = {{"daemon", true}, {"pid", ::getpid()}, {"root", options_.root},
             {"max_rate", max_rate_.load()}, {"state", impl_->current_repo.empty() ? "idle" : "syncing"}};
-  if (!impl_->current_repo.empty())
+  if (!impl_->current_repo.empty()) {
     j["current"] = {{"repo", impl_->current_repo}, {"bytes_done", impl_->bytes_done},
                     {"bytes_total", impl_->bytes_total}};
+    if (!impl_->waiting.empty()) j["current"]["waiting"] = impl_->waiting;
+  }
   json repos = json::array();
   auto now = impl_->env.clock->Now();
   for (const auto& [name, e] : impl_->entries) {
@@ -185,17 +188,31 @@ std::string Daemon::StatusJson() {
 namespace {
 
 // Progress of the pull in flight, for StatusJson().
+// What the pass of one repo is doing, for `status`: bytes, and what it waits for (the root's
+// lock a user's command holds, or a retry the hub asked for), cleared once it moves again.
 class DaemonObserver final : public PullObserver {
  public:
-  DaemonObserver(std::mutex& mu, uint64_t& done, uint64_t& total)
-      : mu_(mu), done_(done), total_(total) {}
+  DaemonObserver(std::mutex& mu, uint64_t& done, uint64_t& total, std::string& waiting,
+                 const Clock& clock)
+      : mu_(mu), done_(done), total_(total), waiting_(waiting), clock_(clock) {}
+  void OnWaitingForLock(const std::string& message) override {
+    std::lock_guard<std::mutex> l(mu_);
+    waiting_ = message;
+  }
+  void OnRetry(const std::string& message, milliseconds delay) override {
+    std::lock_guard<std::mutex> l(mu_);
+    // The message says how long, from when it was said; status is read later.
+    waiting_ = message + "; retrying at " + FormatTimeMs(clock_.WallMs() + delay.count());
+  }
   void OnResolved(const std::string&, const std::string&, const std::string&, uint64_t,
                   uint64_t bytes_total, uint64_t) override {
     std::lock_guard<std::mutex> l(mu_);
     total_ = bytes_total;
+    waiting_.clear();
   }
   void OnProgress(uint64_t done, uint64_t total, uint64_t, uint64_t) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (done != done_) waiting_.clear();
     done_ = done;
     total_ = total;
   }
@@ -204,6 +221,8 @@ class DaemonObserver final : public PullObserver {
   std::mutex& mu_;
   uint64_t& done_;
   uint64_t& total_;
+  std::string& waiting_;
+  const Clock& clock_;
 };
 
 }  // namespace
@@ -269,13 +288,14 @@ Status Daemon::Run() {
         e = it->second;
         im.current_repo = name;
         im.bytes_done = im.bytes_total = 0;
+        im.waiting.clear();
       }
       PullOptions po = TrackedPullOptions(options_.root, e.t);
       po.cancel = &stop_;
       po.only_if_tracked = true;
       po.max_rate = &max_rate_;
       po.connections = options_.max_downloads;
-      DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total);
+      DaemonObserver obs(im.mu, im.bytes_done, im.bytes_total, im.waiting, *im.env.clock);
       bool converted = false;
       auto r = PullTracked(im.env, po, e.t, &obs, &converted);
       if (!r.ok() && r.status().IsCancelled() && stop_.load()) break;

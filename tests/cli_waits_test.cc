@@ -158,15 +158,16 @@ TEST_CASE("never silent: a Retry-After wait, a lost connection and a held root a
     std::getline(in, lock);
     return lock == std::to_string(pull);
   };
-  for (int i = 0; i < 200 && !lock_held(); ++i) ::usleep(25000);
-  REQUIRE(lock_held());
+  REQUIRE(WaitFor(lock_held, 5));
   pid_t gc = SpawnCli({"gc"}, env3, "", root3.path() + "/gc.err");
   std::string said;
-  for (int i = 0; i < 200 && said.find("waiting") == std::string::npos; ++i) {
-    ::usleep(25000);
-    std::ifstream in(root3.path() + "/gc.err");
-    said.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  WaitFor(
+      [&] {
+        std::ifstream in(root3.path() + "/gc.err");
+        said.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        return said.find("waiting") != std::string::npos;
+      },
+      5);
   ::kill(gc, SIGKILL);
   ::kill(pull, SIGKILL);
   WaitExit(gc);
@@ -258,7 +259,13 @@ TEST_CASE("SIGTERM during sync: stops at once, says so, exit 143, the next sync 
   REQUIRE(RunCli({"track", kModel}, env).exit_code == 0);
   std::string out = root.path() + "/sync.out";
   pid_t pid = SpawnCli({"sync", "--json"}, env, out, root.path() + "/sync.err");
-  ::usleep(1500000);
+  // Mid-transfer: a first range of the weights (8 MiB at 500 kB/s) is committed to the log.
+  REQUIRE(WaitFor(
+      [&] {
+        return RunCli({"log", "--json"}, env).out.find("\"RangesCommitted\"") !=
+               std::string::npos;
+      },
+      20));
   auto sent = std::chrono::steady_clock::now();
   REQUIRE(::kill(pid, SIGTERM) == 0);
   int code = WaitExit(pid);

@@ -332,7 +332,7 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
   engine::Env menv = engine::RealEnv();
   menv.config.small_file_bytes = 1;  // every file through a partial: range events to compact
   auto pull = [&](const std::string& repo, const std::string& rev,
-                  const std::atomic<bool>* cancel) {
+                  const std::atomic<bool>* cancel, engine::PullObserver* observer = nullptr) {
     engine::PullOptions po;
     po.root = root.path();
     po.repo = repo;
@@ -340,24 +340,24 @@ TEST_CASE("a pull cancelled mid-transfer, then gc, then pull: only the rest is f
     po.endpoint = emu.hub_url();
     po.connections = 1;
     po.cancel = cancel;
-    return engine::Pull(menv, po, nullptr);
+    return engine::Pull(menv, po, observer);
   };
   // Finished transfers: another repo (no content shared with the model).
   auto many = pull(fixtures::kManyFilesRepo, "main", nullptr);
   REQUIRE_MESSAGE(many.ok(), many.status().ToString());
-  // A slow pull of the model (CDN paced at 1 MB/s), cancelled after ~1.5 s (the runner
-  // commits every 500 ms and records what is durable when cancelled).
+  // A slow pull of the model (CDN paced at 1 MB/s), cancelled once 1 MiB of it has arrived
+  // (the runner records what is durable when cancelled).
   REQUIRE(emu.SetFaults(nlohmann::json::parse(
                             R"({"faults":[{"match":"model.safetensors","listener":"cdn",
                                 "throttle_bps":1000000}]})"))
               .ok());
-  std::atomic<bool> cancel{false};
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    cancel = true;
-  });
-  auto cancelled = pull(fixtures::kModelRepo, "main", &cancel);
-  stopper.join();
+  struct CancelAfter final : engine::PullObserver {
+    std::atomic<bool> cancel{false};
+    void OnProgress(uint64_t done, uint64_t, uint64_t, uint64_t) override {
+      if (done >= (1u << 20)) cancel = true;
+    }
+  } stopper;
+  auto cancelled = pull(fixtures::kModelRepo, "main", &stopper.cancel, &stopper);
   REQUIRE_MESSAGE(cancelled.status().IsCancelled(), cancelled.status().ToString());
 
   // The CLI: --dry-run counts and changes nothing; --json carries the fields.

@@ -85,16 +85,6 @@ std::string CompareModel(const FixtureDir& fx, const std::string& repo, const st
   return "";
 }
 
-template <typename F>
-bool WaitFor(F pred, double seconds) {
-  auto end = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -346,13 +336,16 @@ TEST_CASE("SIGTERM while a pull waits out the hub's Retry-After exits 0 within 2
   REQUIRE(RunCli({"track", repo, "--every", "1h"}, env).exit_code == 0);
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
+  // The daemon's status says what its pass waits for (and the text `status` prints it).
+  auto waiting = [&] {
+    json s = DaemonStatus(env);
+    return s.is_object() && s.contains("current") ? s["current"].value("waiting", "") : "";
+  };
   REQUIRE(WaitFor(
-      [&] {
-        auto st = hub.emu.Stats();
-        return st.ok() && (*st)["hub"].value("requests", 0) >= 1;
-      },
-      10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      [&] { return waiting().find("(HTTP 503, service unavailable)") != std::string::npos; }, 10));
+  CHECK(waiting().find("; retrying at 20") != std::string::npos);
+  auto shown = RunCli({"status"}, env);
+  CHECK(shown.out.find("  waiting: the hub asked to wait 30.0 s (HTTP 503") != std::string::npos);
   double secs = 0;
   CHECK(StopDaemon(pid, &secs) == 0);
   INFO(ReadAll(err));
@@ -377,10 +370,17 @@ TEST_CASE("SIGTERM while the daemon waits for a root lock a user's pull holds ex
   REQUIRE(WaitFor(
       [&] { return ReadAll(root.path() + "/.modelsync/lock") == std::to_string(pull) + "\n"; },
       10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // its pass is waiting now
+  // Its pass waits for the lock, and its status says for whom.
+  REQUIRE(WaitFor(
+      [&] {
+        json s = DaemonStatus(env);
+        return s.is_object() && s.contains("current") &&
+               s["current"].value("waiting", "").find("in use by pid " + std::to_string(pull)) !=
+                   std::string::npos;
+      },
+      10));
   CHECK(kill(pull, 0) == 0);  // the pull still runs and holds the root
   double secs = 0;
   CHECK(StopDaemon(pid, &secs) == 0);
@@ -407,7 +407,11 @@ TEST_CASE("a repo removed while the daemon runs does not come back") {
   // The daemon notices at its next due time and drops it.
   bool dropped = WaitFor([&] { return ReadAll(err).find("no longer tracked") != std::string::npos; }, 10);
   CHECK(dropped);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // more periods pass
+  // A whole pass that starts after the drop (sync --now waits for one) brings nothing back.
+  auto pass = RunCli({"sync", "--now", "--json"}, env);
+  INFO(pass.out, pass.err);
+  CHECK(pass.exit_code == 0);
+  CHECK(pass.out.find(repo) == std::string::npos);
   CHECK_FALSE(fs::exists(marker));
   CHECK_FALSE(fs::exists(root.path() + "/models/" + repo));
   double secs = 0;

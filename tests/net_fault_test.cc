@@ -345,7 +345,13 @@ TEST_CASE("Stop ends a Resolve waiting out Retry-After and every fetch, and refu
   Result<ResolvedRevision> blocked = Status::Transient("not run yet");
   auto t0 = std::chrono::steady_clock::now();
   std::thread resolver([&] { blocked = hub.Resolve(fixtures::kVersionsRepo, "main"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both sit in a 30 s wait
+  // Both got their 503 with Retry-After: 30 and sit in that wait.
+  for (int i = 0; i < 1000 && (LogFor(w, "model.safetensors").empty() ||
+                               LogFor(w, "/api/models/" + std::string(fixtures::kVersionsRepo))
+                                   .empty());
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE_FALSE(LogFor(w, "model.safetensors").empty());
   hub.Stop();
   resolver.join();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -140,21 +140,27 @@ TEST_CASE("the lock: conflicts in-process too, waits when asked, dies with its h
     CHECK(b.status().IsLocked());
   }
   CHECK(RootLock::Holder(dir.path()) == 0);
-  int ready[2];
+  int ready[2], go[2];
   REQUIRE(::pipe(ready) == 0);
+  REQUIRE(::pipe(go) == 0);
   pid_t pid = ForkChild([&] {
     auto l = RootLock::Acquire(dir.path(), false);
+    char g;
     (void)!::write(ready[1], "r", 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (void)!::read(go[0], &g, 1);  // holds it until the parent waits for it
     return l.ok() ? 0 : 1;  // exits holding it: the kernel lets go
   });
   char c;
   REQUIRE(::read(ready[0], &c, 1) == 1);
   int waited_for = -1;
-  auto lock = RootLock::Acquire(dir.path(), true, [&](int holder) { waited_for = holder; });
+  auto lock = RootLock::Acquire(dir.path(), true, [&](int holder) {
+    waited_for = holder;
+    (void)!::write(go[1], "g", 1);
+  });
   CHECK(lock.ok());
   CHECK(waited_for == pid);
   CHECK(WaitChild(pid) == 0);
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) ::close(fd);
 }
 
 TEST_CASE("a read-only open works while another process writes, across map growth") {

@@ -6,10 +6,12 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace modelsync::testing {
@@ -38,6 +40,20 @@ pid_t SpawnCliInTerminal(const std::vector<std::string>& args,
 
 // waitpid: exit code, or 128+signal.
 int WaitExit(pid_t pid);
+
+// Polls pred (every 20 ms, real time) until it holds or `seconds` pass: how a test waits for
+// another process to reach a state it can observe (a lock file, a line in its log), instead of
+// sleeping and hoping. True iff pred held.
+template <typename F>
+bool WaitFor(F pred, double seconds) {
+  auto end = std::chrono::steady_clock::now() +
+             std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
 
 // The JSON objects of a `--json` output, one per line (other lines skipped).
 inline std::vector<nlohmann::json> JsonLines(const std::string& out) {
