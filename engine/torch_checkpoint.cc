@@ -7,136 +7,17 @@
 #include <unordered_map>
 
 #include "engine/safetensors_writer.h"
+#include "engine/zip_reader.h"
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
 namespace {
 
-constexpr uint64_t kMaxEntries = 1u << 20;
 constexpr uint64_t kMaxPickle = 256u << 20;
 constexpr uint64_t kMaxStack = 1u << 22;
 constexpr uint64_t kMaxMemo = 1u << 22;
 constexpr uint64_t kMaxDims = 16;
 constexpr int kMaxDepth = 16;
-
-// Reads n bytes at offset; fewer only at the end.
-using ReadAt = std::function<Result<std::string>(uint64_t offset, uint64_t n)>;
-
-uint64_t Le(const std::string& b, size_t at, int n) {
-  uint64_t v = 0;
-  for (int k = n - 1; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(b[at + k]);
-  return v;
-}
-
-struct ZipEntry {
-  uint64_t local_offset = 0, size = 0, data_offset = 0;
-  uint16_t method = 0;
-  uint64_t csize = 0;
-};
-
-class Zip {
- public:
-  Zip(ReadAt read, uint64_t size, std::string what) : read_(std::move(read)), size_(size), what_(std::move(what)) {}
-
-  Status Open() {
-    if (size_ < 22) return Bad("is " + std::to_string(size_) + " bytes: too short for a zip archive");
-    MS_ASSIGN_OR_RETURN(std::string head, read_(0, 4));
-    if (head.size() < 4 || head.compare(0, 4, "PK\x03\x04", 4) != 0) {
-      if (head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x80)
-        return Bad("is a pickle, not a zip: torch.save's legacy format (torch < 1.6) is not "
-                   "converted; re-save it with torch >= 1.6 (torch.save's default since 2020) or "
-                   "use the repo's .safetensors files");
-      return Bad("is not a torch.save zip archive (no zip signature at offset 0)");
-    }
-    const uint64_t tail = std::min<uint64_t>(size_, 22 + 65535);
-    MS_ASSIGN_OR_RETURN(std::string t, read_(size_ - tail, tail));
-    size_t eocd = std::string::npos;
-    for (size_t i = t.size() >= 22 ? t.size() - 22 + 1 : 0; i-- > 0;)
-      if (t.compare(i, 4, "PK\x05\x06", 4) == 0) { eocd = i; break; }
-    if (eocd == std::string::npos) return Bad("has no zip end-of-central-directory record");
-    uint64_t count = Le(t, eocd + 10, 2), cd_size = Le(t, eocd + 12, 4), cd_off = Le(t, eocd + 16, 4);
-    if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_off == 0xFFFFFFFF) {
-      // ZIP64: the locator sits 20 bytes before the record.
-      if (eocd < 20 || t.compare(eocd - 20, 4, "PK\x06\x07", 4) != 0)
-        return Bad("says ZIP64 but has no ZIP64 locator");
-      const uint64_t rec = Le(t, eocd - 20 + 8, 8);
-      if (rec > size_ - 56) return Bad("has a ZIP64 record offset past its end");
-      MS_ASSIGN_OR_RETURN(std::string r, read_(rec, 56));
-      if (r.size() < 56 || r.compare(0, 4, "PK\x06\x06", 4) != 0)
-        return Bad("has no ZIP64 end-of-central-directory record at offset " + std::to_string(rec));
-      count = Le(r, 32, 8);
-      cd_size = Le(r, 40, 8);
-      cd_off = Le(r, 48, 8);
-    }
-    if (count > kMaxEntries) return Bad("has " + std::to_string(count) + " zip entries (at most 2^20)");
-    if (cd_off > size_ || cd_size > size_ - cd_off || cd_size > (256u << 20))
-      return Bad("has a central directory outside the file (offset " + std::to_string(cd_off) + ")");
-    MS_ASSIGN_OR_RETURN(std::string cd, read_(cd_off, cd_size));
-    size_t p = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-      if (p + 46 > cd.size() || cd.compare(p, 4, "PK\x01\x02", 4) != 0)
-        return Bad("central directory entry " + std::to_string(i) + " is malformed (offset " +
-                   std::to_string(cd_off + p) + ")");
-      ZipEntry e;
-      e.method = static_cast<uint16_t>(Le(cd, p + 10, 2));
-      e.csize = Le(cd, p + 20, 4);
-      e.size = Le(cd, p + 24, 4);
-      const size_t nlen = Le(cd, p + 28, 2), xlen = Le(cd, p + 30, 2), clen = Le(cd, p + 32, 2);
-      e.local_offset = Le(cd, p + 42, 4);
-      if (p + 46 + nlen + xlen + clen > cd.size()) return Bad("central directory entry " + std::to_string(i) + " runs past the directory");
-      std::string name = cd.substr(p + 46, nlen);
-      // ZIP64 extra field: the sizes and offset that were 0xFFFFFFFF, in this order.
-      size_t x = p + 46 + nlen;
-      const size_t xend = x + xlen;
-      while (x + 4 <= xend) {
-        const uint64_t id = Le(cd, x, 2), len = Le(cd, x + 2, 2);
-        if (x + 4 + len > xend) break;
-        if (id == 1) {
-          size_t q = x + 4;
-          auto take = [&](uint64_t* v) {
-            if (*v == 0xFFFFFFFF && q + 8 <= x + 4 + len) *v = Le(cd, q, 8), q += 8;
-          };
-          take(&e.size);
-          take(&e.csize);
-          take(&e.local_offset);
-        }
-        x += 4 + len;
-      }
-      p += 46 + nlen + xlen + clen;
-      if (!entries_.emplace(name, e).second) return Bad("has the zip entry '" + name + "' twice");
-    }
-    return Status::Ok();
-  }
-
-  const std::map<std::string, ZipEntry>& entries() const { return entries_; }
-
-  // Where an entry's bytes are; it must be stored (torch.save never compresses).
-  Result<ZipEntry> Locate(const std::string& name) {
-    auto it = entries_.find(name);
-    if (it == entries_.end()) return Bad("has no zip entry '" + name + "'");
-    ZipEntry e = it->second;
-    if (e.method != 0 || e.csize != e.size)
-      return Bad("zip entry '" + name + "' is compressed (method " + std::to_string(e.method) +
-                 "); torch.save stores its entries uncompressed");
-    if (e.local_offset > size_ - 30) return Bad("zip entry '" + name + "' starts past the end");
-    MS_ASSIGN_OR_RETURN(std::string h, read_(e.local_offset, 30));
-    if (h.size() < 30 || h.compare(0, 4, "PK\x03\x04", 4) != 0)
-      return Bad("zip entry '" + name + "' has no local header at offset " + std::to_string(e.local_offset));
-    e.data_offset = e.local_offset + 30 + Le(h, 26, 2) + Le(h, 28, 2);
-    if (e.data_offset > size_ || e.size > size_ - e.data_offset)
-      return Bad("zip entry '" + name + "' (" + std::to_string(e.size) + " bytes at offset " +
-                 std::to_string(e.data_offset) + ") runs past the end of the file (truncated?)");
-    return e;
-  }
-
-  Status Bad(const std::string& why) const { return Status::InvalidArgument(what_ + " " + why); }
-
- private:
-  ReadAt read_;
-  uint64_t size_;
-  std::string what_;
-  std::map<std::string, ZipEntry> entries_;
-};
 
 // --- the restricted unpickler ------------------------------------------------------------
 
@@ -231,7 +112,7 @@ class Unpickler {
   }
   Result<uint64_t> U(int n) {
     if (p_ + n > d_.size()) return Bad("ends inside an opcode's argument");
-    uint64_t v = Le(d_, p_, n);
+    uint64_t v = LittleEndian(d_, p_, n);
     p_ += n;
     return v;
   }
@@ -383,7 +264,7 @@ class Unpickler {
         MS_ASSIGN_OR_RETURN(uint64_t n, U(1));
         if (n > 8) return BadAt(at, "has an integer of " + std::to_string(n) + " bytes");
         MS_ASSIGN_OR_RETURN(std::string b, Bytes(n));
-        uint64_t v = n ? Le(b, 0, static_cast<int>(n)) : 0;
+        uint64_t v = n ? LittleEndian(b, 0, static_cast<int>(n)) : 0;
         if (n > 0 && n < 8 && (static_cast<unsigned char>(b[n - 1]) & 0x80)) v |= ~0ull << (8 * n);
         Ref r = Make(Obj::kInt);
         r->i = static_cast<int64_t>(v);
@@ -557,7 +438,7 @@ Status Collect(const Ref& d, const std::string& prefix, int depth, const std::st
 }
 
 Result<TorchCheckpoint> Parse(ReadAt read, uint64_t size, const std::string& what) {
-  Zip zip(read, size, what);
+  ZipReader zip(read, size, what);
   MS_RETURN_IF_ERROR(zip.Open());
   TorchCheckpoint out;
   for (const auto& [name, e] : zip.entries()) {
