@@ -33,7 +33,7 @@ Exchange::Exchange(Options options, Handler* handler)
   curl_easy_setopt(easy_, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(easy_, CURLOPT_BUFFERSIZE, kBufferSize);
   curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(easy_, CURLOPT_PIPEWAIT, 1L);
+  curl_easy_setopt(easy_, CURLOPT_PIPEWAIT, options_.pipewait ? 1L : 0L);
   curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
   // Stall detection: fewer than 1 byte/s for stall_seconds aborts (CURLE_OPERATION_TIMEDOUT).

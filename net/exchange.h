@@ -60,6 +60,12 @@ class Exchange {
     // The proxy to go through ("" = direct). libcurl never reads proxy variables itself:
     // net/proxy.h chose this one.
     std::string proxy;
+    // Wait for a connection being set up to this origin instead of opening another
+    // (CURLOPT_PIPEWAIT). Only for an origin known to multiplex (it answered over HTTP/2):
+    // libcurl (7.88 here) parks a PIPEWAIT transfer until some other transfer ends when the
+    // connection it waited for turns out to be HTTP/1.1, so the ranges of an HTTP/1.1 CDN
+    // ran one at a time (curl issues 13227, 15838; net/NET.md "Connections").
+    bool pipewait = false;
   };
 
   Exchange(Options options, Handler* handler);

@@ -56,6 +56,7 @@ void Request::Start() {
 void Request::StartExchange(const std::string& url) {
   Exchange::Options o;
   o.url = url;
+  if (auto parts = ParseUrl(url); parts.ok()) o.pipewait = loop_.multiplexing.count(parts->Origin()) > 0;
   const bool hub_origin = IsHubOrigin(url);
   from_hub_ = hub_answer_ && hub_origin;
   if (hub_origin && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
@@ -127,6 +128,13 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
   long opened = 0;
   if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0) {
     loop_.connections += static_cast<uint64_t>(opened);
+  }
+  long version = 0;
+  char* url = nullptr;
+  if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+      version >= CURL_HTTP_VERSION_2_0 &&
+      curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
+    if (auto parts = ParseUrl(url); parts.ok()) loop_.multiplexing.insert(parts->Origin());
   }
   std::unique_ptr<Exchange> ex = std::move(exchange_);
   if (finished_ || !ex) return;

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 
 #include "base/status.h"
@@ -62,6 +63,9 @@ struct Loop {
     int64_t expires_ms = 0;  // wall clock
   };
   std::map<std::string, CdnLink> cdn_links;
+  // Origins (UrlParts::Origin()) that answered over HTTP/2 or later: their requests wait for
+  // a connection being set up rather than open another (Exchange::Options::pipewait).
+  std::set<std::string> multiplexing;
 };
 
 class Request : public Exchange::Handler, public CurlMulti::Owner {
