@@ -223,6 +223,9 @@ Result<PullSummary> AddChecked(const Env& env, const AddLocalOptions& o, const s
       d->set_source_sha256(o.derived.source_sha256);
       d->set_source_size(o.derived.source_size);
       d->set_quantize_bits(o.derived.quantize_bits);
+      d->set_source_repo(o.derived.source_repo);
+      d->set_source_commit(o.derived.source_commit);
+      d->set_source_file(o.derived.source_file);
       for (const auto& in : o.derived.inputs) {
         auto* x = d->add_inputs();
         x->set_path(in.path);

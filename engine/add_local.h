@@ -39,6 +39,8 @@ struct Derivation {
   };
   std::vector<Input> inputs;  // every file read (PyTorch); empty for GGUF
   uint32_t quantize_bits = 0;
+  // The pulled repo the source is in (pull --convert; empty for a local file).
+  std::string source_repo, source_commit, source_file;
 };
 
 struct AddLocalOptions {

@@ -92,6 +92,9 @@ struct ConvertModelOptions {
   // What the log records as the source (derived_from.source, the endpoint "convert:..."):
   // "" = the file's absolute path; pull --convert gives "<endpoint>/<repo>@<commit>/<file>".
   std::string source_label;
+  // The pulled repo the source is in (ConvertPulledOptions; rebuild's re-conversion passes
+  // them on): recorded as Derivation.source_repo/commit/file. Empty for a local file.
+  std::string source_repo, source_commit, source_file;
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Set (rebuild's re-conversion): the source must still have this sha256, else
   // kIntegrity and nothing is adopted.

@@ -162,6 +162,9 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   ao.derived.source_size = hashed->second;
   ao.derived.inputs = std::move(hashed_inputs);
   ao.derived.quantize_bits = static_cast<uint32_t>(o.quantize_bits);
+  ao.derived.source_repo = o.source_repo;
+  ao.derived.source_commit = o.source_commit;
+  ao.derived.source_file = o.source_file;
   ao.move_files = true;
   ao.known_sha256 = out.report.sha256;
   auto added = AddLocalTo(env, ao, root, *journal);
@@ -299,6 +302,9 @@ ConvertModelOptions ConvertPulledOptions(const std::string& root, const std::str
   o.repo = file.empty() ? repo + "-mlx" : ConvertedRepoFor(repo, file);
   o.model_id = model_id.empty() ? o.repo.substr(o.repo.find('/') + 1) : model_id;
   o.source_label = endpoint + "/" + repo + "@" + commit + (file.empty() ? "" : "/" + file);
+  o.source_repo = repo;
+  o.source_commit = commit;
+  o.source_file = file;
   o.skip_if_converted = true;
   return o;
 }

@@ -40,8 +40,9 @@ Result<InspectReport> Inspect(const Env& env, const std::string& root_in, const 
   auto rev = rs.revisions.find(rs.active_commit);
   if (rev != rs.revisions.end() && !rev->second.derived_from.converter().empty()) {
     const auto& d = rev->second.derived_from;
-    rep.derived = {d.converter(), d.source(), d.source_sha256(), d.source_size(),
-                   static_cast<size_t>(d.inputs_size())};
+    rep.derived = {d.converter(),   d.source(),        d.source_sha256(),
+                   d.source_size(), static_cast<size_t>(d.inputs_size()),
+                   d.source_repo(), d.source_commit(), d.source_file()};
   }
   std::vector<std::string> paths;
   for (const auto& [path, id] : rs.materialized) {

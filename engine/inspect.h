@@ -38,6 +38,8 @@ struct InspectReport {
     std::string converter, source, source_sha256;
     uint64_t source_size = 0;
     size_t inputs = 0;  // files read besides the source (PyTorch)
+    // The pulled repo the source is in (pull --convert); "" for a local file.
+    std::string source_repo, source_commit, source_file;
   } derived;
 };
 

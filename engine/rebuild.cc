@@ -1,5 +1,4 @@
 // Rebuild (recovery.h): make models/ and the markers agree with the log again.
-#include <cctype>
 #include <set>
 
 #include "engine/event_builders.h"
@@ -142,36 +141,11 @@ const v1::Derivation* DerivationOf(const RepoState& rs) {
   return &rev->second.derived_from;
 }
 
-// Where a converted model's source is now: its local path as recorded, or for a hub source
-// ("<endpoint>/<org>/<name>@<commit>[/<file>]", pull --convert) the source repo's directory
-// in this root (rebuilt, or fetched, before). "" when the label is neither.
-std::string SourcePathOf(const std::string& root, const std::string& source) {
-  if (!source.empty() && source[0] == '/') return source;
-  auto hex40 = [&](size_t at) {
-    if (source.size() < at + 41) return false;
-    for (size_t k = at + 1; k < at + 41; ++k)
-      if (!std::isxdigit(static_cast<unsigned char>(source[k]))) return false;
-    return source.size() == at + 41 || source[at + 41] == '/';
-  };
-  for (size_t at = source.rfind('@'); at != std::string::npos && at > 0; at = source.rfind('@', at - 1)) {
-    if (!hex40(at)) continue;
-    const std::string before = source.substr(0, at);
-    const size_t s2 = before.rfind('/');
-    if (s2 == std::string::npos || s2 == 0) return "";
-    const size_t s1 = before.rfind('/', s2 - 1);
-    if (s1 == std::string::npos) return "";
-    const std::string repo = before.substr(s1 + 1);
-    if (!ValidateRepoId(repo).ok()) return "";
-    return root + "/models/" + repo + source.substr(at + 41);
-  }
-  return "";
-}
-
 // Converts a model whose outputs are gone again from its source, as it was converted (same
 // converter options; the source must still have the recorded sha256).
 void Reconvert(const Env& env, const std::string& root, const RepoState& rs,
                const v1::Derivation& d, RebuildRepo* rr) {
-  const std::string source = SourcePathOf(root, d.source());
+  const std::string source = ConvertSourcePath(root, d);
   if (source.empty()) {
     rr->error = "converted from " + d.source() + ", which is neither a path nor a hub source this root holds";
     return;
@@ -183,6 +157,9 @@ void Reconvert(const Env& env, const std::string& root, const RepoState& rs,
   co.repo = rs.repo;
   co.quantize_bits = static_cast<int>(d.quantize_bits());
   co.source_label = d.source();
+  co.source_repo = d.source_repo();
+  co.source_commit = d.source_commit();
+  co.source_file = d.source_file();
   co.expect_source_sha256 = d.source_sha256();
   auto c = ConvertModel(env, co);
   if (!c.ok()) {

@@ -1,11 +1,13 @@
 #include "engine/recovery_util.h"
 
+#include <cctype>
 #include <climits>
 #include <cstdlib>
 
 #include "engine/layout.h"
 #include "engine/loadability.h"
 #include "engine/pull.h"
+#include "engine/repo_path.h"
 #include "storage/root_lock.h"
 
 namespace modelsync::engine {
@@ -76,6 +78,35 @@ Result<RefetchResult> Refetch(const Env& env, const std::string& root, const Rep
   RefetchResult r;
   r.bytes_fetched = sum.bytes_fetched;
   return r;
+}
+
+std::string ConvertSourcePath(const std::string& root, const v1::Derivation& d) {
+  if (!d.source_repo().empty()) {
+    if (!ValidateRepoId(d.source_repo()).ok()) return "";
+    if (!d.source_file().empty() && !ValidateRepoPath(d.source_file()).ok()) return "";
+    return root + "/models/" + d.source_repo() +
+           (d.source_file().empty() ? "" : "/" + d.source_file());
+  }
+  const std::string& source = d.source();
+  if (!source.empty() && source[0] == '/') return source;
+  auto hex40 = [&](size_t at) {
+    if (source.size() < at + 41) return false;
+    for (size_t k = at + 1; k < at + 41; ++k)
+      if (!std::isxdigit(static_cast<unsigned char>(source[k]))) return false;
+    return source.size() == at + 41 || source[at + 41] == '/';
+  };
+  for (size_t at = source.rfind('@'); at != std::string::npos && at > 0; at = source.rfind('@', at - 1)) {
+    if (!hex40(at)) continue;
+    const std::string before = source.substr(0, at);
+    const size_t s2 = before.rfind('/');
+    if (s2 == std::string::npos || s2 == 0) return "";
+    const size_t s1 = before.rfind('/', s2 - 1);
+    if (s1 == std::string::npos) return "";
+    const std::string repo = before.substr(s1 + 1);
+    if (!ValidateRepoId(repo).ok()) return "";
+    return root + "/models/" + repo + source.substr(at + 41);
+  }
+  return "";
 }
 
 }  // namespace modelsync::engine

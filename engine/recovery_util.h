@@ -35,6 +35,12 @@ std::string ModelIdOf(const RepoState& rs);
 // True when another repo also claims model_id (a log of an older modelsync) and has its
 // marker written: that marker is not this repo's alone to remove.
 bool SharedMarker(const State& st, const std::string& repo, const std::string& model_id);
+// Where a converted model's source is now: for a hub source (pull --convert) the source
+// repo's directory in this root, from the recorded source_repo/source_file, or, in a log
+// written before those fields, parsed from the label "<endpoint>/<org>/<name>@<commit>[/<file>]";
+// else its local path as recorded. "" when it is none of these (or names an invalid repo or
+// path). rebuild converts again from there.
+std::string ConvertSourcePath(const std::string& root, const v1::Derivation& d);
 // path -> manifest size for the active revision (paths the manifest lacks are absent).
 std::map<std::string, uint64_t> ActiveSizes(const RepoState& rs);
 

@@ -69,10 +69,15 @@ nlohmann::json InspectJson(const std::string& root, const InspectReport& r) {
     j["parameters"] = m.parameters;
   }
   if (!r.check_error.empty()) j["check_error"] = r.check_error;
-  if (!r.derived.converter.empty())
+  if (!r.derived.converter.empty()) {
     j["derived_from"] = {{"converter", r.derived.converter}, {"source", r.derived.source},
                          {"source_sha256", r.derived.source_sha256},
                          {"source_size", r.derived.source_size}, {"inputs", r.derived.inputs}};
+    if (!r.derived.source_repo.empty())
+      j["derived_from"]["source_repo"] = {{"repo", r.derived.source_repo},
+                                          {"commit", r.derived.source_commit},
+                                          {"file", r.derived.source_file}};
+  }
   return j;
 }
 

@@ -1,6 +1,6 @@
 // How many fetches the transfer runner keeps in flight, and when it splits a running range
 // (issue 20): pure decisions over numbers and times (no I/O, no clock of their own), tested
-// alone (tests/planner_test.cc "parallel"); the runner only carries them out.
+// alone (tests/transfer_policy_test.cc "parallel"); the runner only carries them out.
 //
 // Connections. TransferRunnerOptions::connections is a cap, not a fixed number. The runner
 // starts with kStartConnections (or the cap, if lower) and doubles the count while the
@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "base/clock.h"
 
@@ -63,6 +64,32 @@ inline double SecondsLeft(uint64_t left, uint64_t got, Clock::Duration elapsed) 
 
 inline bool SplitWorthIt(double seconds_left) {
   return seconds_left >= std::chrono::duration<double>(kSplitWorth).count();
+}
+
+// A running fetch as the split rule sees it: its next byte and end, and where it was
+// (`marked`) when a connection fell idle, `since_mark` ago.
+struct RunningFetch {
+  uint64_t next = 0, end = 0;
+  uint64_t marked = 0;
+  Clock::Duration since_mark{};
+};
+
+// The fetch to split now: of those long enough to share (SplitPoint), the one that at its
+// rate since the mark would still run longest, if that is worth a split (SplitWorthIt).
+// Its index, or -1 for none.
+inline int ChooseSplit(const std::vector<RunningFetch>& fetches) {
+  int best = -1;
+  double longest = 0;
+  for (size_t i = 0; i < fetches.size(); ++i) {
+    const RunningFetch& f = fetches[i];
+    if (SplitPoint(f.next, f.end) == 0) continue;
+    const double left = SecondsLeft(f.end - f.next, f.next - f.marked, f.since_mark);
+    if (SplitWorthIt(left) && left > longest) {
+      longest = left;
+      best = static_cast<int>(i);
+    }
+  }
+  return best;
 }
 
 class ConnectionGovernor {

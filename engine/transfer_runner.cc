@@ -290,24 +290,20 @@ Status TransferRunner::Run(const Plan& plan) {
         for (auto& sk : impl.sinks) sk->Mark(now);
       }
       while (idle && now - idle_since >= kRateKnownAfter && result.ok() && budget()) {
-        TransferShared::Sink* longest = nullptr;
-        double longest_left = 0;
+        std::vector<TransferShared::Sink*> running;
+        std::vector<RunningFetch> seen;
         for (auto& sk : impl.sinks) {
           if (sk->finished || sk->xfer()->memory) continue;
-          const uint64_t next = sk->next.load(), end = sk->end.load();
-          if (SplitPoint(next, end) == 0) continue;
-          double left = SecondsLeft(end - next, next - sk->mark_next, now - sk->mark_time);
-          if (SplitWorthIt(left) && left > longest_left) {
-            longest_left = left;
-            longest = sk.get();
-          }
+          running.push_back(sk.get());
+          seen.push_back({sk->next.load(), sk->end.load(), sk->mark_next, now - sk->mark_time});
         }
-        if (!longest) break;
-        const uint64_t end = longest->end.load();
-        const uint64_t point = SplitPoint(longest->next.load(), end);
-        if (point == 0) break;
-        longest->end.store(point);
-        launch.push_back({longest->xfer(), {point, end}});
+        const int pick = ChooseSplit(seen);
+        if (pick < 0) break;
+        TransferShared::Sink* cut = running[static_cast<size_t>(pick)];
+        const uint64_t end = seen[static_cast<size_t>(pick)].end;
+        const uint64_t point = SplitPoint(seen[static_cast<size_t>(pick)].next, end);
+        cut->end.store(point);
+        launch.push_back({cut->xfer(), {point, end}});
       }
       // Measured with this pass's launches counted: a fetch that just ended and was
       // replaced does not make the window look idle.

@@ -11,6 +11,7 @@
 
 #include "base/platform.h"
 #include "engine/journal.h"
+#include "engine/recovery_util.h"
 #include "engine/state.h"
 #include "storage/event_log.h"
 #include "test_util.h"
@@ -413,4 +414,33 @@ TEST_CASE("the fold forgets a blob at BlobRemoved, and only that blob") {
   CHECK(s.blobs.count(a) == 0);
   CHECK(s.blobs.at(b) == 20);
   CHECK(s.anomalies == 0);
+}
+
+TEST_CASE("a converted model's source: recorded fields, an older log's label, a local path") {
+  const std::string root = "/r";
+  v1::Derivation d;
+  d.set_source("https://hub.example/acme/m-GGUF@" + std::string(40, 'a') + "/m.Q4_0.gguf");
+  // Fields (this version) win over the label.
+  d.set_source_repo("acme/other-GGUF");
+  d.set_source_commit(std::string(40, 'b'));
+  d.set_source_file("sub/x.gguf");
+  CHECK(ConvertSourcePath(root, d) == "/r/models/acme/other-GGUF/sub/x.gguf");
+  d.set_source_file("");  // a PyTorch repo: its directory
+  CHECK(ConvertSourcePath(root, d) == "/r/models/acme/other-GGUF");
+  d.set_source_file("../../etc/passwd");
+  CHECK(ConvertSourcePath(root, d) == "");
+  d.set_source_file("x.gguf");
+  d.set_source_repo("../acme");
+  CHECK(ConvertSourcePath(root, d) == "");
+  // A log written before the fields: the label is parsed.
+  d.clear_source_repo();
+  d.clear_source_commit();
+  d.clear_source_file();
+  CHECK(ConvertSourcePath(root, d) == "/r/models/acme/m-GGUF/m.Q4_0.gguf");
+  d.set_source("https://hub.example/acme/m@" + std::string(40, 'c'));
+  CHECK(ConvertSourcePath(root, d) == "/r/models/acme/m");
+  d.set_source("https://hub.example/acme/m@main/m.gguf");  // no commit: not a hub source
+  CHECK(ConvertSourcePath(root, d) == "");
+  d.set_source("/data/m.gguf");  // a local file
+  CHECK(ConvertSourcePath(root, d) == "/data/m.gguf");
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "base/byte_range.h"
 #include "engine/transfer_cadence.h"
@@ -74,6 +75,27 @@ TEST_CASE("parallel: a fetch is split only when it would run on long enough to p
   // Nothing for a whole kSplitWorth: stalled, split.
   CHECK(SplitWorthIt(SecondsLeft(MB, 0, kSplitWorth)));
   CHECK_FALSE(SplitWorthIt(-1));
+}
+
+TEST_CASE("parallel: of the running fetches, the one that would run longest is split") {
+  using std::chrono::milliseconds;
+  constexpr uint64_t MiB = 1ull << 20;
+  // Over 400 ms since the mark: a fast one (40 MiB got, 60 left: 0.6 s), a slow one (4 MiB got,
+  // 40 left: 4 s), a slower one too short to share (6 MiB left), one whose rate is not
+  // known yet (marked 100 ms ago).
+  std::vector<RunningFetch> f = {
+      {40 * MiB, 100 * MiB, 0, milliseconds(400)},
+      {104 * MiB, 144 * MiB, 100 * MiB, milliseconds(400)},
+      {200 * MiB, 206 * MiB, 199 * MiB, milliseconds(400)},
+      {300 * MiB, 500 * MiB, 299 * MiB, milliseconds(100)},
+  };
+  CHECK(ChooseSplit(f) == 1);
+  f[1].next = f[1].marked + 40 * MiB;  // now it went as fast as the first: none is worth it
+  f[1].end = f[1].next + 40 * MiB;
+  CHECK(ChooseSplit(f) == -1);
+  f[3].since_mark = milliseconds(2000);  // 1 MiB in 2 s with 199 MiB to go: that one
+  CHECK(ChooseSplit(f) == 3);
+  CHECK(ChooseSplit({}) == -1);
 }
 
 TEST_CASE("parallel: connections double while the rate grows, and step back when it does not") {

@@ -180,7 +180,8 @@ def test_smollm2_is_a_model_of_the_root(smollm2):
     assert rr["derived_from"] == {"converter": doc["converter"], "source": str(SMOLLM2),
                                   "source_sha256": doc["source"]["sha256"],
                                   "source_size": SMOLLM2.stat().st_size, "inputs": [],
-                                  "quantize_bits": 0}
+                                  "quantize_bits": 0, "source_repo": "", "source_commit": "",
+                                  "source_file": ""}
     assert rr["endpoint"] == "convert:" + str(SMOLLM2)
     modelsync("verify", repo, root=root)
     st = root / "models" / repo / "model.safetensors"
@@ -238,6 +239,9 @@ def test_pull_convert_fetches_one_file_and_converts_it(tmp_path, gguf_hub, smoll
     assert conv["source"]["sha256"] == hashlib.sha256(SMOLLM2.read_bytes()).hexdigest()
     commit = next(x for x in lines if x.get("event") == "resolved")["commit"]
     assert conv["source"]["path"] == f"{gguf_hub.url}/{GGUF_REPO}@{commit}/SmolLM2-135M-Instruct.Q4_1.gguf"
+    _, ins = modelsync("inspect", "SmolLM2-135M-Instruct.Q4_1-mlx", "--json", root=root)
+    assert ins[0]["derived_from"]["source_repo"] == {
+        "repo": GGUF_REPO, "commit": commit, "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
     # The same bytes as converting the file directly.
     direct_root, _ = smollm2
     new = root / "models/HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx/model.safetensors"

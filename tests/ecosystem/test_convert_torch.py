@@ -246,6 +246,19 @@ def test_pull_convert_of_a_pytorch_repo(tmp_path, fixtures):
         assert conv["repo"] == "acme/tiny-torch-mlx" and conv["converter"] == "modelsync-torch-mlx/1"
         assert conv["source"]["path"] == f"{emu.url}/acme/tiny-torch@{commit}"
         assert (root / "tiny-torch-mlx").is_file() and not (root / "tiny-torch").exists()
+        # The source is recorded as fields (rebuild finds it without parsing the label).
+        _, log = modelsync("log", "--json", root=root)
+        rr = [e["event"] for e in log if e["kind"] == "RevisionResolved"
+              and e["event"]["repo"] == "acme/tiny-torch-mlx"][-1]
+        d = rr["derived_from"]
+        assert (d["source_repo"], d["source_commit"], d["source_file"]) == ("acme/tiny-torch", commit, "")
+        pi, ins = modelsync("inspect", "tiny-torch-mlx", "--json", root=root)
+        assert ins[0]["derived_from"]["source_repo"] == {"repo": "acme/tiny-torch", "commit": commit,
+                                                         "file": ""}
+        (tmp_path / "inspect.json").write_text(pi.stdout)
+        c = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
+                            "inspect", str(tmp_path / "inspect.json")], capture_output=True, text=True)
+        assert c.returncode == 0, c.stdout + c.stderr
         got = read_safetensors(root / "models/acme/tiny-torch-mlx")
         want = expected(fixtures, "sharded")
         assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
