@@ -360,3 +360,56 @@ def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fix
         assert read_safetensors(model) == read_safetensors_of_tiny(tmp_path, fixtures)
     finally:
         emu.stop()
+
+
+def test_the_daemon_keeps_a_converted_repo_current(tmp_path, fixtures):
+    """track --convert under the daemon: its first pass pulls and converts, status shows the
+    repo current, a new commit of the source is converted again on the next pass (sync --now),
+    and SIGTERM stops it cleanly."""
+    import signal
+    import time
+    from conftest import MODELSYNC
+    from hub_emulator import Emulator
+    from make_mlx_fixtures import write_repo
+    d = tmp_path / "hub"
+    v1 = {f.name: f.read_bytes() for f in (fixtures / "tiny").iterdir() if f.name != "modeling_evil.py"}
+    cfg = json.loads(v1["config.json"])
+    cfg["rms_norm_eps"] = 1e-6
+    v2 = dict(v1, **{"config.json": json.dumps(cfg).encode()})
+    shas = write_repo(d / "repos", "acme/t", [("v1", v1), ("v2", v2)], {"main": 0})
+    emu = Emulator(d / "repos", d)
+    root = tmp_path / "root"
+    daemon = None
+    try:
+        modelsync("track", "acme/t", "--convert", "--id", "t-mlx", "--every", "1h", root=root,
+                  endpoint=emu.url)
+        err = open(tmp_path / "daemon.err", "w")
+        daemon = subprocess.Popen([MODELSYNC, "daemon", "--root", str(root)], stdout=err, stderr=err)
+        model = root / "models/acme/t-mlx"
+        deadline = time.time() + 60
+        while not (root / "t-mlx").is_file() and time.time() < deadline:
+            time.sleep(0.05)
+        assert (root / "t-mlx").is_file(), (tmp_path / "daemon.err").read_text()
+        assert not (root / "t").exists()  # the source repo has no marker: MLX cannot load it
+        assert json.loads((model / "config.json").read_text())["rms_norm_eps"] == 1e-5
+        p, lines = modelsync("status", "--json", root=root)
+        st = json.loads(p.stdout)["daemon"]
+        entry = next(r for r in st["repos"] if r["repo"] == "acme/t")
+        assert entry["state"] == "current" and entry["commit"] == shas[0], st
+        emu.control("refs", {"repo": "acme/t", "ref": "main", "commit": shas[1]})
+        p, lines = modelsync("sync", "--now", "--json", root=root)
+        assert lines[0]["ok"] and lines[0]["via"] == "daemon", lines
+        assert json.loads((model / "config.json").read_text())["rms_norm_eps"] == 1e-6
+        p, lines = modelsync("inspect", "t-mlx", "--json", root=root)
+        assert lines[0]["derived_from"]["source_repo"]["commit"] == shas[1]
+        modelsync("verify", root=root)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+        daemon = None
+        log = (tmp_path / "daemon.err").read_text()
+        assert "converted into an MLX model again" in log, log
+    finally:
+        if daemon is not None:
+            daemon.kill()
+            daemon.wait()
+        emu.stop()
