@@ -88,6 +88,8 @@ int RunStatus(StatusOptions o) {
     }
     std::printf("\n");
     if (!s.no_marker_reason.empty()) std::printf("  no marker: %s\n", s.no_marker_reason.c_str());
+    if (!s.converter.empty())
+      std::printf("  converted from %s (%s)\n", s.converted_from.c_str(), s.converter.c_str());
     for (const auto& other : s.shared_with)
       std::printf("  DAMAGE: model id %s is also claimed by %s (a log of an older modelsync): "
                   "pull one of them again with --id NAME\n", s.model_id.c_str(), other.c_str());

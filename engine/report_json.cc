@@ -116,6 +116,8 @@ nlohmann::json LsJson(const std::string& root, const StatusReport& r) {
                       {"loadable", s.marker},
                       {"state", s.state},
                       {"model_dir", root + "/models/" + s.repo}});
+    if (!s.converter.empty())
+      models.back()["converted_from"] = {{"source", s.converted_from}, {"converter", s.converter}};
   }
   return {{"root", root},
           {"models", models},
@@ -139,6 +141,8 @@ nlohmann::json StatusJson(const std::string& root, const StatusReport& r,
                         {"update_files", s.update_files},
                         {"update_bytes", s.update_bytes}, {"tracked", s.tracked},
                         {"last_checked_ms", s.last_checked_ms}};
+    if (!s.converter.empty())
+      j["converted_from"] = {{"source", s.converted_from}, {"converter", s.converter}};
     if (!s.shared_with.empty()) j["model_id_shared_with"] = s.shared_with;
     if (!s.last_error.empty()) {
       j["last_error"] = s.last_error;

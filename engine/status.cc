@@ -73,6 +73,11 @@ RepoStatus Describe(const State& st, const RepoState& rs) {
   bool complete = !rs.active_commit.empty() && shown.done == shown.files &&
                   (rs.marker || !rs.unloadable.empty());
   if (!rs.marker && !rs.unloadable.empty()) r.no_marker_reason = rs.unloadable;
+  if (auto rev = rs.revisions.find(rs.active_commit);
+      rev != rs.revisions.end() && !rev->second.derived_from.converter().empty()) {
+    r.converted_from = rev->second.derived_from.source();
+    r.converter = rev->second.derived_from.converter();
+  }
   if (complete && !r.update_available) r.state = "complete";
   else if (!rs.last_error.empty()) r.state = "failed";
   else if (complete) r.state = "update-available";

@@ -37,6 +37,9 @@ struct RepoStatus {
   // the marker's fsync and its event; the next pull records it).
   std::string marker_state;
   std::string no_marker_reason;   // complete, but no marker by the loadability rule
+  // A converted model (its active revision's derived_from): the source as recorded and the
+  // converter; both "" else.
+  std::string converted_from, converter;
   std::vector<std::string> shared_with;  // other repos claiming the same model id (damage)
   bool update_available = false;  // the last resolve saw a commit other than the active one
   uint64_t update_files = 0;      // files of that commit not yet verified

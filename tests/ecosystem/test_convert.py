@@ -183,6 +183,19 @@ def test_smollm2_is_a_model_of_the_root(smollm2):
                                   "quantize_bits": 0, "source_repo": "", "source_commit": "",
                                   "source_file": ""}
     assert rr["endpoint"] == "convert:" + str(SMOLLM2)
+    # status and ls say what it was made from (text and --json, as their schemas say).
+    made = {"source": str(SMOLLM2), "converter": doc["converter"]}
+    for cmd in ("status", "ls"):
+        p, lines = modelsync(cmd, "--json", root=root)
+        entries = lines[0]["repos" if cmd == "status" else "models"]
+        assert next(e for e in entries if e["repo"] == repo)["converted_from"] == made
+        f = root.parent / f"{cmd}.json"
+        f.write_text(p.stdout)
+        c = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
+                            cmd, str(f)], capture_output=True, text=True)
+        assert c.returncode == 0, c.stdout + c.stderr
+    p, _ = modelsync("status", root=root)
+    assert f"  converted from {SMOLLM2} ({doc['converter']})" in p.stdout, p.stdout
     modelsync("verify", repo, root=root)
     st = root / "models" / repo / "model.safetensors"
     before = hashlib.sha256(st.read_bytes()).hexdigest()
