@@ -322,9 +322,9 @@ def test_rebuild_converts_again_from_the_recorded_source(tmp_path, fixtures):
     assert not (root / "tiny").exists() and not (root / ".modelsync/blobs/convert.tmp").exists()
 
 
-def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fixtures):
-    """track --convert: sync pulls and converts; an unchanged repo is not converted again; a
-    new commit of the source is."""
+def two_commit_torch_hub(tmp_path, fixtures):
+    """The emulator serving acme/t, a PyTorch repo (the tiny fixture) at two commits: v2 changes
+    config.json's rms_norm_eps from 1e-5 to 1e-6; main at v1. Returns (emulator, [sha1, sha2])."""
     from hub_emulator import Emulator
     from make_mlx_fixtures import write_repo
     d = tmp_path / "hub"
@@ -333,7 +333,13 @@ def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fix
     cfg["rms_norm_eps"] = 1e-6
     v2 = dict(v1, **{"config.json": json.dumps(cfg).encode()})
     shas = write_repo(d / "repos", "acme/t", [("v1", v1), ("v2", v2)], {"main": 0})
-    emu = Emulator(d / "repos", d)
+    return Emulator(d / "repos", d), shas
+
+
+def test_a_tracked_repo_is_converted_again_when_its_source_changes(tmp_path, fixtures):
+    """track --convert: sync pulls and converts; an unchanged repo is not converted again; a
+    new commit of the source is."""
+    emu, shas = two_commit_torch_hub(tmp_path, fixtures)
     try:
         root = tmp_path / "root"
         p, lines = modelsync("track", "acme/t", "--convert", "--id", "t-mlx", "--json", root=root, endpoint=emu.url)
@@ -369,15 +375,7 @@ def test_the_daemon_keeps_a_converted_repo_current(tmp_path, fixtures):
     import signal
     import time
     from conftest import MODELSYNC
-    from hub_emulator import Emulator
-    from make_mlx_fixtures import write_repo
-    d = tmp_path / "hub"
-    v1 = {f.name: f.read_bytes() for f in (fixtures / "tiny").iterdir() if f.name != "modeling_evil.py"}
-    cfg = json.loads(v1["config.json"])
-    cfg["rms_norm_eps"] = 1e-6
-    v2 = dict(v1, **{"config.json": json.dumps(cfg).encode()})
-    shas = write_repo(d / "repos", "acme/t", [("v1", v1), ("v2", v2)], {"main": 0})
-    emu = Emulator(d / "repos", d)
+    emu, shas = two_commit_torch_hub(tmp_path, fixtures)
     root = tmp_path / "root"
     daemon = None
     try:
