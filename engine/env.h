@@ -7,6 +7,10 @@
 //  - random: the seeded source of jitter (backoff, the daemon's schedule).
 //  - config: what used to be read from the environment inside the engine (endpoint, token,
 //            offline, tuning knobs). Nothing under engine/, storage/ or net/ calls getenv.
+//  - transport: what carries HTTP to the hub and its CDN (net/transport.h): null = libcurl.
+//            An app plugs its own here (on iOS a background URLSession); every check above
+//            HTTP (identity, hashes, retries, resume, redirects, the token's origin) stays
+//            modelsync's.
 //
 // The platform calls (renameat2, OFD locks, fadvise, ...) sit behind storage::FileSystem and
 // the files named in docs/PLATFORM.md; RealEnv() is the only place the real ones are chosen.
@@ -18,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "base/clock.h"
@@ -26,6 +31,9 @@
 
 namespace modelsync::storage {
 class FileSystem;
+}
+namespace modelsync::net {
+class TransportFactory;
 }
 
 namespace modelsync::engine {
@@ -75,6 +83,7 @@ struct Env {
   Clock* clock = nullptr;
   Random* random = nullptr;
   Config config;
+  std::shared_ptr<net::TransportFactory> transport;
   // Told when an operation is about to wait for the root's lock (another modelsync holds it):
   // "root R is in use by pid N (modelsync pull org/name); waiting for it to finish". Null =
   // wait silently. The CLI prints it on stderr. (Pull tells its PullObserver instead.)

@@ -20,6 +20,7 @@ net::HubOptions HubOptionsOf(const Env& env, const std::string& endpoint) {
   h.clock = env.clock;
   h.seed = env.random ? env.random->Next() : 0;
   h.user_agent = "modelsync/" + std::string(Version());
+  h.transport = env.transport;
   return h;
 }
 

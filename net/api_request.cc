@@ -14,8 +14,8 @@ BodyUse ApiRequest::OnSuccessHead(const ResponseHead& head, bool, Status* fail) 
   return BodyUse::kCollect;
 }
 
-Status ApiRequest::OnSuccessEnd(const Exchange& ex) {
-  response_ = ApiResponse{ex.url(), ex.head(), ex.collected()};
+Status ApiRequest::OnSuccessEnd(const Answer& answer) {
+  response_ = ApiResponse{answer.url, answer.head, answer.collected};
   return Status::Ok();
 }
 

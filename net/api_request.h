@@ -26,7 +26,7 @@ class ApiRequest final : public Request {
   bool accept_json() const override { return true; }
   size_t collect_cap() const override { return kMaxBody; }
   BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
-  Status OnSuccessEnd(const Exchange& ex) override;
+  Status OnSuccessEnd(const Answer& answer) override;
   void OnFinish(Status status) override;
 
   std::string url_;
@@ -46,7 +46,7 @@ class HeadRequest final : public Request {
   bool FollowRedirect(const ResponseHead& head, const std::string& next_url) override;
   Status OnRedirectEnd(const ResponseHead& head) override { return Take(head, true); }
   BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
-  Status OnSuccessEnd(const Exchange& ex) override { return Take(ex.head(), false); }
+  Status OnSuccessEnd(const Answer& answer) override { return Take(answer.head, false); }
   void OnFinish(Status status) override;
   Status Take(const ResponseHead& head, bool redirect);
 

@@ -172,87 +172,64 @@ Status ProxyRefused(const ErrorContext& ctx, const ProxyChoice& proxy, long stat
                            status);
 }
 
-Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy, CURLcode code,
-                        int attempts, const std::string& detail) {
-  const std::string what = detail.empty() ? std::string(curl_easy_strerror(code)) : detail;
-  return Status::Transient("cannot connect to " + ProxyName(proxy) + " (" + what + ", " +
+Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy,
+                        const ExchangeResult& result, int attempts) {
+  return Status::Transient("cannot connect to " + ProxyName(proxy) + " (" + result.detail + ", " +
                                std::to_string(attempts) + " attempts) for " + ctx.Describe() +
                                ": check that the proxy runs and that " +
                                (proxy.source.empty() ? "its URL" : proxy.source) +
                                " names it, or exempt the hub with NO_PROXY",
-                           code);
+                           result.code);
 }
 
-bool IsRetryableCurlError(CURLcode code) {
-  switch (code) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_HTTP3:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_AGAIN:
+bool IsRetryable(TransportError error) {
+  switch (error) {
+    case TransportError::kResolve:
+    case TransportError::kProxyResolve:
+    case TransportError::kConnect:
+    case TransportError::kTimeout:
+    case TransportError::kDropped:
       return true;
     default:
       return false;
   }
 }
 
-Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts,
-                    const std::string& detail) {
-  const std::string what = detail.empty() ? std::string(curl_easy_strerror(code)) : detail;
+Status MapTransportError(const ErrorContext& ctx, const ExchangeResult& result,
+                         const std::string& host, int attempts) {
+  const std::string& what = result.detail;
   const std::string n = std::to_string(attempts);
-  switch (code) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
+  const long code = result.code;
+  switch (result.error) {
+    case TransportError::kResolve:
+    case TransportError::kProxyResolve:
+    case TransportError::kConnect:
       return Status::Transient("network unreachable: cannot connect to " + host + " (" + what +
                                    ", " + n + " attempts) for " + ctx.Describe() +
                                    ": check the network connection, or HF_ENDPOINT",
                                code);
-    case CURLE_OPERATION_TIMEDOUT:
+    case TransportError::kTimeout:
       return Status::Transient("transfer from " + host + " stalled or timed out " + n +
                                    " times for " + ctx.Describe() +
                                    ": check the network connection and retry",
                                code);
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_USE_SSL_FAILED:
+    case TransportError::kTls:
       return Status::Permanent(
           "TLS failure talking to " + host + " (" + what + ") for " + ctx.Describe() +
               ": if a proxy or mirror presents its own certificate authority, point "
               "SSL_CERT_FILE (or CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, --ca-bundle) at its PEM file; "
               "otherwise check the system clock and HF_ENDPOINT",
           code);
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
+    case TransportError::kBadUrl:
       return Status::Permanent("cannot use URL on " + host + " (" + what + ") for " +
                                    ctx.Describe() + ": check HF_ENDPOINT / --endpoint",
                                code);
+    case TransportError::kDropped:
+      return Status::Transient("connection to " + host + " kept failing (" + what + ", " + n +
+                                   " attempts) for " + ctx.Describe() +
+                                   ": check the network connection and retry",
+                               code);
     default:
-      if (IsRetryableCurlError(code)) {
-        return Status::Transient("connection to " + host + " kept failing (" + what + ", " + n +
-                                     " attempts) for " + ctx.Describe() +
-                                     ": check the network connection and retry",
-                                 code);
-      }
       return Status::Permanent(
           "transfer from " + host + " failed (" + what + ") for " + ctx.Describe(), code);
   }

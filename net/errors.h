@@ -4,14 +4,12 @@
 // The token never appears: Scrub() removes it from any text that came from the server.
 #pragma once
 
-#include <curl/curl.h>
-
 #include <string>
 #include <string_view>
 
 #include "base/status.h"
-#include "net/exchange.h"
 #include "net/proxy.h"
+#include "net/transport.h"
 
 namespace modelsync::net {
 
@@ -32,12 +30,13 @@ Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std
 // Retryable HTTP status, once attempts are exhausted.
 Status RetriesExhausted(const ErrorContext& ctx, const ResponseHead& head, int attempts);
 
-// A libcurl failure. Transient for connection-level problems, Permanent for TLS and URL
-// problems. host is only the host name (no query, no credentials).
-// detail: libcurl's error buffer for the transfer (names the cause: "self-signed
-// certificate", "no alternative certificate subject name matches"), or "".
-Status MapCurlError(const ErrorContext& ctx, CURLcode code, const std::string& host, int attempts,
-                    const std::string& detail = "");
+// An exchange that failed below HTTP (result.error != kNone). Transient for connection-level
+// problems, Permanent for TLS and URL problems. host is only the host name and port (no
+// query, no credentials). The transport's own words (result.detail: "self-signed
+// certificate", "no alternative certificate subject name matches") name the cause; its code
+// is the Status detail.
+Status MapTransportError(const ErrorContext& ctx, const ExchangeResult& result,
+                         const std::string& host, int attempts);
 
 // A proxy answered instead of the hub: `status` is its answer to CONNECT (tunnel, an https
 // target) or to the request itself (an http target). 407 and 403 are kUnauthorized (never
@@ -48,14 +47,14 @@ Status ProxyRefused(const ErrorContext& ctx, const ProxyChoice& proxy, long stat
                     const std::string& target, bool tunnel);
 // The proxy itself cannot be reached (refused connection, unknown name): kTransient naming
 // the proxy, not the hub.
-Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy, CURLcode code,
-                        int attempts, const std::string& detail);
+Status ProxyUnreachable(const ErrorContext& ctx, const ProxyChoice& proxy,
+                        const ExchangeResult& result, int attempts);
 // An HTTP error answer that carries none of the hub's headers (X-Error-Code, X-Error-Message,
 // X-Request-Id): through a proxy, it may be the proxy's own.
 bool LooksLikeHubAnswer(const ResponseHead& head);
 
-// Whether a curl error is worth retrying.
-bool IsRetryableCurlError(CURLcode code);
+// Whether a transport failure is worth retrying (resolve, connect, timeout, dropped).
+bool IsRetryable(TransportError error);
 
 // Removes every occurrence of secret from text (no-op when secret is empty).
 std::string Scrub(std::string text, const std::string& secret);

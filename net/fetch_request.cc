@@ -192,7 +192,7 @@ Status FetchRequest::OnData(const char* data, size_t n) {
   return Status::Ok();
 }
 
-Status FetchRequest::OnSuccessEnd(const Exchange&) {
+Status FetchRequest::OnSuccessEnd(const Answer&) {
   if (next_ == end_) return Status::Ok();
   return Status::Transient("the transfer of " + ctx_.Describe() + " ended at byte " +
                            std::to_string(next_) + " of " + std::to_string(end_) +

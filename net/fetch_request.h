@@ -34,7 +34,7 @@ class FetchRequest final : public Request {
   Status CheckRedirect(const ResponseHead& head, bool from_hub) override;
   BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
   Status OnData(const char* data, size_t n) override;
-  Status OnSuccessEnd(const Exchange& ex) override;
+  Status OnSuccessEnd(const Answer& answer) override;
   bool MadeProgress() const override { return next_ > attempt_start_; }
   void OnAttemptStart() override;
   bool FollowRedirect(const ResponseHead& head, const std::string& next_url) override;

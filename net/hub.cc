@@ -13,7 +13,7 @@
 #include "base/hash.h"
 #include "base/path_rules.h"
 #include "net/api_request.h"
-#include "net/curl_multi.h"
+#include "net/curl_transport.h"
 #include "net/fetch_request.h"
 #include "net/hub_json.h"
 #include "net/rate_limiter.h"
@@ -25,12 +25,6 @@ namespace modelsync::net {
 namespace asio = boost::asio;
 
 namespace {
-
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
-void EnsureCurlGlobal() { static CurlGlobal g; }
 
 bool IsRepoSegment(std::string_view s) {
   if (s.empty() || s.size() > 96 || s == "." || s == "..") return false;
@@ -62,10 +56,12 @@ class Hub::Impl {
   explicit Impl(HubOptions options)
       : options_(Normalize(std::move(options))),
         work_(asio::make_work_guard(io_)),
-        multi_(io_, options_.max_connections),
+        transport_(options_.transport != nullptr
+                       ? options_.transport->Make(io_, options_.max_connections)
+                       : MakeCurlTransport(io_, options_.max_connections)),
         limiter_(io_, options_.clock != nullptr ? *options_.clock : *SystemClock::Default(),
                  [this] { WakePaused(); }),
-        loop_(io_, multi_, limiter_, options_,
+        loop_(io_, *transport_, limiter_, options_,
               options_.clock != nullptr ? *options_.clock : *SystemClock::Default(), Origin()) {
     loop_.release = [this](Request* r) { Release(r); };
     loop_.paused = [this](Request* r) { paused_.insert(r); };
@@ -77,7 +73,7 @@ class Hub::Impl {
       shutting_down_ = true;
       for (auto& [r, owned] : live_) r->Cancel();
       limiter_.Stop();
-      multi_.Shutdown();
+      transport_->Shutdown();
       work_.reset();
     });
     thread_.join();
@@ -217,7 +213,7 @@ class Hub::Impl {
   HubOptions options_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  CurlMulti multi_;
+  std::unique_ptr<Transport> transport_;  // outlives every request (declared before them)
   RateLimiter limiter_;
   Loop loop_;
   std::unordered_map<Request*, std::unique_ptr<Request>> live_;
@@ -229,10 +225,7 @@ class Hub::Impl {
   std::thread thread_;
 };
 
-Hub::Hub(HubOptions options) {
-  EnsureCurlGlobal();
-  impl_ = std::make_unique<Impl>(std::move(options));
-}
+Hub::Hub(HubOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Hub::~Hub() = default;
 

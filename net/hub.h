@@ -1,9 +1,10 @@
 // Hub: the client side of the hub protocol (PROTOCOL.md): resolve a ref to a commit and its
 // manifest, and fetch byte ranges of files into caller-supplied sinks.
 //
-// One Hub owns one thread running a Boost.Asio io_context that drives a libcurl multi
-// handle (see curl_multi.h). Connections are reused and, where the server offers HTTP/2,
-// multiplexed; many fetches run at once (HubOptions::max_connections in total and per host).
+// One Hub owns one thread running a Boost.Asio io_context that drives its transport
+// (net/transport.h; libcurl's multi handle unless HubOptions::transport says otherwise).
+// Connections are reused and, where the server offers HTTP/2, multiplexed; many fetches run
+// at once (HubOptions::max_connections in total and per host).
 //
 // Thread safety: every public member may be called from any thread, except that Resolve()
 // must not be called from inside a FetchSink callback (it would wait on its own thread).

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "base/clock.h"
@@ -13,6 +14,8 @@
 #include "net/proxy.h"
 
 namespace modelsync::net {
+
+class TransportFactory;
 
 inline constexpr char kDefaultEndpoint[] = "https://huggingface.co";
 
@@ -66,6 +69,8 @@ struct HubOptions {
   uint64_t seed = 0;
   // Called on the hub's loop thread before each retry's wait; must not block. Null = silent.
   std::function<void(const RetryNotice&)> on_retry;
+  // What carries the exchanges (net/transport.h). Null = libcurl (CurlTransportFactory()).
+  std::shared_ptr<TransportFactory> transport;
 };
 
 // "https://hub.example/" -> "https://hub.example". Exposed for --endpoint.

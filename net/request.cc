@@ -33,7 +33,7 @@ Request::Request(Loop& loop, ErrorContext ctx)
 
 Request::~Request() {
   *alive_ = false;
-  if (exchange_) loop_.multi.Remove(exchange_->easy());
+  exchange_.reset();  // stops it (no callback)
 }
 
 bool Request::IsHubOrigin(const std::string& url) const {
@@ -54,17 +54,18 @@ void Request::Start() {
 }
 
 void Request::StartExchange(const std::string& url) {
-  Exchange::Options o;
+  ExchangeSpec o;
   o.url = url;
-  if (auto parts = ParseUrl(url); parts.ok()) o.pipewait = loop_.multiplexing.count(parts->Origin()) > 0;
-  const bool hub_origin = IsHubOrigin(url);
+  auto parts = ParseUrl(url);
+  const bool hub_origin =
+      parts.ok() && !loop_.hub_origin.empty() && parts->Origin() == loop_.hub_origin;
+  o.pipewait = parts.ok() && loop_.multiplexing.count(parts->Origin()) > 0;
   from_hub_ = hub_answer_ && hub_origin;
   if (hub_origin && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
   o.range = RangeHeader();
   o.user_agent = loop_.options.user_agent;
-  o.connect_timeout_ms = static_cast<long>(loop_.options.connect_timeout.count());
-  o.stall_seconds = static_cast<long>((loop_.options.stall_timeout.count() + 999) / 1000);
-  o.collect_cap = collect_cap();
+  o.connect_timeout = loop_.options.connect_timeout;
+  o.stall_timeout = loop_.options.stall_timeout;
   o.accept_json = accept_json();
   o.head = head_only();
   o.ca_file = loop_.options.ca_file;
@@ -73,16 +74,26 @@ void Request::StartExchange(const std::string& url) {
   o.proxy = proxy_.url;
   kind_ = Kind::kNone;
   abort_status_ = Status::Ok();
-  exchange_ = std::make_unique<Exchange>(std::move(o), this);
+  answer_ = Answer();
+  answer_.url = url;
   ++loop_.requests;
-  CURLMcode rc = loop_.multi.Add(exchange_->easy(), this);
-  if (rc != CURLM_OK) {
-    exchange_.reset();
-    Finish(Status::Permanent(std::string("cannot start a transfer: ") + curl_multi_strerror(rc)));
+  auto started = loop_.transport.Start(
+      o, this, [this](const ExchangeResult& r) { OnExchangeDone(r); });
+  if (!started.ok()) {
+    Finish(started.status());
+    return;
   }
+  exchange_ = std::move(*started);
 }
 
-BodyUse Request::OnHeaders(const ResponseHead& head) {
+bool Request::OnHead(const ResponseHead& head) {
+  answer_.head = head;
+  answer_.head_done = true;
+  answer_.use = UseFor(answer_.head);
+  return answer_.use != BodyUse::kAbort;
+}
+
+BodyUse Request::UseFor(const ResponseHead& head) {
   const long st = head.status;
   if (IsRedirect(st) && head.Get("location")) {
     kind_ = Kind::kRedirect;
@@ -104,39 +115,61 @@ BodyUse Request::OnHeaders(const ResponseHead& head) {
   return BodyUse::kCollectError;
 }
 
-bool Request::OnBody(const char* data, size_t n) {
-  Status s = OnData(data, n);
-  if (!s.ok()) {
-    abort_status_ = s;
-    return false;
+BodyAction Request::OnBody(const char* data, size_t n) {
+  switch (answer_.use) {
+    case BodyUse::kDeliver: {
+      if (loop_.limiter.ShouldPause()) {
+        loop_.paused(this);
+        return BodyAction::kPause;
+      }
+      answer_.body_bytes += n;
+      Status s = OnData(data, n);
+      if (!s.ok()) {
+        abort_status_ = s;
+        return BodyAction::kStop;
+      }
+      loop_.limiter.Consume(n);
+      return BodyAction::kTaken;
+    }
+    case BodyUse::kCollect: {
+      const size_t cap = collect_cap();
+      if (n > cap - std::min(cap, answer_.collected.size())) {
+        answer_.collect_overflow = true;  // past the cap: stop reading
+        return BodyAction::kStop;
+      }
+      answer_.collected.append(data, n);
+      answer_.body_bytes += n;
+      return BodyAction::kTaken;
+    }
+    case BodyUse::kCollectError: {
+      constexpr size_t kErrorCap = 64 * 1024;
+      if (answer_.collected.size() < kErrorCap) {
+        answer_.collected.append(data, std::min(n, kErrorCap - answer_.collected.size()));
+      }
+      answer_.body_bytes += n;
+      return BodyAction::kTaken;
+    }
+    case BodyUse::kDiscard:
+      answer_.body_bytes += n;
+      return BodyAction::kTaken;
+    case BodyUse::kAbort:
+      return BodyAction::kStop;
   }
-  loop_.limiter.Consume(n);
-  return true;
-}
-
-bool Request::WantPause() {
-  if (!loop_.limiter.ShouldPause()) return false;
-  loop_.paused(this);
-  return true;
+  return BodyAction::kStop;
 }
 
 void Request::Unpause() {
-  if (exchange_ && !finished_) loop_.multi.Unpause(exchange_->easy());
+  if (exchange_ && !finished_) exchange_->Unpause();
 }
 
-void Request::OnTransferDone(CURL* easy, CURLcode result) {
-  long opened = 0;
-  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0) {
-    loop_.connections += static_cast<uint64_t>(opened);
+void Request::OnExchangeDone(const ExchangeResult& result) {
+  loop_.connections += result.connections_opened;
+  if (result.multiplexed) {
+    if (auto parts = ParseUrl(answer_.url); parts.ok()) loop_.multiplexing.insert(parts->Origin());
   }
-  long version = 0;
-  char* url = nullptr;
-  if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
-      version >= CURL_HTTP_VERSION_2_0 &&
-      curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url != nullptr) {
-    if (auto parts = ParseUrl(url); parts.ok()) loop_.multiplexing.insert(parts->Origin());
-  }
-  std::unique_ptr<Exchange> ex = std::move(exchange_);
+  // The exchange ends with this call; the answer stays for the decisions below.
+  std::unique_ptr<Transport::Exchange> ex = std::move(exchange_);
+  const Answer answer = std::move(answer_);
   if (finished_ || !ex) return;
   if (!abort_status_.ok()) {
     // A transient refusal of the answer (a range request answered 200, a wrong
@@ -148,8 +181,8 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
     }
     return;
   }
-  const ResponseHead& head = ex->head();
-  if (Status p = ProxyFailure(easy, result, *ex); !p.ok()) {
+  const ResponseHead& head = answer.head;
+  if (Status p = ProxyFailure(result, answer); !p.ok()) {
     // Credentials or policy (407, 403) cannot change by asking again; a proxy that cannot
     // reach the hub, or cannot be reached, may recover.
     if (p.IsTransient()) {
@@ -159,20 +192,20 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
     }
     return;
   }
-  if (result != CURLE_OK) {
-    if (kind_ == Kind::kSuccess && ex->body_use() == BodyUse::kCollect && ex->collect_overflow()) {
+  if (result.error != TransportError::kNone) {
+    if (kind_ == Kind::kSuccess && answer.use == BodyUse::kCollect && answer.collect_overflow) {
       Finish(Status::Permanent("the hub's answer for " + ctx_.Describe() + " is larger than " +
                                std::to_string(collect_cap() >> 20) +
                                " MiB: refusing it (wrong endpoint?)"));
       return;
     }
-    const std::string host = HostOf(ex->url());
-    if (!IsRetryableCurlError(result)) {
-      Finish(MapCurlError(ctx_, result, host, failed_attempts_ + 1, ex->error_detail()));
+    const std::string host = HostOf(answer.url);
+    Status failed = MapTransportError(ctx_, result, host, failed_attempts_ + 1);
+    if (!IsRetryable(result.error)) {
+      Finish(failed);
       return;
     }
-    Retry(MapCurlError(ctx_, result, host, failed_attempts_ + 1, ex->error_detail()),
-          std::nullopt);
+    Retry(failed, std::nullopt);
     return;
   }
   switch (kind_) {
@@ -183,12 +216,12 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
                                  ": the hub or CDN is misconfigured; check HF_ENDPOINT"));
         return;
       }
-      auto next = ResolveLocation(ex->url(), *head.Get("location"));
+      auto next = ResolveLocation(answer.url, *head.Get("location"));
       if (!next.ok()) {
         Finish(next.status().With(ctx_.Describe()));
         return;
       }
-      if (Status t = CheckRedirectScheme(ex->url(), *next, loop_.options.allow_insecure_redirects);
+      if (Status t = CheckRedirectScheme(answer.url, *next, loop_.options.allow_insecure_redirects);
           !t.ok()) {
         Finish(t.With(ctx_.Describe()));
         return;
@@ -215,7 +248,7 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
       return;
     }
     case Kind::kSuccess: {
-      Status s = OnSuccessEnd(*ex);
+      Status s = OnSuccessEnd(answer);
       if (s.ok() || !s.IsTransient()) {
         Finish(s);
       } else {
@@ -232,33 +265,32 @@ void Request::OnTransferDone(CURL* easy, CURLcode result) {
         Start();
         return;
       }
-      Finish(MapHttpError(ctx_, head, ex->collected()));
+      Finish(MapHttpError(ctx_, head, answer.collected));
       return;
     case Kind::kNone:
-      Retry(Status::Transient("no HTTP response from " + HostOf(ex->url()) + " for " +
+      Retry(Status::Transient("no HTTP response from " + HostOf(answer.url) + " for " +
                               ctx_.Describe() + ": check the network and retry"),
             std::nullopt);
       return;
   }
 }
 
-Status Request::ProxyFailure(CURL* easy, CURLcode result, const Exchange& ex) const {
+Status Request::ProxyFailure(const ExchangeResult& result, const Answer& answer) const {
   if (proxy_.url.empty()) return Status::Ok();
-  auto parts = ParseUrl(ex.url());
+  auto parts = ParseUrl(answer.url);
   const std::string target = parts.ok() ? parts->host + ":" + parts->port : "?";
-  long connect_code = 0;
-  curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
-  if (connect_code >= 300) return ProxyRefused(ctx_, proxy_, connect_code, target, true);
-  if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_PROXY) {
-    return ProxyUnreachable(ctx_, proxy_, result, failed_attempts_ + 1, ex.error_detail());
+  if (result.proxy_connect_status >= 300)
+    return ProxyRefused(ctx_, proxy_, result.proxy_connect_status, target, true);
+  if (result.error == TransportError::kConnect || result.error == TransportError::kProxyResolve) {
+    return ProxyUnreachable(ctx_, proxy_, result, failed_attempts_ + 1);
   }
-  if (result != CURLE_OK) return Status::Ok();
+  if (result.error != TransportError::kNone) return Status::Ok();
   // Not tunnelled (an http:// target): the proxy answers in the response itself. Only a
   // proxy sends 407; a 401 or 403 without any of the hub's headers is the proxy's (tinyproxy
   // answers wrong credentials with 401). A 5xx stays a hub failure, retried as one: the two
   // cannot be told apart.
-  const long st = ex.head().status;
-  if (st == 407 || ((st == 401 || st == 403) && !LooksLikeHubAnswer(ex.head()))) {
+  const long st = answer.head.status;
+  if (st == 407 || ((st == 401 || st == 403) && !LooksLikeHubAnswer(answer.head))) {
     return ProxyRefused(ctx_, proxy_, st, target, false);
   }
   return Status::Ok();
@@ -355,10 +387,7 @@ void Request::Cancel() {
 void Request::Finish(Status status) {
   if (finished_) return;
   finished_ = true;
-  if (exchange_) {
-    loop_.multi.Remove(exchange_->easy());
-    exchange_.reset();
-  }
+  exchange_.reset();  // stops it (no callback)
   boost::system::error_code ec;
   wait_timer_.cancel(ec);
   status = ScrubStatus(status, loop_.options.token);  // the token never leaves net/

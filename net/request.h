@@ -28,24 +28,40 @@
 #include <string>
 
 #include "base/status.h"
-#include "net/curl_multi.h"
 #include "net/errors.h"
-#include "net/exchange.h"
 #include "net/hub_options.h"
 #include "net/rate_limiter.h"
+#include "net/transport.h"
 #include "net/url.h"
 
 namespace modelsync::net {
 
 class Request;
 
+// What a response's body is for, decided once its head is in: the sink (kDeliver), an API
+// buffer capped in size (kCollect: past Request::collect_cap() the request fails), the first
+// 64 KiB of an error body (kCollectError), nothing (kDiscard: a redirect's body, read so the
+// connection can be reused), or abort (kAbort: the exchange is dropped, no byte used).
+enum class BodyUse { kDeliver, kCollect, kCollectError, kDiscard, kAbort };
+
+// One exchange's answer as the Request kept it.
+struct Answer {
+  std::string url;
+  ResponseHead head;
+  bool head_done = false;
+  BodyUse use = BodyUse::kDiscard;
+  std::string collected;  // kCollect / kCollectError bodies
+  bool collect_overflow = false;
+  uint64_t body_bytes = 0;
+};
+
 // What every request shares; owned by the Hub, used on its loop thread.
 struct Loop {
-  Loop(boost::asio::io_context& i, CurlMulti& m, RateLimiter& l, const HubOptions& o, Clock& c,
+  Loop(boost::asio::io_context& i, Transport& t, RateLimiter& l, const HubOptions& o, Clock& c,
        std::string origin)
-      : io(i), multi(m), limiter(l), options(o), clock(c), hub_origin(std::move(origin)) {}
+      : io(i), transport(t), limiter(l), options(o), clock(c), hub_origin(std::move(origin)) {}
   boost::asio::io_context& io;
-  CurlMulti& multi;
+  Transport& transport;
   RateLimiter& limiter;
   const HubOptions& options;
   Clock& clock;
@@ -64,11 +80,11 @@ struct Loop {
   };
   std::map<std::string, CdnLink> cdn_links;
   // Origins (UrlParts::Origin()) that answered over HTTP/2 or later: their requests wait for
-  // a connection being set up rather than open another (Exchange::Options::pipewait).
+  // a connection being set up rather than open another (ExchangeSpec::pipewait).
   std::set<std::string> multiplexing;
 };
 
-class Request : public Exchange::Handler, public CurlMulti::Owner {
+class Request : public ExchangeHandler {
  public:
   static constexpr int kMaxRedirects = 10;
 
@@ -103,7 +119,7 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   virtual Status OnData(const char*, size_t) { return Status::Ok(); }
   // The 2xx transfer ended without a curl error. OK finishes the request; kTransient
   // retries; anything else finishes with it.
-  virtual Status OnSuccessEnd(const Exchange& ex) = 0;
+  virtual Status OnSuccessEnd(const Answer& answer) = 0;
   // Whether the current attempt delivered bytes (resets the attempt count).
   virtual bool MadeProgress() const { return false; }
   // Called at the start of each attempt.
@@ -120,10 +136,10 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   ErrorContext ctx_;
 
  private:
-  BodyUse OnHeaders(const ResponseHead& head) override;
-  bool OnBody(const char* data, size_t n) override;
-  bool WantPause() override;
-  void OnTransferDone(CURL* easy, CURLcode result) override;
+  bool OnHead(const ResponseHead& head) override;
+  BodyAction OnBody(const char* data, size_t n) override;
+  BodyUse UseFor(const ResponseHead& head);
+  void OnExchangeDone(const ExchangeResult& result);
 
   void StartExchange(const std::string& url);
   void Retry(Status why, std::optional<std::chrono::milliseconds> retry_after);
@@ -132,9 +148,10 @@ class Request : public Exchange::Handler, public CurlMulti::Owner {
   void Finish(Status status);
 
   // A proxy answered or failed for the attempt that just ended: its Status, or OK.
-  Status ProxyFailure(CURL* easy, CURLcode result, const Exchange& ex) const;
+  Status ProxyFailure(const ExchangeResult& result, const Answer& answer) const;
 
-  std::unique_ptr<Exchange> exchange_;
+  std::unique_ptr<Transport::Exchange> exchange_;
+  Answer answer_;  // of the current exchange
   ProxyChoice proxy_;  // the current exchange's proxy (url "" = direct)
   boost::asio::steady_timer wait_timer_;
   enum class Kind { kNone, kRedirect, kSuccess, kRetryable, kError } kind_ = Kind::kNone;

@@ -235,12 +235,20 @@ TEST_CASE("MapHttpError: each hub error code gets its advice") {
   s = MapHttpError(ctx, Head(400, {}), "");
   CHECK(s.code() == StatusCode::kPermanent);
   CHECK(RetriesExhausted(ctx, Head(429, {}), 6).code() == StatusCode::kTransient);
-  CHECK(MapCurlError(ctx, CURLE_COULDNT_CONNECT, "h:1", 6).message().find("network unreachable") !=
+  ExchangeResult refused{TransportError::kConnect, 7, "Connection refused"};
+  CHECK(MapTransportError(ctx, refused, "h:1", 6).message().find(
+            "network unreachable: cannot connect to h:1 (Connection refused, 6 attempts)") !=
         std::string::npos);
-  CHECK(MapCurlError(ctx, CURLE_PEER_FAILED_VERIFICATION, "h:1", 1).code() ==
-        StatusCode::kPermanent);
-  CHECK(MapCurlError(ctx, CURLE_PEER_FAILED_VERIFICATION, "h:1", 1).message().find("TLS") !=
+  CHECK(MapTransportError(ctx, refused, "h:1", 6).detail() == 7);
+  CHECK(IsRetryable(refused.error));
+  ExchangeResult tls{TransportError::kTls, 60, "self-signed certificate"};
+  CHECK(MapTransportError(ctx, tls, "h:1", 1).code() == StatusCode::kPermanent);
+  CHECK(MapTransportError(ctx, tls, "h:1", 1).message().find("TLS failure talking to h:1 "
+                                                             "(self-signed certificate)") !=
         std::string::npos);
+  CHECK_FALSE(IsRetryable(tls.error));
+  CHECK_FALSE(IsRetryable(TransportError::kAborted));
+  CHECK(IsRetryable(TransportError::kDropped));
 }
 
 TEST_CASE("ScrubStatus removes the token") {

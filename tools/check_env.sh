@@ -5,7 +5,9 @@
 #  - a raw clock only in base/clock.{h,cc}; random_device only in engine/env_real.cc;
 #  - RealFileSystem() only where it is defined and in engine/env_real.cc;
 #  - no std::filesystem (paths below a root go through storage::Dir, never a symlink);
-#  - the platform's own calls (renameat2, fallocate, OFD locks, ...) only in base/platform_*.cc.
+#  - the platform's own calls (renameat2, fallocate, OFD locks, ...) only in base/platform_*.cc;
+#  - HTTP transfers (libcurl's easy and multi handles) only in net/curl_transport.cc and
+#    net/curl_multi.*: everything else reaches the network through net::Transport.
 # And cli/ and capi/ (the C API) include only the engine's public headers (engine/PUBLIC).
 # Comments are not counted. Usage: tools/check_env.sh (from anywhere); exit 1 on a finding.
 set -euo pipefail
@@ -29,6 +31,7 @@ check "random_device" 'random_device|\brand\(\)|\bsrand\b|getrandom' 'engine/env
 check "RealFileSystem()" 'RealFileSystem\(\)' 'storage/file_system\.(h|cc)|engine/env_real\.cc'
 check "std::filesystem" 'std::filesystem|<filesystem>' 'NONE'
 check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_file_range[[:space:]]*\(|\bsyncfs[[:space:]]*\(|posix_fadvise[[:space:]]*\(|F_OFD_|\baccept4[[:space:]]*\(|\bFICLONE\b|\bflock[[:space:]]*\(|<linux/|<sys/vfs\.h>|fstatfs[[:space:]]*\(' 'base/platform_(linux|posix)\.cc'
+check "a libcurl transfer" 'curl_easy_|curl_multi_|CURLOPT_|CURLINFO_|CURLM' 'net/curl_(transport|multi)\.(h|cc)'
 # cli/ is a client of the engine's public headers only (engine/PUBLIC), never of storage/ or
 # net/ (the dependency direction of DESIGN.md; the build enforces the latter too).
 public=$(grep -vE '^[[:space:]]*(#|$)' engine/PUBLIC | sed 's/^/engine\//')
@@ -47,4 +50,4 @@ if [ "$fail" -ne 0 ]; then
   echo "check_env: reach the world through engine::Env (engine/env.h) or base/platform.h"
   exit 1
 fi
-echo "check_env: ok (getenv, clocks, randomness, the real file system and platform calls are behind the Env)"
+echo "check_env: ok (getenv, clocks, randomness, the real file system, platform calls and HTTP transfers are behind the Env)"

@@ -1,5 +1,5 @@
 // libFuzzer target: the pure functions that read the hub's response headers and URLs
-// (net/errors.h, net/url.h, net/exchange.h). The first byte picks the function:
+// (net/errors.h, net/url.h, net/transport.h). The first byte picks the function:
 //   0  NormalizeEtag(ETag / X-Linked-Etag)   1  LinkNext(Link)
 //   2  ParseUrl(url)                          3  ResolveLocation(base, Location)
 //   4  PercentEncode(s, keep_slash)           5  ResponseHead::Get over fuzzed headers
@@ -15,7 +15,7 @@
 
 #include "fuzz_check.h"
 #include "net/errors.h"
-#include "net/exchange.h"
+#include "net/transport.h"
 #include "net/url.h"
 
 namespace {

@@ -1,0 +1,138 @@
+// Transport: what carries the hub client's HTTP exchanges (issue 14's seam; net/NET.md
+// "The transport"). libcurl is the real one (net/curl_transport.h); an app may plug its own
+// (on iOS a background URLSession) through HubOptions::transport, and engine::Env::transport.
+//
+// A transport moves one exchange at a time per Start(): one GET (or HEAD) of one URL with the
+// given headers, without following redirects, over whatever connections it keeps. Everything
+// that makes modelsync's downloads trustworthy stays above it, in Request and Hub, and so holds
+// for any transport: which redirects to follow and where the token may go, the identity
+// checks before a body byte is used, retries with backoff, resuming a dropped range from the
+// next byte, the rate limit, the stall and size caps of API answers.
+//
+// Contract (a transport that breaks it breaks those guarantees):
+//  - Every ExchangeHandler call and the Done callback run on the Hub's loop thread (the
+//    io_context the factory was given): post to it from any other thread.
+//  - OnHead is called once, with the final (non-1xx) response, before any body byte; false
+//    aborts the exchange without reading the body.
+//  - OnBody gets the body in order, each byte once. kPause: the piece was not taken; stop
+//    delivering and deliver the same bytes again after Exchange::Unpause(). kStop: abort.
+//  - Done is called exactly once, last, unless the Exchange handle was destroyed first (that
+//    stops the exchange at once, with no callback). It may destroy the handle.
+//  - A body that stops arriving for stall_timeout ends the exchange with kTimeout, unless it
+//    is paused; one that ends early (connection reset, short body) with kDropped.
+//
+// Thread safety: Start/Unpause/Shutdown and the handle's destructor are called on the loop
+// thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace modelsync::net {
+
+struct ResponseHead {
+  long status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower case
+  // The last value of a header, or nullopt.
+  std::optional<std::string> Get(std::string_view lower_name) const;
+};
+
+// One exchange as the hub client asks for it.
+struct ExchangeSpec {
+  std::string url;
+  std::string authorization;  // full Authorization header value, or empty
+  std::string range;          // Range header value ("bytes=a-b"), or empty
+  std::string user_agent;
+  bool head = false;          // HEAD instead of GET
+  // Accept: application/json, and any Content-Encoding the transport can decode (API answers
+  // only; a file body is never decoded: its bytes are hashed as stored).
+  bool accept_json = false;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds stall_timeout{20000};  // no body byte for this long: kTimeout
+  std::string ca_file, ca_dir;  // trusted CAs instead of the system store ("" = system)
+  std::string proxy;            // the proxy to go through (net/proxy.h chose it), "" = direct
+  // Wait for a connection being set up to this origin rather than open another: only asked
+  // for an origin that answered over HTTP/2 (ExchangeResult::multiplexed).
+  bool pipewait = false;
+};
+
+enum class BodyAction { kTaken, kPause, kStop };
+
+class ExchangeHandler {
+ public:
+  virtual bool OnHead(const ResponseHead& head) = 0;
+  virtual BodyAction OnBody(const char* data, size_t n) = 0;
+
+ protected:
+  ~ExchangeHandler() = default;
+};
+
+// How an exchange failed below HTTP. The Request decides from it whether to retry and what
+// to tell the user (net/errors.h MapTransportError).
+enum class TransportError {
+  kNone,          // an HTTP answer came whole
+  kResolve,       // the host's name did not resolve
+  kProxyResolve,  // the proxy's name did not resolve
+  kConnect,       // no connection (refused, unreachable; through a proxy: to the proxy)
+  kTimeout,       // connecting took too long, or the body stalled
+  kDropped,       // the connection broke mid-exchange (reset, short body, HTTP/2 stream error,
+                  // a reply that is not HTTP)
+  kTls,           // TLS handshake or certificate failure
+  kBadUrl,        // a URL or scheme the transport cannot use
+  kAborted,       // the handler said stop (OnHead false, kStop)
+  kOther,         // anything else (not retried)
+};
+
+struct ExchangeResult {
+  TransportError error = TransportError::kNone;
+  long code = 0;        // the transport's own code (a CURLcode), kept as the Status detail
+  std::string detail;   // the transport's words for a failure ("self-signed certificate")
+  long proxy_connect_status = 0;  // a proxy's answer to CONNECT (>= 300: refused), 0 = none
+  bool multiplexed = false;       // answered over HTTP/2 or later
+  uint64_t connections_opened = 0;
+};
+
+class Transport {
+ public:
+  class Exchange {
+   public:
+    virtual ~Exchange() = default;  // stops the exchange if it still runs (no Done)
+    // Resumes delivery after OnBody answered kPause (the same bytes come again).
+    virtual void Unpause() = 0;
+  };
+  using Done = std::function<void(const ExchangeResult&)>;
+
+  virtual ~Transport() = default;
+  // Starts an exchange. A transport that cannot start one at all returns an error (the
+  // request fails with it, kPermanent).
+  virtual Result<std::unique_ptr<Exchange>> Start(const ExchangeSpec& spec,
+                                                  ExchangeHandler* handler, Done done) = 0;
+  // Ends every exchange (no Done) and closes every connection while the loop still runs.
+  // Called once, before the loop stops; no Start() after it.
+  virtual void Shutdown() = 0;
+};
+
+// Makes a Hub's transport, once per Hub, on the Hub's thread's io_context. Thread-safe.
+class TransportFactory {
+ public:
+  virtual ~TransportFactory() = default;
+  virtual std::unique_ptr<Transport> Make(boost::asio::io_context& loop, int max_connections) = 0;
+};
+
+// The real one: libcurl's multi interface on the loop (net/curl_transport.h).
+std::shared_ptr<TransportFactory> CurlTransportFactory();
+
+}  // namespace modelsync::net
