@@ -62,6 +62,9 @@ int Unlock(int fd);
 // LockExclusive may see it held for that instant).
 bool IsLockedElsewhere(int fd);
 
+// socket() close-on-exec (SOCK_CLOEXEC; posix: socket + fcntl, and SO_NOSIGPIPE where defined,
+// as for an accepted one). The socket, or -errno.
+int SocketCloexec(int domain, int type);
 // accept() with the new socket close-on-exec (accept4 SOCK_CLOEXEC; posix: accept + fcntl).
 // The socket, or -errno.
 int AcceptCloexec(int listen_fd);

@@ -86,6 +86,11 @@ bool IsLockedElsewhere(int fd) {
   return fl.l_type != F_UNLCK;
 }
 
+int SocketCloexec(int domain, int type) {
+  int s = ::socket(domain, type | SOCK_CLOEXEC, 0);
+  return s >= 0 ? s : -errno;
+}
+
 int AcceptCloexec(int listen_fd) {
   int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
   return c >= 0 ? c : -errno;

@@ -48,6 +48,17 @@ bool IsLockedElsewhere(int fd) {
   return errno == EWOULDBLOCK || errno == EAGAIN;
 }
 
+int SocketCloexec(int domain, int type) {
+  int s = ::socket(domain, type, 0);
+  if (s < 0) return -errno;
+  (void)::fcntl(s, F_SETFD, FD_CLOEXEC);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  (void)::setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  return s;
+}
+
 int AcceptCloexec(int listen_fd) {
   int c;
   do c = ::accept(listen_fd, nullptr, nullptr);

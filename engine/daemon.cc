@@ -105,6 +105,7 @@ struct Daemon::Impl {
   uint64_t bytes_done = 0, bytes_total = 0;
   std::string waiting;  // of current_repo's pass; "" while it moves
   uint64_t passes_served = 0;  // sync-now generation served by the last full pass
+  uint64_t rounds = 0;         // ScheduleRounds()
   json last_pass = json::array();
 };
 
@@ -226,6 +227,11 @@ class DaemonObserver final : public PullObserver {
 };
 
 }  // namespace
+
+uint64_t Daemon::ScheduleRounds() {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->rounds;
+}
 
 Status Daemon::Run() {
   auto& log = options_.log;
@@ -352,6 +358,7 @@ Status Daemon::Run() {
       }
     }
     std::unique_lock<std::mutex> l(im.mu);
+    ++im.rounds;
     if (!due.empty()) im.last_pass = std::move(pass);
     if (full_pass && !stop_.load()) {
       served = want;

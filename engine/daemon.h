@@ -76,6 +76,11 @@ class Daemon {
 
   std::string StatusJson();
 
+  // Rounds of the schedule completed: each looked at env.clock and ran every pass that was
+  // due. Counted after the round acted, so a test that moves a fake clock and waits for two
+  // more rounds knows the schedule has seen the new time, without sleeping.
+  uint64_t ScheduleRounds();
+
   struct Impl;
 
  private:

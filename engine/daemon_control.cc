@@ -144,7 +144,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& 
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->handler = std::move(handler);
-  impl->listen_fd.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  impl->listen_fd.Reset(platform::SocketCloexec(AF_UNIX, SOCK_STREAM));
   if (!impl->listen_fd.valid()) return Status::FromErrno(errno, "create the control socket");
   ::unlink(path.c_str());
   mode_t old = ::umask(077);  // the socket file is created 0600
@@ -171,8 +171,9 @@ ControlServer::~ControlServer() {
 Result<std::string> DaemonRequest(const std::string& root, const std::string& request) {
   std::string path = DaemonSocketPath(root);
   MS_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Status::FromErrno(errno, "create a socket");
+  const int s = platform::SocketCloexec(AF_UNIX, SOCK_STREAM);
+  if (s < 0) return Status::FromErrno(-s, "create a socket");
+  UniqueFd fd(s);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno == ENOENT || errno == ECONNREFUSED)
       return Status::NotFound("no modelsync daemon runs on " + root);

@@ -154,7 +154,7 @@ class Hub::Impl {
 
   Counters counters() const {
     return Counters{loop_.requests.load(), loop_.body_bytes.load(), loop_.retries.load(),
-                    loop_.connections.load()};
+                    loop_.connections.load(), loop_.clock_checks.load()};
   }
 
   const HubOptions& options() const { return options_; }

@@ -132,6 +132,10 @@ class Hub {
     uint64_t body_bytes = 0;   // file bytes handed to sinks
     uint64_t retries = 0;      // attempts beyond the first, over all requests
     uint64_t connections = 0;  // connections opened (the rest of the requests reused one)
+    // Times a request waiting out a backoff on a clock other than the system one (a FakeClock)
+    // looked at it: a test that moves the clock waits for two more looks to know the wait
+    // has seen the new time (and acted on it, or not), instead of sleeping.
+    uint64_t clock_checks = 0;
   };
   Counters counters() const;
 

@@ -372,10 +372,11 @@ void Request::PollFakeClock(Clock::TimePoint deadline) {
     auto a = alive.lock();
     if (ec || !a || !*a || finished_) return;
     if (loop_.clock.Now() >= deadline) {
-      Start();
+      Start();  // sends the request (or finishes it) now; `this` is deleted only later
     } else {
       PollFakeClock(deadline);
     }
+    ++loop_.clock_checks;  // after acting: whoever waits for the count sees the outcome
   });
 }
 

@@ -67,7 +67,7 @@ struct Loop {
   Clock& clock;
   std::string hub_origin;  // UrlParts::Origin() of options.endpoint ("" if unparsable)
   std::mt19937_64 rng{options.seed};  // HubOptions::seed: backoff jitter replays exactly
-  std::atomic<uint64_t> requests{0}, body_bytes{0}, retries{0}, connections{0};
+  std::atomic<uint64_t> requests{0}, body_bytes{0}, retries{0}, connections{0}, clock_checks{0};
   // Called once a request has finished; deletes it later (never from its own stack).
   std::function<void(Request*)> release;
   // Called when a fetch pauses for the rate limiter.

@@ -320,7 +320,7 @@ int FaultFileSystem::Before(FsOp op, const std::string& path) {
   {
     std::unique_lock l(mu_);
     // Frozen: this op never happens (the process is about to lose power and _exit).
-    cv_.wait(l, [this] { return !frozen_; });
+    HoldIfFrozen(l);
     uint64_t kc = ++counts_[static_cast<size_t>(op)];
     index = ++total_;
     for (const Rule& r : rules_) {
@@ -337,7 +337,7 @@ int FaultFileSystem::Before(FsOp op, const std::string& path) {
   if (hook) hook(op, index, path);
   std::unique_lock l(mu_);
   // Frozen by this op's own hook (or another thread's): never perform it.
-  cv_.wait(l, [this] { return !frozen_; });
+  HoldIfFrozen(l);
   ++in_flight_;
   return err;
 }
@@ -358,6 +358,17 @@ void FaultFileSystem::Freeze() {
   std::unique_lock l(mu_);
   frozen_ = true;
   cv_.wait(l, [this] { return in_flight_ == 0; });
+}
+
+void FaultFileSystem::HoldIfFrozen(std::unique_lock<std::mutex>& l) {
+  if (!frozen_) return;
+  ++held_;
+  cv_.wait(l, [this] { return !frozen_; });  // for good: a freeze is never undone
+}
+
+uint64_t FaultFileSystem::held() const {
+  std::lock_guard l(mu_);
+  return held_;
 }
 
 bool FaultFileSystem::frozen() const {

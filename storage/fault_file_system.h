@@ -105,6 +105,9 @@ class FaultFileSystem final : public FileSystem {
   // See 5. at the top. Call at most once, from a hook (never from inside an op); irreversible.
   void Freeze();
   bool frozen() const;
+  // Operations held for good by the freeze (threads parked in one). A test knows a thread
+  // that keeps writing has stopped once this counts it, without watching it for a while.
+  uint64_t held() const;
   // Makes Dir::FreeBytes() report `bytes` (nullopt: the real value), for free-space checks.
   void SetFreeBytes(std::optional<uint64_t> bytes);
   std::optional<uint64_t> FakeFreeBytes() const;
@@ -137,6 +140,8 @@ class FaultFileSystem final : public FileSystem {
   void NoteDirSynced(const std::string& dir);
 
  private:
+  // Parks the calling thread for good when frozen (counted in held_). mu_ is held.
+  void HoldIfFrozen(std::unique_lock<std::mutex>& l);
   struct Track {
     uint64_t synced_size = UINT64_MAX;  // UINT64_MAX: unknown, never truncate
     RangeSet unsynced;
@@ -168,6 +173,7 @@ class FaultFileSystem final : public FileSystem {
   std::vector<Entry> entries_;
   std::condition_variable cv_;
   bool frozen_ = false;
+  uint64_t held_ = 0;
   int in_flight_ = 0;  // ops between Before() and After()
 };
 

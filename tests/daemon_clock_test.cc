@@ -103,7 +103,10 @@ TEST_CASE("daemon backoff on a fake clock: 1s, 2s, 4s, 4s (+-10% seeded jitter),
     CHECK(next <= base * 11 / 10);
     // Not a moment early: just before it is due, nothing happens.
     clock.Advance(milliseconds(next - 1));
-    std::this_thread::sleep_for(milliseconds(250));  // > the daemon's 200 ms re-check
+    // Of the rounds that end after this read, the second began after it, so after the move:
+    // it saw the new time (and acted, or not).
+    const uint64_t rounds = (*d)->ScheduleRounds();
+    REQUIRE(Eventually([&] { return (*d)->ScheduleRounds() >= rounds + 2; }));
     CHECK(RepoStatus(**d).value("failures", 0) == failures);
     // Before the last due pass the hub returns: that pass succeeds.
     if (i + 1 == std::size(expect)) REQUIRE(emu.Start().ok());

@@ -173,9 +173,22 @@ TEST_CASE("503s are retried with backoff; 429 waits Retry-After on the clock") {
     return LogFor(w, "config.json").size();
   };
   REQUIRE(wait_requests(1) == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Waits until the request's backoff has looked at the clock `more` times after `from`
+  // (Counters::clock_checks: counted after each look has acted), instead of sleeping.
+  auto clock_looks = [&](uint64_t from, uint64_t more) {
+    for (int i = 0; i < 10000 && hub.counters().clock_checks < from + more; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return hub.counters().clock_checks >= from + more;
+  };
+  // The 429 was taken in and the wait began (its deadline is 30 s from now on the clock).
+  REQUIRE(clock_looks(hub.counters().clock_checks, 1));
+  const uint64_t sent = hub.counters().requests;
   clock.Advance(std::chrono::milliseconds(29900));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Of the looks that end after this read, the second began after it, so saw 29.9 s (a look
+  // is counted after it acted): it did not send.
+  REQUIRE(clock_looks(hub.counters().clock_checks, 2));
+  CHECK(hub.counters().requests == sent);
   CHECK(LogFor(w, "config.json").size() == 1);  // still waiting: 29.9 s < Retry-After
   CHECK(!sink.done());
   clock.Advance(std::chrono::milliseconds(200));

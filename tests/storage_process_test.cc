@@ -89,13 +89,15 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves whole batches only") {
 TEST_CASE("two processes race for the writer lock: one wins, the other names it") {
   TempDir dir;
   for (int round = 0; round < 3; ++round) {
-    int go[2], res[2];
+    int go[2], res[2], done[2];
     REQUIRE(::pipe(go) == 0);
     REQUIRE(::pipe(res) == 0);
+    REQUIRE(::pipe(done) == 0);
     std::vector<pid_t> kids;
     for (int k = 0; k < 2; ++k) {
       kids.push_back(ForkChild([&] {
         ::close(go[1]);
+        ::close(done[1]);
         char c;
         if (::read(go[0], &c, 1) != 1) return 2;
         auto lock = RootLock::Acquire(dir.path(), false);
@@ -103,7 +105,10 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
             lock.ok() ? "W " + std::to_string(::getpid()) : "L " + lock.status().message();
         line.resize(200, ' ');
         (void)!::write(res[1], line.data(), line.size());
-        if (lock.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        // The winner holds the lock until the parent has both answers (it closes `done`), so
+        // the other's attempt surely met it held.
+        ::close(res[1]);
+        if (lock.ok()) (void)!::read(done[0], &c, 1);
         return lock.ok() ? 0 : 1;
       }));
     }
@@ -116,6 +121,8 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
     while (::read(res[0], buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(buf)))
       lines.emplace_back(buf, sizeof(buf));
     ::close(res[0]);
+    ::close(done[0]);
+    ::close(done[1]);  // the winner lets go
     int rc0 = WaitChild(kids[0]), rc1 = WaitChild(kids[1]);
     CHECK(rc0 + rc1 == 1);  // exactly one winner
     REQUIRE(lines.size() == 2);

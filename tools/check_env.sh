@@ -30,7 +30,7 @@ check "a raw clock" 'steady_clock|system_clock|high_resolution_clock|\bgettimeof
 check "random_device" 'random_device|\brand\(\)|\bsrand\b|getrandom' 'engine/env_real\.cc'
 check "RealFileSystem()" 'RealFileSystem\(\)' 'storage/file_system\.(h|cc)|engine/env_real\.cc'
 check "std::filesystem" 'std::filesystem|<filesystem>' 'NONE'
-check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_file_range[[:space:]]*\(|\bsyncfs[[:space:]]*\(|posix_fadvise[[:space:]]*\(|F_OFD_|\baccept4[[:space:]]*\(|\bFICLONE\b|\bflock[[:space:]]*\(|<linux/|<sys/vfs\.h>|fstatfs[[:space:]]*\(' 'base/platform_(linux|posix)\.cc'
+check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_file_range[[:space:]]*\(|\bsyncfs[[:space:]]*\(|posix_fadvise[[:space:]]*\(|F_OFD_|\baccept4[[:space:]]*\(|SOCK_CLOEXEC|SOCK_NONBLOCK|\bpipe2[[:space:]]*\(|\bdup3[[:space:]]*\(|\bFICLONE\b|\bflock[[:space:]]*\(|<linux/|<sys/vfs\.h>|fstatfs[[:space:]]*\(' 'base/platform_(linux|posix)\.cc'
 check "a libcurl transfer" 'curl_easy_|curl_multi_|CURLOPT_|CURLINFO_|CURLM' 'net/curl_(transport|multi)\.(h|cc)'
 # cli/ is a client of the engine's public headers only (engine/PUBLIC), never of storage/ or
 # net/ (the dependency direction of DESIGN.md; the build enforces the latter too).
