@@ -5,7 +5,6 @@
 #include "engine/daemon.h"
 #include "engine/report_json.h"
 #include "engine/watch.h"
-#include "proto/events.pb.h"
 
 using namespace modelsync::capi;  // NOLINT: the entry points below are global C functions
 using modelsync::Status;
@@ -219,7 +218,7 @@ ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel, ch
       EventBridge bridge(fn, user);
       bool converted = false;
       auto r = engine::PullTracked(env, po, t, &bridge, &converted);
-      json j = {{"repo", t.repo()}, {"ok", r.ok()}};
+      json j = {{"repo", t.repo}, {"ok", r.ok()}};
       if (r.ok()) {
         j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
                   {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched},
@@ -227,7 +226,7 @@ ms_code ms_sync(ms_root* root, ms_event_fn fn, void* user, ms_cancel* cancel, ch
       } else {
         j.update({{"code", std::string(modelsync::StatusCodeName(r.status().code()))},
                   {"message", r.status().message()}});
-        if (first.ok()) first = r.status().With(t.repo());
+        if (first.ok()) first = r.status().With(t.repo);
       }
       results.push_back(std::move(j));
       if (!r.ok() && r.status().IsCancelled()) break;

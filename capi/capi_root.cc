@@ -8,14 +8,12 @@
 #include "engine/catalog.h"
 #include "engine/daemon.h"
 #include "engine/diff.h"
-#include "engine/event_format.h"
 #include "engine/inspect.h"
-#include "engine/journal.h"
+#include "engine/log_read.h"
 #include "engine/recovery.h"
 #include "engine/report_json.h"
 #include "engine/status.h"
 #include "engine/watch.h"
-#include "proto/events.pb.h"
 
 using namespace modelsync::capi;  // NOLINT: the entry points below are global C functions
 using modelsync::Status;
@@ -108,26 +106,24 @@ ms_code ms_log(ms_root* root, uint64_t from_seq, const char* repo, int64_t since
       if (!named.ok()) return Fail(named.status());
       only = named->repo;
     }
-    const uint64_t from = from_seq == 0 ? 1 : from_seq;
-    std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for the repo filter
     bool stopped = false;
     auto emit = [&](const std::string& line) {
       if (fn(line.c_str(), user) != 0) stopped = true;
     };
-    Status s = engine::Journal::ScanLog(
-        root->path, only.empty() ? from : 1,  // a filter learns transfers from the start
-        [&](uint64_t seq, const modelsync::v1::Event& e) {
+    engine::LogQuery query;
+    query.from = from_seq == 0 ? 1 : from_seq;
+    query.repo = only;
+    query.since_ms = since_ms;
+    query.json = true;
+    Status s = engine::ReadLog(
+        root->path, query,
+        [&](uint64_t, const std::string& line) {
           if (stopped) return Status::Cancelled("stopped by the caller");
-          if (!only.empty() && engine::RepoOfEvent(e, &transfers) != only) return Status::Ok();
-          if (seq < from || e.time_ms() < since_ms) return Status::Ok();
-          emit(engine::EventToJson(seq, e).dump(-1, ' ', false,
-                                                nlohmann::ordered_json::error_handler_t::replace));
+          emit(line);
           return Status::Ok();
         },
         [&](uint64_t first, uint64_t last) {
           if (stopped) return Status::Cancelled("stopped by the caller");
-          if (last < from) return Status::Ok();
-          first = std::max(first, from);
           emit(json({{"compacted", {{"first", first}, {"last", last}, {"events", last - first + 1}}}})
                    .dump());
           return Status::Ok();
@@ -284,11 +280,11 @@ ms_code ms_track(ms_root* root, const char* repo, const char* revision, const ch
     std::lock_guard<std::mutex> one_call(*root->calls);
     auto named = Named(root, repo);
     if (!named.ok()) return Fail(named.status());
-    modelsync::v1::RepoTracked t;
-    t.set_repo(named->repo);
-    t.set_ref(revision ? revision : !named->revision.empty() ? named->revision : "main");
-    t.set_model_id(Str(model_id));
-    t.set_every_ms(3600 * 1000);  // the command line's default, 1h
+    engine::Tracking t;
+    t.repo = named->repo;
+    t.ref = revision ? revision : !named->revision.empty() ? named->revision : "main";
+    t.model_id = Str(model_id);
+    t.every_ms = 3600 * 1000;  // the command line's default, 1h
     Status s = engine::Track(EnvOf(root), root->path, t);
     return s.ok() ? MS_OK : Fail(s);
   });

@@ -27,20 +27,20 @@ void RegisterList(CLI::App& app, CliContext& ctx) {
     }
     for (const auto& t : *r) {
       if (flags->json) {
-        nlohmann::json j = {{"repo", t.repo()}, {"ref", t.ref()}, {"model_id", t.model_id()},
-                            {"include", std::vector<std::string>(t.include().begin(), t.include().end())},
-                            {"exclude", std::vector<std::string>(t.exclude().begin(), t.exclude().end())},
-                            {"every_ms", t.every_ms()},
-                            {"every", FormatInterval(std::chrono::milliseconds(t.every_ms()))},
-                            {"endpoint", t.endpoint()}};
+        nlohmann::json j = {{"repo", t.repo}, {"ref", t.ref}, {"model_id", t.model_id},
+                            {"include", t.include},
+                            {"exclude", t.exclude},
+                            {"every_ms", t.every_ms},
+                            {"every", FormatInterval(std::chrono::milliseconds(t.every_ms))},
+                            {"endpoint", t.endpoint}};
         std::printf("%s\n", j.dump().c_str());
       } else {
-        std::string every = t.every_ms()
-                                ? "every " + FormatInterval(std::chrono::milliseconds(t.every_ms()))
+        std::string every = t.every_ms
+                                ? "every " + FormatInterval(std::chrono::milliseconds(t.every_ms))
                                 : "at start and on sync --now only";
-        std::printf("%s@%s  id %s  %s%s\n", t.repo().c_str(), t.ref().c_str(),
-                    t.model_id().c_str(), every.c_str(),
-                    t.include_size() || t.exclude_size() ? "  (filtered)" : "");
+        std::printf("%s@%s  id %s  %s%s\n", t.repo.c_str(), t.ref.c_str(),
+                    t.model_id.c_str(), every.c_str(),
+                    !t.include.empty() || !t.exclude.empty() ? "  (filtered)" : "");
       }
     }
     if (r->empty() && !flags->json && !flags->quiet)

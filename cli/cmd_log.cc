@@ -10,8 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "engine/event_format.h"
-#include "engine/journal.h"
+#include "engine/log_read.h"
 
 namespace modelsync::cli {
 namespace {
@@ -56,9 +55,6 @@ int RunLog(const LogOptions& o) {
     if (!t.ok()) return ReportError(t.status(), o.json);
     since_ms = *t;
   }
-  std::map<uint64_t, std::string> transfers;  // transfer id -> repo, for --repo
-  // With --repo the scan starts at 1 so transfer events can be attributed.
-  uint64_t scan_from = o.repo.empty() ? o.from : 1;
   auto write = [](std::string line) {
     line += '\n';
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size())
@@ -83,22 +79,21 @@ int RunLog(const LogOptions& o) {
     return write(std::move(line));
   };
   auto on_gap = [&](uint64_t first, uint64_t last) {
-    if (last < o.from) return Status::Ok();
-    first = std::max(first, o.from);
     if (gap_events == 0) gap_first = first;
     gap_last = last;
     gap_events += last - first + 1;
     return Status::Ok();
   };
-  Status s = engine::Journal::ScanLog(
-      o.root, scan_from,
-      [&](uint64_t seq, const v1::Event& e) {
-        if (!o.repo.empty() && engine::RepoOfEvent(e, &transfers) != o.repo) return Status::Ok();
-        if (seq < o.from || e.time_ms() < since_ms) return Status::Ok();
+  engine::LogQuery query;
+  query.from = o.from;
+  query.repo = o.repo;
+  query.since_ms = since_ms;
+  query.json = o.json;
+  Status s = engine::ReadLog(
+      o.root, query,
+      [&](uint64_t, const std::string& line) {
         MS_RETURN_IF_ERROR(flush_gap());
-        return write(o.json ? engine::EventToJson(seq, e).dump(
-                                  -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                            : engine::FormatEventText(seq, e));
+        return write(line);
       },
       on_gap);
   if (s.ok()) s = flush_gap();

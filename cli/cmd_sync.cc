@@ -99,14 +99,14 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
     for (const auto& t : *list) {
       engine::PullOptions po = engine::TrackedPullOptions(*root, t);
       po.cancel = interrupts.flag();
-      SyncProgress progress(t.repo(), !flags->json && !flags->quiet && ProgressWanted(),
+      SyncProgress progress(t.repo, !flags->json && !flags->quiet && ProgressWanted(),
                             flags->quiet || flags->json);
       bool converted = false;
       auto r = engine::PullTracked(CliEnv(), po, t, &progress, &converted);
       progress.Finish();
       if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
         if (flags->json)
-          std::printf("%s\n", json({{"event", "interrupted"}, {"repo", t.repo()},
+          std::printf("%s\n", json({{"event", "interrupted"}, {"repo", t.repo},
                                     {"signal", interrupts.SignalName()},
                                     {"exit", interrupts.ExitCode()}})
                                   .dump()
@@ -115,12 +115,12 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
           std::fprintf(stderr,
                        "interrupted (%s) while syncing %s: what was fetched is kept; run the "
                        "same command to resume\n",
-                       interrupts.SignalName().c_str(), t.repo().c_str());
+                       interrupts.SignalName().c_str(), t.repo.c_str());
         ctx.exit_code = interrupts.ExitCode();
         return;
       }
       if (flags->json) {
-        json j = {{"repo", t.repo()}, {"ok", r.ok()}};
+        json j = {{"repo", t.repo}, {"ok", r.ok()}};
         if (r.ok()) {
           j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
                     {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched},
@@ -132,13 +132,13 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
       } else if (r.ok() && r->offline) {
         if (!flags->quiet)
           std::printf("%s: not checked (offline): complete at %s as far as the log knows\n",
-                      t.repo().c_str(), r->commit.substr(0, 12).c_str());
+                      t.repo.c_str(), r->commit.substr(0, 12).c_str());
       } else if (r.ok() && !flags->quiet) {
-        std::printf("%s: %s at %s (fetched %s)%s\n", t.repo().c_str(), r->up_to_date ? "up to date" : "updated",
+        std::printf("%s: %s at %s (fetched %s)%s\n", t.repo.c_str(), r->up_to_date ? "up to date" : "updated",
                     r->commit.substr(0, 12).c_str(), FormatBytes(r->bytes_fetched).c_str(),
                     converted ? "; converted into an MLX model again" : "");
       } else if (!r.ok()) {
-        std::fprintf(stderr, "modelsync sync: %s: %s\n", t.repo().c_str(), r.status().message().c_str());
+        std::fprintf(stderr, "modelsync sync: %s: %s\n", t.repo.c_str(), r.status().message().c_str());
       }
       if (!r.ok() && code == 0) code = ExitCodeFor(r.status());
       if (r.ok() && r->offline && code == 0) code = 7;  // current? unknown offline: not 0

@@ -55,20 +55,20 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
     const bool revision_in_text = o->revision != "main" && cmd->count("--revision") == 0;
     if (auto tracked = engine::ListTracked(CliEnv(), o->root); tracked.ok()) {
       for (const auto& t : *tracked) {
-        if (t.repo() != o->repo) continue;
-        if (cmd->count("--revision") == 0 && !revision_in_text) o->revision = t.ref();
-        if (cmd->count("--id") == 0) o->model_id = t.model_id();
+        if (t.repo != o->repo) continue;
+        if (cmd->count("--revision") == 0 && !revision_in_text) o->revision = t.ref;
+        if (cmd->count("--id") == 0) o->model_id = t.model_id;
         if (cmd->count("--include") == 0 && cmd->count("--exclude") == 0) {
-          o->include.assign(t.include().begin(), t.include().end());
-          o->exclude.assign(t.exclude().begin(), t.exclude().end());
+          o->include = t.include;
+          o->exclude = t.exclude;
         }
-        if (cmd->count("--every") == 0) o->every = FormatInterval(std::chrono::milliseconds(t.every_ms()));
-        if (cmd->count("--endpoint") == 0) o->endpoint = t.endpoint();
-        if (cmd->count("--convert") == 0 && t.convert()) {
+        if (cmd->count("--every") == 0) o->every = FormatInterval(std::chrono::milliseconds(t.every_ms));
+        if (cmd->count("--endpoint") == 0) o->endpoint = t.endpoint;
+        if (cmd->count("--convert") == 0 && t.convert) {
           o->convert = true;
-          if (cmd->count("--file") == 0) o->file = t.convert_file();
-          if (cmd->count("--quantize") == 0) o->quantize = static_cast<int>(t.quantize_bits());
-          if (cmd->count("--id") == 0) o->model_id = t.converted_id();
+          if (cmd->count("--file") == 0) o->file = t.convert_file;
+          if (cmd->count("--quantize") == 0) o->quantize = static_cast<int>(t.quantize_bits);
+          if (cmd->count("--id") == 0) o->model_id = t.converted_id;
         }
       }
     }
@@ -86,21 +86,21 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
           "--convert chooses the files to fetch itself: no --include/--exclude with it"), o->json);
       return;
     }
-    v1::RepoTracked t;
-    t.set_repo(o->repo);
-    t.set_ref(o->revision);
+    engine::Tracking t;
+    t.repo = o->repo;
+    t.ref = o->revision;
     if (o->convert) {
-      t.set_convert(true);
-      t.set_convert_file(o->file);
-      t.set_quantize_bits(static_cast<uint32_t>(o->quantize));
-      t.set_converted_id(o->model_id);
+      t.convert = true;
+      t.convert_file = o->file;
+      t.quantize_bits = static_cast<uint32_t>(o->quantize);
+      t.converted_id = o->model_id;
     } else {
-      t.set_model_id(o->model_id);
+      t.model_id = o->model_id;
     }
-    for (const auto& g : o->include) t.add_include(g);
-    for (const auto& g : o->exclude) t.add_exclude(g);
-    t.set_every_ms(static_cast<uint64_t>(every->count()));
-    t.set_endpoint(o->endpoint);
+    t.include = o->include;
+    t.exclude = o->exclude;
+    t.every_ms = static_cast<uint64_t>(every->count());
+    t.endpoint = o->endpoint;
     Status s = engine::Track(CliEnv(), o->root, t);
     if (!s.ok()) {
       ctx.exit_code = ReportError(s, o->json);
@@ -115,7 +115,7 @@ void RegisterTrack(CLI::App& app, CliContext& ctx) {
       // What was recorded (the model id the engine chose when none was given).
       if (auto list = engine::ListTracked(CliEnv(), o->root); list.ok())
         for (const auto& rec : *list)
-          if (rec.repo() == o->repo && !o->convert) o->model_id = rec.model_id();
+          if (rec.repo == o->repo && !o->convert) o->model_id = rec.model_id;
       EmitJson({{"repo", o->repo},
                 {"ref", o->revision},
                 {"model_id", o->model_id},

@@ -20,10 +20,11 @@
 #include <vector>
 
 #include "base/status.h"
-#include "engine/journal.h"
 #include "engine/pull.h"
 
 namespace modelsync::engine {
+
+class Journal;  // engine/journal.h (internal)
 
 // What a converted model was made from (engine/gguf_convert.h): recorded in its
 // RevisionResolved (derived_from) and its endpoint ("convert:<source>").

@@ -28,7 +28,7 @@ using nlohmann::json;
 using TimePoint = Clock::TimePoint;
 
 struct Entry {
-  v1::RepoTracked t;
+  Tracking t;
   TimePoint next;
   int failures = 0;
   std::string last_error;
@@ -56,33 +56,33 @@ static bool StillTracked(const std::string& root, const std::string& repo) {
   return it != (*j)->state().repos.end() && it->second.tracked;
 }
 
-PullOptions TrackedPullOptions(const std::string& root, const v1::RepoTracked& t) {
+PullOptions TrackedPullOptions(const std::string& root, const Tracking& t) {
   PullOptions o;
   o.root = root;
-  o.repo = t.repo();
-  o.revision = t.ref().empty() ? "main" : t.ref();
-  o.model_id = t.model_id();
-  o.include.assign(t.include().begin(), t.include().end());
-  o.exclude.assign(t.exclude().begin(), t.exclude().end());
-  o.endpoint = t.endpoint();
+  o.repo = t.repo;
+  o.revision = t.ref.empty() ? "main" : t.ref;
+  o.model_id = t.model_id;
+  o.include = t.include;
+  o.exclude = t.exclude;
+  o.endpoint = t.endpoint;
   return o;
 }
 
-Result<PullSummary> PullTracked(const Env& env, PullOptions po, const v1::RepoTracked& t,
+Result<PullSummary> PullTracked(const Env& env, PullOptions po, const Tracking& t,
                                 PullObserver* observer, bool* converted) {
   if (converted) *converted = false;
-  if (!t.convert()) return Pull(env, po, observer);
+  if (!t.convert) return Pull(env, po, observer);
   MS_ASSIGN_OR_RETURN(ConvertSource src, PickConvertSource(env, po.root, po.repo, po.revision, po.endpoint,
-                                                           t.convert_file()));
+                                                           t.convert_file));
   po.include = src.include;
   po.exclude.clear();
   po.any_format = true;
   po.model_id.clear();
   MS_ASSIGN_OR_RETURN(PullSummary pulled, Pull(env, po, observer));
   ConvertModelOptions co = ConvertPulledOptions(po.root, pulled.repo, pulled.commit, pulled.model_dir,
-                                                src.torch ? "" : src.file, t.converted_id(),
+                                                src.torch ? "" : src.file, t.converted_id,
                                                 po.endpoint.empty() ? env.config.endpoint : po.endpoint,
-                                                static_cast<int>(t.quantize_bits()));
+                                                static_cast<int>(t.quantize_bits));
   co.cancel = po.cancel;
   MS_ASSIGN_OR_RETURN(ConvertModelResult c, ConvertModel(env, co));
   if (!c.up_to_date) {
@@ -168,8 +168,8 @@ std::string Daemon::StatusJson() {
   json repos = json::array();
   auto now = impl_->env.clock->Now();
   for (const auto& [name, e] : impl_->entries) {
-    json r = {{"repo", name}, {"ref", e.t.ref()}, {"model_id", e.t.model_id()},
-              {"every_ms", e.t.every_ms()}, {"failures", e.failures},
+    json r = {{"repo", name}, {"ref", e.t.ref}, {"model_id", e.t.model_id},
+              {"every_ms", e.t.every_ms}, {"failures", e.failures},
               {"state", e.failures ? "failing" : (e.last_ok_ms ? "current" : "pending")},
               {"next_in_ms", nullptr}};
     // A repo with no next check (--every 0 after a success) has none: null, never a huge number.
@@ -251,14 +251,14 @@ Status Daemon::Run() {
     std::map<std::string, Entry> next;
     for (auto& t : *list) {
       Entry e;
-      if (auto it = im.entries.find(t.repo()); it != im.entries.end()) {
+      if (auto it = im.entries.find(t.repo); it != im.entries.end()) {
         e = it->second;
-        if (e.t.SerializeAsString() != t.SerializeAsString()) e.next = im.env.clock->Now();
+        if (!(e.t == t)) e.next = im.env.clock->Now();
       } else {
         e.next = im.env.clock->Now();
       }
       e.t = t;
-      next[t.repo()] = std::move(e);
+      next[t.repo] = std::move(e);
     }
     im.entries = std::move(next);
     log(6, "watching " + std::to_string(im.entries.size()) + " repo(s) in " + options_.root);
@@ -313,7 +313,7 @@ Status Daemon::Run() {
         im.current_repo.clear();
         continue;
       }
-      milliseconds every(e.t.every_ms());
+      milliseconds every(e.t.every_ms);
       json pr = {{"repo", name}};
       if (r.ok()) {
         if (e.failures)

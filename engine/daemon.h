@@ -29,7 +29,7 @@
 
 #include "base/status.h"
 #include "engine/pull.h"
-#include "proto/events.pb.h"
+#include "engine/watch.h"
 
 namespace modelsync::engine {
 
@@ -44,14 +44,14 @@ struct DaemonOptions {
 };
 
 // The Pull options a tracked repo syncs with.
-PullOptions TrackedPullOptions(const std::string& root, const modelsync::v1::RepoTracked& t);
+PullOptions TrackedPullOptions(const std::string& root, const Tracking& t);
 
 // One tracked repo brought up to date, as the daemon and `sync` do: Pull(po); for a repo
 // tracked with convert, its files are chosen first (PickConvertSource: po.include) and the
 // pulled source is converted after (ConvertModel with skip_if_converted: nothing is done
 // when the converted model was made from this commit already). up_to_date is false when
 // either changed something; *converted (may be null) is set when a conversion ran.
-Result<PullSummary> PullTracked(const Env& env, PullOptions po, const modelsync::v1::RepoTracked& t,
+Result<PullSummary> PullTracked(const Env& env, PullOptions po, const Tracking& t,
                                 PullObserver* observer, bool* converted = nullptr);
 
 // Removes URL query strings and hf_ tokens from a message meant for a log.

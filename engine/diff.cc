@@ -1,4 +1,4 @@
-#include "engine/diff.h"
+#include "engine/diff_revisions.h"
 
 #include <algorithm>
 #include <map>

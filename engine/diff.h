@@ -1,9 +1,10 @@
 // Revision diff: what moving a repo from one revision to another changes on this device.
 //
-// DiffRevisions() is a PURE function (no I/O): given the file lists of two revisions (already
-// filtered by include/exclude) and the folded State, it classifies every path and counts the
-// bytes the switch must download (content not yet in the blob store, each content id once)
-// and the bytes gc could free afterwards (blobs only the old revision used).
+// DiffRevisions() (engine/diff_revisions.h, internal) is a PURE function (no I/O): given the
+// file lists of two revisions (already filtered by include/exclude) and the folded State, it
+// classifies every path and counts the bytes the switch must download (content not yet in the
+// blob store, each content id once) and the bytes gc could free afterwards (blobs only the old
+// revision used).
 //
 // Classification (every path of `from` and `to` appears exactly once):
 //  - unchanged: same path, same content id;
@@ -26,8 +27,6 @@
 
 #include "base/status.h"
 #include "engine/env.h"
-#include "engine/state.h"
-#include "proto/events.pb.h"
 
 namespace modelsync::engine {
 
@@ -56,16 +55,6 @@ struct RevisionDiff {
 
   bool Identical() const { return added + modified + removed + renamed == 0; }
 };
-
-// Pure. from/to: filtered manifests (paths unique). state: for blobs and for other repos'
-// materialized content (what stays in use). repo: the repo whose revisions these are.
-RevisionDiff DiffRevisions(const std::vector<modelsync::v1::FileEntry>& from,
-                           const std::vector<modelsync::v1::FileEntry>& to, const State& state,
-                           const std::string& repo);
-
-// The active revision's manifest filtered by the include/exclude it was pulled with (empty
-// when nothing is active or the manifest is not in the log).
-std::vector<modelsync::v1::FileEntry> ActiveFiles(const RepoState& rs);
 
 struct DiffOptions {
   std::string root;

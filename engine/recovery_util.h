@@ -54,4 +54,11 @@ Result<RefetchResult> Refetch(const Env& env, const std::string& root, const Rep
                               const std::string& endpoint,
                               const std::atomic<bool>* cancel = nullptr);
 
+// `revision` when it is not a short commit; otherwise the one commit of `repo` the log knows
+// that starts with it ("" when the log knows none: ask the hub). kInvalidArgument when several
+// commits of the repo start with it, listing them.
+// (Defined in repo_ref.cc.)
+Result<std::string> ExpandShortCommit(const State& state, const std::string& repo,
+                                      const std::string& revision);
+
 }  // namespace modelsync::engine

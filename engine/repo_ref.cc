@@ -1,5 +1,7 @@
 #include "engine/repo_ref.h"
 
+#include "engine/recovery_util.h"
+
 #include <vector>
 
 #include "base/strings.h"

@@ -12,7 +12,6 @@
 
 #include "base/status.h"
 #include "engine/env.h"
-#include "engine/state.h"
 
 namespace modelsync::engine {
 
@@ -42,11 +41,5 @@ struct NamedRepo {
 // kInvalidArgument naming the three things it could have been when it is none of them.
 Result<NamedRepo> ResolveRepoArgument(const Env& env, const std::string& root,
                                       std::string_view text);
-
-// `revision` when it is not a short commit; otherwise the one commit of `repo` the log knows
-// that starts with it ("" when the log knows none: ask the hub). kInvalidArgument when several
-// commits of the repo start with it, listing them.
-Result<std::string> ExpandShortCommit(const State& state, const std::string& repo,
-                                      const std::string& revision);
 
 }  // namespace modelsync::engine

@@ -9,21 +9,37 @@
 // not tracked), the Journal's errors (kLocked, kCorruption, kVersion, kIOError).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "engine/env.h"
-#include "proto/events.pb.h"
 
 namespace modelsync::engine {
 
+// One tracked repo, as `track` records it (the RepoTracked event, proto/events.proto).
+struct Tracking {
+  std::string repo;      // "org/name" (required)
+  std::string ref;       // branch, tag or 40-hex commit; "" = main
+  std::string model_id;  // marker name; "" = the id the repo owns, else its name part
+  std::vector<std::string> include, exclude;  // fnmatch globs
+  uint64_t every_ms = 0;  // the daemon's interval; 0 = not scheduled
+  std::string endpoint;   // hub base URL; "" = the Env's
+  // track --convert: each sync converts the repo's GGUF (convert_file, or its only one) or
+  // PyTorch weights into an MLX model, again only when the source's commit changed.
+  bool convert = false;
+  std::string convert_file;
+  uint32_t quantize_bits = 0;  // 0 = as the source is
+  std::string converted_id;    // the converted model's marker; "" = its repo's name
+  bool operator==(const Tracking&) const = default;
+};
+
 // t.repo is required; an empty ref means "main", an empty model_id the repo's name part.
 // Replaces an earlier tracking of the same repo.
-Status Track(const Env& env, const std::string& root, modelsync::v1::RepoTracked t);
+Status Track(const Env& env, const std::string& root, Tracking t);
 Status Untrack(const Env& env, const std::string& root, const std::string& repo);
 // Tracked repos in repo order (ref and model_id filled in).
-Result<std::vector<modelsync::v1::RepoTracked>> ListTracked(const Env& env,
-                                                            const std::string& root);
+Result<std::vector<Tracking>> ListTracked(const Env& env, const std::string& root);
 
 }  // namespace modelsync::engine

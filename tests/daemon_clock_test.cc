@@ -62,10 +62,10 @@ TEST_CASE("daemon backoff on a fake clock: 1s, 2s, 4s, 4s (+-10% seeded jitter),
   REQUIRE(emu.Start().ok());
   TempDir root;
   const std::string repo = fixtures::kVersionsRepo;
-  v1::RepoTracked t;
-  t.set_repo(repo);
-  t.set_every_ms(1000);
-  t.set_endpoint(emu.hub_url());
+  engine::Tracking t;
+  t.repo = repo;
+  t.every_ms = 1000;
+  t.endpoint = emu.hub_url();
   REQUIRE(engine::Track(engine::RealEnv(), root.path(), t).ok());
   emu.Stop();  // the hub is down: every pass fails at once (connection refused)
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "engine/diff.h"
+#include "engine/diff_revisions.h"
 #include "engine/planner.h"
 
 using namespace modelsync;

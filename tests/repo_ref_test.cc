@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "engine/repo_ref.h"
+#include "engine/recovery_util.h"
 
 using modelsync::engine::ExpandShortCommit;
 using modelsync::engine::LooksLikeShortCommit;

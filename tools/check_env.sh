@@ -32,12 +32,13 @@ check "RealFileSystem()" 'RealFileSystem\(\)' 'storage/file_system\.(h|cc)|engin
 check "std::filesystem" 'std::filesystem|<filesystem>' 'NONE'
 check "a platform call" 'renameat2[[:space:]]*\(|fallocate[[:space:]]*\(|sync_file_range[[:space:]]*\(|\bsyncfs[[:space:]]*\(|posix_fadvise[[:space:]]*\(|F_OFD_|\baccept4[[:space:]]*\(|SOCK_CLOEXEC|SOCK_NONBLOCK|\bpipe2[[:space:]]*\(|\bdup3[[:space:]]*\(|\bFICLONE\b|\bflock[[:space:]]*\(|<linux/|<sys/vfs\.h>|fstatfs[[:space:]]*\(' 'base/platform_(linux|posix)\.cc'
 check "a libcurl transfer" 'curl_easy_|curl_multi_|CURLOPT_|CURLINFO_|CURLM' 'net/curl_(transport|multi)\.(h|cc)'
-# cli/ is a client of the engine's public headers only (engine/PUBLIC), never of storage/ or
-# net/ (the dependency direction of DESIGN.md; the build enforces the latter too).
+# cli/ is a client of the engine's public headers only (engine/PUBLIC), never of storage/,
+# net/ or the log's protobuf types in proto/ (the dependency direction of DESIGN.md; the build
+# enforces the first two too).
 public=$(grep -vE '^[[:space:]]*(#|$)' engine/PUBLIC | sed 's/^/engine\//')
 public_files=$(echo "$public" | tr '\n' ' ')
 # shellcheck disable=SC2086
-bad=$(grep -hoE '#include "(engine|storage|net)/[^"]+"' cli/*.cc cli/*.h capi/*.cc capi/*.h $public_files | sed 's/#include "//; s/"$//' |
+bad=$(grep -hoE '#include "(engine|storage|net|proto)/[^"]+"' cli/*.cc cli/*.h capi/*.cc capi/*.h $public_files | sed 's/#include "//; s/"$//' |
       sort -u | while read -r h; do
         case "$h" in engine/*) echo "$public" | grep -qx "$h" || echo "$h" ;; *) echo "$h" ;; esac
       done)
