@@ -48,9 +48,9 @@ bool IsLockedElsewhere(int fd) {
   return errno == EWOULDBLOCK || errno == EAGAIN;
 }
 
-int SocketCloexec(int domain, int type) {
-  int s = ::socket(domain, type, 0);
-  if (s < 0) return -errno;
+namespace {
+// A new socket: close-on-exec, and no SIGPIPE where the option exists (Darwin).
+int PrepareSocket(int s) {
   (void)::fcntl(s, F_SETFD, FD_CLOEXEC);
 #ifdef SO_NOSIGPIPE
   int one = 1;
@@ -58,25 +58,25 @@ int SocketCloexec(int domain, int type) {
 #endif
   return s;
 }
+}  // namespace
+
+int SocketCloexec(int domain, int type) {
+  int s = ::socket(domain, type, 0);
+  return s < 0 ? -errno : PrepareSocket(s);
+}
 
 int AcceptCloexec(int listen_fd) {
   int c;
   do c = ::accept(listen_fd, nullptr, nullptr);
   while (c < 0 && errno == EINTR);
-  if (c < 0) return -errno;
-  (void)::fcntl(c, F_SETFD, FD_CLOEXEC);
-#ifdef SO_NOSIGPIPE
-  int one = 1;
-  (void)::setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-#endif
-  return c;
+  return c < 0 ? -errno : PrepareSocket(c);
 }
 
 ssize_t SendNoSignal(int fd, const void* data, size_t n) {
 #ifdef MSG_NOSIGNAL
   ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
 #else
-  ssize_t w = ::send(fd, data, n, 0);  // SO_NOSIGPIPE set at accept (Darwin)
+  ssize_t w = ::send(fd, data, n, 0);  // SO_NOSIGPIPE set on the socket (Darwin)
 #endif
   return w >= 0 ? w : -errno;
 }
