@@ -18,6 +18,8 @@
 //    delivering and deliver the same bytes again after Exchange::Unpause(). kStop: abort.
 //  - Done is called exactly once, last, unless the Exchange handle was destroyed first (that
 //    stops the exchange at once, with no callback). It may destroy the handle.
+//  - Start() never calls the handler or Done itself (it returns first: post them). Unpause()
+//    may deliver, and even end the exchange, before it returns.
 //  - A body that stops arriving for stall_timeout ends the exchange with kTimeout, unless it
 //    is paused; one that ends early (connection reset, short body) with kDropped.
 //

@@ -9,15 +9,23 @@
 # Usage: tools/test.sh [--fast]   (--fast: the check and the normal build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install-deps.sh
-bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
-bash tools/check_env.sh
+# Each step says how long it took (stderr), so a slow CI run shows where the time went.
+step() {
+  local what=$1 start=$SECONDS
+  shift
+  "$@"
+  echo "test.sh: $what took $((SECONDS - start)) s" >&2
+}
+step "install-deps" bash tools/install-deps.sh
+step "setup-venv" bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
+step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-bash tools/build.sh
-(cd build && ctest --output-on-failure -j "$jobs")
+step "the normal build" bash tools/build.sh
+step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $jobs"
 if [ "${1:-}" != "--fast" ]; then
-  bash tools/build.sh --sanitize
-  (cd build-san && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -j "$jobs")
-  bash tools/fuzz/run.sh 20
+  step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
+  step "the suite (ASan/UBSan, posix)" bash -c "cd build-san && ASAN_OPTIONS=detect_leaks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $jobs"
+  step "fuzzing" bash tools/fuzz/run.sh 20
 fi
+echo "test.sh: all passed in $SECONDS s" >&2
