@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <list>
 #include <thread>
@@ -53,15 +54,39 @@ Status SendAll(int fd, const std::string& s) {
   return Status::Ok();
 }
 
-Result<sockaddr_un> Address(const std::string& path) {
+// sockaddr_un holds ~107 bytes of path (104 on Darwin); a root can be deeper than that.
+// Calls fn with the address of `path`: the path itself when it fits, else the same socket
+// reached through a symlink to its directory in a fresh private directory under /tmp (mode
+// 0700, so nobody else can swap the link), removed again when fn returns. bind() and
+// connect() follow the link, so the socket file itself stays where it belongs.
+Status WithAddress(const std::string& path, const std::function<Status(const sockaddr_un&)>& fn) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path)
-    return Status::InvalidArgument("control socket path " + path + " is longer than " +
-                                   std::to_string(sizeof a.sun_path - 1) +
-                                   " bytes: use a shorter --root");
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
+  if (path.size() < sizeof a.sun_path) {
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return fn(a);
+  }
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos)
+    return Status::InvalidArgument("control socket path " + path + " is too long");
+  char tmpl[] = "/tmp/modelsync-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr)
+    return Status::FromErrno(errno, "control socket path " + path + " is longer than " +
+                                        std::to_string(sizeof a.sun_path - 1) +
+                                        " bytes, and a short link to it in /tmp cannot be made");
+  const std::string dir = tmpl, link = dir + "/d";
+  const std::string dir_of = slash == 0 ? "/" : path.substr(0, slash);
+  const std::string short_path = link + path.substr(slash);
+  Status s = Status::Ok();
+  if (::symlink(dir_of.c_str(), link.c_str()) != 0) {
+    s = Status::FromErrno(errno, "link " + link + " to " + dir_of);
+  } else {
+    std::memcpy(a.sun_path, short_path.c_str(), short_path.size() + 1);
+    s = fn(a);
+    ::unlink(link.c_str());
+  }
+  ::rmdir(dir.c_str());
+  return s;
 }
 
 }  // namespace
@@ -140,18 +165,20 @@ struct ControlServer::Impl {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& path,
                                                              Handler handler) {
-  MS_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->handler = std::move(handler);
-  impl->listen_fd.Reset(platform::SocketCloexec(AF_UNIX, SOCK_STREAM));
-  if (!impl->listen_fd.valid()) return Status::FromErrno(errno, "create the control socket");
+  const int sock = platform::SocketCloexec(AF_UNIX, SOCK_STREAM);
+  if (sock < 0) return Status::FromErrno(-sock, "create the control socket");
+  impl->listen_fd.Reset(sock);
   ::unlink(path.c_str());
-  mode_t old = ::umask(077);  // the socket file is created 0600
-  int rc = ::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  int err = errno;
-  ::umask(old);
-  if (rc != 0) return Status::FromErrno(err, "bind the control socket " + path);
+  MS_RETURN_IF_ERROR(WithAddress(path, [&](const sockaddr_un& addr) {
+    mode_t old = ::umask(077);  // the socket file is created 0600
+    int rc = ::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    int err = errno;
+    ::umask(old);
+    return rc == 0 ? Status::Ok() : Status::FromErrno(err, "bind the control socket " + path);
+  }));
   if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod " + path);
   if (::listen(impl->listen_fd.get(), 16) != 0)
     return Status::FromErrno(errno, "listen on " + path);
@@ -170,15 +197,16 @@ ControlServer::~ControlServer() {
 
 Result<std::string> DaemonRequest(const std::string& root, const std::string& request) {
   std::string path = DaemonSocketPath(root);
-  MS_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
   const int s = platform::SocketCloexec(AF_UNIX, SOCK_STREAM);
   if (s < 0) return Status::FromErrno(-s, "create a socket");
   UniqueFd fd(s);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+  MS_RETURN_IF_ERROR(WithAddress(path, [&](const sockaddr_un& addr) {
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+      return Status::Ok();
     if (errno == ENOENT || errno == ECONNREFUSED)
       return Status::NotFound("no modelsync daemon runs on " + root);
     return Status::FromErrno(errno, "connect to " + path);
-  }
+  }));
   MS_RETURN_IF_ERROR(SendAll(fd.get(), request + "\n"));
   // sync-now waits for a whole pass: no practical limit.
   return ReadLine(fd.get(), request == "sync-now" ? 24 * 3600 * 1000 : 10000);

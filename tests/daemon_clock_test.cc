@@ -5,12 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "engine/daemon.h"
+#include "engine/daemon_control.h"
 #include "engine/env.h"
 #include "engine/watch.h"
 #include "fixtures/fixtures.h"
@@ -131,4 +133,28 @@ TEST_CASE("daemon backoff on a fake clock: 1s, 2s, 4s, 4s (+-10% seeded jitter),
   // The same seed gives the same schedule (a failing run replays exactly).
   Random a(42), b(42);
   CHECK(a.Uniform(0.9, 1.1) == b.Uniform(0.9, 1.1));
+}
+
+// A root deeper than a Unix socket address holds (~107 bytes): the daemon listens and its
+// clients reach it all the same (a private short link in /tmp during bind and connect), and
+// the socket file is where it belongs. Before, both failed with "use a shorter --root", and
+// `modelsync status` under such a root could not ask the daemon.
+TEST_CASE("a root path longer than a socket address: the daemon listens, clients reach it") {
+  TempDir base;
+  std::string root = base.path();
+  while (root.size() < 140) root += "/a-rather-long-directory-name";
+  std::filesystem::create_directories(root);
+  REQUIRE(engine::DaemonSocketPath(root).size() > 108);
+  engine::DaemonOptions o;
+  o.root = root;
+  o.log = [](int, const std::string&) {};
+  auto d = engine::Daemon::Start(engine::RealEnv(), o);
+  REQUIRE(d.ok());
+  CHECK(std::filesystem::is_socket(engine::DaemonSocketPath(root)));
+  Running runner(**d);
+  auto reply = engine::DaemonRequest(root, "status");
+  INFO(reply.status().ToString());
+  REQUIRE(reply.ok());
+  CHECK(json::parse(*reply, nullptr, false).is_object());
+  runner.Stop();
 }
