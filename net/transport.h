@@ -7,7 +7,8 @@
 // that makes modelsync's downloads trustworthy stays above it, in Request and Hub, and so holds
 // for any transport: which redirects to follow and where the token may go, the identity
 // checks before a body byte is used, retries with backoff, resuming a dropped range from the
-// next byte, the rate limit, the stall and size caps of API answers.
+// next byte, the rate limit, the size cap of API answers. (Connect timeouts and stall
+// detection are the transport's own: see the contract.)
 //
 // Contract (a transport that breaks it breaks those guarantees):
 //  - Every ExchangeHandler call and the Done callback run on the Hub's loop thread (the
