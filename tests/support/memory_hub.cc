@@ -4,6 +4,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -207,7 +209,7 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
     std::string bytes = ReadAll(dir_ + "/" + repo + "/objects/" + object);
     uint64_t a = 0, b = size == 0 ? 0 : size - 1;
     if (!spec.range.empty() &&
-        std::sscanf(spec.range.c_str(), "bytes=%lu-%lu", &a, &b) == 2 && a <= b && b < size) {
+        std::sscanf(spec.range.c_str(), "bytes=%" SCNu64 "-%" SCNu64, &a, &b) == 2 && a <= b && b < size) {
       r.head.status = 206;
       r.head.headers = {{"content-range", "bytes " + std::to_string(a) + "-" +
                                               std::to_string(b) + "/" + std::to_string(size)}};
