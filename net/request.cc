@@ -38,7 +38,11 @@ Request::~Request() {
 
 bool Request::IsHubOrigin(const std::string& url) const {
   auto p = ParseUrl(url);
-  return p.ok() && !loop_.hub_origin.empty() && p->Origin() == loop_.hub_origin;
+  return p.ok() && IsHubOrigin(*p);
+}
+
+bool Request::IsHubOrigin(const UrlParts& parts) const {
+  return !loop_.hub_origin.empty() && parts.Origin() == loop_.hub_origin;
 }
 
 void Request::Start() {
@@ -57,8 +61,7 @@ void Request::StartExchange(const std::string& url) {
   ExchangeSpec o;
   o.url = url;
   auto parts = ParseUrl(url);
-  const bool hub_origin =
-      parts.ok() && !loop_.hub_origin.empty() && parts->Origin() == loop_.hub_origin;
+  const bool hub_origin = parts.ok() && IsHubOrigin(*parts);
   o.pipewait = parts.ok() && loop_.multiplexing.count(parts->Origin()) > 0;
   from_hub_ = hub_answer_ && hub_origin;
   if (hub_origin && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
@@ -88,7 +91,6 @@ void Request::StartExchange(const std::string& url) {
 
 bool Request::OnHead(const ResponseHead& head) {
   answer_.head = head;
-  answer_.head_done = true;
   answer_.use = UseFor(answer_.head);
   return answer_.use != BodyUse::kAbort;
 }

@@ -48,7 +48,6 @@ enum class BodyUse { kDeliver, kCollect, kCollectError, kDiscard, kAbort };
 struct Answer {
   std::string url;
   ResponseHead head;
-  bool head_done = false;
   BodyUse use = BodyUse::kDiscard;
   std::string collected;  // kCollect / kCollectError bodies
   bool collect_overflow = false;
@@ -95,6 +94,7 @@ class Request : public ExchangeHandler {
 
   void Start();
   bool IsHubOrigin(const std::string& url) const;
+  bool IsHubOrigin(const UrlParts& parts) const;
   void Cancel();   // finishes with kCancelled unless already finished
   void Unpause();  // after a rate-limiter pause
   bool finished() const { return finished_; }
