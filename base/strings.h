@@ -1,7 +1,9 @@
 // Small string helpers every layer shares.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <utility>
 
 namespace modelsync {
 
@@ -11,6 +13,25 @@ inline std::string_view TrimSpace(std::string_view s) {
   size_t b = s.find_first_not_of(kSpace);
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+}
+
+// s with A-Z made a-z and every other byte kept (not the C locale's tolower: header names,
+// hosts and hex digits are ASCII whatever the process's locale).
+inline std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+inline bool StartsWith(std::string_view s, std::string_view prefix) { return s.starts_with(prefix); }
+inline bool EndsWith(std::string_view s, std::string_view suffix) { return s.ends_with(suffix); }
+
+// A '/'-separated path split at its last slash: {"a/b", "c"} for "a/b/c", {"", "c"} for "c".
+inline std::pair<std::string, std::string> SplitLeaf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
 }  // namespace modelsync

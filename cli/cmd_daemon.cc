@@ -13,7 +13,7 @@ namespace {
 
 engine::Daemon* g_daemon = nullptr;
 
-extern "C" void OnSignal(int sig) {
+extern "C" void OnDaemonSignal(int sig) {
   if (!g_daemon) return;
   if (sig == SIGHUP) g_daemon->Reload();
   else g_daemon->Stop();
@@ -21,7 +21,7 @@ extern "C" void OnSignal(int sig) {
 
 void InstallSignals() {
   struct sigaction sa {};
-  sa.sa_handler = OnSignal;
+  sa.sa_handler = OnDaemonSignal;
   sigemptyset(&sa.sa_mask);
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaction(s, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);

@@ -18,8 +18,6 @@
 namespace modelsync::cli {
 namespace {
 
-using nlohmann::json;
-
 // Renders pull progress as a terminal bar, JSON lines, or nothing.
 class PullPrinter final : public engine::PullObserver {
  public:
@@ -83,7 +81,7 @@ class PullPrinter final : public engine::PullObserver {
     std::lock_guard<std::mutex> lock(mu_);
     bar_.Finish();
     if (json_) {
-      json done = engine::PullDoneJson(s);
+      nlohmann::json done = engine::PullDoneJson(s);
       for (const auto& [path, where] : s.kept)
         Emit({{"event", "kept"}, {"path", path}, {"kept_as", where}});
       Emit(done);
@@ -149,7 +147,7 @@ class PullPrinter final : public engine::PullObserver {
   }
 
  private:
-  static void Emit(const json& j) { EmitJson(j); }
+  static void Emit(const nlohmann::json& j) { EmitJson(j); }
   // Local wall-clock time `d` from now, "20:41:03".
   static std::string ClockTimeAfter(std::chrono::milliseconds d) {
     std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + d);

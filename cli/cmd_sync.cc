@@ -15,10 +15,8 @@
 namespace modelsync::cli {
 namespace {
 
-using nlohmann::json;
-
 int SyncThroughDaemon(const std::string& reply, const OutputFlags& flags) {
-  json j = json::parse(reply, nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(reply, nullptr, false);
   if (j.is_discarded() || !j.contains("last_pass")) {
     std::fprintf(stderr, "modelsync sync: the daemon answered something unexpected: %s\n", reply.c_str());
     return 1;
@@ -28,7 +26,7 @@ int SyncThroughDaemon(const std::string& reply, const OutputFlags& flags) {
     bool ok = r.value("ok", false);
     if (!ok) code = 7;
     if (flags.json) {
-      json out = r;
+      nlohmann::json out = r;
       out["via"] = "daemon";
       std::printf("%s\n", out.dump().c_str());
     } else if (!flags.quiet || !ok) {
@@ -106,7 +104,7 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
       progress.Finish();
       if (!r.ok() && r.status().IsCancelled() && interrupts.signal() != 0) {
         if (flags->json)
-          std::printf("%s\n", json({{"event", "interrupted"}, {"repo", t.repo},
+          std::printf("%s\n", nlohmann::json({{"event", "interrupted"}, {"repo", t.repo},
                                     {"signal", interrupts.SignalName()},
                                     {"exit", interrupts.ExitCode()}})
                                   .dump()
@@ -120,7 +118,7 @@ void RegisterSync(CLI::App& app, CliContext& ctx) {
         return;
       }
       if (flags->json) {
-        json j = {{"repo", t.repo}, {"ok", r.ok()}};
+        nlohmann::json j = {{"repo", t.repo}, {"ok", r.ok()}};
         if (r.ok()) {
           j.update({{"commit", r->commit}, {"up_to_date", r->up_to_date && !r->offline},
                     {"checked", !r->offline}, {"bytes_fetched", r->bytes_fetched},

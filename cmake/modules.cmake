@@ -35,6 +35,11 @@ function(modelsync_module name)
   modelsync_flags(modelsync_${name})
 endfunction()
 
+# Options for the test executables' own sources only (the code under test, the emulator and
+# the test support libraries keep the build's): tools/build.sh passes -O0 for the normal
+# build, where doctest's assertion macros made the tests ~45 % of its compile time at -O2.
+set(MODELSYNC_TEST_OPTIONS "" CACHE STRING "compile options for the doctest executables")
+
 # modelsync_test(<name> SOURCES ... DEPS ... [LABELS ...])
 # A doctest executable registered with ctest.
 function(modelsync_test name)
@@ -42,6 +47,9 @@ function(modelsync_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} modelsync_doctest_main)
   modelsync_flags(${name})
+  if(MODELSYNC_TEST_OPTIONS)
+    target_compile_options(${name} PRIVATE ${MODELSYNC_TEST_OPTIONS})
+  endif()
   add_test(NAME ${name} COMMAND ${name})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)

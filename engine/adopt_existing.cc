@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "base/hash.h"
+#include "base/strings.h"
 #include "engine/event_builders.h"
 #include "engine/file_hash.h"
 #include "engine/layout.h"
@@ -19,12 +20,6 @@ Result<std::string> HashOf(Dir& dir, const std::string& name, HashKind kind, uin
   MS_ASSIGN_OR_RETURN(FileHashResult h, HashFile(*f, kind));
   if (h.size != size) return std::string();
   return h.hex;
-}
-
-std::pair<std::string, std::string> SplitLeaf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
 // Moves models/<repo>/<path> to .modelsync/kept/<repo>/<path>[.N]; returns the new place.

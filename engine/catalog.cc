@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/strings.h"
+
 namespace modelsync::engine {
 
 const std::vector<CatalogEntry>& Catalog() {
@@ -23,15 +25,9 @@ const std::vector<CatalogEntry>& Catalog() {
 }
 
 const CatalogEntry* FindCatalogEntry(std::string_view s) {
-  auto lower = [](std::string_view v) {
-    std::string out(v);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    return out;
-  };
-  std::string want = lower(s);
+  const std::string want = AsciiLower(s);
   for (const auto& e : Catalog())
-    if (lower(e.name) == want || lower(e.repo) == want) return &e;
+    if (AsciiLower(e.name) == want || AsciiLower(e.repo) == want) return &e;
   return nullptr;
 }
 

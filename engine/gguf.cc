@@ -17,7 +17,7 @@ constexpr uint64_t kMaxString = 64u << 20;
 constexpr uint64_t kMaxArray = 64u << 20;
 constexpr uint64_t kMaxTensors = 1u << 20;
 constexpr uint64_t kMaxKeys = 1u << 20;
-constexpr uint32_t kMaxDims = 4;
+constexpr uint32_t kMaxGgufDims = 4;
 constexpr uint64_t kMaxName = 256;
 constexpr uint64_t kMaxHeader = 1ull << 30;
 constexpr uint64_t kMaxElements = 1ull << 50;
@@ -280,7 +280,7 @@ Result<GgufInfo> ParseGguf(const GgufReadAt& read_at, uint64_t file_size, std::s
     if (t.name.empty()) return r.Fail(at, field, "an empty name");
     if (!names.insert(t.name).second) return r.Fail(at, field, "the name appears twice");
     MS_ASSIGN_OR_RETURN(uint32_t nd, r.Num<uint32_t>(field + " (dimensions)"));
-    if (nd == 0 || nd > kMaxDims)
+    if (nd == 0 || nd > kMaxGgufDims)
       return r.Fail(at, field, std::to_string(nd) + " dimensions (1 to 4 allowed)");
     uint64_t elements = 1;
     for (uint32_t d = 0; d < nd; ++d) {

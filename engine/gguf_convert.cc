@@ -20,7 +20,6 @@ namespace {
 using json = nlohmann::ordered_json;
 
 constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kBF16 = 30;
-constexpr uint64_t kBatchBytes = 4u << 20;
 
 uint16_t Load16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 void Store16(unsigned char* p, uint16_t v) {
@@ -100,7 +99,7 @@ struct Part {  // one output tensor
   uint64_t offset = 0;  // within its shard's data
 };
 
-struct Job {  // one source tensor
+struct GgufJob {  // one source tensor
   const GgufTensor* src = nullptr;
   std::string base;   // output name without ".weight" for quantized ones
   uint32_t bits = 0;  // 0 = kept as is (or dequantized)
@@ -150,9 +149,9 @@ inline uint64_t SourceRow(uint64_t r, uint64_t head_dim) {
   return h * head_dim + 2 * (w % half) + w / half;
 }
 
-class Converter {
+class GgufConverter {
  public:
-  Converter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
+  GgufConverter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
 
   Result<ConvertReport> Run() {
     MS_ASSIGN_OR_RETURN(info_, ReadGgufFile(env_, o_.source));
@@ -208,7 +207,7 @@ class Converter {
                                        "' has no counterpart in an MLX " + arch_ +
                                        " model: nothing was written");
       const GgmlType* type = FindGgmlType(t.type);
-      Job job;
+      GgufJob job;
       job.src = &t;
       job.cols = t.dims.empty() ? 1 : t.dims[0];
       job.rows = 1;
@@ -425,11 +424,11 @@ class Converter {
   }
 
   // Writes part `want` of job j (its weight, scales or biases), all rows in order.
-  Status ConvertTensor(const Job& j, int want) {
+  Status ConvertTensor(const GgufJob& j, int want) {
     const GgmlType* type = FindGgmlType(j.src->type);
     const uint64_t src_row = j.src->bytes / j.rows;
     const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
-    uint64_t batch = std::max<uint64_t>(1, kBatchBytes / std::max<uint64_t>(1, src_row));
+    uint64_t batch = std::max<uint64_t>(1, kConvertBatchBytes / std::max<uint64_t>(1, src_row));
     batch = std::max<uint64_t>(head_dim, batch / head_dim * head_dim);
     batch = std::min(batch, j.rows);
     in_.resize(batch * src_row);
@@ -512,7 +511,7 @@ class Converter {
   }
 
   // A source row as the float16 values MLX would quantize (each rounded to float16).
-  static void RowValues(const Job& j, const GgmlType* type, const unsigned char* in, float* out) {
+  static void RowValues(const GgufJob& j, const GgmlType* type, const unsigned char* in, float* out) {
     const uint32_t t = j.src->type;
     if (j.dequant) {
       const uint64_t n = type->block_values;
@@ -541,7 +540,7 @@ class Converter {
       out[8 + k] = static_cast<unsigned char>((qs[2 * k] >> 4) | (qs[2 * k + 1] & 0xF0));
   }
 
-  Status Overflow(const Job& j, uint64_t row, uint64_t block) {
+  Status Overflow(const GgufJob& j, uint64_t row, uint64_t block) {
     return Status::InvalidArgument(o_.source + ": tensor '" + j.src->name + "' row " +
                                    std::to_string(row) + " block " + std::to_string(block) +
                                    ": its scale times -" + (j.bits == 8 ? "128" : "8") +
@@ -554,7 +553,7 @@ class Converter {
   GgufTokenizerFiles tok_;
   std::string arch_;
   std::vector<Part> parts_;
-  std::vector<Job> jobs_;
+  std::vector<GgufJob> jobs_;
   std::map<std::string, std::pair<uint32_t, uint32_t>> bits_by_module_;  // bits, group
   uint64_t vocab_rows_ = 0, n_head_ = 0, n_kv_ = 0;
   bool has_output_ = false;
@@ -571,7 +570,7 @@ class Converter {
 }  // namespace
 
 Result<ConvertReport> ConvertGguf(const Env& env, const ConvertOptions& options) {
-  return Converter(env, options).Run();
+  return GgufConverter(env, options).Run();
 }
 
 }  // namespace modelsync::engine

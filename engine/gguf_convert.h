@@ -42,6 +42,10 @@ namespace modelsync::engine {
 // Bumped when the converter's output for the same input changes.
 inline constexpr char kConverterVersion[] = "modelsync-gguf-mlx/1";
 
+// How much of a tensor the converters (GGUF and PyTorch) read, convert and write at a time:
+// the unit of their memory use and of a cancel's latency.
+inline constexpr uint64_t kConvertBatchBytes = 4u << 20;
+
 struct ConvertOptions {
   std::string source;                // the .gguf file
   std::string out_dir;               // made by the call; must not exist

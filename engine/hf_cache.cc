@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "base/strings.h"
 #include "engine/event_builders.h"
 #include "engine/file_hash.h"
 #include "engine/journal.h"
@@ -27,12 +28,6 @@ bool IsHex(const std::string& s, size_t n) {
   for (char c : s)
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
-}
-
-std::pair<std::string, std::string> SplitLeaf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
 // The directory holding base/rel's last component (base itself for a bare name).

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "base/strings.h"
 #include "engine/model_shapes.h"
 #include "engine/safetensors.h"
 
@@ -13,9 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 std::string Base(const std::string& p) {
   auto k = p.rfind('/');
   return k == std::string::npos ? p : p.substr(k + 1);
@@ -56,8 +54,6 @@ QuantInfo ParseQuant(const json& q) {
   return qi;
 }
 
-bool ValidBits(uint64_t b) { return b == 2 || b == 3 || b == 4 || b == 5 || b == 6 || b == 8; }
-
 // bits for a packed layer, 0 if none fits.
 int InferBits(uint64_t packed_cols, uint64_t scale_cols, int group_size) {
   std::vector<uint64_t> groups;
@@ -67,7 +63,7 @@ int InferBits(uint64_t packed_cols, uint64_t scale_cols, int group_size) {
     uint64_t in = scale_cols * g;
     if (in == 0 || (packed_cols * 32) % in != 0) continue;
     uint64_t bits = packed_cols * 32 / in;
-    if (ValidBits(bits)) return static_cast<int>(bits);
+    if (ValidQuantBits(bits)) return static_cast<int>(bits);
   }
   return 0;
 }

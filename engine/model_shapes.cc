@@ -3,6 +3,8 @@
 #include <set>
 #include <string_view>
 
+#include "base/strings.h"
+
 namespace modelsync::engine {
 namespace {
 
@@ -10,15 +12,12 @@ using nlohmann::json;
 
 const std::set<std::string> kDecoders = {"llama", "mistral", "qwen2", "qwen3"};
 
-bool ValidBits(uint64_t b) { return b == 2 || b == 3 || b == 4 || b == 5 || b == 6 || b == 8; }
-
 std::string ShapeText(const std::vector<uint64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
 }
 
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 struct Dims {
   uint64_t hidden = 0, inter = 0, vocab = 0, layers = 0, heads = 0, kv = 0, head_dim = 0;
@@ -57,7 +56,7 @@ class Judge {
       const auto& s = t->shape;
       const auto& ss = sc->second->shape;
       bool ok = s.size() == 2 && s[0] == rows && s[1] > 0 && (s[1] * 32) % cols == 0 &&
-                ValidBits(s[1] * 32 / cols) && ss.size() == 2 && ss[0] == rows && ss[1] > 0 &&
+                ValidQuantBits(s[1] * 32 / cols) && ss.size() == 2 && ss[0] == rows && ss[1] > 0 &&
                 cols % ss[1] == 0;
       if (!ok)
         return Refuse(name, "is packed as " + ShapeText(s) + " with scales " + ShapeText(ss) +

@@ -22,6 +22,7 @@
 // refuse the weights (verified against mlx-lm in tests/ecosystem).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,6 +31,9 @@
 #include "engine/safetensors.h"
 
 namespace modelsync::engine {
+
+// The bit widths MLX's affine quantization packs (mlx.core.quantize): 2, 3, 4, 5, 6, 8.
+inline bool ValidQuantBits(uint64_t b) { return b == 2 || b == 3 || b == 4 || b == 5 || b == 6 || b == 8; }
 
 // all: every tensor of the model by name (across shards). kPermanent naming the tensor.
 Status CheckShapes(const nlohmann::json& config, const std::map<std::string, const TensorInfo*>& all);

@@ -42,7 +42,6 @@ std::vector<std::string> Segments(std::string_view path) {
   return out;
 }
 
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 Result<RepoRef> FromUrlPath(const std::string& text, std::string_view path) {
   path = path.substr(0, path.find_first_of("?#"));

@@ -16,7 +16,7 @@ namespace {
 constexpr uint64_t kMaxPickle = 256u << 20;
 constexpr uint64_t kMaxStack = 1u << 22;
 constexpr uint64_t kMaxMemo = 1u << 22;
-constexpr uint64_t kMaxDims = 16;
+constexpr uint64_t kMaxTorchDims = 16;
 constexpr int kMaxDepth = 16;
 
 // --- the restricted unpickler ------------------------------------------------------------
@@ -182,7 +182,7 @@ class Unpickler {
   }
   Result<std::vector<uint64_t>> Dims(const Ref& r, const char* what, size_t at) {
     if (r->kind != Obj::kTuple && r->kind != Obj::kList) return BadAt(at, std::string(what) + " is not a tuple");
-    if (r->items.size() > kMaxDims) return BadAt(at, std::string(what) + " has more than 16 dimensions");
+    if (r->items.size() > kMaxTorchDims) return BadAt(at, std::string(what) + " has more than 16 dimensions");
     std::vector<uint64_t> v;
     for (const auto& x : r->items) {
       auto i = Int(x);

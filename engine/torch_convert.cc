@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/strings.h"
 #include "engine/ggml_dequant.h"
 #include "engine/safetensors_writer.h"
 #include "engine/torch_checkpoint.h"
@@ -17,14 +18,8 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr uint64_t kBatchBytes = 4u << 20;
 constexpr uint64_t kMaxCopied = 64u << 20;  // a tokenizer.json is a few MiB
 constexpr char kIndex[] = "pytorch_model.bin.index.json";
-
-bool EndsWith(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 std::pair<std::string, std::string> Split(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -138,16 +133,16 @@ class TensorReader {
   Slot slots_[8];
 };
 
-struct Job {  // one source tensor
+struct TorchJob {  // one source tensor
   size_t file = 0;  // index into the weight files
   const TorchTensor* src = nullptr;
   uint32_t bits = 0;  // --quantize
   int weight = -1, scales = -1, biases = -1;  // planned tensor indexes
 };
 
-class Converter {
+class TorchConverter {
  public:
-  Converter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
+  TorchConverter(const Env& env, const ConvertOptions& o) : env_(env), o_(o) {}
 
   Result<ConvertReport> Run() {
     MS_ASSIGN_OR_RETURN(src_, FindTorchSource(env_, o_.source));
@@ -230,7 +225,7 @@ class Converter {
   void Plan() {
     for (size_t i = 0; i < checkpoints_.size(); ++i) {
       for (const auto& t : checkpoints_[i].tensors) {
-        Job j;
+        TorchJob j;
         j.file = i;
         j.src = &t;
         ConvertedTensor ct{t.name, t.name, t.dtype, t.dtype, true};
@@ -306,7 +301,7 @@ class Converter {
     return Status::Cancelled("the conversion of " + o_.source + " was interrupted; nothing of it was kept");
   }
 
-  Status WriteTensor(const Job& j, int part) {
+  Status WriteTensor(const TorchJob& j, int part) {
     const TorchTensor& t = *j.src;
     const std::string what = src_.dir + "/" + src_.weights[j.file];
     TensorReader reader(*files_[j.file], t, what);
@@ -314,7 +309,7 @@ class Converter {
     if (!j.bits) {
       uint64_t elems = 1;
       for (auto d : t.shape) elems *= d;
-      const uint64_t batch = std::max<uint64_t>(1, kBatchBytes / es);
+      const uint64_t batch = std::max<uint64_t>(1, kConvertBatchBytes / es);
       for (uint64_t e = 0; e < elems; e += batch) {
         if (o_.cancel && o_.cancel->load()) return Cancelled();
         const uint64_t n = std::min(batch, elems - e);
@@ -328,7 +323,7 @@ class Converter {
     // quantized by mx.quantize's rule, group 64); only the part being written is kept.
     const uint64_t rows = t.shape[0], cols = t.shape[1], groups = cols / 64;
     const uint64_t w_row = cols * j.bits / 8;
-    const uint64_t batch = std::max<uint64_t>(1, kBatchBytes / (cols * es));
+    const uint64_t batch = std::max<uint64_t>(1, kConvertBatchBytes / (cols * es));
     std::vector<unsigned char> in;
     std::vector<float> vals(cols);
     std::vector<unsigned char> packed(64 * j.bits / 8);
@@ -361,7 +356,7 @@ class Converter {
   std::unique_ptr<storage::Dir> src_dir_, out_;
   std::vector<TorchCheckpoint> checkpoints_;
   std::vector<std::unique_ptr<storage::File>> files_;
-  std::vector<Job> jobs_;
+  std::vector<TorchJob> jobs_;
   std::vector<PlannedTensor> planned_;
   std::vector<size_t> job_of_;
   std::unique_ptr<SafetensorsWriter> writer_;
@@ -446,7 +441,7 @@ bool LooksLikeTorchSource(const Env& env, const std::string& path) {
 }
 
 Result<ConvertReport> ConvertTorch(const Env& env, const ConvertOptions& options) {
-  return Converter(env, options).Run();
+  return TorchConverter(env, options).Run();
 }
 
 }  // namespace modelsync::engine

@@ -160,10 +160,7 @@ class CurlExchange final : public Transport::Exchange, public CurlMulti::Owner {
     }
     size_t colon = t.find(':');
     if (colon == std::string_view::npos) return consumed;
-    std::string name(t.substr(0, colon));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    head_.headers.emplace_back(std::move(name), std::string(TrimSpace(t.substr(colon + 1))));
+    head_.headers.emplace_back(AsciiLower(t.substr(0, colon)), std::string(TrimSpace(t.substr(colon + 1))));
     return consumed;
   }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/strings.h"
+
 namespace modelsync::net {
 namespace {
 
@@ -36,10 +38,7 @@ std::string NormalizeEtag(std::string_view etag) {
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
     etag = etag.substr(1, etag.size() - 2);
   }
-  std::string out(etag);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
+  return AsciiLower(etag);
 }
 
 Status MapHttpError(const ErrorContext& ctx, const ResponseHead& head, const std::string& body) {

@@ -12,6 +12,7 @@
 
 #include "base/hash.h"
 #include "base/path_rules.h"
+#include "base/strings.h"
 #include "net/api_request.h"
 #include "net/curl_transport.h"
 #include "net/fetch_request.h"
@@ -245,9 +246,7 @@ Result<ResolvedRevision> Hub::Resolve(const std::string& repo, const std::string
   const std::string base = o.endpoint + "/api/models/" + repo;
   ResolvedRevision out{repo, ref, "", {}};
   if (IsHex(ref, 40)) {
-    out.commit = ref;
-    std::transform(out.commit.begin(), out.commit.end(), out.commit.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    out.commit = AsciiLower(ref);
   } else {
     MS_ASSIGN_OR_RETURN(ApiResponse rev,
                         impl_->Get(base + "/revision/" + PercentEncode(ref, false), ctx));

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/path_rules.h"
+#include "base/strings.h"
 #include "net/hub.h"
 
 namespace modelsync::net {
@@ -51,11 +52,6 @@ Result<json> Parse(const std::string& body, const ErrorContext& ctx, const char*
   return j;
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 bool GetU64(const json& o, const char* key, uint64_t* out) {
   auto it = o.find(key);
   if (it == o.end() || !it->is_number_integer()) return false;
@@ -89,7 +85,7 @@ Result<std::string> ParseRevisionSha(const std::string& body, const ErrorContext
     return Status::Permanent("the hub's revision info for " + ctx.Describe() +
                              " has no 40-hex \"sha\": check HF_ENDPOINT points at a hub");
   }
-  return Lower(*sha);
+  return AsciiLower(*sha);
 }
 
 // JSON objects in body (a '{' outside strings), counted without building anything.
@@ -155,7 +151,7 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
     if (!GetU64(e, "size", &size)) return bad("has no non-negative integer \"size\"");
     const std::string* oid = GetString(e, "oid");
     if (oid == nullptr || !IsHex(*oid, 40)) return bad("has no 40-hex \"oid\"");
-    f.set_git_oid(Lower(*oid));
+    f.set_git_oid(AsciiLower(*oid));
     f.set_size(size);
     auto lfs = e.find("lfs");
     if (lfs != e.end() && !lfs->is_null()) {
@@ -164,7 +160,7 @@ Status ParseTreePage(const std::string& body, const ErrorContext& ctx,
       if (sha == nullptr || !IsHex(*sha, 64)) return bad("has no 64-hex \"lfs.oid\"");
       uint64_t lfs_size = 0;
       if (!GetU64(*lfs, "size", &lfs_size)) return bad("has no integer \"lfs.size\"");
-      f.set_lfs_sha256(Lower(*sha));
+      f.set_lfs_sha256(AsciiLower(*sha));
       f.set_size(lfs_size);
     }
     files->push_back(std::move(f));

@@ -13,11 +13,6 @@
 namespace modelsync::net {
 namespace {
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 std::string StripBrackets(std::string h) {
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   return h;
@@ -84,10 +79,10 @@ struct CurlUrl {
 }  // namespace
 
 bool NoProxyMatches(const std::string& no_proxy, std::string host) {
-  host = Lower(StripBrackets(host));
+  host = AsciiLower(StripBrackets(host));
   while (!host.empty() && host.back() == '.') host.pop_back();
   const std::string host_ip = IpBytes(host);
-  std::string list = Lower(no_proxy);
+  std::string list = AsciiLower(no_proxy);
   if (std::string(TrimSpace(list)) == "*") return true;  // "*" alone exempts every host
   size_t i = 0;
   while (i < list.size()) {
@@ -109,7 +104,7 @@ std::string DisplayProxy(const std::string& proxy_url) {
                    CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
     return "(unparsable proxy)";
   }
-  std::string out = Lower(p.Get(CURLUPART_SCHEME)) + "://" + p.Get(CURLUPART_HOST);
+  std::string out = AsciiLower(p.Get(CURLUPART_SCHEME)) + "://" + p.Get(CURLUPART_HOST);
   if (std::string port = p.Get(CURLUPART_PORT); !port.empty()) out += ":" + port;
   return out;
 }
@@ -129,7 +124,7 @@ bool IsUsableProxy(const std::string& proxy_url, std::string* why) {
     *why = "not a URL like http://proxy.example:3128";
     return false;
   }
-  const std::string scheme = Lower(p.Get(CURLUPART_SCHEME));
+  const std::string scheme = AsciiLower(p.Get(CURLUPART_SCHEME));
   static const char* kSchemes[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
   if (std::none_of(std::begin(kSchemes), std::end(kSchemes),
                    [&](const char* s) { return scheme == s; })) {

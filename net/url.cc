@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 
+#include "base/strings.h"
+
 namespace modelsync::net {
 namespace {
 
@@ -15,11 +17,6 @@ struct UrlDeleter {
   void operator()(CURLU* u) const { curl_url_cleanup(u); }
 };
 using UrlHandle = std::unique_ptr<CURLU, UrlDeleter>;
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 std::string Part(CURLU* u, CURLUPart what, unsigned flags = 0) {
   char* out = nullptr;
@@ -57,8 +54,8 @@ Result<UrlParts> ParseUrl(const std::string& url) {
                              "': check HF_ENDPOINT / --endpoint");
   }
   UrlParts p;
-  p.scheme = Lower(Part(u.get(), CURLUPART_SCHEME));
-  p.host = Lower(Part(u.get(), CURLUPART_HOST));
+  p.scheme = AsciiLower(Part(u.get(), CURLUPART_SCHEME));
+  p.host = AsciiLower(Part(u.get(), CURLUPART_HOST));
   p.port = Part(u.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
   if (p.scheme != "http" && p.scheme != "https") {
     return Status::Permanent("URL '" + RedactQuery(url) +
@@ -142,7 +139,7 @@ std::string LinkNext(std::string_view h) {
     // A ',' may appear inside a quoted param; good enough for rel lists the hub sends.
     std::string_view params =
         h.substr(gt + 1, end == std::string_view::npos ? h.npos : end - gt - 1);
-    std::string p = Lower(std::string(params));
+    std::string p = AsciiLower(std::string(params));
     p.erase(std::remove(p.begin(), p.end(), ' '), p.end());
     if (p.find("rel=\"next\"") != std::string::npos || p.find("rel=next") != std::string::npos) {
       return std::string(h.substr(lt + 1, gt - lt - 1));

@@ -21,7 +21,7 @@ using modelsync::v1::Event;
 
 namespace {
 
-void MakeLog(const std::string& root, int n) {
+void MakeRangesLog(const std::string& root, int n) {
   auto log = EventLog::Open(root, EventLog::Mode::kReadWrite);
   REQUIRE(log.ok());
   std::vector<Event> batch;
@@ -224,7 +224,7 @@ TEST_CASE("a reader killed inside a read transaction leaves a slot that Open cle
   // LMDB resets its reader table when the first process opens the environment, so the stale
   // slot only survives while another process keeps it open: a holder child does.
   TempDir dir;
-  MakeLog(dir.path(), 10);
+  MakeRangesLog(dir.path(), 10);
   int ready[2], release[2];
   REQUIRE(::pipe(ready) == 0);
   REQUIRE(::pipe(release) == 0);

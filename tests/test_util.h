@@ -14,34 +14,9 @@
 #include <vector>
 
 #include "proto/events.pb.h"
+#include "support/temp_dir.h"
 
 namespace modelsync::testing {
-
-// A fresh directory, removed (recursively) on destruction.
-class TempDir {
- public:
-  // kFast: on /dev/shm when there is one (tmpfs: fsync is free, so loops of hundreds of
-  // scenarios stay fast; tmpfs has hard links and RENAME_EXCHANGE like ext4).
-  enum Where { kDisk, kFast };
-  explicit TempDir(Where where = kDisk) {
-    std::filesystem::path base = std::filesystem::temp_directory_path();
-    if (where == kFast && std::filesystem::is_directory("/dev/shm")) base = "/dev/shm";
-    std::string tmpl = (base / "modelsync-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
 
 inline std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -7,9 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=build
+# Every build is a unity build: CMake compiles each target's files in batches of 8 per
+# translation unit, so the heavy headers (nlohmann/json, CLI11, Boost, doctest) are parsed and
+# their templates instantiated once per batch instead of once per file (a clean normal build
+# here: 383 -> 232 s). Names in anonymous namespaces must therefore differ between the files
+# of a target; the few files that cannot share a unit say so in their CMakeLists.txt.
+unity=(-DCMAKE_UNITY_BUILD=ON)
 # The normal build: optimised, with line tables only (-g1: backtraces and perf still name
 # files and lines; full -g made each file ~27 % slower to compile, cli/cmd_gc.cc 11.2 -> 8.2 s).
-extra=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
+# The doctest executables' own code at -O0 (what they test stays -O2): their compile time
+# 215 -> 133 CPU-s, the suite's run time unchanged (138 s).
+extra=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DMODELSYNC_TEST_OPTIONS=-O0)
 targets=()
 case "${1:-}" in
   --sanitize)
@@ -23,5 +31,5 @@ case "${1:-}" in
     for t in "$@"; do targets+=(--target "$t"); done ;;
 esac
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B "$dir" -G Ninja -DMODELSYNC_WERROR=ON "${extra[@]}" >/dev/null
+cmake -S . -B "$dir" -G Ninja -DMODELSYNC_WERROR=ON "${unity[@]}" "${extra[@]}" >/dev/null
 cmake --build "$dir" -j "$jobs" "${targets[@]}"

@@ -49,18 +49,6 @@ size_t WriteHeader(char* p, size_t size, size_t n, void* ud) {
 
 }  // namespace
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/modelsync-test-XXXXXX";
-  if (!::mkdtemp(tmpl.data())) Die("mkdtemp failed for " + tmpl);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 FixtureDir::FixtureDir(const fixtures::FixtureOptions& options) {
   auto made = fixtures::MakeFixtures(dir_.path(), options);
   if (!made.ok()) Die("cannot build fixtures: " + made.status().ToString());

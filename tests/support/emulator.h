@@ -16,21 +16,9 @@
 
 #include "base/status.h"
 #include "fixtures/fixtures.h"
+#include "temp_dir.h"
 
 namespace modelsync::testing {
-
-// A directory under $TMPDIR (or /tmp) removed recursively on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // The standard fixtures (tools/fixtures/fixtures.h) built into a fresh TempDir. Aborts the
 // test binary (with a message) when they cannot be written.
