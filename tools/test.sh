@@ -20,12 +20,16 @@ step "install-deps" bash tools/install-deps.sh
 step "setup-venv" bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
+# Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
+# at -j 2 kept one of this machine's two cores busy), so -j 4 ran the normal suite in 84 s
+# instead of 138 s.
+tests=$((2 * jobs))
 step "the normal build" bash tools/build.sh
-step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $jobs"
+step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $tests"
 if [ "${1:-}" != "--fast" ]; then
   step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
   step "the suite (ASan/UBSan, posix)" bash -c "cd build-san && ASAN_OPTIONS=detect_leaks=1 \
-    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $jobs"
+    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $tests"
   step "fuzzing" bash tools/fuzz/run.sh 20
 fi
 echo "test.sh: all passed in $SECONDS s" >&2

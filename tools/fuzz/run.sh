@@ -28,40 +28,64 @@ work=${FUZZ_KEEP:-$(mktemp -d)}
 mkdir -p "$work"
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# One target: its corpus copy, its run, its one-line summary ($work/<name>/summary) and, on a
+# crash, its report ($work/<name>/failed). Targets run $jobs at a time (each is one process
+# on one core), so the fuzzing time per target stays what was asked and the wall time halves
+# on two cores.
+fuzz_one() {
+  local t=$1 name=${1#fuzz_}
+  local bin=build-fuzz/tools/fuzz/$t seeds=tools/fuzz/corpus/${1#fuzz_}
+  local corpus=$work/$name/corpus artifacts=$work/$name/artifacts log=$work/$name/log
+  rm -rf "$work/$name"
+  mkdir -p "$corpus" "$artifacts"
+  cp -r "$seeds/." "$corpus/"
+  local dict=()
+  case $name in safetensors | hub_json | tree_listing) dict=(-dict=tools/fuzz/json.dict) ;; esac
+  echo "fuzz: $t for ${secs}s ($(ls "$corpus" | wc -l) seeds)"
+  local rc=0
+  "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$artifacts/" -print_final_stats=1 \
+    >"$log" 2>&1 || rc=$?
+  local execs rate crashes
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  crashes=$(find "$artifacts" -type f | wc -l)
+  printf '%-18s %6ss %12s execs %8s/s %5s inputs  %s crashes\n' "$t" "$secs" \
+    "${execs:-?}" "${rate:-?}" "$(ls "$corpus" | wc -l)" "$crashes" >"$work/$name/summary"
+  if ((rc != 0 || crashes != 0)); then
+    {
+      echo "fuzz: $t FAILED (exit $rc); last lines of $log:"
+      tail -n 40 "$log"
+      for a in "$artifacts"/*; do
+        [ -e "$a" ] || continue
+        echo "fuzz: reproducer $a: run   $bin $a"
+      done
+    } >"$work/$name/failed"
+  fi
+}
+
+for t in "${targets[@]}"; do
+  [ -x "build-fuzz/tools/fuzz/$t" ] || { echo "fuzz: no target $t" >&2; exit 2; }
+  [ -d "tools/fuzz/corpus/${t#fuzz_}" ] || { echo "fuzz: no corpus tools/fuzz/corpus/${t#fuzz_}" >&2; exit 2; }
+done
+running=0
+for t in "${targets[@]}"; do
+  if ((running >= jobs)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+wait || true
 failed=()
 summary=()
 for t in "${targets[@]}"; do
   name=${t#fuzz_}
-  bin=build-fuzz/tools/fuzz/$t
-  seeds=tools/fuzz/corpus/$name
-  [ -x "$bin" ] || { echo "fuzz: no target $t" >&2; exit 2; }
-  [ -d "$seeds" ] || { echo "fuzz: no corpus $seeds" >&2; exit 2; }
-  corpus=$work/$name/corpus
-  artifacts=$work/$name/artifacts
-  rm -rf "$work/$name"
-  mkdir -p "$corpus" "$artifacts"
-  cp -r "$seeds/." "$corpus/"
-  dict=()
-  case $name in safetensors | hub_json | tree_listing) dict=(-dict=tools/fuzz/json.dict) ;; esac
-  log=$work/$name/log
-  echo "fuzz: $t for ${secs}s ($(ls "$corpus" | wc -l) seeds)"
-  rc=0
-  "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$artifacts/" -print_final_stats=1 \
-    >"$log" 2>&1 || rc=$?
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  crashes=$(find "$artifacts" -type f | wc -l)
-  summary+=("$(printf '%-18s %6ss %12s execs %8s/s %5s inputs  %s crashes' "$t" "$secs" \
-    "${execs:-?}" "${rate:-?}" "$(ls "$corpus" | wc -l)" "$crashes")")
-  if ((rc != 0 || crashes != 0)); then
+  summary+=("$(cat "$work/$name/summary" 2>/dev/null || echo "$t: no summary (the run did not finish)")")
+  if [ -e "$work/$name/failed" ] || [ ! -e "$work/$name/summary" ]; then
     failed+=("$t")
-    echo "fuzz: $t FAILED (exit $rc); last lines of $log:" >&2
-    tail -n 40 "$log" >&2
-    for a in "$artifacts"/*; do
-      [ -e "$a" ] || continue
-      echo "fuzz: reproducer $a: run   $bin $a" >&2
-    done
+    cat "$work/$name/failed" >&2 2>/dev/null || true
   fi
 done
 echo "fuzz: summary"
