@@ -22,7 +22,10 @@ targets=()
 case "${1:-}" in
   --sanitize)
     dir=build-san
-    extra=(-DMODELSYNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DMODELSYNC_PLATFORM=posix) ;;
+    # Line tables only (-g1): sanitizer reports still name file and line; a clean build
+    # 301 -> 277 s here.
+    extra=(-DMODELSYNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1
+      -DMODELSYNC_PLATFORM=posix) ;;
   --posix)
     dir=build-posix
     # Unoptimised and without debug info: -O0 compiles about twice as fast (assertions on).
