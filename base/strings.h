@@ -24,9 +24,6 @@ inline std::string AsciiLower(std::string_view s) {
   return out;
 }
 
-inline bool StartsWith(std::string_view s, std::string_view prefix) { return s.starts_with(prefix); }
-inline bool EndsWith(std::string_view s, std::string_view suffix) { return s.ends_with(suffix); }
-
 // A '/'-separated path split at its last slash: {"a/b", "c"} for "a/b/c", {"", "c"} for "c".
 inline std::pair<std::string, std::string> SplitLeaf(const std::string& path) {
   const size_t slash = path.rfind('/');

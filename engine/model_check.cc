@@ -5,7 +5,6 @@
 #include <set>
 
 #include "base/fs.h"
-#include "base/strings.h"
 #include "engine/model_shapes.h"
 #include "engine/safetensors.h"
 
@@ -19,8 +18,8 @@ std::string Base(const std::string& p) {
   return k == std::string::npos ? p : p.substr(k + 1);
 }
 bool IsTorch(const std::string& p) {
-  return (EndsWith(p, ".bin") && Base(p) != "training_args.bin") || EndsWith(p, ".pt") ||
-         EndsWith(p, ".pth");
+  return (p.ends_with(".bin") && Base(p) != "training_args.bin") || p.ends_with(".pt") ||
+         p.ends_with(".pth");
 }
 
 std::string Join(const std::vector<std::string>& v, size_t max = 3) {
@@ -91,7 +90,7 @@ Status CheckTokenizer(const std::set<std::string>& root_files) {
   bool tok = root_files.count("tokenizer.json") || root_files.count("tokenizer.model") ||
              root_files.count("tiktoken.model") ||
              std::any_of(root_files.begin(), root_files.end(),
-                         [](const std::string& f) { return EndsWith(f, ".tiktoken"); });
+                         [](const std::string& f) { return f.ends_with(".tiktoken"); });
   if (!tok)
     return Fail("tokenizer.json", "missing (nor tokenizer.model, *.tiktoken or tiktoken.model): "
                                   "the model has no tokenizer; pull a repo that ships one");
@@ -147,7 +146,7 @@ Status CheckQuant(const std::map<std::string, SafetensorsInfo>& shards, const js
     }
   std::set<std::string> packed_scales;
   for (const auto& [name, t] : all) {
-    if (!EndsWith(name, ".weight") || t->dtype != "U32") continue;
+    if (!name.ends_with(".weight") || t->dtype != "U32") continue;
     std::string prefix = name.substr(0, name.size() - 7);
     auto sc = all.find(prefix + ".scales");
     if (sc == all.end()) continue;
@@ -215,10 +214,10 @@ Status CheckQuant(const std::map<std::string, SafetensorsInfo>& shards, const js
   for (const auto& [name, t] : all) {
     bool is_aux = false;
     for (const char* suffix : {".scales", ".biases"})
-      if (EndsWith(name, suffix) && packed_scales.count(name.substr(0, name.size() - 7))) is_aux = true;
+      if (name.ends_with(suffix) && packed_scales.count(name.substr(0, name.size() - 7))) is_aux = true;
     if (is_aux) continue;
     uint64_t n = t->elements();
-    if (EndsWith(name, ".weight") && packed_scales.count(name.substr(0, name.size() - 7))) {
+    if (name.ends_with(".weight") && packed_scales.count(name.substr(0, name.size() - 7))) {
       const TensorInfo* s = all[name.substr(0, name.size() - 7) + ".scales"];
       int bits = InferBits(t->shape.back(), s->shape.back(), cq.group_size);
       n = bits ? n * 32 / static_cast<uint64_t>(bits) : n;
@@ -239,8 +238,8 @@ Result<ManifestKind> CheckManifest(const std::string& repo, const std::vector<st
                                    bool any_format) {
   std::vector<std::string> st, gguf, torch;
   for (const auto& p : paths) {
-    if (EndsWith(p, ".safetensors")) st.push_back(p);
-    else if (EndsWith(p, ".gguf")) gguf.push_back(p);
+    if (p.ends_with(".safetensors")) st.push_back(p);
+    else if (p.ends_with(".gguf")) gguf.push_back(p);
     else if (IsTorch(p)) torch.push_back(p);
   }
   if (!st.empty()) return ManifestKind::kSafetensors;
@@ -272,8 +271,8 @@ Result<ModelReport> CheckModelDir(const std::string& dir, const std::vector<std:
     if (p.find('/') == std::string::npos) root_files.insert(p);
   std::vector<std::string> other_weights;
   for (const auto& p : paths) {
-    if (EndsWith(p, ".safetensors")) rep.safetensors_files.push_back(p);
-    else if (EndsWith(p, ".gguf") || IsTorch(p)) other_weights.push_back(p);
+    if (p.ends_with(".safetensors")) rep.safetensors_files.push_back(p);
+    else if (p.ends_with(".gguf") || IsTorch(p)) other_weights.push_back(p);
   }
   if (rep.safetensors_files.empty())
     return Fail(other_weights.empty() ? std::string("(repo)") : other_weights[0],

@@ -3,8 +3,6 @@
 #include <set>
 #include <string_view>
 
-#include "base/strings.h"
-
 namespace modelsync::engine {
 namespace {
 
@@ -115,7 +113,7 @@ Status CheckShapes(const json& config, const std::map<std::string, const TensorI
       MS_RETURN_IF_ERROR(judge.Vector(name, d.hidden, h));
       continue;
     }
-    if (!StartsWith(name, "model.layers.")) continue;
+    if (!name.starts_with("model.layers.")) continue;
     std::string_view rest(name);
     rest.remove_prefix(13);
     size_t dot = rest.find('.');

@@ -80,13 +80,13 @@ Result<RepoRef> ParseRepoRef(std::string_view raw) {
   std::string text(TrimSpace(raw));
   if (text.empty()) return Status::InvalidArgument("empty repo: give org/name");
   for (std::string_view scheme : {"https://", "http://"}) {
-    if (!StartsWith(text, scheme)) continue;
+    if (!text.starts_with(scheme)) continue;
     std::string_view rest = std::string_view(text).substr(scheme.size());
     size_t slash = rest.find('/');
     return FromUrlPath(text, slash == std::string_view::npos ? "" : rest.substr(slash));
   }
   for (std::string_view host : {"huggingface.co/", "www.huggingface.co/", "hf.co/"}) {
-    if (StartsWith(text, host)) return FromUrlPath(text, std::string_view(text).substr(host.size() - 1));
+    if (text.starts_with(host)) return FromUrlPath(text, std::string_view(text).substr(host.size() - 1));
   }
   RepoRef r;
   size_t cut = text.find_first_of("@:");

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "base/strings.h"
 #include "engine/ggml_dequant.h"
 #include "engine/safetensors_writer.h"
 #include "engine/torch_checkpoint.h"
@@ -31,8 +30,8 @@ std::pair<std::string, std::string> Split(const std::string& path) {
 // chat template. Never code (*.py) or other weights.
 bool Copied(const std::string& name) {
   if (name == kIndex || name == "model.safetensors.index.json" || name.empty() || name[0] == '.') return false;
-  return EndsWith(name, ".json") || EndsWith(name, ".txt") || EndsWith(name, ".model") ||
-         EndsWith(name, ".jinja") || EndsWith(name, ".tiktoken");
+  return name.ends_with(".json") || name.ends_with(".txt") || name.ends_with(".model") ||
+         name.ends_with(".jinja") || name.ends_with(".tiktoken");
 }
 
 Result<std::string> ReadSmall(storage::Dir& dir, const std::string& name, const std::string& shown) {
@@ -230,7 +229,7 @@ class TorchConverter {
         j.src = &t;
         ConvertedTensor ct{t.name, t.name, t.dtype, t.dtype, true};
         if (o_.quantize_bits && IsFloat(t.dtype) && t.shape.size() == 2 && t.shape[1] % 64 == 0 &&
-            t.shape[1] > 0 && EndsWith(t.name, ".weight")) {
+            t.shape[1] > 0 && t.name.ends_with(".weight")) {
           const std::string base = t.name.substr(0, t.name.size() - 7);
           j.bits = static_cast<uint32_t>(o_.quantize_bits);
           j.weight = Add(base + ".weight", "U32", {t.shape[0], t.shape[1] * j.bits / 32});
@@ -389,14 +388,14 @@ Result<TorchSource> FindTorchSource(const Env& env, const std::string& path) {
     if (given.empty()) {
       std::string bins;
       for (const auto& n : names)
-        if (EndsWith(n, ".bin")) bins += (bins.empty() ? "" : ", ") + n;
+        if (n.ends_with(".bin")) bins += (bins.empty() ? "" : ", ") + n;
       return Status::InvalidArgument(
           s.dir + " has neither pytorch_model.bin nor " + kIndex +
           (bins.empty() ? std::string(" (no .bin file at all)") : "; name one of its .bin files: " + bins));
     }
   }
   s.main = given;
-  if (EndsWith(given, ".index.json")) {
+  if (given.ends_with(".index.json")) {
     MS_ASSIGN_OR_RETURN(std::string text, ReadSmall(*d, given, s.dir + "/" + given));
     json index = json::parse(text, nullptr, false);
     if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
@@ -405,7 +404,7 @@ Result<TorchSource> FindTorchSource(const Env& env, const std::string& path) {
     for (const auto& [name, file] : index["weight_map"].items()) {
       if (!file.is_string()) return Status::InvalidArgument(s.dir + "/" + given + ": '" + name + "' maps to a non-string");
       const std::string f = file.get<std::string>();
-      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == ".." || !EndsWith(f, ".bin"))
+      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == ".." || !f.ends_with(".bin"))
         return Status::InvalidArgument(s.dir + "/" + given + " names the shard '" + f +
                                        "', not a .bin file beside it");
       if (!present.count(f))
@@ -414,7 +413,7 @@ Result<TorchSource> FindTorchSource(const Env& env, const std::string& path) {
       files.insert(f);
     }
     s.weights.assign(files.begin(), files.end());
-  } else if (EndsWith(given, ".bin")) {
+  } else if (given.ends_with(".bin")) {
     s.weights.push_back(given);
   } else {
     return Status::InvalidArgument(path + " is not a .bin checkpoint, its index, or a directory holding one");
@@ -431,8 +430,8 @@ Result<TorchSource> FindTorchSource(const Env& env, const std::string& path) {
 }
 
 bool LooksLikeTorchSource(const Env& env, const std::string& path) {
-  if (EndsWith(path, ".bin") || EndsWith(path, ".index.json")) return true;
-  if (EndsWith(path, ".gguf")) return false;
+  if (path.ends_with(".bin") || path.ends_with(".index.json")) return true;
+  if (path.ends_with(".gguf")) return false;
   auto [dir, leaf] = Split(path);
   auto d = env.fs->OpenRoot(dir, false);
   if (!d.ok()) return false;

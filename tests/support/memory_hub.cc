@@ -36,10 +36,6 @@ std::string PercentDecode(const std::string& s) {
   return out;
 }
 
-bool EndsWith(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 struct Response {
   net::ResponseHead head;
   std::string body;
@@ -88,7 +84,7 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
   uint64_t TakeDrop(const std::string& url) {
     std::lock_guard<std::mutex> l(mu_);
     for (auto it = drops_.begin(); it != drops_.end(); ++it) {
-      if (EndsWith(url.substr(0, url.find('?')), it->first)) {
+      if (url.substr(0, url.find('?')).ends_with(it->first)) {
         uint64_t n = it->second;
         drops_.erase(it);
         return n;
@@ -223,7 +219,7 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
     r.offset = a;
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [suffix, at] : corrupt_) {
-      if (EndsWith(spec.url.substr(0, spec.url.find('?')), suffix) && at >= a && at - a < r.body.size())
+      if (spec.url.substr(0, spec.url.find('?')).ends_with(suffix) && at >= a && at - a < r.body.size())
         r.body[at - a] ^= 0x5a;
     }
     if (spec.head) r.body.clear();
