@@ -18,6 +18,15 @@ endfunction()
 if(MODELSYNC_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND NOT MODELSYNC_FUZZ)
+    # One sanitizer runtime per process, shared as GCC's is: clang would link a static copy
+    # into each executable, and a program of ours started by Python (whose interpreter gets
+    # the shared copy preloaded for libmodelsync, tests/CMakeLists.txt) would hold two.
+    execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libclang_rt.asan-x86_64.so
+                    OUTPUT_VARIABLE clang_asan_rt OUTPUT_STRIP_TRAILING_WHITESPACE)
+    get_filename_component(clang_rt_dir "${clang_asan_rt}" DIRECTORY)
+    add_link_options(-shared-libsan "-Wl,-rpath,${clang_rt_dir}")
+  endif()
 endif()
 
 # modelsync_module(<name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])

@@ -338,11 +338,13 @@ TEST_CASE("TLS: a private CA from SSL_CERT_FILE & co. or --ca-bundle; failures n
     CHECK(r.err.find("SSL_CERT_FILE") != std::string::npos);
     // Trusted through each variable, and the flag: the TLS handshake passes (this server is
     // no hub, so what fails next is its answer, not TLS).
-    for (const auto& [name, value] :
-         std::vector<std::pair<std::string, std::string>>{{"SSL_CERT_FILE", ca},
-                                                          {"CURL_CA_BUNDLE", ca},
-                                                          {"REQUESTS_CA_BUNDLE", ca},
-                                                          {"SSL_CERT_DIR", p + "/cadir"}}) {
+    for (const auto& var : std::vector<std::pair<std::string, std::string>>{
+             {"SSL_CERT_FILE", ca},
+             {"CURL_CA_BUNDLE", ca},
+             {"REQUESTS_CA_BUNDLE", ca},
+             {"SSL_CERT_DIR", p + "/cadir"}}) {
+      const std::string& name = var.first;  // INFO captures it (not a structured binding)
+      const std::string& value = var.second;
       auto t = pull(srv, {{name, value}});
       INFO(name, ": ", t.err);
       CHECK(t.err.find("TLS failure") == std::string::npos);

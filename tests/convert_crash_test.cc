@@ -133,7 +133,11 @@ class Harness {
 void RunLoop(Mode mode, uint64_t ci_points) {
   Harness h;
   const std::string ref_root = h.base() + "/ref";
-  auto [code, total] = h.Run(ref_root, 0, mode);
+  // Plain locals, not a structured binding: INFO's lambda captures them (clang 14 cannot
+  // capture a binding).
+  const auto reference_run = h.Run(ref_root, 0, mode);
+  const int code = reference_run.first;
+  const uint64_t total = reference_run.second;
   REQUIRE(code == 0);
   REQUIRE(total > 20);
   const auto reference = ModelFiles(ref_root);

@@ -312,7 +312,8 @@ TEST_CASE(
     REQUIRE(range.rfind("bytes=", 0) == 0);
     uint64_t a = std::stoull(range.substr(6));
     uint64_t b = a + entry["body_bytes"].get<uint64_t>();  // what was actually sent
-    for (auto [cb, ce] : committed) {
+    for (const auto& span : committed) {
+      const uint64_t cb = span.first, ce = span.second;  // INFO captures them
       INFO("request " << range << " sent [" << a << "," << b << ") overlaps committed [" << cb
                       << "," << ce << ")");
       CHECK((b <= cb || a >= ce));

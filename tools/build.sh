@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds modelsync into build/ (linux platform file), or build-san/ with
-# --sanitize (AddressSanitizer + UBSan on the portable platform file, base/platform_posix.cc:
+# Configures and builds modelsync into build/ (GCC, linux platform file), or build-san/ with
+# --sanitize (clang, AddressSanitizer + UBSan on the portable platform file, base/platform_posix.cc:
 # CI runs the whole suite once per platform, docs/PLATFORM.md), or build-posix/ with --posix
 # (the portable file without sanitizers, unoptimised, for a quick local run).
 # Usage: tools/build.sh [--sanitize | --posix [TARGET...]]
@@ -22,10 +22,12 @@ targets=()
 case "${1:-}" in
   --sanitize)
     dir=build-san
-    # Line tables only (-g1): sanitizer reports still name file and line; a clean build
-    # 301 -> 277 s here.
-    extra=(-DMODELSYNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1
-      -DMODELSYNC_PLATFORM=posix) ;;
+    # Built by clang (the normal build is GCC's, so both compilers' warnings stop the build):
+    # clang compiles this unoptimised, instrumented tree faster (a clean build here
+    # 264 -> 174 s) and its instrumented tests ran faster too (the suite 225 -> 198 s).
+    # Line tables only (-g1): sanitizer reports still name file and line.
+    extra=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DMODELSYNC_SANITIZE=ON
+      -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DMODELSYNC_PLATFORM=posix) ;;
   --posix)
     dir=build-posix
     # Unoptimised and without debug info: -O0 compiles about twice as fast (assertions on).

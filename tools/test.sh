@@ -17,7 +17,13 @@ step() {
   echo "test.sh: $what took $((SECONDS - start)) s" >&2
 }
 step "install-deps" bash tools/install-deps.sh
-step "setup-venv" bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
+# .venv (pytest & co., pinned in tools/requirements.txt) is made beside the normal build:
+# mostly downloads; nothing before the suite uses it.
+venv_log=$(mktemp)
+trap 'rm -f "$venv_log"' EXIT
+venv_start=$SECONDS
+bash tools/setup-venv.sh >"$venv_log" 2>&1 &
+venv_pid=$!
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 # Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
@@ -25,6 +31,14 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # instead of 138 s.
 tests=$((2 * jobs))
 step "the normal build" bash tools/build.sh
+venv_rc=0
+wait "$venv_pid" || venv_rc=$?
+cat "$venv_log" >&2
+if ((venv_rc != 0)); then
+  echo "test.sh: tools/setup-venv.sh failed (exit $venv_rc); its output is above" >&2
+  exit 1
+fi
+echo "test.sh: setup-venv took $((SECONDS - venv_start)) s (beside the build)" >&2
 step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $tests"
 if [ "${1:-}" != "--fast" ]; then
   step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
