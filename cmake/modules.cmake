@@ -49,16 +49,26 @@ endfunction()
 # build, where doctest's assertion macros made the tests ~45 % of its compile time at -O2.
 set(MODELSYNC_TEST_OPTIONS "" CACHE STRING "compile options for the doctest executables")
 
+# What every doctest executable is compiled with, and so the target that holds their shared
+# precompiled header (tests/CMakeLists.txt) too: a precompiled header is only used by a
+# compile whose options and macros are the ones it was built with.
+function(modelsync_test_options target)
+  modelsync_flags(${target})
+  if(MODELSYNC_TEST_OPTIONS)
+    target_compile_options(${target} PRIVATE ${MODELSYNC_TEST_OPTIONS})
+  endif()
+  target_compile_definitions(${target} PRIVATE MODELSYNC_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+    BOOST_ALL_NO_LIB)
+endfunction()
+
 # modelsync_test(<name> SOURCES ... DEPS ... [LABELS ...])
 # A doctest executable registered with ctest.
 function(modelsync_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} modelsync_doctest_main)
-  modelsync_flags(${name})
-  if(MODELSYNC_TEST_OPTIONS)
-    target_compile_options(${name} PRIVATE ${MODELSYNC_TEST_OPTIONS})
-  endif()
+  modelsync_test_options(${name})
+  target_precompile_headers(${name} REUSE_FROM modelsync_test_pch)
   add_test(NAME ${name} COMMAND ${name})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
