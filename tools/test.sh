@@ -21,12 +21,18 @@ step "install-deps" bash tools/install-deps.sh
 # output kept until then. The builds beside a suite run at the lowest priority (nice 19): they
 # take only the CPU the suite leaves idle (its waits on processes, sockets and fsync, its last
 # long tests), and run at full speed once the suite is done.
-bg_pid="" bg_log="" bg_what="" bg_start=0
+bg_pid="" bg_log="" bg_what="" bg_nice=0 bg_start=0
 trap '[ -n "$bg_pid" ] && kill -- "-$bg_pid" 2>/dev/null; rm -f "$bg_log"' EXIT
+# beside WHAT NICE COMMAND...
 beside() {
-  bg_what=$1 bg_log=$(mktemp) bg_start=$SECONDS
-  shift
-  setsid "$@" >"$bg_log" 2>&1 &   # its own process group: the trap stops all of it
+  bg_what=$1 bg_nice=$2 bg_log=$(mktemp) bg_start=$SECONDS
+  shift 2
+  # setsid: its own process group, so the trap stops all of it. A new session is also a new
+  # scheduler autogroup (Linux), and autogroups share the CPU equally whatever their
+  # processes' nice values: the group itself gets the nice value too, else a build "beside" a
+  # suite took half the CPU (the normal suite 85 -> 145 s).
+  setsid bash -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec nice -n "$0" "$@"' \
+    "$bg_nice" "$@" >"$bg_log" 2>&1 &
   bg_pid=$!
 }
 await() {
@@ -43,7 +49,7 @@ await() {
 }
 # .venv (pytest & co., pinned in tools/requirements.txt) is made beside the normal build:
 # mostly downloads; nothing before the suite uses it.
-beside "setup-venv" bash tools/setup-venv.sh
+beside "setup-venv" 0 bash tools/setup-venv.sh
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 # Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
@@ -54,11 +60,11 @@ step "the normal build" bash tools/build.sh
 await
 full=1
 [ "${1:-}" = "--fast" ] && full=0
-((full)) && beside "the ASan/UBSan build (posix)" nice -n 19 bash tools/build.sh --sanitize
+((full)) && beside "the ASan/UBSan build (posix)" 19 bash tools/build.sh --sanitize
 step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $tests"
 if ((full)); then
   await
-  beside "the fuzz targets' build" nice -n 19 bash tools/fuzz/run.sh --build
+  beside "the fuzz targets' build" 19 bash tools/fuzz/run.sh --build
   step "the suite (ASan/UBSan, posix)" bash -c "cd build-san && ASAN_OPTIONS=detect_leaks=1 \
     UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $tests"
   await
