@@ -17,39 +17,15 @@ step() {
   echo "test.sh: $what took $((SECONDS - start)) s" >&2
 }
 step "install-deps" bash tools/install-deps.sh
-# Work that is started beside a step and waited for before the step that needs it, with its
-# output kept until then. The builds beside a suite run at the lowest priority (nice 19): they
-# take only the CPU the suite leaves idle (its waits on processes, sockets and fsync, its last
-# long tests), and run at full speed once the suite is done.
-bg_pid="" bg_log="" bg_what="" bg_nice=0 bg_start=0
-trap '[ -n "$bg_pid" ] && kill -- "-$bg_pid" 2>/dev/null; rm -f "$bg_log"' EXIT
-# beside WHAT NICE COMMAND...
-beside() {
-  bg_what=$1 bg_nice=$2 bg_log=$(mktemp) bg_start=$SECONDS
-  shift 2
-  # setsid: its own process group, so the trap stops all of it. A new session is also a new
-  # scheduler autogroup (Linux), and autogroups share the CPU equally whatever their
-  # processes' nice values: the group itself gets the nice value too, else a build "beside" a
-  # suite took half the CPU (the normal suite 85 -> 145 s).
-  setsid bash -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec nice -n "$0" "$@"' \
-    "$bg_nice" "$@" >"$bg_log" 2>&1 &
-  bg_pid=$!
-}
-await() {
-  local rc=0
-  wait "$bg_pid" || rc=$?
-  bg_pid=""
-  cat "$bg_log" >&2
-  rm -f "$bg_log"
-  if ((rc != 0)); then
-    echo "test.sh: $bg_what failed (exit $rc); its output is above" >&2
-    exit 1
-  fi
-  echo "test.sh: $bg_what took $((SECONDS - bg_start)) s (begun beside the step before)" >&2
-}
-# .venv (pytest & co., pinned in tools/requirements.txt) is made beside the normal build:
-# mostly downloads; nothing before the suite uses it.
-beside "setup-venv" 0 bash tools/setup-venv.sh
+# setup-venv (.venv: pytest & co., pinned in tools/requirements.txt) runs beside the normal
+# build: mostly downloads on a fresh machine; nothing before the suite uses it. (Building the
+# ASan tree beside the normal suite, even at nice 19, slowed the suites more than it saved:
+# CI took 876 s with it, 846 s without.)
+venv_log=$(mktemp)
+trap 'rm -f "$venv_log"' EXIT
+venv_start=$SECONDS
+bash tools/setup-venv.sh >"$venv_log" 2>&1 &
+venv_pid=$!
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 # Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
@@ -57,17 +33,19 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # instead of 138 s.
 tests=$((2 * jobs))
 step "the normal build" bash tools/build.sh
-await
-full=1
-[ "${1:-}" = "--fast" ] && full=0
-((full)) && beside "the ASan/UBSan build (posix)" 19 bash tools/build.sh --sanitize
+venv_rc=0
+wait "$venv_pid" || venv_rc=$?
+cat "$venv_log" >&2
+if ((venv_rc != 0)); then
+  echo "test.sh: tools/setup-venv.sh failed (exit $venv_rc); its output is above" >&2
+  exit 1
+fi
+echo "test.sh: setup-venv took $((SECONDS - venv_start)) s (beside the build)" >&2
 step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $tests"
-if ((full)); then
-  await
-  beside "the fuzz targets' build" 19 bash tools/fuzz/run.sh --build
+if [ "${1:-}" != "--fast" ]; then
+  step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
   step "the suite (ASan/UBSan, posix)" bash -c "cd build-san && ASAN_OPTIONS=detect_leaks=1 \
     UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $tests"
-  await
   step "fuzzing" bash tools/fuzz/run.sh 20
 fi
 echo "test.sh: all passed in $SECONDS s" >&2

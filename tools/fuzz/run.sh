@@ -3,7 +3,6 @@
 # bounded time on a copy of its committed corpus (tools/fuzz/corpus/<name>/). Fails on any
 # crash, leak, timeout, out-of-memory or broken invariant, printing the reproducer.
 # Usage: tools/fuzz/run.sh [SECONDS_PER_TARGET (default 20)] [TARGET...]
-#        tools/fuzz/run.sh --build   (builds the targets only: tools/test.sh does it early)
 #   e.g. tools/fuzz/run.sh 300 fuzz_event        (targets: see ALL below)
 # Environment: FUZZ_KEEP=DIR keeps the grown corpora and logs in DIR (default: a temp dir,
 # deleted on success). The repo's corpus is never written to.
@@ -24,7 +23,6 @@ fi
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMODELSYNC_FUZZ=ON -DMODELSYNC_SANITIZE=ON -DMODELSYNC_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz
-[ "$secs" = "--build" ] && exit 0
 
 work=${FUZZ_KEEP:-$(mktemp -d)}
 mkdir -p "$work"
