@@ -17,15 +17,7 @@ step() {
   echo "test.sh: $what took $((SECONDS - start)) s" >&2
 }
 step "install-deps" bash tools/install-deps.sh
-# setup-venv (.venv: pytest & co., pinned in tools/requirements.txt) runs beside the normal
-# build: mostly downloads on a fresh machine; nothing before the suite uses it. (Building the
-# ASan tree beside the normal suite, even at nice 19, slowed the suites more than it saved:
-# CI took 876 s with it, 846 s without.)
-venv_log=$(mktemp)
-trap 'rm -f "$venv_log"' EXIT
-venv_start=$SECONDS
-bash tools/setup-venv.sh >"$venv_log" 2>&1 &
-venv_pid=$!
+step "setup-venv" bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 # Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
@@ -33,14 +25,6 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # instead of 138 s.
 tests=$((2 * jobs))
 step "the normal build" bash tools/build.sh
-venv_rc=0
-wait "$venv_pid" || venv_rc=$?
-cat "$venv_log" >&2
-if ((venv_rc != 0)); then
-  echo "test.sh: tools/setup-venv.sh failed (exit $venv_rc); its output is above" >&2
-  exit 1
-fi
-echo "test.sh: setup-venv took $((SECONDS - venv_start)) s (beside the build)" >&2
 step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $tests"
 if [ "${1:-}" != "--fast" ]; then
   step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
