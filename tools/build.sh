@@ -17,7 +17,9 @@ unity=(-DCMAKE_UNITY_BUILD=ON)
 # files and lines; full -g made each file ~27 % slower to compile, cli/cmd_gc.cc 11.2 -> 8.2 s).
 # The doctest executables' own code at -O0 (what they test stays -O2): their compile time
 # 215 -> 133 CPU-s, the suite's run time unchanged (138 s).
-extra=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DMODELSYNC_TEST_OPTIONS=-O0)
+# The micro-benchmarks are compiled by the ASan build only (MODELSYNC_BENCH_TOOLS).
+extra=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DMODELSYNC_TEST_OPTIONS=-O0
+  -DMODELSYNC_BENCH_TOOLS=OFF)
 targets=()
 case "${1:-}" in
   --sanitize)
