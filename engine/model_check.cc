@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "base/strings.h"
 #include "engine/model_shapes.h"
 #include "engine/safetensors.h"
 
@@ -13,12 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string Base(const std::string& p) {
-  auto k = p.rfind('/');
-  return k == std::string::npos ? p : p.substr(k + 1);
-}
 bool IsTorch(const std::string& p) {
-  return (p.ends_with(".bin") && Base(p) != "training_args.bin") || p.ends_with(".pt") ||
+  return (p.ends_with(".bin") && SplitLeaf(p).second != "training_args.bin") || p.ends_with(".pt") ||
          p.ends_with(".pth");
 }
 
