@@ -7,13 +7,14 @@ pkgs=(
   liblmdb-dev libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
   libboost-dev libboost-system-dev libzstd-dev libssl-dev zlib1g-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
-  clang libclang-rt-14-dev curl
+  clang libclang-rt-14-dev lld curl
   btrfs-progs python3 python3-jsonschema help2man systemd openssl nginx tinyproxy-bin
   python3-venv util-linux python3-torch
 )
 # python3-torch (Debian's PyTorch 1.13 for /usr/bin/python3, ~150 MB to fetch; PyPI's wheels
 # pull in CUDA): convert_torch_test writes its .bin fixtures with real torch.save and judges
 # the converter's output against torch.load.
+# lld: the linker of every build (CMakeLists.txt, MODELSYNC_LLD), several times faster than ld.
 # python3-venv: tools/setup-venv.sh makes .venv (the Python package's tests); util-linux:
 # unshare (the full-disk tests mount a tmpfs in a private mount namespace).
 # nginx, tinyproxy-bin: network_test puts real ones in front of the emulator (TLS, HTTP/2, a

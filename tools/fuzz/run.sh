@@ -20,7 +20,10 @@ if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ is not installed: run tools/install-deps.sh (clang, libclang-rt-14-dev)" >&2
   exit 1
 fi
+# Optimised, with line tables only (reports still name file and line), in unity batches like
+# the other builds: the build here 64 -> 49 s.
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_UNITY_BUILD=ON \
   -DMODELSYNC_FUZZ=ON -DMODELSYNC_SANITIZE=ON -DMODELSYNC_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz
 
