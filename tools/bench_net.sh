@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark: modelsync's hub client vs `curl -o /dev/null` on one large LFS file served by the
 # hub emulator's CDN listener, alternating in one run, plus the ratio.
-# Usage: tools/bench_net.sh [SIZE=1GiB] [ROUNDS=5]   (build dir: $BUILD or build/)
+# Usage: tools/bench_net.sh [SIZE=1GiB] [ROUNDS=5]   (build dir: $BUILD, default build-release/:
+#   tools/build.sh --release makes it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1GiB}
 rounds=${2:-5}
-build=${BUILD:-build}
+build=${BUILD:-build-release}
+[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
+  bash tools/build.sh --release hub_emulator make_fixtures bench_net >/dev/null
 ninja -C "$build" hub_emulator make_fixtures bench_net >/dev/null
 dir=$(mktemp -d)
 trap 'kill "${emu_pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT

@@ -4,12 +4,15 @@
 # (user+sys), peak RSS, the log's size per file, and the per-file ratio of the large run to
 # the small one: a ratio near 1 means no quadratic step (issues 20 and 21; targets: within
 # 3x, peak RSS <= 128 MiB).
-# Usage: tools/bench_scale.sh [SMALL=600] [LARGE=20000]   (build dir: $BUILD or build/)
+# Usage: tools/bench_scale.sh [SMALL=600] [LARGE=20000]   (build dir: $BUILD, default build-release/:
+#   tools/build.sh --release makes it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 small=${1:-600}
 large=${2:-20000}
-build=${BUILD:-build}
+build=${BUILD:-build-release}
+[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
+  bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
 ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null
 ms=$build/cli/modelsync
 cpu() {  # runs "$@", prints user+sys CPU seconds; wall s and peak RSS KiB go to $dir/last

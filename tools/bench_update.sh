@@ -3,13 +3,16 @@
 # changed, generation_config.json added, notes.txt removed, the weights unchanged) with a
 # large weight file, against the hub emulator. Prints the file bytes and API bytes the update
 # moved (emulator stats), its wall time, and the no-op pull's requests and time.
-# Usage: tools/bench_update.sh [WEIGHTS=1GiB]   (build dir: $BUILD or build/)
+# Usage: tools/bench_update.sh [WEIGHTS=1GiB]   (build dir: $BUILD, default build-release/:
+#   tools/build.sh --release makes it)
 # Targets (issue 5): update bytes <= changed bytes + 64 KiB of API traffic, update <= 0.5 s,
 # no-op pull = 1 request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1GiB}
-build=${BUILD:-build}
+build=${BUILD:-build-release}
+[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
+  bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
 ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null
 dir=$(mktemp -d)
 trap 'kill "${emu_pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
