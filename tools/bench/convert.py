@@ -9,7 +9,7 @@ run on the same file:
 Each measured --rounds times, alternating; the median is reported. Prints a Markdown section
 (appended to BENCHMARKS.md by `--out`).
 
-usage: .venv/bin/python tools/bench/convert.py --modelsync build-bench/cli/modelsync
+usage: .venv/bin/python tools/bench/convert.py --modelsync build-release/cli/modelsync
            [--size 1GiB] [--rounds 3] [--work DIR] [--out BENCHMARKS.md]
 """
 import argparse
@@ -138,8 +138,8 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--out")
     a = ap.parse_args()
-    work = Path(a.work or tempfile.mkdtemp(prefix="convert-bench-", dir=str(SRC / "build-bench")
-                                           if (SRC / "build-bench").is_dir() else None))
+    work = Path(a.work or tempfile.mkdtemp(prefix="convert-bench-", dir=str(SRC / "build-release")
+                                           if (SRC / "build-release").is_dir() else None))
     work.mkdir(parents=True, exist_ok=True)
     try:
         cases = []

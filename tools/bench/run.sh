@@ -9,14 +9,14 @@
 #                      [--tools modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
-# Builds build-bench (Release) if needed, installs aria2 and GNU time with apt-get and
+# Builds build-release (tools/build.sh --release: -O3, unity) if needed, installs aria2 and GNU time with apt-get and
 # @huggingface/hub@2.17.5 with npm when missing; `hf` comes from the repo's .venv
 # (tools/setup-venv.sh, huggingface_hub pinned in tools/requirements.txt). Work files go to <build>/bench-work (on the
 # same disk as the build, not tmpfs) and are removed at the end.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
-build="$src/build-bench" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
+build="$src/build-release" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2 ;;
@@ -36,8 +36,11 @@ log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # ---- build and peers ---------------------------------------------------------------------
 if [ $nobuild = 0 ] && [ ! -f "$build/build.ninja" ]; then
-  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    $(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+  if [ "$build" = "$src/build-release" ]; then
+    bash "$src/tools/build.sh" --release modelsync hub_emulator make_fixtures >/dev/null
+  else
+    cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
 fi
 [ $nobuild = 1 ] || ninja -C "$build" -j2 modelsync hub_emulator make_fixtures >/dev/null
 build=$(cd "$build" && pwd)
