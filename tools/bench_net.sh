@@ -8,9 +8,8 @@ cd "$(dirname "$0")/.."
 size=${1:-1GiB}
 rounds=${2:-5}
 build=${BUILD:-build-release}
-[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
-  bash tools/build.sh --release hub_emulator make_fixtures bench_net >/dev/null
-ninja -C "$build" hub_emulator make_fixtures bench_net >/dev/null
+if [ "$build" = build-release ]; then bash tools/build.sh --release hub_emulator make_fixtures bench_net >/dev/null
+else ninja -C "$build" hub_emulator make_fixtures bench_net >/dev/null; fi
 dir=$(mktemp -d)
 trap 'kill "${emu_pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$build"/tools/fixtures/make_fixtures --out "$dir/repos" --weights-bytes "$size" --only model >/dev/null

@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 small=${1:-600}
 large=${2:-20000}
 build=${BUILD:-build-release}
-[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
-  bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
-ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null
+if [ "$build" = build-release ]; then bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
+else ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null; fi
 ms=$build/cli/modelsync
 cpu() {  # runs "$@", prints user+sys CPU seconds; wall s and peak RSS KiB go to $dir/last
   /usr/bin/time -f '%e %U %S %M' -o "$dir/time" "$@" >/dev/null 2>&1

@@ -11,9 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-1GiB}
 build=${BUILD:-build-release}
-[ "$build" != build-release ] || [ -f build-release/build.ninja ] ||
-  bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
-ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null
+if [ "$build" = build-release ]; then bash tools/build.sh --release hub_emulator make_fixtures modelsync >/dev/null
+else ninja -C "$build" -j2 hub_emulator make_fixtures modelsync >/dev/null; fi
 dir=$(mktemp -d)
 trap 'kill "${emu_pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$build"/tools/fixtures/make_fixtures --out "$dir/repos" --weights-bytes "$size" --only versions >/dev/null

@@ -20,19 +20,18 @@ step "install-deps" bash tools/install-deps.sh
 step "setup-venv" bash tools/setup-venv.sh   # .venv: pytest & co. pinned in tools/requirements.txt
 step "check_env" bash tools/check_env.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-# Tests, twice as many as cores: most of them wait on processes, sockets and fsync (the suite
-# at -j 2 kept one of this machine's two cores busy), so -j 4 ran the normal suite in 84 s
-# instead of 138 s.
-# The normal suite waits more than it computes: three per core ran it in 72-90 s against
-# 81-95 s at two per core (four runs each, alternating, this machine); the ASan suite is
-# CPU-bound and took longer at three per core (218 s against 196 s).
-tests=$((2 * jobs))
+# More tests than cores: most of them wait on processes, sockets and fsync (at -j 2 the
+# normal suite kept one of this machine's two cores busy; -j 4 ran it in 84 s instead of
+# 138 s). The normal suite: three per core, 72-90 s against 81-95 s at two per core (three
+# runs each, alternating). The ASan suite is CPU-bound: two per core (one run at three per
+# core took 218 s against 196 s).
+normal_tests=$((3 * jobs)) asan_tests=$((2 * jobs))
 step "the normal build" bash tools/build.sh
-step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $((3 * jobs))"
+step "the suite (normal build)" bash -c "cd build && ctest --output-on-failure -j $normal_tests"
 if [ "${1:-}" != "--fast" ]; then
   step "the ASan/UBSan build (posix)" bash tools/build.sh --sanitize
   step "the suite (ASan/UBSan, posix)" bash -c "cd build-san && ASAN_OPTIONS=detect_leaks=1 \
-    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $tests"
+    UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $asan_tests"
   step "fuzzing" bash tools/fuzz/run.sh 20
 fi
 echo "test.sh: all passed in $SECONDS s" >&2
