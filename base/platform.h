@@ -34,6 +34,12 @@ void StartWriteback(int fd, uint64_t offset, uint64_t n);
 void DropCache(int fd, uint64_t offset, uint64_t n);
 void AdviseSequential(int fd);
 
+// Hint: [p, p + n) may be backed by huge pages (madvise MADV_HUGEPAGE; posix: nothing). p and n
+// should be multiples of kHugePage. A buffer that large data streams through (a converter's
+// write blocks) then costs fewer page walks and its O_DIRECT writes fewer page pins.
+inline constexpr size_t kHugePage = 2u << 20;
+void AdviseHugePages(void* p, size_t n);
+
 // Writes of fd bypass the page cache (O_DIRECT) when on, or go through it again when off.
 // While on, every pwrite's offset, length and buffer address must be multiples of
 // kDirectAlign. EOPNOTSUPP where the platform cannot (posix; Darwin's port: F_NOCACHE), EINVAL

@@ -3,6 +3,7 @@
 #include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -53,6 +54,8 @@ void DropCache(int fd, uint64_t offset, uint64_t n) {
 }
 
 void AdviseSequential(int fd) { (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
+
+void AdviseHugePages(void* p, size_t n) { (void)::madvise(p, n, MADV_HUGEPAGE); }
 
 int SetDirectIO(int fd, bool on) {
   const int flags = ::fcntl(fd, F_GETFL);

@@ -23,6 +23,8 @@ void StartWriteback(int, uint64_t, uint64_t) {}
 void DropCache(int, uint64_t, uint64_t) {}
 void AdviseSequential(int) {}
 
+void AdviseHugePages(void*, size_t) {}
+
 int SetDirectIO(int, bool) { return EOPNOTSUPP; }
 
 int SyncFileSystem(int) { return ENOSYS; }

@@ -5,6 +5,11 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #include "base/hash.h"
 #include "engine/gguf.h"
@@ -141,6 +146,10 @@ json MetaFloat(const GgufInfo& g, const std::string& key, double fallback) {
   }
   return v;
 }
+
+// The most one part of a quantized tensor may take to be computed ahead and held (a 4-bit
+// 4096 x 8192 weight; a larger one, such as a big vocabulary's embedding, takes a pass of its own).
+constexpr uint64_t kHeldBytes = 16u << 20;
 
 // The source row an output row is read from: llama.cpp stored head h's rows as
 // [h, i, j] = HF [h, j, i] (i < D/2, j < 2); undone here.
@@ -380,7 +389,8 @@ class GgufConverter {
     MS_ASSIGN_OR_RETURN(auto src_dir, env_.fs->OpenRoot(SourceDir(), false));
     MS_ASSIGN_OR_RETURN(src_, src_dir->OpenFile(SourceLeaf(), storage::OpenMode::kRead));
     // Every shard is written front to back (and hashed on the way): the parts in offset
-    // order; a quantized tensor's weight, scales and biases each take a pass over its source.
+    // order; a quantized tensor's parts from one pass over its source where they fit.
+    written_.assign(parts_.size(), false);
     uint64_t done = 0;
     for (int i : writer_->order()) {
       MS_RETURN_IF_ERROR(ConvertTensor(jobs_[parts_[i].job], i));
@@ -418,95 +428,157 @@ class GgufConverter {
     return Status::Ok();
   }
 
-  // Appends rows [0, n) of part `part` (its bytes for those rows) to its shard.
-  Status Put(int part, const std::vector<unsigned char>& buf, size_t n) {
-    return writer_->Append(part, std::string(reinterpret_cast<const char*>(buf.data()), n));
-  }
-
-  // Writes part `want` of job j (its weight, scales or biases), all rows in order.
+  // Writes part `want` of job j (its weight, scales or biases), all rows in order, in batches
+  // of whole heads (the rows of a permuted tensor are put back within a batch).
   Status ConvertTensor(const GgufJob& j, int want) {
+    if (j.bits) return ConvertQuantized(j, want);
     const GgmlType* type = FindGgmlType(j.src->type);
     const uint64_t src_row = j.src->bytes / j.rows;
+    const uint64_t batch = BatchRows(j, src_row);
+    const uint64_t w_row = j.requant ? j.cols * j.requant / 8 : j.dequant ? j.cols * 2 : src_row;
+    const uint64_t sb_row = j.cols / 64 * 2;
+    const uint64_t row_bytes = want == j.weight ? w_row : sb_row;
     const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
-    uint64_t batch = std::max<uint64_t>(1, kConvertBatchBytes / std::max<uint64_t>(1, src_row));
-    batch = std::max<uint64_t>(head_dim, batch / head_dim * head_dim);
-    batch = std::min(batch, j.rows);
-    in_.resize(batch * src_row);
-    const uint64_t blocks = j.cols / 32;
-    const uint64_t w_row = j.bits     ? j.cols * j.bits / 8
-                           : j.requant ? j.cols * j.requant / 8
-                           : j.dequant ? j.cols * 2
-                                       : src_row;
-    const uint64_t sb_row = j.requant ? j.cols / 64 * 2 : blocks * 2;
-    w_.resize(batch * w_row);
-    if (j.bits || j.requant) s_.resize(batch * sb_row), b_.resize(batch * sb_row);
+    const bool kept = !j.requant && !j.dequant;  // the bytes as they are
     if (j.requant) row_.resize(j.cols);
     for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
-      if (o_.cancel && o_.cancel->load())
-        return Status::Cancelled("the conversion of " + o_.source + " was interrupted; nothing of it was kept");
+      if (o_.cancel && o_.cancel->load()) return Interrupted();
       const uint64_t nr = std::min(batch, j.rows - r0);
+      Buffer& out = out_buf_;
+      out.resize(nr * row_bytes);
+      if (kept && !j.heads) {  // as they are: read and handed on
+        MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, out.data(), nr * src_row));
+        MS_RETURN_IF_ERROR(Put(want, out));
+        continue;
+      }
+      in_.resize(batch * src_row);
       MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, in_.data(), nr * src_row));
       for (uint64_t r = 0; r < nr; ++r) {
         const uint64_t from = j.heads ? SourceRow(r, head_dim) : r;  // batches hold whole heads
         const unsigned char* in = in_.data() + from * src_row;
-        if (j.requant) {
+        if (kept) {
+          std::memcpy(out.data() + r * w_row, in, src_row);
+        } else if (j.requant) {  // MlxQuantizeGroup gives all three parts; `want` is kept
           RowValues(j, type, in, row_.data());
-          unsigned char* w = w_.data() + r * w_row;
+          unsigned char* w = want == j.weight ? out.data() + r * w_row : nullptr;
           for (uint64_t g = 0; g < j.cols / 64; ++g) {
             uint16_t sc, bi;
+            unsigned char packed[64];
             MlxQuantizeGroup(row_.data() + g * 64, 64, static_cast<int>(j.requant),
-                             w + g * 64 * j.requant / 8, &sc, &bi);
-            Store16(s_.data() + r * sb_row + g * 2, sc);
-            Store16(b_.data() + r * sb_row + g * 2, bi);
+                             w ? w + g * 64 * j.requant / 8 : packed, &sc, &bi);
+            if (want == j.scales) Store16(out.data() + r * sb_row + g * 2, sc);
+            if (want == j.biases) Store16(out.data() + r * sb_row + g * 2, bi);
           }
-          continue;
-        }
-        if (j.dequant) {
-          unsigned char* w = w_.data() + r * w_row;
+        } else {  // dequantized to float16
+          unsigned char* w = out.data() + r * w_row;
           float vals[256];
           const uint64_t n = type->block_values;
           for (uint64_t b = 0; b < j.cols / n; ++b) {
             DequantizeBlock(j.src->type, in + b * type->block_bytes, vals);
             for (uint64_t k = 0; k < n; ++k) Store16(w + (b * n + k) * 2, FloatToHalf(vals[k]));
           }
-          continue;
         }
-        if (!j.bits) {
-          std::memcpy(w_.data() + r * w_row, in, src_row);
-          continue;
-        }
-        // Only the part being written is computed (each part is a pass of its own).
-        const uint32_t bb = type->block_bytes;
-        if (want == j.weight) {
-          unsigned char* w = w_.data() + r * w_row;
-          if (j.src->type == kQ8_0) {  // q + 128
-            for (uint64_t b = 0; b < blocks; ++b)
-              for (int k = 0; k < 32; ++k) w[b * 32 + k] = in[b * bb + 2 + k] ^ 0x80;
-          } else {
-            const int qs = j.src->type == kQ4_1 ? 4 : 2;
-            for (uint64_t b = 0; b < blocks; ++b) Pack4(in + b * bb + qs, w + b * 16);
+      }
+      MS_RETURN_IF_ERROR(Put(want, out));
+    }
+    return Status::Ok();
+  }
+
+  Status Put(int part, const Buffer& b) {
+    return writer_->Append(part, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  }
+
+  // Rows per batch: about kConvertBatchBytes of source, whole heads.
+  static uint64_t BatchRows(const GgufJob& j, uint64_t src_row) {
+    const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
+    uint64_t batch = std::max<uint64_t>(1, kConvertBatchBytes / std::max<uint64_t>(1, src_row));
+    batch = std::max<uint64_t>(head_dim, batch / head_dim * head_dim);
+    return std::min(batch, j.rows);
+  }
+
+  Status Interrupted() const {
+    return Status::Cancelled("the conversion of " + o_.source + " was interrupted; nothing of it was kept");
+  }
+
+  // A Q4_0/Q4_1/Q8_0 tensor's three parts come one after another (name order: biases, scales,
+  // weight): the first one's pass over the source also computes the others and holds them
+  // (each up to kHeldBytes), so the tensor is read once; a larger part takes a pass of its own.
+  Status ConvertQuantized(const GgufJob& j, int want) {
+    if (auto h = held_.find(want); h != held_.end()) {
+      Status st = Put(want, h->second);
+      spare_.push_back(std::move(h->second));
+      held_.erase(h);
+      written_[want] = true;
+      return st;
+    }
+    const GgmlType* type = FindGgmlType(j.src->type);
+    const uint64_t src_row = j.src->bytes / j.rows;
+    const uint64_t batch = BatchRows(j, src_row);
+    const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
+    const uint64_t blocks = j.cols / 32, bb = type->block_bytes;
+    const uint64_t w_row = j.cols * j.bits / 8, sb_row = blocks * 2;
+    // Where each part's rows go: a batch buffer for `want`, a held buffer for a later part
+    // that fits, or nowhere.
+    struct Route {
+      int part;
+      uint64_t row_bytes;
+      bool held = false;
+      unsigned char* base = nullptr;
+    } routes[3] = {{j.weight, w_row}, {j.scales, sb_row}, {j.biases, sb_row}};
+    for (Route& rt : routes)
+      if (rt.part != want && !written_[rt.part] && j.rows * rt.row_bytes <= kHeldBytes) {
+        Buffer& h = held_[rt.part];
+        if (!spare_.empty()) h = std::move(spare_.back()), spare_.pop_back();
+        h.resize(j.rows * rt.row_bytes);
+        rt.held = true;
+        rt.base = h.data();
+      }
+    in_.resize(batch * src_row);
+    for (uint64_t r0 = 0; r0 < j.rows; r0 += batch) {
+      if (o_.cancel && o_.cancel->load()) return Interrupted();
+      const uint64_t nr = std::min(batch, j.rows - r0);
+      Buffer& out = out_buf_;
+      for (Route& rt : routes)
+        if (rt.part == want) out.resize(nr * rt.row_bytes), rt.base = out.data();
+      MS_RETURN_IF_ERROR(ReadFull(j.src->offset + r0 * src_row, in_.data(), nr * src_row));
+      auto row_of = [&](const Route& rt, uint64_t r) -> unsigned char* {
+        if (!rt.base) return nullptr;
+        return rt.base + (rt.held ? r0 + r : r) * rt.row_bytes;
+      };
+      for (uint64_t r = 0; r < nr; ++r) {
+        const uint64_t from = j.heads ? SourceRow(r, head_dim) : r;  // batches hold whole heads
+        const unsigned char* in = in_.data() + from * src_row;
+        unsigned char* w = row_of(routes[0], r);
+        unsigned char* sc = row_of(routes[1], r);
+        unsigned char* bi = row_of(routes[2], r);
+        const uint32_t t = j.src->type;
+        const int qs = t == kQ4_1 ? 4 : 2;  // where a block's quants start
+        for (uint64_t b = 0; b < blocks; ++b) {
+          const unsigned char* blk = in + b * bb;
+          if (w) {
+            if (t == kQ8_0) {  // q + 128
+              for (int k = 0; k < 32; ++k) w[b * 32 + k] = blk[2 + k] ^ 0x80;
+            } else {
+              Pack4(blk + qs, w + b * 16);
+            }
           }
-        } else if (want == j.scales) {
-          unsigned char* sc = s_.data() + r * sb_row;
-          for (uint64_t b = 0; b < blocks; ++b) std::memcpy(sc + b * 2, in + b * bb, 2);
-        } else {
-          unsigned char* bi = b_.data() + r * sb_row;
-          for (uint64_t b = 0; b < blocks; ++b) {
-            const unsigned char* blk = in + b * bb;
+          if (sc) std::memcpy(sc + b * 2, blk, 2);
+          if (bi) {
             uint16_t bias;
-            if (j.src->type == kQ4_1) {
+            if (t == kQ4_1) {
               bias = Load16(blk + 2);
-            } else if (!ScaledHalf(Load16(blk), j.src->type == kQ4_0 ? 3 : 7, &bias)) {
+            } else if (!ScaledHalf(Load16(blk), t == kQ4_0 ? 3 : 7, &bias)) {
               return Overflow(j, r0 + from, b);  // Q4_0: -8 d; Q8_0: -128 d
             }
             Store16(bi + b * 2, bias);
           }
         }
       }
-      if (want == j.weight) MS_RETURN_IF_ERROR(Put(want, w_, nr * w_row));
-      if (want == j.scales) MS_RETURN_IF_ERROR(Put(want, s_, nr * sb_row));
-      if (want == j.biases) MS_RETURN_IF_ERROR(Put(want, b_, nr * sb_row));
+      MS_RETURN_IF_ERROR(Put(want, out));
+      for (Route& rt : routes)
+        if (rt.part == want) rt.base = nullptr;
     }
+    written_[want] = true;
     return Status::Ok();
   }
 
@@ -533,11 +605,27 @@ class GgufConverter {
 
   // GGUF's 4-bit block: value i < 16 is the low nibble of qs[i], value i + 16 its high one.
   // MLX packs value e at bits 4(e % 8) of little-endian word e / 8: byte k = v[2k] | v[2k+1] << 4.
+  // As 16-bit lanes w = v[2k] | v[2k+1] << 8: byte k = (w & 0x0F) | (w >> 4 & 0xF0), byte
+  // 8 + k = (w >> 4 & 0x0F) | (w >> 8 & 0xF0); SSE2 or NEON where there is one.
   static void Pack4(const unsigned char* qs, unsigned char* out) {
+#if defined(__SSE2__)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i lo4 = _mm_set1_epi16(0x000F), hi4 = _mm_set1_epi16(0x00F0);
+    const __m128i v4 = _mm_srli_epi16(v, 4);
+    const __m128i a = _mm_or_si128(_mm_and_si128(v, lo4), _mm_and_si128(v4, hi4));
+    const __m128i b = _mm_or_si128(_mm_and_si128(v4, lo4), _mm_and_si128(_mm_srli_epi16(v, 8), hi4));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(a, b));
+#elif defined(__ARM_NEON)
+    const uint8x8x2_t v = vld2_u8(qs);  // even bytes, odd bytes
+    const uint8x8_t lo4 = vdup_n_u8(0x0F), hi4 = vdup_n_u8(0xF0);
+    vst1_u8(out, vorr_u8(vand_u8(v.val[0], lo4), vshl_n_u8(v.val[1], 4)));
+    vst1_u8(out + 8, vorr_u8(vshr_n_u8(v.val[0], 4), vand_u8(v.val[1], hi4)));
+#else
     for (int k = 0; k < 8; ++k)
       out[k] = static_cast<unsigned char>((qs[2 * k] & 0x0F) | (qs[2 * k + 1] << 4));
     for (int k = 0; k < 8; ++k)
       out[8 + k] = static_cast<unsigned char>((qs[2 * k] >> 4) | (qs[2 * k + 1] & 0xF0));
+#endif
   }
 
   Status Overflow(const GgufJob& j, uint64_t row, uint64_t block) {
@@ -563,7 +651,10 @@ class GgufConverter {
   std::unique_ptr<storage::Dir> out_;
   std::unique_ptr<storage::File> src_;
   std::unique_ptr<SafetensorsWriter> writer_;
-  std::vector<unsigned char> in_, w_, s_, b_;
+  Buffer in_, out_buf_;          // reused from batch to batch
+  std::map<int, Buffer> held_;  // parts computed ahead, whole
+  std::vector<Buffer> spare_;   // held buffers to reuse (at most three)
+  std::vector<bool> written_;                        // by part
   std::vector<float> row_;
 };
 

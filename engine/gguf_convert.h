@@ -44,7 +44,7 @@ inline constexpr char kConverterVersion[] = "modelsync-gguf-mlx/1";
 
 // How much of a tensor the converters (GGUF and PyTorch) read, convert and write at a time:
 // the unit of their memory use and of a cancel's latency.
-inline constexpr uint64_t kConvertBatchBytes = 4u << 20;
+inline constexpr uint64_t kConvertBatchBytes = 1u << 20;
 
 struct ConvertOptions {
   std::string source;                // the .gguf file
@@ -57,7 +57,7 @@ struct ConvertOptions {
   // Called after each tensor with output bytes written so far and the total.
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Not owned; may be null. When *cancel becomes true the conversion stops within a batch
-  // (4 MiB), removes what it wrote and returns kCancelled.
+  // (1 MiB), removes what it wrote and returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;
 };
 

@@ -7,9 +7,19 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/platform.h"
+
 namespace modelsync::engine {
 
 using json = nlohmann::ordered_json;
+
+void* AllocateStreamMemory(size_t n) {
+  if (n < (1u << 20)) return std::malloc(n > 0 ? n : 1);
+  const size_t size = (n + platform::kHugePage - 1) / platform::kHugePage * platform::kHugePage;
+  void* p = std::aligned_alloc(platform::kHugePage, size);
+  if (p) platform::AdviseHugePages(p, size);
+  return p;
+}
 
 uint64_t DtypeBytes(const std::string& d) {
   if (d == "F64" || d == "I64" || d == "U64") return 8;
@@ -32,80 +42,50 @@ Status WriteSmallFile(storage::Dir& dir, const std::string& name, const std::str
   return Status::Ok();
 }
 
-// One output file written front to back, sha256 on the way. Where the file system takes
-// direct I/O (storage::File::SetDirectIO), the bytes go out in aligned 4 MiB blocks past the
-// page cache (the last block padded, then the file truncated to its length): a converted
-// model is written once and read by another process later, and this VM's buffered writes of
-// new data cost ~4x the time (docs/PLATFORM.md). Otherwise ordinary pwrites, writeback
-// started every 64 MiB.
-struct SafetensorsWriter::Sink {
-  static constexpr size_t kAlign = 4096;  // platform::kDirectAlign
-  static constexpr size_t kBlock = 4u << 20;
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
+// One output file, written front to back in blocks. Where the file system takes direct I/O
+// (storage::File::SetDirectIO), every block but a shard's last is whole and aligned and goes
+// past the page cache (the last padded to kAlign, then the file truncated to its length): a
+// converted model is written once and read by another process later, and this VM's buffered
+// writes of new data cost ~4x the time (docs/PLATFORM.md). Otherwise ordinary pwrites,
+// writeback started every 64 MiB. The hashing thread owns `h`, the writing thread the rest.
+static constexpr size_t kAlign = 4096;  // platform::kDirectAlign
+static constexpr size_t kBlock = 4u << 20;
+static constexpr size_t kBlocks = 6;  // 24 MiB: the caller, the hasher and the disk each busy
 
+struct SafetensorsWriter::Sink {
   Sink(std::unique_ptr<storage::File> file, Hasher hasher) : f(std::move(file)), h(std::move(hasher)) {
-    if (f->SetDirectIO(true).ok()) {
-      buf.reset(static_cast<char*>(std::aligned_alloc(kAlign, kBlock)));
-      direct = buf != nullptr;
-      if (!direct) (void)f->SetDirectIO(false);
-    }
+    direct = f->SetDirectIO(true).ok();
   }
 
   std::unique_ptr<storage::File> f;
   Hasher h;
-  uint64_t pos = 0;      // bytes appended
-  uint64_t written = 0;  // bytes handed to the file
+  uint64_t written = 0;  // bytes on the file
   uint64_t started = 0;  // buffered: writeback started up to here
   bool direct = false;
-  std::unique_ptr<char, Free> buf;
-  size_t fill = 0;
 
-  Status Append(std::string_view data) {
-    h.Update(data.data(), data.size());
-    pos += data.size();
-    while (direct && !data.empty()) {
-      const size_t k = std::min(kBlock - fill, data.size());
-      std::memcpy(buf.get() + fill, data.data(), k);
-      fill += k;
-      data.remove_prefix(k);
-      if (fill == kBlock) MS_RETURN_IF_ERROR(Flush());
+  // Writes `fill` bytes of the aligned buffer `data` (which has room to pad to kAlign). A
+  // file system that opens with O_DIRECT but refuses the write itself (EINVAL: alignment it
+  // does not take) gets it, and the rest, as ordinary writes; any other error is the error.
+  Status Write(char* data, size_t fill) {
+    if (direct) {
+      const size_t padded = (fill + kAlign - 1) / kAlign * kAlign;
+      std::memset(data + fill, 0, padded - fill);
+      Status st = f->PWrite(written, std::string_view(data, padded));
+      if (st.ok()) {
+        if (padded != fill) MS_RETURN_IF_ERROR(f->Truncate(written + fill));
+        written += fill;
+        return Status::Ok();
+      }
+      if (st.detail() != EINVAL || !f->SetDirectIO(false).ok()) return st;
+      direct = false;
     }
-    if (data.empty()) return Status::Ok();
-    MS_RETURN_IF_ERROR(f->PWrite(written, data));
-    written += data.size();
+    MS_RETURN_IF_ERROR(f->PWrite(written, std::string_view(data, fill)));
+    written += fill;
     if (written - started >= (64u << 20)) {
       f->StartWriteback(started, written - started);
       started = written;
     }
     return Status::Ok();
-  }
-
-  // Writes the block buffer (the last one padded to kAlign, the padding cut off after). A
-  // file system that opens with O_DIRECT but refuses the write itself (EINVAL: alignment it
-  // does not take) gets it, and the rest, as ordinary writes; any other error is the error.
-  Status Flush() {
-    if (fill == 0) return Status::Ok();
-    const size_t padded = (fill + kAlign - 1) / kAlign * kAlign;
-    std::memset(buf.get() + fill, 0, padded - fill);
-    Status st = f->PWrite(written, std::string_view(buf.get(), padded));
-    if (!st.ok()) {
-      if (st.detail() != EINVAL || !f->SetDirectIO(false).ok()) return st;
-      direct = false;
-      MS_RETURN_IF_ERROR(f->PWrite(written, std::string_view(buf.get(), fill)));
-    } else if (padded != fill) {
-      MS_RETURN_IF_ERROR(f->Truncate(written + fill));
-    }
-    written += fill;
-    fill = 0;
-    return Status::Ok();
-  }
-
-  // Everything on the file, then fdatasync.
-  Status Close() {
-    if (direct) MS_RETURN_IF_ERROR(Flush());
-    return f->DataSync();
   }
 };
 
@@ -134,7 +114,10 @@ SafetensorsWriter::SafetensorsWriter(storage::Dir& out, std::vector<PlannedTenso
   }
 }
 
-SafetensorsWriter::~SafetensorsWriter() { Abort(); }
+SafetensorsWriter::~SafetensorsWriter() {
+  Abort();
+  for (char* p : pool_) std::free(p);
+}
 
 std::string SafetensorsWriter::ShardName(size_t s) const {
   if (shard_size_.size() == 1) return "model.safetensors";
@@ -165,75 +148,150 @@ Status SafetensorsWriter::Open(uint64_t extra_bytes, const std::string& what) {
     while ((8 + h.size()) % 8 != 0) h.push_back(' ');
     std::string prefix(8, '\0');
     for (int k = 0; k < 8; ++k) prefix[k] = static_cast<char>((h.size() >> (8 * k)) & 0xFF);
+    headers_.push_back(prefix + h);
     MS_ASSIGN_OR_RETURN(auto f, out_.OpenFile(ShardName(s), storage::OpenMode::kCreateExclusive, 0644));
-    sinks_.push_back(std::make_unique<Sink>(std::move(f), Hasher(HashKind::kSha256, 8 + h.size() + shard_size_[s])));
-    MS_RETURN_IF_ERROR(sinks_.back()->Append(prefix + h));
+    sinks_.push_back(std::make_unique<Sink>(std::move(f), Hasher(HashKind::kSha256, headers_[s].size() + shard_size_[s])));
   }
-  StartWriter();
+  for (size_t k = 0; k < kBlocks; ++k) {
+    char* p = static_cast<char*>(AllocateStreamMemory(kBlock));
+    if (!p) return Status::NoSpace("no memory for the conversion's write buffers");
+    pool_.push_back(p);
+  }
+  free_ = pool_;
+  hasher_ = std::thread([this] { HashLoop(); });
+  writer_ = std::thread([this] { WriteLoop(); });
+  return Enter(0);
+}
+
+// Blocks flow caller -> to_hash_ -> hashing thread -> to_write_ -> writing thread -> free_,
+// in order. The first error (the writing thread's) stops the flow: the blocks still queued
+// go back to free_ unwritten, and the caller's next Append (or Finish) returns the error.
+void SafetensorsWriter::HashLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return !to_hash_.empty() || closing_; });
+    if (to_hash_.empty()) break;
+    Block b = to_hash_.front();
+    to_hash_.pop_front();
+    const bool failed = !status_.ok();
+    lock.unlock();
+    if (!failed) {
+      // The block was just written by the caller's core: sha256 stalls on every cache line
+      // of it (~1.5x slower) unless the next chunk is fetched while this one is hashed.
+      constexpr size_t kChunk = 16u << 10;
+      for (size_t o = 0; o < b.fill; o += kChunk) {
+        for (size_t p = o + kChunk; p < std::min(b.fill, o + 2 * kChunk); p += 64) __builtin_prefetch(b.data + p);
+        sinks_[b.shard]->h.Update(b.data + o, std::min(kChunk, b.fill - o));
+      }
+    }
+    lock.lock();
+    if (failed) free_.push_back(b.data);
+    else to_write_.push_back(b);
+    cv_.notify_all();
+  }
+  hashed_all_ = true;
+  cv_.notify_all();
+}
+
+void SafetensorsWriter::WriteLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return !to_write_.empty() || hashed_all_; });
+    if (to_write_.empty()) return;
+    Block b = to_write_.front();
+    to_write_.pop_front();
+    const bool failed = !status_.ok();
+    lock.unlock();
+    Status st = failed ? Status::Ok() : sinks_[b.shard]->Write(b.data, b.fill);
+    lock.lock();
+    if (!st.ok() && status_.ok()) status_ = st;
+    free_.push_back(b.data);
+    cv_.notify_all();
+  }
+}
+
+Status SafetensorsWriter::Submit() {
+  if (!cur_.data) return Status::Ok();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cur_.fill == 0) free_.push_back(cur_.data);
+  else to_hash_.push_back(cur_);
+  cur_ = Block{};
+  cv_.notify_all();
+  return status_;
+}
+
+Status SafetensorsWriter::Enter(size_t shard) {
+  while (entered_ <= shard) {
+    if (entered_ > 0) MS_RETURN_IF_ERROR(Submit());  // a shard's last block: its own
+    const size_t s = entered_++;
+    MS_RETURN_IF_ERROR(Put(s, headers_[s]));
+  }
   return Status::Ok();
 }
 
-// The sinks are fed by one writer thread: a queue of at most kQueued buffers, in order. The
-// first error stops the writing; it is returned by the next Append() or by Drain().
-static constexpr size_t kQueued = 4;
-
-void SafetensorsWriter::StartWriter() {
-  writer_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) return;
-      auto [shard, data] = std::move(queue_.front());
-      queue_.pop_front();
-      const bool failed = !write_status_.ok();
-      lock.unlock();
-      cv_.notify_all();
-      Status st = failed ? Status::Ok() : sinks_[shard]->Append(data);
-      lock.lock();
-      if (!st.ok() && write_status_.ok()) write_status_ = st;
+Status SafetensorsWriter::Put(size_t shard, std::string_view data) {
+  while (!data.empty()) {
+    if (!cur_.data) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return !free_.empty() || !status_.ok(); });
+      if (!status_.ok()) return status_;
+      cur_ = Block{free_.back(), 0, shard};
+      free_.pop_back();
     }
-  });
+    const size_t k = std::min(kBlock - cur_.fill, data.size());
+    std::memcpy(cur_.data + cur_.fill, data.data(), k);
+    cur_.fill += k;
+    data.remove_prefix(k);
+    if (cur_.fill == kBlock) MS_RETURN_IF_ERROR(Submit());
+  }
+  return Status::Ok();
 }
 
-Status SafetensorsWriter::Append(int tensor, std::string data) {
+Status SafetensorsWriter::Append(int tensor, std::string_view data) {
   appended_[tensor] += data.size();
   if (appended_[tensor] > bytes_[tensor])
     return Status::Corruption("internal: tensor " + tensors_[tensor].name + " got more bytes than its shape holds");
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return queue_.size() < kQueued; });
-  if (!write_status_.ok()) return write_status_;
-  queue_.emplace_back(shard_of_[tensor], std::move(data));
-  cv_.notify_all();
-  return Status::Ok();
+  MS_RETURN_IF_ERROR(Enter(shard_of_[tensor]));
+  return Put(shard_of_[tensor], data);
 }
 
-Status SafetensorsWriter::Drain() {
-  if (!writer_.joinable()) return write_status_;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    closing_ = true;
+Status SafetensorsWriter::Stop() {
+  if (hasher_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    hasher_.join();
+    writer_.join();
   }
-  cv_.notify_all();
-  writer_.join();
-  return write_status_;
+  if (cur_.data) free_.push_back(cur_.data), cur_ = Block{};
+  return status_;
 }
 
 void SafetensorsWriter::Abort() {
-  (void)Drain();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_.ok()) status_ = Status::Cancelled("the conversion's writing was stopped");
+  }
+  cv_.notify_all();
+  (void)Stop();
   sinks_.clear();
 }
 
 Status SafetensorsWriter::Finish(WrittenFiles* written) {
-  MS_RETURN_IF_ERROR(Drain());
   for (size_t i = 0; i < tensors_.size(); ++i)
     if (appended_[i] != bytes_[i])
       return Status::Corruption("internal: tensor " + tensors_[i].name + " got " + std::to_string(appended_[i]) +
                               " of its " + std::to_string(bytes_[i]) + " bytes");
+  MS_RETURN_IF_ERROR(Enter(sinks_.size() - 1));  // shards of no bytes have their headers too
+  MS_RETURN_IF_ERROR(Submit());
+  MS_RETURN_IF_ERROR(Stop());
   for (size_t s = 0; s < sinks_.size(); ++s) {
-    MS_RETURN_IF_ERROR(sinks_[s]->Close());
+    MS_RETURN_IF_ERROR(sinks_[s]->f->DataSync());
     written->files.push_back(ShardName(s));
     written->sha256[ShardName(s)] = sinks_[s]->h.FinishHex();
-    written->bytes += sinks_[s]->pos;
+    written->bytes += sinks_[s]->written;
   }
   sinks_.clear();
   if (shard_size_.size() > 1) {

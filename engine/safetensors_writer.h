@@ -9,14 +9,19 @@
 // Shards: the tensors in name order, a new shard before one would pass shard_bytes; one
 // shard is "model.safetensors", several "model-0000i-of-0000N.safetensors" plus
 // "model.safetensors.index.json" (the layout mlx-lm and transformers read). Headers carry
-// `"__metadata__": {"format": "mlx"}`. A writer thread does the pwrite and sha256 (the caller
-// converts meanwhile); writeback is started every 64 MiB so the final fsync has little to do.
+// `"__metadata__": {"format": "mlx"}`.
 //
-// Thread safety: one calling thread; the writer thread is internal.
+// Three threads share the work: Append copies the bytes into 4 MiB aligned blocks (a pool of
+// kBlocks); a full block goes to a hashing thread (sha256 of its shard) and then to a writing
+// thread (pwrite, direct I/O where the file system takes it), so converting, hashing and the
+// disk all run at once and none waits for another's 4 MiB.
+//
+// Thread safety: one calling thread; the hashing and writing threads are internal.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <memory>
@@ -30,6 +35,30 @@
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
+
+// Memory for a buffer that large data streams through: from 1 MiB up, whole huge pages,
+// aligned to them and advised to be backed by them (platform::AdviseHugePages: an O_DIRECT
+// write of 4 MiB then pins 2 pages instead of 1,024); malloc's below. std::free releases it;
+// nullptr when out of memory.
+void* AllocateStreamMemory(size_t n);
+
+// A byte buffer that grows without zeroing: every byte is written before it is read.
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <class U>
+  NoInitAllocator(const NoInitAllocator<U>&) {}
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    if constexpr (sizeof...(A) == 0) ::new (static_cast<void*>(p)) U;
+    else ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using Buffer = std::vector<unsigned char, NoInitAllocator<unsigned char>>;
 
 struct PlannedTensor {
   std::string name;
@@ -66,7 +95,7 @@ class SafetensorsWriter {
   uint64_t tensor_bytes(int i) const { return bytes_[i]; }
   // The next bytes of tensor i (which must be the current one in order()). The first write
   // error is returned by this or a later call.
-  Status Append(int tensor, std::string data);
+  Status Append(int tensor, std::string_view data);
   // Waits for the writes, fsyncs every shard, writes the index (several shards), adds the
   // files to `written`. Every tensor must have been appended in full.
   Status Finish(WrittenFiles* written);
@@ -75,8 +104,18 @@ class SafetensorsWriter {
 
  private:
   struct Sink;
-  void StartWriter();
-  Status Drain();
+  struct Block {
+    char* data = nullptr;
+    size_t fill = 0;
+    size_t shard = 0;
+  };
+  // Puts bytes of shard `shard` (the current one) into blocks.
+  Status Put(size_t shard, std::string_view data);
+  Status Enter(size_t shard);  // the shards before it closed, its header started
+  Status Submit();             // the current block to the hashing thread
+  void HashLoop();
+  void WriteLoop();
+  Status Stop();  // the threads joined; the first error
   std::string ShardName(size_t s) const;
 
   storage::Dir& out_;
@@ -84,15 +123,19 @@ class SafetensorsWriter {
   uint64_t shard_bytes_;
   std::vector<uint64_t> bytes_, shard_of_, appended_;
   std::vector<uint64_t> shard_size_;
+  std::vector<std::string> headers_;
   std::vector<int> order_;
   uint64_t total_ = 0;
   std::vector<std::unique_ptr<Sink>> sinks_;
-  std::thread writer_;
+  size_t entered_ = 0;  // shards whose header has been put
+  Block cur_;
+  std::vector<char*> pool_, free_;
+  std::deque<Block> to_hash_, to_write_;
+  std::thread hasher_, writer_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<size_t, std::string>> queue_;
-  bool closing_ = false;
-  Status write_status_ = Status::Ok();
+  bool closing_ = false, hashed_all_ = false;
+  Status status_ = Status::Ok();
 };
 
 }  // namespace modelsync::engine
