@@ -552,22 +552,28 @@ class GgufConverter {
         unsigned char* sc = row_of(routes[1], r);
         unsigned char* bi = row_of(routes[2], r);
         const uint32_t t = j.src->type;
-        const int qs = t == kQ4_1 ? 4 : 2;  // where a block's quants start
-        for (uint64_t b = 0; b < blocks; ++b) {
-          const unsigned char* blk = in + b * bb;
-          if (w) {
-            if (t == kQ8_0) {  // q + 128
-              for (int k = 0; k < 32; ++k) w[b * 32 + k] = blk[2 + k] ^ 0x80;
-            } else {
-              Pack4(blk + qs, w + b * 16);
-            }
+        if (w) {
+          if (t == kQ8_0) {  // q + 128
+            for (uint64_t b = 0; b < blocks; ++b)
+              for (int k = 0; k < 32; ++k) w[b * 32 + k] = in[b * bb + 2 + k] ^ 0x80;
+          } else {
+            const int qs = t == kQ4_1 ? 4 : 2;  // where a block's quants start
+            for (uint64_t b = 0; b < blocks; ++b) Pack4(in + b * bb + qs, w + b * 16);
           }
-          if (sc) std::memcpy(sc + b * 2, blk, 2);
-          if (bi) {
+        }
+        if (!sc && !bi) continue;
+        const int k = t == kQ4_0 ? 3 : 7;  // bias = -(2^k) d
+        for (uint64_t b = 0; b < blocks;) {
+          b = ScalesAndBiases8(t, k, in, bb, b, blocks, sc, bi);
+          // One by one: a group of 8 with a zero, subnormal or overflowing scale, or the tail.
+          for (const uint64_t end = std::min(blocks, b + 8); b < end; ++b) {
+            const unsigned char* blk = in + b * bb;
+            if (sc) std::memcpy(sc + b * 2, blk, 2);
+            if (!bi) continue;
             uint16_t bias;
             if (t == kQ4_1) {
               bias = Load16(blk + 2);
-            } else if (!ScaledHalf(Load16(blk), t == kQ4_0 ? 3 : 7, &bias)) {
+            } else if (!ScaledHalf(Load16(blk), k, &bias)) {
               return Overflow(j, r0 + from, b);  // Q4_0: -8 d; Q8_0: -128 d
             }
             Store16(bi + b * 2, bias);
@@ -580,6 +586,49 @@ class GgufConverter {
     }
     written_[want] = true;
     return Status::Ok();
+  }
+
+  // Scales and biases of a row's blocks, 8 at a time (SSE2): d (and Q4_1's m) gathered from
+  // 8 blocks; -(2^k) d by adding k to the exponent, as ScaledHalf does, when all 8 are normal
+  // and do not overflow. From block b on; returns the first block not done, where the caller
+  // takes a group of 8 one by one.
+  static uint64_t ScalesAndBiases8(uint32_t t, int k, const unsigned char* in, uint64_t bb, uint64_t b,
+                                   uint64_t blocks, unsigned char* sc, unsigned char* bi) {
+#if defined(__SSE2__)
+    auto gather = [&](uint64_t at) {
+      __m128i v = _mm_setzero_si128();
+      v = _mm_insert_epi16(v, Load16(in + (b + 0) * bb + at), 0);
+      v = _mm_insert_epi16(v, Load16(in + (b + 1) * bb + at), 1);
+      v = _mm_insert_epi16(v, Load16(in + (b + 2) * bb + at), 2);
+      v = _mm_insert_epi16(v, Load16(in + (b + 3) * bb + at), 3);
+      v = _mm_insert_epi16(v, Load16(in + (b + 4) * bb + at), 4);
+      v = _mm_insert_epi16(v, Load16(in + (b + 5) * bb + at), 5);
+      v = _mm_insert_epi16(v, Load16(in + (b + 6) * bb + at), 6);
+      v = _mm_insert_epi16(v, Load16(in + (b + 7) * bb + at), 7);
+      return v;
+    };
+    for (; b + 8 <= blocks; b += 8) {
+      const __m128i d = gather(0);
+      if (bi) {
+        __m128i bias;
+        if (t == kQ4_1) {
+          bias = gather(2);
+        } else {
+          const __m128i e = _mm_and_si128(_mm_srli_epi16(d, 10), _mm_set1_epi16(0x1F));
+          const __m128i ok = _mm_and_si128(_mm_cmpgt_epi16(e, _mm_setzero_si128()),
+                                           _mm_cmplt_epi16(e, _mm_set1_epi16(static_cast<short>(31 - k))));
+          if (_mm_movemask_epi8(ok) != 0xFFFF) break;
+          bias = _mm_add_epi16(_mm_xor_si128(d, _mm_set1_epi16(static_cast<short>(0x8000))),
+                               _mm_set1_epi16(static_cast<short>(k << 10)));
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(bi + b * 2), bias);
+      }
+      if (sc) _mm_storeu_si128(reinterpret_cast<__m128i*>(sc + b * 2), d);
+    }
+#else
+    (void)t, (void)k, (void)in, (void)bb, (void)blocks, (void)sc, (void)bi;
+#endif
+    return b;
   }
 
   // A source row as the float16 values MLX would quantize (each rounded to float16).

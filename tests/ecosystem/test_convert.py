@@ -438,6 +438,61 @@ def test_quantized_blocks_are_mlx_own_gguf_loading(tmp_path, qtype, arch):
     np.testing.assert_allclose(np.array(got.astype(mx.float32)), ref, rtol=1e-3, atol=1e-3)
 
 
+def scaled_blocks(rng, rows, cols, qt, scales):
+    """Random Q4_0/Q4_1/Q8_0 blocks whose float16 d (and Q4_1's m) are drawn from `scales`."""
+    from gguf.constants import GGML_QUANT_SIZES
+    per, size = GGML_QUANT_SIZES[qt]
+    b = rng.integers(0, 256, size=(rows * cols // per, size), dtype=np.uint8)
+    for at in ((0, 2) if qt == Q.Q4_1 else (0,)):
+        b[:, at:at + 2] = rng.choice(scales, size=b.shape[0]).astype(np.float16).view(np.uint8).reshape(-1, 2)
+    return b.reshape(rows, -1)
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q8_0, Q.Q4_1])
+def test_zero_subnormal_and_large_scales_are_mlx_own_gguf_loading(tmp_path, qt):
+    """Blocks scaled by +-0, float16 subnormals and values near the largest whose -8d / -128d
+    is still finite, among ordinary ones (the converter takes 8 blocks at a time where all 8
+    are ordinary, one at a time otherwise): bit for bit what mlx's own GGUF loader makes."""
+    rng = np.random.default_rng(21)
+    weights, dims = hf_weights("llama", rng, hidden=512, heads=4, kv=2, layers=1, ffn=256)
+    ordinary = list((rng.random(64) * 2 - 1).astype(np.float16))
+    special = [0.0, -0.0, 2.0 ** -24, -(2.0 ** -20), 3e-6, 2.0 ** -14, -(2.0 ** -14), 500.0, -8000.0 / 8]
+    special = [x for x in special if qt != Q.Q8_0 or abs(x) * 128 <= 65504]
+    scales = ordinary * 9 + special * 4  # ~6 % special: groups of 8 of both kinds
+    raw = {"blk.0.ffn_up.weight": scaled_blocks(rng, 256, 512, qt, scales),
+           "blk.0.attn_q.weight": scaled_blocks(rng, 512, 512, qt, scales)}
+    for name in ("model.layers.0.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj.weight"):
+        del weights[name]
+    src = write_gguf(tmp_path / "s.gguf", "llama", weights, dims, Q.F16,
+                     extra=[(g, b, qt) for g, b in raw.items()])
+    root = tmp_path / "root"
+    convert(src, root, "s")
+    model_dir = root / "models/local/s"
+    config = json.loads((model_dir / "config.json").read_text())
+    ours = converted_tensors(model_dir)
+    ref = mlx_loader_view(src, config)
+    for base in ("model.layers.0.mlp.up_proj", "model.layers.0.self_attn.q_proj"):
+        for kind in ("weight", "scales", "biases"):
+            name = f"{base}.{kind}"
+            assert ours[name].tobytes() == ref[name].tobytes(), name
+
+
+def test_a_scale_whose_bias_overflows_is_refused(tmp_path):
+    """Q8_0's bias is -128 d: a d of 600 has no float16 bias (-76800), so no exact MLX form."""
+    rng = np.random.default_rng(22)
+    weights, dims = hf_weights("llama", rng, hidden=512, heads=4, kv=2, layers=1, ffn=256)
+    b = scaled_blocks(rng, 256, 512, Q.Q8_0, [0.01, -0.02, 0.5])
+    b[77, 34 * 9:34 * 9 + 2] = np.array([600.0], dtype=np.float16).view(np.uint8)  # row 77, block 9
+    del weights["model.layers.0.mlp.up_proj.weight"]
+    src = write_gguf(tmp_path / "o.gguf", "llama", weights, dims, Q.F16,
+                     extra=[("blk.0.ffn_up.weight", b, Q.Q8_0)])
+    root = tmp_path / "root"
+    p, _ = convert(src, root, "o", check=False)
+    assert p.returncode == 2, p.stderr
+    assert "'blk.0.ffn_up.weight' row 77 block 9" in p.stderr and "overflows float16" in p.stderr, p.stderr
+    assert nothing_written(root)
+
+
 # Where each ggml block keeps its float16 scale(s): random blocks get finite, modest ones.
 SCALE_AT = {Q.Q2_K: (80, 82), Q.Q3_K: (108,), Q.Q4_K: (0, 2), Q.Q5_K: (0, 2), Q.Q6_K: (208,),
             Q.Q5_0: (0,), Q.Q5_1: (0, 2)}
