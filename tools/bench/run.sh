@@ -213,7 +213,7 @@ mach="$work/machine.txt"
   echo "load average (1/5/15 min) at start: $load0; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every tool alike; rounds alternate tools)"
   echo "disk: $(df -hT "$work" | awk 'NR==2 {print $1" "$2", "$3" total, "$5" free"}')"
   echo "modelsync: $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet || echo '+dirty'), $(basename "$build") $(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
-  echo "peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(aria2c --version | head -1), @huggingface/hub $(jq -r .version "$deps/node_modules/@huggingface/hub/package.json") on node $(node --version), huggingface_hub $("$hf" version 2>/dev/null | sed -n 's/.*huggingface_hub version: *//p' | head -1) (hf download, Python $("$src/.venv/bin/python" -c 'import platform; print(platform.python_version())')), $(sha256sum --version | head -1)"
+  echo "peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(aria2c --version | head -1), @huggingface/hub $(jq -r .version "$deps/node_modules/@huggingface/hub/package.json") on node $(node --version), huggingface_hub $("$src/.venv/bin/python" -c 'import huggingface_hub; print(huggingface_hub.__version__)') (hf download, Python $("$src/.venv/bin/python" -c 'import platform; print(platform.python_version())')), $(sha256sum --version | head -1)"
 } >"$mach"
 python3 "$src/tools/bench/report.py" "$results" "$mach" "$size" "$rounds" "$weight_bytes" \
   "$(wc -l <"$work/lists/many/paths")" "$src/tools/bench/ANALYSIS.md" >"$out"
