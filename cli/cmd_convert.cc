@@ -23,7 +23,7 @@ nlohmann::json ConvertJson(const engine::ConvertModelResult& r, const std::strin
   for (const auto& t : r.report.tensors)
     tensors.push_back({{"name", t.name}, {"source_name", t.source_name},
                        {"source_type", t.source_type}, {"as", t.as}, {"lossless", t.lossless}});
-  j["source"] = {{"path", source}, {"sha256", r.source_sha256},
+  j["source"] = {{"path", source}, {"sha256", r.source_sha256}, {"hashed", r.source_hashed},
                  {"architecture", r.report.architecture}, {"tokenizer", r.report.tokenizer}};
   j["converter"] = r.converter;
   j["converted"] = tensors;

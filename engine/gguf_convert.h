@@ -114,6 +114,9 @@ struct ConvertModelResult {
   PullSummary summary;
   std::string source;  // the source file, absolute
   std::string source_sha256;
+  // False when the source was not read for source_sha256: a GGUF of a pulled revision whose
+  // file is the verified blob itself (same inode), whose sha256 is its content id.
+  bool source_hashed = true;
   std::string converter;  // kConverterVersion or kTorchConverterVersion
   bool up_to_date = false;  // skip_if_converted, and it was: summary has repo, commit, dirs
 };

@@ -45,6 +45,37 @@ Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::s
   return std::make_pair(h.FinishHex(), off);
 }
 
+// The sha256 of a pulled GGUF (pull --convert, the daemon, rebuild's re-conversion) taken
+// from the log instead of read again: the revision lists the file with that content id, the
+// blob is verified, and the source path is the blob itself (same device and inode, so a file
+// a user put in its place is hashed). Empty when any of that does not hold.
+std::string PulledSourceSha256(const Env& env, const State& state, storage::BlobStore& blobs,
+                               const ConvertModelOptions& o, const std::string& source) {
+  if (o.source_repo.empty() || o.source_commit.empty() || o.source_file.empty()) return "";
+  auto repo = state.repos.find(o.source_repo);
+  if (repo == state.repos.end()) return "";
+  auto rev = repo->second.revisions.find(o.source_commit);
+  if (rev == repo->second.revisions.end()) return "";
+  for (const auto& f : rev->second.files) {
+    if (f.path() != o.source_file) continue;
+    const std::string& id = f.lfs_sha256();
+    auto verified = state.blobs.find(id);
+    if (id.size() != 64 || !storage::BlobStore::IsValidId(id) || verified == state.blobs.end() ||
+        verified->second != f.size())
+      return "";
+    const size_t slash = source.find_last_of('/');
+    auto dir = env.fs->OpenRoot(slash == std::string::npos ? "." : slash == 0 ? "/" : source.substr(0, slash), false);
+    if (!dir.ok()) return "";
+    auto at_source = (*dir)->Stat(slash == std::string::npos ? source : source.substr(slash + 1));
+    auto in_store = blobs.Stat(id);
+    if (!at_source.ok() || !in_store.ok() || at_source->dev != in_store->dev ||
+        at_source->ino != in_store->ino || at_source->size != f.size())
+      return "";
+    return id;
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOptions& o) {
@@ -118,7 +149,13 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   Status inputs_status = Status::Ok();
   // Stopped when the conversion fails or is cancelled: a refused file is not read to its end.
   std::atomic<bool> stop{false};
+  const std::string known = torch ? "" : PulledSourceSha256(env, journal->state(), *blobs, o, out.source);
   std::thread hasher([&] {
+    if (!known.empty()) {  // a verified blob: its content id (PulledSourceSha256)
+      auto size = journal->state().blobs.find(known);
+      hashed = std::make_pair(known, size->second);
+      return;
+    }
     hashed = HashSource(env, main, stop, o.cancel);
     if (!hashed.ok()) return;
     for (const auto& in : inputs) {
@@ -146,6 +183,7 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   if (!hashed.ok()) return finish(hashed.status());
   if (!inputs_status.ok()) return finish(inputs_status);
   out.source_sha256 = hashed->first;
+  out.source_hashed = known.empty();
   if (!o.expect_source_sha256.empty() && o.expect_source_sha256 != out.source_sha256)
     return finish(Status::Integrity(out.source + " has sha256 " + out.source_sha256 +
                                     ", not the " + o.expect_source_sha256 +

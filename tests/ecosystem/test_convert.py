@@ -250,6 +250,8 @@ def test_pull_convert_fetches_one_file_and_converts_it(tmp_path, gguf_hub, smoll
     assert conv["repo"] == "HuggingFaceTB/SmolLM2-135M-Instruct.Q4_1-mlx"
     assert (root / "SmolLM2-135M-Instruct.Q4_1-mlx").is_file()
     assert conv["source"]["sha256"] == hashlib.sha256(SMOLLM2.read_bytes()).hexdigest()
+    # The pulled file is the verified blob: its content id, not a second read for its hash.
+    assert conv["source"]["hashed"] is False
     commit = next(x for x in lines if x.get("event") == "resolved")["commit"]
     assert conv["source"]["path"] == f"{gguf_hub.url}/{GGUF_REPO}@{commit}/SmolLM2-135M-Instruct.Q4_1.gguf"
     _, ins = modelsync("inspect", "SmolLM2-135M-Instruct.Q4_1-mlx", "--json", root=root)
@@ -763,6 +765,7 @@ def test_full_disk_is_said_before_writing(tmp_path):
 
 def test_json_is_the_schema(tmp_path, smollm2):
     _, doc = smollm2
+    assert doc["source"]["hashed"] is True  # a local file is read for its sha256
     f = tmp_path / "out.json"
     f.write_text(json.dumps(doc) + "\n")
     p = subprocess.run(["python3", str(SOURCE / "tools/check_json.py"), str(SOURCE / "docs/json"),
