@@ -5,14 +5,10 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#elif defined(__ARM_NEON)
-#include <arm_neon.h>
-#endif
 
 #include "base/hash.h"
 #include "engine/gguf.h"
+#include "engine/gguf_repack.h"
 #include "engine/ggml_dequant.h"
 #include "engine/gguf_tokenizer.h"
 #include "engine/rope_scaling.h"
@@ -24,27 +20,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kBF16 = 30;
-
-uint16_t Load16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-void Store16(unsigned char* p, uint16_t v) {
-  p[0] = static_cast<unsigned char>(v);
-  p[1] = static_cast<unsigned char>(v >> 8);
-}
-
-// -(2^k) * d as float16, exactly; false when it is not representable (overflow). A normal d
-// only moves its exponent; a subnormal one (or zero) goes through float.
-bool ScaledHalf(uint16_t d, int k, uint16_t* out) {
-  const uint16_t exp = (d >> 10) & 0x1F;
-  if (exp != 0 && exp != 31) {
-    if (exp + k > 30) return false;
-    *out = static_cast<uint16_t>(((d ^ 0x8000) & 0x83FF) | ((exp + k) << 10));
-    return true;
-  }
-  const float f = HalfToFloat(d) * -static_cast<float>(1 << k);
-  *out = FloatToHalf(f);
-  return std::isnan(f) || HalfToFloat(*out) == f;
-}
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = kGgmlQ4_0, kQ4_1 = kGgmlQ4_1, kQ8_0 = kGgmlQ8_0, kBF16 = 30;
 
 // ---- what each GGUF tensor becomes -------------------------------------------------------
 
@@ -511,11 +487,10 @@ class GgufConverter {
       written_[want] = true;
       return st;
     }
-    const GgmlType* type = FindGgmlType(j.src->type);
     const uint64_t src_row = j.src->bytes / j.rows;
     const uint64_t batch = BatchRows(j, src_row);
     const uint64_t head_dim = j.heads ? j.rows / j.heads : 1;
-    const uint64_t blocks = j.cols / 32, bb = type->block_bytes;
+    const uint64_t blocks = j.cols / 32;
     const uint64_t w_row = j.cols * j.bits / 8, sb_row = blocks * 2;
     // Where each part's rows go: a batch buffer for `want`, a held buffer for a later part
     // that fits, or nowhere.
@@ -551,34 +526,8 @@ class GgufConverter {
         unsigned char* w = row_of(routes[0], r);
         unsigned char* sc = row_of(routes[1], r);
         unsigned char* bi = row_of(routes[2], r);
-        const uint32_t t = j.src->type;
-        if (w) {
-          if (t == kQ8_0) {  // q + 128
-            for (uint64_t b = 0; b < blocks; ++b)
-              for (int k = 0; k < 32; ++k) w[b * 32 + k] = in[b * bb + 2 + k] ^ 0x80;
-          } else {
-            const int qs = t == kQ4_1 ? 4 : 2;  // where a block's quants start
-            for (uint64_t b = 0; b < blocks; ++b) Pack4(in + b * bb + qs, w + b * 16);
-          }
-        }
-        if (!sc && !bi) continue;
-        const int k = t == kQ4_0 ? 3 : 7;  // bias = -(2^k) d
-        for (uint64_t b = 0; b < blocks;) {
-          b = ScalesAndBiases8(t, k, in, bb, b, blocks, sc, bi);
-          // One by one: a group of 8 with a zero, subnormal or overflowing scale, or the tail.
-          for (const uint64_t end = std::min(blocks, b + 8); b < end; ++b) {
-            const unsigned char* blk = in + b * bb;
-            if (sc) std::memcpy(sc + b * 2, blk, 2);
-            if (!bi) continue;
-            uint16_t bias;
-            if (t == kQ4_1) {
-              bias = Load16(blk + 2);
-            } else if (!ScaledHalf(Load16(blk), k, &bias)) {
-              return Overflow(j, r0 + from, b);  // Q4_0: -8 d; Q8_0: -128 d
-            }
-            Store16(bi + b * 2, bias);
-          }
-        }
+        uint64_t bad;
+        if (!RepackRow(j.src->type, in, blocks, w, sc, bi, &bad)) return Overflow(j, r0 + from, bad);
       }
       MS_RETURN_IF_ERROR(Put(want, out));
       for (Route& rt : routes)
@@ -586,49 +535,6 @@ class GgufConverter {
     }
     written_[want] = true;
     return Status::Ok();
-  }
-
-  // Scales and biases of a row's blocks, 8 at a time (SSE2): d (and Q4_1's m) gathered from
-  // 8 blocks; -(2^k) d by adding k to the exponent, as ScaledHalf does, when all 8 are normal
-  // and do not overflow. From block b on; returns the first block not done, where the caller
-  // takes a group of 8 one by one.
-  static uint64_t ScalesAndBiases8(uint32_t t, int k, const unsigned char* in, uint64_t bb, uint64_t b,
-                                   uint64_t blocks, unsigned char* sc, unsigned char* bi) {
-#if defined(__SSE2__)
-    auto gather = [&](uint64_t at) {
-      __m128i v = _mm_setzero_si128();
-      v = _mm_insert_epi16(v, Load16(in + (b + 0) * bb + at), 0);
-      v = _mm_insert_epi16(v, Load16(in + (b + 1) * bb + at), 1);
-      v = _mm_insert_epi16(v, Load16(in + (b + 2) * bb + at), 2);
-      v = _mm_insert_epi16(v, Load16(in + (b + 3) * bb + at), 3);
-      v = _mm_insert_epi16(v, Load16(in + (b + 4) * bb + at), 4);
-      v = _mm_insert_epi16(v, Load16(in + (b + 5) * bb + at), 5);
-      v = _mm_insert_epi16(v, Load16(in + (b + 6) * bb + at), 6);
-      v = _mm_insert_epi16(v, Load16(in + (b + 7) * bb + at), 7);
-      return v;
-    };
-    for (; b + 8 <= blocks; b += 8) {
-      const __m128i d = gather(0);
-      if (bi) {
-        __m128i bias;
-        if (t == kQ4_1) {
-          bias = gather(2);
-        } else {
-          const __m128i e = _mm_and_si128(_mm_srli_epi16(d, 10), _mm_set1_epi16(0x1F));
-          const __m128i ok = _mm_and_si128(_mm_cmpgt_epi16(e, _mm_setzero_si128()),
-                                           _mm_cmplt_epi16(e, _mm_set1_epi16(static_cast<short>(31 - k))));
-          if (_mm_movemask_epi8(ok) != 0xFFFF) break;
-          bias = _mm_add_epi16(_mm_xor_si128(d, _mm_set1_epi16(static_cast<short>(0x8000))),
-                               _mm_set1_epi16(static_cast<short>(k << 10)));
-        }
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(bi + b * 2), bias);
-      }
-      if (sc) _mm_storeu_si128(reinterpret_cast<__m128i*>(sc + b * 2), d);
-    }
-#else
-    (void)t, (void)k, (void)in, (void)bb, (void)blocks, (void)sc, (void)bi;
-#endif
-    return b;
   }
 
   // A source row as the float16 values MLX would quantize (each rounded to float16).
@@ -650,31 +556,6 @@ class GgufConverter {
       }
     }
     for (uint64_t k = 0; k < j.cols; ++k) out[k] = HalfToFloat(FloatToHalf(out[k]));
-  }
-
-  // GGUF's 4-bit block: value i < 16 is the low nibble of qs[i], value i + 16 its high one.
-  // MLX packs value e at bits 4(e % 8) of little-endian word e / 8: byte k = v[2k] | v[2k+1] << 4.
-  // As 16-bit lanes w = v[2k] | v[2k+1] << 8: byte k = (w & 0x0F) | (w >> 4 & 0xF0), byte
-  // 8 + k = (w >> 4 & 0x0F) | (w >> 8 & 0xF0); SSE2 or NEON where there is one.
-  static void Pack4(const unsigned char* qs, unsigned char* out) {
-#if defined(__SSE2__)
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m128i lo4 = _mm_set1_epi16(0x000F), hi4 = _mm_set1_epi16(0x00F0);
-    const __m128i v4 = _mm_srli_epi16(v, 4);
-    const __m128i a = _mm_or_si128(_mm_and_si128(v, lo4), _mm_and_si128(v4, hi4));
-    const __m128i b = _mm_or_si128(_mm_and_si128(v4, lo4), _mm_and_si128(_mm_srli_epi16(v, 8), hi4));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(a, b));
-#elif defined(__ARM_NEON)
-    const uint8x8x2_t v = vld2_u8(qs);  // even bytes, odd bytes
-    const uint8x8_t lo4 = vdup_n_u8(0x0F), hi4 = vdup_n_u8(0xF0);
-    vst1_u8(out, vorr_u8(vand_u8(v.val[0], lo4), vshl_n_u8(v.val[1], 4)));
-    vst1_u8(out + 8, vorr_u8(vshr_n_u8(v.val[0], 4), vand_u8(v.val[1], hi4)));
-#else
-    for (int k = 0; k < 8; ++k)
-      out[k] = static_cast<unsigned char>((qs[2 * k] & 0x0F) | (qs[2 * k + 1] << 4));
-    for (int k = 0; k < 8; ++k)
-      out[8 + k] = static_cast<unsigned char>((qs[2 * k] >> 4) | (qs[2 * k + 1] & 0xF0));
-#endif
   }
 
   Status Overflow(const GgufJob& j, uint64_t row, uint64_t block) {
@@ -702,8 +583,8 @@ class GgufConverter {
   std::unique_ptr<SafetensorsWriter> writer_;
   Buffer in_, out_buf_;          // reused from batch to batch
   std::map<int, Buffer> held_;  // parts computed ahead, whole
-  std::vector<Buffer> spare_;   // held buffers to reuse (at most three)
-  std::vector<bool> written_;                        // by part
+  std::vector<Buffer> spare_;   // held buffers to reuse (at most two)
+  std::vector<bool> written_;   // by part
   std::vector<float> row_;
 };
 
