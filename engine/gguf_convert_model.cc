@@ -3,6 +3,7 @@
 // engine/torch_convert.h, CONVERT.md).
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "base/hash.h"
@@ -20,16 +21,22 @@
 namespace modelsync::engine {
 namespace {
 
+// The directory holding path, opened, and path's last component.
+Result<std::pair<std::unique_ptr<storage::Dir>, std::string>> OpenParent(const Env& env,
+                                                                         const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  MS_ASSIGN_OR_RETURN(auto d, env.fs->OpenRoot(dir, false));
+  return std::make_pair(std::move(d), slash == std::string::npos ? path : path.substr(slash + 1));
+}
+
 // sha256 and size of a file; kCancelled as soon as `stop` or `*cancel` is set (checked
 // every MiB).
 Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::string& path,
                                                     const std::atomic<bool>& stop,
                                                     const std::atomic<bool>* cancel) {
-  size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  MS_ASSIGN_OR_RETURN(auto d, env.fs->OpenRoot(dir, false));
-  MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(slash == std::string::npos ? path : path.substr(slash + 1),
-                                          storage::OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(auto parent, OpenParent(env, path));
+  MS_ASSIGN_OR_RETURN(auto f, parent.first->OpenFile(parent.second, storage::OpenMode::kRead));
   MS_ASSIGN_OR_RETURN(auto info, f->Stat());
   Hasher h(HashKind::kSha256, info.size);
   std::vector<char> buf(1u << 20);
@@ -48,32 +55,33 @@ Result<std::pair<std::string, uint64_t>> HashSource(const Env& env, const std::s
 // The sha256 of a pulled GGUF (pull --convert, the daemon, rebuild's re-conversion) taken
 // from the log instead of read again: the revision lists the file with that content id, the
 // blob is verified, and the source path is the blob itself (same device and inode, so a file
-// a user put in its place is hashed). Empty when any of that does not hold.
-std::string PulledSourceSha256(const Env& env, const State& state, storage::BlobStore& blobs,
-                               const ConvertModelOptions& o, const std::string& source) {
-  if (o.source_repo.empty() || o.source_commit.empty() || o.source_file.empty()) return "";
+// a user put in its place is hashed). sha256 and size, as HashSource gives; nullopt when any
+// of that does not hold.
+std::optional<std::pair<std::string, uint64_t>> PulledSourceSha256(
+    const Env& env, const State& state, storage::BlobStore& blobs, const ConvertModelOptions& o,
+    const std::string& source) {
+  if (o.source_repo.empty() || o.source_commit.empty() || o.source_file.empty()) return std::nullopt;
   auto repo = state.repos.find(o.source_repo);
-  if (repo == state.repos.end()) return "";
+  if (repo == state.repos.end()) return std::nullopt;
   auto rev = repo->second.revisions.find(o.source_commit);
-  if (rev == repo->second.revisions.end()) return "";
+  if (rev == repo->second.revisions.end()) return std::nullopt;
   for (const auto& f : rev->second.files) {
     if (f.path() != o.source_file) continue;
     const std::string& id = f.lfs_sha256();
     auto verified = state.blobs.find(id);
     if (id.size() != 64 || !storage::BlobStore::IsValidId(id) || verified == state.blobs.end() ||
         verified->second != f.size())
-      return "";
-    const size_t slash = source.find_last_of('/');
-    auto dir = env.fs->OpenRoot(slash == std::string::npos ? "." : slash == 0 ? "/" : source.substr(0, slash), false);
-    if (!dir.ok()) return "";
-    auto at_source = (*dir)->Stat(slash == std::string::npos ? source : source.substr(slash + 1));
+      return std::nullopt;
+    auto parent = OpenParent(env, source);
+    if (!parent.ok()) return std::nullopt;
+    auto at_source = parent->first->Stat(parent->second);
     auto in_store = blobs.Stat(id);
     if (!at_source.ok() || !in_store.ok() || at_source->dev != in_store->dev ||
         at_source->ino != in_store->ino || at_source->size != f.size())
-      return "";
-    return id;
+      return std::nullopt;
+    return std::make_pair(id, f.size());
   }
-  return "";
+  return std::nullopt;
 }
 
 }  // namespace
@@ -149,11 +157,10 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   Status inputs_status = Status::Ok();
   // Stopped when the conversion fails or is cancelled: a refused file is not read to its end.
   std::atomic<bool> stop{false};
-  const std::string known = torch ? "" : PulledSourceSha256(env, journal->state(), *blobs, o, out.source);
+  const auto known = torch ? std::nullopt : PulledSourceSha256(env, journal->state(), *blobs, o, out.source);
   std::thread hasher([&] {
-    if (!known.empty()) {  // a verified blob: its content id (PulledSourceSha256)
-      auto size = journal->state().blobs.find(known);
-      hashed = std::make_pair(known, size->second);
+    if (known) {  // a verified blob: its content id, not read again
+      hashed = *known;
       return;
     }
     hashed = HashSource(env, main, stop, o.cancel);
@@ -183,7 +190,7 @@ Result<ConvertModelResult> ConvertModel(const Env& env, const ConvertModelOption
   if (!hashed.ok()) return finish(hashed.status());
   if (!inputs_status.ok()) return finish(inputs_status);
   out.source_sha256 = hashed->first;
-  out.source_hashed = known.empty();
+  out.source_hashed = !known;
   if (!o.expect_source_sha256.empty() && o.expect_source_sha256 != out.source_sha256)
     return finish(Status::Integrity(out.source + " has sha256 " + out.source_sha256 +
                                     ", not the " + o.expect_source_sha256 +

@@ -13,14 +13,6 @@ namespace modelsync::engine {
 
 using json = nlohmann::ordered_json;
 
-void* AllocateStreamMemory(size_t n) {
-  if (n < (1u << 20)) return std::malloc(n > 0 ? n : 1);
-  const size_t size = (n + platform::kHugePage - 1) / platform::kHugePage * platform::kHugePage;
-  void* p = std::aligned_alloc(platform::kHugePage, size);
-  if (p) platform::AdviseHugePages(p, size);
-  return p;
-}
-
 uint64_t DtypeBytes(const std::string& d) {
   if (d == "F64" || d == "I64" || d == "U64") return 8;
   if (d == "F32" || d == "I32" || d == "U32") return 4;
@@ -153,8 +145,14 @@ Status SafetensorsWriter::Open(uint64_t extra_bytes, const std::string& what) {
     sinks_.push_back(std::make_unique<Sink>(std::move(f), Hasher(HashKind::kSha256, headers_[s].size() + shard_size_[s])));
   }
   for (size_t k = 0; k < kBlocks; ++k) {
-    char* p = static_cast<char*>(AllocateStreamMemory(kBlock));
-    if (!p) return Status::NoSpace("no memory for the conversion's write buffers");
+    // Aligned to huge pages and advised to be backed by them (platform::AdviseHugePages): an
+    // O_DIRECT write of a block then pins 2 pages instead of 1,024.
+    static_assert(kBlock % platform::kHugePage == 0);
+    char* p = static_cast<char*>(std::aligned_alloc(platform::kHugePage, kBlock));
+    if (p) platform::AdviseHugePages(p, kBlock);
+    if (!p)
+      return Status::IOError("no memory for the conversion's write buffers (" +
+                             std::to_string((kBlocks * kBlock) >> 20) + " MiB)", ENOMEM);
     pool_.push_back(p);
   }
   free_ = pool_;

@@ -36,12 +36,6 @@
 
 namespace modelsync::engine {
 
-// Memory for a buffer that large data streams through: from 1 MiB up, whole huge pages,
-// aligned to them and advised to be backed by them (platform::AdviseHugePages: an O_DIRECT
-// write of 4 MiB then pins 2 pages instead of 1,024); malloc's below. std::free releases it;
-// nullptr when out of memory.
-void* AllocateStreamMemory(size_t n);
-
 // A byte buffer that grows without zeroing: every byte is written before it is read.
 template <class T>
 struct NoInitAllocator : std::allocator<T> {
