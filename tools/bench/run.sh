@@ -5,17 +5,19 @@
 # round, then GGUF -> MLX conversion (tools/bench/convert.py). Writes BENCHMARKS.md at the repo
 # root (tables + machine). One command:
 #
-#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6,7]
+#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6,7,8]
 #                      [--tools modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
 # Builds build-release (tools/build.sh --release: -O3, unity) if needed, installs aria2 and GNU time with apt-get and
 # @huggingface/hub@2.17.5 with npm when missing; `hf` comes from the repo's .venv
 # (tools/setup-venv.sh, huggingface_hub pinned in tools/requirements.txt). Work files go to <build>/bench-work (on the
-# same disk as the build, not tmpfs) and are removed at the end.
+# same disk as the build, not tmpfs) and are removed at the end. Scenario 8 puts Debian's nginx
+# (TLS, HTTP/2; the set-up of tests/network_test.cc) in front of the emulator, with a CA made
+# by openssl for the run; nginx is started here and stopped by its pid.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7,8 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
 build="$src/build-release" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,12 +60,18 @@ fi
 bash "$src/tools/setup-venv.sh" >/dev/null
 hf="$src/.venv/bin/hf"
 
+has() { [[ ",$scenarios," == *",$1,"* ]]; }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- fixtures and emulator -----------------------------------------------------------------
 work="$build/bench-work"
 rm -rf "$work"; mkdir -p "$work"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+ngpid=""
+cleanup() {
+  [ -n "$ngpid" ] && kill "$ngpid" 2>/dev/null
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  wait 2>/dev/null || true; rm -rf "$work"
+}
 trap cleanup EXIT
 log "fixtures ($size weights)"
 "$build/tools/fixtures/make_fixtures" --out "$work/repos" --weights-bytes "$size" \
@@ -78,19 +86,74 @@ ctl() { curl -sf -X POST -H 'Content-Type: application/json' -d "${2:-{\}}" "$hu
 MODEL=mlx-community/Tiny-Model-4bit MANY=fixtures/many-files VERS=fixtures/versions
 SHARDED=mlx-community/Tiny-Model-4bit-sharded
 # Per repo@rev: tree.json, curl config, aria2c input list, sha256 list of the LFS files.
-prep() {  # repo rev tag
-  local d="$work/lists/$3"; mkdir -p "$d"
+prep() {  # repo rev tag [base URL of the downloads; the emulator's hub by default]
+  local d="$work/lists/$3" base=${4:-$hub}; mkdir -p "$d"
   curl -sf "$hub/api/models/$1/tree/$2?recursive=true" >"$d/tree.json"
   jq -r '.[] | select(.type=="file") | .path' "$d/tree.json" >"$d/paths"
   : >"$d/curl.cfg"; : >"$d/aria2.txt"
   while IFS= read -r p; do
-    printf 'url = "%s/%s/resolve/%s/%s"\noutput = "%s"\n' "$hub" "$1" "$2" "$p" "$p" >>"$d/curl.cfg"
-    printf '%s/%s/resolve/%s/%s\n  out=%s\n' "$hub" "$1" "$2" "$p" "$p" >>"$d/aria2.txt"
+    printf 'url = "%s/%s/resolve/%s/%s"\noutput = "%s"\n' "$base" "$1" "$2" "$p" "$p" >>"$d/curl.cfg"
+    printf '%s/%s/resolve/%s/%s\n  out=%s\n' "$base" "$1" "$2" "$p" "$p" >>"$d/aria2.txt"
   done <"$d/paths"
   jq -r '.[] | select(.lfs) | "\(.lfs.oid)  \(.path)"' "$d/tree.json" >"$d/sums"
 }
 prep "$MODEL" main model; prep "$MANY" main many; prep "$VERS" v1 v1; prep "$VERS" main v2
 prep "$SHARDED" main sharded
+# Scenario 8: nginx with TLS and HTTP/2 in front of the emulator (the hub at /, its CDN at
+# /cdn/), its certificate signed by a CA made for this run.
+tls="" ng=""
+if has 8; then
+  command -v nginx >/dev/null || $SUDO apt-get install -y nginx >/dev/null
+  ng="$work/nginx"; mkdir -p "$ng/tmp"
+  (cd "$ng" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+      -subj '/CN=modelsync bench CA' &&
+    openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >ip.cnf &&
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
+      -days 2 -extfile ip.cnf) >/dev/null 2>&1 || { echo "could not make the TLS certificates" >&2; exit 1; }
+  ngport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cdn=$(sed -n 's/.*"cdn":"\([^"]*\)".*/\1/p' "$work/ready")
+  tls="https://127.0.0.1:$ngport"
+  {
+    [ "$(id -u)" != 0 ] || echo "user root;"  # workers as nobody could not read $work
+    cat <<NGINX
+daemon off;
+worker_processes 1;
+pid $ng/nginx.pid;
+error_log $ng/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $ng/tmp/body;
+  proxy_temp_path $ng/tmp/proxy;
+  fastcgi_temp_path $ng/tmp/fastcgi;
+  uwsgi_temp_path $ng/tmp/uwsgi;
+  scgi_temp_path $ng/tmp/scgi;
+  upstream hub { server ${hub#http://}; keepalive 16; }
+  upstream cdn { server ${cdn#http://}; keepalive 16; }
+  server {
+    listen 127.0.0.1:$ngport ssl http2;
+    ssl_certificate $ng/srv.pem;
+    ssl_certificate_key $ng/srv.key;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /cdn/ { proxy_pass http://cdn/; }
+    location / { proxy_pass http://hub; proxy_redirect $cdn/ $tls/cdn/; }
+  }
+}
+NGINX
+  } >"$ng/nginx.conf"
+  nginx -p "$ng" -c "$ng/nginx.conf" -e "$ng/error.log" >"$ng/stderr.log" 2>&1 &
+  ngpid=$!
+  for _ in $(seq 100); do
+    curl -sf --cacert "$ng/ca.pem" -o /dev/null "$tls/api/models/$MANY/revision/main" && break
+    sleep 0.05
+  done
+  [ "$(curl -sf --cacert "$ng/ca.pem" -o /dev/null -w '%{http_version}' "$tls/api/models/$MANY/revision/main")" = 2 ] ||
+    { echo "nginx did not start with HTTP/2: $(cat "$ng/stderr.log" "$ng/error.log")" >&2; exit 1; }
+  prep "$MANY" main many-tls "$tls"
+fi
 weight_bytes=$(jq '[.[] | select(.lfs) | .lfs.size] | add' "$work/lists/model/tree.json")
 chunk_bytes=$((32 << 20))
 
@@ -100,12 +163,12 @@ chunk_bytes=$((32 << 20))
 fetch_cmd() {
   local tool=$1 tag=$2 repo=$3 rev=$4 dest=$5 l="$work/lists/$2"
   case $tool in
-    modelsync) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '$hub' --quiet" ;;
+    modelsync) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '${ENDPOINT:-$hub}' --quiet" ;;
     curl) echo "mkdir -p '$dest' && cd '$dest' && curl -sfL --create-dirs ${CURL_EXTRA:-} -K '$l/curl.cfg' && { [ ! -s '$l/sums' ] || sha256sum -c --quiet '$l/sums'; }" ;;
     aria2c|aria2c16) local x=8; [ "$tool" = aria2c16 ] && x=16
-      echo "aria2c -x$x -s$x -j8 -d '$dest' -i '$l/aria2.txt' --console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
-    hfjs) echo "node '$src/tools/bench/hfjs.mjs' '$deps' '$hub' '$repo' '$dest' '$rev'" ;;
-    hf|hf16) echo "HF_ENDPOINT='$hub' HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 '$hf' download '$repo' --revision '$rev' --cache-dir '$dest' --format quiet$([ "$tool" = hf16 ] && echo ' --max-workers 16')" ;;
+      echo "aria2c -x$x -s$x -j8 -d '$dest' -i '$l/aria2.txt' ${ARIA_EXTRA:-}--console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
+    hfjs) echo "node '$src/tools/bench/hfjs.mjs' '$deps' '${ENDPOINT:-$hub}' '$repo' '$dest' '$rev'" ;;
+    hf|hf16) echo "HF_ENDPOINT='${ENDPOINT:-$hub}' HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 '$hf' download '$repo' --revision '$rev' --cache-dir '$dest' --format quiet$([ "$tool" = hf16 ] && echo ' --max-workers 16')" ;;
   esac
 }
 # Where the files of REPO@REV end up for a tool.
@@ -150,12 +213,18 @@ fresh() { rm -rf "$1"; mkdir -p "$1"; }
 
 # Tools in a different order each round.
 order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOOLS[$(((i + r) % n))]}"; done; }
-has() { [[ ",$scenarios," == *",$1,"* ]]; }
 cdn_throttle='[{"listener":"cdn","throttle_bps":50000000},{"latency_ms":30}]'
 
-for s in 1 2 3 4 7; do
+for s in 1 2 3 4 7 8; do
   has $s || continue
-  case $s in 3) repo=$MANY tag=many ;; 7) repo=$SHARDED tag=sharded ;; *) repo=$MODEL tag=model ;; esac
+  case $s in 3) repo=$MANY tag=many ;; 8) repo=$MANY tag=many-tls ;; 7) repo=$SHARDED tag=sharded ;;
+    *) repo=$MODEL tag=model ;; esac
+  # Through nginx every tool trusts the run's CA: curl, modelsync and `hf` read these
+  # variables, node the last one, aria2c its flag.
+  if [ $s = 8 ]; then
+    export ENDPOINT=$tls CURL_CA_BUNDLE=$ng/ca.pem SSL_CERT_FILE=$ng/ca.pem \
+      REQUESTS_CA_BUNDLE=$ng/ca.pem NODE_EXTRA_CA_CERTS=$ng/ca.pem ARIA_EXTRA="--ca-certificate=$ng/ca.pem "
+  fi
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
       # Small files: a new directory each round, the old ones removed after the scenario. This
@@ -163,7 +232,7 @@ for s in 1 2 3 4 7; do
       # every inode freed in the last 30-60 s: removing a tool's 601 files just before the next
       # tool runs made every file created after it cost a scan of them (0.1 -> 0.2-0.4 s per
       # pull, rising through the rounds, for every tool alike).
-      if [ $s = 3 ]; then dest="$work/s$s-$tool-r$r"; mkdir -p "$dest"
+      if [ $s = 3 ] || [ $s = 8 ]; then dest="$work/s$s-$tool-r$r"; mkdir -p "$dest"
       else dest="$work/s$s-$tool"; fresh "$dest"; fi
       faults=""; CURL_EXTRA=""
       [ $s = 2 ] && faults=$cdn_throttle
@@ -183,6 +252,7 @@ for s in 1 2 3 4 7; do
     done
   done
   [ $s = 1 ] || rm -rf "$work"/s$s-*
+  [ $s != 8 ] || unset ENDPOINT CURL_CA_BUNDLE SSL_CERT_FILE REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS ARIA_EXTRA
 done
 CURL_EXTRA=""
 if has 5; then
