@@ -21,9 +21,15 @@ cpu() {  # runs "$@", prints user+sys CPU seconds; wall s and peak RSS KiB go to
   awk -v u="$u" -v s="$s" 'BEGIN { printf "%.3f", u + s }'
 }
 declare -A per perwall
-dirs=()
+# Each size's directory is removed only at the end (or on a failure, with its emulator): on a
+# file system whose inode allocator skips recently freed inodes after reading each one (ext4
+# without a journal, this VM's), removing the small run's files just before the large run
+# would make every file the large run creates pay for scanning them.
+dirs=() emu=""
+cleanup() { [ -z "$emu" ] || kill "$emu" 2>/dev/null || true; rm -rf "${dirs[@]}"; }
+trap cleanup EXIT
 for n in "$small" "$large"; do
-  dir=$(mktemp -d)
+  dir=$(mktemp -d); dirs+=("$dir")
   "$build"/tools/fixtures/make_fixtures --out "$dir/repos" --small-files "$n" --only many-files >/dev/null
   "$build"/tools/emulator/hub_emulator --repos "$dir/repos" >"$dir/ready" &
   emu=$!
@@ -47,13 +53,8 @@ for n in "$small" "$large"; do
   done
   echo "log size: $(du -sb "$dir/root/.modelsync/log" | cut -f1) bytes for $n files" \
        "($(du -sb "$dir/root/.modelsync/log" | awk -v n="$n" '{ printf "%.0f", $1 / n }') B/file)"
-  kill "$emu"; wait "$emu" 2>/dev/null || true
-  dirs+=("$dir")
+  kill "$emu"; wait "$emu" 2>/dev/null || true; emu=""
 done
-# Removed only now: on a file system whose inode allocator skips recently freed inodes after
-# reading each one (ext4 without a journal, this VM's), removing the small run's files just
-# before the large run would make every file the large run creates pay for scanning them.
-rm -rf "${dirs[@]}"
 for cmd in pull status verify log; do
   awk -v a="${per[$cmd,$small]}" -v b="${per[$cmd,$large]}" -v c="$cmd" -v s="$small" -v l="$large" \
     'BEGIN { printf "%-7s per-file CPU at %d files / at %d files: %s", c, l, s, (a > 0 ? sprintf("%.2fx", b / a) : "n/a (below the 10 ms timer)") }'

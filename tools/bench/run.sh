@@ -219,11 +219,12 @@ for s in 1 2 3 4 7 8; do
   has $s || continue
   case $s in 3) repo=$MANY tag=many ;; 8) repo=$MANY tag=many-tls ;; 7) repo=$SHARDED tag=sharded ;;
     *) repo=$MODEL tag=model ;; esac
-  # Through nginx every tool trusts the run's CA: curl, modelsync and `hf` read these
-  # variables, node the last one, aria2c its flag.
+  # Through nginx (fetch_cmd reads ENDPOINT and ARIA_EXTRA) every tool trusts the run's CA:
+  # curl, modelsync and `hf` read these exported variables, node the last one, aria2c its flag.
   if [ $s = 8 ]; then
-    export ENDPOINT=$tls CURL_CA_BUNDLE=$ng/ca.pem SSL_CERT_FILE=$ng/ca.pem \
-      REQUESTS_CA_BUNDLE=$ng/ca.pem NODE_EXTRA_CA_CERTS=$ng/ca.pem ARIA_EXTRA="--ca-certificate=$ng/ca.pem "
+    ENDPOINT=$tls ARIA_EXTRA="--ca-certificate=$ng/ca.pem "
+    export CURL_CA_BUNDLE=$ng/ca.pem SSL_CERT_FILE=$ng/ca.pem REQUESTS_CA_BUNDLE=$ng/ca.pem \
+      NODE_EXTRA_CA_CERTS=$ng/ca.pem
   fi
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
