@@ -54,6 +54,22 @@ std::vector<ByteRange> RangeSet::Missing(uint64_t size) const {
   return out;
 }
 
+bool RangeSet::Overlaps(ByteRange r) const {
+  if (r.empty()) return false;
+  // The first range ending after r.begin overlaps r when it begins before r.end.
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), r.begin,
+                             [](uint64_t b, const ByteRange& x) { return b < x.end; });
+  return it != ranges_.end() && it->begin < r.end;
+}
+
+uint64_t RangeSet::RunEnd(uint64_t pos) const {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), pos,
+                             [](uint64_t b, const ByteRange& x) { return b < x.begin; });
+  if (it == ranges_.begin()) return pos;
+  --it;
+  return pos < it->end ? it->end : pos;
+}
+
 uint64_t RangeSet::PrefixEnd() const {
   if (ranges_.empty() || ranges_.front().begin != 0) return 0;
   return ranges_.front().end;

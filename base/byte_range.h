@@ -32,6 +32,10 @@ class RangeSet {
   std::vector<ByteRange> Missing(uint64_t size) const;
   // Length of the covered prefix starting at 0.
   uint64_t PrefixEnd() const;
+  // Whether any byte of r is covered.
+  bool Overlaps(ByteRange r) const;
+  // The end of the covered run that holds byte pos; pos itself when pos is not covered.
+  uint64_t RunEnd(uint64_t pos) const;
   const std::vector<ByteRange>& ranges() const { return ranges_; }
   bool empty() const { return ranges_.empty(); }
   void Clear() { ranges_.clear(); }

@@ -102,6 +102,7 @@ Status TransferRunner::Run(const Plan& plan) {
       x->started = true;
     } else if (fp.action == FileAction::kResume) {
       MS_ASSIGN_OR_RETURN(x->file, partials_.OpenExisting(fp.transfer_id, fp.size));
+      x->window = true;  // through memory blocks (written directly where the file takes it)
       const auto& ts = journal_.state().transfers.at(fp.transfer_id);
       x->committed = ts.committed;
       x->received = ts.committed;
@@ -110,6 +111,8 @@ Status TransferRunner::Run(const Plan& plan) {
     impl.xfers.push_back(std::move(x));
   }
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
+  for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
+  impl.wake_sinks = [this] { hub_.WakeSinks(); };
 
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::Ok();
@@ -121,6 +124,7 @@ Status TransferRunner::Run(const Plan& plan) {
 
   auto start_partial = [&](Xfer& x) -> Status {
     MS_ASSIGN_OR_RETURN(x.file, partials_.Create(x.id, x.fp->size));
+    x.window = true;
     v1::Event e;
     auto* ts = e.mutable_transfer_started();
     ts->set_transfer_id(x.id);
@@ -221,6 +225,7 @@ Status TransferRunner::Run(const Plan& plan) {
       return Status::Integrity(what + " (twice; the hub or a proxy is serving damaged data)");
     // Once more from the network, from scratch.
     std::lock_guard<std::mutex> lock(impl.mu);
+    impl.DropBlocks(&x);
     x.received.Clear();
     x.committed.Clear();
     x.todo = Chunks(SplitWhole(x.fp->size, x.fp->fetch));
@@ -247,6 +252,7 @@ Status TransferRunner::Run(const Plan& plan) {
   Status result;
   auto last_progress = clock->Now() - std::chrono::seconds(1);
   ConnectionGovernor governor(options_.connections);
+  RangeSizer sizer;
   bool idle = false;  // a connection free and nothing to launch, since idle_since
   Clock::TimePoint idle_since = clock->Now();
   for (;;) {
@@ -256,25 +262,27 @@ Status TransferRunner::Run(const Plan& plan) {
     {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
+      // The next range of x, in file order, of the size the link calls for (RangeSizer).
+      auto take = [&](Xfer* x) {
+        ByteRange r = x->todo.front();
+        if (!x->memory) r = NextRange(r, sizer.bytes());
+        if (r.end == x->todo.front().end) x->todo.pop_front();
+        else x->todo.front().begin = r.end;
+        return r;
+      };
       auto budget = [&] {
         return impl.in_flight_total + static_cast<int>(launch.size()) < governor.target();
       };
       for (Xfer* x : active) {
         if (!result.ok() || !budget()) break;
-        while (!x->done && !x->todo.empty() && budget()) {
-          launch.push_back({x, x->todo.front()});
-          x->todo.pop_front();
-        }
+        while (!x->done && !x->todo.empty() && budget()) launch.push_back({x, take(x)});
       }
       while (result.ok() && budget() && !waiting.empty()) {
         Xfer* x = waiting.front();
         waiting.pop_front();
         active.push_back(x);
         if (x->memory && x->buffer.size() != x->fp->size) x->buffer.resize(x->fp->size);
-        while (!x->done && !x->todo.empty() && budget()) {
-          launch.push_back({x, x->todo.front()});
-          x->todo.pop_front();
-        }
+        while (!x->done && !x->todo.empty() && budget()) launch.push_back({x, take(x)});
       }
       bool todo_left = !waiting.empty();
       for (Xfer* x : active) todo_left |= !x->done && !x->todo.empty();
@@ -316,7 +324,7 @@ Status TransferRunner::Run(const Plan& plan) {
         result = start_partial(*x);
         if (!result.ok()) break;
       }
-      auto sink = std::make_unique<TransferShared::Sink>(&impl, x, range, clock->Now());
+      auto sink = std::make_unique<TransferShared::Sink>(&impl, x, range, clock);
       net::FetchSpec spec;
       spec.repo = plan.repo;
       spec.commit = plan.commit;
@@ -342,6 +350,10 @@ Status TransferRunner::Run(const Plan& plan) {
       std::lock_guard<std::mutex> lock(impl.mu);
       for (auto it = impl.sinks.begin(); it != impl.sinks.end();) {
         if ((*it)->finished) {
+          const TransferShared::Sink& sk = **it;
+          if (sk.first_byte_seen && !sk.xfer()->memory)
+            sizer.Observe(sk.first_byte - sk.launched, sk.next.load() - sk.range_begin,
+                          clock->Now() - sk.first_byte);
           --impl.in_flight_total;
           impl.wake = true;  // a connection is free: launch into it without waiting
           it = impl.sinks.erase(it);
@@ -359,7 +371,7 @@ Status TransferRunner::Run(const Plan& plan) {
       if (x.done) continue;
       all_done = false;
       bool fetching, complete;
-      uint64_t unsynced, prefix, written, durable_prefix;
+      uint64_t unsynced, hashable, written, durable_prefix;
       Clock::TimePoint last_sync;
       {
         std::lock_guard<std::mutex> lock(impl.mu);
@@ -367,7 +379,7 @@ Status TransferRunner::Run(const Plan& plan) {
         complete = x.received.Contains({0, x.fp->size});
         unsynced = x.unsynced;
         last_sync = x.last_sync;
-        prefix = x.received.PrefixEnd();
+        hashable = x.hash_busy.load() ? 0 : impl.HashableEnd(&x);
         written = x.written;
         durable_prefix = x.committed.PrefixEnd();
       }
@@ -381,6 +393,18 @@ Status TransferRunner::Run(const Plan& plan) {
           x.file->DropCache(drop.begin, drop.size());
           x.dropped = drop.end;
         }
+      }
+      // Bytes waiting in blocks that are not whole yet (a slow link fills a block in seconds)
+      // go to the file on the durability clock, so a kill loses no more than it did before
+      // the window.
+      if (x.window && x.file && !x.file->poisoned() && now - last_sync >= kSyncInterval) {
+        result = impl.FlushPartialBlocks(&x);
+        if (!result.ok()) {
+          result = result.With(x.fp->path);
+          break;
+        }
+        std::lock_guard<std::mutex> lock(impl.mu);
+        unsynced = x.unsynced;
       }
       if (!x.memory && x.started && SyncDue(unsynced, now - last_sync, fetching)) {
         result = sync(x);
@@ -402,11 +426,13 @@ Status TransferRunner::Run(const Plan& plan) {
           result = x.hash_error.With(x.fp->path);
           break;
         }
-        if (prefix > x.hashed.load() && x.file) {
+        bool posted = false;
+        if (hashable > x.hashed.load() && x.file) {
           std::lock_guard<std::mutex> lock(impl.mu);
-          x.hash_busy = true;
-          impl.hash_jobs.push_back({&x, prefix});
-          impl.cv.notify_all();
+          posted = impl.PostHash(&x);
+        }
+        if (posted || x.hash_busy.load()) {
+          // hashing
         } else if (complete && !fetching && x.hashed.load() == x.fp->size) {
           bool all_committed;
           {
@@ -451,6 +477,7 @@ Status TransferRunner::Run(const Plan& plan) {
   std::vector<uint64_t> cancel;
   {
     std::lock_guard<std::mutex> lock(impl.mu);
+    impl.stopping = true;  // no new hashing jobs
     for (auto& x : impl.xfers)
       cancel.insert(cancel.end(), x->fetch_ids.begin(), x->fetch_ids.end());
   }
@@ -462,7 +489,9 @@ Status TransferRunner::Run(const Plan& plan) {
         if (!s->finished) return false;
       return true;
     });
-    // Wait for the hashing thread to let go of every transfer.
+    // Wait for the writing threads, then for the hashing thread to let go of every transfer
+    // (the blocks are spilled and freed below).
+    impl.WaitWrites(lock);
     impl.cv.wait(lock, [&] {
       for (auto& x : impl.xfers)
         if (x->hash_busy.load()) return false;
@@ -481,6 +510,9 @@ Status TransferRunner::Run(const Plan& plan) {
   note(adopt_small(), "adopting the verified small files");  // verified already: keep them
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
+    // Bytes still in blocks that were not whole yet go to the file, to be kept with the rest.
+    if (x->window && !x->file->poisoned())
+      note(impl.SpillBlocks(x.get()), "keeping the received bytes of " + x->fp->path);
     if (x->unsynced > 0 && !x->file->poisoned()) note(sync(*x), "syncing " + x->fp->path);
     v1::Event e;
     auto* tf = e.mutable_transfer_failed();

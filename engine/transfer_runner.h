@@ -1,10 +1,12 @@
 // TransferRunner: the fetch and verify steps of a Plan (planner.h step 4).
 //
 // For every FilePlan of kind kFetch/kResume it downloads the missing ranges through the Hub,
-// writes them at their offsets into the transfer's partial file, makes them durable and only
-// then records them (write -> fdatasync -> RangesCommitted, invariant 1), hashes the file in
-// order as its contiguous prefix grows (a read-back from the page cache, on a hashing
-// thread), and, when every byte is there, compares the digest with the content id: a match
+// in file order (ranges sized to the link: transfer_parallel.h RangeSizer), into memory
+// blocks that are written at their offsets into the transfer's partial file, makes them
+// durable and only then records them (write -> fdatasync -> RangesCommitted, invariant 1),
+// hashes the file in order as its contiguous prefix grows (from the blocks while they are in
+// memory, else read back from the file; engine/transfer_state.h "The memory window"), and,
+// when every byte is there, compares the digest with the content id: a match
 // adopts the partial into the blob store (BlobVerified); a mismatch discards the content
 // (TransferFailed{discarded}) and fetches it once more under a new transfer id, then fails
 // with kIntegrity naming the file. (kLink files with verify_blob are re-hashed before the
@@ -16,15 +18,25 @@
 //
 // Durability clock (engine/transfer_cadence.h): a transfer's written bytes are synced and
 // recorded when kSyncBytes have accumulated or kSyncInterval has passed, whichever comes
-// first, so a kill loses about half a second of transfer at most.
+// first, so a kill loses about half a second of transfer at most. Bytes still in a block that
+// is not whole yet are written out (ordinary writes) when kSyncInterval has passed, so a slow
+// link keeps that bound too; whole blocks are written as they complete.
 //
-// PERF (page cache): fresh page-cache pages are slow to come by on small VMs, so the control
-// thread starts writeback of a large partial every few MiB (sync_file_range WRITE, a hint)
-// and drops the pages that are both hashed and durable (fadvise DONTNEED): the download
-// cycles through a small set of pages. Neither replaces the fdatasync before RangesCommitted.
+// Memory and backpressure: at most kWindowBlocks blocks (32 MiB) are held. When the network
+// is faster than the hashing (loopback, a LAN), the fetches ahead of the hashed prefix pause
+// (FetchSink::Ready: their connections stop reading, TCP slows the server) rather than push
+// bytes out to be read back, and resume when blocks are freed.
+//
+// PERF (page cache): where the file system takes O_DIRECT the blocks bypass the page cache
+// altogether. Otherwise (and for the bytes written the ordinary way) fresh page-cache pages
+// are slow to come by on small VMs, so the control thread starts writeback of a large
+// partial every few MiB (sync_file_range WRITE, a hint) and drops the pages that are both
+// hashed and durable (fadvise DONTNEED). Neither replaces the fdatasync before
+// RangesCommitted.
 //
 // Threads: Run() is the control thread (journal, syncs, decisions); the Hub's loop thread
-// calls the sinks (pwrite only); one hashing thread reads back and hashes.
+// calls the sinks (a copy into a block); kWriters writing threads write whole blocks; one
+// hashing thread hashes.
 // Errors: the first failure stops the run: in-flight fetches are cancelled, everything
 // written is synced and recorded, TransferFailed is logged for unfinished transfers, and the
 // status is returned (kNoSpace, kIOError, kIntegrity, kTransient, kNotFound, ...).

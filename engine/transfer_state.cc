@@ -1,35 +1,399 @@
 #include "engine/transfer_state.h"
 
 #include <algorithm>
+#include <cstdlib>
+
+#include "base/platform.h"
+#include "engine/transfer_cadence.h"
 
 namespace modelsync::engine {
+namespace {
+
+// The bytes of a not in b.
+RangeSet Minus(const RangeSet& a, const RangeSet& b) {
+  RangeSet out;
+  for (const ByteRange& r : a.ranges()) {
+    uint64_t p = r.begin;
+    for (const ByteRange& f : b.ranges()) {
+      if (f.end <= p || f.begin >= r.end) continue;
+      if (f.begin > p) out.Add({p, f.begin});
+      p = std::max(p, f.end);
+    }
+    if (p < r.end) out.Add({p, r.end});
+  }
+  return out;
+}
+
+}  // namespace
+
+TransferShared::~TransferShared() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop_hashing = true;
+  }
+  cv.notify_all();
+  hash_cv.notify_all();
+  write_cv.notify_all();
+  if (hasher_thread.joinable()) hasher_thread.join();
+  for (auto& t : writer_threads) t.join();
+  for (auto& x : xfers)
+    for (auto& [begin, b] : x->blocks) std::free(b->data);
+  for (char* p : free_blocks) std::free(p);
+}
 
 void TransferShared::HashLoop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
-    cv.wait(lock, [&] { return stop_hashing || !hash_jobs.empty(); });
+    hash_cv.wait(lock, [&] { return stop_hashing || !hash_jobs.empty(); });
     if (stop_hashing) return;
     auto [x, upto] = hash_jobs.front();
     hash_jobs.pop_front();
-    lock.unlock();
     std::string buf;
     uint64_t pos = x->hashed.load();
     Status s;
-    while (pos < upto && s.ok()) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kHashChunk, upto - pos));
-      s = x->file->Read(pos, n, &buf);
-      if (s.ok()) {
-        x->hasher->Update(buf.data(), buf.size());
-        pos += buf.size();
-        x->hashed.store(pos);
+    // A window transfer's job goes on while its hashable prefix grows (blocks become whole
+    // on the loop thread), without a round through the control thread.
+    while (s.ok() && (pos < upto || (x->window && (upto = HashableEnd(x)) > pos))) {
+      // A whole block in memory is hashed from there; anything else was written to the file
+      // (HashableEnd counts nothing else) and is read back, a block at a time for a window
+      // transfer so that the next block in memory is not read from the file.
+      Block* b = nullptr;
+      if (x->window) {
+        auto it = x->blocks.find(pos);
+        if (it != x->blocks.end() && it->second->whole()) {
+          b = it->second.get();
+          ++b->pins;
+        }
+      }
+      lock.unlock();
+      if (b) {
+        x->hasher->Update(b->data, b->len);
+        pos += b->len;
+      } else {
+        const uint64_t step = x->window ? kBlock - pos % kBlock : kHashChunk;
+        const size_t n = static_cast<size_t>(std::min(step, upto - pos));
+        s = x->file->Read(pos, n, &buf);
+        if (s.ok()) {
+          x->hasher->Update(buf.data(), buf.size());
+          pos += buf.size();
+        }
+      }
+      x->hashed.store(pos);
+      lock.lock();
+      if (b) {
+        --b->pins;
+      } else if (x->window && (pos % kBlock == 0 || pos == x->fp->size)) {
+        // Read back to the end of a block that is still held (it was flushed in part before
+        // it was whole): done with it all the same.
+        auto it = x->blocks.find((pos - 1) / kBlock * kBlock);
+        if (it != x->blocks.end()) b = it->second.get();
+      }
+      if (b) {
+        b->hashed = true;
+        MaybeFree(x, b);
       }
     }
-    lock.lock();
     x->hash_error = s;
     x->hash_busy.store(false);
     wake = true;
     cv.notify_all();
   }
+}
+
+void TransferShared::WriteLoop() {
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    write_cv.wait(lock, [&] { return stop_hashing || !write_jobs.empty(); });
+    if (stop_hashing) return;
+    auto [x, b] = write_jobs.front();
+    write_jobs.pop_front();
+    ++writing;
+    lock.unlock();
+    // The block is whole and queued: no sink copies into it any more (Stage), the hasher
+    // only reads it, and nobody frees it before `written`.
+    // A block partly flushed before it was whole (FlushPartialBlocks; `flushed` no longer
+    // changes once it is queued) gets only the rest, with ordinary writes: bytes that may
+    // be committed are never written again.
+    Status s;
+    if (b->flushed.empty()) {
+      s = x->file->WriteDirect(b->begin, std::string_view(b->data, b->len));
+    } else {
+      RangeSet rest;
+      rest.Add({b->begin, b->begin + b->len});
+      rest = Minus(rest, b->flushed);
+      for (const ByteRange& r : rest.ranges()) {
+        s = x->file->Write(r.begin, std::string_view(b->data + (r.begin - b->begin), r.size()));
+        if (!s.ok()) break;
+      }
+    }
+    lock.lock();
+    --writing;
+    if (s.ok()) {
+      x->received.Add({b->begin, b->begin + b->len});
+      x->unsynced += b->len;
+      x->written += b->len;
+      b->written = true;
+      MaybeFree(x, b);
+      PostHash(x);
+    } else if (failure.ok()) {
+      failure = s.With(x->fp->path);
+    }
+    // The control thread is woken for what it acts on (a failure, a sync due by size, a
+    // transfer all written, the queue drained for WaitWrites), not for every block: it looks
+    // at the rest on its clock.
+    if (!s.ok() || x->unsynced >= kSyncBytes || x->received.Contains({0, x->fp->size}) ||
+        (write_jobs.empty() && writing == 0)) {
+      wake = true;
+      cv.notify_all();
+    }
+  }
+}
+
+bool TransferShared::PostHash(Xfer* x) {
+  if (stopping || x->hash_busy.load() || !x->hash_error.ok() || !x->file) return false;
+  const uint64_t upto = HashableEnd(x);
+  if (upto <= x->hashed.load()) return false;
+  x->hash_busy.store(true);
+  hash_jobs.push_back({x, upto});
+  hash_cv.notify_one();
+  return true;
+}
+
+Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t n) {
+  const uint64_t size = x->fp->size;
+  while (n > 0) {
+    const uint64_t begin = offset / kBlock * kBlock;
+    const size_t seg = static_cast<size_t>(std::min<uint64_t>(n, begin + kBlock - offset));
+    const ByteRange piece{offset, offset + seg};
+    Block* b = nullptr;
+    std::vector<ByteRange> to_file;  // the parts of piece not on the file yet
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = x->blocks.find(begin);
+      if (it != x->blocks.end()) {
+        // A whole block already holds these bytes (a split raced with this piece): they are
+        // dropped, so what is hashed is what is written.
+        if (!it->second->queued) b = it->second.get();
+      } else if (!x->received.Overlaps({begin, std::min(size, begin + kBlock)})) {
+        b = NewBlock(x, begin, /*frontier=*/begin <= HashableEnd(x));
+      }
+      if (b) {
+        ++b->pins;
+      } else if (it == x->blocks.end()) {
+        // Bytes already on the file are never written again (they may have been hashed).
+        RangeSet present;
+        for (const ByteRange& r : x->received.ranges())
+          if (r.end > piece.begin && r.begin < piece.end)
+            present.Add({std::max(r.begin, piece.begin), std::min(r.end, piece.end)});
+        for (ByteRange gap : present.Missing(piece.end))
+          if (gap.end > piece.begin) to_file.push_back({std::max(gap.begin, piece.begin), gap.end});
+      }
+    }
+    if (b) {
+      std::memcpy(b->data + (offset - begin), data, seg);
+      std::lock_guard<std::mutex> lock(mu);
+      b->have.Add(piece);
+      --b->pins;
+      if (b->whole()) {
+        b->queued = true;
+        if (!b->flushing) {  // else FlushPartialBlocks hands it over when it is done
+          write_jobs.push_back({x, b});
+          write_cv.notify_one();
+        }
+        PostHash(x);
+      }
+    } else {
+      for (const ByteRange& r : to_file) {
+        MS_RETURN_IF_ERROR(
+            x->file->Write(r.begin, std::string_view(data + (r.begin - offset), r.size())));
+        std::lock_guard<std::mutex> lock(mu);
+        x->received.Add(r);
+        x->unsynced += r.size();
+        x->written += r.size();
+        PostHash(x);
+      }
+    }
+    offset += seg;
+    data += seg;
+    n -= seg;
+  }
+  return Status::Ok();
+}
+
+bool TransferShared::Admit(const Sink* s, uint64_t offset) {
+  Xfer* x = s->xfer();
+  std::lock_guard<std::mutex> lock(mu);
+  // The new blocks a piece from offset may need (a piece is at most kMaxPiece).
+  size_t need = 0;
+  const uint64_t last = std::min(x->fp->size, offset + kMaxPiece);
+  for (uint64_t begin = offset / kBlock * kBlock; begin < last; begin += kBlock)
+    if (x->blocks.count(begin) == 0 &&
+        !x->received.Overlaps({begin, std::min(x->fp->size, begin + kBlock)}))
+      ++need;
+  if (need == 0 || held() + need <= kWindowBlocks - kFrontierBlocks) return true;
+  // The block the hashed prefix waits for goes on, into the reserve; when that is full too,
+  // it waits for blocks the hasher is about to release, and only where there are none gives
+  // up a block further ahead (NewBlock): read back later, but never a standstill.
+  if (offset / kBlock * kBlock <= HashableEnd(x)) {
+    if (held() + need <= kWindowBlocks) return true;
+    bool releasing = false;
+    for (Xfer* w : windowed) {
+      const uint64_t end = HashableEnd(w);
+      for (auto& [begin, b] : w->blocks) releasing |= begin < end || b->hashed;
+    }
+    if (!releasing) return true;
+  }
+  refused.push_back({x, offset});
+  return false;
+}
+
+uint64_t TransferShared::HashableEnd(Xfer* x) {
+  uint64_t pos = x->hashed.load();
+  for (;;) {
+    const uint64_t e = x->received.RunEnd(pos);
+    if (e > pos) {
+      pos = e;
+      continue;
+    }
+    if (!x->window) break;
+    auto it = x->blocks.find(pos);
+    if (it == x->blocks.end() || !it->second->whole()) break;
+    pos += it->second->len;
+  }
+  return std::min(pos, x->fp->size);
+}
+
+void TransferShared::WaitWrites(std::unique_lock<std::mutex>& lock) {
+  cv.wait(lock, [&] { return write_jobs.empty() && writing == 0; });
+}
+
+Status TransferShared::SpillBlocks(Xfer* x) {
+  std::vector<std::pair<ByteRange, const char*>> parts;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [begin, b] : x->blocks)
+      if (!b->written) {
+        const RangeSet rest = Minus(b->have, b->flushed);
+        for (const ByteRange& r : rest.ranges()) parts.push_back({r, b->data + (r.begin - b->begin)});
+      }
+  }
+  Status s;
+  for (auto& [r, p] : parts) {
+    s = x->file->Write(r.begin, std::string_view(p, r.size()));
+    if (!s.ok()) break;
+    std::lock_guard<std::mutex> lock(mu);
+    x->received.Add(r);
+    x->unsynced += r.size();
+    x->written += r.size();
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  DropBlocks(x);
+  return s;
+}
+
+Status TransferShared::FlushPartialBlocks(Xfer* x) {
+  std::vector<std::pair<Block*, RangeSet>> parts;  // per block: what it holds, not flushed yet
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [begin, b] : x->blocks) {
+      if (b->queued) continue;
+      RangeSet fresh = Minus(b->have, b->flushed);
+      if (fresh.empty()) continue;
+      // Nobody frees it, and if it becomes whole meanwhile the writers wait for this flush to
+      // end (they write only what was not flushed: committed bytes are never written again).
+      ++b->pins;
+      b->flushing = true;
+      parts.push_back({b.get(), std::move(fresh)});
+    }
+  }
+  Status s;
+  for (auto& [b, fresh] : parts) {
+    for (const ByteRange& r : fresh.ranges()) {
+      if (s.ok())
+        s = x->file->Write(r.begin, std::string_view(b->data + (r.begin - b->begin), r.size()));
+      if (!s.ok()) break;
+      std::lock_guard<std::mutex> lock(mu);
+      b->flushed.Add(r);
+      x->received.Add(r);
+      x->unsynced += r.size();
+      x->written += r.size();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    --b->pins;
+    b->flushing = false;
+    if (b->queued) {
+      write_jobs.push_back({x, b});
+      write_cv.notify_one();
+    }
+  }
+  return s;
+}
+
+void TransferShared::DropBlocks(Xfer* x) {
+  for (auto& [begin, b] : x->blocks) free_blocks.push_back(b->data);
+  x->blocks.clear();
+  windowed.erase(x);
+  WakeStarved();
+}
+
+Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
+  if (!frontier && held() >= kWindowBlocks - kFrontierBlocks) return nullptr;
+  char* data = nullptr;
+  if (free_blocks.empty() && blocks_made < kWindowBlocks) {
+    data = static_cast<char*>(std::aligned_alloc(platform::kDirectAlign, kBlock));
+    if (data) ++blocks_made;
+  }
+  if (!data && free_blocks.empty() && !GiveUpOne()) return nullptr;
+  if (!data) {
+    data = free_blocks.back();
+    free_blocks.pop_back();
+  }
+  auto b = std::make_unique<Block>();
+  b->begin = begin;
+  b->len = std::min(kBlock, x->fp->size - begin);
+  b->data = data;
+  Block* raw = b.get();
+  x->blocks.emplace(begin, std::move(b));
+  windowed.insert(x);
+  blocks_peak = std::max(blocks_peak, held());
+  return raw;
+}
+
+void TransferShared::MaybeFree(Xfer* x, Block* b, bool force) {
+  if (b->pins > 0 || !(force || (b->written && b->hashed))) return;
+  free_blocks.push_back(b->data);
+  x->blocks.erase(b->begin);
+  if (x->blocks.empty()) windowed.erase(x);
+  WakeStarved();
+}
+
+void TransferShared::WakeStarved() {
+  // The paused fetches are woken when there is room for several blocks (the Hub asks each
+  // one's Ready() again and leaves paused those that would be refused), or at once when one
+  // of them fills the block a hashed prefix waits for.
+  if (refused.empty()) return;
+  bool due = held() + kWakeRoom <= kWindowBlocks - kFrontierBlocks;
+  for (auto& [x, offset] : refused) due |= offset / kBlock * kBlock <= HashableEnd(x);
+  if (!due) return;
+  refused.clear();
+  if (wake_sinks) wake_sinks();
+}
+
+bool TransferShared::GiveUpOne() {
+  // The written, unhashed block furthest ahead of its transfer's hashed prefix: the hasher
+  // needs it last, and reads it back from the file then.
+  Xfer* best_x = nullptr;
+  Block* best = nullptr;
+  uint64_t ahead = 0;
+  for (Xfer* x : windowed)
+    for (auto& [begin, b] : x->blocks) {
+      if (!b->written || b->hashed || b->pins > 0) continue;
+      const uint64_t d = begin - std::min(begin, x->hashed.load());
+      if (!best || d > ahead) best_x = x, best = b.get(), ahead = d;
+    }
+  if (!best) return false;
+  MaybeFree(best_x, best, /*force=*/true);
+  return true;
 }
 
 }  // namespace modelsync::engine

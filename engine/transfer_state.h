@@ -2,19 +2,47 @@
 // transfers (Xfer), the network sinks the Hub's loop thread calls, and the hashing thread.
 //
 // Threads: the control thread (TransferRunner::Run) owns the decisions; the Hub's loop thread
-// calls Sink::OnData/OnDone (pwrite into the partial, or memcpy into a small file's buffer);
-// one hashing thread (HashLoop) reads back each transfer's contiguous prefix and hashes it.
-// Everything marked "guarded" is under `mu`; `cv` wakes the control thread (wake = true) and
-// the hashing thread (a new job, or stop).
+// calls Sink::Ready/OnData/OnDone (a copy into a memory block, or into a small file's buffer;
+// a pwrite into the partial for spans that cannot have a block); kWriters writing threads
+// (WriteLoop) write whole blocks to the partials; one hashing thread (HashLoop) hashes each
+// transfer's contiguous prefix, from its blocks while they are in memory, else read back from
+// the file. Everything marked "guarded" is under `mu`; `cv` wakes the control thread (wake =
+// true), `write_cv` the writing threads, `hash_cv` the hashing thread (a job, or stop).
+//
+// The memory window (issue 20). A large transfer's bytes go from the network into blocks of
+// kBlock bytes at kBlock-aligned offsets. Once whole, a block is written by a writing thread
+// (through storage::PartialFile::WriteDirect: past the page cache where the file system takes
+// O_DIRECT, an ordinary write elsewhere); only then is its span `received`, which is what the
+// control thread syncs and records (write -> fdatasync -> RangesCommitted, as before). It is
+// hashed from memory when the hashed prefix reaches it, and freed when written and hashed.
+// So each byte is copied once (network buffer -> block), hashed once from memory and, with
+// O_DIRECT, written once by DMA: no page-cache pages to fill, write back, drop and read back.
+//
+// At most kWindowBlocks blocks exist across all transfers, kFrontierBlocks of them kept for
+// the block each transfer's hashed prefix waits for. A fetch whose next bytes would need a
+// block beyond that is refused (Admit: the Hub pauses it, TCP slows the server) and woken when
+// blocks are freed (WakeStarved), so a link faster than the hashing does not push bytes out
+// to be read back. Only where the window holds nothing that is about to be freed does the
+// fetch the hasher waits for give up a written block further ahead (read back later), or
+// write to the file directly: never a standstill.
+//
+// A block is made only for a span none of whose bytes are `received` (resumed bytes, a span
+// written directly): such spans are written as they come and read back to be hashed. Bytes
+// in a block that is not whole yet are written out on the durability clock
+// (FlushPartialBlocks; a slow link fills a block in seconds); the block is then finished with
+// ordinary writes of the rest only: bytes that may be committed are never written again.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +60,28 @@ namespace modelsync::engine {
 // Bytes the hashing thread reads back per step.
 inline constexpr uint64_t kHashChunk = 4ull << 20;
 
+inline constexpr uint64_t kBlock = 1ull << 20;
+inline constexpr size_t kWindowBlocks = 32;  // 32 MiB
+inline constexpr size_t kFrontierBlocks = 8;  // of those, kept for the blocks the hasher waits for
+inline constexpr int kWriters = 2;  // writing threads: two direct writes in flight keep the disk busier
+inline constexpr size_t kWakeRoom = 16;  // free blocks before paused fetches are woken
+inline constexpr uint64_t kMaxPiece = 1ull << 20;  // the most a sink is handed at once (curl: 512 KiB)
+
+// One block of the memory window (all fields guarded by TransferShared::mu, except the bytes
+// of `data`, which belong to whoever pinned it or to the writing thread once `queued`).
+struct Block {
+  uint64_t begin = 0, len = 0;  // file offsets: begin is a multiple of kBlock
+  char* data = nullptr;         // kBlock bytes, kDirectAlign-aligned, from the pool
+  RangeSet have;                // bytes copied in
+  RangeSet flushed;             // of those, written to the file before it was whole
+  int pins = 0;                 // sinks copying into it, the hasher hashing it
+  bool queued = false;          // whole: handed to the writing threads (or about to be)
+  bool flushing = false;        // FlushPartialBlocks is writing some of it
+  bool written = false;         // on the file (its span is in the Xfer's `received`)
+  bool hashed = false;
+  bool whole() const { return have.Contains({begin, begin + len}); }
+};
+
 // One content being fetched (a FilePlan of kind kFetch or kResume).
 struct Xfer {
   const FilePlan* fp = nullptr;
@@ -39,6 +89,10 @@ struct Xfer {
   bool memory = false;  // small file: fetched into `buffer`, no partial file
   std::unique_ptr<storage::PartialFile> file;
   std::string buffer;
+  // Bytes go through memory blocks (the window above): set by the control thread when the
+  // file is opened (and it takes direct writes), before any fetch of it is launched.
+  bool window = false;
+  std::map<uint64_t, std::unique_ptr<Block>> blocks;  // guarded, by begin
 
   // Guarded by TransferShared::mu.
   RangeSet received;   // written to the file (or buffer): committed or not
@@ -65,16 +119,27 @@ struct Xfer {
 
 struct TransferShared {
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;        // the control thread's
+  std::condition_variable hash_cv;   // the hashing thread's
+  std::condition_variable write_cv;  // the writing threads'
   bool wake = false;
   Status failure;  // first failure (guarded by mu)
   std::atomic<uint64_t> received_bytes{0};
 
   class Sink final : public net::FetchSink {
    public:
-    Sink(TransferShared* impl, Xfer* x, ByteRange range, Clock::TimePoint now)
-        : mark_next(range.begin), mark_time(now), next(range.begin), end(range.end), impl_(impl), x_(x) {}
+    Sink(TransferShared* impl, Xfer* x, ByteRange range, const Clock* clock)
+        : range_begin(range.begin),
+          launched(clock->Now()),
+          mark_next(range.begin),
+          mark_time(launched),
+          next(range.begin),
+          end(range.end),
+          impl_(impl),
+          x_(x),
+          clock_(clock) {}
     Status OnData(uint64_t offset, const char* data, size_t n) override {
+      if (x_->window) return OnWindowData(offset, data, n);
       // A split (engine/transfer_parallel.h) may have moved `end` down: write up to it, then
       // end this fetch; the new fetch has the rest. (If the split raced with this piece, a
       // few bytes may be written by both: the same bytes at the same offsets.)
@@ -91,9 +156,28 @@ struct TransferShared {
       }
       impl_->received_bytes += n;
       std::lock_guard<std::mutex> lock(impl_->mu);
+      SeeFirstByte();
       x_->received.Add({offset, offset + n});
       x_->unsynced += n;
       x_->written += n;
+      next.store(offset + n);
+      return cut ? Status::Cancelled("split") : Status::Ok();
+    }
+    bool Ready(uint64_t offset) override { return !x_->window || impl_->Admit(this, offset); }
+    // OnData for a transfer with a window: into its blocks (TransferShared::Stage).
+    Status OnWindowData(uint64_t offset, const char* data, size_t n) {
+      const uint64_t stop = end.load();
+      if (offset >= stop) return Status::Cancelled("split");
+      const bool cut = offset + n > stop;
+      if (cut) n = static_cast<size_t>(stop - offset);
+      if (offset + n > x_->fp->size)
+        return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        SeeFirstByte();
+      }
+      MS_RETURN_IF_ERROR(impl_->Stage(x_, offset, data, n));
+      impl_->received_bytes += n;
       next.store(offset + n);
       return cut ? Status::Cancelled("split") : Status::Ok();
     }
@@ -107,6 +191,17 @@ struct TransferShared {
       impl_->cv.notify_all();
     }
     bool finished = false;  // guarded by TransferShared::mu
+    // When the first byte arrived (guarded; for the range sizer: launch -> first byte is the
+    // request's latency).
+    const uint64_t range_begin;
+    const Clock::TimePoint launched;
+    bool first_byte_seen = false;
+    Clock::TimePoint first_byte;
+    void SeeFirstByte() {
+      if (first_byte_seen) return;
+      first_byte_seen = true;
+      first_byte = clock_->Now();
+    }
     // Control thread: where the fetch was at mark_time (its launch, or the moment a
     // connection fell idle), to measure its rate since.
     uint64_t mark_next;
@@ -122,6 +217,7 @@ struct TransferShared {
    private:
     TransferShared* impl_;
     Xfer* x_;
+    const Clock* clock_;
 
    public:
     Xfer* xfer() const { return x_; }
@@ -136,21 +232,71 @@ struct TransferShared {
   std::deque<std::pair<Xfer*, uint64_t>> hash_jobs;  // guarded by mu
   bool stop_hashing = false;
 
+  // The window's blocks (guarded): buffers to reuse, how many were made, the transfers that
+  // hold blocks; the writing thread's queue, and whether it is writing one now.
+  std::vector<char*> free_blocks;
+  size_t blocks_made = 0;
+  size_t blocks_peak = 0;  // most blocks held at once (for tests and measurements)
+  std::set<Xfer*> windowed;
+  std::vector<std::thread> writer_threads;
+  std::deque<std::pair<Xfer*, Block*>> write_jobs;
+  int writing = 0;  // blocks being written now
+  // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks) when blocks are
+  // freed (WakeStarved). Set by the runner before any fetch.
+  bool stopping = false;  // the run failed: PostHash hands out no more jobs
+  std::vector<std::pair<Xfer*, uint64_t>> refused;  // since the last wake: whose, where
+  std::function<void()> wake_sinks;
+
   TransferShared() = default;
   TransferShared(const TransferShared&) = delete;
   TransferShared& operator=(const TransferShared&) = delete;
-  ~TransferShared() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop_hashing = true;
-    }
-    cv.notify_all();
-    if (hasher_thread.joinable()) hasher_thread.join();
-  }
+  ~TransferShared();
 
-  // The hashing thread's body: hashes each job's prefix (read back from the partial file)
-  // until stop_hashing.
+  // The hashing thread's body: hashes each job's prefix (from memory blocks, or read back
+  // from the partial file) until stop_hashing.
   void HashLoop();
+  // The writing thread's body: writes each whole block to its partial file (direct), then
+  // marks its span received; until stop_hashing.
+  void WriteLoop();
+  // The Hub's loop thread: n bytes at offset of x (a window transfer) into its blocks, or
+  // into the file where no block can hold them.
+  Status Stage(Xfer* x, uint64_t offset, const char* data, size_t n);
+  // The Hub's loop thread, before each piece of a window transfer: whether sink s may
+  // deliver the bytes at offset now. When the window is full only the fetch filling the block
+  // a transfer's hashed prefix waits for goes on; the others pause until a block is freed, so
+  // a link faster than the hashing does not push blocks out to be read back.
+  bool Admit(const Sink* s, uint64_t offset);
+  // Hands the hashing thread a job for x when it has none and more of x is hashable (mu
+  // held). The control thread, the loop thread (a block whole) and the writers call it.
+  bool PostHash(Xfer* x);
+  // Where x's hashable prefix ends: from x->hashed over what is received or in whole blocks.
+  // Called with mu held.
+  uint64_t HashableEnd(Xfer* x);
+  // Waits (mu held through `lock`) until the writing thread has nothing queued or in hand.
+  void WaitWrites(std::unique_lock<std::mutex>& lock);
+  size_t held() const { return blocks_made - free_blocks.size(); }
+  // After a failure, once nothing is in flight and the writer is idle: writes what the
+  // blocks of x hold to the file (ordinary writes: they are not whole) so the final sync
+  // keeps it, and frees them. Control thread, mu NOT held.
+  Status SpillBlocks(Xfer* x);
+  // Control thread, mu NOT held: writes the bytes of x's blocks that are not whole yet (and
+  // not written before) to the file with ordinary writes, as received, so the next sync
+  // makes them durable. The block stays, and is written whole (again) when it is.
+  Status FlushPartialBlocks(Xfer* x);
+  // Frees every block of x (mu held).
+  void DropBlocks(Xfer* x);
+
+ private:
+  // mu held: a block for [begin, ...) of x, or null when the window is full of blocks that
+  // cannot be given up.
+  // Only a `frontier` block (the one the hashed prefix waits for) may take the last
+  // kFrontierBlocks or give up another block.
+  Block* NewBlock(Xfer* x, uint64_t begin, bool frontier);
+
+  // mu held: frees b once written and hashed (or `force`) and nobody holds it.
+  void MaybeFree(Xfer* x, Block* b, bool force = false);
+  bool GiveUpOne();
+  void WakeStarved();  // mu held
 
 };
 

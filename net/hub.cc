@@ -149,6 +149,10 @@ class Hub::Impl {
     });
   }
 
+  void WakeSinks() {
+    asio::post(io_, [this] { WakePaused(); });
+  }
+
   void SetMaxRate(uint64_t bps) {
     asio::post(io_, [this, bps] { limiter_.SetRate(bps); });
   }
@@ -207,7 +211,14 @@ class Hub::Impl {
     std::unordered_set<Request*> now;
     now.swap(paused_);
     for (Request* r : now) {
-      if (live_.count(r) != 0) r->Unpause();
+      if (live_.count(r) == 0) continue;
+      // One whose receiver would refuse the bytes at once stays paused: a pause inside the
+      // body callback costs libcurl a copy of what it had read.
+      if (!r->Ready()) {
+        paused_.insert(r);
+        continue;
+      }
+      r->Unpause();
     }
   }
 
@@ -315,6 +326,7 @@ uint64_t Hub::Fetch(FetchSpec spec, FetchSink* sink) { return impl_->Fetch(std::
 void Hub::Cancel(uint64_t fetch_id) { impl_->Cancel(fetch_id); }
 void Hub::Stop() { impl_->Stop(); }
 void Hub::SetMaxRate(uint64_t bytes_per_second) { impl_->SetMaxRate(bytes_per_second); }
+void Hub::WakeSinks() { impl_->WakeSinks(); }
 Hub::Counters Hub::counters() const { return impl_->counters(); }
 
 }  // namespace modelsync::net

@@ -72,6 +72,14 @@ class FetchSink {
   // Exactly once per fetch, last. OK iff every byte of the range was delivered. The sink
   // must stay alive until then.
   virtual void OnDone(Status status) = 0;
+  // Backpressure: false when the sink cannot take the bytes at `offset` now (its memory is
+  // full). The fetch then pauses (its connection stops reading, so TCP slows the sender)
+  // until Hub::WakeSinks(); a paused fetch is exempt from the stall timeout. Called on the
+  // Hub's loop thread before each piece.
+  virtual bool Ready(uint64_t offset) {
+    (void)offset;
+    return true;
+  }
 };
 
 // What the hub says about one file at a revision (HEAD of its resolve URL).
@@ -126,6 +134,8 @@ class Hub {
 
   // Caps the sum of all fetches' body rates (a token bucket, live). 0 = unlimited.
   void SetMaxRate(uint64_t bytes_per_second);
+  // Thread-safe, non-blocking: fetches paused because their sink was not Ready() ask again.
+  void WakeSinks();
 
   struct Counters {
     uint64_t requests = 0;     // HTTP requests sent (each redirect hop counts)

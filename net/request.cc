@@ -120,7 +120,7 @@ BodyUse Request::UseFor(const ResponseHead& head) {
 BodyAction Request::OnBody(const char* data, size_t n) {
   switch (answer_.use) {
     case BodyUse::kDeliver: {
-      if (loop_.limiter.ShouldPause()) {
+      if (!Ready() || loop_.limiter.ShouldPause()) {
         loop_.paused(this);
         return BodyAction::kPause;
       }

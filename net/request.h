@@ -96,7 +96,10 @@ class Request : public ExchangeHandler {
   bool IsHubOrigin(const std::string& url) const;
   bool IsHubOrigin(const UrlParts& parts) const;
   void Cancel();   // finishes with kCancelled unless already finished
-  void Unpause();  // after a rate-limiter pause
+  void Unpause();  // after a pause (the rate limiter's, or a sink's: Ready())
+  // Whether the receiver takes the next body piece now; false pauses the request until the
+  // Hub wakes the paused ones and this says true (FetchSink::Ready).
+  virtual bool Ready() { return true; }
   bool finished() const { return finished_; }
 
  protected:
@@ -117,6 +120,7 @@ class Request : public ExchangeHandler {
   virtual BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) = 0;
   // kDeliver bodies. Non-OK aborts the request with that status.
   virtual Status OnData(const char*, size_t) { return Status::Ok(); }
+
   // The 2xx transfer ended without a curl error. OK finishes the request; kTransient
   // retries; anything else finishes with it.
   virtual Status OnSuccessEnd(const Answer& answer) = 0;

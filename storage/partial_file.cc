@@ -1,11 +1,15 @@
 #include "storage/partial_file.h"
 
+#include <cerrno>
 #include <charconv>
+
+#include "base/platform.h"
 
 namespace modelsync::storage {
 
-PartialFile::PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file)
-    : id_(id), size_(size), file_(std::move(file)) {}
+PartialFile::PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file,
+                         std::unique_ptr<File> direct)
+    : id_(id), size_(size), file_(std::move(file)), direct_(std::move(direct)) {}
 
 Status PartialFile::Write(uint64_t offset, std::string_view data) {
   if (offset > size_ || data.size() > size_ - offset)
@@ -19,6 +23,35 @@ Status PartialFile::Write(uint64_t offset, std::string_view data) {
   MS_RETURN_IF_ERROR(file_->PWrite(offset, data));
   std::lock_guard l(mu_);
   dirty_.Add(ByteRange{offset, offset + data.size()});
+  return Status::Ok();
+}
+
+Status PartialFile::WriteDirect(uint64_t offset, std::string_view data) {
+  if (!direct_) return Write(offset, data);
+  constexpr uint64_t kAlign = platform::kDirectAlign;
+  if (offset > size_ || data.size() > size_ - offset)
+    return Write(offset, data);  // the same refusal, worded once
+  const uint64_t end = offset + data.size();
+  const uint64_t aligned = end == size_ ? data.size() / kAlign * kAlign : data.size();
+  if (offset % kAlign != 0 || aligned % kAlign != 0 ||
+      reinterpret_cast<uintptr_t>(data.data()) % kAlign != 0)
+    return Status::InvalidArgument("direct write of " + std::to_string(data.size()) +
+                                   " bytes at " + std::to_string(offset) + " to " + path() +
+                                   " is not aligned to " + std::to_string(kAlign));
+  {
+    std::lock_guard l(mu_);
+    if (!poison_.empty()) return Status::IOError(path() + " is unusable after: " + poison_);
+  }
+  if (aligned > 0) {
+    Status st = direct_->PWrite(offset, data.substr(0, aligned));
+    // A file system that opens with O_DIRECT but refuses the write itself (an alignment it
+    // does not take) gets it as an ordinary write.
+    if (!st.ok() && st.detail() == EINVAL) st = file_->PWrite(offset, data.substr(0, aligned));
+    MS_RETURN_IF_ERROR(st);
+  }
+  if (aligned < data.size()) MS_RETURN_IF_ERROR(file_->PWrite(offset + aligned, data.substr(aligned)));
+  std::lock_guard l(mu_);
+  dirty_.Add(ByteRange{offset, end});
   return Status::Ok();
 }
 
@@ -73,7 +106,7 @@ Result<std::unique_ptr<PartialFile>> PartialStore::Create(uint64_t transfer_id, 
   MS_RETURN_IF_ERROR(f->Allocate(size));
   MS_RETURN_IF_ERROR(f->Sync());
   MS_RETURN_IF_ERROR(dir_->Sync());
-  return std::make_unique<PartialFile>(transfer_id, size, std::move(f));
+  return std::make_unique<PartialFile>(transfer_id, size, std::move(f), OpenDirect(name));
 }
 
 Result<std::unique_ptr<PartialFile>> PartialStore::OpenExisting(uint64_t transfer_id,
@@ -84,7 +117,14 @@ Result<std::unique_ptr<PartialFile>> PartialStore::OpenExisting(uint64_t transfe
     return Status::Corruption(f->path() + " holds " + std::to_string(info.size) +
                               " bytes, expected " + std::to_string(size) +
                               "; the transfer must start again");
-  return std::make_unique<PartialFile>(transfer_id, size, std::move(f));
+  return std::make_unique<PartialFile>(transfer_id, size, std::move(f),
+                                       OpenDirect(NameOf(transfer_id)));
+}
+
+std::unique_ptr<File> PartialStore::OpenDirect(const std::string& name) {
+  auto f = dir_->OpenFile(name, OpenMode::kWrite);
+  if (!f.ok() || !(*f)->SetDirectIO(true).ok()) return nullptr;  // ordinary writes then
+  return std::move(*f);
 }
 
 Status PartialStore::Remove(uint64_t transfer_id) {

@@ -13,8 +13,15 @@
 // Names are the transfer id in decimal. Files in partial/ whose names are not decimal ids
 // are ignored by List() (and left for gc).
 //
-// Thread safety: PartialStore methods are for one thread. A PartialFile's Write() may be
-// called from several threads at once (disjoint ranges); Sync() and Read() too.
+// Direct writes: where the file system takes O_DIRECT (storage::File::SetDirectIO), a partial
+// file also holds a second handle on the same file with direct I/O on, and WriteDirect() puts
+// whole aligned blocks through it, past the page cache (the transfer runner's memory window,
+// engine/transfer_state.h). Sync() (fdatasync acts on the file, whichever handle wrote) makes
+// them durable as it does ordinary writes, and reports them the same way.
+//
+// Thread safety: PartialStore methods are for one thread. A PartialFile's Write() and
+// WriteDirect() may be called from several threads at once (disjoint ranges); Sync() and
+// Read() too.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +39,8 @@ namespace modelsync::storage {
 
 class PartialFile {
  public:
-  PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file);
+  PartialFile(uint64_t id, uint64_t size, std::unique_ptr<File> file,
+              std::unique_ptr<File> direct = nullptr);
 
   uint64_t id() const { return id_; }
   uint64_t size() const { return size_; }
@@ -40,6 +48,13 @@ class PartialFile {
 
   // pwrite of data at offset. kInvalidArgument if it would pass size().
   Status Write(uint64_t offset, std::string_view data);
+  // Whether WriteDirect() bypasses the page cache here (else it is Write()).
+  bool direct() const { return direct_ != nullptr; }
+  // Writes data at offset as Write() does; where direct(), through the direct handle: offset
+  // and the address of data must be multiples of platform::kDirectAlign, and so must the
+  // length, except for a write that ends the file (its unaligned tail goes through the
+  // ordinary handle). kInvalidArgument for a misaligned call.
+  Status WriteDirect(uint64_t offset, std::string_view data);
   // fdatasync. On success *durable (if given) receives the ranges written since the last
   // successful Sync (they are durable now). On failure the file is poisoned (see above).
   Status Sync(RangeSet* durable = nullptr);
@@ -59,6 +74,7 @@ class PartialFile {
   const uint64_t id_;
   const uint64_t size_;
   std::unique_ptr<File> file_;
+  std::unique_ptr<File> direct_;  // the same file with O_DIRECT on; null where refused
   mutable std::mutex mu_;
   RangeSet dirty_;
   std::string poison_;  // non-empty: the failure that poisoned the file
@@ -89,6 +105,9 @@ class PartialStore {
 
  private:
   explicit PartialStore(std::unique_ptr<Dir> dir) : dir_(std::move(dir)) {}
+  // A second handle on partial/name with direct I/O on; null where the file system (or a
+  // test's) refuses it.
+  std::unique_ptr<File> OpenDirect(const std::string& name);
   std::unique_ptr<Dir> dir_;
 };
 

@@ -58,6 +58,16 @@ TEST_CASE("RangeSet merges, finds gaps and agrees with a bitmap") {
       CHECK(r.ranges()[i - 1].end < r.ranges()[i].begin);
     for (auto gap : r.Missing(300))
       for (uint64_t k = gap.begin; k < gap.end; ++k) CHECK_FALSE(bits[k]);
+    // RunEnd and Overlaps against the bitmap.
+    for (uint64_t k = 0; k < 300; ++k) {
+      uint64_t e = k;
+      while (e < 300 && bits[e]) ++e;
+      CHECK(r.RunEnd(k) == e);
+      uint64_t len = rng() % 12;
+      bool any = false;
+      for (uint64_t j = k; j < k + len && j < 300; ++j) any |= bits[j];
+      CHECK(r.Overlaps({k, std::min<uint64_t>(300, k + len)}) == any);
+    }
   }
 }
 

@@ -148,3 +148,44 @@ TEST_CASE("parallel: connections double while the rate grows, and step back when
     CHECK_FALSE(g.settled());
   }
 }
+
+TEST_CASE("ranges: as short as keeps a round trip small against the time a range takes") {
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  RangeSizer sizer;
+  CHECK(sizer.bytes() == kMinRange);  // nothing measured yet
+  // Loopback: a 0.2 ms round trip at 150 MB/s a connection: the floor.
+  sizer.Observe(microseconds(200), 32ull << 20, milliseconds(220));
+  CHECK(sizer.bytes() == kMinRange);
+  // A fetch too short to say anything of the rate is not counted.
+  sizer.Observe(milliseconds(500), 4096, milliseconds(1));
+  CHECK(sizer.bytes() == kMinRange);
+  // The throttled link of the benchmark: 30 ms a request, 50 MB/s a connection: ranges of
+  // 16 round trips' worth, ~23 MiB (a whole number of MiB), reached in steps.
+  RangeSizer slow;
+  slow.Observe(milliseconds(30), 50'000'000, std::chrono::seconds(1));
+  CHECK(slow.bytes() == 23ull << 20);
+  CHECK(slow.bytes() % (1ull << 20) == 0);
+  sizer.Observe(milliseconds(30), 50'000'000, std::chrono::seconds(1));
+  const uint64_t one = sizer.bytes();
+  CHECK(one > kMinRange);
+  CHECK(one < slow.bytes());  // a weighted average: one slow fetch moves it part of the way
+  for (int i = 0; i < 30; ++i) sizer.Observe(milliseconds(30), 50'000'000, std::chrono::seconds(1));
+  CHECK(sizer.bytes() == slow.bytes());
+  // A long fat link: capped.
+  RangeSizer fat;
+  fat.Observe(milliseconds(100), 500'000'000, std::chrono::seconds(1));
+  CHECK(fat.bytes() == kMaxRange);
+}
+
+TEST_CASE("ranges: cut from the front of what is left, on 1 MiB boundaries, no crumbs") {
+  const uint64_t M = 1ull << 20;
+  // A planner chunk, cut in file order.
+  CHECK(NextRange({0, 64 * M}, 4 * M) == ByteRange{0, 4 * M});
+  CHECK(NextRange({60 * M, 64 * M}, 4 * M) == ByteRange{60 * M, 64 * M});
+  // What is left after the cut, if shorter than kMinSplitPiece, goes with it.
+  CHECK(NextRange({0, 4 * M + 5}, 4 * M) == ByteRange{0, 4 * M + 5});
+  CHECK(NextRange({0, 9 * M}, 4 * M) == ByteRange{0, 4 * M});
+  // A resumed range starting mid-MiB ends on a boundary.
+  CHECK(NextRange({M + 123, 40 * M}, 4 * M) == ByteRange{M + 123, 5 * M});
+}
