@@ -265,7 +265,13 @@ Status TransferRunner::Run(const Plan& plan) {
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
       auto take = [&](Xfer* x) {
         ByteRange r = x->todo.front();
-        if (!x->memory) r = NextRange(r, sizer.bytes());
+        if (!x->memory) {
+          // Near the end of a file, what is left is shared out among the connections, so
+          // the last ranges end together rather than one connection running on alone.
+          uint64_t left = 0;
+          for (const ByteRange& t : x->todo) left += t.size();
+          r = NextRange(r, ShareOf(sizer.bytes(), left, governor.target()));
+        }
         if (r.end == x->todo.front().end) x->todo.pop_front();
         else x->todo.front().begin = r.end;
         return r;

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -191,8 +192,8 @@ struct TransferShared {
       impl_->cv.notify_all();
     }
     bool finished = false;  // guarded by TransferShared::mu
-    // When the first byte arrived (guarded; for the range sizer: launch -> first byte is the
-    // request's latency).
+    // When the first body byte was taken (guarded; for the range sizer: launch -> first
+    // byte is the request's round trip, including any wait for room in the window).
     const uint64_t range_begin;
     const Clock::TimePoint launched;
     bool first_byte_seen = false;

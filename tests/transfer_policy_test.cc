@@ -178,6 +178,15 @@ TEST_CASE("ranges: as short as keeps a round trip small against the time a range
   CHECK(fat.bytes() == kMaxRange);
 }
 
+TEST_CASE("ranges: the last of a file are shared out so that they end together") {
+  const uint64_t M = 1ull << 20;
+  CHECK(ShareOf(64 * M, 1024 * M, 16) == 64 * M);  // plenty left: the sizer's size
+  CHECK(ShareOf(64 * M, 400 * M, 16) == 25 * M);   // 400 MiB over 16 connections
+  CHECK(ShareOf(64 * M, 401 * M, 16) == 26 * M);   // rounded up to whole MiB
+  CHECK(ShareOf(64 * M, 20 * M, 16) == kMinRange); // never below the floor
+  CHECK(ShareOf(8 * M, 400 * M, 0) == 8 * M);      // no connections counted: one
+}
+
 TEST_CASE("ranges: cut from the front of what is left, on 1 MiB boundaries, no crumbs") {
   const uint64_t M = 1ull << 20;
   // A planner chunk, cut in file order.
