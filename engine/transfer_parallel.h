@@ -209,15 +209,16 @@ class RangeSizer {
   double rate_ = 0;        // bytes per second, one connection
 };
 
-// The size of the next range of a file with `left` bytes still to launch, `connections`
-// fetches allowed: the sizer's `want`, or an equal share of what is left when that is less
-// (never below kMinRange, in whole MiB), so the last ranges of a file end together instead of
-// leaving one connection to run on while the others idle.
+// The size of the next range when `left` bytes of the pull are still to launch and
+// `connections` fetches are allowed: the sizer's `want`, or an equal share of what is left
+// when that is less (in whole MiB, never below want / 4 nor kMinRange), so the last ranges
+// of a pull end together instead of leaving one connection to run on while the others idle.
 inline uint64_t ShareOf(uint64_t want, uint64_t left, int connections) {
   if (connections < 1) connections = 1;
   uint64_t share = left / static_cast<uint64_t>(connections);
   share = (share + (1ull << 20) - 1) >> 20 << 20;
-  if (share < kMinRange) share = kMinRange;
+  const uint64_t floor = want / 4 > kMinRange ? want / 4 : kMinRange;
+  if (share < floor) share = floor;
   return share < want ? share : want;
 }
 

@@ -110,6 +110,10 @@ Status TransferRunner::Run(const Plan& plan) {
     }
     impl.xfers.push_back(std::move(x));
   }
+  // Bytes of the plan not launched yet (every transfer's todo), for ShareOf.
+  uint64_t todo_bytes = 0;
+  for (auto& x : impl.xfers)
+    for (const ByteRange& t : x->todo) todo_bytes += t.size();
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };
@@ -229,6 +233,7 @@ Status TransferRunner::Run(const Plan& plan) {
     x.received.Clear();
     x.committed.Clear();
     x.todo = Chunks(SplitWhole(x.fp->size, x.fp->fetch));
+    todo_bytes += x.fp->size;
     x.hashed = 0;
     x.hasher = std::make_unique<Hasher>(x.fp->lfs ? HashKind::kSha256 : HashKind::kGitBlobSha1,
                                         x.fp->size);
@@ -265,15 +270,12 @@ Status TransferRunner::Run(const Plan& plan) {
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
       auto take = [&](Xfer* x) {
         ByteRange r = x->todo.front();
-        if (!x->memory) {
-          // Near the end of a file, what is left is shared out among the connections, so
-          // the last ranges end together rather than one connection running on alone.
-          uint64_t left = 0;
-          for (const ByteRange& t : x->todo) left += t.size();
-          r = NextRange(r, ShareOf(sizer.bytes(), left, governor.target()));
-        }
+        // Near the end of the pull, what is left is shared out among the connections, so the
+        // last ranges end together rather than one connection running on alone.
+        if (!x->memory) r = NextRange(r, ShareOf(sizer.bytes(), todo_bytes, governor.target()));
         if (r.end == x->todo.front().end) x->todo.pop_front();
         else x->todo.front().begin = r.end;
+        todo_bytes -= r.size();
         return r;
       };
       auto budget = [&] {

@@ -183,7 +183,8 @@ TEST_CASE("ranges: the last of a file are shared out so that they end together")
   CHECK(ShareOf(64 * M, 1024 * M, 16) == 64 * M);  // plenty left: the sizer's size
   CHECK(ShareOf(64 * M, 400 * M, 16) == 25 * M);   // 400 MiB over 16 connections
   CHECK(ShareOf(64 * M, 401 * M, 16) == 26 * M);   // rounded up to whole MiB
-  CHECK(ShareOf(64 * M, 20 * M, 16) == kMinRange); // never below the floor
+  CHECK(ShareOf(64 * M, 20 * M, 16) == 16 * M);    // never below a quarter of the want
+  CHECK(ShareOf(8 * M, 20 * M, 16) == kMinRange);   // nor below the floor
   CHECK(ShareOf(8 * M, 400 * M, 0) == 8 * M);      // no connections counted: one
 }
 
