@@ -70,6 +70,26 @@ uint64_t RangeSet::RunEnd(uint64_t pos) const {
   return pos < it->end ? it->end : pos;
 }
 
+RangeSet RangeSet::Minus(const RangeSet& other) const {
+  RangeSet out;
+  for (const ByteRange& r : ranges_) {
+    uint64_t p = r.begin;
+    for (const ByteRange& f : other.ranges_) {
+      if (f.end <= p || f.begin >= r.end) continue;
+      if (f.begin > p) out.ranges_.push_back({p, f.begin});
+      p = std::max(p, f.end);
+    }
+    if (p < r.end) out.ranges_.push_back({p, r.end});
+  }
+  return out;  // sorted, disjoint and non-adjacent: pieces of disjoint ranges, cut at gaps
+}
+
+RangeSet RangeSet::Uncovered(ByteRange r) const {
+  RangeSet whole;
+  whole.Add(r);
+  return whole.Minus(*this);
+}
+
 uint64_t RangeSet::PrefixEnd() const {
   if (ranges_.empty() || ranges_.front().begin != 0) return 0;
   return ranges_.front().end;

@@ -36,6 +36,10 @@ class RangeSet {
   bool Overlaps(ByteRange r) const;
   // The end of the covered run that holds byte pos; pos itself when pos is not covered.
   uint64_t RunEnd(uint64_t pos) const;
+  // The bytes of this set that `other` does not cover.
+  RangeSet Minus(const RangeSet& other) const;
+  // The bytes of r that this set does not cover.
+  RangeSet Uncovered(ByteRange r) const;
   const std::vector<ByteRange>& ranges() const { return ranges_; }
   bool empty() const { return ranges_.empty(); }
   void Clear() { ranges_.clear(); }

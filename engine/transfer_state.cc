@@ -7,24 +7,6 @@
 #include "engine/transfer_cadence.h"
 
 namespace modelsync::engine {
-namespace {
-
-// The bytes of a not in b.
-RangeSet Minus(const RangeSet& a, const RangeSet& b) {
-  RangeSet out;
-  for (const ByteRange& r : a.ranges()) {
-    uint64_t p = r.begin;
-    for (const ByteRange& f : b.ranges()) {
-      if (f.end <= p || f.begin >= r.end) continue;
-      if (f.begin > p) out.Add({p, f.begin});
-      p = std::max(p, f.end);
-    }
-    if (p < r.end) out.Add({p, r.end});
-  }
-  return out;
-}
-
-}  // namespace
 
 TransferShared::~TransferShared() {
   {
@@ -118,9 +100,7 @@ void TransferShared::WriteLoop() {
     if (b->flushed.empty()) {
       s = x->file->WriteDirect(b->begin, std::string_view(b->data, b->len));
     } else {
-      RangeSet rest;
-      rest.Add({b->begin, b->begin + b->len});
-      rest = Minus(rest, b->flushed);
+      const RangeSet rest = b->flushed.Uncovered({b->begin, b->begin + b->len});
       for (const ByteRange& r : rest.ranges()) {
         s = x->file->Write(r.begin, std::string_view(b->data + (r.begin - b->begin), r.size()));
         if (!s.ok()) break;
@@ -166,7 +146,7 @@ Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t 
     const size_t seg = static_cast<size_t>(std::min<uint64_t>(n, begin + kBlock - offset));
     const ByteRange piece{offset, offset + seg};
     Block* b = nullptr;
-    std::vector<ByteRange> to_file;  // the parts of piece not on the file yet
+    RangeSet to_file;  // the parts of piece not on the file yet
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = x->blocks.find(begin);
@@ -181,12 +161,7 @@ Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t 
         ++b->pins;
       } else if (it == x->blocks.end()) {
         // Bytes already on the file are never written again (they may have been hashed).
-        RangeSet present;
-        for (const ByteRange& r : x->received.ranges())
-          if (r.end > piece.begin && r.begin < piece.end)
-            present.Add({std::max(r.begin, piece.begin), std::min(r.end, piece.end)});
-        for (ByteRange gap : present.Missing(piece.end))
-          if (gap.end > piece.begin) to_file.push_back({std::max(gap.begin, piece.begin), gap.end});
+        to_file = x->received.Uncovered(piece);
       }
     }
     if (b) {
@@ -203,7 +178,7 @@ Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t 
         PostHash(x);
       }
     } else {
-      for (const ByteRange& r : to_file) {
+      for (const ByteRange& r : to_file.ranges()) {
         MS_RETURN_IF_ERROR(
             x->file->Write(r.begin, std::string_view(data + (r.begin - offset), r.size())));
         std::lock_guard<std::mutex> lock(mu);
@@ -273,7 +248,7 @@ Status TransferShared::SpillBlocks(Xfer* x) {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [begin, b] : x->blocks)
       if (!b->written) {
-        const RangeSet rest = Minus(b->have, b->flushed);
+        const RangeSet rest = b->have.Minus(b->flushed);
         for (const ByteRange& r : rest.ranges()) parts.push_back({r, b->data + (r.begin - b->begin)});
       }
   }
@@ -297,7 +272,7 @@ Status TransferShared::FlushPartialBlocks(Xfer* x) {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [begin, b] : x->blocks) {
       if (b->queued) continue;
-      RangeSet fresh = Minus(b->have, b->flushed);
+      RangeSet fresh = b->have.Minus(b->flushed);
       if (fresh.empty()) continue;
       // Nobody frees it, and if it becomes whole meanwhile the writers wait for this flush to
       // end (they write only what was not flushed: committed bytes are never written again).

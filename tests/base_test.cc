@@ -58,6 +58,26 @@ TEST_CASE("RangeSet merges, finds gaps and agrees with a bitmap") {
       CHECK(r.ranges()[i - 1].end < r.ranges()[i].begin);
     for (auto gap : r.Missing(300))
       for (uint64_t k = gap.begin; k < gap.end; ++k) CHECK_FALSE(bits[k]);
+    // Minus and Uncovered against the bitmap.
+    RangeSet other;
+    std::vector<bool> obits(300, false);
+    for (int i = 0; i < 8; ++i) {
+      uint64_t b = rng() % 300, e = std::min<uint64_t>(300, b + rng() % 50);
+      other.Add({b, e});
+      for (uint64_t k = b; k < e; ++k) obits[k] = true;
+    }
+    const RangeSet diff = r.Minus(other);
+    uint64_t want = 0;
+    for (uint64_t k = 0; k < 300; ++k) {
+      want += bits[k] && !obits[k];
+      CHECK(diff.Contains({k, k + 1}) == (bits[k] && !obits[k]));
+    }
+    CHECK(diff.CoveredBytes() == want);
+    for (size_t i = 1; i < diff.ranges().size(); ++i)
+      CHECK(diff.ranges()[i - 1].end < diff.ranges()[i].begin);
+    const RangeSet gaps = r.Uncovered({40, 260});
+    for (uint64_t k = 0; k < 300; ++k)
+      CHECK(gaps.Contains({k, k + 1}) == (k >= 40 && k < 260 && !bits[k]));
     // RunEnd and Overlaps against the bitmap.
     for (uint64_t k = 0; k < 300; ++k) {
       uint64_t e = k;
