@@ -330,7 +330,6 @@ Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
   Block* raw = b.get();
   x->blocks.emplace(begin, std::move(b));
   windowed.insert(x);
-  blocks_peak = std::max(blocks_peak, held());
   return raw;
 }
 

@@ -90,8 +90,10 @@ struct Xfer {
   bool memory = false;  // small file: fetched into `buffer`, no partial file
   std::unique_ptr<storage::PartialFile> file;
   std::string buffer;
-  // Bytes go through memory blocks (the window above): set by the control thread when the
-  // file is opened (and it takes direct writes), before any fetch of it is launched.
+  // Bytes go through memory blocks (the window above): set by the control thread for every
+  // transfer with a partial file when the file is opened, before any fetch of it is launched
+  // (written directly where the file takes it, with ordinary writes elsewhere). Small files
+  // (`memory`) are the others.
   bool window = false;
   std::map<uint64_t, std::unique_ptr<Block>> blocks;  // guarded, by begin
 
@@ -148,13 +150,10 @@ struct TransferShared {
       if (offset >= stop) return Status::Cancelled("split");
       const bool cut = offset + n > stop;
       if (cut) n = static_cast<size_t>(stop - offset);
-      if (x_->memory) {
-        if (offset + n > x_->buffer.size())
-          return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
-        std::memcpy(x_->buffer.data() + offset, data, n);
-      } else {
-        MS_RETURN_IF_ERROR(x_->file->Write(offset, std::string_view(data, n)));
-      }
+      // Only a small file's fetch comes here (every partial file has a window).
+      if (offset + n > x_->buffer.size())
+        return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
+      std::memcpy(x_->buffer.data() + offset, data, n);
       impl_->received_bytes += n;
       std::lock_guard<std::mutex> lock(impl_->mu);
       SeeFirstByte();
@@ -237,7 +236,6 @@ struct TransferShared {
   // hold blocks; the writing thread's queue, and whether it is writing one now.
   std::vector<char*> free_blocks;
   size_t blocks_made = 0;
-  size_t blocks_peak = 0;  // most blocks held at once (for tests and measurements)
   std::set<Xfer*> windowed;
   std::vector<std::thread> writer_threads;
   std::deque<std::pair<Xfer*, Block*>> write_jobs;
