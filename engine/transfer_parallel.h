@@ -102,6 +102,8 @@ class ConnectionGovernor {
 
   // Fetches allowed in flight now.
   int target() const { return target_; }
+  // The most ever allowed (the --connections cap).
+  int cap() const { return cap_; }
   bool settled() const { return settled_; }
   // The count proven so far: target(), unless its last step has not been judged yet (the
   // transfer ended, or ran out of work to keep every connection busy).

@@ -14,6 +14,7 @@
 
 #include "base/hash.h"
 #include "engine/event_builders.h"
+#include "engine/small_files.h"
 #include "engine/transfer_cadence.h"
 #include "engine/transfer_parallel.h"
 #include "engine/transfer_state.h"
@@ -161,25 +162,39 @@ Status TransferRunner::Run(const Plan& plan) {
     return Status::Ok();
   };
 
-  // Verified small files waiting for one batched sync + adoption (BlobStore::AdoptBatch):
-  // an fsync per file would cost more than fetching it.
+  // Verified small files are written and adopted by `small` (engine/small_files.h), off this
+  // thread; they wait in small_batch for one batched sync + adoption (an fsync per file would
+  // cost more than fetching it), and are recorded once `small` hands them back as blobs.
+  std::unique_ptr<SmallFileWriter> small;
+  for (auto& x : impl.xfers)
+    if (x->memory && !small) {
+      small = std::make_unique<SmallFileWriter>(blobs_, [&impl] {
+        {
+          std::lock_guard<std::mutex> lock(impl.mu);
+          impl.wake = true;
+        }
+        impl.cv.notify_all();
+      });
+    }
   std::vector<Xfer*> small_batch;
   Clock::TimePoint small_since;
-  auto adopt_small = [&]() -> Status {
-    if (small_batch.empty()) return Status::Ok();
-    std::vector<std::pair<std::string, std::string>> names;
-    std::set<std::string> seen;
-    for (Xfer* x : small_batch)
-      if (seen.insert(x->fp->content_id).second)
-        names.push_back({".tmp-" + x->fp->content_id, x->fp->content_id});
-    MS_RETURN_IF_ERROR(blobs_.AdoptBatch(blobs_.dir(), names));
-    for (Xfer* x : small_batch) {
+  auto adopt_small = [&] {
+    if (small_batch.empty()) return;
+    std::vector<std::string> ids;
+    for (Xfer* x : small_batch) ids.push_back(x->fp->content_id);
+    small->Adopt(std::move(small_batch), std::move(ids));
+    small_batch.clear();
+  };
+  auto record_small = [&]() -> Status {
+    if (!small) return Status::Ok();
+    std::vector<Xfer*> adopted;
+    Status s = small->TakeAdopted(&adopted);
+    for (Xfer* x : adopted) {
       batch.push_back(BlobVerifiedEvent(x->fp->content_id, x->fp->size));
       ++progress.files_done;
       if (options_.on_file_done) options_.on_file_done(x->fp->path, x->fp->size, true);
     }
-    small_batch.clear();
-    return Status::Ok();
+    return s;
   };
 
   // Verifies a fully received, fully hashed transfer; adopts it or schedules a retry.
@@ -187,14 +202,8 @@ Status TransferRunner::Run(const Plan& plan) {
     std::string digest = x.hasher->FinishHex();
     if (digest == x.fp->content_id) {
       if (x.memory) {
-        // Written now, made durable and adopted with the next batch (adopt_small).
-        std::string tmp = ".tmp-" + x.fp->content_id;
-        Status written = [&]() -> Status {
-          MS_ASSIGN_OR_RETURN(auto f,
-                              blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate));
-          return f->PWrite(0, x.buffer);
-        }();
-        if (!written.ok()) return written.With(x.fp->path);  // name the repo file too
+        // Written by `small` now, made durable and adopted with the next batch (adopt_small).
+        small->Write(x.fp->content_id, x.fp->path, std::move(x.buffer));
         std::string().swap(x.buffer);
         if (small_batch.empty()) small_since = clock->Now();
         small_batch.push_back(&x);
@@ -278,19 +287,23 @@ Status TransferRunner::Run(const Plan& plan) {
         todo_bytes -= r.size();
         return r;
       };
-      auto budget = [&] {
-        return impl.in_flight_total + static_cast<int>(launch.size()) < governor.target();
+      // A small file's fetch is one short request: what limits a run of them is the time each
+      // takes to come back, not the bandwidth the governor measures, so they may use every
+      // connection up to the cap.
+      auto budget = [&](const Xfer* x) {
+        const int limit = x && x->memory ? governor.cap() : governor.target();
+        return impl.in_flight_total + static_cast<int>(launch.size()) < limit;
       };
       for (Xfer* x : active) {
-        if (!result.ok() || !budget()) break;
-        while (!x->done && !x->todo.empty() && budget()) launch.push_back({x, take(x)});
+        if (!result.ok()) break;
+        while (!x->done && !x->todo.empty() && budget(x)) launch.push_back({x, take(x)});
       }
-      while (result.ok() && budget() && !waiting.empty()) {
+      while (result.ok() && !waiting.empty() && budget(waiting.front())) {
         Xfer* x = waiting.front();
         waiting.pop_front();
         active.push_back(x);
         if (x->memory && x->buffer.size() != x->fp->size) x->buffer.resize(x->fp->size);
-        while (!x->done && !x->todo.empty() && budget()) launch.push_back({x, take(x)});
+        while (!x->done && !x->todo.empty() && budget(x)) launch.push_back({x, take(x)});
       }
       bool todo_left = !waiting.empty();
       for (Xfer* x : active) todo_left |= !x->done && !x->todo.empty();
@@ -298,14 +311,14 @@ Status TransferRunner::Run(const Plan& plan) {
       // that moment (it may speed up now that it shares less), and only after kRateKnownAfter
       // is the one that would still run longest split.
       const auto now = clock->Now();
-      if (!(result.ok() && budget() && !todo_left)) {
+      if (!(result.ok() && budget(nullptr) && !todo_left)) {
         idle = false;
       } else if (!idle) {
         idle = true;
         idle_since = now;
         for (auto& sk : impl.sinks) sk->Mark(now);
       }
-      while (idle && now - idle_since >= kRateKnownAfter && result.ok() && budget()) {
+      while (idle && now - idle_since >= kRateKnownAfter && result.ok() && budget(nullptr)) {
         std::vector<TransferShared::Sink*> running;
         std::vector<RunningFetch> seen;
         for (auto& sk : impl.sinks) {
@@ -456,7 +469,11 @@ Status TransferRunner::Run(const Plan& plan) {
     }
     std::erase_if(active, [](Xfer* x) { return x->done; });
     if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done))
-      result = adopt_small();
+      adopt_small();
+    if (result.ok()) result = record_small();
+    // Done when the last small files are recorded too (checked after record_small: a batch
+    // adopted in between is still pending, and wakes this thread).
+    if (small && small->Pending()) all_done = false;
     if (result.ok()) result = flush();
     if (!result.ok()) break;
 
@@ -515,7 +532,11 @@ Status TransferRunner::Run(const Plan& plan) {
   auto note = [&](Status s, const std::string& what) {
     if (!s.ok() && cleanup.ok()) cleanup = s.With(what);
   };
-  note(adopt_small(), "adopting the verified small files");  // verified already: keep them
+  if (small) {  // verified already: keep them
+    adopt_small();
+    small->Drain();
+    note(record_small(), "adopting the verified small files");
+  }
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
     // Bytes still in blocks that were not whole yet go to the file, to be kept with the rest.

@@ -1,0 +1,108 @@
+#include "engine/small_files.h"
+
+#include <set>
+#include <utility>
+
+#include "storage/blob_store.h"
+#include "storage/file_system.h"
+
+namespace modelsync::engine {
+
+SmallFileWriter::SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake)
+    : blobs_(blobs), wake_(std::move(wake)), thread_([this] { Loop(); }) {}
+
+SmallFileWriter::~SmallFileWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  room_cv_.notify_all();
+  thread_.join();
+}
+
+void SmallFileWriter::Write(std::string content_id, std::string path, std::string bytes) {
+  std::unique_lock<std::mutex> lock(mu_);
+  room_cv_.wait(lock, [&] { return queued_bytes_ <= kQueueBytes || stop_; });
+  queued_bytes_ += bytes.size();
+  Job job;
+  job.content_id = std::move(content_id);
+  job.path = std::move(path);
+  job.bytes = std::move(bytes);
+  jobs_.push_back(std::move(job));
+  cv_.notify_one();
+}
+
+void SmallFileWriter::Adopt(std::vector<Xfer*> files, std::vector<std::string> content_ids) {
+  if (files.empty()) return;
+  Job job;
+  job.files = std::move(files);
+  job.ids = std::move(content_ids);
+  std::lock_guard<std::mutex> lock(mu_);
+  jobs_.push_back(std::move(job));
+  cv_.notify_one();
+}
+
+Status SmallFileWriter::TakeAdopted(std::vector<Xfer*>* files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  files->insert(files->end(), adopted_.begin(), adopted_.end());
+  adopted_.clear();
+  return error_;
+}
+
+bool SmallFileWriter::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !jobs_.empty() || running_ || !adopted_.empty();
+}
+
+void SmallFileWriter::Drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  room_cv_.wait(lock, [&] { return (jobs_.empty() && !running_) || stop_; });
+}
+
+Status SmallFileWriter::Run(const Job& job) {
+  if (job.files.empty()) {  // a write
+    Status written = [&]() -> Status {
+      MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(".tmp-" + job.content_id,
+                                                        storage::OpenMode::kCreateTruncate));
+      return f->PWrite(0, job.bytes);
+    }();
+    return written.With(job.path);  // name the repo file too
+  }
+  std::vector<std::pair<std::string, std::string>> names;
+  std::set<std::string> seen;
+  for (const std::string& id : job.ids)
+    if (seen.insert(id).second) names.push_back({".tmp-" + id, id});
+  return blobs_.AdoptBatch(blobs_.dir(), names);
+}
+
+void SmallFileWriter::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+    if (stop_) return;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    running_ = true;
+    const bool failed = !error_.ok();
+    lock.unlock();
+    Status s = failed ? Status::Ok() : Run(job);
+    const uint64_t freed = job.bytes.size();
+    std::string().swap(job.bytes);
+    lock.lock();
+    queued_bytes_ -= freed;
+    running_ = false;
+    if (!s.ok() && error_.ok()) error_ = s;
+    const bool adoption = !job.files.empty();
+    if (adoption && !failed && s.ok())
+      adopted_.insert(adopted_.end(), job.files.begin(), job.files.end());
+    room_cv_.notify_all();
+    if (adoption || !s.ok()) {
+      lock.unlock();
+      wake_();  // outside mu_: the control thread takes its own lock to be woken
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace modelsync::engine

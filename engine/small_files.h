@@ -1,0 +1,86 @@
+// SmallFileWriter: verified small files (the planner's in_memory files) written into the blob
+// store and adopted there on a thread of their own, so the control thread of TransferRunner
+// only verifies them and launches the next fetches.
+//
+// Each file's bytes go to blobs/.tmp-<content id> as soon as it is verified (Write); Adopt
+// then queues the adoption of a batch of written files, in one BlobStore::AdoptBatch (one
+// file-system sync for the batch, then the renames). Jobs run in the order queued, so an
+// adoption comes after the writes of its files. The control thread takes the adopted files
+// (TakeAdopted) and only then records them (BlobVerified): the log never names a blob that is
+// not durable (DESIGN invariant 2). A crash before that loses at most the files of the
+// batches not yet adopted; they are fetched again.
+//
+// Memory: a file's bytes are held from Write until written; Write blocks while more than
+// kQueueBytes wait, so a slow disk slows the fetching instead of filling memory.
+//
+// Errors: the first failure stops the jobs after it (they are dropped); TakeAdopted returns
+// it, naming the file, from then on.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+
+namespace modelsync::storage {
+class BlobStore;
+}
+
+namespace modelsync::engine {
+
+struct Xfer;
+
+class SmallFileWriter {
+ public:
+  static constexpr uint64_t kQueueBytes = 32ull << 20;
+
+  // `wake` is called (from the writing thread) when an adoption finished or failed.
+  SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake);
+  ~SmallFileWriter();  // stops after the job running now; queued jobs are dropped
+  SmallFileWriter(const SmallFileWriter&) = delete;
+  SmallFileWriter& operator=(const SmallFileWriter&) = delete;
+
+  // Queues `bytes` (verified to hash to `content_id`) to be written as the blob's temporary
+  // file; `path` names the repo file in an error. Blocks while kQueueBytes wait.
+  void Write(std::string content_id, std::string path, std::string bytes);
+  // Queues the adoption of `files` (each Written before): TakeAdopted hands them back once
+  // they are blobs. Several files may share a content id.
+  void Adopt(std::vector<Xfer*> files, std::vector<std::string> content_ids);
+  // Appends the files adopted since the last call, in the order of their Adopt calls (they
+  // are blobs, failure or not); returns the first failure, if any.
+  Status TakeAdopted(std::vector<Xfer*>* files);
+  // True while a job is queued or running, or adopted files wait to be taken.
+  bool Pending() const;
+  // Waits until every queued job has run.
+  void Drain();
+
+ private:
+  struct Job {
+    std::string content_id, path, bytes;  // a write
+    std::vector<Xfer*> files;             // an adoption (content_ids in `ids`)
+    std::vector<std::string> ids;
+  };
+  void Loop();
+  Status Run(const Job& job);
+
+  storage::BlobStore& blobs_;
+  std::function<void()> wake_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // the writing thread's: a job, or stop
+  std::condition_variable room_cv_;  // Write and Drain: bytes left the queue, a job ended
+  std::deque<Job> jobs_;
+  uint64_t queued_bytes_ = 0;
+  bool running_ = false;  // a job taken from jobs_ and not finished
+  bool stop_ = false;
+  std::vector<Xfer*> adopted_;  // adopted, not taken yet
+  Status error_;
+  std::thread thread_;
+};
+
+}  // namespace modelsync::engine

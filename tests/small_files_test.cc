@@ -1,0 +1,96 @@
+// engine::SmallFileWriter: verified small files written and adopted into the blob store off
+// the control thread (engine/small_files.h).
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "engine/small_files.h"
+#include "engine/transfer_state.h"
+#include "storage/blob_store.h"
+#include "storage/fault_file_system.h"
+#include "storage/file_system.h"
+#include "test_util.h"
+
+using namespace modelsync;
+using namespace modelsync::storage;
+using engine::SmallFileWriter;
+using engine::Xfer;
+
+namespace {
+
+std::vector<std::string> SmallFileLeftovers(BlobStore& blobs) {
+  auto l = blobs.ListLeftovers();
+  REQUIRE(l.ok());
+  std::vector<std::string> out;
+  for (auto& [name, size] : *l) out.push_back(name);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recorded only when taken") {
+  modelsync::testing::TempDir t;
+  auto root = RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  std::atomic<int> wakes{0};
+  SmallFileWriter w(**blobs, [&] { ++wakes; });
+  const std::string a(40, 'a'), b(64, 'b');
+  Xfer xa, xb, xb2;
+  w.Write(a, "dir/a.txt", "alpha");
+  w.Write(b, "b.json", "beta");
+  w.Write(b, "copy/b.json", "beta");  // the same content under a second path
+  w.Adopt({&xa}, {a});
+  w.Adopt({&xb, &xb2}, {b, b});
+  w.Drain();
+  CHECK(w.Pending());  // adopted, not taken yet: the caller has not recorded them
+  CHECK(wakes.load() == 2);  // once per adoption
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(got == std::vector<Xfer*>{&xa, &xb, &xb2});
+  CHECK_FALSE(w.Pending());
+  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
+  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + b)) == "beta");
+  struct stat st{};
+  REQUIRE(::stat((t / (".modelsync/blobs/" + a)).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0444);
+  CHECK(SmallFileLeftovers(**blobs).empty());
+  got.clear();
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(got.empty());
+}
+
+TEST_CASE("SmallFileWriter: a failed write stops the jobs after it; what was adopted is handed back") {
+  modelsync::testing::TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  SmallFileWriter w(**blobs, [] {});
+  const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
+  Xfer xa, xb, xc;
+  fs.ResetCounts();
+  fs.FailNth(FsOp::kWrite, 2, ENOSPC);  // b's bytes
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  w.Write(b, "sub/b.txt", "beta");
+  w.Write(c, "c.txt", "gamma");
+  w.Adopt({&xb, &xc}, {b, c});
+  w.Drain();
+  std::vector<Xfer*> got;
+  Status s = w.TakeAdopted(&got);
+  CHECK(s.code() == StatusCode::kNoSpace);
+  CHECK(s.message().find("sub/b.txt") != std::string::npos);  // names the repo file
+  CHECK(got == std::vector<Xfer*>{&xa});  // a is a blob: the caller still records it
+  CHECK((*blobs)->Has(a));
+  CHECK_FALSE((*blobs)->Has(b));
+  CHECK_FALSE((*blobs)->Has(c));
+  CHECK_FALSE(modelsync::testing::Exists(t / ".modelsync/blobs/.tmp-" + c));  // dropped after the failure
+  got.clear();
+  CHECK(w.TakeAdopted(&got).code() == StatusCode::kNoSpace);  // and stays failed
+  CHECK(got.empty());
+}
