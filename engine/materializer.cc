@@ -48,6 +48,86 @@ Status Materializer::CleanStaging(const std::string& repo) {
   return changed ? d.Sync() : Status::Ok();
 }
 
+Status Materializer::Begin(const std::string& repo) {
+  build_.reset();
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  MS_RETURN_IF_ERROR(CleanStaging(repo));
+  auto b = std::make_unique<Build>();
+  b->repo = repo;
+  MS_ASSIGN_OR_RETURN(b->org, OpenOrg(repo, true));
+  const std::string staging = StagingName(repo);
+  MS_RETURN_IF_ERROR(b->org->MakeDir(staging));
+  MS_ASSIGN_OR_RETURN(b->top, b->org->OpenDir(staging));
+  b->clone = b->top->ClonesFiles();
+  build_ = std::move(b);
+  return Status::Ok();
+}
+
+Result<Dir*> Materializer::DirOf(Build& b, const std::string& rel) {
+  auto& chain = b.chain;
+  if (rel.empty()) return b.top.get();
+  while (!chain.empty() && rel != chain.back().first &&
+         rel.compare(0, chain.back().first.size() + 1, chain.back().first + "/") != 0)
+    chain.pop_back();
+  Dir* at = chain.empty() ? b.top.get() : chain.back().second.get();
+  std::string cur = chain.empty() ? "" : chain.back().first;
+  if (cur == rel) return at;
+  std::string rest = cur.empty() ? rel : rel.substr(cur.size() + 1);
+  for (std::string_view comp : PathComponents(rest)) {
+    cur += cur.empty() ? std::string(comp) : "/" + std::string(comp);
+    bool made = false;
+    MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
+    if (made) b.created.push_back(cur);
+    MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
+    chain.emplace_back(cur, std::move(d));
+    at = chain.back().second.get();
+  }
+  return at;
+}
+
+Status Materializer::LinkOne(Build& b, const std::string& path, const std::string& content_id) {
+  size_t slash = path.rfind('/');
+  std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+  std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  MS_ASSIGN_OR_RETURN(Dir * d, DirOf(b, parent));
+  if (b.clone) {
+    // A reflink: an edit of the model file (after a chmod) stays in it; the blob and every
+    // other model keep their bytes.
+    Status c = blobs_.dir().Clone(content_id, *d, leaf, 0444);
+    if (c.ok()) {
+      ++b.stats.cloned;
+      return Status::Ok();
+    }
+    if (c.code() != StatusCode::kInvalidArgument) return c;
+    b.clone = false;  // this file system says no: hard links from here on
+  }
+  Status s = blobs_.dir().Link(content_id, *d, leaf);
+  if (s.ok()) {
+    ++b.stats.linked;
+    return Status::Ok();
+  }
+  if (s.IsNotFound())
+    return Status::NotFound("cannot build " + path + ": its blob " + blobs_.PathOf(content_id) +
+                            " is missing (run `modelsync verify --repair` or pull again)");
+  long e = s.detail();
+  if (e != EXDEV && e != EPERM && e != EMLINK) return s;
+  MS_RETURN_IF_ERROR(storage::CopyFile(blobs_.dir(), content_id, *d, leaf, 0444));
+  ++b.stats.copied;
+  if (auto sz = blobs_.Size(content_id); sz.ok()) b.stats.copied_bytes += *sz;
+  return Status::Ok();
+}
+
+Status Materializer::Add(const std::string& path, const std::string& content_id) {
+  if (!build_) return Status::InvalidArgument("Materializer::Add before Begin");
+  MS_RETURN_IF_ERROR(ValidateRepoPath(path));
+  if (!storage::BlobStore::IsValidId(content_id))
+    return Status::InvalidArgument("malformed content id for '" + ShowName(path) + "'");
+  if (build_->added.count(path)) return Status::Ok();
+  MS_RETURN_IF_ERROR(LinkOne(*build_, path, content_id));
+  build_->added.insert(path);
+  return Status::Ok();
+}
+
 Status Materializer::Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
                                  MaterializeStats* stats,
                                  const std::vector<std::string>* user_files) {
@@ -61,71 +141,22 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   }
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
 
-  MS_RETURN_IF_ERROR(CleanStaging(repo));
-  MS_ASSIGN_OR_RETURN(auto org, OpenOrg(repo, true));
+  if (!build_ || build_->repo != repo) MS_RETURN_IF_ERROR(Begin(repo));
+  // Whatever happens below, the next Materialize starts over (from CleanStaging).
+  std::unique_ptr<Build> bd = std::move(build_);
+  Dir* org = bd->org.get();
+  std::unique_ptr<Dir>& top = bd->top;
   const std::string name = RepoName(repo), staging = StagingName(repo);
-  MS_RETURN_IF_ERROR(org->MakeDir(staging));
-  MS_ASSIGN_OR_RETURN(auto top, org->OpenDir(staging));
-
-  // Subdirectories: only the chain from the top to the directory in use is open (files come
-  // sorted, so a chain is reused by neighbours), never one descriptor per directory: a tree
-  // of thousands of directories stays far below the open-file limit (256 on macOS).
-  std::vector<std::pair<std::string, std::unique_ptr<Dir>>> chain;  // (rel path, dir)
-  std::vector<std::string> created;                                 // rel paths, to sync
-  auto dir_of = [&](const std::string& rel) -> Result<Dir*> {
-    if (rel.empty()) return top.get();
-    while (!chain.empty() && rel != chain.back().first &&
-           rel.compare(0, chain.back().first.size() + 1, chain.back().first + "/") != 0)
-      chain.pop_back();
-    Dir* at = chain.empty() ? top.get() : chain.back().second.get();
-    std::string cur = chain.empty() ? "" : chain.back().first;
-    if (cur == rel) return at;
-    std::string rest = cur.empty() ? rel : rel.substr(cur.size() + 1);
-    for (std::string_view comp : PathComponents(rest)) {
-      cur += cur.empty() ? std::string(comp) : "/" + std::string(comp);
-      bool made = false;
-      MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
-      if (made) created.push_back(cur);
-      MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
-      chain.emplace_back(cur, std::move(d));
-      at = chain.back().second.get();
-    }
-    return at;
-  };
-
-  MaterializeStats st;
-  bool clone = top->ClonesFiles();
   for (const MaterialFile* f : sorted) {
-    size_t slash = f->path.rfind('/');
-    std::string parent = slash == std::string::npos ? "" : f->path.substr(0, slash);
-    std::string leaf = slash == std::string::npos ? f->path : f->path.substr(slash + 1);
-    MS_ASSIGN_OR_RETURN(Dir * d, dir_of(parent));
-    if (clone) {
-      // A reflink: an edit of the model file (after a chmod) stays in it; the blob and every
-      // other model keep their bytes.
-      Status c = blobs_.dir().Clone(f->content_id, *d, leaf, 0444);
-      if (c.ok()) {
-        ++st.cloned;
-        continue;
-      }
-      if (c.code() != StatusCode::kInvalidArgument) return c;
-      clone = false;  // this file system says no: hard links from here on
-    }
-    Status s = blobs_.dir().Link(f->content_id, *d, leaf);
-    if (s.ok()) {
-      ++st.linked;
-      continue;
-    }
-    if (s.IsNotFound())
-      return Status::NotFound("cannot build " + f->path + ": its blob " +
-                              blobs_.PathOf(f->content_id) +
-                              " is missing (run `modelsync verify --repair` or pull again)");
-    long e = s.detail();
-    if (e != EXDEV && e != EPERM && e != EMLINK) return s;
-    MS_RETURN_IF_ERROR(storage::CopyFile(blobs_.dir(), f->content_id, *d, leaf, 0444));
-    ++st.copied;
-    if (auto sz = blobs_.Size(f->content_id); sz.ok()) st.copied_bytes += *sz;
+    // Added ahead: linked to the same blob (Add takes a path once; a path keeps its content
+    // within a plan).
+    if (bd->added.count(f->path)) continue;
+    MS_RETURN_IF_ERROR(LinkOne(*bd, f->path, f->content_id));
   }
+  auto dir_of = [&](const std::string& rel) { return DirOf(*bd, rel); };
+  auto& chain = bd->chain;
+  auto& created = bd->created;
+  MaterializeStats& st = bd->stats;
 
   // The user's files, from the current tree into the new one.
   if (user_files && !user_files->empty() && org->Stat(name).ok()) {

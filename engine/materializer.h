@@ -13,6 +13,10 @@
 //      otherwise; models/<org> is fsynced after the swap.
 //      On a file system without RENAME_EXCHANGE: rename name -> .<name>.old, rename staging
 //      -> name, fsync, remove .old; CleanStaging restores .old if a crash hit in between.
+// A caller may build step 2 while the blobs arrive: Begin(repo) does step 1 and makes the
+// staging directory, Add(path, id) links one file into it (pull links each small file as it
+// is adopted, while the rest download), and Materialize(repo, files) then links only the files
+// not added yet and goes on with the syncs and the swap. Materialize alone does all of it.
 // A crash at any point leaves models/<org>/<name> wholly old or wholly new (or absent, if it
 // did not exist before); leftovers are removed by the next run's CleanStaging.
 //
@@ -29,7 +33,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -69,6 +76,12 @@ class Materializer {
   Status Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
                      MaterializeStats* stats = nullptr,
                      const std::vector<std::string>* user_files = nullptr);
+  // Steps 1 and the start of 2 ahead of Materialize (see the top of this file). A second
+  // Begin, or Materialize of another repo, starts over.
+  Status Begin(const std::string& repo);
+  // Links `path` (repo-relative) to blob `content_id` in the tree begun. Best effort: on an
+  // error nothing is recorded and Materialize links the file (and reports the error) itself.
+  Status Add(const std::string& path, const std::string& content_id);
   void SetBeforeUnsafeSwap(std::function<Status()> hook) { before_unsafe_swap_ = std::move(hook); }
   // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
   // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
@@ -89,10 +102,26 @@ class Materializer {
   bool HasMarker(const std::string& model_id);
 
  private:
+  // The staging tree being built (Begin .. the swap).
+  struct Build {
+    std::string repo;
+    std::unique_ptr<storage::Dir> org, top;
+    // Only the chain from the top to the directory in use is open (files come sorted, so a
+    // chain is reused by neighbours), never one descriptor per directory: a tree of
+    // thousands of directories stays far below the open-file limit (256 on macOS).
+    std::vector<std::pair<std::string, std::unique_ptr<storage::Dir>>> chain;  // (rel, dir)
+    std::vector<std::string> created;  // directories made (rel paths), to sync
+    std::set<std::string> added;       // files linked (repo paths)
+    bool clone = false;                // reflinks work here (until one says no)
+    MaterializeStats stats;
+  };
   Result<std::unique_ptr<storage::Dir>> OpenOrg(const std::string& repo, bool create);
+  Result<storage::Dir*> DirOf(Build& b, const std::string& rel);
+  Status LinkOne(Build& b, const std::string& path, const std::string& content_id);
   storage::Dir& root_;
   storage::BlobStore& blobs_;
   std::function<Status()> before_unsafe_swap_;
+  std::unique_ptr<Build> build_;
 };
 
 }  // namespace modelsync::engine

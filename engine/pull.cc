@@ -112,6 +112,17 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
       if (c.observer)
         c.observer->OnProgress(p.bytes_done, p.bytes_total, p.files_done, p.files_total);
     };
+    // The new tree is built while the small files arrive: each is linked into the staging
+    // directory by the thread that made it a blob (Materializer::Add, on_small_blob; best
+    // effort: Materialize below links whatever is not there yet and reports any error). Only
+    // that thread touches `mat` until Run() returns.
+    bool early = false;
+    for (const auto& f : plan.files) early |= f.action == FileAction::kFetch && f.in_memory;
+    early = early && plan.build_dir && mat.Begin(plan.repo).ok();
+    if (early)
+      ro.on_small_blob = [&mat](const std::string& path, const std::string& content_id) {
+        (void)mat.Add(path, content_id);
+      };
     if (c.observer) {
       ro.on_file_done = [&](const std::string& path, uint64_t size, bool fetched_now) {
         c.observer->OnFileDone(path, size, fetched_now);
@@ -119,6 +130,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     }
     TransferRunner runner(*c.journal, *hub, *c.partials, *c.blobs, ro);
     Status s = runner.Run(plan);
+    if (!s.ok() && early) (void)mat.CleanStaging(plan.repo);  // not left for the next run
     sum->bytes_fetched += runner.bytes_fetched();
     sum->connections = std::max(sum->connections, runner.connections());
     MS_RETURN_IF_ERROR(s);

@@ -8,8 +8,12 @@
 
 namespace modelsync::engine {
 
-SmallFileWriter::SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake)
-    : blobs_(blobs), wake_(std::move(wake)), thread_([this] { Loop(); }) {}
+SmallFileWriter::SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake,
+                                 std::function<void(Xfer*)> adopted)
+    : blobs_(blobs),
+      wake_(std::move(wake)),
+      adopted_hook_(std::move(adopted)),
+      thread_([this] { Loop(); }) {}
 
 SmallFileWriter::~SmallFileWriter() {
   {
@@ -87,21 +91,23 @@ void SmallFileWriter::Loop() {
     const bool failed = !error_.ok();
     lock.unlock();
     Status s = failed ? Status::Ok() : Run(job);
+    if (!failed && s.ok() && adopted_hook_)
+      for (Xfer* x : job.files) adopted_hook_(x);
     const uint64_t freed = job.bytes.size();
     std::string().swap(job.bytes);
     lock.lock();
     queued_bytes_ -= freed;
-    running_ = false;
     if (!s.ok() && error_.ok()) error_ = s;
     const bool adoption = !job.files.empty();
     if (adoption && !failed && s.ok())
       adopted_.insert(adopted_.end(), job.files.begin(), job.files.end());
-    room_cv_.notify_all();
     if (adoption || !s.ok()) {
       lock.unlock();
       wake_();  // outside mu_: the control thread takes its own lock to be woken
       lock.lock();
     }
+    running_ = false;  // the job, its wake included, is over (Drain)
+    room_cv_.notify_all();
   }
 }
 

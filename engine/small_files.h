@@ -40,8 +40,11 @@ class SmallFileWriter {
  public:
   static constexpr uint64_t kQueueBytes = 32ull << 20;
 
-  // `wake` is called (from the writing thread) when an adoption finished or failed.
-  SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake);
+  // `wake` is called (from the writing thread) when an adoption finished or failed;
+  // `adopted` (may be empty), on the same thread, for each file of an adoption that
+  // succeeded, before the wake.
+  SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake,
+                  std::function<void(Xfer*)> adopted = {});
   ~SmallFileWriter();  // stops after the job running now; queued jobs are dropped
   SmallFileWriter(const SmallFileWriter&) = delete;
   SmallFileWriter& operator=(const SmallFileWriter&) = delete;
@@ -71,6 +74,7 @@ class SmallFileWriter {
 
   storage::BlobStore& blobs_;
   std::function<void()> wake_;
+  std::function<void(Xfer*)> adopted_hook_;
   mutable std::mutex mu_;
   std::condition_variable cv_;       // the writing thread's: a job, or stop
   std::condition_variable room_cv_;  // Write and Drain: bytes left the queue, a job ended

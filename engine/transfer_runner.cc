@@ -166,14 +166,16 @@ Status TransferRunner::Run(const Plan& plan) {
   // thread; they wait in small_batch for one batched sync + adoption (an fsync per file would
   // cost more than fetching it), and are recorded once `small` hands them back as blobs.
   std::unique_ptr<SmallFileWriter> small;
-  for (auto& x : impl.xfers)
-    if (x->memory && !small) {
+  for (auto& xp : impl.xfers)
+    if (xp->memory && !small) {
       small = std::make_unique<SmallFileWriter>(blobs_, [&impl] {
         {
           std::lock_guard<std::mutex> lock(impl.mu);
           impl.wake = true;
         }
         impl.cv.notify_all();
+      }, [this](Xfer* x) {
+        if (options_.on_small_blob) options_.on_small_blob(x->fp->path, x->fp->content_id);
       });
     }
   std::vector<Xfer*> small_batch;

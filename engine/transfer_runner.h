@@ -76,6 +76,11 @@ struct TransferRunnerOptions {
   int connections = 8;
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
+  // A small (in-memory) file is a blob now: called on the thread that adopted it (the small
+  // files' writer, engine/small_files.h), never on the control thread, never two at once,
+  // and not after Run() returns. Before its BlobVerified is recorded: for work that a crash
+  // may lose (pull links the file into the staging tree, Materializer::Add).
+  std::function<void(const std::string& path, const std::string& content_id)> on_small_blob;
   // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
   // failure (fetches cancelled, written bytes synced and recorded) and returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;
