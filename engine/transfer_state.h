@@ -66,7 +66,7 @@ inline constexpr size_t kWindowBlocks = 32;  // 32 MiB
 inline constexpr size_t kFrontierBlocks = 8;  // of those, kept for the blocks the hasher waits for
 inline constexpr int kWriters = 2;  // writing threads: two direct writes in flight keep the disk busier
 inline constexpr size_t kWakeRoom = 16;  // free blocks before paused fetches are woken
-inline constexpr uint64_t kMaxPiece = 1ull << 20;  // the most a sink is handed at once (curl: 512 KiB)
+inline constexpr uint64_t kMaxPiece = 1ull << 20;  // the most a sink is handed at once (curl: <= 512 KiB)
 
 // One block of the memory window (all fields guarded by TransferShared::mu, except the bytes
 // of `data`, which belong to whoever pinned it or to the writing thread once `queued`).

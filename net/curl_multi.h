@@ -47,6 +47,8 @@ class CurlMulti {
   // Starts a configured easy handle. The handle stays owned by the caller; owner is called
   // once when it completes, unless Remove() came first.
   CURLMcode Add(CURL* easy, Owner* owner);
+  // Transfers added and not finished yet (running or waiting for a connection).
+  size_t live() const { return owners_.size(); }
   // Stops a transfer now; no Owner callback. Safe for handles not added.
   void Remove(CURL* easy);
   // Resumes a transfer paused by CURL_WRITEFUNC_PAUSE (from outside curl's callbacks).
