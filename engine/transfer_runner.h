@@ -13,8 +13,13 @@
 // run: engine/blob_check.h.)
 //
 // Files the planner marked in_memory (PlanOptions::small_file_bytes) are fetched into memory
-// and written straight into the blob store once verified: no partial file, no range events
-// (a crash costs a re-fetch of at most that many bytes per file in flight).
+// and, once verified, written into the blob store and adopted in batches (one file-system
+// sync per batch) by a thread of their own (engine/small_files.h), so this thread only
+// verifies them and launches the next; they are recorded (BlobVerified) when that thread
+// hands them back as blobs. No partial file, no range events (a crash costs a re-fetch of the
+// small files not yet recorded). Their fetches may use every connection up to the cap (one
+// short request each: the time a request takes to come back limits them, not the bandwidth
+// the governor measures).
 //
 // Durability clock (engine/transfer_cadence.h): a transfer's written bytes are synced and
 // recorded when kSyncBytes have accumulated or kSyncInterval has passed, whichever comes
@@ -36,7 +41,7 @@
 //
 // Threads: Run() is the control thread (journal, syncs, decisions); the Hub's loop thread
 // calls the sinks (a copy into a block); kWriters writing threads write whole blocks; one
-// hashing thread hashes.
+// hashing thread hashes; one more writes and adopts the small files (only when there are).
 // Errors: the first failure stops the run: in-flight fetches are cancelled, everything
 // written is synced and recorded, TransferFailed is logged for unfinished transfers, and the
 // status is returned (kNoSpace, kIOError, kIntegrity, kTransient, kNotFound, ...).
