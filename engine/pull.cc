@@ -115,10 +115,13 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     // The new tree is built while the small files arrive: each is linked into the staging
     // directory by the thread that made it a blob (Materializer::Add, on_small_blob; best
     // effort: Materialize below links whatever is not there yet and reports any error). Only
-    // that thread touches `mat` until Run() returns.
+    // that thread touches `mat` until Run() returns. Begin's errors end the pull here, as
+    // Materialize's would after the download: its fsyncs (a new models/ or models/<org>/)
+    // must not fail once and be skipped the next time because the directory exists.
     bool early = false;
     for (const auto& f : plan.files) early |= f.action == FileAction::kFetch && f.in_memory;
-    early = early && plan.build_dir && mat.Begin(plan.repo).ok();
+    early = early && plan.build_dir;
+    if (early) MS_RETURN_IF_ERROR(mat.Begin(plan.repo));
     if (early)
       ro.on_small_blob = [&mat](const std::string& path, const std::string& content_id) {
         (void)mat.Add(path, content_id);

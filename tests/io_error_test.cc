@@ -246,10 +246,14 @@ void RunCase(const Scenario& sc, const Expected& ex, const std::string& root, st
   bool injected = ffs.InjectedCount() > 0;
   if (s.ok()) {
     ++tally->succeeded;
-    if (injected)
+    if (injected) {
       tally->retried.insert(name);
-    else
+      // A failed fsync may have lost what it was to make durable, and a second one says
+      // nothing of it (nor does skipping it because the directory now exists): never survived.
+      CHECK_MESSAGE(op != storage::FsOp::kSync, "the pull went on after a failed sync");
+    } else {
       ++tally->not_reached;
+    }
   } else {
     INFO("status: ", s.ToString());
     CHECK(injected);
