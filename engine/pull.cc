@@ -121,11 +121,12 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     bool early = false;
     for (const auto& f : plan.files) early |= f.action == FileAction::kFetch && f.in_memory;
     early = early && plan.build_dir;
-    if (early) MS_RETURN_IF_ERROR(mat.Begin(plan.repo));
-    if (early)
+    if (early) {
+      MS_RETURN_IF_ERROR(mat.Begin(plan.repo));
       ro.on_small_blob = [&mat](const std::string& path, const std::string& content_id) {
         (void)mat.Add(path, content_id);
       };
+    }
     if (c.observer) {
       ro.on_file_done = [&](const std::string& path, uint64_t size, bool fetched_now) {
         c.observer->OnFileDone(path, size, fetched_now);

@@ -103,7 +103,6 @@ Status TransferRunner::Run(const Plan& plan) {
       x->started = true;
     } else if (fp.action == FileAction::kResume) {
       MS_ASSIGN_OR_RETURN(x->file, partials_.OpenExisting(fp.transfer_id, fp.size));
-      x->window = true;  // through memory blocks (written directly where the file takes it)
       const auto& ts = journal_.state().transfers.at(fp.transfer_id);
       x->committed = ts.committed;
       x->received = ts.committed;
@@ -129,7 +128,6 @@ Status TransferRunner::Run(const Plan& plan) {
 
   auto start_partial = [&](Xfer& x) -> Status {
     MS_ASSIGN_OR_RETURN(x.file, partials_.Create(x.id, x.fp->size));
-    x.window = true;
     v1::Event e;
     auto* ts = e.mutable_transfer_started();
     ts->set_transfer_id(x.id);
@@ -166,18 +164,19 @@ Status TransferRunner::Run(const Plan& plan) {
   // thread; they wait in small_batch for one batched sync + adoption (an fsync per file would
   // cost more than fetching it), and are recorded once `small` hands them back as blobs.
   std::unique_ptr<SmallFileWriter> small;
-  for (auto& xp : impl.xfers)
-    if (xp->memory && !small) {
-      small = std::make_unique<SmallFileWriter>(blobs_, [&impl] {
-        {
-          std::lock_guard<std::mutex> lock(impl.mu);
-          impl.wake = true;
-        }
-        impl.cv.notify_all();
-      }, [this](Xfer* x) {
-        if (options_.on_small_blob) options_.on_small_blob(x->fp->path, x->fp->content_id);
-      });
-    }
+  if (std::any_of(impl.xfers.begin(), impl.xfers.end(), [](auto& x) { return x->memory; }))
+    small = std::make_unique<SmallFileWriter>(
+        blobs_,
+        [&impl] {
+          {
+            std::lock_guard<std::mutex> lock(impl.mu);
+            impl.wake = true;
+          }
+          impl.cv.notify_all();
+        },
+        [this](Xfer* x) {
+          if (options_.on_small_blob) options_.on_small_blob(x->fp->path, x->fp->content_id);
+        });
   std::vector<Xfer*> small_batch;
   Clock::TimePoint small_since;
   auto adopt_small = [&] {
@@ -420,7 +419,7 @@ Status TransferRunner::Run(const Plan& plan) {
       // Bytes waiting in blocks that are not whole yet (a slow link fills a block in seconds)
       // go to the file on the durability clock, so a kill loses no more than it did before
       // the window.
-      if (x.window && x.file && !x.file->poisoned() && now - last_sync >= kSyncInterval) {
+      if (x.file && !x.file->poisoned() && now - last_sync >= kSyncInterval) {
         result = impl.FlushPartialBlocks(&x);
         if (!result.ok()) {
           result = result.With(x.fp->path);
@@ -454,9 +453,8 @@ Status TransferRunner::Run(const Plan& plan) {
           std::lock_guard<std::mutex> lock(impl.mu);
           posted = impl.PostHash(&x);
         }
-        if (posted || x.hash_busy.load()) {
-          // hashing
-        } else if (complete && !fetching && x.hashed.load() == x.fp->size) {
+        if (!posted && !x.hash_busy.load() && complete && !fetching &&
+            x.hashed.load() == x.fp->size) {
           bool all_committed;
           {
             std::lock_guard<std::mutex> lock(impl.mu);
@@ -542,7 +540,7 @@ Status TransferRunner::Run(const Plan& plan) {
   for (auto& x : impl.xfers) {
     if (x->done || x->memory || !x->started || !x->file) continue;
     // Bytes still in blocks that were not whole yet go to the file, to be kept with the rest.
-    if (x->window && !x->file->poisoned())
+    if (!x->file->poisoned())
       note(impl.SpillBlocks(x.get()), "keeping the received bytes of " + x->fp->path);
     if (x->unsynced > 0 && !x->file->poisoned()) note(sync(*x), "syncing " + x->fp->path);
     v1::Event e;

@@ -33,27 +33,24 @@ void TransferShared::HashLoop() {
     std::string buf;
     uint64_t pos = x->hashed.load();
     Status s;
-    // A window transfer's job goes on while its hashable prefix grows (blocks become whole
-    // on the loop thread), without a round through the control thread.
-    while (s.ok() && (pos < upto || (x->window && (upto = HashableEnd(x)) > pos))) {
+    // A job goes on while the transfer's hashable prefix grows (blocks become whole on the
+    // loop thread), without a round through the control thread. (Only transfers with a
+    // partial file get jobs: small files are hashed by the control thread.)
+    while (s.ok() && (pos < upto || (upto = HashableEnd(x)) > pos)) {
       // A whole block in memory is hashed from there; anything else was written to the file
-      // (HashableEnd counts nothing else) and is read back, a block at a time for a window
-      // transfer so that the next block in memory is not read from the file.
+      // (HashableEnd counts nothing else) and is read back, a block at a time so that the
+      // next block in memory is not read from the file.
       Block* b = nullptr;
-      if (x->window) {
-        auto it = x->blocks.find(pos);
-        if (it != x->blocks.end() && it->second->whole()) {
-          b = it->second.get();
-          ++b->pins;
-        }
+      if (auto it = x->blocks.find(pos); it != x->blocks.end() && it->second->whole()) {
+        b = it->second.get();
+        ++b->pins;
       }
       lock.unlock();
       if (b) {
         x->hasher->Update(b->data, b->len);
         pos += b->len;
       } else {
-        const uint64_t step = x->window ? kBlock - pos % kBlock : kHashChunk;
-        const size_t n = static_cast<size_t>(std::min(step, upto - pos));
+        const size_t n = static_cast<size_t>(std::min(kBlock - pos % kBlock, upto - pos));
         s = x->file->Read(pos, n, &buf);
         if (s.ok()) {
           x->hasher->Update(buf.data(), buf.size());
@@ -64,7 +61,7 @@ void TransferShared::HashLoop() {
       lock.lock();
       if (b) {
         --b->pins;
-      } else if (x->window && (pos % kBlock == 0 || pos == x->fp->size)) {
+      } else if (pos % kBlock == 0 || pos == x->fp->size) {
         // Read back to the end of a block that is still held (it was flushed in part before
         // it was whole): done with it all the same.
         auto it = x->blocks.find((pos - 1) / kBlock * kBlock);
@@ -230,7 +227,6 @@ uint64_t TransferShared::HashableEnd(Xfer* x) {
       pos = e;
       continue;
     }
-    if (!x->window) break;
     auto it = x->blocks.find(pos);
     if (it == x->blocks.end() || !it->second->whole()) break;
     pos += it->second->len;

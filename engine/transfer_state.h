@@ -58,9 +58,6 @@
 
 namespace modelsync::engine {
 
-// Bytes the hashing thread reads back per step.
-inline constexpr uint64_t kHashChunk = 4ull << 20;
-
 inline constexpr uint64_t kBlock = 1ull << 20;
 inline constexpr size_t kWindowBlocks = 32;  // 32 MiB
 inline constexpr size_t kFrontierBlocks = 8;  // of those, kept for the blocks the hasher waits for
@@ -90,11 +87,8 @@ struct Xfer {
   bool memory = false;  // small file: fetched into `buffer`, no partial file
   std::unique_ptr<storage::PartialFile> file;
   std::string buffer;
-  // Bytes go through memory blocks (the window above): set by the control thread for every
-  // transfer with a partial file when the file is opened, before any fetch of it is launched
-  // (written directly where the file takes it, with ordinary writes elsewhere). Small files
-  // (`memory`) are the others.
-  bool window = false;
+  // Every transfer but a small file's (`memory`) goes through memory blocks (the window
+  // above), written directly where the partial file takes it, with ordinary writes elsewhere.
   std::map<uint64_t, std::unique_ptr<Block>> blocks;  // guarded, by begin
 
   // Guarded by TransferShared::mu.
@@ -142,7 +136,7 @@ struct TransferShared {
           x_(x),
           clock_(clock) {}
     Status OnData(uint64_t offset, const char* data, size_t n) override {
-      if (x_->window) return OnWindowData(offset, data, n);
+      if (!x_->memory) return OnWindowData(offset, data, n);
       // A split (engine/transfer_parallel.h) may have moved `end` down: write up to it, then
       // end this fetch; the new fetch has the rest. (If the split raced with this piece, a
       // few bytes may be written by both: the same bytes at the same offsets.)
@@ -163,8 +157,8 @@ struct TransferShared {
       next.store(offset + n);
       return cut ? Status::Cancelled("split") : Status::Ok();
     }
-    bool Ready(uint64_t offset) override { return !x_->window || impl_->Admit(this, offset); }
-    // OnData for a transfer with a window: into its blocks (TransferShared::Stage).
+    bool Ready(uint64_t offset) override { return x_->memory || impl_->Admit(this, offset); }
+    // OnData for a transfer with a partial file: into its blocks (TransferShared::Stage).
     Status OnWindowData(uint64_t offset, const char* data, size_t n) {
       const uint64_t stop = end.load();
       if (offset >= stop) return Status::Cancelled("split");
@@ -233,16 +227,16 @@ struct TransferShared {
   bool stop_hashing = false;
 
   // The window's blocks (guarded): buffers to reuse, how many were made, the transfers that
-  // hold blocks; the writing thread's queue, and whether it is writing one now.
+  // hold blocks; the writing threads' queue, and how many blocks they are writing now.
   std::vector<char*> free_blocks;
   size_t blocks_made = 0;
   std::set<Xfer*> windowed;
   std::vector<std::thread> writer_threads;
   std::deque<std::pair<Xfer*, Block*>> write_jobs;
   int writing = 0;  // blocks being written now
-  // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks) when blocks are
-  // freed (WakeStarved). Set by the runner before any fetch.
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
+  // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
+  // runner before any fetch) when blocks are freed (WakeStarved).
   std::vector<std::pair<Xfer*, uint64_t>> refused;  // since the last wake: whose, where
   std::function<void()> wake_sinks;
 
@@ -280,7 +274,7 @@ struct TransferShared {
   Status SpillBlocks(Xfer* x);
   // Control thread, mu NOT held: writes the bytes of x's blocks that are not whole yet (and
   // not written before) to the file with ordinary writes, as received, so the next sync
-  // makes them durable. The block stays, and is written whole (again) when it is.
+  // makes them durable. The block stays; once whole, only the rest of it is written.
   Status FlushPartialBlocks(Xfer* x);
   // Frees every block of x (mu held).
   void DropBlocks(Xfer* x);

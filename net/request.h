@@ -120,7 +120,6 @@ class Request : public ExchangeHandler {
   virtual BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) = 0;
   // kDeliver bodies. Non-OK aborts the request with that status.
   virtual Status OnData(const char*, size_t) { return Status::Ok(); }
-
   // The 2xx transfer ended without a curl error. OK finishes the request; kTransient
   // retries; anything else finishes with it.
   virtual Status OnSuccessEnd(const Answer& answer) = 0;
