@@ -61,7 +61,7 @@ bool SmallFileWriter::Pending() const {
 
 void SmallFileWriter::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  room_cv_.wait(lock, [&] { return (jobs_.empty() && !running_) || stop_; });
+  room_cv_.wait(lock, [&] { return (jobs_.empty() && !running_ && !waking_) || stop_; });
 }
 
 Status SmallFileWriter::Run(const Job& job) {
@@ -101,12 +101,16 @@ void SmallFileWriter::Loop() {
     const bool adoption = !job.files.empty();
     if (adoption && !failed && s.ok())
       adopted_.insert(adopted_.end(), job.files.begin(), job.files.end());
+    // The job is over before the wake: a control thread woken by it must find Pending()
+    // false once it took the files, or it would wait for a wake that never comes.
+    running_ = false;
     if (adoption || !s.ok()) {
+      waking_ = true;
       lock.unlock();
       wake_();  // outside mu_: the control thread takes its own lock to be woken
       lock.lock();
+      waking_ = false;
     }
-    running_ = false;  // the job, its wake included, is over (Drain)
     room_cv_.notify_all();
   }
 }

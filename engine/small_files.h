@@ -58,9 +58,10 @@ class SmallFileWriter {
   // Appends the files adopted since the last call, in the order of their Adopt calls (they
   // are blobs, failure or not); returns the first failure, if any.
   Status TakeAdopted(std::vector<Xfer*>* files);
-  // True while a job is queued or running, or adopted files wait to be taken.
+  // True while a job is queued or running, or adopted files wait to be taken. A job is over
+  // before its wake is called: woken, TakeAdopted then Pending() says whether to wait again.
   bool Pending() const;
-  // Waits until every queued job has run.
+  // Waits until every queued job has run, its wake included.
   void Drain();
 
  private:
@@ -81,6 +82,7 @@ class SmallFileWriter {
   std::deque<Job> jobs_;
   uint64_t queued_bytes_ = 0;
   bool running_ = false;  // a job taken from jobs_ and not finished
+  bool waking_ = false;   // a finished job's wake is being called (Drain waits for it)
   bool stop_ = false;
   std::vector<Xfer*> adopted_;  // adopted, not taken yet
   Status error_;

@@ -94,3 +94,30 @@ TEST_CASE("SmallFileWriter: a failed write stops the jobs after it; what was ado
   CHECK(w.TakeAdopted(&got).code() == StatusCode::kNoSpace);  // and stays failed
   CHECK(got.empty());
 }
+
+TEST_CASE("SmallFileWriter: woken by an adoption, the caller takes it and finds nothing pending") {
+  // The control thread, woken, takes the adopted files and waits again only while Pending():
+  // a job still counted as running at its own wake would leave it waiting for a wake that
+  // never comes (the end of a pull stalled on its 50 ms timeout).
+  modelsync::testing::TempDir t;
+  auto root = RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  SmallFileWriter* writer = nullptr;
+  std::vector<Xfer*> taken;
+  std::atomic<int> pending_at_wake{-1};
+  SmallFileWriter w(**blobs, [&] {
+    REQUIRE(writer->TakeAdopted(&taken).ok());
+    pending_at_wake = writer->Pending() ? 1 : 0;
+  });
+  writer = &w;
+  const std::string a(40, 'a');
+  Xfer xa;
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  w.Drain();  // returns after the wake
+  CHECK(pending_at_wake.load() == 0);
+  CHECK(taken == std::vector<Xfer*>{&xa});
+  CHECK_FALSE(w.Pending());
+}
