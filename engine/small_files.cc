@@ -67,9 +67,17 @@ void SmallFileWriter::Drain() {
 Status SmallFileWriter::Run(const Job& job) {
   if (job.files.empty()) {  // a write
     Status written = [&]() -> Status {
-      MS_ASSIGN_OR_RETURN(auto f, blobs_.dir().OpenFile(".tmp-" + job.content_id,
-                                                        storage::OpenMode::kCreateTruncate));
-      return f->PWrite(0, job.bytes);
+      const std::string tmp = ".tmp-" + job.content_id;
+      auto f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate);
+      if (!f.ok()) {
+        // A run that crashed after writing this content left its copy read-only (unless root,
+        // nobody may truncate it): removed, and made again.
+        if (!blobs_.dir().Unlink(tmp).ok()) return f.status();
+        f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate);
+        if (!f.ok()) return f.status();
+      }
+      MS_RETURN_IF_ERROR((*f)->PWrite(0, job.bytes));
+      return (*f)->Chmod(0444);  // read-only as a blob, on this handle (AdoptBatch does not reopen)
     }();
     return written.With(job.path);  // name the repo file too
   }

@@ -62,11 +62,7 @@ Status BlobStore::Adopt(Dir& from, std::string_view name, std::string_view id) {
 Status BlobStore::AdoptBatch(Dir& from,
                              const std::vector<std::pair<std::string, std::string>>& name_ids) {
   if (name_ids.empty()) return Status::Ok();
-  for (const auto& [name, id] : name_ids) {
-    MS_RETURN_IF_ERROR(CheckId(id));
-    MS_ASSIGN_OR_RETURN(auto f, from.OpenFile(name, OpenMode::kRead));
-    MS_RETURN_IF_ERROR(f->Chmod(0444));
-  }
+  for (const auto& [name, id] : name_ids) MS_RETURN_IF_ERROR(CheckId(id));
   Status s = from.SyncFileSystem();
   if (s.code() == StatusCode::kInvalidArgument) {
     for (const auto& [name, id] : name_ids) {

@@ -46,9 +46,11 @@ class BlobStore {
   // rename into blobs/, fsync blobs/ and from. If the blob already exists (same content), the
   // source is removed instead. The caller must have verified the content against id.
   Status Adopt(Dir& from, std::string_view name, std::string_view id);
-  // Adopt() for many small files at once: chmod each, one Dir::SyncFileSystem() (per-file
-  // syncs where unsupported), the renames, then one sync of blobs/ (and of from). Same
-  // contract as Adopt() for every (name, id); on error some may be adopted, none half.
+  // Adopt() for many small files at once, each made read-only (0444) by the caller when it
+  // wrote it (a reopen per file to chmod it cost more than its write): one
+  // Dir::SyncFileSystem() (per-file syncs where unsupported), the renames, then one sync of
+  // blobs/ (and of from). Same contract as Adopt() for every (name, id); on error some may
+  // be adopted, none half.
   Status AdoptBatch(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids);
   // Removes a blob (missing is OK); syncs blobs/.
   Status Remove(std::string_view id);

@@ -524,6 +524,7 @@ TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one
     auto f = bd.OpenFile(name, OpenMode::kCreateTruncate);
     REQUIRE(f.ok());
     REQUIRE((*f)->PWrite(0, text).ok());  // not synced
+    REQUIRE((*f)->Chmod(0444).ok());         // the caller's part of the contract
   }
   CHECK(fs.UnsyncedBytes() > 0);
   fs.ResetCounts();

@@ -121,3 +121,36 @@ TEST_CASE("SmallFileWriter: woken by an adoption, the caller takes it and finds 
   CHECK(taken == std::vector<Xfer*>{&xa});
   CHECK_FALSE(w.Pending());
 }
+
+TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, not a failure") {
+  // A run killed between a file's write (which makes it read-only) and its adoption leaves
+  // blobs/.tmp-<id> at 0444; a user who is not root may not truncate it (EACCES, injected
+  // here since the suite may run as root).
+  modelsync::testing::TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  const std::string a(40, 'a');
+  {
+    auto f = (*blobs)->dir().OpenFile(".tmp-" + a, OpenMode::kCreateTruncate);
+    REQUIRE(f.ok());
+    REQUIRE((*f)->PWrite(0, "stale bytes").ok());
+    REQUIRE((*f)->Chmod(0444).ok());
+  }
+  SmallFileWriter w(**blobs, [] {});
+  Xfer xa;
+  fs.ResetCounts();
+  fs.FailNth(FsOp::kCreate, 1, EACCES);
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  w.Drain();
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(got == std::vector<Xfer*>{&xa});
+  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
+  struct stat st{};
+  REQUIRE(::stat((t / (".modelsync/blobs/" + a)).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0444);
+}
