@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <thread>
 
 #include "engine/small_files.h"
 #include "engine/transfer_state.h"
@@ -153,4 +156,48 @@ TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, n
   struct stat st{};
   REQUIRE(::stat((t / (".modelsync/blobs/" + a)).c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0444);
+}
+
+TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") {
+  // Two threads: the writes of the next batch go on while a batch is adopted, but an
+  // adoption must find every file queued before it written. Writes are slowed here (1 ms
+  // each) so that an adoption that did not wait would rename files that are not there yet.
+  modelsync::testing::TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  fs.SetHook([](FsOp op, uint64_t, const std::string&) {
+    if (op == FsOp::kCreate) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  SmallFileWriter w(**blobs, [] {});
+  std::vector<Xfer> xs(40);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    char id[41];
+    std::snprintf(id, sizeof id, "%040d", i);
+    ids.push_back(id);
+  }
+  for (int batch = 0; batch < 4; ++batch) {
+    std::vector<Xfer*> files;
+    std::vector<std::string> batch_ids;
+    for (int i = batch * 10; i < batch * 10 + 10; ++i) {
+      w.Write(ids[i], "f" + std::to_string(i), "content " + std::to_string(i));
+      files.push_back(&xs[i]);
+      batch_ids.push_back(ids[i]);
+    }
+    w.Adopt(std::move(files), std::move(batch_ids));
+  }
+  w.Drain();
+  fs.SetHook(nullptr);
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  REQUIRE(got.size() == 40);
+  for (int i = 0; i < 40; ++i) {
+    CHECK(got[i] == &xs[i]);  // handed back in the order adopted
+    CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + ids[i])) ==
+          "content " + std::to_string(i));
+  }
+  CHECK(SmallFileLeftovers(**blobs).empty());
 }
