@@ -53,8 +53,14 @@ Status MakeDirs(const std::string& dir) {
     cur = dir.substr(0, next);
     pos = next + 1;
     if (cur.empty()) continue;
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+    if (::mkdir(cur.c_str(), 0755) == 0) {
+      if (Status s = FsyncDir(DirName(cur)); !s.ok()) {
+        ::rmdir(cur.c_str());
+        return s;
+      }
+    } else if (errno != EEXIST) {
       return Status::FromErrno(errno, "create directory " + cur);
+    }
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + dir);

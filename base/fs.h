@@ -43,7 +43,10 @@ class UniqueFd {
 Status WriteAll(int fd, std::string_view data, std::string_view path);
 // pwrite of all of data at offset.
 Status PWriteAll(int fd, const void* data, size_t n, uint64_t offset, std::string_view path);
-// Creates dir and its parents (mode 0755). Existing directories are fine.
+// Creates dir and its parents (mode 0755). Existing directories are fine. Each directory it
+// creates is durable when it returns (its parent fsynced); when that fsync fails the new
+// directory is removed again, so that a later call creates and syncs it (an existing one
+// is taken as durable).
 Status MakeDirs(const std::string& dir);
 // fsync of a directory, so a rename or create inside it is durable.
 Status FsyncDir(const std::string& dir);

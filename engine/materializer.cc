@@ -20,10 +20,10 @@ Result<std::unique_ptr<Dir>> Materializer::OpenOrg(const std::string& repo, bool
   // Create models/ and models/<org>/ durably (the parent is fsynced when an entry is new).
   bool made = false;
   MS_RETURN_IF_ERROR(root_.MakeDir("models", &made));
-  if (made) MS_RETURN_IF_ERROR(root_.Sync());
+  if (made) MS_RETURN_IF_ERROR(storage::SyncNewDir(root_, "models"));
   MS_ASSIGN_OR_RETURN(auto models, root_.OpenDir("models"));
   MS_RETURN_IF_ERROR(models->MakeDir(RepoOrg(repo), &made));
-  if (made) MS_RETURN_IF_ERROR(models->Sync());
+  if (made) MS_RETURN_IF_ERROR(storage::SyncNewDir(*models, RepoOrg(repo)));
   return models->OpenDir(RepoOrg(repo));
 }
 

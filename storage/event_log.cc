@@ -340,6 +340,9 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& root, Mode m
                             root + " yet)");
   }
   MS_RETURN_IF_ERROR(impl->OpenEnv());
+  // A new log's files: their entries in the log directory are made durable before any commit
+  // relies on them (LMDB syncs the files, never the directory).
+  if (mode == Mode::kReadWrite && !existed) MS_RETURN_IF_ERROR(FsyncDir(path));
   uint64_t tail = existed ? ReadTail(path) : 0;
   if (tail > impl->last_seq)
     return Status::Corruption(

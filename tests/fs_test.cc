@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/fs.h"
 #include "base/hash.h"
 #include "base/platform.h"
 #include "storage/blob_store.h"
@@ -543,4 +544,38 @@ TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one
   REQUIRE(fs.DropUnsynced(FaultFileSystem::LossMode::kGarbage).ok());
   CHECK(Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
   CHECK(Slurp(t / (".modelsync/blobs/" + b)) == "beta");
+}
+
+TEST_CASE("OpenDirPath: a directory whose parent's fsync failed is removed, and made durable by the next call") {
+  // An existing directory is taken as durable (no sync): one left behind by a failed sync
+  // would never be synced, and a power loss could drop it with everything under it.
+  TempDir t;
+  FaultFileSystem fs(RealFileSystem());
+  auto root = fs.OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  fs.ResetCounts();
+  fs.FailNth(FsOp::kSync, 2, EIO);  // the fsync of .modelsync/ after making blobs/
+  auto first = OpenDirPath(**root, ".modelsync/blobs", true);
+  CHECK(first.status().code() == StatusCode::kIOError);
+  CHECK(Exists(t / ".modelsync"));  // its sync succeeded: kept
+  CHECK_FALSE(Exists(t / ".modelsync/blobs"));
+  fs.ResetCounts();
+  auto second = OpenDirPath(**root, ".modelsync/blobs", true);
+  REQUIRE(second.ok());
+  CHECK(fs.Count(FsOp::kSync) == 1);  // made again, and this time synced
+  CHECK(Exists(t / ".modelsync/blobs"));
+  fs.ResetCounts();
+  REQUIRE(OpenDirPath(**root, ".modelsync/blobs", true).ok());
+  CHECK(fs.Count(FsOp::kSync) == 0);  // existing and durable: nothing to sync
+}
+
+TEST_CASE("MakeDirs: makes the chain (each new one's parent synced), takes existing ones, refuses a file in the way") {
+  TempDir t;
+  const std::string deep = t / "a/b/c";
+  REQUIRE(MakeDirs(deep).ok());
+  CHECK(Exists(t / "a/b/c"));
+  REQUIRE(MakeDirs(deep).ok());  // existing: fine
+  // A file where a directory should be: a clear error, nothing made below it.
+  REQUIRE(WriteFileAtomic(t / "f", "x").ok());
+  CHECK_FALSE(MakeDirs(t / "f/g").ok());
 }
