@@ -193,8 +193,8 @@ void RegisterPull(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--include", opts->include,
                   "Only files matching this glob ('*' crosses '/'); repeatable");
   cmd->add_option("--exclude", opts->exclude, "Skip files matching this glob; repeatable");
-  cmd->add_option("--connections", opts->connections, "Most parallel connections (default 16): a pull starts with 8 and "
-                  "doubles them while the download rate still grows")
+  cmd->add_option("--connections", opts->connections, "Most parallel connections (default 16): a pull starts with 8 (16 on a "
+                  "far link) and doubles them while the download rate still grows")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-rate", *max_rate, "Bandwidth cap for this pull, e.g. 20MB/s, 500KiB/s");
   cmd->add_flag("--no-wait", *no_wait, "Fail at once if another modelsync holds the root");

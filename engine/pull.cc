@@ -45,7 +45,7 @@
 namespace modelsync::engine {
 namespace {
 
-constexpr int kDefaultConnections = 16;  // a cap: the runner starts at 8 (transfer_parallel.h)
+constexpr int kDefaultConnections = 16;  // a cap: the runner starts at 8, 16 on a far link (transfer_parallel.h)
 constexpr int kMaxRounds = 4;
 // Runs the plan's steps in planner.h order. Returns early (OK) when the plan went stale
 // mid-way (a bad blob was removed): the caller plans again after every Execute anyway.
@@ -101,6 +101,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     MS_RETURN_IF_ERROR(CheckFreeSpace(*c.root_dir, plan.allocate_bytes));
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
+    ro.start_connections = StartConnections(hub->counters().api_round_trip_us);
     ro.cancel = c.o.cancel;
     ro.clock = c.env.clock;
     uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;

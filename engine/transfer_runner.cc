@@ -266,7 +266,7 @@ Status TransferRunner::Run(const Plan& plan) {
   }
   Status result;
   auto last_progress = clock->Now() - std::chrono::seconds(1);
-  ConnectionGovernor governor(options_.connections);
+  ConnectionGovernor governor(options_.connections, options_.start_connections);
   RangeSizer sizer;
   bool idle = false;  // a connection free and nothing to launch, since idle_since
   Clock::TimePoint idle_since = clock->Now();

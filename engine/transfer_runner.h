@@ -56,6 +56,7 @@
 #include "base/status.h"
 #include "engine/journal.h"
 #include "engine/planner.h"
+#include "engine/transfer_parallel.h"
 
 namespace modelsync::net {
 class Hub;
@@ -76,9 +77,13 @@ struct TransferProgress {
 };
 
 struct TransferRunnerOptions {
-  // Most fetches in flight at once: the runner starts at 8 and doubles while the rate grows,
-  // and splits running fetches when connections are free (engine/transfer_parallel.h).
+  // Most fetches in flight at once: the runner starts at start_connections and doubles while
+  // the rate grows, and splits running fetches when connections are free
+  // (engine/transfer_parallel.h).
   int connections = 8;
+  // Fetches in flight at the start (ConnectionGovernor; StartConnections picks it from the
+  // link's round trip); the cap above still bounds it.
+  int start_connections = kStartConnections;
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
   // A small (in-memory) file is a blob now: called on the thread that adopted it (the small

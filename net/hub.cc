@@ -1,6 +1,8 @@
 #include "net/hub.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -84,6 +86,7 @@ class Hub::Impl {
   Result<ApiResponse> Get(const std::string& url, const ErrorContext& ctx) {
     auto promise = std::make_shared<std::promise<Result<ApiResponse>>>();
     auto future = promise->get_future();
+    const Clock::TimePoint sent = loop_.clock.Now();
     asio::post(io_, [this, url, ctx, promise] {
       auto done = [promise](Result<ApiResponse> r) { promise->set_value(std::move(r)); };
       if (shutting_down_ || stopped_) {
@@ -92,7 +95,16 @@ class Hub::Impl {
       }
       Start(std::make_unique<ApiRequest>(loop_, ctx, url, done));
     });
-    return future.get();
+    Result<ApiResponse> r = future.get();
+    if (r.ok()) {
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(loop_.clock.Now() - sent);
+      const uint64_t took = us.count() > 0 ? static_cast<uint64_t>(us.count()) : 0;
+      uint64_t seen = api_round_trip_us_.load();
+      while (took > 0 && (seen == 0 || took < seen) &&
+             !api_round_trip_us_.compare_exchange_weak(seen, took)) {
+      }
+    }
+    return r;
   }
 
   Result<FileMetadata> Head(const std::string& url, const ErrorContext& ctx) {
@@ -159,7 +171,7 @@ class Hub::Impl {
 
   Counters counters() const {
     return Counters{loop_.requests.load(), loop_.body_bytes.load(), loop_.retries.load(),
-                    loop_.connections.load(), loop_.clock_checks.load()};
+                    loop_.connections.load(), loop_.clock_checks.load(), api_round_trip_us_.load()};
   }
 
   const HubOptions& options() const { return options_; }
@@ -232,6 +244,7 @@ class Hub::Impl {
   std::unordered_map<uint64_t, FetchRequest*> fetches_;
   std::unordered_set<Request*> paused_;
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> api_round_trip_us_{0};  // Counters::api_round_trip_us
   bool shutting_down_ = false;
   bool stopped_ = false;  // Stop() was called
   std::thread thread_;

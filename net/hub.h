@@ -146,6 +146,9 @@ class Hub {
     // looked at it: a test that moves the clock waits for two more looks to know the wait
     // has seen the new time (and acted on it, or not), instead of sleeping.
     uint64_t clock_checks = 0;
+    // The quickest API answer so far, request to response, in microseconds (0: none yet,
+    // or a clock that did not move): the link's round trip plus the hub's own time.
+    uint64_t api_round_trip_us = 0;
   };
   Counters counters() const;
 

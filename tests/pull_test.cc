@@ -485,6 +485,21 @@ TEST_CASE("a link capped per connection: connections double while the rate grows
     json done = pull(0, "256KiB", {"--connections", "16", "--max-rate", "12MB/s"});
     CHECK(done["connections"] == 8);
   }
+  SUBCASE("a far hub (20 ms per API answer) starts at 16, where a near one starts at 8") {
+    // --max-rate keeps the link full at any count, so the governor never doubles: what the
+    // pull reports is where it started (the near case is the subcase above).
+    REQUIRE(hub.emu.Reset().ok());
+    REQUIRE(hub.emu.SetFaults({{{"listener", "hub"}, {"latency_ms", 20}}}).ok());
+    TempDir root;
+    auto env = hub.Env(root.path());
+    env["MODELSYNC_CHUNK_BYTES"] = "256KiB";
+    auto r = RunCli({"pull", fixtures::kModelRepo, "--json", "--connections", "16", "--max-rate",
+                     "12MB/s"},
+                    env);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(DoneEvent(r.out)["connections"] == 16);
+  }
   SUBCASE("--connections 4 is a cap") {
     json done = pull(0, "512KiB", {"--connections", "4"});
     CHECK(done["connections"] == 4);

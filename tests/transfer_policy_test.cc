@@ -132,6 +132,21 @@ TEST_CASE("parallel: connections double while the rate grows, and step back when
     CHECK(g.target() == 16);
     CHECK(g.settled());
   }
+  SUBCASE("a far link starts at 16, and still doubles while the rate grows") {
+    CHECK(StartConnections(0) == kStartConnections);  // not measured
+    CHECK(StartConnections(9'999) == kStartConnections);
+    CHECK(StartConnections(10'000) == kFarStartConnections);
+    ConnectionGovernor g(64, StartConnections(30'000));
+    CHECK(g.target() == 16);
+    CHECK_FALSE(g.settled());
+    run(g, 20, 50e6, 1e12);
+    CHECK(g.target() == 64);
+    ConnectionGovernor capped(16, kFarStartConnections);
+    CHECK(capped.target() == 16);
+    CHECK(capped.settled());
+    ConnectionGovernor low(4, kFarStartConnections);
+    CHECK(low.target() == 4);
+  }
   SUBCASE("a cap below the start") {
     ConnectionGovernor g(3);
     CHECK(g.target() == 3);
