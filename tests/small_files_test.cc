@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "engine/small_files.h"
@@ -31,16 +32,28 @@ std::vector<std::string> SmallFileLeftovers(BlobStore& blobs) {
   return out;
 }
 
+// A blob store in a fresh directory, on a file system that can fail on purpose.
+struct Store {
+  modelsync::testing::TempDir t;
+  FaultFileSystem fs{RealFileSystem()};
+  std::unique_ptr<Dir> root;
+  std::unique_ptr<BlobStore> blobs;
+  Store() {
+    auto r = fs.OpenRoot(t.path(), false);
+    REQUIRE(r.ok());
+    root = std::move(*r);
+    auto b = BlobStore::Open(*root);
+    REQUIRE(b.ok());
+    blobs = std::move(*b);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recorded only when taken") {
-  modelsync::testing::TempDir t;
-  auto root = RealFileSystem()->OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
+  Store st;
   std::atomic<int> wakes{0};
-  SmallFileWriter w(**blobs, [&] { ++wakes; });
+  SmallFileWriter w(*st.blobs, [&] { ++wakes; });
   const std::string a(40, 'a'), b(64, 'b');
   Xfer xa, xb, xb2;
   w.Write(a, "dir/a.txt", "alpha");
@@ -55,29 +68,24 @@ TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recor
   REQUIRE(w.TakeAdopted(&got).ok());
   CHECK(got == std::vector<Xfer*>{&xa, &xb, &xb2});
   CHECK_FALSE(w.Pending());
-  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
-  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + b)) == "beta");
-  struct stat st{};
-  REQUIRE(::stat((t / (".modelsync/blobs/" + a)).c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0444);
-  CHECK(SmallFileLeftovers(**blobs).empty());
+  CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
+  CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + b)) == "beta");
+  struct stat sb{};
+  REQUIRE(::stat((st.t / (".modelsync/blobs/" + a)).c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0444);
+  CHECK(SmallFileLeftovers(*st.blobs).empty());
   got.clear();
   REQUIRE(w.TakeAdopted(&got).ok());
   CHECK(got.empty());
 }
 
 TEST_CASE("SmallFileWriter: a failed write stops the jobs after it; what was adopted is handed back") {
-  modelsync::testing::TempDir t;
-  FaultFileSystem fs(RealFileSystem());
-  auto root = fs.OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
-  SmallFileWriter w(**blobs, [] {});
+  Store st;
+  SmallFileWriter w(*st.blobs, [] {});
   const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
   Xfer xa, xb, xc;
-  fs.ResetCounts();
-  fs.FailNth(FsOp::kWrite, 2, ENOSPC);  // b's bytes
+  st.fs.ResetCounts();
+  st.fs.FailNth(FsOp::kWrite, 2, ENOSPC);  // b's bytes
   w.Write(a, "a.txt", "alpha");
   w.Adopt({&xa}, {a});
   w.Write(b, "sub/b.txt", "beta");
@@ -89,10 +97,10 @@ TEST_CASE("SmallFileWriter: a failed write stops the jobs after it; what was ado
   CHECK(s.code() == StatusCode::kNoSpace);
   CHECK(s.message().find("sub/b.txt") != std::string::npos);  // names the repo file
   CHECK(got == std::vector<Xfer*>{&xa});  // a is a blob: the caller still records it
-  CHECK((*blobs)->Has(a));
-  CHECK_FALSE((*blobs)->Has(b));
-  CHECK_FALSE((*blobs)->Has(c));
-  CHECK_FALSE(modelsync::testing::Exists(t / ".modelsync/blobs/.tmp-" + c));  // dropped after the failure
+  CHECK(st.blobs->Has(a));
+  CHECK_FALSE(st.blobs->Has(b));
+  CHECK_FALSE(st.blobs->Has(c));
+  CHECK_FALSE(modelsync::testing::Exists(st.t / ".modelsync/blobs/.tmp-" + c));  // dropped after the failure
   got.clear();
   CHECK(w.TakeAdopted(&got).code() == StatusCode::kNoSpace);  // and stays failed
   CHECK(got.empty());
@@ -102,15 +110,11 @@ TEST_CASE("SmallFileWriter: woken by an adoption, the caller takes it and finds 
   // The control thread, woken, takes the adopted files and waits again only while Pending():
   // a job still counted as running at its own wake would leave it waiting for a wake that
   // never comes (the end of a pull stalled on its 50 ms timeout).
-  modelsync::testing::TempDir t;
-  auto root = RealFileSystem()->OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
+  Store st;
   SmallFileWriter* writer = nullptr;
   std::vector<Xfer*> taken;
   std::atomic<int> pending_at_wake{-1};
-  SmallFileWriter w(**blobs, [&] {
+  SmallFileWriter w(*st.blobs, [&] {
     REQUIRE(writer->TakeAdopted(&taken).ok());
     pending_at_wake = writer->Pending() ? 1 : 0;
   });
@@ -129,49 +133,39 @@ TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, n
   // A run killed between a file's write (which makes it read-only) and its adoption leaves
   // blobs/.tmp-<id> at 0444; a user who is not root may not truncate it (EACCES, injected
   // here since the suite may run as root).
-  modelsync::testing::TempDir t;
-  FaultFileSystem fs(RealFileSystem());
-  auto root = fs.OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
+  Store st;
   const std::string a(40, 'a');
   {
-    auto f = (*blobs)->dir().OpenFile(".tmp-" + a, OpenMode::kCreateTruncate);
+    auto f = st.blobs->dir().OpenFile(".tmp-" + a, OpenMode::kCreateTruncate);
     REQUIRE(f.ok());
     REQUIRE((*f)->PWrite(0, "stale bytes").ok());
     REQUIRE((*f)->Chmod(0444).ok());
   }
-  SmallFileWriter w(**blobs, [] {});
+  SmallFileWriter w(*st.blobs, [] {});
   Xfer xa;
-  fs.ResetCounts();
-  fs.FailNth(FsOp::kCreate, 1, EACCES);
+  st.fs.ResetCounts();
+  st.fs.FailNth(FsOp::kCreate, 1, EACCES);
   w.Write(a, "a.txt", "alpha");
   w.Adopt({&xa}, {a});
   w.Drain();
   std::vector<Xfer*> got;
   REQUIRE(w.TakeAdopted(&got).ok());
   CHECK(got == std::vector<Xfer*>{&xa});
-  CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + a)) == "alpha");
-  struct stat st{};
-  REQUIRE(::stat((t / (".modelsync/blobs/" + a)).c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0444);
+  CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
+  struct stat sb{};
+  REQUIRE(::stat((st.t / (".modelsync/blobs/" + a)).c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0444);
 }
 
 TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") {
   // Two threads: the writes of the next batch go on while a batch is adopted, but an
   // adoption must find every file queued before it written. Writes are slowed here (1 ms
   // each) so that an adoption that did not wait would rename files that are not there yet.
-  modelsync::testing::TempDir t;
-  FaultFileSystem fs(RealFileSystem());
-  auto root = fs.OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
-  fs.SetHook([](FsOp op, uint64_t, const std::string&) {
+  Store st;
+  st.fs.SetHook([](FsOp op, uint64_t, const std::string&) {
     if (op == FsOp::kCreate) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
-  SmallFileWriter w(**blobs, [] {});
+  SmallFileWriter w(*st.blobs, [] {});
   std::vector<Xfer> xs(40);
   std::vector<std::string> ids;
   for (int i = 0; i < 40; ++i) {
@@ -190,14 +184,14 @@ TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") 
     w.Adopt(std::move(files), std::move(batch_ids));
   }
   w.Drain();
-  fs.SetHook(nullptr);
+  st.fs.SetHook(nullptr);
   std::vector<Xfer*> got;
   REQUIRE(w.TakeAdopted(&got).ok());
   REQUIRE(got.size() == 40);
   for (int i = 0; i < 40; ++i) {
     CHECK(got[i] == &xs[i]);  // handed back in the order adopted
-    CHECK(modelsync::testing::Slurp(t / (".modelsync/blobs/" + ids[i])) ==
+    CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + ids[i])) ==
           "content " + std::to_string(i));
   }
-  CHECK(SmallFileLeftovers(**blobs).empty());
+  CHECK(SmallFileLeftovers(*st.blobs).empty());
 }
