@@ -41,7 +41,7 @@
 //
 // Threads: Run() is the control thread (journal, syncs, decisions); the Hub's loop thread
 // calls the sinks (a copy into a block); kWriters writing threads write whole blocks; one
-// hashing thread hashes; two more write and adopt the small files (only when there are).
+// hashing thread hashes; one more writes and adopts the small files (only when there are).
 // Errors: the first failure stops the run: in-flight fetches are cancelled, everything
 // written is synced and recorded, TransferFailed is logged for unfinished transfers, and the
 // status is returned (kNoSpace, kIOError, kIntegrity, kTransient, kNotFound, ...).
@@ -87,7 +87,7 @@ struct TransferRunnerOptions {
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
   // A small (in-memory) file is a blob now: called on the thread that adopted it (the small
-  // files' adopting thread, engine/small_files.h), never on the control thread, never two at once,
+  // files' writer, engine/small_files.h), never on the control thread, never two at once,
   // and not after Run() returns. Before its BlobVerified is recorded: for work that a crash
   // may lose (pull links the file into the staging tree, Materializer::Add).
   std::function<void(const std::string& path, const std::string& content_id)> on_small_blob;
