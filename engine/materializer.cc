@@ -16,15 +16,9 @@ using storage::FileInfo;
 
 Result<std::unique_ptr<Dir>> Materializer::OpenOrg(const std::string& repo, bool create) {
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
-  if (!create) return storage::OpenDirPath(root_, ModelsOrgRel(repo), false);
-  // Create models/ and models/<org>/ durably (the parent is fsynced when an entry is new).
-  bool made = false;
-  MS_RETURN_IF_ERROR(root_.MakeDir("models", &made));
-  if (made) MS_RETURN_IF_ERROR(storage::SyncNewDir(root_, "models"));
-  MS_ASSIGN_OR_RETURN(auto models, root_.OpenDir("models"));
-  MS_RETURN_IF_ERROR(models->MakeDir(RepoOrg(repo), &made));
-  if (made) MS_RETURN_IF_ERROR(storage::SyncNewDir(*models, RepoOrg(repo)));
-  return models->OpenDir(RepoOrg(repo));
+  // With `create`, models/ and models/<org>/ are made durably (OpenDirPath: the parent of a
+  // new entry is fsynced, and the entry removed again if that fails).
+  return storage::OpenDirPath(root_, ModelsOrgRel(repo), create);
 }
 
 Status Materializer::CleanStaging(const std::string& repo) {

@@ -395,12 +395,6 @@ Status UnlinkPath(Dir& base, std::string_view rel) {
   return (p.first ? *p.first : base).Unlink(p.second);
 }
 
-Status SyncNewDir(Dir& parent, std::string_view name) {
-  Status s = parent.Sync();
-  if (!s.ok()) (void)parent.RemoveDir(name);  // a later run creates it again, and syncs
-  return s;
-}
-
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create) {
   if (rel.empty()) return Status::InvalidArgument("empty directory path under " + base.path());
   std::unique_ptr<Dir> cur;
@@ -414,7 +408,14 @@ Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool c
     if (create) {
       bool made = false;
       MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
-      if (made) MS_RETURN_IF_ERROR(SyncNewDir(*at, comp));
+      if (made) {
+        // The new entry must survive a power loss. If its sync fails, the (empty) directory
+        // goes again: a later call would find it and take it as durable.
+        if (Status s = at->Sync(); !s.ok()) {
+          (void)at->RemoveDir(comp);
+          return s;
+        }
+      }
     }
     MS_ASSIGN_OR_RETURN(auto next, at->OpenDir(comp));
     cur = std::move(next);

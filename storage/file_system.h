@@ -174,13 +174,10 @@ FileSystem* RealFileSystem();
 Status CheckComponent(std::string_view name, std::string_view where);
 
 // Opens (and with `create`, makes) the directory `rel` ("a/b/c", validated component by
-// component) below `base`. A directory it creates is made durable (its parent is synced). `rel`
-// must not be empty.
+// component) below `base`. A directory it creates is made durable (its parent is synced; if
+// that fails the new directory is removed again and the error returned). `rel` must not be
+// empty.
 Result<std::unique_ptr<Dir>> OpenDirPath(Dir& base, std::string_view rel, bool create);
-// After parent.MakeDir(name) created it: fsyncs parent so the new entry survives a power
-// loss. If that fails, the (empty) directory is removed again: a later run creates it anew
-// and syncs, where finding it would have taken it as durable.
-Status SyncNewDir(Dir& parent, std::string_view name);
 
 // lstat of base/rel ("a/b/c"): the directories on the way are opened as OpenDirPath does
 // (never through a symlink: one there is an error), the last component is not followed.

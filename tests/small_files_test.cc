@@ -158,9 +158,9 @@ TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, n
 }
 
 TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") {
-  // Two threads: the writes of the next batch go on while a batch is adopted, but an
-  // adoption must find every file queued before it written. Writes are slowed here (1 ms
-  // each) so that an adoption that did not wait would rename files that are not there yet.
+  // An adoption must find every file queued before it written, however the jobs are run.
+  // Writes are slowed here (1 ms each) so that an adoption that did not wait would rename
+  // files that are not there yet.
   Store st;
   st.fs.SetHook([](FsOp op, uint64_t, const std::string&) {
     if (op == FsOp::kCreate) std::this_thread::sleep_for(std::chrono::milliseconds(1));
