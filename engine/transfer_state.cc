@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/copy.h"
 #include "base/platform.h"
 #include "engine/transfer_cadence.h"
 
@@ -162,7 +163,7 @@ Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t 
       }
     }
     if (b) {
-      std::memcpy(b->data + (offset - begin), data, seg);
+      CopyStreaming(b->data + (offset - begin), data, seg);  // hashed and written by others
       std::lock_guard<std::mutex> lock(mu);
       b->have.Add(piece);
       --b->pins;

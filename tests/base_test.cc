@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "base/byte_range.h"
+#include "base/copy.h"
 #include "base/fs.h"
 #include "base/hash.h"
 #include "base/status.h"
@@ -27,6 +29,27 @@ TEST_CASE("sha256 incremental equals one-shot") {
     h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
   CHECK(h.FinishHex() == Sha256Hex(data));
   CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_CASE("CopyStreaming copies every length at every alignment, and nothing else") {
+  // Lengths around the 16-byte head and the 64-byte steps, and one of a transfer's pieces;
+  // every offset of the destination and source within a cache line.
+  std::string src(300000, '\0');
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>(i * 131 % 251 + 1);
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n <= 200; ++n) lengths.push_back(n);
+  lengths.push_back(4096 + 17);
+  lengths.push_back(262144 + 5);
+  for (size_t n : lengths)
+    for (size_t d = 0; d < 64; d += (n > 200 ? 7 : 1))
+      for (size_t s : {size_t{0}, size_t{1}, size_t{13}, size_t{63}}) {
+        std::string dst(n + 128, '\0');
+        CopyStreaming(dst.data() + d, src.data() + s, n);
+        INFO("n=" << n << " dst+" << d << " src+" << s);
+        REQUIRE(dst.compare(d, n, src, s, n) == 0);
+        REQUIRE(dst.find_first_not_of('\0', 0) >= (n == 0 ? dst.size() : d));
+        REQUIRE(dst.find_first_not_of('\0', d + n) == std::string::npos);
+      }
 }
 
 TEST_CASE("RangeSet merges, finds gaps and agrees with a bitmap") {
