@@ -15,8 +15,9 @@
 // O_DIRECT, an ordinary write elsewhere); only then is its span `received`, which is what the
 // control thread syncs and records (write -> fdatasync -> RangesCommitted, as before). It is
 // hashed from memory when the hashed prefix reaches it, and freed when written and hashed.
-// So each byte is copied once (network buffer -> block), hashed once from memory and, with
-// O_DIRECT, written once by DMA: no page-cache pages to fill, write back, drop and read back.
+// So each byte is copied once (network buffer -> block, with streaming stores: base/copy.h),
+// hashed once from memory and, with O_DIRECT, written once by DMA: no page-cache pages to
+// fill, write back, drop and read back.
 //
 // At most kWindowBlocks blocks exist across all transfers, kFrontierBlocks of them kept for
 // the block each transfer's hashed prefix waits for. A fetch whose next bytes would need a
@@ -166,7 +167,8 @@ struct TransferShared {
       if (cut) n = static_cast<size_t>(stop - offset);
       if (offset + n > x_->fp->size)
         return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
-      {
+      if (!first_byte_noted_) {  // the lock once per fetch, not for every piece
+        first_byte_noted_ = true;
         std::lock_guard<std::mutex> lock(impl_->mu);
         SeeFirstByte();
       }
@@ -211,6 +213,7 @@ struct TransferShared {
    private:
     TransferShared* impl_;
     Xfer* x_;
+    bool first_byte_noted_ = false;  // the Hub's loop thread's own: first_byte_seen is set
     const Clock* clock_;
 
    public:
