@@ -19,7 +19,7 @@ void Split(ByteRange r, uint64_t chunk, std::vector<ByteRange>* out) {
 
 }  // namespace
 
-std::string ContentIdOf(const modelsync::v1::FileEntry& f) {
+const std::string& ContentIdOf(const modelsync::v1::FileEntry& f) {
   return f.lfs_sha256().empty() ? f.git_oid() : f.lfs_sha256();
 }
 
@@ -88,9 +88,14 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
   }
 
   // Live transfers by content id, for resume (best first: most committed, then lowest id).
-  std::map<std::string, std::vector<const TransferState*>> transfers;
+  std::map<std::string_view, std::vector<const TransferState*>> transfers;
   for (const auto& [tid, t] : state.transfers)
     if (wanted.count(t.content_id)) transfers[t.content_id].push_back(&t);
+  static const std::vector<const TransferState*> kNone;
+  auto transfers_of = [&](const std::string& id) -> const std::vector<const TransferState*>& {
+    auto it = transfers.find(id);
+    return it == transfers.end() ? kNone : it->second;
+  };
 
   std::map<std::string, std::string> fetcher;  // content id -> path that fetches it
   std::set<uint64_t> discard;
@@ -114,14 +119,14 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
         fp.verify_blob = !recorded;
       }
       // Transfers of content we already hold are useless.
-      for (auto* t : transfers[fp.content_id]) discard.insert(t->id);
+      for (auto* t : transfers_of(fp.content_id)) discard.insert(t->id);
     } else if (auto fe = fetcher.find(fp.content_id); fe != fetcher.end()) {
       fp.action = FileAction::kLink;
       fp.fetched_by = fe->second;
     } else {
       fetcher[fp.content_id] = fp.path;
       const TransferState* best = nullptr;
-      for (auto* t : transfers[fp.content_id]) {
+      for (auto* t : transfers_of(fp.content_id)) {
         auto p = obs.partials.find(t->id);
         bool usable = t->size == fp.size && p != obs.partials.end() && p->second == fp.size;
         if (!usable) {
@@ -169,26 +174,27 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
   plan.discard_transfers.assign(discard.begin(), discard.end());
 
   // Removals: the active revision's paths the target no longer has.
-  std::set<std::string> target_paths;
-  for (auto* f : files) target_paths.insert(f->path());
+  std::set<std::string_view> target_paths;
+  for (auto* f : files) target_paths.insert(target_paths.end(), f->path());  // sorted above
   for (const auto& [path, id] : repo.materialized)
     if (!target_paths.count(path)) plan.removals.push_back(path);
 
   // What gc can free afterwards: content the old revision used that nothing else will.
-  std::set<std::string> still_used;
-  for (const auto& [id, size] : wanted) still_used.insert(id);
+  std::set<std::string_view> still_used;
+  for (const auto& [id, size] : wanted) still_used.insert(still_used.end(), id);
   for (const auto& [name, other] : state.repos)
     if (name != in.repo)
       for (const auto& [p, id] : other.materialized) still_used.insert(id);
-  std::set<std::string> freed;
+  std::set<std::string_view> freed;
   for (const auto& [path, id] : repo.materialized)
     if (!still_used.count(id)) freed.insert(id);
-  for (const auto& id : freed)
-    if (auto b = state.blobs.find(id); b != state.blobs.end()) plan.free_bytes += b->second;
+  for (std::string_view id : freed)
+    if (auto b = state.blobs.find(std::string(id)); b != state.blobs.end())
+      plan.free_bytes += b->second;
 
   // The user's files: kept wherever the directory goes.
   plan.user_files = UserFiles(obs, target_paths, repo.materialized);
-  std::set<std::string> user(plan.user_files.begin(), plan.user_files.end());
+  std::set<std::string_view> user(plan.user_files.begin(), plan.user_files.end());
 
   // The directory: rebuilt unless every target file is intact and nothing else of ours is there.
   bool all_intact = obs.model_dir_exists;
@@ -197,10 +203,12 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
     if (!target_paths.count(path) && !user.count(path)) all_intact = false;
   plan.build_dir = !all_intact || !plan.removals.empty();
 
-  std::map<std::string, std::string> target_map;
-  for (const auto& fp : plan.files) target_map[fp.path] = fp.content_id;
-  plan.activate =
-      plan.build_dir || repo.active_commit != in.commit || repo.materialized != target_map;
+  // plan.files is in path order, as is repo.materialized.
+  bool same_files = repo.materialized.size() == plan.files.size();
+  auto mit = repo.materialized.begin();
+  for (size_t i = 0; same_files && i < plan.files.size(); ++i, ++mit)
+    same_files = mit->first == plan.files[i].path && mit->second == plan.files[i].content_id;
+  plan.activate = plan.build_dir || repo.active_commit != in.commit || !same_files;
 
   // Markers. The requested one is valid now only if the log says so and the active
   // revision's files are all on disk with their sizes (a cheap check; verify re-hashes).
@@ -242,7 +250,7 @@ bool IsMaterialized(const ObservedFile& f, const std::string& cid, uint64_t size
   return m != materialized.end() && m->second == cid;
 }
 
-std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string>& target,
+std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string_view>& target,
                                    const std::map<std::string, std::string>& materialized) {
   std::vector<std::string> out;
   for (const auto& [path, of] : obs.model_files)

@@ -31,6 +31,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/byte_range.h"
@@ -40,7 +41,7 @@
 
 namespace modelsync::engine {
 
-std::string ContentIdOf(const modelsync::v1::FileEntry& f);
+const std::string& ContentIdOf(const modelsync::v1::FileEntry& f);
 inline bool IsLfs(const modelsync::v1::FileEntry& f) { return !f.lfs_sha256().empty(); }
 
 // One entry below models/<org>/<name>/ (directories are not listed, only what they hold).
@@ -154,7 +155,7 @@ Result<Plan> MakePlan(const PlanInput& in, const State& state, const Observation
 
 // The user's own files in an observed model directory: regular files that are not links to
 // any blob, at paths neither in `target` nor in `materialized` (what the log put there).
-std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string>& target,
+std::vector<std::string> UserFiles(const Observation& obs, const std::set<std::string_view>& target,
                                    const std::map<std::string, std::string>& materialized);
 
 // Human-readable one-line-per-action summary (for logs and tests).

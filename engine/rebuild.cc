@@ -65,8 +65,8 @@ Status RebuildRepoLocal(Journal& journal, storage::Dir& root, storage::BlobStore
     }
     return Status::Ok();
   }
-  std::set<std::string> active;
-  for (const auto& [path, cid] : rs.materialized) active.insert(path);
+  std::set<std::string_view> active;
+  for (const auto& [path, cid] : rs.materialized) active.insert(active.end(), path);
   std::vector<std::string> user = UserFiles(obs, active, rs.materialized);
   if (!DirMatches(obs, rs.materialized, sizes, user.size())) {
     std::vector<MaterialFile> mf;
