@@ -67,17 +67,18 @@ void SmallFileWriter::Drain() {
 Status SmallFileWriter::Run(const Job& job) {
   if (job.files.empty()) {  // a write
     Status written = [&]() -> Status {
+      // Made new and read-only at once (mode 0444; the handle that creates it may still
+      // write it): a blob's mode, with no chmod, and AdoptBatch does not reopen it.
       const std::string tmp = ".tmp-" + job.content_id;
-      auto f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate);
+      auto f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
       if (!f.ok()) {
-        // A run that crashed after writing this content left its copy read-only (unless root,
-        // nobody may truncate it): removed, and made again.
+        // A run that crashed after writing this content left its copy (read-only): removed,
+        // and made again.
         if (!blobs_.dir().Unlink(tmp).ok()) return f.status();
-        f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateTruncate);
+        f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
         if (!f.ok()) return f.status();
       }
-      MS_RETURN_IF_ERROR((*f)->PWrite(0, job.bytes));
-      return (*f)->Chmod(0444);  // read-only as a blob, on this handle (AdoptBatch does not reopen)
+      return (*f)->PWrite(0, job.bytes);
     }();
     return written.With(job.path);  // name the repo file too
   }

@@ -180,8 +180,9 @@ class RealDir final : public Dir {
         return Status::IOError(Join(path_, name) + " is a symlink; refusing to follow it", e);
       return Err(e, "open", Join(path_, name));
     }
+    // What an open finds may be a FIFO or a device; what O_EXCL made is a new regular file.
     struct stat st {};
-    if (::fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (mode != OpenMode::kCreateExclusive && (::fstat(f, &st) != 0 || !S_ISREG(st.st_mode))) {
       ::close(f);
       return Status::IOError(Join(path_, name) + " is not a regular file", EINVAL);
     }

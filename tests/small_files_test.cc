@@ -130,31 +130,33 @@ TEST_CASE("SmallFileWriter: woken by an adoption, the caller takes it and finds 
 }
 
 TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, not a failure") {
-  // A run killed between a file's write (which makes it read-only) and its adoption leaves
-  // blobs/.tmp-<id> at 0444; a user who is not root may not truncate it (EACCES, injected
-  // here since the suite may run as root).
-  Store st;
-  const std::string a(40, 'a');
-  {
-    auto f = st.blobs->dir().OpenFile(".tmp-" + a, OpenMode::kCreateTruncate);
-    REQUIRE(f.ok());
-    REQUIRE((*f)->PWrite(0, "stale bytes").ok());
-    REQUIRE((*f)->Chmod(0444).ok());
+  // A run killed between a file's write and its adoption leaves blobs/.tmp-<id>, read-only:
+  // the exclusive create fails on it (EEXIST; a create may also be refused, EACCES, injected
+  // here since the suite may run as root), and the leftover is removed and made again.
+  for (int injected : {0, EACCES}) {
+    CAPTURE(injected);
+    Store st;
+    const std::string a(40, 'a');
+    {
+      auto f = st.blobs->dir().OpenFile(".tmp-" + a, OpenMode::kCreateTruncate, 0444);
+      REQUIRE(f.ok());
+      REQUIRE((*f)->PWrite(0, "stale bytes").ok());
+    }
+    SmallFileWriter w(*st.blobs, [] {});
+    Xfer xa;
+    st.fs.ResetCounts();
+    if (injected) st.fs.FailNth(FsOp::kCreate, 1, injected);
+    w.Write(a, "a.txt", "alpha");
+    w.Adopt({&xa}, {a});
+    w.Drain();
+    std::vector<Xfer*> got;
+    REQUIRE(w.TakeAdopted(&got).ok());
+    CHECK(got == std::vector<Xfer*>{&xa});
+    CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
+    struct stat sb{};
+    REQUIRE(::stat((st.t / (".modelsync/blobs/" + a)).c_str(), &sb) == 0);
+    CHECK((sb.st_mode & 0777) == 0444);
   }
-  SmallFileWriter w(*st.blobs, [] {});
-  Xfer xa;
-  st.fs.ResetCounts();
-  st.fs.FailNth(FsOp::kCreate, 1, EACCES);
-  w.Write(a, "a.txt", "alpha");
-  w.Adopt({&xa}, {a});
-  w.Drain();
-  std::vector<Xfer*> got;
-  REQUIRE(w.TakeAdopted(&got).ok());
-  CHECK(got == std::vector<Xfer*>{&xa});
-  CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
-  struct stat sb{};
-  REQUIRE(::stat((st.t / (".modelsync/blobs/" + a)).c_str(), &sb) == 0);
-  CHECK((sb.st_mode & 0777) == 0444);
 }
 
 TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") {
