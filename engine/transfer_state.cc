@@ -117,10 +117,11 @@ void TransferShared::WriteLoop() {
       failure = s.With(x->fp->path);
     }
     // The control thread is woken for what it acts on (a failure, a sync due by size, a
-    // transfer all written, the queue drained for WaitWrites), not for every block: it looks
-    // at the rest on its clock.
+    // transfer all written, the queue drained while WaitWrites waits), not for every block
+    // (nor every time the writers catch up with the network): it looks at the rest on its
+    // clock.
     if (!s.ok() || x->unsynced >= kSyncBytes || x->received.Contains({0, x->fp->size}) ||
-        (write_jobs.empty() && writing == 0)) {
+        (awaiting_writes && write_jobs.empty() && writing == 0)) {
       wake = true;
       cv.notify_all();
     }
@@ -236,7 +237,9 @@ uint64_t TransferShared::HashableEnd(Xfer* x) {
 }
 
 void TransferShared::WaitWrites(std::unique_lock<std::mutex>& lock) {
+  awaiting_writes = true;
   cv.wait(lock, [&] { return write_jobs.empty() && writing == 0; });
+  awaiting_writes = false;
 }
 
 Status TransferShared::SpillBlocks(Xfer* x) {

@@ -237,6 +237,7 @@ struct TransferShared {
   std::vector<std::thread> writer_threads;
   std::deque<std::pair<Xfer*, Block*>> write_jobs;
   int writing = 0;  // blocks being written now
+  bool awaiting_writes = false;  // WaitWrites is waiting: the writers wake it when drained
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
   // runner before any fetch) when blocks are freed (WakeStarved).
