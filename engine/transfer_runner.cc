@@ -114,6 +114,13 @@ Status TransferRunner::Run(const Plan& plan) {
   uint64_t todo_bytes = 0;
   for (auto& x : impl.xfers)
     for (const ByteRange& t : x->todo) todo_bytes += t.size();
+  // The window's memory is made here, before any fetch, where a page fault that must first
+  // find a huge page costs the pull a moment and not the network loop.
+  for (auto& x : impl.xfers)
+    if (!x->memory && !x->todo.empty()) {
+      impl.MakePool();
+      break;
+    }
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };

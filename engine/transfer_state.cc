@@ -19,9 +19,7 @@ TransferShared::~TransferShared() {
   write_cv.notify_all();
   if (hasher_thread.joinable()) hasher_thread.join();
   for (auto& t : writer_threads) t.join();
-  for (auto& x : xfers)
-    for (auto& [begin, b] : x->blocks) std::free(b->data);
-  for (char* p : free_blocks) std::free(p);
+  std::free(pool);  // every block's memory
 }
 
 void TransferShared::HashLoop() {
@@ -304,6 +302,16 @@ Status TransferShared::FlushPartialBlocks(Xfer* x) {
   return s;
 }
 
+void TransferShared::MakePool() {
+  if (pool) return;
+  static_assert(kWindowBlocks * kBlock % platform::kHugePage == 0);
+  constexpr size_t kBytes = kWindowBlocks * kBlock;
+  pool = static_cast<char*>(std::aligned_alloc(platform::kHugePage, kBytes));
+  if (!pool) return;
+  platform::AdviseHugePages(pool, kBytes);
+  for (size_t i = 0; i < kBytes; i += 4096) pool[i] = 0;  // every page, whatever its size
+}
+
 void TransferShared::DropBlocks(Xfer* x) {
   for (auto& [begin, b] : x->blocks) free_blocks.push_back(b->data);
   x->blocks.clear();
@@ -315,8 +323,8 @@ Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
   if (!frontier && held() >= kWindowBlocks - kFrontierBlocks) return nullptr;
   char* data = nullptr;
   if (free_blocks.empty() && blocks_made < kWindowBlocks) {
-    data = static_cast<char*>(std::aligned_alloc(platform::kDirectAlign, kBlock));
-    if (data) ++blocks_made;
+    MakePool();
+    if (pool) data = pool + blocks_made++ * kBlock;
   }
   if (!data && free_blocks.empty() && !GiveUpOne()) return nullptr;
   if (!data) {

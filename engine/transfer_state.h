@@ -233,6 +233,17 @@ struct TransferShared {
   // hold blocks; the writing threads' queue, and how many blocks they are writing now.
   std::vector<char*> free_blocks;
   size_t blocks_made = 0;
+  // The blocks' memory: kWindowBlocks blocks in one region, 2 MiB aligned and advised to be
+  // backed by huge pages (fewer page pins per O_DIRECT write, fewer TLB misses for the copy
+  // and the hash), made by MakePool: by the runner before its first fetch, or by the first
+  // block. Blocks are handed out in address order.
+  char* pool = nullptr;
+  // Makes `pool` (once) and touches every page of it: with huge pages the kernel may have to
+  // compact memory to find them, which is better paid before the fetches than in a page
+  // fault on the network loop's thread. Without memory, pool stays null (no block is made:
+  // the fetches write to their files). Called with or without mu held, before the threads
+  // that use blocks run or under mu.
+  void MakePool();
   std::set<Xfer*> windowed;
   std::vector<std::thread> writer_threads;
   std::deque<std::pair<Xfer*, Block*>> write_jobs;
