@@ -115,12 +115,13 @@ Status TransferRunner::Run(const Plan& plan) {
   for (auto& x : impl.xfers)
     for (const ByteRange& t : x->todo) todo_bytes += t.size();
   // The window's memory is made here, before any fetch, where a page fault that must first
-  // find a huge page costs the pull a moment and not the network loop.
+  // find a huge page costs the pull a moment and not the network loop: as many blocks as the
+  // fetches into files may fill (each range may start and end inside a block).
+  size_t window_blocks = 0;
   for (auto& x : impl.xfers)
-    if (!x->memory && !x->todo.empty()) {
-      impl.MakePool();
-      break;
-    }
+    if (!x->memory)
+      for (const ByteRange& t : x->todo) window_blocks += t.size() / kBlock + 2;
+  if (window_blocks > 0) impl.MakePool(window_blocks);
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };

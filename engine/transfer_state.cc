@@ -302,14 +302,15 @@ Status TransferShared::FlushPartialBlocks(Xfer* x) {
   return s;
 }
 
-void TransferShared::MakePool() {
+void TransferShared::MakePool(size_t touch_blocks) {
   if (pool) return;
   static_assert(kWindowBlocks * kBlock % platform::kHugePage == 0);
   constexpr size_t kBytes = kWindowBlocks * kBlock;
   pool = static_cast<char*>(std::aligned_alloc(platform::kHugePage, kBytes));
   if (!pool) return;
   platform::AdviseHugePages(pool, kBytes);
-  for (size_t i = 0; i < kBytes; i += 4096) pool[i] = 0;  // every page, whatever its size
+  const size_t touch = std::min(touch_blocks, kWindowBlocks) * kBlock;
+  for (size_t i = 0; i < touch; i += 4096) pool[i] = 0;  // every page, whatever its size
 }
 
 void TransferShared::DropBlocks(Xfer* x) {
@@ -323,7 +324,7 @@ Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
   if (!frontier && held() >= kWindowBlocks - kFrontierBlocks) return nullptr;
   char* data = nullptr;
   if (free_blocks.empty() && blocks_made < kWindowBlocks) {
-    MakePool();
+    MakePool(0);  // (the runner made it already where it had fetches to make)
     if (pool) data = pool + blocks_made++ * kBlock;
   }
   if (!data && free_blocks.empty() && !GiveUpOne()) return nullptr;

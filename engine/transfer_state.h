@@ -238,12 +238,13 @@ struct TransferShared {
   // and the hash), made by MakePool: by the runner before its first fetch, or by the first
   // block. Blocks are handed out in address order.
   char* pool = nullptr;
-  // Makes `pool` (once) and touches every page of it: with huge pages the kernel may have to
-  // compact memory to find them, which is better paid before the fetches than in a page
-  // fault on the network loop's thread. Without memory, pool stays null (no block is made:
-  // the fetches write to their files). Called with or without mu held, before the threads
-  // that use blocks run or under mu.
-  void MakePool();
+  // Makes `pool` (once) and touches the pages of its first `touch_blocks` blocks (the ones a
+  // run will use first): with huge pages the kernel may have to compact memory to find them,
+  // which is better paid before the fetches than in a page fault on the network loop's
+  // thread; a pull with a few MiB to fetch touches a few MiB. Pages not touched here fault
+  // when first used. Without memory, pool stays null (no block is made: the fetches write to
+  // their files). Called before the threads that use blocks run, or under mu.
+  void MakePool(size_t touch_blocks);
   std::set<Xfer*> windowed;
   std::vector<std::thread> writer_threads;
   std::deque<std::pair<Xfer*, Block*>> write_jobs;
