@@ -70,6 +70,11 @@ void TransferShared::HashLoop() {
         b->hashed = true;
         MaybeFree(x, b);
       }
+      // The prefix grew: a fetch refused while its block was not yet the one the hashed
+      // prefix waits for may be that fetch now. Read back from the file (written there when
+      // no block was free), the prefix frees no block, and without this look nothing would
+      // wake it (every other fetch paused by the window: a standstill).
+      WakeStarved();
     }
     x->hash_error = s;
     x->hash_busy.store(false);
@@ -215,7 +220,10 @@ bool TransferShared::Admit(const Sink* s, uint64_t offset) {
     }
     if (!releasing) return true;
   }
-  refused.push_back({x, offset});
+  // A fetch asked again while still refused is listed once (the wake-ups of the rate
+  // limiter ask every paused fetch each time).
+  if (std::find(refused.begin(), refused.end(), std::make_pair(x, offset)) == refused.end())
+    refused.push_back({x, offset});
   return false;
 }
 

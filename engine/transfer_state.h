@@ -22,8 +22,9 @@
 // At most kWindowBlocks blocks exist across all transfers, kFrontierBlocks of them kept for
 // the block each transfer's hashed prefix waits for. A fetch whose next bytes would need a
 // block beyond that is refused (Admit: the Hub pauses it, TCP slows the server) and woken when
-// blocks are freed (WakeStarved), so a link faster than the hashing does not push bytes out
-// to be read back. Only where the window holds nothing that is about to be freed does the
+// blocks are freed or the hashed prefix reaches its block (WakeStarved: also when the prefix
+// grows by bytes read back from the file, which frees no block), so a link faster than the
+// hashing does not push bytes out to be read back. Only where the window holds nothing that is about to be freed does the
 // fetch the hasher waits for give up a written block further ahead (read back later), or
 // write to the file directly: never a standstill.
 //
@@ -252,7 +253,7 @@ struct TransferShared {
   bool awaiting_writes = false;  // WaitWrites is waiting: the writers wake it when drained
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
-  // runner before any fetch) when blocks are freed (WakeStarved).
+  // runner before any fetch) when blocks are freed or the hashed prefix grows (WakeStarved).
   std::vector<std::pair<Xfer*, uint64_t>> refused;  // since the last wake: whose, where
   std::function<void()> wake_sinks;
 

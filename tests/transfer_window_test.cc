@@ -1,0 +1,130 @@
+// engine/transfer_state.h: the memory window's backpressure. A fetch the window refuses is
+// paused by the Hub until TransferShared calls wake_sinks; these cases check that every way
+// the hashed prefix can reach a refused fetch's block wakes it (a missed wake-up is a
+// standstill: every fetch paused, nothing left to free a block).
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/hash.h"
+#include "engine/transfer_state.h"
+#include "storage/file_system.h"
+#include "storage/partial_file.h"
+#include "test_util.h"
+
+using namespace modelsync;
+using namespace modelsync::engine;
+using modelsync::testing::TempDir;
+
+namespace {
+
+// One transfer of `size` bytes into a real partial file, with the runner's threads.
+struct Window {
+  TempDir dir;
+  std::unique_ptr<storage::Dir> root;
+  std::unique_ptr<storage::PartialStore> store;
+  FilePlan fp;
+  TransferShared shared;
+  Xfer* x = nullptr;
+  std::atomic<int> wakes{0};
+
+  explicit Window(uint64_t size) {
+    auto r = storage::RealFileSystem()->OpenRoot(dir.path(), false);
+    REQUIRE(r.ok());
+    root = std::move(*r);
+    auto s = storage::PartialStore::Open(*root);
+    REQUIRE(s.ok());
+    store = std::move(*s);
+    fp.path = "model.safetensors";
+    fp.size = size;
+    fp.lfs = true;
+    auto owned = std::make_unique<Xfer>();
+    x = owned.get();
+    x->fp = &fp;
+    x->id = 1;
+    auto f = store->Create(1, size);
+    REQUIRE(f.ok());
+    x->file = std::move(*f);
+    x->hasher = std::make_unique<Hasher>(HashKind::kSha256, size);
+    x->started = true;
+    shared.xfers.push_back(std::move(owned));
+    shared.MakePool(kWindowBlocks);
+    shared.wake_sinks = [this] { ++wakes; };
+    shared.hasher_thread = std::thread([this] { shared.HashLoop(); });
+    for (int i = 0; i < kWriters; ++i)
+      shared.writer_threads.emplace_back([this] { shared.WriteLoop(); });
+  }
+  TransferShared::Sink Sink(ByteRange r) {
+    return TransferShared::Sink(&shared, x, r, SystemClock::Default());
+  }
+  bool Eventually(const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
+  }
+};
+
+// The window's non-frontier blocks all held by fetches far ahead (each has a few bytes of its
+// block), as when many paced fetches run at once.
+void FillWindowAhead(Window& w, const std::string& bytes) {
+  for (size_t i = 0; i < kWindowBlocks - kFrontierBlocks; ++i) {
+    const uint64_t at = (16 + i) * kBlock;
+    REQUIRE(w.shared.Stage(w.x, at, bytes.data(), 4096).ok());
+  }
+  std::lock_guard<std::mutex> lock(w.shared.mu);
+  REQUIRE(w.shared.held() == kWindowBlocks - kFrontierBlocks);
+}
+
+}  // namespace
+
+TEST_CASE("window: a refused fetch is woken when the hashed prefix reaches it through the file") {
+  Window w(48 * kBlock);
+  const std::string bytes(kBlock, 'm');
+  FillWindowAhead(w, bytes);
+  // The fetch of [1 MiB, 2 MiB) is refused: its next bytes need a new block, and the prefix
+  // (nothing hashed yet) waits for block 0, not for its block.
+  auto ahead = w.Sink({kBlock, 2 * kBlock});
+  CHECK_FALSE(ahead.Ready(kBlock));  // (Sink::Ready is Admit)
+  CHECK(w.wakes.load() == 0);
+
+  // Block 0 arrives where no block may be made for it: its first bytes are on the file
+  // already (a resumed transfer's committed bytes), so the rest is written to the file too and
+  // hashed by reading it back; no block is freed on the way.
+  REQUIRE(w.x->file->Write(0, std::string_view(bytes.data(), 4096)).ok());
+  {
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    w.x->received.Add({0, 4096});
+  }
+  REQUIRE(w.shared.Stage(w.x, 4096, bytes.data(), kBlock - 4096).ok());
+  REQUIRE(w.Eventually([&] { return w.x->hashed.load() == kBlock; }));
+  // Its block is the one the prefix waits for now: it is woken, and admitted.
+  CHECK(w.Eventually([&] { return w.wakes.load() > 0; }));
+  CHECK(ahead.Ready(kBlock));
+}
+
+TEST_CASE("window: a refused fetch is woken when the block before it is hashed and freed") {
+  Window w(48 * kBlock);
+  const std::string bytes(kBlock, 'm');
+  FillWindowAhead(w, bytes);
+  auto ahead = w.Sink({kBlock, 2 * kBlock});
+  CHECK_FALSE(ahead.Ready(kBlock));
+  // Block 0 through the window (the frontier may take the reserve): written, hashed, freed.
+  REQUIRE(w.shared.Stage(w.x, 0, bytes.data(), kBlock).ok());
+  REQUIRE(w.Eventually([&] { return w.x->hashed.load() == kBlock; }));
+  CHECK(w.Eventually([&] { return w.wakes.load() > 0; }));
+  CHECK(ahead.Ready(kBlock));
+}
+
+TEST_CASE("window: a fetch asked again while refused is listed once") {
+  Window w(48 * kBlock);
+  const std::string bytes(kBlock, 'm');
+  FillWindowAhead(w, bytes);
+  auto ahead = w.Sink({kBlock, 2 * kBlock});
+  for (int i = 0; i < 100; ++i) CHECK_FALSE(ahead.Ready(kBlock + 7));
+  std::lock_guard<std::mutex> lock(w.shared.mu);
+  CHECK(w.shared.refused.size() == 1);
+}
