@@ -102,6 +102,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     TransferRunnerOptions ro;
     ro.connections = c.o.connections > 0 ? c.o.connections : kDefaultConnections;
     ro.start_connections = StartConnections(hub->counters().api_round_trip_us);
+    ro.write_ahead = FarLink(hub->counters().api_round_trip_us);
     ro.cancel = c.o.cancel;
     ro.clock = c.env.clock;
     uint64_t rate_set = c.o.max_rate ? c.o.max_rate->load() : 0;

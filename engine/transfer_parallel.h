@@ -41,11 +41,12 @@ inline constexpr int kStartConnections = 8;
 // (0.98 -> 1.05 s, 1.41 -> 1.50 CPU-s on the cold 1 GiB pull).
 inline constexpr std::chrono::milliseconds kFarRoundTrip{10};
 inline constexpr int kFarStartConnections = 16;
+inline bool FarLink(uint64_t api_round_trip_us) {
+  return api_round_trip_us >=
+         static_cast<uint64_t>(std::chrono::microseconds(kFarRoundTrip).count());
+}
 inline int StartConnections(uint64_t api_round_trip_us) {
-  return api_round_trip_us >= static_cast<uint64_t>(
-                                  std::chrono::microseconds(kFarRoundTrip).count())
-             ? kFarStartConnections
-             : kStartConnections;
+  return FarLink(api_round_trip_us) ? kFarStartConnections : kStartConnections;
 }
 inline constexpr std::chrono::milliseconds kRateWindow{300};
 inline constexpr double kGrowthNeeded = 1.15;  // +15 % or the step is undone

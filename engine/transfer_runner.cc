@@ -125,6 +125,7 @@ Status TransferRunner::Run(const Plan& plan) {
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };
+  impl.write_ahead = options_.write_ahead;
 
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::Ok();

@@ -30,7 +30,10 @@
 // Memory and backpressure: at most kWindowBlocks blocks (32 MiB) are held. When the network
 // is faster than the hashing (loopback, a LAN), the fetches ahead of the hashed prefix pause
 // (FetchSink::Ready: their connections stop reading, TCP slows the server) rather than push
-// bytes out to be read back, and resume when blocks are freed.
+// bytes out to be read back, and resume when blocks are freed. On a far link
+// (TransferRunnerOptions::write_ahead) they do not pause: a paused connection's bandwidth is
+// lost there, so the bytes the window has no room for go to the partial file and are read back
+// to be hashed.
 //
 // PERF (page cache): where the file system takes O_DIRECT the blocks bypass the page cache
 // altogether. Otherwise (and for the bytes written the ordinary way) fresh page-cache pages
@@ -84,6 +87,15 @@ struct TransferRunnerOptions {
   // Fetches in flight at the start (ConnectionGovernor; StartConnections picks it from the
   // link's round trip); the cap above still bounds it.
   int start_connections = kStartConnections;
+  // What a fetch does when the memory window has no room for its bytes (transfer_state.h):
+  // false, it pauses until the hashed prefix catches up; true (a far link, FarLink), it goes
+  // on and writes them to the file, to be read back when the prefix reaches them. On a far
+  // link a paused connection's bandwidth is lost and the CPU has room for the read-back
+  // (throttled 1 GiB, 16 connections at 50 MB/s: the frontier's one connection alone ran
+  // for whole seconds; 2.1-2.3 -> ~1.9 s); near (loopback, a LAN) the CPU is the limit and
+  // the read-back and buffered writes cost it (cold 1 GiB on loopback, always writing ahead:
+  // 0.85 -> 1.6 s).
+  bool write_ahead = false;
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
   // A small (in-memory) file is a blob now: called on the thread that adopted it (the small

@@ -26,7 +26,8 @@
 // grows by bytes read back from the file, which frees no block), so a link faster than the
 // hashing does not push bytes out to be read back. Only where the window holds nothing that is about to be freed does the
 // fetch the hasher waits for give up a written block further ahead (read back later), or
-// write to the file directly: never a standstill.
+// write to the file directly: never a standstill. On a far link (write_ahead) no fetch is
+// refused: where the window is full, the bytes ahead go to the file and are read back.
 //
 // A block is made only for a span none of whose bytes are `received` (resumed bytes, a span
 // written directly): such spans are written as they come and read back to be hashed. Bytes
@@ -252,6 +253,9 @@ struct TransferShared {
   int writing = 0;  // blocks being written now
   bool awaiting_writes = false;  // WaitWrites is waiting: the writers wake it when drained
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
+  // Admit never refuses: bytes the window has no block for are written to the file (Stage)
+  // and read back to be hashed (TransferRunnerOptions::write_ahead). Set before any fetch.
+  bool write_ahead = false;
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
   // runner before any fetch) when blocks are freed or the hashed prefix grows (WakeStarved).
   std::vector<std::pair<Xfer*, uint64_t>> refused;  // since the last wake: whose, where
@@ -274,7 +278,8 @@ struct TransferShared {
   // The Hub's loop thread, before each piece of a window transfer: whether sink s may
   // deliver the bytes at offset now. When the window is full only the fetch filling the block
   // a transfer's hashed prefix waits for goes on; the others pause until a block is freed, so
-  // a link faster than the hashing does not push blocks out to be read back.
+  // a link faster than the hashing does not push blocks out to be read back. With
+  // write_ahead (a far link) it never refuses.
   bool Admit(const Sink* s, uint64_t offset);
   // Hands the hashing thread a job for x when it has none and more of x is hashable (mu
   // held). The control thread, the loop thread (a block whole) and the writers call it.

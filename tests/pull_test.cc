@@ -138,26 +138,31 @@ TEST_CASE("include and exclude select files as the hub's CLI does") {
   CHECK_FALSE(fs::exists(dir + "/model.safetensors"));
 }
 
-TEST_CASE("crash-resume: SIGKILL at seeded random moments, every rerun converges") {
+// SIGKILL at seeded random moments of pulls of `weights_mib` MiB over a CDN that caps each of
+// `conns` connections at per_conn bytes/s (plus `extra` faults); every rerun converges, a
+// marker only ever names a complete model, and each kill costs at most what arrived since the
+// last sync.
+void CrashResume(uint32_t weights_mib, int conns, uint64_t per_conn, json extra,
+                 std::map<std::string, std::string> more_env, int kKills, int first_ms) {
   fixtures::FixtureOptions fo = Hub::Small();
-  fo.weights_bytes = 16u << 20;
+  fo.weights_bytes = weights_mib << 20;
   fo.only = {"model"};
   Hub hub(fo);
-  const uint64_t per_conn = 6'000'000;
-  const int conns = 4;
-  REQUIRE(hub.emu.SetFaults(json::array({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                                          {"throttle_bps", per_conn}}})).ok());
+  json faults = json::array({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                              {"throttle_bps", per_conn}}});
+  for (const json& f : extra) faults.push_back(f);
+  REQUIRE(hub.emu.SetFaults(faults).ok());
   TempDir root;
   auto env = hub.Env(root.path());
+  for (auto& [k, v] : more_env) env[k] = v;
   std::mt19937 rng(20261125);
   uint64_t weights = 0;
   for (const auto& [p, s] : FixtureFiles(hub.fixtures, fixtures::kModelRepo, "main"))
     if (p == "model.safetensors") weights = s;
-  const int kKills = 20;
   int kills = 0;
   for (int i = 0; i < kKills; ++i) {
     pid_t pid = SpawnCli({"pull", fixtures::kModelRepo, "--connections", std::to_string(conns), "--quiet"}, env);
-    std::this_thread::sleep_for(std::chrono::milliseconds(60 + rng() % 250));
+    std::this_thread::sleep_for(std::chrono::milliseconds(first_ms + rng() % 250));
     ::kill(pid, SIGKILL);
     int code = WaitExit(pid);
     if (code == 128 + SIGKILL) ++kills;
@@ -169,14 +174,29 @@ TEST_CASE("crash-resume: SIGKILL at seeded random moments, every rerun converges
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(), "Tiny-Model-4bit") == "");
+  CHECK(RunCli({"verify", fixtures::kModelRepo}, env).exit_code == 0);
   json stats = *hub.emu.Stats();
   uint64_t cdn = stats["cdn"]["body_bytes"].get<uint64_t>();
   // Bytes lost per kill: what arrived after the last sync (<= 0.5 s of transfer, plus
   // control-loop slack) at the throttled rate.
-  const uint64_t window = per_conn * conns * 3 / 4;
+  const uint64_t window = per_conn * static_cast<uint64_t>(conns) * 3 / 4;
   MESSAGE("kills " << kills << ", weights " << weights << ", cdn bytes " << cdn << ", refetched "
                    << (cdn > weights ? cdn - weights : 0) << ", window/kill " << window);
+  CHECK(kills >= (kKills + 1) / 2);
   CHECK(cdn <= weights + static_cast<uint64_t>(kills) * window);
+}
+
+TEST_CASE("crash-resume: SIGKILL at seeded random moments, every rerun converges") {
+  CrashResume(16, 4, 6'000'000, json::array(), {}, 20, 60);
+}
+
+TEST_CASE("crash-resume on a far link: the bytes written ahead of the window are kept exactly") {
+  // A hub 20 ms away (TransferRunnerOptions::write_ahead), ranges of 4 MiB on 16
+  // connections at 2 MB/s each: the fetches ahead of the hashed prefix overflow the window's
+  // 24 MiB about 0.8 s into the download and write on into the partial file; the kills come
+  // later than that, among those writes.
+  CrashResume(96, 16, 2'000'000, json::array({{{"listener", "hub"}, {"latency_ms", 20}}}),
+              {{"MODELSYNC_CHUNK_BYTES", "4MiB"}}, 3, 1100);
 }
 
 TEST_CASE("faults from the hub end verified-correct or with the right error, never a wrong file") {
@@ -499,6 +519,27 @@ TEST_CASE("a link capped per connection: connections double while the rate grows
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(DoneEvent(r.out)["connections"] == 16);
+  }
+  SUBCASE("a far hub, the CDN capping each connection: the fetches the window has no room "
+          "for write ahead to the file, and the model is exact") {
+    // 16 fetches of 4 MiB at 4 MB/s each: those ahead of the hashed prefix fill the window's
+    // 24 MiB; on a far link they go on into the file (TransferRunnerOptions::write_ahead),
+    // and the hashing reads those bytes back.
+    REQUIRE(hub.emu.Reset().ok());
+    REQUIRE(hub.emu.SetFaults({{{"listener", "hub"}, {"latency_ms", 20}},
+                               {{"match", "model.safetensors"}, {"listener", "cdn"},
+                                {"throttle_bps", 4000000}}})
+                .ok());
+    TempDir root;
+    auto env = hub.Env(root.path());
+    env["MODELSYNC_CHUNK_BYTES"] = "4MiB";
+    auto r = RunCli({"pull", fixtures::kModelRepo, "--json"}, env);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(CompareModel(hub.fixtures, fixtures::kModelRepo, "main", root.path(),
+                       "Tiny-Model-4bit") == "");
+    CHECK(DoneEvent(r.out)["connections"] == 16);
+    CHECK(RunCli({"verify", fixtures::kModelRepo}, env).exit_code == 0);
   }
   SUBCASE("--connections 4 is a cap") {
     json done = pull(0, "512KiB", {"--connections", "4"});

@@ -128,3 +128,38 @@ TEST_CASE("window: a fetch asked again while refused is listed once") {
   std::lock_guard<std::mutex> lock(w.shared.mu);
   CHECK(w.shared.refused.size() == 1);
 }
+
+TEST_CASE("window: on a far link (write_ahead) a fetch is never refused; its bytes go to the "
+          "file and are hashed from there") {
+  Window w(48 * kBlock);
+  std::string bytes(2 * kBlock, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+  FillWindowAhead(w, bytes);
+  w.shared.write_ahead = true;
+  auto ahead = w.Sink({kBlock, 2 * kBlock});
+  REQUIRE(ahead.Ready(kBlock));
+  REQUIRE(w.shared.Stage(w.x, kBlock, bytes.data() + kBlock, kBlock).ok());
+  {
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    CHECK(w.shared.held() == kWindowBlocks - kFrontierBlocks);  // no block for it
+    CHECK(w.x->received.Contains({kBlock, 2 * kBlock}));         // on the file
+    CHECK(w.shared.refused.empty());
+  }
+  // Block 0 through the window: the prefix then runs on through the bytes on the file.
+  REQUIRE(w.shared.Stage(w.x, 0, bytes.data(), kBlock).ok());
+  REQUIRE(w.Eventually([&] { return w.x->hashed.load() == 2 * kBlock && !w.x->hash_busy.load(); }));
+  REQUIRE(w.Eventually([&] {  // block 0 is hashed from memory while the writers write it
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    return w.x->received.Contains({0, 2 * kBlock});
+  }));
+  std::string back;
+  REQUIRE(w.x->file->Read(0, 2 * kBlock, &back).ok());
+  CHECK(back == bytes);
+  // What was hashed is those bytes: the same hash as theirs, the same rest added to both.
+  const std::string rest(46 * kBlock, 'r');
+  Hasher expect(HashKind::kSha256, 48 * kBlock);
+  expect.Update(bytes);
+  expect.Update(rest);
+  w.x->hasher->Update(rest);
+  CHECK(w.x->hasher->FinishHex() == expect.FinishHex());
+}
