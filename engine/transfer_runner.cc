@@ -122,10 +122,10 @@ Status TransferRunner::Run(const Plan& plan) {
     if (!x->memory)
       for (const ByteRange& t : x->todo) window_blocks += t.size() / kBlock + 2;
   if (window_blocks > 0) impl.MakePool(window_blocks);
+  impl.write_ahead = options_.write_ahead;
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };
-  impl.write_ahead = options_.write_ahead;
 
   auto flush = [&]() -> Status {
     if (batch.empty()) return Status::Ok();

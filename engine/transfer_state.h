@@ -24,9 +24,9 @@
 // block beyond that is refused (Admit: the Hub pauses it, TCP slows the server) and woken when
 // blocks are freed or the hashed prefix reaches its block (WakeStarved: also when the prefix
 // grows by bytes read back from the file, which frees no block), so a link faster than the
-// hashing does not push bytes out to be read back. Only where the window holds nothing that is about to be freed does the
-// fetch the hasher waits for give up a written block further ahead (read back later), or
-// write to the file directly: never a standstill. On a far link (write_ahead) no fetch is
+// hashing does not push bytes out to be read back. Only where the window holds nothing that
+// is about to be freed does the fetch the hasher waits for give up a written block further
+// ahead (read back later), or write to the file directly: never a standstill. On a far link (write_ahead) no fetch is
 // refused: where the window is full, the bytes ahead go to the file and are read back.
 //
 // A block is made only for a span none of whose bytes are `received` (resumed bytes, a span

@@ -138,12 +138,12 @@ TEST_CASE("include and exclude select files as the hub's CLI does") {
   CHECK_FALSE(fs::exists(dir + "/model.safetensors"));
 }
 
-// SIGKILL at seeded random moments of pulls of `weights_mib` MiB over a CDN that caps each of
-// `conns` connections at per_conn bytes/s (plus `extra` faults); every rerun converges, a
-// marker only ever names a complete model, and each kill costs at most what arrived since the
-// last sync.
+// `rounds` pulls of `weights_mib` MiB, each SIGKILLed at a seeded random moment (first_ms + up
+// to 250 ms), over a CDN that caps each of `conns` connections at per_conn bytes/s (plus
+// `extra` faults): every rerun converges, a marker only ever names a complete model, and each
+// kill costs at most what arrived since the last sync.
 void CrashResume(uint32_t weights_mib, int conns, uint64_t per_conn, json extra,
-                 std::map<std::string, std::string> more_env, int kKills, int first_ms) {
+                 std::map<std::string, std::string> more_env, int rounds, int first_ms) {
   fixtures::FixtureOptions fo = Hub::Small();
   fo.weights_bytes = weights_mib << 20;
   fo.only = {"model"};
@@ -160,7 +160,7 @@ void CrashResume(uint32_t weights_mib, int conns, uint64_t per_conn, json extra,
   for (const auto& [p, s] : FixtureFiles(hub.fixtures, fixtures::kModelRepo, "main"))
     if (p == "model.safetensors") weights = s;
   int kills = 0;
-  for (int i = 0; i < kKills; ++i) {
+  for (int i = 0; i < rounds; ++i) {
     pid_t pid = SpawnCli({"pull", fixtures::kModelRepo, "--connections", std::to_string(conns), "--quiet"}, env);
     std::this_thread::sleep_for(std::chrono::milliseconds(first_ms + rng() % 250));
     ::kill(pid, SIGKILL);
@@ -182,7 +182,7 @@ void CrashResume(uint32_t weights_mib, int conns, uint64_t per_conn, json extra,
   const uint64_t window = per_conn * static_cast<uint64_t>(conns) * 3 / 4;
   MESSAGE("kills " << kills << ", weights " << weights << ", cdn bytes " << cdn << ", refetched "
                    << (cdn > weights ? cdn - weights : 0) << ", window/kill " << window);
-  CHECK(kills >= (kKills + 1) / 2);
+  CHECK(kills >= (rounds + 1) / 2);  // most rounds were killed mid-pull
   CHECK(cdn <= weights + static_cast<uint64_t>(kills) * window);
 }
 
