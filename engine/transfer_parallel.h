@@ -240,6 +240,25 @@ inline uint64_t ShareOf(uint64_t want, uint64_t left, int connections) {
   return share < want ? share : want;
 }
 
+// Staggered sizes (a far link, where every connection runs at its own capped rate). Fetches
+// launched together at one size end together, and so do the ones launched after them: the
+// hashed prefix then waits on the one connection filling the range at its front while the
+// others' bytes pile up ahead of it, and the hashing comes in bursts (throttled 1 GiB, 16
+// connections at 50 MB/s: the prefix at 50 MB/s for half a second while 800 MB/s arrived,
+// then 300+ MiB read back at the end). So a new fetch is sized to end `want / connections`
+// bytes (at one connection's rate) after the running fetch with the most left
+// (`longest_left`): fetches end in file order, one every want / connections bytes, and the
+// prefix reaches each range about when its last bytes are in. Whole MiB, at least kMinRange,
+// at most want; in the steady state every range is `want`.
+inline uint64_t Staggered(uint64_t want, uint64_t longest_left, int connections) {
+  if (connections < 2) return want;
+  const uint64_t gap = want / static_cast<uint64_t>(connections);
+  uint64_t size = longest_left + gap;
+  size = (size + (1ull << 20) - 1) >> 20 << 20;
+  if (size < kMinRange) size = kMinRange;
+  return size < want ? size : want;
+}
+
 // The next range to fetch from the front of `todo` (a planner chunk, or what is left of one):
 // at most `want` bytes, ending on a kSplitAlign boundary where it is cut (so the memory
 // window's blocks are filled by one fetch each). A rest shorter than kMinSplitPiece goes with

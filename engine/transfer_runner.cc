@@ -287,11 +287,25 @@ Status TransferRunner::Run(const Plan& plan) {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
+      // On a far link, sizes are staggered behind the running fetch with the most left
+      // (Staggered; each fetch launched in this pass counts as running).
+      uint64_t longest_left = 0;
+      if (options_.write_ahead)
+        for (auto& sk : impl.sinks)
+          if (!sk->finished && !sk->xfer()->memory) {
+            const uint64_t next = sk->next.load(), end = sk->end.load();
+            if (end > next) longest_left = std::max(longest_left, end - next);
+          }
       auto take = [&](Xfer* x) {
         ByteRange r = x->todo.front();
         // Near the end of the pull, what is left is shared out among the connections, so the
         // last ranges end together rather than one connection running on alone.
-        if (!x->memory) r = NextRange(r, ShareOf(sizer.bytes(), todo_bytes, governor.target()));
+        if (!x->memory) {
+          uint64_t want = ShareOf(sizer.bytes(), todo_bytes, governor.target());
+          if (options_.write_ahead) want = Staggered(want, longest_left, governor.target());
+          r = NextRange(r, want);
+          longest_left = std::max(longest_left, r.size());
+        }
         if (r.end == x->todo.front().end) x->todo.pop_front();
         else x->todo.front().begin = r.end;
         todo_bytes -= r.size();

@@ -33,7 +33,8 @@
 // bytes out to be read back, and resume when blocks are freed. On a far link
 // (TransferRunnerOptions::write_ahead) they do not pause: a paused connection's bandwidth is
 // lost there, so the bytes the window has no room for go to the partial file and are read back
-// to be hashed.
+// to be hashed; and range sizes are staggered (transfer_parallel.h, Staggered) so that the
+// fetches end in file order instead of together.
 //
 // PERF (page cache): where the file system takes O_DIRECT the blocks bypass the page cache
 // altogether. Otherwise (and for the bytes written the ordinary way) fresh page-cache pages

@@ -26,8 +26,11 @@
 // grows by bytes read back from the file, which frees no block), so a link faster than the
 // hashing does not push bytes out to be read back. Only where the window holds nothing that
 // is about to be freed does the fetch the hasher waits for give up a written block further
-// ahead (read back later), or write to the file directly: never a standstill. On a far link (write_ahead) no fetch is
-// refused: where the window is full, the bytes ahead go to the file and are read back.
+// ahead (read back later), or write to the file directly: never a standstill. On a far link
+// (write_ahead) no fetch is refused: where the window is full, the bytes ahead go to the file
+// and are read back; and whole blocks are written through the page cache as well (WriteLoop:
+// a direct write holds the file's lock while the disk takes it, which the network loop's
+// writes of those bytes then waited on).
 //
 // A block is made only for a span none of whose bytes are `received` (resumed bytes, a span
 // written directly): such spans are written as they come and read back to be hashed. Bytes
@@ -254,7 +257,8 @@ struct TransferShared {
   bool awaiting_writes = false;  // WaitWrites is waiting: the writers wake it when drained
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
   // Admit never refuses: bytes the window has no block for are written to the file (Stage)
-  // and read back to be hashed (TransferRunnerOptions::write_ahead). Set before any fetch.
+  // and read back to be hashed (TransferRunnerOptions::write_ahead); whole blocks are written
+  // through the page cache, not directly (WriteLoop). Set before any fetch.
   bool write_ahead = false;
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
   // runner before any fetch) when blocks are freed or the hashed prefix grows (WakeStarved).

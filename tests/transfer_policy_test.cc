@@ -203,6 +203,31 @@ TEST_CASE("ranges: the last of a file are shared out so that they end together")
   CHECK(ShareOf(8 * M, 400 * M, 0) == 8 * M);      // no connections counted: one
 }
 
+TEST_CASE("ranges: on a far link, fetches launched together are staggered to end one by one") {
+  constexpr uint64_t M = 1ull << 20;
+  // 16 connections wanting 32 MiB each: a gap of 2 MiB between ends.
+  CHECK(Staggered(32 * M, 0, 16) == kMinRange);            // nothing running: the floor
+  CHECK(Staggered(32 * M, 4 * M, 16) == 6 * M);            // 2 MiB after the longest
+  CHECK(Staggered(32 * M, 4 * M + 1, 16) == 7 * M);        // whole MiB, rounded up
+  CHECK(Staggered(32 * M, 31 * M, 16) == 32 * M);          // never above the want
+  CHECK(Staggered(32 * M, 30 * M, 16) == 32 * M);          // the steady state: whole ranges
+  CHECK(Staggered(32 * M, 0, 1) == 32 * M);                // one connection: nothing to stagger
+  // A burst of 16 launches into an idle link (each launch counts as running): the sizes
+  // climb from the floor to the want, so the fetches end in file order, a gap apart.
+  uint64_t longest = 0, prev = 0;
+  std::vector<uint64_t> sizes;
+  for (int i = 0; i < 16; ++i) {
+    const uint64_t size = Staggered(24 * M, longest, 16);
+    CHECK(size >= prev);
+    prev = size;
+    longest = std::max(longest, size);
+    sizes.push_back(size);
+  }
+  CHECK(sizes.front() == kMinRange);
+  CHECK(sizes.back() == 24 * M);
+  CHECK(sizes[1] == kMinRange + 2 * M);  // 4 MiB running + 24/16 = 1.5 MiB, rounded up
+}
+
 TEST_CASE("ranges: cut from the front of what is left, on 1 MiB boundaries, no crumbs") {
   const uint64_t M = 1ull << 20;
   // A planner chunk, cut in file order.
