@@ -139,6 +139,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     if (!s.ok() && early) (void)mat.CleanStaging(plan.repo);  // not left for the next run
     sum->bytes_fetched += runner.bytes_fetched();
     sum->connections = std::max(sum->connections, runner.connections());
+    sum->wrote_ahead = sum->wrote_ahead || runner.wrote_ahead();
     MS_RETURN_IF_ERROR(s);
   }
 

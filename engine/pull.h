@@ -88,6 +88,10 @@ struct PullSummary {
   bool offline = false;  // HF_HUB_OFFLINE: answered from the log alone
   // Parallel fetches the transfer settled on (engine/transfer_parallel.h); 0 = nothing fetched.
   int connections = 0;
+  // Whether the transfer wrote bytes ahead of its hashing to the partial files instead of
+  // pausing the fetches beyond its memory window (a far link, or a near one that caps each
+  // connection: engine/transfer_parallel.h WriteAheadDue).
+  bool wrote_ahead = false;
 };
 
 // Callbacks for progress display. Default implementations do nothing.

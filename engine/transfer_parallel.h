@@ -125,6 +125,18 @@ class ConnectionGovernor {
   // transfer ended, or ran out of work to keep every connection busy).
   int kept() const { return !settled_ && last_target_ > 0 ? last_target_ : target_; }
 
+  // Judges again from the count it has: the link changed under it (the pull began writing
+  // ahead, so fetches that waited for the memory window no longer do, and a step the window
+  // made look useless may pay now). Nothing happens at the cap.
+  void Reopen() {
+    if (target_ >= cap_) return;
+    settled_ = false;
+    started_ = false;
+    warming_ = true;
+    last_rate_ = 0;
+    last_target_ = 0;
+  }
+
   // Called on every pass of the control loop: `received` = bytes received so far (all
   // fetches), `busy` = as many fetches in flight as target() allows.
   void Observe(Clock::TimePoint now, uint64_t received, bool busy) {
@@ -240,7 +252,30 @@ inline uint64_t ShareOf(uint64_t want, uint64_t left, int connections) {
   return share < want ? share : want;
 }
 
-// Staggered sizes (a far link, where every connection runs at its own capped rate). Fetches
+// Writing ahead on a near link. Near, the fetches ahead of the hashed prefix pause while the
+// memory window is full: where the CPU is what limits (loopback, 1.2 GB/s) the bytes are
+// better left in the socket than written out and read back, which costs ~0.6 CPU-s per GiB.
+// Where each connection is capped instead (a near CDN at 30 MB/s a connection), the prefix
+// moves at its one connection's rate while the others wait, and the pull runs at a fraction
+// of the link (1 GiB: 4.0-5.3 s, 2.8 s writing ahead). So once fetches waited (were refused,
+// or still were paused) in kWriteAheadWindows windows in a row of kWriteAheadWindow each in
+// which the bytes came in at
+// less than kWriteAheadShare of what the hashing thread hashes per second of its time
+// (`hash_speed`: the CPU has room for the read-back), the pull writes ahead as on a far link
+// for the rest of its run (TransferRunnerOptions::write_ahead). At 100 MB/s a connection (8
+// of them: 200-850 MB/s received from one window to the next, the hashing ~1.35 GB/s of its
+// busy time) it should not: writing ahead there was slower (1.4-1.5 -> 1.8 s), the two cores
+// being busy already; one window alone dipped below the share at times, two in a row did not.
+inline constexpr std::chrono::milliseconds kWriteAheadWindow{200};
+inline constexpr int kWriteAheadWindows = 2;
+inline constexpr double kWriteAheadShare = 0.25;
+// rate and hash_speed in bytes per second; hash_speed 0 while not known yet.
+inline bool WriteAheadDue(bool waited_in_window, double rate, double hash_speed) {
+  return waited_in_window && hash_speed > 0 && rate < kWriteAheadShare * hash_speed;
+}
+
+// Staggered sizes (writing ahead: a far link, or a near one capping each connection, where
+// every connection runs at its own capped rate). Fetches
 // launched together at one size end together, and so do the ones launched after them: the
 // hashed prefix then waits on the one connection filling the range at its front while the
 // others' bytes pile up ahead of it, and the hashing comes in bursts (throttled 1 GiB, 16

@@ -277,6 +277,11 @@ Status TransferRunner::Run(const Plan& plan) {
   auto last_progress = clock->Now() - std::chrono::seconds(1);
   ConnectionGovernor governor(options_.connections, options_.start_connections);
   RangeSizer sizer;
+  // The window of the write-ahead decision (WriteAheadDue): since when, and the bytes
+  // received and the refusals at its start. In steady-clock time, as the hashing's is.
+  auto wa_since = std::chrono::steady_clock::now();
+  uint64_t wa_received = 0, wa_refusals = 0;
+  int wa_streak = 0;  // windows in a row in which it was due
   bool idle = false;  // a connection free and nothing to launch, since idle_since
   Clock::TimePoint idle_since = clock->Now();
   for (;;) {
@@ -286,11 +291,39 @@ Status TransferRunner::Run(const Plan& plan) {
     {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
+      // Near, the window's waits are watched: writing ahead may pay after all (WriteAheadDue).
+      if (!impl.write_ahead.load()) {
+        const auto real_now = std::chrono::steady_clock::now();
+        if (real_now - wa_since >= kWriteAheadWindow) {
+          const double seconds = std::chrono::duration<double>(real_now - wa_since).count();
+          const double rate =
+              static_cast<double>(impl.received_bytes.load() - wa_received) / seconds;
+          // The hashing's speed over all its busy time so far, once it has hashed 2 MiB.
+          const uint64_t hashed = impl.hash_bytes.load(), busy_ns = impl.hash_busy_ns.load();
+          const double hash_speed = hashed >= (2u << 20) && busy_ns > 0
+                                        ? static_cast<double>(hashed) * 1e9 /
+                                              static_cast<double>(busy_ns)
+                                        : 0;
+          // Fetches waited in this window: refused in it, or still waiting from before.
+          const bool waited = impl.refusals > wa_refusals || !impl.refused.empty();
+          wa_streak = WriteAheadDue(waited, rate, hash_speed) ? wa_streak + 1 : 0;
+          if (wa_streak >= kWriteAheadWindows) {
+            impl.write_ahead.store(true);
+            impl.refused.clear();
+            if (impl.wake_sinks) impl.wake_sinks();
+            governor.Reopen();  // its last judgement was made with fetches waiting
+          }
+          wa_since = real_now;
+          wa_received = impl.received_bytes.load();
+          wa_refusals = impl.refusals;
+        }
+      }
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
-      // On a far link, sizes are staggered behind the running fetch with the most left
+      // Writing ahead, sizes are staggered behind the running fetch with the most left
       // (Staggered; each fetch launched in this pass counts as running).
       uint64_t longest_left = 0;
-      if (options_.write_ahead)
+      const bool write_ahead = impl.write_ahead.load();
+      if (write_ahead)
         for (auto& sk : impl.sinks)
           if (!sk->finished && !sk->xfer()->memory) {
             const uint64_t next = sk->next.load(), end = sk->end.load();
@@ -302,7 +335,7 @@ Status TransferRunner::Run(const Plan& plan) {
         // last ranges end together rather than one connection running on alone.
         if (!x->memory) {
           uint64_t want = ShareOf(sizer.bytes(), todo_bytes, governor.target());
-          if (options_.write_ahead) want = Staggered(want, longest_left, governor.target());
+          if (write_ahead) want = Staggered(want, longest_left, governor.target());
           r = NextRange(r, want);
           longest_left = std::max(longest_left, r.size());
         }
@@ -508,6 +541,7 @@ Status TransferRunner::Run(const Plan& plan) {
       last_progress = now;
     }
     if (!impl.xfers.empty()) connections_ = governor.kept();
+    wrote_ahead_ = impl.write_ahead.load();
     if (all_done) break;
     if (options_.cancel && options_.cancel->load()) {
       result = Status::Cancelled("transfer cancelled; every synced byte is kept");

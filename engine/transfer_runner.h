@@ -34,7 +34,9 @@
 // (TransferRunnerOptions::write_ahead) they do not pause: a paused connection's bandwidth is
 // lost there, so the bytes the window has no room for go to the partial file and are read back
 // to be hashed; and range sizes are staggered (transfer_parallel.h, Staggered) so that the
-// fetches end in file order instead of together.
+// fetches end in file order instead of together. A near link turns to the same once fetches
+// wait while the bytes come in at a fraction of what the CPU hashes (a near CDN capping each
+// connection: transfer_parallel.h WriteAheadDue).
 //
 // PERF (page cache): where the file system takes O_DIRECT the blocks bypass the page cache
 // altogether. Otherwise (and for the bytes written the ordinary way) fresh page-cache pages
@@ -95,7 +97,8 @@ struct TransferRunnerOptions {
   // (throttled 1 GiB, 16 connections at 50 MB/s: the frontier's one connection alone ran
   // for whole seconds; 2.1-2.3 -> ~1.9 s); near (loopback, a LAN) the CPU is the limit and
   // the read-back and buffered writes cost it (cold 1 GiB on loopback, always writing ahead:
-  // 0.85 -> 1.6 s).
+  // 0.85 -> 1.6 s). False here, a run still turns to writing ahead when fetches wait on a
+  // link slow for the CPU: a near CDN that caps each connection (WriteAheadDue).
   bool write_ahead = false;
   std::function<void(const TransferProgress&)> on_progress;  // ~10 Hz, control thread
   std::function<void(const std::string& path, uint64_t size, bool fetched)> on_file_done;
@@ -125,6 +128,9 @@ class TransferRunner {
   // The number of fetches in flight Run() settled on (TransferRunnerOptions::connections is
   // its cap: engine/transfer_parallel.h); 0 before Run() or when nothing was fetched.
   int connections() const { return connections_; }
+  // Whether Run() wrote ahead of the hashing (TransferRunnerOptions::write_ahead, or turned
+  // to it: WriteAheadDue).
+  bool wrote_ahead() const { return wrote_ahead_; }
 
  private:
   Journal& journal_;
@@ -134,6 +140,7 @@ class TransferRunner {
   TransferRunnerOptions options_;
   uint64_t bytes_fetched_ = 0;
   int connections_ = 0;
+  bool wrote_ahead_ = false;
 };
 
 }  // namespace modelsync::engine

@@ -45,6 +45,7 @@ void TransferShared::HashLoop() {
         ++b->pins;
       }
       lock.unlock();
+      const auto busy_from = std::chrono::steady_clock::now();
       if (b) {
         x->hasher->Update(b->data, b->len);
         pos += b->len;
@@ -56,6 +57,10 @@ void TransferShared::HashLoop() {
           pos += buf.size();
         }
       }
+      hash_busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::steady_clock::now() - busy_from)
+                                                .count());
+      hash_bytes += pos - x->hashed.load();
       x->hashed.store(pos);
       lock.lock();
       if (b) {
@@ -97,10 +102,10 @@ void TransferShared::WriteLoop() {
     // A block partly flushed before it was whole (FlushPartialBlocks; `flushed` no longer
     // changes once it is queued) gets only the rest, with ordinary writes: bytes that may
     // be committed are never written again.
-    // Writing ahead (a far link), the blocks go through the page cache too: a direct write
-    // holds the file's lock while the disk takes it, and the network loop's own writes of
-    // the bytes it has no block for waited on that lock (throttled 1 GiB: 136 waits, the
-    // receive rate down to 100-300 MB/s for a tenth of a second at a time).
+    // Writing ahead (a link slow for the CPU), the blocks go through the page cache too: a
+    // direct write holds the file's lock while the disk takes it, and the network loop's own
+    // writes of the bytes it has no block for waited on that lock (throttled 1 GiB: 136
+    // waits, the receive rate down to 100-300 MB/s for a tenth of a second at a time).
     Status s;
     if (b->flushed.empty() && write_ahead) {
       s = x->file->Write(b->begin, std::string_view(b->data, b->len));
@@ -232,6 +237,7 @@ bool TransferShared::Admit(const Sink* s, uint64_t offset) {
   // limiter ask every paused fetch each time).
   if (std::find(refused.begin(), refused.end(), std::make_pair(x, offset)) == refused.end())
     refused.push_back({x, offset});
+  ++refusals;
   return false;
 }
 

@@ -258,8 +258,15 @@ struct TransferShared {
   bool stopping = false;  // the run failed: PostHash hands out no more jobs
   // Admit never refuses: bytes the window has no block for are written to the file (Stage)
   // and read back to be hashed (TransferRunnerOptions::write_ahead); whole blocks are written
-  // through the page cache, not directly (WriteLoop). Set before any fetch.
-  bool write_ahead = false;
+  // through the page cache, not directly (WriteLoop). Set before any fetch on a far link, or
+  // by the control thread (under mu) once fetches waited on a link slow for the CPU
+  // (engine/transfer_parallel.h WriteAheadDue): it is never cleared.
+  std::atomic<bool> write_ahead{false};
+  // For that decision: refusals so far (guarded), and the hashing thread's busy time (its
+  // own steady-clock nanoseconds spent hashing and reading back) and the bytes it hashed.
+  uint64_t refusals = 0;
+  std::atomic<uint64_t> hash_busy_ns{0};
+  std::atomic<uint64_t> hash_bytes{0};
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
   // runner before any fetch) when blocks are freed or the hashed prefix grows (WakeStarved).
   std::vector<std::pair<Xfer*, uint64_t>> refused;  // since the last wake: whose, where

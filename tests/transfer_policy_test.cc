@@ -126,6 +126,20 @@ TEST_CASE("parallel: connections double while the rate grows, and step back when
     CHECK(g.target() == 8);
     CHECK(g.settled());
   }
+  SUBCASE("reopened when the link changes under it: judges again from where it is") {
+    ConnectionGovernor g(32);
+    run(g, 20, 200e6, 1e9);  // settled at 8: a step that did not pay (fetches waiting)
+    REQUIRE(g.settled());
+    REQUIRE(g.target() == 8);
+    g.Reopen();  // the pull began writing ahead: every connection runs at its cap now
+    CHECK_FALSE(g.settled());
+    CHECK(g.target() == 8);
+    run(g, 20, 50e6, 1e12);
+    CHECK(g.target() == 32);
+    CHECK(g.settled());
+    g.Reopen();  // at the cap: nothing to judge
+    CHECK(g.settled());
+  }
   SUBCASE("fills at 16: stays at 16 when 32 gives nothing") {
     ConnectionGovernor g(64);
     run(g, 30, 50e6, 800e6);
@@ -201,6 +215,16 @@ TEST_CASE("ranges: the last of a file are shared out so that they end together")
   CHECK(ShareOf(64 * M, 20 * M, 16) == 16 * M);    // never below a quarter of the want
   CHECK(ShareOf(8 * M, 20 * M, 16) == kMinRange);   // nor below the floor
   CHECK(ShareOf(8 * M, 400 * M, 0) == 8 * M);      // no connections counted: one
+}
+
+TEST_CASE("window: a near link writes ahead once fetches wait on a link slow for the CPU") {
+  const double hash = 1.9e9;  // the hashing thread's bytes per busy second
+  CHECK_FALSE(WriteAheadDue(false, 200e6, hash));  // nothing refused: nothing lost by waiting
+  CHECK(WriteAheadDue(true, 200e6, hash));         // refused, a capped link: room for read-back
+  CHECK_FALSE(WriteAheadDue(true, 725e6, hash));   // refused, but the CPU is busy already
+  CHECK_FALSE(WriteAheadDue(true, 1.2e9, hash));   // loopback: the CPU is the limit
+  CHECK_FALSE(WriteAheadDue(true, 200e6, 0));      // the hashing's speed not known yet
+  CHECK_FALSE(WriteAheadDue(true, kWriteAheadShare * hash, hash));
 }
 
 TEST_CASE("ranges: on a far link, fetches launched together are staggered to end one by one") {
