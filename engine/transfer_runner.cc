@@ -123,6 +123,7 @@ Status TransferRunner::Run(const Plan& plan) {
       for (const ByteRange& t : x->todo) window_blocks += t.size() / kBlock + 2;
   if (window_blocks > 0) impl.MakePool(window_blocks);
   impl.write_ahead = options_.write_ahead;
+  impl.clock = clock;
   impl.hasher_thread = std::thread([&impl] { impl.HashLoop(); });
   for (int i = 0; i < kWriters; ++i) impl.writer_threads.emplace_back([&impl] { impl.WriteLoop(); });
   impl.wake_sinks = [this] { hub_.WakeSinks(); };
@@ -278,8 +279,8 @@ Status TransferRunner::Run(const Plan& plan) {
   ConnectionGovernor governor(options_.connections, options_.start_connections);
   RangeSizer sizer;
   // The window of the write-ahead decision (WriteAheadDue): since when, and the bytes
-  // received and the refusals at its start. In steady-clock time, as the hashing's is.
-  auto wa_since = std::chrono::steady_clock::now();
+  // received and the refusals at its start.
+  Clock::TimePoint wa_since = clock->Now();
   uint64_t wa_received = 0, wa_refusals = 0;
   int wa_streak = 0;  // windows in a row in which it was due
   bool idle = false;  // a connection free and nothing to launch, since idle_since
@@ -293,9 +294,9 @@ Status TransferRunner::Run(const Plan& plan) {
       if (!impl.failure.ok()) result = impl.failure;
       // Near, the window's waits are watched: writing ahead may pay after all (WriteAheadDue).
       if (!impl.write_ahead.load()) {
-        const auto real_now = std::chrono::steady_clock::now();
-        if (real_now - wa_since >= kWriteAheadWindow) {
-          const double seconds = std::chrono::duration<double>(real_now - wa_since).count();
+        const Clock::TimePoint wa_now = clock->Now();
+        if (wa_now - wa_since >= kWriteAheadWindow) {
+          const double seconds = std::chrono::duration<double>(wa_now - wa_since).count();
           const double rate =
               static_cast<double>(impl.received_bytes.load() - wa_received) / seconds;
           // The hashing's speed over all its busy time so far, once it has hashed 2 MiB.
@@ -313,7 +314,7 @@ Status TransferRunner::Run(const Plan& plan) {
             if (impl.wake_sinks) impl.wake_sinks();
             governor.Reopen();  // its last judgement was made with fetches waiting
           }
-          wa_since = real_now;
+          wa_since = wa_now;
           wa_received = impl.received_bytes.load();
           wa_refusals = impl.refusals;
         }

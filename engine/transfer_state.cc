@@ -45,7 +45,7 @@ void TransferShared::HashLoop() {
         ++b->pins;
       }
       lock.unlock();
-      const auto busy_from = std::chrono::steady_clock::now();
+      const Clock::TimePoint busy_from = clock ? clock->Now() : Clock::TimePoint{};
       if (b) {
         x->hasher->Update(b->data, b->len);
         pos += b->len;
@@ -57,9 +57,9 @@ void TransferShared::HashLoop() {
           pos += buf.size();
         }
       }
-      hash_busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::steady_clock::now() - busy_from)
-                                                .count());
+      if (clock)
+        hash_busy_ns += static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock->Now() - busy_from).count());
       hash_bytes += pos - x->hashed.load();
       x->hashed.store(pos);
       lock.lock();

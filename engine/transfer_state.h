@@ -262,9 +262,10 @@ struct TransferShared {
   // by the control thread (under mu) once fetches waited on a link slow for the CPU
   // (engine/transfer_parallel.h WriteAheadDue): it is never cleared.
   std::atomic<bool> write_ahead{false};
-  // For that decision: refusals so far (guarded), and the hashing thread's busy time (its
-  // own steady-clock nanoseconds spent hashing and reading back) and the bytes it hashed.
+  // For that decision: refusals so far (guarded), and the hashing thread's busy time (the
+  // nanoseconds of `clock` it spent hashing and reading back) and the bytes it hashed.
   uint64_t refusals = 0;
+  const Clock* clock = nullptr;  // the run's clock (set before the threads run)
   std::atomic<uint64_t> hash_busy_ns{0};
   std::atomic<uint64_t> hash_bytes{0};
   // Sinks refused (Admit) are woken through wake_sinks (the Hub's WakeSinks, set by the
