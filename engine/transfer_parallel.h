@@ -257,10 +257,10 @@ inline uint64_t ShareOf(uint64_t want, uint64_t left, int connections) {
 // better left in the socket than written out and read back, which costs ~0.6 CPU-s per GiB.
 // Where each connection is capped instead (a near CDN at 30 MB/s a connection), the prefix
 // moves at its one connection's rate while the others wait, and the pull runs at a fraction
-// of the link (1 GiB: 4.0-5.3 s, 2.8 s writing ahead). So once fetches waited (were refused,
-// or still were paused) in kWriteAheadWindows windows in a row of kWriteAheadWindow each in
-// which the bytes came in at
-// less than kWriteAheadShare of what the hashing thread hashes per second of its time
+// of the link (1 GiB at 30 MB/s a connection: 3.9 s, 3.1 s writing ahead; at 10 MB/s 16-18 s
+// against 8.0). So once fetches waited (were refused, or still were paused) in
+// kWriteAheadWindows windows in a row of kWriteAheadWindow each, in which the bytes came in
+// at less than kWriteAheadShare of what the hashing thread hashes per second of its busy time
 // (`hash_speed`: the CPU has room for the read-back), the pull writes ahead as on a far link
 // for the rest of its run (TransferRunnerOptions::write_ahead). At 100 MB/s a connection (8
 // of them: 200-850 MB/s received from one window to the next, the hashing ~1.35 GB/s of its
@@ -275,10 +275,10 @@ inline bool WriteAheadDue(bool waited_in_window, double rate, double hash_speed)
 }
 
 // Staggered sizes (writing ahead: a far link, or a near one capping each connection, where
-// every connection runs at its own capped rate). Fetches
-// launched together at one size end together, and so do the ones launched after them: the
-// hashed prefix then waits on the one connection filling the range at its front while the
-// others' bytes pile up ahead of it, and the hashing comes in bursts (throttled 1 GiB, 16
+// every connection runs at its own capped rate). Fetches launched together at one size end
+// together, and so do the ones launched after them: the hashed prefix then waits on the one
+// connection filling the range at its front while the others' bytes pile up ahead of it,
+// and the hashing comes in bursts (throttled 1 GiB, 16
 // connections at 50 MB/s: the prefix at 50 MB/s for half a second while 800 MB/s arrived,
 // then 300+ MiB read back at the end). So a new fetch is sized to end `want / connections`
 // bytes (at one connection's rate) after the running fetch with the most left
