@@ -274,6 +274,35 @@ inline bool WriteAheadDue(bool waited_in_window, double rate, double hash_speed)
   return waited_in_window && hash_speed > 0 && rate < kWriteAheadShare * hash_speed;
 }
 
+// The windows of that decision, for the control loop (which asks while not writing ahead).
+class WriteAheadWatch {
+ public:
+  explicit WriteAheadWatch(Clock::TimePoint start) : since_(start) {}
+  // `now`; bytes received so far; refusals so far and whether fetches wait now; the bytes the
+  // hashing thread hashed so far and its busy nanoseconds. True once WriteAheadDue held in
+  // kWriteAheadWindows windows in a row. The hashing's speed counts once it hashed 2 MiB.
+  bool Observe(Clock::TimePoint now, uint64_t received, uint64_t refusals, bool waiting,
+               uint64_t hashed, uint64_t busy_ns) {
+    if (now - since_ < kWriteAheadWindow) return false;
+    const double seconds = std::chrono::duration<double>(now - since_).count();
+    const double rate = static_cast<double>(received - received_) / seconds;
+    const double hash_speed =
+        hashed >= (2u << 20) && busy_ns > 0
+            ? static_cast<double>(hashed) * 1e9 / static_cast<double>(busy_ns)
+            : 0;
+    streak_ = WriteAheadDue(refusals > refusals_ || waiting, rate, hash_speed) ? streak_ + 1 : 0;
+    since_ = now;
+    received_ = received;
+    refusals_ = refusals;
+    return streak_ >= kWriteAheadWindows;
+  }
+
+ private:
+  Clock::TimePoint since_;
+  uint64_t received_ = 0, refusals_ = 0;
+  int streak_ = 0;  // windows in a row in which it was due
+};
+
 // Staggered sizes (writing ahead: a far link, or a near one capping each connection, where
 // every connection runs at its own capped rate). Fetches launched together at one size end
 // together, and so do the ones launched after them: the hashed prefix then waits on the one

@@ -278,11 +278,7 @@ Status TransferRunner::Run(const Plan& plan) {
   auto last_progress = clock->Now() - std::chrono::seconds(1);
   ConnectionGovernor governor(options_.connections, options_.start_connections);
   RangeSizer sizer;
-  // The window of the write-ahead decision (WriteAheadDue): since when, and the bytes
-  // received and the refusals at its start.
-  Clock::TimePoint wa_since = clock->Now();
-  uint64_t wa_received = 0, wa_refusals = 0;
-  int wa_streak = 0;  // windows in a row in which it was due
+  WriteAheadWatch write_ahead_watch(clock->Now());
   bool idle = false;  // a connection free and nothing to launch, since idle_since
   Clock::TimePoint idle_since = clock->Now();
   for (;;) {
@@ -293,31 +289,14 @@ Status TransferRunner::Run(const Plan& plan) {
       std::lock_guard<std::mutex> lock(impl.mu);
       if (!impl.failure.ok()) result = impl.failure;
       // Near, the window's waits are watched: writing ahead may pay after all (WriteAheadDue).
-      if (!impl.write_ahead.load()) {
-        const Clock::TimePoint wa_now = clock->Now();
-        if (wa_now - wa_since >= kWriteAheadWindow) {
-          const double seconds = std::chrono::duration<double>(wa_now - wa_since).count();
-          const double rate =
-              static_cast<double>(impl.received_bytes.load() - wa_received) / seconds;
-          // The hashing's speed over all its busy time so far, once it has hashed 2 MiB.
-          const uint64_t hashed = impl.hash_bytes.load(), busy_ns = impl.hash_busy_ns.load();
-          const double hash_speed = hashed >= (2u << 20) && busy_ns > 0
-                                        ? static_cast<double>(hashed) * 1e9 /
-                                              static_cast<double>(busy_ns)
-                                        : 0;
-          // Fetches waited in this window: refused in it, or still waiting from before.
-          const bool waited = impl.refusals > wa_refusals || !impl.refused.empty();
-          wa_streak = WriteAheadDue(waited, rate, hash_speed) ? wa_streak + 1 : 0;
-          if (wa_streak >= kWriteAheadWindows) {
-            impl.write_ahead.store(true);
-            impl.refused.clear();
-            if (impl.wake_sinks) impl.wake_sinks();
-            governor.Reopen();  // its last judgement was made with fetches waiting
-          }
-          wa_since = wa_now;
-          wa_received = impl.received_bytes.load();
-          wa_refusals = impl.refusals;
-        }
+      if (!impl.write_ahead.load() &&
+          write_ahead_watch.Observe(clock->Now(), impl.received_bytes.load(), impl.refusals,
+                                    !impl.refused.empty(), impl.hash_bytes.load(),
+                                    impl.hash_busy_ns.load())) {
+        impl.write_ahead.store(true);
+        impl.refused.clear();
+        if (impl.wake_sinks) impl.wake_sinks();
+        governor.Reopen();  // its last judgement was made with fetches waiting
       }
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
       // Writing ahead, sizes are staggered behind the running fetch with the most left

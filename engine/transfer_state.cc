@@ -219,7 +219,8 @@ bool TransferShared::Admit(const Sink* s, uint64_t offset) {
         !x->received.Overlaps({begin, std::min(x->fp->size, begin + kBlock)}))
       ++need;
   if (need == 0 || held() + need <= kWindowBlocks - kFrontierBlocks) return true;
-  // A far link: the bytes go on, to the file where no block is free (Stage).
+  // Writing ahead (a far link, or a near one that caps each connection): the bytes go on, to
+  // the file where no block is free (Stage).
   if (write_ahead) return true;
   // The block the hashed prefix waits for goes on, into the reserve; when that is full too,
   // it waits for blocks the hasher is about to release, and only where there are none gives

@@ -227,6 +227,41 @@ TEST_CASE("window: a near link writes ahead once fetches wait on a link slow for
   CHECK_FALSE(WriteAheadDue(true, kWriteAheadShare * hash, hash));
 }
 
+TEST_CASE("window: the write-ahead decision takes two windows in a row") {
+  using std::chrono::milliseconds;
+  Clock::TimePoint t{};
+  uint64_t received = 0, refusals = 0;
+  const uint64_t hashed = 64u << 20, busy_ns = 40'000'000;  // 1.68 GB/s of busy time
+  WriteAheadWatch w(t);
+  // A window at 200 MB/s, fetches waiting: due, but once is not enough.
+  auto window = [&](double rate, bool waiting, uint64_t h = 64u << 20) {
+    t += milliseconds(200);
+    received += static_cast<uint64_t>(rate * 0.2);
+    return w.Observe(t, received, refusals, waiting, h, busy_ns);
+  };
+  CHECK_FALSE(w.Observe(t + milliseconds(100), 0, 0, true, hashed, busy_ns));  // no window yet
+  CHECK_FALSE(window(200e6, true));
+  CHECK(window(200e6, true));  // the second in a row
+  SUBCASE("a dip between full windows never is") {
+    WriteAheadWatch v(t);
+    w = v;
+    for (int i = 0; i < 10; ++i) {
+      CHECK_FALSE(window(200e6, true));
+      CHECK_FALSE(window(900e6, true));
+    }
+  }
+  SUBCASE("nothing waited, or the hashing's speed not known: never") {
+    WriteAheadWatch v(t);
+    w = v;
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(window(200e6, false));
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(window(200e6, true, 1u << 20));
+    ++refusals;  // refused in this window though none waits at its end: it counts
+    CHECK_FALSE(window(200e6, false));
+    ++refusals;
+    CHECK(window(200e6, false));
+  }
+}
+
 TEST_CASE("ranges: on a far link, fetches launched together are staggered to end one by one") {
   constexpr uint64_t M = 1ull << 20;
   // 16 connections wanting 32 MiB each: a gap of 2 MiB between ends.
