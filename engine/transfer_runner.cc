@@ -504,6 +504,10 @@ Status TransferRunner::Run(const Plan& plan) {
       }
     }
     std::erase_if(active, [](Xfer* x) { return x->done; });
+    // Transfers that finished in this pass count now: the pass that finishes the last one
+    // ends the loop (and hands over the last small files) at once, not after one more wait
+    // for a wake that nothing sends (50 ms at the end of every pull).
+    all_done = waiting.empty() && active.empty();
     if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done))
       adopt_small();
     if (result.ok()) result = record_small();
