@@ -236,11 +236,16 @@ for s in 1 2 3 4 7 8; do
   fi
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
-      # Small files: a new directory each round, the old ones removed after the scenario. This
-      # VM's ext4 has no journal, and then the inode allocator skips (after reading each one)
-      # every inode freed in the last 30-60 s: removing a tool's 601 files just before the next
-      # tool runs made every file created after it cost a scan of them (0.1 -> 0.2-0.4 s per
-      # pull, rising through the rounds, for every tool alike).
+      # Small files: a new directory each round, none removed until the run ends. This VM's
+      # ext4 has no journal, and then the inode allocator skips every inode freed in the last
+      # 60 s, or 360 s while the inode table block that holds it is not yet written back (and
+      # each new inode in that block dirties it again): it reads each one first, from the start
+      # of the block group, for every file it creates (ext4 ialloc.c, recently_deleted). Removing
+      # a tool's 601 files before the next tool ran made every file created after it cost a
+      # scan of them (0.1 -> 0.2-0.4 s per pull, rising through the rounds, for every tool
+      # alike); removing scenario 3's files after it slowed scenario 8, a few minutes later,
+      # the same way. (A bench run started within minutes of a build or the test suite, which
+      # remove thousands of files, measures every small-file pull slower.)
       if [ $s = 3 ] || [ $s = 8 ]; then dest="$work/s$s-$tool-r$r"; mkdir -p "$dest"
       else dest="$work/s$s-$tool"; fresh "$dest"; fi
       faults=""; CURL_EXTRA=""
@@ -260,7 +265,8 @@ for s in 1 2 3 4 7 8; do
       measure $s "$tool" "$r" $tag "$repo" main "$dest" "$faults"
     done
   done
-  [ $s = 1 ] || rm -rf "$work"/s$s-*
+  # Scenario 1's trees serve scenario 6; the small files' (3, 8) stay to the end (above).
+  case $s in 1|3|8) ;; *) rm -rf "$work"/s$s-* ;; esac
   [ $s != 8 ] || unset ENDPOINT CURL_CA_BUNDLE SSL_CERT_FILE REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS ARIA_EXTRA
 done
 CURL_EXTRA=""
