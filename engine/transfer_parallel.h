@@ -13,8 +13,9 @@
 // which fewer fetches ran than allowed (not enough work) are not measured.
 //
 // Splitting. When a connection is free and nothing is left to launch, the fetch that would
-// run longest at its own rate is split: it stops at SplitPoint() and a new fetch takes the
+// run longest at its own rate is split: it stops at SplitPointOf() and a new fetch takes the
 // rest, so the last bytes of a file are not left to one connection while the others idle.
+// Each part is at least what the fetch brings in over kSplitPieceTime (1-4 MiB).
 // The cut fetch writes up to its new end and then ends itself (its sink returns kCancelled).
 // A cut costs a round trip and the bytes already on their way to the cut fetch (the
 // bandwidth-delay product plus socket buffers: on loopback 2-10 MiB), so a fetch is split
@@ -51,21 +52,28 @@ inline int StartConnections(uint64_t api_round_trip_us) {
 inline constexpr std::chrono::milliseconds kRateWindow{300};
 inline constexpr double kGrowthNeeded = 1.15;  // +15 % or the step is undone
 
-// A piece split off a running fetch is at least this long, and cut on a kSplitAlign
-// boundary: the new request's round trip must be worth it.
+// A piece split off a running fetch is cut on a kSplitAlign boundary and is at least
+// kMinSplitPiece long, or, where the fetch's rate is known, what it brings in over
+// kSplitPieceTime, but never less than kSplitAlign: the new request's round trip must be
+// worth it. On a connection capped at 2 MB/s a 4 MiB piece ran for two seconds, and the
+// last 4-8 MiB of a pull were left to one connection while the others idled (48 MiB, 8
+// connections: 2 of its 4.3 s); 1 MiB pieces there last half a second. Where connections
+// are fast the floor stays 4 MiB (and SplitWorthIt keeps them whole anyway).
 inline constexpr uint64_t kMinSplitPiece = 4ull << 20;
 inline constexpr uint64_t kSplitAlign = 1ull << 20;
+inline constexpr std::chrono::milliseconds kSplitPieceTime{500};
 
 inline constexpr std::chrono::milliseconds kSplitWorth{1500};
 inline constexpr std::chrono::milliseconds kRateKnownAfter{300};
 
 // Where a fetch whose next byte is `next` and whose end is `end` should stop so that a new
-// fetch takes [point, end); 0 when what is left is too short to share.
-inline uint64_t SplitPoint(uint64_t next, uint64_t end) {
-  if (end <= next || end - next < 2 * kMinSplitPiece) return 0;
+// fetch takes [point, end), each part at least `min_piece`; 0 when what is left is too short
+// to share.
+inline uint64_t SplitPoint(uint64_t next, uint64_t end, uint64_t min_piece = kMinSplitPiece) {
+  if (end <= next || end - next < 2 * min_piece) return 0;
   uint64_t mid = next + (end - next) / 2;
   mid = (mid + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
-  if (mid <= next || end - mid < kMinSplitPiece) return 0;
+  if (mid <= next || end - mid < min_piece) return 0;
   return mid;
 }
 
@@ -83,6 +91,19 @@ inline bool SplitWorthIt(double seconds_left) {
   return seconds_left >= std::chrono::duration<double>(kSplitWorth).count();
 }
 
+// The least a piece split off a fetch may be (see kSplitPieceTime): what a fetch that got
+// `got` bytes in `elapsed` brings in over kSplitPieceTime, in whole kSplitAlign units, between
+// kSplitAlign and kMinSplitPiece; kMinSplitPiece while its rate is not known (SecondsLeft).
+inline uint64_t SplitPieceFor(uint64_t got, Clock::Duration elapsed) {
+  if (elapsed < kRateKnownAfter || got == 0) return kMinSplitPiece;
+  const double per_piece = static_cast<double>(got) *
+                           std::chrono::duration<double>(kSplitPieceTime).count() /
+                           std::chrono::duration<double>(elapsed).count();
+  if (per_piece >= static_cast<double>(kMinSplitPiece)) return kMinSplitPiece;
+  const uint64_t units = static_cast<uint64_t>(per_piece / static_cast<double>(kSplitAlign)) + 1;
+  return units * kSplitAlign;
+}
+
 // A running fetch as the split rule sees it: its next byte and end, and where it was
 // (`marked`) when a connection fell idle, `since_mark` ago.
 struct RunningFetch {
@@ -91,7 +112,12 @@ struct RunningFetch {
   Clock::Duration since_mark{};
 };
 
-// The fetch to split now: of those long enough to share (SplitPoint), the one that at its
+// Where f would be split (SplitPoint with the least piece its rate allows), or 0.
+inline uint64_t SplitPointOf(const RunningFetch& f) {
+  return SplitPoint(f.next, f.end, SplitPieceFor(f.next - f.marked, f.since_mark));
+}
+
+// The fetch to split now: of those long enough to share (SplitPointOf), the one that at its
 // rate since the mark would still run longest, if that is worth a split (SplitWorthIt).
 // Its index, or -1 for none.
 inline int ChooseSplit(const std::vector<RunningFetch>& fetches) {
@@ -99,7 +125,7 @@ inline int ChooseSplit(const std::vector<RunningFetch>& fetches) {
   double longest = 0;
   for (size_t i = 0; i < fetches.size(); ++i) {
     const RunningFetch& f = fetches[i];
-    if (SplitPoint(f.next, f.end) == 0) continue;
+    if (SplitPointOf(f) == 0) continue;
     const double left = SecondsLeft(f.end - f.next, f.next - f.marked, f.since_mark);
     if (SplitWorthIt(left) && left > longest) {
       longest = left;

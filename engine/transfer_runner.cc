@@ -367,7 +367,7 @@ Status TransferRunner::Run(const Plan& plan) {
         if (pick < 0) break;
         TransferShared::Sink* cut = running[static_cast<size_t>(pick)];
         const uint64_t end = seen[static_cast<size_t>(pick)].end;
-        const uint64_t point = SplitPoint(seen[static_cast<size_t>(pick)].next, end);
+        const uint64_t point = SplitPointOf(seen[static_cast<size_t>(pick)]);
         cut->end.store(point);
         launch.push_back({cut->xfer(), {point, end}});
       }

@@ -62,6 +62,31 @@ TEST_CASE("parallel: where a running fetch is split") {
     }
 }
 
+TEST_CASE("parallel: a slow fetch's last MiB are shared in pieces that last half a second") {
+  using std::chrono::milliseconds;
+  constexpr uint64_t MiB = 1ull << 20, MB = 1000000;
+  // Rate not known yet (too early, or nothing got): the 4 MiB floor.
+  CHECK(SplitPieceFor(MB, kRateKnownAfter - milliseconds(1)) == kMinSplitPiece);
+  CHECK(SplitPieceFor(0, milliseconds(2000)) == kMinSplitPiece);
+  // 2 MB/s: 1 MB in 500 ms, so one whole MiB; 5 MB/s: 2.5 MB, so 3 MiB; 50 MB/s: the floor.
+  CHECK(SplitPieceFor(2 * MB, milliseconds(1000)) == 1 * MiB);
+  CHECK(SplitPieceFor(5 * MB, milliseconds(1000)) == 3 * MiB);
+  CHECK(SplitPieceFor(50 * MB, milliseconds(1000)) == kMinSplitPiece);
+  // A fetch at 2 MB/s with 3 MiB left (1.6 s): split in two halves of 1.5 MiB. Before the
+  // pieces followed the rate (4 MiB at least), it ran on alone while the others idled.
+  const RunningFetch slow{10 * MiB, 13 * MiB, 10 * MiB - 2 * MB, milliseconds(1000)};
+  CHECK(SplitPoint(slow.next, slow.end) == 0);
+  CHECK(SplitPointOf(slow) == 12 * MiB);
+  CHECK(ChooseSplit({slow}) == 0);
+  // The same 3 MiB at 50 MB/s: 0.06 s left, and 4 MiB pieces: never split.
+  const RunningFetch fast{10 * MiB, 13 * MiB, 10 * MiB - 50 * MB, milliseconds(1000)};
+  CHECK(SplitPointOf(fast) == 0);
+  CHECK(ChooseSplit({fast}) == -1);
+  // 1.5 MiB left at 2 MB/s (0.8 s): too short to be worth another request.
+  const RunningFetch tail{10 * MiB, 10 * MiB + 3 * MiB / 2, 10 * MiB - 2 * MB, milliseconds(1000)};
+  CHECK(ChooseSplit({tail}) == -1);
+}
+
 TEST_CASE("parallel: a fetch is split only when it would run on long enough to pay for it") {
   using std::chrono::milliseconds;
   constexpr uint64_t MB = 1000000;
@@ -81,8 +106,8 @@ TEST_CASE("parallel: of the running fetches, the one that would run longest is s
   using std::chrono::milliseconds;
   constexpr uint64_t MiB = 1ull << 20;
   // Over 400 ms since the mark: a fast one (40 MiB got, 60 left: 0.6 s), a slow one (4 MiB got,
-  // 40 left: 4 s), a slower one too short to share (6 MiB left), one whose rate is not
-  // known yet (marked 100 ms ago).
+  // 40 left: 4 s), a slower one (1 MiB got, 6 left: 2.4 s, in pieces of at least 2 MiB), one
+  // whose rate is not known yet (marked 100 ms ago).
   std::vector<RunningFetch> f = {
       {40 * MiB, 100 * MiB, 0, milliseconds(400)},
       {104 * MiB, 144 * MiB, 100 * MiB, milliseconds(400)},
@@ -90,8 +115,10 @@ TEST_CASE("parallel: of the running fetches, the one that would run longest is s
       {300 * MiB, 500 * MiB, 299 * MiB, milliseconds(100)},
   };
   CHECK(ChooseSplit(f) == 1);
-  f[1].next = f[1].marked + 40 * MiB;  // now it went as fast as the first: none is worth it
+  f[1].next = f[1].marked + 40 * MiB;  // now it went as fast as the first: the slower one
   f[1].end = f[1].next + 40 * MiB;
+  CHECK(ChooseSplit(f) == 2);
+  f[2].end = f[2].next + 3 * MiB / 2;  // 1.5 MiB left (0.6 s): none is worth it
   CHECK(ChooseSplit(f) == -1);
   f[3].since_mark = milliseconds(2000);  // 1 MiB in 2 s with 199 MiB to go: that one
   CHECK(ChooseSplit(f) == 3);
