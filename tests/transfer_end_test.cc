@@ -55,8 +55,8 @@ TEST_CASE("the transfer runner reports all done in the pass that finishes the la
   // The gap is the last pass's own work (its events committed, then the report): well under a
   // millisecond here. A pass that went to sleep once more made it 50 ms, whenever nothing else
   // was left to wake the loop: when the hashing, not the fetch, ended last (every 1 GiB pull on
-  // loopback; here about one pull in five, before the fix). So: 20 pulls, and at most one gap
-  // of 45 ms or more (a commit slow on a loaded machine), where before the fix about four were.
+  // loopback; here 14-18 pulls of 20 before the fix). So: 20 pulls, and at most one gap of
+  // 45 ms or more (a commit slow on a loaded machine).
   int long_gaps = 0;
   std::vector<double> gaps_ms;
   for (int i = 0; i < 20; ++i) {

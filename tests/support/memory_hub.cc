@@ -18,9 +18,15 @@ namespace {
 using nlohmann::json;
 constexpr size_t kPiece = 64 << 10;
 
+// In one read: a character at a time, 3 MiB took ~0.15 s in a debug build, per request.
 std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  std::string out(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
 }
 
 std::string PercentDecode(const std::string& s) {
