@@ -301,14 +301,8 @@ Status TransferRunner::Run(const Plan& plan) {
       // The next range of x, in file order, of the size the link calls for (RangeSizer).
       // Writing ahead, sizes are staggered behind the running fetch with the most left
       // (Staggered; each fetch launched in this pass counts as running).
-      uint64_t longest_left = 0;
       const bool write_ahead = impl.write_ahead.load();
-      if (write_ahead)
-        for (auto& sk : impl.sinks)
-          if (!sk->finished && !sk->xfer()->memory) {
-            const uint64_t next = sk->next.load(), end = sk->end.load();
-            if (end > next) longest_left = std::max(longest_left, end - next);
-          }
+      uint64_t longest_left = write_ahead ? impl.LongestLeft() : 0;
       auto take = [&](Xfer* x) {
         ByteRange r = x->todo.front();
         // Near the end of the pull, what is left is shared out among the connections, so the
@@ -422,12 +416,10 @@ Status TransferRunner::Run(const Plan& plan) {
     }
 
     // Durability on a clock and by size; hashing; completion.
-    bool all_done = waiting.empty();
     auto now = clock->Now();
     for (Xfer* xp : active) {
       Xfer& x = *xp;
       if (x.done) continue;
-      all_done = false;
       bool fetching, complete;
       uint64_t unsynced, hashable, written, durable_prefix;
       Clock::TimePoint last_sync;
@@ -504,10 +496,10 @@ Status TransferRunner::Run(const Plan& plan) {
       }
     }
     std::erase_if(active, [](Xfer* x) { return x->done; });
-    // Transfers that finished in this pass count now: the pass that finishes the last one
-    // ends the loop (and hands over the last small files) at once, not after one more wait
-    // for a wake that nothing sends (50 ms at the end of every pull).
-    all_done = waiting.empty() && active.empty();
+    // Worked out after the pass: the pass that finishes the last transfer ends the loop (and
+    // hands over the last small files) at once, not after one more wait for a wake that
+    // nothing sends (50 ms at the end of every pull).
+    bool all_done = waiting.empty() && active.empty();
     if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done))
       adopt_small();
     if (result.ok()) result = record_small();

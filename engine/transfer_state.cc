@@ -242,6 +242,16 @@ bool TransferShared::Admit(const Sink* s, uint64_t offset) {
   return false;
 }
 
+uint64_t TransferShared::LongestLeft() const {
+  uint64_t longest = 0;
+  for (const auto& sk : sinks) {
+    if (sk->finished || sk->xfer()->memory) continue;
+    const uint64_t next = sk->next.load(), end = sk->end.load();
+    if (end > next) longest = std::max(longest, end - next);
+  }
+  return longest;
+}
+
 uint64_t TransferShared::HashableEnd(Xfer* x) {
   uint64_t pos = x->hashed.load();
   for (;;) {

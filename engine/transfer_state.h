@@ -299,6 +299,9 @@ struct TransferShared {
   // Where x's hashable prefix ends: from x->hashed over what is received or in whole blocks.
   // Called with mu held.
   uint64_t HashableEnd(Xfer* x);
+  // The most bytes any running fetch into a file has left (mu held): what Staggered sizes a
+  // new range behind when writing ahead.
+  uint64_t LongestLeft() const;
   // Waits (mu held through `lock`) until the writing thread has nothing queued or in hand.
   void WaitWrites(std::unique_lock<std::mutex>& lock);
   size_t held() const { return blocks_made - free_blocks.size(); }

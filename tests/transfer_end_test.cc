@@ -5,7 +5,6 @@
 // loopback, medians of 8: 0.975 -> 0.930 s).
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <vector>

@@ -7,27 +7,17 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "base/fs.h"
 
 namespace modelsync::testing {
 namespace {
 
 using nlohmann::json;
 constexpr size_t kPiece = 64 << 10;
-
-// In one read: a character at a time, 3 MiB took ~0.15 s in a debug build, per request.
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return {};
-  std::string out(static_cast<size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<size_t>(in.gcount()));
-  return out;
-}
 
 std::string PercentDecode(const std::string& s) {
   std::string out;
@@ -208,7 +198,10 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
   Response Body(const std::string& repo, const std::string& object, uint64_t size,
                 const net::ExchangeSpec& spec) {
     Response r;
-    std::string bytes = ReadAll(dir_ + "/" + repo + "/objects/" + object);
+    // base's ReadFile (64 KiB reads): an istreambuf_iterator a character at a time took
+    // ~0.15 s per 3 MiB request in a debug build.
+    auto read = ReadFile(dir_ + "/" + repo + "/objects/" + object);
+    std::string bytes = read.ok() ? std::move(*read) : std::string();
     uint64_t a = 0, b = size == 0 ? 0 : size - 1;
     if (!spec.range.empty() &&
         std::sscanf(spec.range.c_str(), "bytes=%" SCNu64 "-%" SCNu64, &a, &b) == 2 && a <= b && b < size) {
