@@ -44,7 +44,13 @@ void SmallFileWriter::Adopt(std::vector<Xfer*> files, std::vector<std::string> c
   job.ids = std::move(content_ids);
   std::lock_guard<std::mutex> lock(mu_);
   jobs_.push_back(std::move(job));
+  ++adoptions_;
   cv_.notify_one();
+}
+
+bool SmallFileWriter::Adopting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return adoptions_ > 0;
 }
 
 Status SmallFileWriter::TakeAdopted(std::vector<Xfer*>* files) {
@@ -113,6 +119,7 @@ void SmallFileWriter::Loop() {
     // The job is over before the wake: a control thread woken by it must find Pending()
     // false once it took the files, or it would wait for a wake that never comes.
     running_ = false;
+    if (adoption) --adoptions_;
     if (adoption || !s.ok()) {
       waking_ = true;
       lock.unlock();

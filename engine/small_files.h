@@ -61,6 +61,9 @@ class SmallFileWriter {
   // True while a job is queued or running, or adopted files wait to be taken. A job is over
   // before its wake is called: woken, TakeAdopted then Pending() says whether to wait again.
   bool Pending() const;
+  // True while an adoption is queued or running (its wake not called yet): the control thread
+  // holds the next batch back until then (SmallBatchDue, group commit).
+  bool Adopting() const;
   // Waits until every queued job has run, its wake included.
   void Drain();
 
@@ -84,6 +87,7 @@ class SmallFileWriter {
   bool running_ = false;  // a job taken from jobs_ and not finished
   bool waking_ = false;   // a finished job's wake is being called (Drain waits for it)
   bool stop_ = false;
+  int adoptions_ = 0;  // adoption jobs queued or running, until their wake
   std::vector<Xfer*> adopted_;  // adopted, not taken yet
   Status error_;
   std::thread thread_;

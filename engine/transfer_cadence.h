@@ -23,12 +23,18 @@ inline bool SyncDue(uint64_t unsynced, Clock::Duration since_last_sync, bool fet
 }
 
 // Small verified files are adopted (one sync for the batch) once this many wait, or the
-// oldest has waited this long, or nothing else is left to do.
+// oldest has waited this long, or nothing else is left to do. While an adoption is still
+// queued or running (`adopting`), the next one waits for it (group commit): the files
+// verified during one sync share the next, so a fast link makes a few large batches instead
+// of one sync per 128 files (601 small files on loopback: 5 syncs -> 3). The last batch
+// (all_done) goes at once.
 inline constexpr size_t kSmallBatchFiles = 128;
 inline constexpr std::chrono::milliseconds kSmallBatchAge{100};
 
-inline bool SmallBatchDue(size_t files, Clock::Duration age, bool all_done) {
-  return files > 0 && (all_done || files >= kSmallBatchFiles || age >= kSmallBatchAge);
+inline bool SmallBatchDue(size_t files, Clock::Duration age, bool all_done, bool adopting) {
+  if (files == 0) return false;
+  if (all_done) return true;
+  return !adopting && (files >= kSmallBatchFiles || age >= kSmallBatchAge);
 }
 
 // Page-cache hygiene for large partial files (PERF in transfer_runner.h), hints only: start

@@ -500,7 +500,8 @@ Status TransferRunner::Run(const Plan& plan) {
     // hands over the last small files) at once, not after one more wait for a wake that
     // nothing sends (50 ms at the end of every pull).
     bool all_done = waiting.empty() && active.empty();
-    if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done))
+    if (result.ok() && SmallBatchDue(small_batch.size(), now - small_since, all_done,
+                                     small && small->Adopting()))
       adopt_small();
     if (result.ok()) result = record_small();
     // Done when the last small files are recorded too (checked after record_small: a batch

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "engine/small_files.h"
@@ -77,6 +79,46 @@ TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recor
   got.clear();
   REQUIRE(w.TakeAdopted(&got).ok());
   CHECK(got.empty());
+}
+
+TEST_CASE("SmallFileWriter: Adopting() from an adoption's queuing until its wake") {
+  // The runner holds the next batch back while this is true (group commit, SmallBatchDue).
+  Store st;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_sync = false, release = false;
+  st.fs.SetHook([&](FsOp op, uint64_t, const std::string&) {
+    if (op != FsOp::kSync) return;
+    std::unique_lock<std::mutex> lock(mu);
+    in_sync = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  });
+  std::atomic<bool> adopting_at_wake{true};
+  SmallFileWriter* writer = nullptr;
+  SmallFileWriter w(*st.blobs, [&] { adopting_at_wake = writer->Adopting(); });
+  writer = &w;
+  const std::string a(40, 'a');
+  Xfer xa;
+  CHECK_FALSE(w.Adopting());
+  w.Write(a, "a.txt", "alpha");
+  CHECK_FALSE(w.Adopting());  // a write is not an adoption
+  w.Adopt({&xa}, {a});
+  CHECK(w.Adopting());  // queued
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_sync; });
+  }
+  CHECK(w.Adopting());  // running: held in its sync
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  w.Drain();
+  st.fs.SetHook(nullptr);
+  CHECK_FALSE(w.Adopting());
+  CHECK_FALSE(adopting_at_wake.load());  // over before its wake: the woken runner may adopt
 }
 
 TEST_CASE("SmallFileWriter: a failed write stops the jobs after it; what was adopted is handed back") {

@@ -26,11 +26,16 @@ TEST_CASE("cadence: when bytes are synced, small files adopted and pages dropped
   CHECK_FALSE(SyncDue(kSyncBytes - 1, milliseconds(0), true));
   CHECK(SyncDue(1, milliseconds(0), false));
   // Small files: a batch goes when full, old, or last.
-  CHECK_FALSE(SmallBatchDue(0, milliseconds(1000), true));
-  CHECK_FALSE(SmallBatchDue(1, milliseconds(99), false));
-  CHECK(SmallBatchDue(1, kSmallBatchAge, false));
-  CHECK(SmallBatchDue(kSmallBatchFiles, milliseconds(0), false));
-  CHECK(SmallBatchDue(1, milliseconds(0), true));
+  CHECK_FALSE(SmallBatchDue(0, milliseconds(1000), true, false));
+  CHECK_FALSE(SmallBatchDue(1, milliseconds(99), false, false));
+  CHECK(SmallBatchDue(1, kSmallBatchAge, false, false));
+  CHECK(SmallBatchDue(kSmallBatchFiles, milliseconds(0), false, false));
+  CHECK(SmallBatchDue(1, milliseconds(0), true, false));
+  // Group commit: while one adoption is queued or running the next waits, however many files
+  // or however long; the last batch does not.
+  CHECK_FALSE(SmallBatchDue(kSmallBatchFiles * 4, milliseconds(0), false, true));
+  CHECK_FALSE(SmallBatchDue(1, kSmallBatchAge * 10, false, true));
+  CHECK(SmallBatchDue(1, milliseconds(0), true, true));
   // Page cache: writeback every kWritebackBytes; drops stay below both prefixes, in steps.
   CHECK_FALSE(WritebackDue(kWritebackBytes - 1, 0));
   CHECK(WritebackDue(2 * kWritebackBytes, kWritebackBytes));

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/stat.h>
 
 #include "base/fs.h"
 
@@ -111,10 +112,26 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
     return r;
   }
 
+  // repo.json, parsed once per version of the file (its size and modification time): a
+  // many-files fixture's (600 files) took ~15 ms to parse in a debug build, on every request.
   json RepoJson(const std::string& repo) {
-    std::ifstream in(dir_ + "/" + repo + "/repo.json");
-    if (!in) return json();
-    return json::parse(in, nullptr, false);
+    const std::string path = dir_ + "/" + repo + "/repo.json";
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return json();
+    const std::string version = std::to_string(st.st_size) + "/" +
+                                std::to_string(st.st_mtim.tv_sec) + "." +
+                                std::to_string(st.st_mtim.tv_nsec);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = repo_json_.find(path);
+      if (it != repo_json_.end() && it->second.first == version) return it->second.second;
+    }
+    auto text = ReadFile(path);
+    if (!text.ok()) return json();
+    json parsed = json::parse(*text, nullptr, false);
+    std::lock_guard<std::mutex> l(mu_);
+    repo_json_[path] = {version, parsed};
+    return parsed;
   }
 
   Response Api(const std::string& rest) {
@@ -230,6 +247,7 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
   std::vector<MemoryHub::Seen> seen_;
   std::vector<std::pair<std::string, uint64_t>> drops_;
   std::vector<std::pair<std::string, uint64_t>> corrupt_;
+  std::map<std::string, std::pair<std::string, json>> repo_json_;  // path -> {version, parsed}
 };
 
 namespace {
