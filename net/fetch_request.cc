@@ -102,14 +102,15 @@ void FetchRequest::OnAttemptStart() {
 }
 
 Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {
-  const std::string where = ctx_.Describe();
+  // Named only in an error (every response of every fetch comes here).
+  auto where = [&] { return ctx_.Describe(); };
   if (auto c = head.Get("x-repo-commit"); c && NormalizeEtag(*c) != NormalizeEtag(spec_.commit)) {
-    return Status::Integrity("the hub served " + where + " from commit " + c->substr(0, 40) +
+    return Status::Integrity("the hub served " + where() + " from commit " + c->substr(0, 40) +
                              " instead of " + spec_.commit +
                              ": the revision changed under us; resolve it again");
   }
   if (auto sz = head.Get("x-linked-size"); sz && *sz != std::to_string(spec_.file_size)) {
-    return Status::Integrity("the hub says " + where + " is " + sz->substr(0, 20) +
+    return Status::Integrity("the hub says " + where() + " is " + sz->substr(0, 20) +
                              " bytes, the listing said " + std::to_string(spec_.file_size) +
                              ": resolve the revision again");
   }
@@ -121,7 +122,7 @@ Status FetchRequest::CheckIdentity(const ResponseHead& head, bool is_redirect) {
   if (!seen) return Status::Ok();  // nothing claimed here; the caller decides if that is enough
   if (expected.empty()) return Status::Ok();  // the caller did not say what to expect
   if (NormalizeEtag(*seen) != expected) {
-    return Status::Integrity("the hub's ETag for " + where + " is " +
+    return Status::Integrity("the hub's ETag for " + where() + " is " +
                              NormalizeEtag(*seen).substr(0, 64) + ", the listing said " + expected +
                              ": the file changed; resolve the revision again");
   }
@@ -143,7 +144,7 @@ bool ParseContentRange(const std::string& v, uint64_t* a, uint64_t* b, uint64_t*
 }  // namespace
 
 BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) {
-  const std::string where = ctx_.Describe();
+  auto where = [&] { return ctx_.Describe(); };  // named only in an error
   if (from_hub) {
     Status s = CheckIdentity(head, /*is_redirect=*/false);
     if (!s.ok()) {
@@ -158,8 +159,8 @@ BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Sta
     // Transient: a CDN edge may answer one request from a whole-file cache entry; the
     // retry (with backoff, up to max_attempts) asks again. A server that always does it
     // fails with this message once the attempts are spent.
-    *fail = Status::Transient("the server answered the range request for " + where + " with HTTP " +
-                              std::to_string(head.status) +
+    *fail = Status::Transient("the server answered the range request for " + where() +
+                              " with HTTP " + std::to_string(head.status) +
                               " instead of 206 (it ignores Range): nothing was used; if this "
                               "persists, a proxy in front of the hub strips Range headers");
     return BodyUse::kAbort;
@@ -168,12 +169,12 @@ BodyUse FetchRequest::OnSuccessHead(const ResponseHead& head, bool from_hub, Sta
   auto cr = head.Get("content-range");
   if (!cr || !ParseContentRange(*cr, &a, &b, &total) || a != next_ || b + 1 != end_) {
     *fail = Status::Transient("wrong Content-Range '" + cr.value_or("").substr(0, 80) + "' for " +
-                              where + " (asked " + RangeHeader() + "): nothing was used; if this "
+                              where() + " (asked " + RangeHeader() + "): nothing was used; if this "
                               "persists, a proxy in front of the hub rewrites ranges");
     return BodyUse::kAbort;
   }
   if (total != spec_.file_size) {
-    *fail = Status::Integrity("the server says " + where + " is " + std::to_string(total) +
+    *fail = Status::Integrity("the server says " + where() + " is " + std::to_string(total) +
                               " bytes, the listing said " + std::to_string(spec_.file_size) +
                               ": resolve the revision again");
     return BodyUse::kAbort;

@@ -140,6 +140,7 @@ bool IsUsableProxy(const std::string& proxy_url, std::string* why) {
 
 ProxyChoice ChooseProxy(const ProxySettings& s, const std::string& url) {
   ProxyChoice c;
+  if (s.http.empty() && s.https.empty() && s.all.empty()) return c;  // no URL to parse
   auto parts = ParseUrl(url);
   if (!parts.ok()) return c;
   if (parts->scheme == "https" && !s.https.empty()) {
