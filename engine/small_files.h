@@ -5,10 +5,12 @@
 // Each file's bytes go to blobs/.tmp-<content id> as soon as it is verified (Write); Adopt
 // then queues the adoption of a batch of written files, in one BlobStore::AdoptBatch (one
 // file-system sync for the batch, then the renames). Jobs run in the order queued, so an
-// adoption comes after the writes of its files. The control thread takes the adopted files
-// (TakeAdopted) and only then records them (BlobVerified): the log never names a blob that is
-// not durable (DESIGN invariant 2). A crash before that loses at most the files of the
-// batches not yet adopted; they are fetched again.
+// adoption comes after the writes of its files; while one is queued or running (Adopting),
+// the control thread holds the next batch back (group commit, engine/transfer_cadence.h
+// SmallBatchDue), so the files verified during one sync share the next. The control thread
+// takes the adopted files (TakeAdopted) and only then records them (BlobVerified): the log
+// never names a blob that is not durable (DESIGN invariant 2). A crash before that loses at
+// most the files of the batches not yet adopted; they are fetched again.
 //
 // Memory: a file's bytes are held from Write until written; Write blocks while more than
 // kQueueBytes wait, so a slow disk slows the fetching instead of filling memory.

@@ -172,7 +172,8 @@ Status TransferRunner::Run(const Plan& plan) {
 
   // Verified small files are written and adopted by `small` (engine/small_files.h), off this
   // thread; they wait in small_batch for one batched sync + adoption (an fsync per file would
-  // cost more than fetching it), and are recorded once `small` hands them back as blobs.
+  // cost more than fetching it; the next batch waits for the one being adopted: SmallBatchDue),
+  // and are recorded once `small` hands them back as blobs.
   std::unique_ptr<SmallFileWriter> small;
   if (std::any_of(impl.xfers.begin(), impl.xfers.end(), [](auto& x) { return x->memory; }))
     small = std::make_unique<SmallFileWriter>(
