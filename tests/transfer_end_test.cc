@@ -112,7 +112,7 @@ struct AllReceived final : engine::PullObserver {
 // verified meanwhile share one sync, instead of one sync per kSmallBatchFiles of them.
 TEST_CASE("small files verified while a batch is adopted share the next batch") {
   fixtures::FixtureOptions fo;
-  fo.small_files = 600;
+  fo.small_files = 300;  // over two batches' worth (kSmallBatchFiles), so the old rule makes 3+
   fo.only = {"many-files"};
   FixtureDir fx(fo);
   MemoryHub hub(fx.path());
@@ -153,12 +153,12 @@ TEST_CASE("small files verified while a batch is adopted share the next batch") 
   auto r = engine::Pull(env, po, &seen);
   ffs.SetHook(nullptr);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  CHECK(r->files == 601);
+  CHECK(r->files == 301);
   std::lock_guard<std::mutex> lock(mu);
   REQUIRE(waited);
   // Batches: runs of renames. The first (128 files, kSmallBatchFiles) and one more with the
-  // other 473, adopted when the first is done or all are verified; one per 128 files (5)
-  // without group commit.
+  // other 173, adopted when the first is done or all are verified; one per 128 files (3, and
+  // more as the 100 ms age rule cuts them) without group commit.
   int batches = 0;
   for (size_t i = 0; i < ops.size(); ++i)
     if (ops[i] == 'R' && (i == 0 || ops[i - 1] != 'R')) ++batches;
