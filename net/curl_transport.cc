@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <string_view>
 
@@ -20,22 +19,14 @@ namespace {
 // 256 KiB each at 16 (a slow link, where the governor opens more), never under 128 KiB.
 constexpr long kBufferMax = 512 * 1024, kBufferMin = 128 * 1024;
 constexpr long kBuffersTotal = 4 * 1024 * 1024;
-// A range known to be small (a small file's fetch: "bytes=a-b" of a few KiB) gets a buffer
-// of libcurl's default size instead: a 512 KiB buffer per small request costs an allocation
-// and page faults for bytes that never come.
+// A range of under kBufferSmall bytes (a small file's fetch) gets a buffer of libcurl's
+// default size instead: a 512 KiB buffer per small request costs an allocation and page
+// faults for bytes that never come.
 constexpr long kBufferSmall = 16 * 1024;
-long BufferFor(size_t transfers, std::string_view range) {
+long BufferFor(size_t transfers, uint64_t range_bytes) {
+  if (range_bytes > 0 && range_bytes < static_cast<uint64_t>(kBufferSmall)) return kBufferSmall;
   const long share = kBuffersTotal / static_cast<long>(std::max<size_t>(1, transfers));
-  const long buffer = std::clamp(share, kBufferMin, kBufferMax);
-  // "bytes=first-last" (FetchRequest::RangeHeader), both numbers given.
-  if (!range.starts_with("bytes=")) return buffer;
-  uint64_t first = 0, last = 0;
-  const char* end = range.data() + range.size();
-  auto a = std::from_chars(range.data() + 6, end, first);
-  if (a.ec != std::errc() || a.ptr == end || *a.ptr != '-') return buffer;
-  auto b = std::from_chars(a.ptr + 1, end, last);
-  if (b.ec != std::errc() || b.ptr != end || last < first) return buffer;
-  return last - first < static_cast<uint64_t>(kBufferSmall) ? kBufferSmall : buffer;
+  return std::clamp(share, kBufferMin, kBufferMax);
 }
 
 struct CurlGlobal {
@@ -249,7 +240,7 @@ class CurlTransport final : public Transport {
   Result<std::unique_ptr<Exchange>> Start(const ExchangeSpec& spec, ExchangeHandler* handler,
                                           Done done) override {
     auto ex = std::make_unique<CurlExchange>(multi_, spec, handler, std::move(done),
-                                             BufferFor(multi_.live() + 1, spec.range));
+                                             BufferFor(multi_.live() + 1, spec.range_bytes));
     if (ex->easy() == nullptr) return Status::Permanent("cannot start a transfer: curl_easy_init failed");
     CURLMcode rc = multi_.Add(ex->easy(), ex.get());
     if (rc != CURLM_OK) {

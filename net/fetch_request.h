@@ -31,6 +31,7 @@ class FetchRequest final : public Request {
  private:
   std::string FirstUrl() const override;
   std::string RangeHeader() const override;
+  uint64_t RangeBytes() const override { return end_ - next_; }
   Status CheckRedirect(const ResponseHead& head, bool from_hub) override;
   BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
   Status OnData(const char* data, size_t n) override;

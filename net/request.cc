@@ -66,6 +66,7 @@ void Request::StartExchange(const std::string& url) {
   from_hub_ = hub_answer_ && hub_origin;
   if (hub_origin && !loop_.options.token.empty()) o.authorization = "Bearer " + loop_.options.token;
   o.range = RangeHeader();
+  o.range_bytes = RangeBytes();
   o.user_agent = loop_.options.user_agent;
   o.connect_timeout = loop_.options.connect_timeout;
   o.stall_timeout = loop_.options.stall_timeout;

@@ -105,6 +105,7 @@ class Request : public ExchangeHandler {
  protected:
   virtual std::string FirstUrl() const = 0;
   virtual std::string RangeHeader() const { return ""; }
+  virtual uint64_t RangeBytes() const { return 0; }  // what RangeHeader asks for
   virtual bool accept_json() const { return false; }
   virtual bool head_only() const { return false; }
   // A checked redirect to next_url: follow it (true), or end the request with

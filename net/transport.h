@@ -58,6 +58,7 @@ struct ExchangeSpec {
   std::string url;
   std::string authorization;  // full Authorization header value, or empty
   std::string range;          // Range header value ("bytes=a-b"), or empty
+  uint64_t range_bytes = 0;   // how many bytes `range` asks for (0: no range); sizes buffers
   std::string user_agent;
   bool head = false;          // HEAD instead of GET
   // Accept: application/json, and any Content-Encoding the transport can decode (API answers

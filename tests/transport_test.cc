@@ -70,6 +70,12 @@ uint64_t RangeStart(const std::string& range) {
   return range.rfind("bytes=", 0) == 0 ? std::stoull(range.substr(6)) : 0;
 }
 
+// How many bytes "bytes=a-b" asks for (0 for no range).
+uint64_t RangeSize(const std::string& range) {
+  if (range.rfind("bytes=", 0) != 0) return 0;
+  return std::stoull(range.substr(range.find('-') + 1)) - RangeStart(range) + 1;
+}
+
 }  // namespace
 
 TEST_CASE("an app's own transport carries a whole pull: no socket, and a cut range resumes "
@@ -94,6 +100,8 @@ TEST_CASE("an app's own transport carries a whole pull: no socket, and a cut ran
     INFO(s.url << " " << s.range);
     const bool to_hub = s.url.rfind(std::string(MemoryHub::kHubUrl) + "/", 0) == 0;
     if (!to_hub) CHECK(s.authorization.empty());  // the token never goes to the CDN
+    // The transport is told how much a range asks for (it sizes libcurl's buffer by it).
+    CHECK(s.range_bytes == RangeSize(s.range));
     if (to_hub && s.authorization == std::string("Bearer ") + kToken) token_to_hub = true;
     // A range starts on a MiB boundary (chunks and tail splits) unless it resumes a cut one.
     if (!to_hub && s.url.find(object) != std::string::npos && RangeStart(s.range) % (1u << 20) != 0) {

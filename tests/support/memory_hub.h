@@ -40,6 +40,7 @@ class MemoryHub {
 
   struct Seen {
     std::string url, range, authorization;
+    uint64_t range_bytes = 0;
   };
   std::vector<Seen> seen() const;
   void ClearSeen();
