@@ -122,6 +122,68 @@ Status Materializer::Add(const std::string& path, const std::string& content_id)
   return Status::Ok();
 }
 
+namespace {
+std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+}  // namespace
+
+Result<std::unique_ptr<storage::File>> Materializer::Stage(const std::string& path) {
+  if (!build_) return Status::InvalidArgument("Materializer::Stage before Begin");
+  if (build_->clone) return Status::InvalidArgument("model files are reflinks here");
+  MS_RETURN_IF_ERROR(ValidateRepoPath(path));
+  if (build_->added.count(path) || build_->staged.count(path))
+    return Status::InvalidArgument("'" + ShowName(path) + "' is in the new tree already");
+  auto [parent, leaf] = SplitPath(path);
+  MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*build_, parent));
+  MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(leaf, storage::OpenMode::kCreateExclusive, 0444));
+  build_->staged.insert(path);
+  return f;
+}
+
+Status Materializer::SyncStaged(const std::string& path) {
+  if (!build_ || !build_->staged.count(path))
+    return Status::InvalidArgument("'" + ShowName(path) + "' was not staged");
+  auto [parent, leaf] = SplitPath(path);
+  MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*build_, parent));
+  MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(leaf, storage::OpenMode::kRead));
+  return f->Sync();
+}
+
+Status Materializer::Publish(const std::string& path, const std::string& content_id) {
+  if (!build_ || !build_->staged.count(path))
+    return Status::InvalidArgument("'" + ShowName(path) + "' was not staged");
+  if (!storage::BlobStore::IsValidId(content_id))
+    return Status::InvalidArgument("malformed content id for '" + ShowName(path) + "'");
+  auto [parent, leaf] = SplitPath(path);
+  MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*build_, parent));
+  Status s = d->Link(leaf, blobs_.dir(), content_id);
+  const long e = s.ok() ? 0 : s.detail();
+  if (s.ok()) {
+    ++build_->stats.linked;
+  } else if (e == EEXIST) {
+    // The blob is there already: the tree links it, as Add would have.
+    MS_RETURN_IF_ERROR(d->Unlink(leaf));
+    build_->staged.erase(path);
+    MS_RETURN_IF_ERROR(LinkOne(*build_, path, content_id));
+  } else if (e == EXDEV || e == EPERM || e == EMLINK) {
+    // No hard link here (LinkOne copies then too): the blob is a copy of the staged file,
+    // synced by CopyFile, and the staged file stays the model file.
+    const std::string tmp = ".tmp-" + content_id + ".copy";
+    (void)blobs_.dir().Unlink(tmp);
+    MS_RETURN_IF_ERROR(storage::CopyFile(*d, leaf, blobs_.dir(), tmp, 0444));
+    MS_RETURN_IF_ERROR(blobs_.dir().Rename(tmp, blobs_.dir(), content_id));
+    ++build_->stats.copied;
+  } else {
+    return s;
+  }
+  build_->staged.erase(path);
+  build_->added.insert(path);
+  return Status::Ok();
+}
+
 Status Materializer::Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
                                  MaterializeStats* stats,
                                  const std::vector<std::string>* user_files) {
@@ -145,6 +207,12 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
     // Added ahead: linked to the same blob (Add takes a path once; a path keeps its content
     // within a plan).
     if (bd->added.count(f->path)) continue;
+    if (bd->staged.count(f->path)) {  // staged, never published (its adoption failed)
+      auto [parent, leaf] = SplitPath(f->path);
+      MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*bd, parent));
+      MS_RETURN_IF_ERROR(d->Unlink(leaf));
+      bd->staged.erase(f->path);
+    }
     MS_RETURN_IF_ERROR(LinkOne(*bd, f->path, f->content_id));
   }
   auto dir_of = [&](const std::string& rel) { return DirOf(*bd, rel); };

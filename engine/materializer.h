@@ -17,6 +17,10 @@
 // staging directory, Add(path, id) links one file into it (pull links each small file as it
 // is adopted, while the rest download), and Materialize(repo, files) then links only the files
 // not added yet and goes on with the syncs and the swap. Materialize alone does all of it.
+// A small file's bytes may even be written into the staging tree first (Stage) and, once a
+// sync has made them durable, made the blob from there (Publish: a hard link into blobs/),
+// one directory entry fewer per file than a blob made under a temporary name, renamed, and
+// linked in (engine/small_files.h).
 // A crash at any point leaves models/<org>/<name> wholly old or wholly new (or absent, if it
 // did not exist before); leftovers are removed by the next run's CleanStaging.
 //
@@ -82,6 +86,19 @@ class Materializer {
   // Links `path` (repo-relative) to blob `content_id` in the tree begun. Best effort: on an
   // error nothing is recorded and Materialize links the file (and reports the error) itself.
   Status Add(const std::string& path, const std::string& content_id);
+  // Creates `path` (repo-relative) new and read-only (0444) in the tree begun, for the caller
+  // to write a verified small file's bytes into, and sync (Dir::SyncFileSystem, or
+  // SyncStaged). kInvalidArgument where model files are reflinks (the file and its blob must
+  // not be one inode there) or before Begin; any error: the caller makes the blob another way
+  // and nothing of `path` is left. Not added until Published.
+  Result<std::unique_ptr<storage::File>> Stage(const std::string& path);
+  // fsyncs a file Staged (where the file system cannot be synced whole).
+  Status SyncStaged(const std::string& path);
+  // Makes the Staged (and synced) `path` the blob `content_id`: a hard link blobs/<id> ->
+  // the file (blobs/ is not synced here: the caller syncs it once per batch). Where the blob
+  // exists already (a second path with the same bytes), the staged file is replaced by a
+  // link to it. Then `path` is added. The caller verified the bytes against content_id.
+  Status Publish(const std::string& path, const std::string& content_id);
   void SetBeforeUnsafeSwap(std::function<Status()> hook) { before_unsafe_swap_ = std::move(hook); }
   // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
   // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
@@ -112,6 +129,7 @@ class Materializer {
     std::vector<std::pair<std::string, std::unique_ptr<storage::Dir>>> chain;  // (rel, dir)
     std::vector<std::string> created;  // directories made (rel paths), to sync
     std::set<std::string> added;       // files linked (repo paths)
+    std::set<std::string> staged;      // files Staged, not Published (repo paths)
     bool clone = false;                // reflinks work here (until one says no)
     MaterializeStats stats;
   };

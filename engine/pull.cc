@@ -114,9 +114,11 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
       if (c.observer)
         c.observer->OnProgress(p.bytes_done, p.bytes_total, p.files_done, p.files_total);
     };
-    // The new tree is built while the small files arrive: each is linked into the staging
-    // directory by the thread that made it a blob (Materializer::Add, on_small_blob; best
-    // effort: Materialize below links whatever is not there yet and reports any error). Only
+    // The new tree is built while the small files arrive: each is written straight into the
+    // staging directory and made a blob from there by the small files' writer
+    // (small_files_tree, Materializer::Stage/Publish), or where it cannot be, linked into it
+    // by the thread that made it a blob (Materializer::Add, on_small_blob; best effort:
+    // Materialize below links whatever is not there yet and reports any error). Only
     // that thread touches `mat` until Run() returns. Begin's errors end the pull here, as
     // Materialize's would after the download: its fsyncs (a new models/ or models/<org>/)
     // must not fail once and be skipped the next time because the directory exists.
@@ -128,6 +130,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
       ro.on_small_blob = [&mat](const std::string& path, const std::string& content_id) {
         (void)mat.Add(path, content_id);
       };
+      ro.small_files_tree = &mat;
     }
     if (c.observer) {
       ro.on_file_done = [&](const std::string& path, uint64_t size, bool fetched_now) {

@@ -3,14 +3,16 @@
 #include <set>
 #include <utility>
 
+#include "engine/materializer.h"
 #include "storage/blob_store.h"
 #include "storage/file_system.h"
 
 namespace modelsync::engine {
 
 SmallFileWriter::SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake,
-                                 std::function<void(Xfer*)> adopted)
+                                 std::function<void(Xfer*)> adopted, Materializer* tree)
     : blobs_(blobs),
+      tree_(tree),
       wake_(std::move(wake)),
       adopted_hook_(std::move(adopted)),
       thread_([this] { Loop(); }) {}
@@ -70,29 +72,55 @@ void SmallFileWriter::Drain() {
   room_cv_.wait(lock, [&] { return (jobs_.empty() && !running_ && !waking_) || stop_; });
 }
 
-Status SmallFileWriter::Run(const Job& job) {
-  if (job.files.empty()) {  // a write
-    Status written = [&]() -> Status {
-      // Made new and read-only at once (mode 0444; the handle that creates it may still
-      // write it): a blob's mode, with no chmod, and AdoptBatch does not reopen it.
-      const std::string tmp = ".tmp-" + job.content_id;
-      auto f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
-      if (!f.ok()) {
-        // A run that crashed after writing this content left its copy (read-only): removed,
-        // and made again.
-        if (!blobs_.dir().Unlink(tmp).ok()) return f.status();
-        f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
-        if (!f.ok()) return f.status();
-      }
-      return (*f)->PWrite(0, job.bytes);
-    }();
-    return written.With(job.path);  // name the repo file too
+Status SmallFileWriter::Write(const Job& job) {
+  if (tree_) {
+    // Under its own path in the new tree; where that cannot be (a name taken, reflinks),
+    // as a temporary blob below.
+    if (auto f = tree_->Stage(job.path); f.ok()) {
+      staged_.emplace(job.content_id, job.path);
+      return (*f)->PWrite(0, job.bytes).With(job.path);
+    }
   }
-  std::vector<std::pair<std::string, std::string>> names;
+  Status written = [&]() -> Status {
+    // Made new and read-only at once (mode 0444; the handle that creates it may still
+    // write it): a blob's mode, with no chmod, and the adoption does not reopen it.
+    const std::string tmp = ".tmp-" + job.content_id;
+    auto f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
+    if (!f.ok()) {
+      // A run that crashed after writing this content left its copy (read-only), or a
+      // second path with the same bytes is written before the first is adopted: removed,
+      // and made again.
+      if (!blobs_.dir().Unlink(tmp).ok()) return f.status();
+      f = blobs_.dir().OpenFile(tmp, storage::OpenMode::kCreateExclusive, 0444);
+      if (!f.ok()) return f.status();
+    }
+    written_tmp_.insert(job.content_id);
+    return (*f)->PWrite(0, job.bytes);
+  }();
+  return written.With(job.path);  // name the repo file too
+}
+
+Status SmallFileWriter::Run(const Job& job) {
+  if (job.files.empty()) return Write(job);
+  std::vector<std::pair<std::string, std::string>> names;  // (temporary name, id)
+  std::vector<std::pair<std::string, std::string>> staged;  // (path, id)
   std::set<std::string> seen;
-  for (const std::string& id : job.ids)
-    if (seen.insert(id).second) names.push_back({".tmp-" + id, id});
-  return blobs_.AdoptBatch(blobs_.dir(), names);
+  for (const std::string& id : job.ids) {
+    if (!seen.insert(id).second) continue;
+    if (written_tmp_.erase(id)) names.push_back({".tmp-" + id, id});
+    auto [from, to] = staged_.equal_range(id);
+    for (auto it = from; it != to; ++it) staged.push_back({it->second, id});
+    staged_.erase(from, to);
+  }
+  if (names.empty() && staged.empty()) return Status::Ok();
+  // Durable first (DESIGN invariant 2: a blob's name never comes before its bytes).
+  bool per_file = false;
+  MS_RETURN_IF_ERROR(blobs_.SyncBatch(blobs_.dir(), names, &per_file));
+  if (per_file)
+    for (const auto& [path, id] : staged) MS_RETURN_IF_ERROR(tree_->SyncStaged(path));
+  MS_RETURN_IF_ERROR(blobs_.AdoptSynced(blobs_.dir(), names));
+  for (const auto& [path, id] : staged) MS_RETURN_IF_ERROR(tree_->Publish(path, id));
+  return blobs_.dir().Sync();
 }
 
 void SmallFileWriter::Loop() {

@@ -2,9 +2,14 @@
 // store and adopted there on a thread of their own, so the control thread of TransferRunner
 // only verifies them and launches the next fetches.
 //
-// Each file's bytes go to blobs/.tmp-<content id> as soon as it is verified (Write); Adopt
-// then queues the adoption of a batch of written files, in one BlobStore::AdoptBatch (one
-// file-system sync for the batch, then the renames). Jobs run in the order queued, so an
+// Each file's bytes are written as soon as it is verified (Write): given the model's staging
+// tree (a Materializer begun), straight into it under the file's own path (Materializer::
+// Stage), else to blobs/.tmp-<content id>. Adopt then queues the adoption of a batch of
+// written files: one file-system sync for the batch (BlobStore::SyncBatch), then each file
+// made a blob: a staged one by a hard link from the tree into blobs/ (Materializer::Publish),
+// a temporary one by a rename (BlobStore::AdoptSynced), and blobs/ synced once. A staged file
+// takes two directory entries (its own, the blob's) where a temporary one took four
+// operations (created, renamed out and in, linked into the tree). Jobs run in the order queued, so an
 // adoption comes after the writes of its files; while one is queued or running (Adopting),
 // the control thread holds the next batch back (group commit, engine/transfer_cadence.h
 // SmallBatchDue), so the files verified during one sync share the next. The control thread
@@ -23,7 +28,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +43,7 @@ class BlobStore;
 
 namespace modelsync::engine {
 
+class Materializer;
 struct Xfer;
 
 class SmallFileWriter {
@@ -44,9 +52,10 @@ class SmallFileWriter {
 
   // `wake` is called (from the writing thread) when an adoption finished or failed;
   // `adopted` (may be empty), on the same thread, for each file of an adoption that
-  // succeeded, before the wake.
+  // succeeded, before the wake. `tree` (may be null): the staging tree begun for the model
+  // (Materializer::Begin); only the writing thread uses it until the writer is destroyed.
   SmallFileWriter(storage::BlobStore& blobs, std::function<void()> wake,
-                  std::function<void(Xfer*)> adopted = {});
+                  std::function<void(Xfer*)> adopted = {}, Materializer* tree = nullptr);
   ~SmallFileWriter();  // stops after the job running now; queued jobs are dropped
   SmallFileWriter(const SmallFileWriter&) = delete;
   SmallFileWriter& operator=(const SmallFileWriter&) = delete;
@@ -77,8 +86,10 @@ class SmallFileWriter {
   };
   void Loop();
   Status Run(const Job& job);
+  Status Write(const Job& job);
 
   storage::BlobStore& blobs_;
+  Materializer* tree_;
   std::function<void()> wake_;
   std::function<void(Xfer*)> adopted_hook_;
   mutable std::mutex mu_;
@@ -92,6 +103,9 @@ class SmallFileWriter {
   int adoptions_ = 0;  // adoption jobs queued or running, until their wake
   std::vector<Xfer*> adopted_;  // adopted, not taken yet
   Status error_;
+  // The writing thread's alone: what was written and not adopted yet, by content id.
+  std::set<std::string> written_tmp_;                // as blobs/.tmp-<id>
+  std::multimap<std::string, std::string> staged_;  // into the tree: id -> path
   std::thread thread_;
 };
 

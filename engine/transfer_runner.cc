@@ -187,7 +187,8 @@ Status TransferRunner::Run(const Plan& plan) {
         },
         [this](Xfer* x) {
           if (options_.on_small_blob) options_.on_small_blob(x->fp->path, x->fp->content_id);
-        });
+        },
+        options_.small_files_tree);
   std::vector<Xfer*> small_batch;
   Clock::TimePoint small_since;
   auto adopt_small = [&] {

@@ -74,6 +74,7 @@ class PartialStore;
 
 namespace modelsync::engine {
 
+class Materializer;
 
 struct TransferProgress {
   uint64_t bytes_done = 0;  // present before the run + received
@@ -107,6 +108,10 @@ struct TransferRunnerOptions {
   // and not after Run() returns. Before its BlobVerified is recorded: for work that a crash
   // may lose (pull links the file into the staging tree, Materializer::Add).
   std::function<void(const std::string& path, const std::string& content_id)> on_small_blob;
+  // Not owned; may be null: the model's staging tree, begun (Materializer::Begin). The small
+  // files' writer then writes each small file straight into it and makes the blob from there
+  // (SmallFileWriter); only that thread uses it until Run() returns.
+  Materializer* small_files_tree = nullptr;
   // Not owned; may be null. Checked by the control loop: when true, Run() stops as on a
   // failure (fetches cancelled, written bytes synced and recorded) and returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;

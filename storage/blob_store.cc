@@ -63,24 +63,38 @@ Status BlobStore::AdoptBatch(Dir& from,
                              const std::vector<std::pair<std::string, std::string>>& name_ids) {
   if (name_ids.empty()) return Status::Ok();
   for (const auto& [name, id] : name_ids) MS_RETURN_IF_ERROR(CheckId(id));
+  bool per_file = false;
+  MS_RETURN_IF_ERROR(SyncBatch(from, name_ids, &per_file));
+  MS_RETURN_IF_ERROR(AdoptSynced(from, name_ids));
+  MS_RETURN_IF_ERROR(dir_->Sync());
+  if (&from != dir_.get()) MS_RETURN_IF_ERROR(from.Sync());
+  return Status::Ok();
+}
+
+Status BlobStore::SyncBatch(Dir& from,
+                            const std::vector<std::pair<std::string, std::string>>& name_ids,
+                            bool* per_file) {
+  *per_file = false;
   Status s = from.SyncFileSystem();
-  if (s.code() == StatusCode::kInvalidArgument) {
-    for (const auto& [name, id] : name_ids) {
-      MS_ASSIGN_OR_RETURN(auto f, from.OpenFile(name, OpenMode::kRead));
-      MS_RETURN_IF_ERROR(f->Sync());
-    }
-  } else if (!s.ok()) {
-    return s;
-  }
+  if (s.code() != StatusCode::kInvalidArgument) return s;
+  *per_file = true;
   for (const auto& [name, id] : name_ids) {
+    MS_ASSIGN_OR_RETURN(auto f, from.OpenFile(name, OpenMode::kRead));
+    MS_RETURN_IF_ERROR(f->Sync());
+  }
+  return Status::Ok();
+}
+
+Status BlobStore::AdoptSynced(Dir& from,
+                              const std::vector<std::pair<std::string, std::string>>& name_ids) {
+  for (const auto& [name, id] : name_ids) {
+    MS_RETURN_IF_ERROR(CheckId(id));
     if (Has(id)) {
       MS_RETURN_IF_ERROR(from.Unlink(name));
     } else {
       MS_RETURN_IF_ERROR(from.Rename(name, *dir_, id));
     }
   }
-  MS_RETURN_IF_ERROR(dir_->Sync());
-  if (&from != dir_.get()) MS_RETURN_IF_ERROR(from.Sync());
   return Status::Ok();
 }
 

@@ -52,6 +52,13 @@ class BlobStore {
   // blobs/ (and of from). Same contract as Adopt() for every (name, id); on error some may
   // be adopted, none half.
   Status AdoptBatch(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids);
+  // AdoptBatch's parts, for a caller that makes other files blobs in the same batch
+  // (engine/small_files.h): SyncBatch syncs from's file system (*per_file set and each named
+  // file fsynced instead where that is unsupported); AdoptSynced renames (or, for a blob
+  // already there, removes) each synced file, and syncs neither directory.
+  Status SyncBatch(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids,
+                   bool* per_file);
+  Status AdoptSynced(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids);
   // Removes a blob (missing is OK); syncs blobs/.
   Status Remove(std::string_view id);
   // Every valid content id present, sorted.

@@ -576,3 +576,28 @@ TEST_CASE("a tree built ahead (Begin, Add) holds the same files as one built at 
   CHECK(NoLeftovers(t.path()));
   CHECK(m.Add("config.json", IdOf("{\"v\": 2}")).code() == StatusCode::kInvalidArgument);  // no Begin
 }
+
+TEST_CASE("a file staged and never published (its adoption failed) is replaced by Materialize") {
+  TempDir t(TempDir::kFast);
+  PutBlobs(t.path(), V1());
+  auto root = storage::RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto blobs = storage::BlobStore::Open(**root);
+  REQUIRE(blobs.ok());
+  Materializer m(**root, **blobs);
+  CHECK(m.Stage("config.json").status().code() == StatusCode::kInvalidArgument);  // no Begin
+  REQUIRE(m.Begin(kRepo).ok());
+  {
+    auto f = m.Stage("config.json");
+    REQUIRE(f.ok());
+    REQUIRE((*f)->PWrite(0, "bytes never made a blob").ok());
+  }
+  CHECK(m.Stage("config.json").status().code() == StatusCode::kInvalidArgument);  // taken
+  CHECK(m.Stage("../escape").status().code() == StatusCode::kInvalidArgument);
+  CHECK(m.Publish("sub/new.txt", IdOf("new")).code() == StatusCode::kInvalidArgument);  // not staged
+  MaterializeStats st;
+  REQUIRE(m.Materialize(kRepo, Files(V1()), &st).ok());
+  CHECK(ReadTree(ModelDir(t.path())) == V1());
+  CHECK(st.linked == V1().size());
+  CHECK(NoLeftovers(t.path()));
+}

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/materializer.h"
 #include "engine/small_files.h"
 #include "engine/transfer_state.h"
 #include "storage/blob_store.h"
@@ -237,5 +238,130 @@ TEST_CASE("SmallFileWriter: an adoption waits for the writes queued before it") 
     CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + ids[i])) ==
           "content " + std::to_string(i));
   }
+  CHECK(SmallFileLeftovers(*st.blobs).empty());
+}
+
+namespace {
+
+uint64_t InodeOf(const std::string& path) {
+  struct stat sb{};
+  REQUIRE(::stat(path.c_str(), &sb) == 0);
+  return sb.st_ino;
+}
+
+}  // namespace
+
+TEST_CASE("SmallFileWriter into the staging tree: written under its path, the blob a link to it made after the sync") {
+  Store st;
+  engine::Materializer tree(*st.root, *st.blobs);
+  REQUIRE(tree.Begin("org/m").ok());
+  // Every side effect in order: (op, path).
+  std::mutex mu;
+  std::vector<std::pair<FsOp, std::string>> ops;
+  st.fs.SetHook([&](FsOp op, uint64_t, const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu);
+    ops.push_back({op, path});
+  });
+  std::vector<std::string> hooked;
+  SmallFileWriter w(
+      *st.blobs, [] {}, [&](Xfer*) { hooked.push_back("adopted"); }, &tree);
+  const std::string a(40, 'a'), b(64, 'b');
+  const std::string staging = st.t / "models/org/.m.staging";
+  const std::string blobs = st.t / ".modelsync/blobs";
+  Xfer xa, xb, xb2;
+  w.Write(a, "dir/a.txt", "alpha");
+  w.Write(b, "b.json", "beta");
+  w.Write(b, "copy/b.json", "beta");  // the same content under a second path
+  w.Drain();
+  // Written where it will be, not a blob yet: no name in blobs/ before the bytes are durable.
+  CHECK(modelsync::testing::Slurp(staging + "/dir/a.txt") == "alpha");
+  CHECK(modelsync::testing::Slurp(staging + "/copy/b.json") == "beta");
+  CHECK_FALSE(st.blobs->Has(a));
+  CHECK_FALSE(st.blobs->Has(b));
+  w.Adopt({&xa}, {a});
+  w.Adopt({&xb, &xb2}, {b, b});
+  w.Drain();
+  st.fs.SetHook(nullptr);
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(got == std::vector<Xfer*>{&xa, &xb, &xb2});
+  CHECK(hooked.size() == 3);
+  // One inode per content: the blob and every model file of it.
+  CHECK(modelsync::testing::Slurp(blobs + "/" + a) == "alpha");
+  CHECK(InodeOf(blobs + "/" + a) == InodeOf(staging + "/dir/a.txt"));
+  CHECK(InodeOf(blobs + "/" + b) == InodeOf(staging + "/b.json"));
+  CHECK(InodeOf(blobs + "/" + b) == InodeOf(staging + "/copy/b.json"));
+  struct stat sb{};
+  REQUIRE(::stat((blobs + "/" + b).c_str(), &sb) == 0);
+  CHECK(sb.st_nlink == 3);
+  CHECK((sb.st_mode & 0777) == 0444);
+  CHECK(SmallFileLeftovers(*st.blobs).empty());  // no temporaries
+  // Each link into blobs/ comes after a sync that followed the last write.
+  size_t last_write = 0, last_sync = 0, links = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto& [op, path] = ops[i];
+    if (op == FsOp::kWrite) last_write = i + 1;
+    if (op == FsOp::kSync) last_sync = i + 1;
+    if (op == FsOp::kLink && path.rfind(blobs + "/", 0) == 0) {
+      ++links;
+      CHECK(last_sync > last_write);
+    }
+    if (op == FsOp::kRename) FAIL("a staged file is never renamed: " << path);
+  }
+  CHECK(links == 3);  // b's second path found the blob there, then linked the tree to it
+  // The tree is the one Materialize builds: nothing is linked twice.
+  engine::MaterializeStats ms;
+  REQUIRE(tree.Materialize("org/m", {{"b.json", b}, {"copy/b.json", b}, {"dir/a.txt", a}}, &ms)
+              .ok());
+  CHECK(ms.linked == 3);
+  CHECK(ms.copied == 0);
+  CHECK(InodeOf(blobs + "/" + a) == InodeOf(st.t / "models/org/m/dir/a.txt"));
+}
+
+TEST_CASE("SmallFileWriter into the staging tree: where hard links are refused, the blob is a copy") {
+  Store st;
+  engine::Materializer tree(*st.root, *st.blobs);
+  REQUIRE(tree.Begin("org/m").ok());
+  st.fs.ResetCounts();
+  st.fs.FailNth(FsOp::kLink, 1, EPERM, /*persistent=*/true);  // exFAT, say
+  SmallFileWriter w(*st.blobs, [] {}, {}, &tree);
+  const std::string a(40, 'a');
+  Xfer xa;
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  w.Drain();
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(got == std::vector<Xfer*>{&xa});
+  const std::string blob = st.t / (".modelsync/blobs/" + a);
+  const std::string staged = st.t / "models/org/.m.staging/a.txt";
+  CHECK(modelsync::testing::Slurp(blob) == "alpha");
+  CHECK(modelsync::testing::Slurp(staged) == "alpha");
+  CHECK(InodeOf(blob) != InodeOf(staged));
+  struct stat sb{};
+  REQUIRE(::stat(blob.c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0444);
+  CHECK(SmallFileLeftovers(*st.blobs).empty());
+  engine::MaterializeStats ms;
+  REQUIRE(tree.Materialize("org/m", {{"a.txt", a}}, &ms).ok());
+  CHECK(ms.copied == 1);
+  CHECK(modelsync::testing::Slurp(st.t / "models/org/m/a.txt") == "alpha");
+}
+
+TEST_CASE("SmallFileWriter with a tree not begun: temporary blobs, linked in by the hook") {
+  Store st;
+  engine::Materializer tree(*st.root, *st.blobs);  // no Begin: Stage refuses
+  std::vector<std::string> hooked;
+  SmallFileWriter w(*st.blobs, [] {}, [&](Xfer*) { hooked.push_back("adopted"); }, &tree);
+  const std::string a(40, 'a');
+  Xfer xa;
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  w.Drain();
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
+  CHECK(hooked.size() == 1);
+  CHECK_FALSE(modelsync::testing::Exists(st.t / "models"));
   CHECK(SmallFileLeftovers(*st.blobs).empty());
 }
