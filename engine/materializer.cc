@@ -53,6 +53,7 @@ Status Materializer::Begin(const std::string& repo) {
   MS_RETURN_IF_ERROR(b->org->MakeDir(staging));
   MS_ASSIGN_OR_RETURN(b->top, b->org->OpenDir(staging));
   b->clone = b->top->ClonesFiles();
+  b->unsynced.insert("");
   build_ = std::move(b);
   return Status::Ok();
 }
@@ -71,7 +72,10 @@ Result<Dir*> Materializer::DirOf(Build& b, const std::string& rel) {
     cur += cur.empty() ? std::string(comp) : "/" + std::string(comp);
     bool made = false;
     MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
-    if (made) b.created.push_back(cur);
+    if (made) {
+      b.unsynced.insert(cur);
+      b.unsynced.insert(cur.size() == comp.size() ? "" : cur.substr(0, cur.size() - comp.size() - 1));
+    }
     MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
     chain.emplace_back(cur, std::move(d));
     at = chain.back().second.get();
@@ -84,6 +88,7 @@ Status Materializer::LinkOne(Build& b, const std::string& path, const std::strin
   std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
   std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
   MS_ASSIGN_OR_RETURN(Dir * d, DirOf(b, parent));
+  b.unsynced.insert(parent);
   if (b.clone) {
     // A reflink: an edit of the model file (after a chmod) stays in it; the blob and every
     // other model keep their bytes.
@@ -138,6 +143,7 @@ Result<std::unique_ptr<storage::File>> Materializer::Stage(const std::string& pa
     return Status::InvalidArgument("'" + ShowName(path) + "' is in the new tree already");
   auto [parent, leaf] = SplitPath(path);
   MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*build_, parent));
+  build_->unsynced.insert(parent);
   MS_ASSIGN_OR_RETURN(auto f, d->OpenFile(leaf, storage::OpenMode::kCreateExclusive, 0444));
   build_->staged.insert(path);
   return f;
@@ -184,6 +190,10 @@ Status Materializer::Publish(const std::string& path, const std::string& content
   return Status::Ok();
 }
 
+void Materializer::NoteSynced() {
+  if (build_) build_->unsynced.clear();
+}
+
 Status Materializer::Materialize(const std::string& repo, const std::vector<MaterialFile>& files,
                                  MaterializeStats* stats,
                                  const std::vector<std::string>* user_files) {
@@ -210,6 +220,7 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
     if (bd->staged.count(f->path)) {  // staged, never published (its adoption failed)
       auto [parent, leaf] = SplitPath(f->path);
       MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*bd, parent));
+      bd->unsynced.insert(parent);
       MS_RETURN_IF_ERROR(d->Unlink(leaf));
       bd->staged.erase(f->path);
     }
@@ -217,7 +228,7 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   }
   auto dir_of = [&](const std::string& rel) { return DirOf(*bd, rel); };
   auto& chain = bd->chain;
-  auto& created = bd->created;
+  auto& unsynced = bd->unsynced;
   MaterializeStats& st = bd->stats;
 
   // The user's files, from the current tree into the new one.
@@ -245,6 +256,7 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
       auto info = src->Stat(leaf);
       if (!info.ok() || info->type != FileInfo::Type::kFile) continue;
       MS_ASSIGN_OR_RETURN(Dir * d, dir_of(parent));
+      unsynced.insert(parent);
       Status s = src->Link(leaf, *d, leaf);
       if (!s.ok()) {
         long e = s.detail();
@@ -255,16 +267,18 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
   }
 
   // Make the staging tree durable, deepest directories first (each reopened on its own),
-  // then its entry in org.
+  // then its entry in org. Only what changed since the tree was last synced whole.
   chain.clear();
-  std::stable_sort(created.begin(), created.end(), [](const std::string& a, const std::string& b) {
+  std::vector<std::string> to_sync(unsynced.begin(), unsynced.end());
+  std::stable_sort(to_sync.begin(), to_sync.end(), [](const std::string& a, const std::string& b) {
     return std::count(a.begin(), a.end(), '/') > std::count(b.begin(), b.end(), '/');
   });
-  for (const auto& rel : created) {
+  for (const auto& rel : to_sync) {
+    if (rel.empty()) continue;
     MS_ASSIGN_OR_RETURN(auto d, storage::OpenDirPath(*top, rel, false));
     MS_RETURN_IF_ERROR(d->Sync());
   }
-  MS_RETURN_IF_ERROR(top->Sync());
+  if (unsynced.count("")) MS_RETURN_IF_ERROR(top->Sync());
   top.reset();
   MS_RETURN_IF_ERROR(org->Sync());
 

@@ -99,6 +99,10 @@ class Materializer {
   // exists already (a second path with the same bytes), the staged file is replaced by a
   // link to it. Then `path` is added. The caller verified the bytes against content_id.
   Status Publish(const std::string& path, const std::string& content_id);
+  // The caller has just synced the whole file system (Dir::SyncFileSystem): every directory
+  // of the tree begun is durable as it stands, and Materialize syncs only those changed
+  // since (a pull of many small files: the writer's last batch sync covers the tree).
+  void NoteSynced();
   void SetBeforeUnsafeSwap(std::function<Status()> hook) { before_unsafe_swap_ = std::move(hook); }
   // Removes models/<org>/.<name>.staging; if models/<org>/<name> is missing but .<name>.old
   // exists (a two-rename swap was interrupted), renames it back first. Missing dirs are OK.
@@ -127,7 +131,9 @@ class Materializer {
     // chain is reused by neighbours), never one descriptor per directory: a tree of
     // thousands of directories stays far below the open-file limit (256 on macOS).
     std::vector<std::pair<std::string, std::unique_ptr<storage::Dir>>> chain;  // (rel, dir)
-    std::vector<std::string> created;  // directories made (rel paths), to sync
+    // Directories (rel paths; "" the top) made, or with entries made or removed, since the
+    // tree was begun or last synced whole (NoteSynced): Materialize fsyncs these.
+    std::set<std::string> unsynced;
     std::set<std::string> added;       // files linked (repo paths)
     std::set<std::string> staged;      // files Staged, not Published (repo paths)
     bool clone = false;                // reflinks work here (until one says no)

@@ -116,8 +116,11 @@ Status SmallFileWriter::Run(const Job& job) {
   // Durable first (DESIGN invariant 2: a blob's name never comes before its bytes).
   bool per_file = false;
   MS_RETURN_IF_ERROR(blobs_.SyncBatch(blobs_.dir(), names, &per_file));
-  if (per_file)
+  if (per_file) {
     for (const auto& [path, id] : staged) MS_RETURN_IF_ERROR(tree_->SyncStaged(path));
+  } else if (tree_) {
+    tree_->NoteSynced();  // the tree's directories too: Materialize need not sync them again
+  }
   MS_RETURN_IF_ERROR(blobs_.AdoptSynced(blobs_.dir(), names));
   for (const auto& [path, id] : staged) MS_RETURN_IF_ERROR(tree_->Publish(path, id));
   return blobs_.dir().Sync();

@@ -215,6 +215,8 @@ Status TransferRunner::Run(const Plan& plan) {
     std::string digest = x.hasher->FinishHex();
     if (digest == x.fp->content_id) {
       if (x.memory) {
+        // Freed now, while this thread waits on the network, not all at once at the end.
+        x.hasher.reset();
         // Written by `small` now, made durable and adopted with the next batch (adopt_small).
         small->Write(x.fp->content_id, x.fp->path, std::move(x.buffer));
         std::string().swap(x.buffer);
