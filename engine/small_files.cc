@@ -1,5 +1,6 @@
 #include "engine/small_files.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -113,6 +114,9 @@ Status SmallFileWriter::Run(const Job& job) {
     staged_.erase(from, to);
   }
   if (names.empty() && staged.empty()) return Status::Ok();
+  // In path order: the tree's directories are opened one chain at a time (Materializer::DirOf),
+  // so neighbours share theirs.
+  std::sort(staged.begin(), staged.end());
   // Durable first (DESIGN invariant 2: a blob's name never comes before its bytes).
   bool per_file = false;
   MS_RETURN_IF_ERROR(blobs_.SyncBatch(blobs_.dir(), names, &per_file));
