@@ -249,6 +249,16 @@ uint64_t InodeOf(const std::string& path) {
   return sb.st_ino;
 }
 
+// Writes "alpha" as a.txt (content `id`), adopts it, waits: the files handed back.
+std::vector<Xfer*> WriteAlpha(SmallFileWriter& w, const std::string& id, Xfer* x) {
+  w.Write(id, "a.txt", "alpha");
+  w.Adopt({x}, {id});
+  w.Drain();
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());
+  return got;
+}
+
 }  // namespace
 
 TEST_CASE("SmallFileWriter into the staging tree: written under its path, the blob a link to it made after the sync") {
@@ -327,12 +337,7 @@ TEST_CASE("SmallFileWriter into the staging tree: where hard links are refused, 
   SmallFileWriter w(*st.blobs, [] {}, {}, &tree);
   const std::string a(40, 'a');
   Xfer xa;
-  w.Write(a, "a.txt", "alpha");
-  w.Adopt({&xa}, {a});
-  w.Drain();
-  std::vector<Xfer*> got;
-  REQUIRE(w.TakeAdopted(&got).ok());
-  CHECK(got == std::vector<Xfer*>{&xa});
+  CHECK(WriteAlpha(w, a, &xa) == std::vector<Xfer*>{&xa});
   const std::string blob = st.t / (".modelsync/blobs/" + a);
   const std::string staged = st.t / "models/org/.m.staging/a.txt";
   CHECK(modelsync::testing::Slurp(blob) == "alpha");
@@ -355,11 +360,7 @@ TEST_CASE("SmallFileWriter with a tree not begun: temporary blobs, linked in by 
   SmallFileWriter w(*st.blobs, [] {}, [&](Xfer*) { hooked.push_back("adopted"); }, &tree);
   const std::string a(40, 'a');
   Xfer xa;
-  w.Write(a, "a.txt", "alpha");
-  w.Adopt({&xa}, {a});
-  w.Drain();
-  std::vector<Xfer*> got;
-  REQUIRE(w.TakeAdopted(&got).ok());
+  CHECK(WriteAlpha(w, a, &xa) == std::vector<Xfer*>{&xa});
   CHECK(modelsync::testing::Slurp(st.t / (".modelsync/blobs/" + a)) == "alpha");
   CHECK(hooked.size() == 1);
   CHECK_FALSE(modelsync::testing::Exists(st.t / "models"));
