@@ -14,6 +14,15 @@ namespace modelsync::engine {
 using storage::Dir;
 using storage::FileInfo;
 
+namespace {
+// (parent, leaf) of a repo-relative path; parent "" at the top.
+std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+}  // namespace
+
 Result<std::unique_ptr<Dir>> Materializer::OpenOrg(const std::string& repo, bool create) {
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   // With `create`, models/ and models/<org>/ are made durably (OpenDirPath: the parent of a
@@ -74,7 +83,7 @@ Result<Dir*> Materializer::DirOf(Build& b, const std::string& rel) {
     MS_RETURN_IF_ERROR(at->MakeDir(comp, &made));
     if (made) {
       b.unsynced.insert(cur);
-      b.unsynced.insert(cur.size() == comp.size() ? "" : cur.substr(0, cur.size() - comp.size() - 1));
+      b.unsynced.insert(SplitPath(cur).first);
     }
     MS_ASSIGN_OR_RETURN(auto d, at->OpenDir(comp));
     chain.emplace_back(cur, std::move(d));
@@ -84,9 +93,7 @@ Result<Dir*> Materializer::DirOf(Build& b, const std::string& rel) {
 }
 
 Status Materializer::LinkOne(Build& b, const std::string& path, const std::string& content_id) {
-  size_t slash = path.rfind('/');
-  std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
-  std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  auto [parent, leaf] = SplitPath(path);
   MS_ASSIGN_OR_RETURN(Dir * d, DirOf(b, parent));
   b.unsynced.insert(parent);
   if (b.clone) {
@@ -127,14 +134,6 @@ Status Materializer::Add(const std::string& path, const std::string& content_id)
   return Status::Ok();
 }
 
-namespace {
-std::pair<std::string, std::string> SplitPath(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
-}  // namespace
-
 Result<std::unique_ptr<storage::File>> Materializer::Stage(const std::string& path) {
   if (!build_) return Status::InvalidArgument("Materializer::Stage before Begin");
   if (build_->clone) return Status::InvalidArgument("model files are reflinks here");
@@ -165,25 +164,17 @@ Status Materializer::Publish(const std::string& path, const std::string& content
     return Status::InvalidArgument("malformed content id for '" + ShowName(path) + "'");
   auto [parent, leaf] = SplitPath(path);
   MS_ASSIGN_OR_RETURN(Dir * d, DirOf(*build_, parent));
-  Status s = d->Link(leaf, blobs_.dir(), content_id);
-  const long e = s.ok() ? 0 : s.detail();
-  if (s.ok()) {
-    ++build_->stats.linked;
-  } else if (e == EEXIST) {
-    // The blob is there already: the tree links it, as Add would have.
+  MS_ASSIGN_OR_RETURN(auto linked, blobs_.LinkIn(*d, leaf, content_id));
+  if (linked == storage::BlobStore::LinkedAs::kExisted) {
+    // The blob is there already (a second path with the same bytes): the tree links it, as
+    // Add would have.
     MS_RETURN_IF_ERROR(d->Unlink(leaf));
     build_->staged.erase(path);
     MS_RETURN_IF_ERROR(LinkOne(*build_, path, content_id));
-  } else if (e == EXDEV || e == EPERM || e == EMLINK) {
-    // No hard link here (LinkOne copies then too): the blob is a copy of the staged file,
-    // synced by CopyFile, and the staged file stays the model file.
-    const std::string tmp = ".tmp-" + content_id + ".copy";
-    (void)blobs_.dir().Unlink(tmp);
-    MS_RETURN_IF_ERROR(storage::CopyFile(*d, leaf, blobs_.dir(), tmp, 0444));
-    MS_RETURN_IF_ERROR(blobs_.dir().Rename(tmp, blobs_.dir(), content_id));
-    ++build_->stats.copied;
+  } else if (linked == storage::BlobStore::LinkedAs::kCopy) {
+    ++build_->stats.copied;  // the staged file stays the model file
   } else {
-    return s;
+    ++build_->stats.linked;
   }
   build_->staged.erase(path);
   build_->added.insert(path);
@@ -239,9 +230,7 @@ Status Materializer::Materialize(const std::string& repo, const std::vector<Mate
     for (const auto& path : *user_files) {
       MS_RETURN_IF_ERROR(ValidateRepoPath(path));
       if (target.count(path)) continue;
-      size_t slash = path.rfind('/');
-      std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
-      std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+      auto [parent, leaf] = SplitPath(path);
       std::unique_ptr<Dir> src_holder;
       Dir* src = cur.get();
       if (!parent.empty()) {

@@ -1,5 +1,7 @@
 #include "storage/blob_store.h"
 
+#include <cerrno>
+
 #include "base/hash.h"
 
 namespace modelsync::storage {
@@ -59,18 +61,6 @@ Status BlobStore::Adopt(Dir& from, std::string_view name, std::string_view id) {
   return from.Sync();
 }
 
-Status BlobStore::AdoptBatch(Dir& from,
-                             const std::vector<std::pair<std::string, std::string>>& name_ids) {
-  if (name_ids.empty()) return Status::Ok();
-  for (const auto& [name, id] : name_ids) MS_RETURN_IF_ERROR(CheckId(id));
-  bool per_file = false;
-  MS_RETURN_IF_ERROR(SyncBatch(from, name_ids, &per_file));
-  MS_RETURN_IF_ERROR(AdoptSynced(from, name_ids));
-  MS_RETURN_IF_ERROR(dir_->Sync());
-  if (&from != dir_.get()) MS_RETURN_IF_ERROR(from.Sync());
-  return Status::Ok();
-}
-
 Status BlobStore::SyncBatch(Dir& from,
                             const std::vector<std::pair<std::string, std::string>>& name_ids,
                             bool* per_file) {
@@ -96,6 +86,21 @@ Status BlobStore::AdoptSynced(Dir& from,
     }
   }
   return Status::Ok();
+}
+
+Result<BlobStore::LinkedAs> BlobStore::LinkIn(Dir& from, std::string_view name,
+                                              std::string_view id) {
+  MS_RETURN_IF_ERROR(CheckId(id));
+  Status s = from.Link(name, *dir_, id);
+  if (s.ok()) return LinkedAs::kLink;
+  const long e = s.detail();
+  if (e == EEXIST) return LinkedAs::kExisted;
+  if (e != EXDEV && e != EPERM && e != EMLINK) return s;
+  const std::string tmp = ".tmp-" + std::string(id) + ".copy";
+  (void)dir_->Unlink(tmp);  // a crashed run's
+  MS_RETURN_IF_ERROR(CopyFile(from, name, *dir_, tmp, 0444));
+  MS_RETURN_IF_ERROR(dir_->Rename(tmp, *dir_, id));
+  return LinkedAs::kCopy;
 }
 
 Status BlobStore::Remove(std::string_view id) {

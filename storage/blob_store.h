@@ -46,19 +46,24 @@ class BlobStore {
   // rename into blobs/, fsync blobs/ and from. If the blob already exists (same content), the
   // source is removed instead. The caller must have verified the content against id.
   Status Adopt(Dir& from, std::string_view name, std::string_view id);
-  // Adopt() for many small files at once, each made read-only (0444) by the caller when it
-  // wrote it (a reopen per file to chmod it cost more than its write): one
-  // Dir::SyncFileSystem() (per-file syncs where unsupported), the renames, then one sync of
-  // blobs/ (and of from). Same contract as Adopt() for every (name, id); on error some may
-  // be adopted, none half.
-  Status AdoptBatch(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids);
-  // AdoptBatch's parts, for a caller that makes other files blobs in the same batch
-  // (engine/small_files.h): SyncBatch syncs from's file system (*per_file set and each named
-  // file fsynced instead where that is unsupported); AdoptSynced renames (or, for a blob
-  // already there, removes) each synced file, and syncs neither directory.
+  // Adopt() for many small files at once, in two parts, so that a caller can make other
+  // files blobs in the same batch (engine/small_files.h) and sync blobs/ once after all:
+  // SyncBatch makes from's files durable with one Dir::SyncFileSystem() (where that is
+  // unsupported, *per_file is set and each named file is fsynced instead); AdoptSynced then
+  // renames each synced file to its id (or removes it where the blob is there already) and
+  // syncs neither directory. Each file was made read-only (0444) by the caller when it wrote
+  // it (a reopen per file to chmod it cost more than its write). On error some may be
+  // adopted, none half.
   Status SyncBatch(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids,
                    bool* per_file);
   Status AdoptSynced(Dir& from, const std::vector<std::pair<std::string, std::string>>& name_ids);
+  // Makes from/name (verified against id and synced by the caller) the blob `id` with a hard
+  // link, from/name staying where it is (a model file sharing the blob's inode); where hard
+  // links fail (EXDEV, EPERM, EMLINK) with a synced copy, blobs/.tmp-<id>.copy renamed to the
+  // id. blobs/ is not synced (the caller syncs it once per batch). kExisted, and nothing
+  // done, where the blob is there already.
+  enum class LinkedAs { kLink, kCopy, kExisted };
+  Result<LinkedAs> LinkIn(Dir& from, std::string_view name, std::string_view id);
   // Removes a blob (missing is OK); syncs blobs/.
   Status Remove(std::string_view id);
   // Every valid content id present, sorted.

@@ -511,7 +511,7 @@ TEST_CASE("FaultFileSystem can report a chosen amount of free space") {
   CHECK(*(*root)->FreeBytes() != 12345);
 }
 
-TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one adopts nothing") {
+TEST_CASE("BlobStore::SyncBatch + AdoptSynced: one syncfs makes a batch durable; a failed one adopts nothing") {
   TempDir t;
   FaultFileSystem fs(RealFileSystem());
   auto root = fs.OpenRoot(t.path(), false);
@@ -528,8 +528,16 @@ TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one
     REQUIRE((*f)->Chmod(0444).ok());         // the caller's part of the contract
   }
   CHECK(fs.UnsyncedBytes() > 0);
+  // A batch as the small files' writer adopts one: sync, rename, then blobs/ once.
+  auto adopt = [&](const std::vector<std::pair<std::string, std::string>>& batch) -> Status {
+    bool per_file = false;
+    MS_RETURN_IF_ERROR((*blobs)->SyncBatch(bd, batch, &per_file));
+    CHECK(per_file == (std::string(platform::Name()) == "posix"));
+    MS_RETURN_IF_ERROR((*blobs)->AdoptSynced(bd, batch));
+    return bd.Sync();
+  };
   fs.ResetCounts();
-  REQUIRE((*blobs)->AdoptBatch(bd, {{".tmp-a", a}, {".tmp-b", b}}).ok());
+  REQUIRE(adopt({{".tmp-a", a}, {".tmp-b", b}}).ok());
   if (std::string(platform::Name()) == "posix")
     CHECK(fs.Count(FsOp::kSync) == 4);  // no syncfs there: each file, then blobs/
   else
@@ -538,7 +546,7 @@ TEST_CASE("BlobStore::AdoptBatch: one syncfs makes a batch durable; a failed one
   CHECK((*blobs)->Has(b));
   fs.ResetCounts();
   fs.FailNth(FsOp::kSync, 1, EIO);
-  Status s = (*blobs)->AdoptBatch(bd, {{".tmp-c", c}});
+  Status s = adopt({{".tmp-c", c}});
   CHECK(s.code() == StatusCode::kIOError);
   CHECK_FALSE((*blobs)->Has(c));
   REQUIRE(fs.DropUnsynced(FaultFileSystem::LossMode::kGarbage).ok());

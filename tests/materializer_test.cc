@@ -16,6 +16,7 @@
 #include "engine/materializer.h"
 #include "engine/observe.h"
 #include "storage/blob_store.h"
+#include "materializer_trees.h"
 #include "storage/fault_file_system.h"
 #include "test_util.h"
 
@@ -29,85 +30,7 @@ using modelsync::testing::Slurp;
 using modelsync::testing::Spit;
 using modelsync::testing::TempDir;
 namespace fs = std::filesystem;
-
-namespace {
-
-const std::string kRepo = "acme/tiny-model";
-using Tree = std::map<std::string, std::string>;  // path -> content
-
-Tree V1() {
-  return {{"config.json", "{\"v\": 1}"},
-          {"tokenizer_config.json", "tok v1"},
-          {"model.safetensors", std::string(100000, 'w')},
-          {"sub/dir/a.txt", "a"}};
-}
-Tree V2() {
-  return {{"config.json", "{\"v\": 2}"},
-          {"model.safetensors", std::string(100000, 'w')},
-          {"sub/dir/a.txt", "a"},
-          {"sub/new.txt", "new"}};
-}
-
-std::string IdOf(const std::string& content) { return GitBlobSha1Hex(content); }
-
-// Puts every file's content in the blob store (directly; the store is the test's fixture).
-void PutBlobs(const std::string& root, const Tree& t) {
-  for (const auto& [p, c] : t) {
-    std::string path = root + "/.modelsync/blobs/" + IdOf(c);
-    if (Exists(path)) continue;
-    Spit(path, c);
-    ::chmod(path.c_str(), 0444);
-  }
-}
-
-std::vector<MaterialFile> Files(const Tree& t) {
-  std::vector<MaterialFile> out;
-  for (const auto& [p, c] : t) out.push_back({p, IdOf(c)});
-  return out;
-}
-
-// The tree under dir as path -> content ("<symlink>" for symlinks); nullopt if dir is absent.
-std::optional<Tree> ReadTree(const std::string& dir) {
-  if (!Exists(dir)) return std::nullopt;
-  Tree t;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
-       ++it) {
-    std::string rel = fs::relative(it->path(), dir).string();
-    if (it->is_symlink())
-      t[rel] = "<symlink>";
-    else if (it->is_regular_file())
-      t[rel] = Slurp(it->path().string());
-  }
-  return t;
-}
-
-std::string ModelDir(const std::string& root) { return root + "/models/acme/tiny-model"; }
-
-// The scenario under test: materialize `t` and write the marker.
-Status Scenario(FileSystem* fsys, const std::string& root, const Tree& t) {
-  MS_ASSIGN_OR_RETURN(auto r, fsys->OpenRoot(root, false));
-  MS_ASSIGN_OR_RETURN(auto blobs, storage::BlobStore::Open(*r));
-  Materializer m(*r, *blobs);
-  MS_RETURN_IF_ERROR(m.Materialize(kRepo, Files(t)));
-  return m.WriteMarker("tiny-model");
-}
-
-bool NoLeftovers(const std::string& root) {
-  return !Exists(root + "/models/acme/.tiny-model.staging") &&
-         !Exists(root + "/models/acme/.tiny-model.old");
-}
-
-// After an interrupted update: the model dir is wholly old or wholly new. Where the swap is two
-// renames (the posix build: docs/PLATFORM.md "The revision swap"), also: absent, with the old
-// tree whole at .tiny-model.old (the next Materialize or CleanStaging puts it back).
-bool OldOrNew(const std::string& root) {
-  auto tree = ReadTree(ModelDir(root));
-  if (tree == V1() || tree == V2()) return true;
-  return !tree && std::string(platform::Name()) == "posix" &&
-         ReadTree(root + "/models/acme/.tiny-model.old") == V1();
-}
-
-}  // namespace
+using namespace modelsync::testing::trees;
 
 TEST_CASE("materialize builds hard links to blobs and swaps revisions atomically") {
   TempDir t(TempDir::kFast);
@@ -534,104 +457,4 @@ TEST_CASE("without hard links (copies): a crash at any op leaves old or new, and
     }
   }
   MESSAGE("copy-fallback crash points: " << 2 * total);
-}
-
-TEST_CASE("a tree built ahead (Begin, Add) holds the same files as one built at once") {
-  TempDir t(TempDir::kFast);
-  PutBlobs(t.path(), V1());
-  PutBlobs(t.path(), V2());
-  REQUIRE(Scenario(storage::RealFileSystem(), t.path(), V1()).ok());
-  auto root = storage::RealFileSystem()->OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = storage::BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
-  {
-    // A crash after some files were added: the old tree is untouched; the next run's
-    // Materialize starts over from a clean staging directory.
-    Materializer m(**root, **blobs);
-    REQUIRE(m.Begin(kRepo).ok());
-    REQUIRE(m.Add("sub/new.txt", IdOf("new")).ok());
-    CHECK(Exists(t.path() + "/models/acme/.tiny-model.staging/sub/new.txt"));
-    CHECK(ReadTree(ModelDir(t.path())) == V1());
-  }
-  Materializer m(**root, **blobs);
-  REQUIRE(m.Begin(kRepo).ok());
-  CHECK_FALSE(Exists(t.path() + "/models/acme/.tiny-model.staging/sub/new.txt"));  // started over
-  // Added in any order, some twice; a refused one is not recorded (Materialize links it).
-  REQUIRE(m.Add("sub/new.txt", IdOf("new")).ok());
-  REQUIRE(m.Add("config.json", IdOf("{\"v\": 2}")).ok());
-  REQUIRE(m.Add("sub/new.txt", IdOf("new")).ok());
-  CHECK(m.Add("../escape", IdOf("new")).code() == StatusCode::kInvalidArgument);
-  CHECK(m.Add("sub/dir/a.txt", std::string(40, 'f')).IsNotFound());  // no such blob
-  CHECK(ReadTree(ModelDir(t.path())) == V1());  // nothing visible before the swap
-  MaterializeStats st;
-  REQUIRE(m.Materialize(kRepo, Files(V2()), &st).ok());
-  CHECK(ReadTree(ModelDir(t.path())) == V2());
-  CHECK(st.linked + st.cloned == V2().size());  // each file once
-  CHECK(NoLeftovers(t.path()));
-  // Begin then Materialize of another revision with nothing added: the same as Materialize.
-  REQUIRE(m.Begin(kRepo).ok());
-  REQUIRE(m.Materialize(kRepo, Files(V1())).ok());
-  CHECK(ReadTree(ModelDir(t.path())) == V1());
-  CHECK(NoLeftovers(t.path()));
-  CHECK(m.Add("config.json", IdOf("{\"v\": 2}")).code() == StatusCode::kInvalidArgument);  // no Begin
-}
-
-TEST_CASE("a file staged and never published (its adoption failed) is replaced by Materialize") {
-  TempDir t(TempDir::kFast);
-  PutBlobs(t.path(), V1());
-  auto root = storage::RealFileSystem()->OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = storage::BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
-  Materializer m(**root, **blobs);
-  CHECK(m.Stage("config.json").status().code() == StatusCode::kInvalidArgument);  // no Begin
-  REQUIRE(m.Begin(kRepo).ok());
-  {
-    auto f = m.Stage("config.json");
-    REQUIRE(f.ok());
-    REQUIRE((*f)->PWrite(0, "bytes never made a blob").ok());
-  }
-  CHECK(m.Stage("config.json").status().code() == StatusCode::kInvalidArgument);  // taken
-  CHECK(m.Stage("../escape").status().code() == StatusCode::kInvalidArgument);
-  CHECK(m.Publish("sub/new.txt", IdOf("new")).code() == StatusCode::kInvalidArgument);  // not staged
-  MaterializeStats st;
-  REQUIRE(m.Materialize(kRepo, Files(V1()), &st).ok());
-  CHECK(ReadTree(ModelDir(t.path())) == V1());
-  CHECK(st.linked == V1().size());
-  CHECK(NoLeftovers(t.path()));
-}
-
-TEST_CASE("a tree synced whole (NoteSynced) is not fsynced again; what changed since is") {
-  TempDir t(TempDir::kFast);
-  PutBlobs(t.path(), V2());
-  FaultFileSystem ffs(storage::RealFileSystem());
-  auto root = ffs.OpenRoot(t.path(), false);
-  REQUIRE(root.ok());
-  auto blobs = storage::BlobStore::Open(**root);
-  REQUIRE(blobs.ok());
-  Materializer m(**root, **blobs);
-  REQUIRE(m.Begin(kRepo).ok());
-  REQUIRE(m.Add("config.json", IdOf("{\"v\": 2}")).ok());
-  REQUIRE(m.Add("sub/dir/a.txt", IdOf("a")).ok());
-  // A pull's small files' writer syncs the file system after its batch; the posix build
-  // cannot (docs/PLATFORM.md), and then every directory is synced as before.
-  const bool whole = (*root)->SyncFileSystem().ok();
-  if (whole) m.NoteSynced();
-  REQUIRE(m.Add("sub/new.txt", IdOf("new")).ok());  // changes sub/ after the sync
-  std::vector<std::string> synced;
-  const std::string staging = t.path() + "/models/acme/.tiny-model.staging";
-  ffs.SetHook([&](FsOp op, uint64_t, const std::string& path) {
-    if (op == FsOp::kSync && path.rfind(staging, 0) == 0) synced.push_back(path);
-  });
-  REQUIRE(m.Materialize(kRepo, Files(V2())).ok());  // links model.safetensors into the top
-  ffs.SetHook(nullptr);
-  std::sort(synced.begin(), synced.end());
-  if (whole)
-    CHECK(synced == std::vector<std::string>{staging, staging + "/sub"});
-  else
-    CHECK(synced == std::vector<std::string>{staging, staging + "/sub", staging + "/sub/dir"});
-  // Power lost now: nothing of the new tree is undone.
-  REQUIRE(ffs.DropUnsynced().ok());
-  CHECK(ReadTree(ModelDir(t.path())) == V2());
 }
