@@ -81,31 +81,47 @@ std::string NearestName(const std::string& word, const std::vector<std::string>&
   return prefixed;
 }
 
+namespace {
+
+// Whether args[0, k) are options of `cmd` with their values (--root DIR is one of every
+// command's), so that they may move after args[k], the command's name.
+bool OptionsOf(const std::vector<std::string>& args, size_t k, const CLI::App& cmd) {
+  size_t j = 0;
+  while (j < k) {
+    const std::string& a = args[j];
+    if (a.size() < 2 || a[0] != '-' || a == "--") return false;
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(0, eq);
+    if (name == "-h" || name == "--help" || name == "-V" || name == "--version") return false;
+    bool takes_value = name == "--root";
+    if (!takes_value) {
+      const CLI::Option* o = cmd.get_option_no_throw(name);
+      if (o == nullptr) return false;
+      takes_value = o->get_expected_min() > 0;  // a flag expects none
+    }
+    j += takes_value && eq == std::string::npos ? 2 : 1;
+  }
+  return j == k;
+}
+
+}  // namespace
+
 std::vector<std::string> HoistGlobalOptions(const std::vector<std::string>& args,
                                             const CLI::App& app) {
-  std::vector<std::string> moved, rest;
-  size_t i = 0;
-  for (; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--root" && i + 1 < args.size()) {
-      moved.push_back(a);
-      moved.push_back(args[++i]);
-    } else if (a.rfind("--root=", 0) == 0) {
-      moved.push_back(a);
-    } else {
-      break;
-    }
+  const auto commands = app.get_subcommands([](const CLI::App*) { return true; });
+  // The command is the first word naming one before which every argument is one of its
+  // options (a value that happens to be a command's name is skipped over as a value).
+  for (size_t k = 1; k < args.size(); ++k) {
+    const CLI::App* cmd = nullptr;
+    for (const CLI::App* sub : commands)
+      if (sub->check_name(args[k])) cmd = sub;
+    if (cmd == nullptr || !OptionsOf(args, k, *cmd)) continue;
+    std::vector<std::string> rest{args[k]};
+    rest.insert(rest.end(), args.begin(), args.begin() + static_cast<long>(k));
+    rest.insert(rest.end(), args.begin() + static_cast<long>(k) + 1, args.end());
+    return rest;
   }
-  if (moved.empty() || i == args.size()) return args;
-  // args[i] should be the command; anything else is left for the parser to report.
-  const CLI::App* cmd = nullptr;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-    if (sub->check_name(args[i])) cmd = sub;
-  if (cmd == nullptr) return args;
-  rest.push_back(args[i]);
-  rest.insert(rest.end(), moved.begin(), moved.end());
-  rest.insert(rest.end(), args.begin() + static_cast<long>(i) + 1, args.end());
-  return rest;
+  return args;  // anything else is left for the parser to report
 }
 
 int ReportParseError(CLI::App& app, const CLI::ParseError& e,
@@ -113,7 +129,7 @@ int ReportParseError(CLI::App& app, const CLI::ParseError& e,
   CLI::App* cmd = &app;
   while (!cmd->get_subcommands().empty()) cmd = cmd->get_subcommands().front();
   std::string message = e.what();
-  std::string hint;
+  std::string hint, name_said;
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
     // The left-over arguments, in the order the user typed them.
     std::vector<std::string> left = app.remaining(true), extras;
@@ -140,12 +156,14 @@ int ReportParseError(CLI::App& app, const CLI::ParseError& e,
         message = "unknown option '" + name + "'" +
                   (cmd == &app ? "" : " for " + cmd->get_name());
         hint = NearestName(name, OptionNames(*cmd));
+        name_said = name;
       } else if (!first.empty()) {
         message = "unexpected argument '" + first + "'" +
                   (cmd == &app ? "" : " for " + cmd->get_name());
       }
     }
   }
+  if (hint == name_said) hint.clear();  // never "'--x' ... did you mean '--x'"
   if (!hint.empty()) message += " (did you mean '" + hint + "'?)";
   std::string usage = UsageLine(*cmd);
   std::string more = cmd == &app ? "modelsync help" : "modelsync help " + cmd->get_name();

@@ -16,9 +16,11 @@ namespace modelsync::cli {
 // length, or a unique prefix of at least 3 characters); "" when none is close.
 std::string NearestName(const std::string& word, const std::vector<std::string>& candidates);
 
-// The command line (without argv[0]) with the options that may come before the command
-// (--root DIR, --root=DIR) moved after the command's name, where the command's own parser
-// reads them: `modelsync --root R pull X` is `modelsync pull --root R X`.
+// The command line (without argv[0]) with the options typed before the command's name moved
+// after it, where the command's own parser reads them, when every one of them is an option of
+// that command (with its value): `modelsync --root R pull X` is `modelsync pull --root R X`,
+// `modelsync --json status` is `modelsync status --json`. Anything else (an unknown option,
+// -h or -V, which are modelsync's own) is left where it is for the parser to report.
 std::vector<std::string> HoistGlobalOptions(const std::vector<std::string>& args,
                                             const CLI::App& app);
 

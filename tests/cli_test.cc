@@ -1,7 +1,7 @@
 // The command line people already know (issue 15), through the real binary: every argument
 // error is exit 2 with a usage line and a "did you mean"; what people paste for a repo (URLs,
 // org/name@rev, org/name:rev, short commits, model ids) names the same repo and revision in
-// every command; help, -V, --root before the command, aliases; the watch list's edges; what
+// every command; help, -V, --root (and any of a command's options) before the command, aliases; the watch list's edges; what
 // `cmake --install` puts in place. (Waits, signals and TLS: tests/cli_waits_test.cc.)
 #include <doctest/doctest.h>
 #include <arpa/inet.h>
@@ -100,6 +100,29 @@ TEST_CASE("help, -V, --root before the command, the rm alias") {
   auto rm = RunCli({"--root", missing, "rm", "a/b"}, env);
   CHECK(rm.exit_code != 0);
   CHECK(rm.err.find("unknown command") == std::string::npos);
+
+  // Any of the command's own options may come first too, with its value.
+  auto json_first = RunCli({"--json", "status", "--root", missing}, env);
+  auto json_after = RunCli({"status", "--json", "--root", missing}, env);
+  CHECK(json_first.exit_code == 2);
+  CHECK(json_first.out == json_after.out);
+  CHECK(json_first.err == json_after.err);
+  CHECK(json_first.out.find("\"event\":\"error\"") != std::string::npos);
+  auto conn = RunCli({"--connections", "100", "pull", "a/b"}, env);
+  CHECK(conn.exit_code == 2);
+  CHECK(conn.err.find("not in range") != std::string::npos);
+  // A value that is a command's name stays the value of the option before it.
+  auto value = RunCli({"--connections", "log", "pull", "a/b"}, env);
+  CHECK(value.exit_code == 2);
+  CHECK(value.err.find("usage: modelsync pull") != std::string::npos);
+  // One the command does not have is reported as before, never "did you mean" itself.
+  auto unknown = RunCli({"--revison", "v1", "pull", "a/b"}, env);
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("did you mean '--revision'?") != std::string::npos);
+  auto other = RunCli({"--repair", "status"}, env);
+  CHECK(other.exit_code == 2);
+  CHECK(other.err.find("unknown option '--repair'") != std::string::npos);
+  CHECK(other.err.find("did you mean '--repair'") == std::string::npos);
 }
 
 TEST_CASE("what people paste names the same repo and revision") {
