@@ -49,12 +49,20 @@ std::string ProgressBar::Render(const std::string& label, uint64_t done, uint64_
   if (rate_bps > 1 && total > done)
     eta = FormatDuration(std::chrono::milliseconds(
         static_cast<int64_t>(static_cast<double>(total - done) / rate_bps * 1000)));
+  const std::string rate = rate_bps < 0 ? "--" : FormatBytes(static_cast<uint64_t>(rate_bps));
   std::snprintf(tail, sizeof tail, " %3d%% %s/%s %s/s ETA %s files %llu/%llu",
                 total ? static_cast<int>(done * 100 / total) : 100, FormatBytes(done).c_str(),
-                FormatBytes(total).c_str(), FormatBytes(static_cast<uint64_t>(rate_bps)).c_str(),
-                eta.c_str(), static_cast<unsigned long long>(files_done),
+                FormatBytes(total).c_str(), rate.c_str(), eta.c_str(),
+                static_cast<unsigned long long>(files_done),
                 static_cast<unsigned long long>(files_total));
-  int bar = width - static_cast<int>(std::strlen(tail)) - static_cast<int>(label.size()) - 4;
+  // The widest this tail gets for this total: FormatBytes is at most 8 characters below
+  // 10,000 TiB ("1023 MiB", "9.99 GiB"), an ETA at most 6 below 100 hours ("59m59s").
+  const size_t files_digits = std::to_string(files_total).size();
+  const size_t widest = std::max(std::strlen(tail), std::strlen(" 100% ") + 8 + 1 +
+                                                        FormatBytes(total).size() + 1 + 8 +
+                                                        std::strlen("/s ETA ") + 6 +
+                                                        std::strlen(" files ") + 2 * files_digits + 1);
+  int bar = width - static_cast<int>(widest) - static_cast<int>(label.size()) - 4;
   bar = std::clamp(bar, 10, 40);
   int fill = total ? static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * bar)
                    : bar;
@@ -67,18 +75,31 @@ std::string ProgressBar::Render(const std::string& label, uint64_t done, uint64_
 
 void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
                          uint64_t files_total) {
-  auto now = std::chrono::steady_clock::now();
+  Update(done, total, files_done, files_total, std::chrono::steady_clock::now());
+}
+
+void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
+                         uint64_t files_total, std::chrono::steady_clock::time_point now) {
   if (!started_) {
     started_ = true;
     first_done_ = rate_bytes_ = done;
     started_at_ = rate_at_ = now;
   }
+  const uint64_t moved = done >= first_done_ ? done - first_done_ : 0;
   double dt = std::chrono::duration<double>(now - rate_at_).count();
   if (dt >= 0.5) {
     double inst = static_cast<double>(done >= rate_bytes_ ? done - rate_bytes_ : 0) / dt;
-    rate_ = rate_ == 0 ? inst : 0.6 * inst + 0.4 * rate_;
+    rate_ = rate_known_ ? 0.6 * inst + 0.4 * rate_ : inst;
+    rate_known_ = windowed_ = true;
     rate_bytes_ = done;
     rate_at_ = now;
+  } else if (!windowed_) {
+    // Before the first window ends (a fast pull may be half done by then): the average so far.
+    const double run = std::chrono::duration<double>(now - started_at_).count();
+    if (run >= 0.2) {
+      rate_ = static_cast<double>(moved) / run;
+      rate_known_ = true;
+    }
   }
   done_ = done;
   total_ = total;
@@ -99,7 +120,7 @@ void ProgressBar::Draw(bool force) {
   auto now = std::chrono::steady_clock::now();
   if (!force && drawn_ && now - drawn_at_ < std::chrono::milliseconds(100)) return;
   drawn_at_ = now;
-  std::string s = Render(label_, done_, total_, files_done_, files_total_, rate_, TerminalWidth());
+  std::string s = Render(label_, done_, total_, files_done_, files_total_, rate(), TerminalWidth());
   std::fprintf(stderr, "\r\033[K%s", s.c_str());
   std::fflush(stderr);
   drawn_ = true;
@@ -108,8 +129,10 @@ void ProgressBar::Draw(bool force) {
 void ProgressBar::Finish() {
   if (!enabled_ || !drawn_) return;
   double run = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
-  if (started_ && run > 0)
+  if (started_ && run > 0) {
     rate_ = static_cast<double>(done_ > first_done_ ? done_ - first_done_ : 0) / run;
+    rate_known_ = true;
+  }
   Draw(true);
   std::fputc('\n', stderr);
   drawn_ = false;
