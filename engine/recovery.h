@@ -30,9 +30,10 @@
 // progress callback is called under a lock, from any of them).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
-#include <atomic>
 #include <string>
 #include <vector>
 
@@ -78,13 +79,18 @@ struct VerifyProgress {
   uint64_t bytes_done = 0, bytes_total = 0, files_done = 0, files_total = 0;
 };
 
+inline constexpr std::chrono::milliseconds kVerifyProgressEvery{100};
+
 struct VerifyOptions {
   std::string root;
   std::string repo;  // empty = every repo with an active revision
   bool repair = false;
   std::string endpoint;  // for repair
   int threads = 2;
-  std::function<void(const VerifyProgress&)> on_progress;  // under a lock, ~every 4 MiB
+  // Called under a lock (one call at a time, from any thread): every progress_every
+  // while files hash, with the bytes hashed so far, and as each file ends.
+  std::function<void(const VerifyProgress&)> on_progress;
+  std::chrono::milliseconds progress_every = kVerifyProgressEvery;
   // Not owned; may be null. Once *cancel is true, hashing stops within one 4 MiB read and
   // Verify returns kCancelled (before any repair starts; a repair under way is a Pull, which
   // stops as a cancelled pull does).

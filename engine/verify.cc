@@ -1,5 +1,6 @@
 // Verify (recovery.h): re-hash every file of each active revision against its content id.
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -273,7 +274,6 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
   std::atomic<size_t> next{0};
   std::mutex mu;  // guards report.issues, prog and the callback
   auto worker = [&]() {
-    uint64_t reported = 0;
     // Each worker reads through its own handle of the root (a Dir belongs to one thread).
     auto own_root = env.fs->OpenRoot(root, false);
     for (;;) {
@@ -298,17 +298,32 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
       }
       ++prog.files_done;
       prog.bytes_done = bytes.load();
-      if (o.on_progress &&
-          (prog.bytes_done - reported >= (4u << 20) || prog.files_done == prog.files_total)) {
-        reported = prog.bytes_done;
-        o.on_progress(prog);
-      }
+      if (o.on_progress) o.on_progress(prog);
     }
   };
   int n = std::max(1, std::min(o.threads, static_cast<int>(jobs.size())));
   std::vector<std::thread> threads;
-  for (int t = 1; t < n; ++t) threads.emplace_back(worker);
-  worker();
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  int running = n;
+  for (int t = 0; t < n; ++t)
+    threads.emplace_back([&] {
+      worker();
+      std::lock_guard<std::mutex> lock(done_mu);
+      --running;
+      done_cv.notify_all();
+    });
+  {
+    // While files hash, the bytes so far every progress_every (a 5 GB shard reports as it
+    // goes, not only when it ends); the workers report each file as it ends.
+    std::unique_lock<std::mutex> lock(done_mu);
+    while (!done_cv.wait_for(lock, o.progress_every, [&] { return running == 0; })) {
+      if (!o.on_progress) continue;
+      std::lock_guard<std::mutex> report_lock(mu);
+      prog.bytes_done = bytes.load();
+      o.on_progress(prog);
+    }
+  }
   for (auto& t : threads) t.join();
   if (o.cancel && o.cancel->load())
     return Status::Cancelled("verify interrupted after " + std::to_string(prog.files_done) +
