@@ -85,7 +85,7 @@ void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
     first_done_ = rate_bytes_ = done;
     started_at_ = rate_at_ = now;
   }
-  const uint64_t moved = done >= first_done_ ? done - first_done_ : 0;
+  done_ = done;
   double dt = std::chrono::duration<double>(now - rate_at_).count();
   if (dt >= 0.5) {
     double inst = static_cast<double>(done >= rate_bytes_ ? done - rate_bytes_ : 0) / dt;
@@ -95,17 +95,20 @@ void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
     rate_at_ = now;
   } else if (!windowed_) {
     // Before the first window ends (a fast pull may be half done by then): the average so far.
-    const double run = std::chrono::duration<double>(now - started_at_).count();
-    if (run >= 0.2) {
-      rate_ = static_cast<double>(moved) / run;
+    if (now - started_at_ >= std::chrono::milliseconds(200)) {
+      rate_ = RunAverage(now);
       rate_known_ = true;
     }
   }
-  done_ = done;
   total_ = total;
   files_done_ = files_done;
   files_total_ = files_total;
   Draw(false);
+}
+
+double ProgressBar::RunAverage(std::chrono::steady_clock::time_point now) const {
+  const double run = std::chrono::duration<double>(now - started_at_).count();
+  return static_cast<double>(done_ > first_done_ ? done_ - first_done_ : 0) / run;
 }
 
 void ProgressBar::Note(const std::string& line) {
@@ -128,9 +131,9 @@ void ProgressBar::Draw(bool force) {
 
 void ProgressBar::Finish() {
   if (!enabled_ || !drawn_) return;
-  double run = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
-  if (started_ && run > 0) {
-    rate_ = static_cast<double>(done_ > first_done_ ? done_ - first_done_ : 0) / run;
+  const auto now = std::chrono::steady_clock::now();
+  if (started_ && now > started_at_) {
+    rate_ = RunAverage(now);
     rate_known_ = true;
   }
   Draw(true);

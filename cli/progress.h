@@ -36,6 +36,8 @@ class ProgressBar {
 
  private:
   void Draw(bool force);
+  // Bytes per second since the first Update (what this run moved), at `now` > started_at_.
+  double RunAverage(std::chrono::steady_clock::time_point now) const;
   std::string label_;
   bool enabled_;
   bool drawn_ = false;

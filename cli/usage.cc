@@ -108,6 +108,7 @@ bool OptionsOf(const std::vector<std::string>& args, size_t k, const CLI::App& c
 
 std::vector<std::string> HoistGlobalOptions(const std::vector<std::string>& args,
                                             const CLI::App& app) {
+  if (args.empty() || args[0].empty() || args[0][0] != '-') return args;  // the command first
   const auto commands = app.get_subcommands([](const CLI::App*) { return true; });
   // The command is the first word naming one before which every argument is one of its
   // options (a value that happens to be a command's name is skipped over as a value).

@@ -313,12 +313,11 @@ Result<VerifyReport> Verify(const Env& env, const VerifyOptions& o) {
       --running;
       done_cv.notify_all();
     });
-  {
+  if (o.on_progress) {
     // While files hash, the bytes so far every progress_every (a 5 GB shard reports as it
     // goes, not only when it ends); the workers report each file as it ends.
     std::unique_lock<std::mutex> lock(done_mu);
     while (!done_cv.wait_for(lock, o.progress_every, [&] { return running == 0; })) {
-      if (!o.on_progress) continue;
       std::lock_guard<std::mutex> report_lock(mu);
       prog.bytes_done = bytes.load();
       o.on_progress(prog);
