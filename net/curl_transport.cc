@@ -95,7 +95,11 @@ class CurlExchange final : public Transport::Exchange, public CurlMulti::Owner {
     // the header parser.
     curl_easy_setopt(easy_, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(easy_, CURLOPT_BUFFERSIZE, buffer_size);
-    curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    // HTTP/2 over TLS where the server offers it, except for an exchange that wants its own
+    // connection: HTTP/1.1 then, which libcurl never puts on a multiplexed connection.
+    curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION,
+                     static_cast<long>(spec.own_connection ? CURL_HTTP_VERSION_1_1
+                                                           : CURL_HTTP_VERSION_2TLS));
     // PIPEWAIT only where the origin is known to multiplex: libcurl (7.88) parks a PIPEWAIT
     // transfer until some other transfer ends when the connection it waited for turns out to
     // be HTTP/1.1 (curl issues 13227, 15838; net/NET.md "Connections").

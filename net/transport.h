@@ -71,6 +71,12 @@ struct ExchangeSpec {
   // Wait for a connection being set up to this origin rather than open another: only asked
   // for an origin that answered over HTTP/2 (ExchangeResult::multiplexed).
   bool pipewait = false;
+  // Carry this exchange on a connection of its own, not multiplexed with others while it
+  // runs (a transport that speaks HTTP/2 asks HTTP/1.1 for it). Asked for long ranges: N of
+  // them at once should be N connections, so that a limit per connection (a CDN's, or one
+  // TCP stream's over a far link) multiplies by N, as it does for aria2c -xN; on one HTTP/2
+  // connection N ranges share one (net/NET.md "Connections").
+  bool own_connection = false;
 };
 
 enum class BodyAction { kTaken, kPause, kStop };
