@@ -5,7 +5,7 @@
 # round, then GGUF -> MLX conversion (tools/bench/convert.py). Writes BENCHMARKS.md at the repo
 # root (tables + machine). One command:
 #
-#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6,7,8]
+#   tools/bench/run.sh [--size 1GiB] [--rounds 3] [--scenarios 1,2,3,4,5,6,7,8,9]
 #                      [--tools modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16] [--build DIR] [--out FILE]
 #                      [--no-build] [--modelsync BINARY]  (e.g. to compare two builds)
 #
@@ -14,10 +14,13 @@
 # (tools/setup-venv.sh, huggingface_hub pinned in tools/requirements.txt). Work files go to <build>/bench-work (on the
 # same disk as the build, not tmpfs) and are removed at the end. Scenario 8 puts Debian's nginx
 # (TLS, HTTP/2; the set-up of tests/network_test.cc) in front of the emulator, with a CA made
-# by openssl for the run; nginx is started here and stopped by its pid.
+# by openssl for the run; nginx is started here and stopped by its pid. Scenario 9 goes through
+# the same nginx, behind its stream proxy (Debian's libnginx-mod-stream, installed when missing),
+# which caps every TCP connection at 50 MB/s: the throttled link of scenario 2 with the real
+# CDN's protocols (modelsync and aria2c only: a tool on one connection takes scenario 2's time).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7,8 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
+size=1GiB rounds=3 scenarios=1,2,3,4,5,6,7,8,9 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
 build="$src/build-release" out="$src/BENCHMARKS.md" nobuild=0 msbin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -100,10 +103,14 @@ prep() {  # repo rev tag [base URL of the downloads; the emulator's hub by defau
 prep "$MODEL" main model; prep "$MANY" main many; prep "$VERS" v1 v1; prep "$VERS" main v2
 prep "$SHARDED" main sharded
 # Scenario 8: nginx with TLS and HTTP/2 in front of the emulator (the hub at /, its CDN at
-# /cdn/), its certificate signed by a CA made for this run.
-tls="" ng=""
-if has 8; then
+# /cdn/), its certificate signed by a CA made for this run. Scenario 9: a second server of the
+# same nginx, reached only through its stream proxy, which paces each TCP connection to 50 MB/s
+# (proxy_download_rate); its redirects name the proxy's port.
+tls="" tls9="" ng=""
+if has 8 || has 9; then
   command -v nginx >/dev/null || $SUDO apt-get install -y nginx >/dev/null
+  [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] ||
+    $SUDO apt-get install -y libnginx-mod-stream >/dev/null
   ng="$work/nginx"; mkdir -p "$ng/tmp"
   (cd "$ng" &&
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
@@ -112,10 +119,12 @@ if has 8; then
     printf 'subjectAltName=IP:127.0.0.1\n' >ip.cnf &&
     openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
       -days 2 -extfile ip.cnf) >/dev/null 2>&1 || { echo "could not make the TLS certificates" >&2; exit 1; }
-  ngport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  ngport=$(freeport) ng9port=$(freeport) stport=$(freeport)
   cdn=$(sed -n 's/.*"cdn":"\([^"]*\)".*/\1/p' "$work/ready")
-  tls="https://127.0.0.1:$ngport"
+  tls="https://127.0.0.1:$ngport" tls9="https://127.0.0.1:$stport"
   {
+    echo "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
     [ "$(id -u)" != 0 ] || echo "user root;"  # workers as nobody could not read $work
     cat <<NGINX
 daemon off;
@@ -123,6 +132,9 @@ worker_processes 1;
 pid $ng/nginx.pid;
 error_log $ng/error.log warn;
 events { worker_connections 1024; }
+stream {
+  server { listen 127.0.0.1:$stport; proxy_pass 127.0.0.1:$ng9port; proxy_download_rate 50m; }
+}
 http {
   access_log off;
   client_body_temp_path $ng/tmp/body;
@@ -141,6 +153,15 @@ http {
     location /cdn/ { proxy_pass http://cdn/; }
     location / { proxy_pass http://hub; proxy_redirect $cdn/ $tls/cdn/; }
   }
+  server {
+    listen 127.0.0.1:$ng9port ssl http2;
+    ssl_certificate $ng/srv.pem;
+    ssl_certificate_key $ng/srv.key;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /cdn/ { proxy_pass http://cdn/; }
+    location / { proxy_pass http://hub; proxy_redirect $cdn/ $tls9/cdn/; }
+  }
 }
 NGINX
   } >"$ng/nginx.conf"
@@ -152,7 +173,10 @@ NGINX
   done
   [ "$(curl -sf --cacert "$ng/ca.pem" -o /dev/null -w '%{http_version}' "$tls/api/models/$MANY/revision/main")" = 2 ] ||
     { echo "nginx did not start with HTTP/2: $(cat "$ng/stderr.log" "$ng/error.log")" >&2; exit 1; }
-  prep "$MANY" main many-tls "$tls"
+  [ "$(curl -sf --cacert "$ng/ca.pem" -o /dev/null -w '%{http_version}' "$tls9/api/models/$MODEL/revision/main")" = 2 ] ||
+    { echo "nginx's stream proxy did not start: $(cat "$ng/stderr.log" "$ng/error.log")" >&2; exit 1; }
+  has 8 && prep "$MANY" main many-tls "$tls"
+  has 9 && prep "$MODEL" main model-tls "$tls9"
 fi
 weight_bytes=$(jq '[.[] | select(.lfs) | .lfs.size] | add' "$work/lists/model/tree.json")
 chunk_bytes=$((32 << 20))
@@ -223,19 +247,21 @@ fresh() { rm -rf "$1"; mkdir -p "$1"; }
 order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOOLS[$(((i + r) % n))]}"; done; }
 cdn_throttle='[{"listener":"cdn","throttle_bps":50000000},{"latency_ms":30}]'
 
-for s in 1 2 3 4 7 8; do
+for s in 1 2 3 4 7 8 9; do
   has $s || continue
   case $s in 3) repo=$MANY tag=many ;; 8) repo=$MANY tag=many-tls ;; 7) repo=$SHARDED tag=sharded ;;
-    *) repo=$MODEL tag=model ;; esac
+    9) repo=$MODEL tag=model-tls ;; *) repo=$MODEL tag=model ;; esac
   # Through nginx (fetch_cmd reads ENDPOINT and ARIA_EXTRA) every tool trusts the run's CA:
   # curl, modelsync and `hf` read these exported variables, node the last one, aria2c its flag.
-  if [ $s = 8 ]; then
+  if [ $s = 8 ] || [ $s = 9 ]; then
     ENDPOINT=$tls ARIA_EXTRA="--ca-certificate=$ng/ca.pem "
+    [ $s = 8 ] || ENDPOINT=$tls9
     export CURL_CA_BUNDLE=$ng/ca.pem SSL_CERT_FILE=$ng/ca.pem REQUESTS_CA_BUNDLE=$ng/ca.pem \
       NODE_EXTRA_CA_CERTS=$ng/ca.pem
   fi
   for r in $(seq "$rounds"); do
     for tool in $(order "$r"); do
+      [ $s != 9 ] || case $tool in modelsync|aria2c|aria2c16) ;; *) continue ;; esac
       # Small files: a new directory each round, none removed until the run ends. This VM's
       # ext4 has no journal, and then the inode allocator skips every inode freed in the last
       # 60 s, or 360 s while the inode table block that holds it is not yet written back (and
@@ -252,6 +278,7 @@ for s in 1 2 3 4 7 8; do
       else dest="$work/s$s-$tool"; fresh "$dest"; fi
       faults=""; CURL_EXTRA=""
       [ $s = 2 ] && faults=$cdn_throttle
+      [ $s = 9 ] && faults='[{"latency_ms":30}]'
       if [ $s = 4 ]; then
         # Each tool's first 3 requests for the weights are cut at half of what they asked for.
         case $tool in
@@ -269,7 +296,7 @@ for s in 1 2 3 4 7 8; do
   done
   # Scenario 1's trees serve scenario 6; the small files' (3, 8) stay to the end (above).
   case $s in 1|3|8) ;; *) rm -rf "$work"/s$s-* ;; esac
-  [ $s != 8 ] || unset ENDPOINT CURL_CA_BUNDLE SSL_CERT_FILE REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS ARIA_EXTRA
+  [ $s != 8 ] && [ $s != 9 ] || unset ENDPOINT CURL_CA_BUNDLE SSL_CERT_FILE REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS ARIA_EXTRA
 done
 CURL_EXTRA=""
 if has 5; then
