@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -200,6 +201,41 @@ std::string TlsFront(const std::string& certs, int port, const EmulatorProcess& 
          "  }\n";
 }
 
+// A 12 MiB model behind nginx with TLS (TlsFront, `extra` in its server block), the weights
+// paced at 10 MB/s per response so that ranges overlap in time.
+struct SlowModelBehindTls {
+  static fixtures::FixtureOptions Model() {
+    fixtures::FixtureOptions fo;
+    fo.weights_bytes = 12u << 20;
+    fo.only = {"model"};
+    return fo;
+  }
+  FixtureDir fx{Model()};
+  EmulatorProcess emu{EmulatorProcess::Options{fx.path(), "", 1000, false, {}}};
+  TempDir d;
+  const int port = FreePort();
+  std::unique_ptr<Nginx> nginx;
+
+  bool Start(const std::string& extra) {
+    if (!emu.Start().ok() ||
+        !emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
+                         {"throttle_bps", 10000000}}})
+             .ok() ||
+        !MakeTestCertificates(d.path()))
+      return false;
+    Shell("mkdir -p '" + d.path() + "/ng'");
+    nginx = std::make_unique<Nginx>(d.path() + "/ng", TlsFront(d.path(), port, emu, extra), port);
+    return nginx->ready();
+  }
+  // A pull's environment: ranges of `chunk`, files over 64 KiB fetched in ranges.
+  EnvMap Env(const std::string& chunk) const {
+    return With(CleanEnv(d.path() + "/root", "https://127.0.0.1:" + std::to_string(port)),
+                {{"SSL_CERT_FILE", d.path() + "/ca.pem"},
+                 {"MODELSYNC_CHUNK_BYTES", chunk},
+                 {"MODELSYNC_SMALL_FILE_BYTES", "64KiB"}});
+  }
+};
+
 }  // namespace
 
 TEST_CASE("an https hub through a CONNECT proxy: 407 and 403 named, not retried; with "
@@ -263,34 +299,15 @@ TEST_CASE("an https hub through a CONNECT proxy: 407 and 403 named, not retried;
 
 TEST_CASE("HTTP/2 through nginx: short ranges multiplexed on one connection, a GOAWAY every "
           "25 requests, gzipped API answers, ETags stripped; the pull verifies") {
-  // Ranges of 512 KiB: under net/request.cc kOwnConnectionBytes, so they share HTTP/2 (the
-  // next test case has the long ones).
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 12u << 20;
-  fo.only = {"model"};
-  FixtureDir fx(fo);
-  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
-  REQUIRE(emu.Start().ok());
-  // Slow enough that the ranges overlap in time: each 512 KiB range takes ~50 ms.
-  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                          {"throttle_bps", 10000000}}})
-              .ok());
-  TempDir d;
-  const std::string p = d.path();
-  REQUIRE(MakeTestCertificates(p));
-  Shell("mkdir -p '" + p + "/ng'");
-  const int port = FreePort();
+  // Ranges of 512 KiB (each ~50 ms): under net/request.cc kOwnConnectionBytes, so they share
+  // HTTP/2 (the next test case has the long ones).
+  SlowModelBehindTls rig;
   // keepalive_requests: nginx ends an HTTP/2 connection with GOAWAY after 25 requests.
-  const std::string extra =
-      "    keepalive_requests 25;\n"
-      "    gzip on; gzip_types application/json; gzip_proxied any; gzip_min_length 0;\n"
-      "    proxy_hide_header ETag;\n";
-  Nginx nginx(p + "/ng", TlsFront(p, port, emu, extra), port);
-  REQUIRE(nginx.ready());
-  EnvMap env = With(CleanEnv(p + "/root", "https://127.0.0.1:" + std::to_string(port)),
-                    {{"SSL_CERT_FILE", p + "/ca.pem"},
-                     {"MODELSYNC_CHUNK_BYTES", "512KiB"},
-                     {"MODELSYNC_SMALL_FILE_BYTES", "64KiB"}});
+  REQUIRE(rig.Start("    keepalive_requests 25;\n"
+                    "    gzip on; gzip_types application/json; gzip_proxied any; "
+                    "gzip_min_length 0;\n"
+                    "    proxy_hide_header ETag;\n"));
+  EnvMap env = rig.Env("512KiB");
   auto r = RunCli({"pull", kModel, "--connections", "4"}, env);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -298,7 +315,7 @@ TEST_CASE("HTTP/2 through nginx: short ranges multiplexed on one connection, a G
   INFO(v.out, v.err);
   CHECK(v.exit_code == 0);
 
-  const auto hits = ReadAccessLog(nginx.access_log());
+  const auto hits = ReadAccessLog(rig.nginx->access_log());
   REQUIRE(hits.size() > 25);
   std::map<long, std::vector<Hit>> by_connection;
   int ranges = 0, api = 0, api_gzip = 0;
@@ -354,33 +371,15 @@ TEST_CASE("HTTP/2 through nginx: a long range gets a connection of its own (HTTP
   // limits each connection, four ranges then move at one connection's rate (a pull of 1 GiB
   // through a 50 MB/s cap per connection took 21 s that way against 3 s on 16 connections:
   // tools/bench/ANALYSIS.md).
-  fixtures::FixtureOptions fo;
-  fo.weights_bytes = 12u << 20;
-  fo.only = {"model"};
-  FixtureDir fx(fo);
-  EmulatorProcess emu(EmulatorProcess::Options{fx.path(), "", 1000, false, {}});
-  REQUIRE(emu.Start().ok());
-  // Slow enough that the ranges overlap in time: each 2 MiB range takes ~200 ms.
-  REQUIRE(emu.SetFaults({{{"match", "model.safetensors"}, {"listener", "cdn"},
-                          {"throttle_bps", 10000000}}})
-              .ok());
-  TempDir d;
-  const std::string p = d.path();
-  REQUIRE(MakeTestCertificates(p));
-  Shell("mkdir -p '" + p + "/ng'");
-  const int port = FreePort();
-  Nginx nginx(p + "/ng", TlsFront(p, port, emu, ""), port);
-  REQUIRE(nginx.ready());
-  EnvMap env = With(CleanEnv(p + "/root", "https://127.0.0.1:" + std::to_string(port)),
-                    {{"SSL_CERT_FILE", p + "/ca.pem"},
-                     {"MODELSYNC_CHUNK_BYTES", "2MiB"},
-                     {"MODELSYNC_SMALL_FILE_BYTES", "64KiB"}});
+  SlowModelBehindTls rig;  // each 2 MiB range takes ~200 ms
+  REQUIRE(rig.Start(""));
+  EnvMap env = rig.Env("2MiB");
   auto r = RunCli({"pull", kModel, "--connections", "4"}, env);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(RunCli({"verify", kModel}, env).exit_code == 0);
 
-  const auto hits = ReadAccessLog(nginx.access_log());
+  const auto hits = ReadAccessLog(rig.nginx->access_log());
   std::vector<Hit> ranges;
   std::set<long> range_connections;
   int api = 0;

@@ -123,6 +123,19 @@ if has 8 || has 9; then
   ngport=$(freeport) ng9port=$(freeport) stport=$(freeport)
   cdn=$(sed -n 's/.*"cdn":"\([^"]*\)".*/\1/p' "$work/ready")
   tls="https://127.0.0.1:$ngport" tls9="https://127.0.0.1:$stport"
+  tls_server() {  # PORT BASE: a server on PORT whose redirects to the CDN name BASE/cdn/
+    cat <<SERVER
+  server {
+    listen 127.0.0.1:$1 ssl http2;
+    ssl_certificate $ng/srv.pem;
+    ssl_certificate_key $ng/srv.key;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /cdn/ { proxy_pass http://cdn/; }
+    location / { proxy_pass http://hub; proxy_redirect $cdn/ $2/cdn/; }
+  }
+SERVER
+  }
   {
     echo "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
     [ "$(id -u)" != 0 ] || echo "user root;"  # workers as nobody could not read $work
@@ -144,24 +157,8 @@ http {
   scgi_temp_path $ng/tmp/scgi;
   upstream hub { server ${hub#http://}; keepalive 16; }
   upstream cdn { server ${cdn#http://}; keepalive 16; }
-  server {
-    listen 127.0.0.1:$ngport ssl http2;
-    ssl_certificate $ng/srv.pem;
-    ssl_certificate_key $ng/srv.key;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    location /cdn/ { proxy_pass http://cdn/; }
-    location / { proxy_pass http://hub; proxy_redirect $cdn/ $tls/cdn/; }
-  }
-  server {
-    listen 127.0.0.1:$ng9port ssl http2;
-    ssl_certificate $ng/srv.pem;
-    ssl_certificate_key $ng/srv.key;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    location /cdn/ { proxy_pass http://cdn/; }
-    location / { proxy_pass http://hub; proxy_redirect $cdn/ $tls9/cdn/; }
-  }
+$(tls_server "$ngport" "$tls")
+$(tls_server "$ng9port" "$tls9")
 }
 NGINX
   } >"$ng/nginx.conf"
