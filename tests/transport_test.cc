@@ -96,12 +96,18 @@ TEST_CASE("an app's own transport carries a whole pull: no socket, and a cut ran
   CHECK(SameAsFixture(fx, po.root) == "");
 
   bool resumed = false, token_to_hub = false;
+  int own = 0, shared = 0;  // ranges on a connection of their own, ranges that may share one
   for (const auto& s : hub.seen()) {
     INFO(s.url << " " << s.range);
     const bool to_hub = s.url.rfind(std::string(MemoryHub::kHubUrl) + "/", 0) == 0;
     if (!to_hub) CHECK(s.authorization.empty());  // the token never goes to the CDN
     // The transport is told how much a range asks for (it sizes libcurl's buffer by it).
     CHECK(s.range_bytes == RangeSize(s.range));
+    // A range of 1 MiB or more asks for a connection of its own, never to wait for a shared
+    // one; a shorter one (the rest of the cut range, a small file) may share (net/NET.md).
+    CHECK(s.own_connection == (s.range_bytes >= (1u << 20)));
+    if (s.own_connection) CHECK_FALSE(s.pipewait);
+    if (s.range_bytes > 0) ++(s.own_connection ? own : shared);
     if (to_hub && s.authorization == std::string("Bearer ") + kToken) token_to_hub = true;
     // A range starts on a MiB boundary (chunks and tail splits) unless it resumes a cut one.
     if (!to_hub && s.url.find(object) != std::string::npos && RangeStart(s.range) % (1u << 20) != 0) {
@@ -111,6 +117,8 @@ TEST_CASE("an app's own transport carries a whole pull: no socket, and a cut ran
   }
   CHECK(resumed);
   CHECK(token_to_hub);
+  CHECK(own >= 3);     // the weights' 1 MiB ranges
+  CHECK(shared >= 1);  // the rest of the cut one
 
   // Nothing to do: one exchange (the revision), as over HTTP.
   hub.ClearSeen();

@@ -50,7 +50,8 @@ class MemoryHub::Impl : public std::enable_shared_from_this<MemoryHub::Impl> {
   Response Answer(const net::ExchangeSpec& spec) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      seen_.push_back({spec.url, spec.range, spec.authorization, spec.range_bytes});
+      seen_.push_back({spec.url, spec.range, spec.authorization, spec.range_bytes,
+                       spec.own_connection, spec.pipewait});
     }
     const std::string hub = MemoryHub::kHubUrl;
     const std::string cdn = std::string("https://") + kCdnHost;

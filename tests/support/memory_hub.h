@@ -41,6 +41,7 @@ class MemoryHub {
   struct Seen {
     std::string url, range, authorization;
     uint64_t range_bytes = 0;
+    bool own_connection = false, pipewait = false;
   };
   std::vector<Seen> seen() const;
   void ClearSeen();
