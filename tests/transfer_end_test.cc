@@ -53,11 +53,9 @@ TEST_CASE("the transfer runner reports all done in the pass that finishes the la
   fo.only = {"model"};
   FixtureDir fx(fo);
   MemoryHub hub(fx.path());
-  engine::Env env = engine::RealEnv();
-  env.config.endpoint = MemoryHub::kHubUrl;
+  engine::Env env = hub.env();
   env.config.chunk_bytes = 1u << 20;
   env.config.small_file_bytes = 256u << 10;  // the weights through a partial file
-  env.transport = hub.factory();
   TempDir dir;
   // The gap is the last pass's own work (its events committed, then the report): well under a
   // millisecond here. A pass that went to sleep once more made it 50 ms, whenever nothing else
@@ -121,10 +119,8 @@ TEST_CASE("small files verified while a batch is adopted share the next batch") 
   FixtureDir fx(fo);
   MemoryHub hub(fx.path());
   storage::FaultFileSystem ffs(storage::RealFileSystem());
-  engine::Env env = engine::RealEnv();
+  engine::Env env = hub.env();
   env.fs = &ffs;
-  env.config.endpoint = MemoryHub::kHubUrl;
-  env.transport = hub.factory();
   TempDir dir;
   AllReceived seen;
   // The ops on blobs/ in order: 'R' a small file made a blob (an adoption: the link from the

@@ -32,12 +32,10 @@ fixtures::FixtureOptions ModelOnly() {
 }
 
 engine::Env AppEnv(MemoryHub& hub) {
-  engine::Env env = engine::RealEnv();
-  env.config.endpoint = MemoryHub::kHubUrl;
+  engine::Env env = hub.env();
   env.config.token = kToken;
   env.config.chunk_bytes = 1u << 20;          // 3 ranges for the weights
   env.config.small_file_bytes = 256u << 10;  // the weights are a ranged, partial file
-  env.transport = hub.factory();
   return env;
 }
 

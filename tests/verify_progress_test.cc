@@ -22,9 +22,7 @@ TEST_CASE("verify reports the bytes of a large file while it hashes them") {
   fo.only = {"model"};
   FixtureDir fx(fo);
   MemoryHub hub(fx.path());
-  engine::Env env = engine::RealEnv();
-  env.config.endpoint = MemoryHub::kHubUrl;
-  env.transport = hub.factory();
+  engine::Env env = hub.env();
   TempDir dir;
   engine::PullOptions po;
   po.root = dir.path();

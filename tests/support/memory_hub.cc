@@ -353,6 +353,13 @@ class MemoryFactory final : public net::TransportFactory {
 
 MemoryHub::MemoryHub(std::string fixture_dir)
     : impl_(std::make_shared<Impl>(std::move(fixture_dir))) {}
+engine::Env MemoryHub::env() {
+  engine::Env env = engine::RealEnv();
+  env.config.endpoint = kHubUrl;
+  env.transport = factory();
+  return env;
+}
+
 std::shared_ptr<net::TransportFactory> MemoryHub::factory() {
   return std::make_shared<MemoryFactory>(impl_);
 }

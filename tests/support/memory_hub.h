@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/env.h"
 #include "net/transport.h"
 
 namespace modelsync::testing {
@@ -31,6 +32,8 @@ class MemoryHub {
 
   // The factory to put in engine::Env::transport (or net::HubOptions::transport).
   std::shared_ptr<net::TransportFactory> factory();
+  // The real Env of a test, pulling from this hub: its endpoint, through factory().
+  engine::Env env();
 
   // The next exchange whose URL ends in `path_suffix` breaks after `after_bytes` body bytes.
   void DropOnce(const std::string& path_suffix, uint64_t after_bytes);
