@@ -353,6 +353,7 @@ class MemoryFactory final : public net::TransportFactory {
 
 MemoryHub::MemoryHub(std::string fixture_dir)
     : impl_(std::make_shared<Impl>(std::move(fixture_dir))) {}
+
 engine::Env MemoryHub::env() {
   engine::Env env = engine::RealEnv();
   env.config.endpoint = kHubUrl;
