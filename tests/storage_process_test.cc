@@ -2,8 +2,11 @@
 // racing writers, readers beside a writer.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <cstdio>
+#include <string>
 #include <random>
 #include <thread>
 
@@ -135,6 +138,31 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
         lose.find("root " + dir.path() + " is in use by pid " + pid + " ") != std::string::npos,
         lose);
   }
+}
+
+TEST_CASE("the lock file: the holder's pid in a fixed-width record over an earlier holder's") {
+  TempDir dir;
+  const std::string path = dir.path() + "/.modelsync/lock";
+  ::mkdir((dir.path() + "/.modelsync").c_str(), 0755);
+  {
+    // What an earlier version left: "<pid>\n", no padding.
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("4194303\n", f);
+    std::fclose(f);
+  }
+  auto lock = RootLock::Acquire(dir.path(), false);
+  REQUIRE(lock.ok());
+  CHECK(RootLock::Holder(dir.path()) == ::getpid());
+  std::string want = std::to_string(::getpid());
+  want.resize(10, ' ');
+  want += '\n';
+  char buf[64] = {};
+  FILE* f = std::fopen(path.c_str(), "r");
+  REQUIRE(f != nullptr);
+  const size_t n = std::fread(buf, 1, sizeof(buf), f);
+  std::fclose(f);
+  CHECK(std::string(buf, n) == want);
 }
 
 TEST_CASE("the lock: conflicts in-process too, waits when asked, dies with its holder") {
