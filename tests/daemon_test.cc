@@ -369,9 +369,7 @@ TEST_CASE("SIGTERM while the daemon waits for a root lock a user's pull holds ex
               .ok());
   pid_t pull = SpawnCli({"pull", repo, "--quiet"}, env, "", root.path() + "/pull.err");
   // The pull holds the root once its pid is in the lock file.
-  REQUIRE(WaitFor(
-      [&] { return ReadAll(root.path() + "/.modelsync/lock") == std::to_string(pull) + "\n"; },
-      10));
+  REQUIRE(WaitFor([&] { return LockFilePid(root.path()) == pull; }, 10));
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
   // Its pass waits for the lock, and its status says for whom.
