@@ -2,12 +2,10 @@
 // racing writers, readers beside a writer.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <chrono>
-#include <cstdio>
-#include <string>
 #include <random>
+#include <string>
 #include <thread>
 
 #include "storage/event_log.h"
@@ -142,27 +140,18 @@ TEST_CASE("two processes race for the writer lock: one wins, the other names it"
 
 TEST_CASE("the lock file: the holder's pid in a fixed-width record over an earlier holder's") {
   TempDir dir;
-  const std::string path = dir.path() + "/.modelsync/lock";
-  ::mkdir((dir.path() + "/.modelsync").c_str(), 0755);
-  {
-    // What an earlier version left: "<pid>\n", no padding.
-    FILE* f = std::fopen(path.c_str(), "w");
-    REQUIRE(f != nullptr);
-    std::fputs("4194303\n", f);
-    std::fclose(f);
-  }
+  const std::string path = JoinPath(StateDir(dir.path()), "lock");
+  REQUIRE(MakeDirs(StateDir(dir.path())).ok());
+  REQUIRE(WriteFileAtomic(path, "4194303\n").ok());  // what an earlier version left
   auto lock = RootLock::Acquire(dir.path(), false);
   REQUIRE(lock.ok());
   CHECK(RootLock::Holder(dir.path()) == ::getpid());
   std::string want = std::to_string(::getpid());
   want.resize(10, ' ');
   want += '\n';
-  char buf[64] = {};
-  FILE* f = std::fopen(path.c_str(), "r");
-  REQUIRE(f != nullptr);
-  const size_t n = std::fread(buf, 1, sizeof(buf), f);
-  std::fclose(f);
-  CHECK(std::string(buf, n) == want);
+  auto held = ReadFile(path);
+  REQUIRE(held.ok());
+  CHECK(*held == want);
 }
 
 TEST_CASE("the lock: conflicts in-process too, waits when asked, dies with its holder") {
