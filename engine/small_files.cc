@@ -60,12 +60,13 @@ Status SmallFileWriter::TakeAdopted(std::vector<Xfer*>* files) {
   std::lock_guard<std::mutex> lock(mu_);
   files->insert(files->end(), adopted_.begin(), adopted_.end());
   adopted_.clear();
+  error_taken_ = !error_.ok();
   return error_;
 }
 
 bool SmallFileWriter::Pending() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return !jobs_.empty() || running_ || !adopted_.empty();
+  return !jobs_.empty() || running_ || !adopted_.empty() || (!error_.ok() && !error_taken_);
 }
 
 void SmallFileWriter::Drain() {

@@ -69,8 +69,11 @@ class SmallFileWriter {
   // Appends the files adopted since the last call, in the order of their Adopt calls (they
   // are blobs, failure or not); returns the first failure, if any.
   Status TakeAdopted(std::vector<Xfer*>* files);
-  // True while a job is queued or running, or adopted files wait to be taken. A job is over
-  // before its wake is called: woken, TakeAdopted then Pending() says whether to wait again.
+  // True while a job is queued or running, adopted files wait to be taken, or a failure has
+  // not been returned by TakeAdopted yet. A job is over before its wake is called: woken,
+  // TakeAdopted then Pending() says whether to wait again. (A job may fail between a caller's
+  // TakeAdopted and its Pending(): the failure keeps it pending, or the caller would finish
+  // without it: a failed fsync lost, the build then missing the file's blob.)
   bool Pending() const;
   // True while an adoption is queued or running (its wake not called yet): the control thread
   // holds the next batch back until then (SmallBatchDue, group commit).
@@ -103,6 +106,7 @@ class SmallFileWriter {
   int adoptions_ = 0;  // adoption jobs queued or running, until their wake
   std::vector<Xfer*> adopted_;  // adopted, not taken yet
   Status error_;
+  bool error_taken_ = false;  // error_ returned by TakeAdopted
   // The writing thread's alone: what was written and not adopted yet, by content id.
   std::set<std::string> written_tmp_;                // as blobs/.tmp-<id>
   std::multimap<std::string, std::string> staged_;  // into the tree: id -> path

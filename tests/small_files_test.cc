@@ -172,6 +172,50 @@ TEST_CASE("SmallFileWriter: woken by an adoption, the caller takes it and finds 
   CHECK_FALSE(w.Pending());
 }
 
+TEST_CASE("SmallFileWriter: a failure after the caller took the adopted files keeps it pending until taken") {
+  // The control thread takes the adopted files, then asks Pending(); an adoption whose sync
+  // fails in between must not read as "nothing pending": the runner would finish the pull
+  // without the failure (a failed fsync lost; CI saw the build then miss README.md's blob).
+  Store st;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_sync = false, release = false;
+  st.fs.SetHook([&](FsOp op, uint64_t, const std::string&) {
+    if (op != FsOp::kSync) return;
+    std::unique_lock<std::mutex> lock(mu);
+    in_sync = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  });
+  st.fs.ResetCounts();
+  st.fs.FailNth(FsOp::kSync, 1, EIO);
+  SmallFileWriter w(*st.blobs, [] {});
+  const std::string a(40, 'a');
+  Xfer xa;
+  w.Write(a, "a.txt", "alpha");
+  w.Adopt({&xa}, {a});
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_sync; });
+  }
+  std::vector<Xfer*> got;
+  REQUIRE(w.TakeAdopted(&got).ok());  // taken while the adoption is in its sync
+  CHECK(got.empty());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  w.Drain();
+  st.fs.SetHook(nullptr);
+  CHECK(w.Pending());  // the failure is not handed over yet
+  Status s = w.TakeAdopted(&got);
+  CHECK(s.code() == StatusCode::kIOError);
+  CHECK(got.empty());
+  CHECK_FALSE(w.Pending());
+  CHECK_FALSE(st.blobs->Has(a));
+}
+
 TEST_CASE("SmallFileWriter: a read-only leftover of a crashed run is replaced, not a failure") {
   // A run killed between a file's write and its adoption leaves blobs/.tmp-<id>, read-only:
   // the exclusive create fails on it (EEXIST; a create may also be refused, EACCES, injected
