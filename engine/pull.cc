@@ -2,6 +2,7 @@
 #include "engine/recovery_util.h"
 #include "engine/repo_ref.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -141,6 +142,8 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     Status s = runner.Run(plan);
     if (!s.ok() && early) (void)mat.CleanStaging(plan.repo);  // not left for the next run
     sum->bytes_fetched += runner.bytes_fetched();
+    if (sum->start_connections == 0 && runner.connections() > 0)
+      sum->start_connections = std::min(ro.connections, ro.start_connections);
     sum->connections = std::max(sum->connections, runner.connections());
     sum->wrote_ahead = sum->wrote_ahead || runner.wrote_ahead();
     MS_RETURN_IF_ERROR(s);

@@ -88,6 +88,9 @@ struct PullSummary {
   bool offline = false;  // HF_HUB_OFFLINE: answered from the log alone
   // Parallel fetches the transfer settled on (engine/transfer_parallel.h); 0 = nothing fetched.
   int connections = 0;
+  // Where it began (8 on a near link, 16 on a far one, at most the cap): with `connections`,
+  // whether the governor added any. 0 = nothing fetched.
+  int start_connections = 0;
   // Whether the transfer wrote bytes ahead of its hashing to the partial files instead of
   // pausing the fetches beyond its memory window (a far link, or a near one that caps each
   // connection: engine/transfer_parallel.h WriteAheadDue).

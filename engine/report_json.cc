@@ -28,6 +28,7 @@ nlohmann::json PullDoneJson(const PullSummary& s) {
                          {"seconds", s.seconds}};
   if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
   if (s.connections > 0) done["connections"] = s.connections;
+  if (s.connections > 0) done["start_connections"] = s.start_connections;
   if (s.connections > 0) done["wrote_ahead"] = s.wrote_ahead;
   return done;
 }

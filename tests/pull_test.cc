@@ -496,9 +496,12 @@ TEST_CASE("a link capped per connection: connections double while the rate grows
     json done = pull(1000000, "256KiB", {"--connections", "16"});
     CHECK(done["connections"] == 16);
   }
-  SUBCASE("a link that 8 connections fill (--max-rate 12MB/s): it stays at 8") {
+  SUBCASE("a link that 8 connections fill (--max-rate 12MB/s): it stays where it began") {
     json done = pull(0, "256KiB", {"--connections", "16", "--max-rate", "12MB/s"});
-    CHECK(done["connections"] == 8);
+    // 8 on this near hub; a swamped machine (ASan beside the soak) can answer the API in
+    // 10 ms or more, which is a far link's start (16): the claim is that it never grew.
+    CHECK(done["connections"] == done["start_connections"]);
+    CHECK((done["start_connections"] == 8 || done["start_connections"] == 16));
   }
   SUBCASE("a far hub (20 ms per API answer) starts at 16, where a near one starts at 8") {
     // --max-rate keeps the link full at any count, so the governor never doubles: what the
@@ -514,6 +517,7 @@ TEST_CASE("a link capped per connection: connections double while the rate grows
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(DoneEvent(r.out)["connections"] == 16);
+    CHECK(DoneEvent(r.out)["start_connections"] == 16);
   }
   SUBCASE("a far hub, the CDN capping each connection: the fetches the window has no room "
           "for write ahead to the file, and the model is exact") {
@@ -549,6 +553,7 @@ TEST_CASE("a link capped per connection: connections double while the rate grows
   SUBCASE("--connections 4 is a cap") {
     json done = pull(0, "512KiB", {"--connections", "4"});
     CHECK(done["connections"] == 4);
+    CHECK(done["start_connections"] == 4);
   }
   SUBCASE("one range for the whole file: split over the free connections") {
     pull(4000000, "64MiB", {});
