@@ -252,6 +252,11 @@ fresh() { rm -rf "$1"; mkdir -p "$1"; }
 order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOOLS[$(((i + r) % n))]}"; done; }
 # The tools whose figures a close target of issue 20 compares in scenario $1 (--close-rounds).
 close_tools() { case $1 in 1|6|7) echo modelsync ;; 2|9) echo modelsync aria2c aria2c16 ;; esac; }
+# Rounds scenario $1 runs: --rounds, or --close-rounds where it has close tools.
+rounds_of() { if [ -n "$(close_tools $1)" ] && [ "$close_rounds" -gt "$rounds" ]; then echo "$close_rounds"; else echo "$rounds"; fi; }
+# Whether round $2 of scenario $1 runs tool $3: every tool in the first --rounds, only the
+# close tools after them.
+in_round() { [ "$2" -le "$rounds" ] || [[ " $(close_tools $1) " == *" $3 "* ]]; }
 cdn_throttle='[{"listener":"cdn","throttle_bps":50000000},{"latency_ms":30}]'
 
 for s in 1 2 3 4 7 8 9; do
@@ -266,12 +271,10 @@ for s in 1 2 3 4 7 8 9; do
     export CURL_CA_BUNDLE=$ng/ca.pem SSL_CERT_FILE=$ng/ca.pem REQUESTS_CA_BUNDLE=$ng/ca.pem \
       NODE_EXTRA_CA_CERTS=$ng/ca.pem
   fi
-  n=$rounds; close=$(close_tools $s)
-  [ -z "$close" ] || [ "$close_rounds" -le "$n" ] || n=$close_rounds
-  for r in $(seq "$n"); do
+  for r in $(seq "$(rounds_of $s)"); do
     for tool in $(order "$r"); do
       [ $s != 9 ] || case $tool in modelsync|aria2c|aria2c16) ;; *) continue ;; esac
-      [ "$r" -le "$rounds" ] || [[ " $close " == *" $tool "* ]] || continue
+      in_round $s "$r" "$tool" || continue
       # Small files: a new directory each round, none removed until the run ends. This VM's
       # ext4 has no journal, and then the inode allocator skips every inode freed in the last
       # 60 s, or 360 s while the inode table block that holds it is not yet written back (and
@@ -325,11 +328,10 @@ if has 6; then
     dest="$work/s1-$tool"
     [ -d "$dest" ] && has 1 || { fresh "$dest"; untimed "$tool" model "$MODEL" main "$dest"; }
   done
-  n=$rounds; [ "$close_rounds" -le "$n" ] || n=$close_rounds
-  for r in $(seq "$n"); do
+  for r in $(seq "$(rounds_of 6)"); do
     for tool in $(order "$r"); do
       case $tool in modelsync|hfjs|hf|hf16) ;; *) continue ;; esac
-      [ "$r" -le "$rounds" ] || [[ " $(close_tools 6) " == *" $tool "* ]] || continue
+      in_round 6 "$r" "$tool" || continue
       measure 6 "$tool" "$r" model "$MODEL" main "$work/s1-$tool" ""
     done
   done
