@@ -51,6 +51,42 @@ struct Store {
   }
 };
 
+// Holds every sync of `fs` until Release(): a job can be caught in the middle of its sync.
+// Removes its hook when it goes (after the writer's Drain: declared before the writer).
+class SyncGate {
+ public:
+  explicit SyncGate(FaultFileSystem& fs) : fs_(fs) {
+    fs_.SetHook([this](FsOp op, uint64_t, const std::string&) {
+      if (op != FsOp::kSync) return;
+      std::unique_lock<std::mutex> lock(mu_);
+      in_sync_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return release_; });
+    });
+  }
+  ~SyncGate() {
+    Release();
+    fs_.SetHook(nullptr);
+  }
+  void WaitInSync() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return in_sync_; });
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      release_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  FaultFileSystem& fs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool in_sync_ = false, release_ = false;
+};
+
 }  // namespace
 
 TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recorded only when taken") {
@@ -85,16 +121,7 @@ TEST_CASE("SmallFileWriter: written and adopted in order, read-only blobs, recor
 TEST_CASE("SmallFileWriter: Adopting() from an adoption's queuing until its wake") {
   // The runner holds the next batch back while this is true (group commit, SmallBatchDue).
   Store st;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool in_sync = false, release = false;
-  st.fs.SetHook([&](FsOp op, uint64_t, const std::string&) {
-    if (op != FsOp::kSync) return;
-    std::unique_lock<std::mutex> lock(mu);
-    in_sync = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return release; });
-  });
+  SyncGate gate(st.fs);
   std::atomic<bool> adopting_at_wake{true};
   SmallFileWriter* writer = nullptr;
   SmallFileWriter w(*st.blobs, [&] { adopting_at_wake = writer->Adopting(); });
@@ -106,18 +133,10 @@ TEST_CASE("SmallFileWriter: Adopting() from an adoption's queuing until its wake
   CHECK_FALSE(w.Adopting());  // a write is not an adoption
   w.Adopt({&xa}, {a});
   CHECK(w.Adopting());  // queued
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return in_sync; });
-  }
+  gate.WaitInSync();
   CHECK(w.Adopting());  // running: held in its sync
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.Release();
   w.Drain();
-  st.fs.SetHook(nullptr);
   CHECK_FALSE(w.Adopting());
   CHECK_FALSE(adopting_at_wake.load());  // over before its wake: the woken runner may adopt
 }
@@ -177,16 +196,7 @@ TEST_CASE("SmallFileWriter: a failure after the caller took the adopted files ke
   // fails in between must not read as "nothing pending": the runner would finish the pull
   // without the failure (a failed fsync lost; CI saw the build then miss README.md's blob).
   Store st;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool in_sync = false, release = false;
-  st.fs.SetHook([&](FsOp op, uint64_t, const std::string&) {
-    if (op != FsOp::kSync) return;
-    std::unique_lock<std::mutex> lock(mu);
-    in_sync = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return release; });
-  });
+  SyncGate gate(st.fs);
   st.fs.ResetCounts();
   st.fs.FailNth(FsOp::kSync, 1, EIO);
   SmallFileWriter w(*st.blobs, [] {});
@@ -194,20 +204,12 @@ TEST_CASE("SmallFileWriter: a failure after the caller took the adopted files ke
   Xfer xa;
   w.Write(a, "a.txt", "alpha");
   w.Adopt({&xa}, {a});
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return in_sync; });
-  }
+  gate.WaitInSync();
   std::vector<Xfer*> got;
   REQUIRE(w.TakeAdopted(&got).ok());  // taken while the adoption is in its sync
   CHECK(got.empty());
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.Release();
   w.Drain();
-  st.fs.SetHook(nullptr);
   CHECK(w.Pending());  // the failure is not handed over yet
   Status s = w.TakeAdopted(&got);
   CHECK(s.code() == StatusCode::kIOError);
