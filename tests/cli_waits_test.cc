@@ -18,6 +18,7 @@
 
 #include "base/platform.h"
 #include "cli_test_util.h"
+#include "storage/root_lock.h"
 #include "support/servers.h"
 
 using namespace modelsync;
@@ -152,7 +153,7 @@ TEST_CASE("never silent: a Retry-After wait, a lost connection and a held root a
   TempDir root3;
   EnvMap env3 = hub.Env(root3.path());
   pid_t pull = SpawnCli({"pull", kModel, "--quiet"}, env3, "", root3.path() + "/pull.err");
-  auto lock_held = [&] { return LockFilePid(root3.path()) == pull; };
+  auto lock_held = [&] { return storage::RootLock::Holder(root3.path()) == pull; };
   REQUIRE(WaitFor(lock_held, 5));
   pid_t gc = SpawnCli({"gc"}, env3, "", root3.path() + "/gc.err");
   std::string said;

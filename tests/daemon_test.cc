@@ -18,6 +18,7 @@
 #include "base/hash.h"
 #include "fixtures/fixtures.h"
 #include "support/cli_process.h"
+#include "storage/root_lock.h"
 #include "support/emulator.h"
 
 using namespace modelsync;
@@ -369,7 +370,7 @@ TEST_CASE("SIGTERM while the daemon waits for a root lock a user's pull holds ex
               .ok());
   pid_t pull = SpawnCli({"pull", repo, "--quiet"}, env, "", root.path() + "/pull.err");
   // The pull holds the root once its pid is in the lock file.
-  REQUIRE(WaitFor([&] { return LockFilePid(root.path()) == pull; }, 10));
+  REQUIRE(WaitFor([&] { return storage::RootLock::Holder(root.path()) == pull; }, 10));
   std::string err = root.path() + "/daemon.err";
   pid_t pid = SpawnCli({"daemon"}, env, "", err);
   // Its pass waits for the lock, and its status says for whom.

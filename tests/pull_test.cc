@@ -14,6 +14,7 @@
 #include "base/hash.h"
 #include "fixtures/fixtures.h"
 #include "support/cli_process.h"
+#include "storage/root_lock.h"
 #include "support/emulator.h"
 
 using namespace modelsync;
@@ -346,7 +347,7 @@ TEST_CASE("two pulls on one root: the second waits for the lock and says so; bot
   auto env = hub.Env(root.path());
   pid_t first = SpawnCli({"pull", fixtures::kModelRepo}, env, "", logs.path() + "/1.err");
   // The first holds the root once its pid is in the lock file.
-  REQUIRE(WaitFor([&] { return LockFilePid(root.path()) == first; }, 10));
+  REQUIRE(WaitFor([&] { return storage::RootLock::Holder(root.path()) == first; }, 10));
   auto busy = RunCli({"pull", fixtures::kModelRepo, "--no-wait"}, env);
   CHECK(busy.exit_code == 4);
   CHECK(busy.err.find("in use by pid " + std::to_string(first)) != std::string::npos);

@@ -7,7 +7,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 
 namespace modelsync::testing {
 namespace {
@@ -113,13 +112,6 @@ pid_t SpawnCli(const std::vector<std::string>& args, const std::map<std::string,
     ApplyEnv(env);
     Exec(args);
   }
-  return pid;
-}
-
-int LockFilePid(const std::string& root) {
-  std::ifstream in(root + "/.modelsync/lock");
-  int pid = 0;
-  for (char c; in.get(c) && c >= '0' && c <= '9';) pid = pid * 10 + (c - '0');
   return pid;
 }
 

@@ -55,10 +55,6 @@ bool WaitFor(F pred, double seconds) {
   return pred();
 }
 
-// The pid the writer lock file of `root` names (storage/LAYOUT.md: its leading digits), 0 when
-// the file is missing or names none. What a test waits on to know which process holds a root.
-int LockFilePid(const std::string& root);
-
 // The JSON objects of a `--json` output, one per line (other lines skipped).
 inline std::vector<nlohmann::json> JsonLines(const std::string& out) {
   std::vector<nlohmann::json> v;
