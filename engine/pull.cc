@@ -142,8 +142,7 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
     Status s = runner.Run(plan);
     if (!s.ok() && early) (void)mat.CleanStaging(plan.repo);  // not left for the next run
     sum->bytes_fetched += runner.bytes_fetched();
-    if (sum->start_connections == 0 && runner.connections() > 0)
-      sum->start_connections = std::min(ro.connections, ro.start_connections);
+    if (sum->start_connections == 0) sum->start_connections = runner.start_connections();
     sum->connections = std::max(sum->connections, runner.connections());
     sum->wrote_ahead = sum->wrote_ahead || runner.wrote_ahead();
     MS_RETURN_IF_ERROR(s);

@@ -27,9 +27,11 @@ nlohmann::json PullDoneJson(const PullSummary& s) {
                          {"up_to_date", s.up_to_date}, {"offline", s.offline},
                          {"seconds", s.seconds}};
   if (!s.previous_marker.empty()) done["previous_marker_removed"] = s.previous_marker;
-  if (s.connections > 0) done["connections"] = s.connections;
-  if (s.connections > 0) done["start_connections"] = s.start_connections;
-  if (s.connections > 0) done["wrote_ahead"] = s.wrote_ahead;
+  if (s.connections > 0) {
+    done["connections"] = s.connections;
+    done["start_connections"] = s.start_connections;
+    done["wrote_ahead"] = s.wrote_ahead;
+  }
   return done;
 }
 

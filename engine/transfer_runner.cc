@@ -281,6 +281,7 @@ Status TransferRunner::Run(const Plan& plan) {
   Status result;
   auto last_progress = clock->Now() - std::chrono::seconds(1);
   ConnectionGovernor governor(options_.connections, options_.start_connections);
+  if (!impl.xfers.empty()) start_connections_ = governor.target();
   RangeSizer sizer;
   WriteAheadWatch write_ahead_watch(clock->Now());
   bool idle = false;  // a connection free and nothing to launch, since idle_since

@@ -133,6 +133,9 @@ class TransferRunner {
   // The number of fetches in flight Run() settled on (TransferRunnerOptions::connections is
   // its cap: engine/transfer_parallel.h); 0 before Run() or when nothing was fetched.
   int connections() const { return connections_; }
+  // The number it started with (the governor's first target: start_connections, at most the
+  // cap); 0 before Run() or when nothing was fetched.
+  int start_connections() const { return start_connections_; }
   // Whether Run() wrote ahead of the hashing (TransferRunnerOptions::write_ahead, or turned
   // to it: WriteAheadDue).
   bool wrote_ahead() const { return wrote_ahead_; }
@@ -145,6 +148,7 @@ class TransferRunner {
   TransferRunnerOptions options_;
   uint64_t bytes_fetched_ = 0;
   int connections_ = 0;
+  int start_connections_ = 0;
   bool wrote_ahead_ = false;
 };
 
