@@ -32,8 +32,9 @@
 // (FetchSink::Ready: their connections stop reading, TCP slows the server) rather than push
 // bytes out to be read back, and resume when blocks are freed. On a far link
 // (TransferRunnerOptions::write_ahead) they do not pause: a paused connection's bandwidth is
-// lost there, so the bytes the window has no room for go to the partial file and are read back
-// to be hashed; and range sizes are staggered (transfer_parallel.h, Staggered) so that the
+// lost there, so the bytes the window has no room for go to the partial file (whole blocks
+// written past the page cache, then given up) and are read back to be hashed, a block ahead
+// of the hashing (engine/read_ahead.h); and range sizes are staggered (transfer_parallel.h, Staggered) so that the
 // fetches end in file order instead of together. A near link turns to the same once fetches
 // wait while the bytes come in at a fraction of what the CPU hashes (a near CDN capping each
 // connection: transfer_parallel.h WriteAheadDue).

@@ -29,7 +29,6 @@ void TransferShared::HashLoop() {
     if (stop_hashing) return;
     auto [x, upto] = hash_jobs.front();
     hash_jobs.pop_front();
-    std::string buf;
     uint64_t pos = x->hashed.load();
     Status s;
     // A job goes on while the transfer's hashable prefix grows (blocks become whole on the
@@ -38,11 +37,22 @@ void TransferShared::HashLoop() {
     while (s.ok() && (pos < upto || (upto = HashableEnd(x)) > pos)) {
       // A whole block in memory is hashed from there; anything else was written to the file
       // (HashableEnd counts nothing else) and is read back, a block at a time so that the
-      // next block in memory is not read from the file.
+      // next block in memory is not read from the file; the next span to read back, if the
+      // next block is not in memory, is read while this one is hashed.
       Block* b = nullptr;
+      size_t n = 0;
+      uint64_t next = 0;
+      size_t next_n = 0;
       if (auto it = x->blocks.find(pos); it != x->blocks.end() && it->second->whole()) {
         b = it->second.get();
         ++b->pins;
+      } else {
+        n = static_cast<size_t>(std::min(kBlock - pos % kBlock, upto - pos));
+        next = pos + n;
+        // On the file: no block at next (a block is made only for bytes none of which are
+        // received, and bytes below upto are received or in whole blocks).
+        if (next < upto && x->blocks.count(next / kBlock * kBlock) == 0)
+          next_n = static_cast<size_t>(std::min(kBlock - next % kBlock, upto - next));
       }
       lock.unlock();
       const Clock::TimePoint busy_from = clock ? clock->Now() : Clock::TimePoint{};
@@ -50,11 +60,12 @@ void TransferShared::HashLoop() {
         x->hasher->Update(b->data, b->len);
         pos += b->len;
       } else {
-        const size_t n = static_cast<size_t>(std::min(kBlock - pos % kBlock, upto - pos));
-        s = x->file->Read(pos, n, &buf);
+        Result<const char*> got = read_ahead.Read(x->file.get(), pos, n);
+        s = got.status();
         if (s.ok()) {
-          x->hasher->Update(buf.data(), buf.size());
-          pos += buf.size();
+          if (next_n > 0) read_ahead.Begin(x->file.get(), next, next_n);
+          x->hasher->Update(*got, n);
+          pos += n;
         }
       }
       if (clock)
@@ -81,6 +92,9 @@ void TransferShared::HashLoop() {
       // wake it (every other fetch paused by the window: a standstill).
       WakeStarved();
     }
+    lock.unlock();
+    read_ahead.Settle();  // nothing is read from x's file once its job is over
+    lock.lock();
     x->hash_error = s;
     x->hash_busy.store(false);
     wake = true;
@@ -102,14 +116,8 @@ void TransferShared::WriteLoop() {
     // A block partly flushed before it was whole (FlushPartialBlocks; `flushed` no longer
     // changes once it is queued) gets only the rest, with ordinary writes: bytes that may
     // be committed are never written again.
-    // Writing ahead (a link slow for the CPU), the blocks go through the page cache too: a
-    // direct write holds the file's lock while the disk takes it, and the network loop's own
-    // writes of the bytes it has no block for waited on that lock (throttled 1 GiB: 136
-    // waits, the receive rate down to 100-300 MB/s for a tenth of a second at a time).
     Status s;
-    if (b->flushed.empty() && write_ahead) {
-      s = x->file->Write(b->begin, std::string_view(b->data, b->len));
-    } else if (b->flushed.empty()) {
+    if (b->flushed.empty()) {
       s = x->file->WriteDirect(b->begin, std::string_view(b->data, b->len));
     } else {
       const RangeSet rest = b->flushed.Uncovered({b->begin, b->begin + b->len});
@@ -354,7 +362,10 @@ void TransferShared::DropBlocks(Xfer* x) {
 }
 
 Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
-  if (!frontier && held() >= kWindowBlocks - kFrontierBlocks) return nullptr;
+  // Writing ahead, a block ahead takes the place of a written one (GiveUpOne): its bytes are
+  // read back past the page cache later, which costs less than writing these through it.
+  if (!frontier && held() >= kWindowBlocks - kFrontierBlocks && !(write_ahead && GiveUpOne()))
+    return nullptr;
   char* data = nullptr;
   if (free_blocks.empty() && blocks_made < kWindowBlocks) {
     MakePool(0);  // (the runner made it already where it had fetches to make)

@@ -83,6 +83,26 @@ Status PartialFile::Read(uint64_t offset, size_t n, std::string* out) {
   return Status::Ok();
 }
 
+Status PartialFile::ReadInto(uint64_t offset, size_t n, char* buf) {
+  constexpr uint64_t kAlign = platform::kDirectAlign;
+  Result<size_t> got = size_t{0};
+  if (direct_ && offset % kAlign == 0 && reinterpret_cast<uintptr_t>(buf) % kAlign == 0) {
+    // A direct read's length is a multiple of the alignment too: past the end of the file it
+    // reads what there is.
+    got = direct_->PRead(offset, buf, (n + kAlign - 1) / kAlign * kAlign);
+    // A file system that opens with O_DIRECT but refuses the read itself: an ordinary one.
+    if (!got.ok() && got.status().detail() == EINVAL) got = file_->PRead(offset, buf, n);
+  } else {
+    got = file_->PRead(offset, buf, n);
+  }
+  MS_RETURN_IF_ERROR(got.status());
+  if (*got < n)
+    return Status::Corruption(path() + " is shorter than expected: wanted " + std::to_string(n) +
+                              " bytes at " + std::to_string(offset) + ", got " +
+                              std::to_string(*got));
+  return Status::Ok();
+}
+
 bool PartialFile::poisoned() const {
   std::lock_guard l(mu_);
   return !poison_.empty();

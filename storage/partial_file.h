@@ -17,11 +17,12 @@
 // file also holds a second handle on the same file with direct I/O on, and WriteDirect() puts
 // whole aligned blocks through it, past the page cache (the transfer runner's memory window,
 // engine/transfer_state.h). Sync() (fdatasync acts on the file, whichever handle wrote) makes
-// them durable as it does ordinary writes, and reports them the same way.
+// them durable as it does ordinary writes, and reports them the same way. ReadInto() reads
+// back through the same handle (the hashing thread's read-back of blocks it had no room for).
 //
 // Thread safety: PartialStore methods are for one thread. A PartialFile's Write() and
-// WriteDirect() may be called from several threads at once (disjoint ranges); Sync() and
-// Read() too.
+// WriteDirect() may be called from several threads at once (disjoint ranges); Sync(), Read()
+// and ReadInto() too.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +62,11 @@ class PartialFile {
   // Reads [offset, offset+n) into *out (for re-hashing a committed prefix on resume).
   // kCorruption if the file is shorter than that.
   Status Read(uint64_t offset, size_t n, std::string* out);
+  // Reads [offset, offset+n) into buf as Read() does; where direct() and offset is a multiple
+  // of platform::kDirectAlign, through the direct handle, past the page cache (bytes written
+  // through the page cache and not yet on the disk are written out first, by the kernel).
+  // buf must be aligned to kDirectAlign and hold n rounded up to a multiple of it.
+  Status ReadInto(uint64_t offset, size_t n, char* buf);
   bool poisoned() const;
   // Performance hints (File::StartWriteback / File::DropCache): start writing back what was
   // written without waiting; drop cached pages that are hashed and durable. Never make

@@ -1,6 +1,8 @@
 // storage/: RealFileSystem, FaultFileSystem (counting, injected errors, power loss),
 // partial files and the blob store.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include "base/fs.h"
 #include "base/hash.h"
@@ -280,6 +283,51 @@ TEST_CASE("direct writes: aligned blocks past the page cache, the file's unalign
   CHECK_FALSE((*fpf)->direct());
   CHECK((*fpf)->WriteDirect(3, "abc").ok());
   CHECK(ffs.UnsyncedBytes() == 3);
+}
+
+TEST_CASE("direct reads: blocks read back past the page cache, bytes written either way") {
+  // PartialFile::ReadInto, the hashing thread's read-back (engine/read_ahead.h): the same
+  // bytes whichever handle wrote them, synced or not; past the page cache where the partial
+  // has a direct handle (the linux platform file over this ext4), an ordinary read elsewhere.
+  TempDir t;
+  auto root = RealFileSystem()->OpenRoot(t.path(), false);
+  REQUIRE(root.ok());
+  auto store = PartialStore::Open(**root);
+  REQUIRE(store.ok());
+  const size_t kA = platform::kDirectAlign, kMiB = 256 * kA;
+  const std::string data = Pattern(3 * kMiB + 100, 12);
+  auto pf = (*store)->Create(9, data.size());
+  REQUIRE(pf.ok());
+  PartialFile& f = **pf;
+  char* buf = static_cast<char*>(std::aligned_alloc(kA, kMiB + kA));
+  REQUIRE(buf != nullptr);
+  std::memcpy(buf, data.data(), kMiB);
+  REQUIRE(f.WriteDirect(0, std::string_view(buf, kMiB)).ok());  // the first MiB, directly
+  REQUIRE(f.Write(kMiB, std::string_view(data).substr(kMiB)).ok());  // the rest, not synced
+  auto read = [&](uint64_t off, size_t n) {
+    std::memset(buf, 0, kMiB + kA);
+    return f.ReadInto(off, n, buf).ok() && std::string_view(buf, n) == std::string_view(data).substr(off, n);
+  };
+  CHECK(read(0, kMiB));
+  CHECK(read(kMiB, kMiB));              // written through the page cache, still dirty there
+  CHECK(read(2 * kMiB, kMiB + 100));    // to the end of the file: an unaligned length
+  CHECK(f.ReadInto(3 * kMiB, 101, buf).code() == StatusCode::kCorruption);  // past the end
+  if (f.direct()) {
+    // Nothing of the first MiB came into the page cache: neither its write nor its reads.
+    const int fd = ::open(f.path().c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    void* map = ::mmap(nullptr, kMiB, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(map != MAP_FAILED);
+    std::vector<unsigned char> in(kMiB / static_cast<size_t>(::sysconf(_SC_PAGESIZE)));
+    REQUIRE(::mincore(map, kMiB, in.data()) == 0);
+    size_t resident = 0;
+    for (unsigned char c : in) resident += c & 1;
+    CHECK(resident == 0);
+    ::munmap(map, kMiB);
+    ::close(fd);
+  }
+  CHECK(read(5, 1000));  // an unaligned offset: an ordinary read
+  std::free(buf);
 }
 
 TEST_CASE("partial store: create, reopen with size check, list, remove, bounds") {

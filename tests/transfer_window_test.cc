@@ -155,3 +155,72 @@ TEST_CASE("window: on a far link (write_ahead) a fetch is never refused; its byt
   w.x->hasher->Update(rest);
   CHECK(w.x->hasher->FinishHex() == expect.FinishHex());
 }
+
+TEST_CASE("window: on a far link a new block ahead takes the place of the written block "
+          "furthest ahead, which is read back when the prefix reaches it") {
+  Window w(48 * kBlock);
+  std::string bytes(48 * kBlock, '\0');
+  for (size_t i = 0; i < bytes.size(); i += 64) bytes[i] = static_cast<char>(i / 64 * 131 % 251);
+  w.shared.write_ahead = true;
+  // The window's non-frontier blocks all whole and written: blocks 8 to 31.
+  for (uint64_t blk = 8; blk < 32; ++blk)
+    REQUIRE(w.shared.Stage(w.x, blk * kBlock, bytes.data() + blk * kBlock, kBlock).ok());
+  REQUIRE(w.Eventually([&] {
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    return w.x->received.Contains({8 * kBlock, 32 * kBlock});
+  }));
+  // Block 40 gets a block all the same: block 31's is given up (it is on the file).
+  REQUIRE(w.shared.Stage(w.x, 40 * kBlock, bytes.data() + 40 * kBlock, kBlock).ok());
+  {
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    CHECK(w.shared.held() == kWindowBlocks - kFrontierBlocks);
+    CHECK(w.x->blocks.count(40 * kBlock) == 1);
+    CHECK(w.x->blocks.count(31 * kBlock) == 0);
+    CHECK(w.x->blocks.count(30 * kBlock) == 1);
+  }
+  // The rest, in file order: the hashed prefix runs through blocks in memory and blocks read
+  // back (several in a row, each read while the one before is hashed).
+  for (uint64_t blk = 0; blk < 48; ++blk)
+    if (blk < 8 || (blk >= 32 && blk != 40))
+      REQUIRE(w.shared.Stage(w.x, blk * kBlock, bytes.data() + blk * kBlock, kBlock).ok());
+  REQUIRE(w.Eventually([&] { return w.x->hashed.load() == 48 * kBlock && !w.x->hash_busy.load(); }));
+  CHECK(w.x->hash_error.ok());
+  Hasher expect(HashKind::kSha256, bytes.size());
+  expect.Update(bytes);
+  CHECK(w.x->hasher->FinishHex() == expect.FinishHex());
+  REQUIRE(w.Eventually([&] {
+    std::lock_guard<std::mutex> lock(w.shared.mu);
+    return w.x->received.Contains({0, 48 * kBlock});
+  }));
+  std::string back;
+  REQUIRE(w.x->file->Read(0, bytes.size(), &back).ok());
+  CHECK(back == bytes);
+}
+
+TEST_CASE("read-ahead: the span begun is the span read; any other is read at once; errors "
+          "reach the reader") {
+  Window w(4 * kBlock + 100);
+  std::string bytes(4 * kBlock + 100, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 % 253);
+  REQUIRE(w.x->file->Write(0, bytes).ok());
+  storage::PartialFile* f = w.x->file.get();
+  ReadAhead ra(kBlock);
+  auto same = [&](Result<const char*> got, uint64_t off, size_t n) {
+    return got.ok() && std::string_view(*got, n) == std::string_view(bytes).substr(off, n);
+  };
+  CHECK(same(ra.Read(f, 0, kBlock), 0, kBlock));  // nothing begun: read now
+  auto first = ra.Read(f, kBlock, kBlock);
+  REQUIRE(same(first, kBlock, kBlock));
+  ra.Begin(f, 2 * kBlock, kBlock);
+  ra.Settle();  // the begun read is done, into the other buffer: the first is as it was
+  CHECK(std::string_view(*first, kBlock) == std::string_view(bytes).substr(kBlock, kBlock));
+  ra.Begin(f, 2 * kBlock, kBlock);
+  CHECK(same(ra.Read(f, 2 * kBlock, kBlock), 2 * kBlock, kBlock));
+  ra.Begin(f, 3 * kBlock, kBlock);
+  CHECK(same(ra.Read(f, 4 * kBlock, 100), 4 * kBlock, 100));  // not the one begun
+  CHECK(same(ra.Read(f, 3 * kBlock, kBlock), 3 * kBlock, kBlock));  // read now
+  ra.Begin(f, 4 * kBlock, 101);  // one byte past the end of the file
+  CHECK(ra.Read(f, 4 * kBlock, 101).status().code() == StatusCode::kCorruption);
+  CHECK(ra.Read(f, 0, kBlock + 1).status().code() == StatusCode::kInvalidArgument);
+  ra.Begin(f, 0, kBlock);  // left in flight: the destructor waits for it
+}
