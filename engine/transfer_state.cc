@@ -92,9 +92,11 @@ void TransferShared::HashLoop() {
       // wake it (every other fetch paused by the window: a standstill).
       WakeStarved();
     }
-    lock.unlock();
-    read_ahead.Settle();  // nothing is read from x's file once its job is over
-    lock.lock();
+    // Nothing is read from x's file once its job is over. (A span begun is always the next
+    // one read, so none is in flight here: this never waits. mu stays held: a block made
+    // whole between the look at HashableEnd above and hash_busy's clearing would find the
+    // job still busy and post none, and wait for the next block or the control thread.)
+    read_ahead.Settle();
     x->hash_error = s;
     x->hash_busy.store(false);
     wake = true;
