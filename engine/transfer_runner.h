@@ -34,10 +34,10 @@
 // (TransferRunnerOptions::write_ahead) they do not pause: a paused connection's bandwidth is
 // lost there, so the bytes the window has no room for go to the partial file (whole blocks
 // written past the page cache, then given up) and are read back to be hashed, a block ahead
-// of the hashing (engine/read_ahead.h); and range sizes are staggered (transfer_parallel.h, Staggered) so that the
-// fetches end in file order instead of together. A near link turns to the same once fetches
-// wait while the bytes come in at a fraction of what the CPU hashes (a near CDN capping each
-// connection: transfer_parallel.h WriteAheadDue).
+// of the hashing (engine/read_ahead.h); and range sizes are staggered (transfer_parallel.h,
+// Staggered) so that the fetches end in file order instead of together. A near link turns
+// to the same once fetches wait while the bytes come in at a fraction of what the CPU hashes
+// (a near CDN capping each connection: transfer_parallel.h WriteAheadDue).
 //
 // PERF (page cache): where the file system takes O_DIRECT the blocks bypass the page cache
 // altogether. Otherwise (and for the bytes written the ordinary way) fresh page-cache pages

@@ -33,7 +33,8 @@
 // file through the page cache. What is read back is read past the page cache, a block ahead
 // of the hashing (ReadAhead: engine/read_ahead.h). So on a far link too each byte is copied
 // once by the CPU, and the page cache is neither filled nor dropped (a 1 GiB pull on a
-// throttled link wrote and read back ~830 MiB through it: 1.7 CPU-s, against 1.2 now).
+// throttled link wrote and read back ~830 MiB through it: 1.7-1.9 CPU-s, against 1.2-1.4
+// now: tools/bench/ANALYSIS.md "Since a6a9028").
 //
 // A block is made only for a span none of whose bytes are `received` (resumed bytes, a span
 // written directly): such spans are written as they come and read back to be hashed. Bytes

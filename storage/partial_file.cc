@@ -75,11 +75,15 @@ Status PartialFile::Sync(RangeSet* durable) {
 
 Status PartialFile::Read(uint64_t offset, size_t n, std::string* out) {
   out->resize(n);
-  MS_ASSIGN_OR_RETURN(size_t got, file_->PRead(offset, out->data(), n));
-  if (got != n)
+  return WholeRead(offset, n, file_->PRead(offset, out->data(), n));
+}
+
+Status PartialFile::WholeRead(uint64_t offset, size_t n, const Result<size_t>& got) const {
+  MS_RETURN_IF_ERROR(got.status());
+  if (*got < n)
     return Status::Corruption(path() + " is shorter than expected: wanted " + std::to_string(n) +
                               " bytes at " + std::to_string(offset) + ", got " +
-                              std::to_string(got));
+                              std::to_string(*got));
   return Status::Ok();
 }
 
@@ -95,12 +99,7 @@ Status PartialFile::ReadInto(uint64_t offset, size_t n, char* buf) {
   } else {
     got = file_->PRead(offset, buf, n);
   }
-  MS_RETURN_IF_ERROR(got.status());
-  if (*got < n)
-    return Status::Corruption(path() + " is shorter than expected: wanted " + std::to_string(n) +
-                              " bytes at " + std::to_string(offset) + ", got " +
-                              std::to_string(*got));
-  return Status::Ok();
+  return WholeRead(offset, n, got);
 }
 
 bool PartialFile::poisoned() const {

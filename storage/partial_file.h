@@ -77,6 +77,9 @@ class PartialFile {
   RangeSet Dirty() const;
 
  private:
+  // got (the bytes a read of n at offset returned) or its error; kCorruption if short.
+  Status WholeRead(uint64_t offset, size_t n, const Result<size_t>& got) const;
+
   const uint64_t id_;
   const uint64_t size_;
   std::unique_ptr<File> file_;
