@@ -139,7 +139,9 @@ Status Execute(Ctx& c, const Plan& plan, net::Hub* hub, PullSummary* sum) {
       };
     }
     TransferRunner runner(*c.journal, *hub, *c.partials, *c.blobs, ro);
+    const uint64_t placed_before = hub->counters().placed_bytes;
     Status s = runner.Run(plan);
+    sum->bytes_in_place += hub->counters().placed_bytes - placed_before;
     if (!s.ok() && early) (void)mat.CleanStaging(plan.repo);  // not left for the next run
     sum->bytes_fetched += runner.bytes_fetched();
     if (sum->start_connections == 0) sum->start_connections = runner.start_connections();

@@ -95,6 +95,9 @@ struct PullSummary {
   // pausing the fetches beyond its memory window (a far link, or a near one that caps each
   // connection: engine/transfer_parallel.h WriteAheadDue).
   bool wrote_ahead = false;
+  // Of bytes_fetched, those received straight into the memory window (net/range_reader.h:
+  // the long ranges over connections of the range reader's own), not copied out of libcurl.
+  uint64_t bytes_in_place = 0;
 };
 
 // Callbacks for progress display. Default implementations do nothing.

@@ -31,6 +31,7 @@ nlohmann::json PullDoneJson(const PullSummary& s) {
     done["connections"] = s.connections;
     done["start_connections"] = s.start_connections;
     done["wrote_ahead"] = s.wrote_ahead;
+    done["bytes_in_place"] = s.bytes_in_place;
   }
   return done;
 }

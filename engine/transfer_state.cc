@@ -162,44 +162,50 @@ bool TransferShared::PostHash(Xfer* x) {
   return true;
 }
 
-Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t n) {
+Block* TransferShared::Pin(Xfer* x, uint64_t offset, size_t n, RangeSet* to_file) {
+  const uint64_t begin = offset / kBlock * kBlock;
   const uint64_t size = x->fp->size;
+  std::lock_guard<std::mutex> lock(mu);
+  Block* b = nullptr;
+  auto it = x->blocks.find(begin);
+  if (it != x->blocks.end()) {
+    // A whole block already holds these bytes (a split raced with this piece): they are
+    // dropped, so what is hashed is what is written.
+    if (!it->second->queued) b = it->second.get();
+  } else if (!x->received.Overlaps({begin, std::min(size, begin + kBlock)})) {
+    b = NewBlock(x, begin, /*frontier=*/begin <= HashableEnd(x));
+  }
+  if (b) {
+    ++b->pins;
+  } else if (it == x->blocks.end()) {
+    // Bytes already on the file are never written again (they may have been hashed).
+    *to_file = x->received.Uncovered({offset, offset + n});
+  }
+  return b;
+}
+
+void TransferShared::Unpin(Xfer* x, Block* b, uint64_t offset, size_t n) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (n > 0) b->have.Add({offset, offset + n});
+  --b->pins;
+  if (n > 0 && b->whole()) {
+    b->queued = true;
+    if (!b->flushing) {  // else FlushPartialBlocks hands it over when it is done
+      write_jobs.push_back({x, b});
+      write_cv.notify_one();
+    }
+    PostHash(x);
+  }
+}
+
+Status TransferShared::Stage(Xfer* x, uint64_t offset, const char* data, size_t n) {
   while (n > 0) {
     const uint64_t begin = offset / kBlock * kBlock;
     const size_t seg = static_cast<size_t>(std::min<uint64_t>(n, begin + kBlock - offset));
-    const ByteRange piece{offset, offset + seg};
-    Block* b = nullptr;
-    RangeSet to_file;  // the parts of piece not on the file yet
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = x->blocks.find(begin);
-      if (it != x->blocks.end()) {
-        // A whole block already holds these bytes (a split raced with this piece): they are
-        // dropped, so what is hashed is what is written.
-        if (!it->second->queued) b = it->second.get();
-      } else if (!x->received.Overlaps({begin, std::min(size, begin + kBlock)})) {
-        b = NewBlock(x, begin, /*frontier=*/begin <= HashableEnd(x));
-      }
-      if (b) {
-        ++b->pins;
-      } else if (it == x->blocks.end()) {
-        // Bytes already on the file are never written again (they may have been hashed).
-        to_file = x->received.Uncovered(piece);
-      }
-    }
-    if (b) {
+    RangeSet to_file;  // the parts of the piece not on the file yet
+    if (Block* b = Pin(x, offset, seg, &to_file)) {
       CopyStreaming(b->data + (offset - begin), data, seg);  // hashed and written by others
-      std::lock_guard<std::mutex> lock(mu);
-      b->have.Add(piece);
-      --b->pins;
-      if (b->whole()) {
-        b->queued = true;
-        if (!b->flushing) {  // else FlushPartialBlocks hands it over when it is done
-          write_jobs.push_back({x, b});
-          write_cv.notify_one();
-        }
-        PostHash(x);
-      }
+      Unpin(x, b, offset, seg);
     } else {
       for (const ByteRange& r : to_file.ranges()) {
         MS_RETURN_IF_ERROR(
@@ -375,8 +381,12 @@ Block* TransferShared::NewBlock(Xfer* x, uint64_t begin, bool frontier) {
   }
   if (!data && free_blocks.empty() && !GiveUpOne()) return nullptr;
   if (!data) {
-    data = free_blocks.back();
-    free_blocks.pop_back();
+    // The block freed longest ago: the network receives into it in place (net/range_reader.h),
+    // and one freed just now is still in the hashing thread's core's cache, whose lines every
+    // store would first take from that core (LIFO against FIFO, 10 alternating rounds: 1.285
+    // against 1.230 CPU-s per cold GiB).
+    data = free_blocks.front();
+    free_blocks.pop_front();
   }
   auto b = std::make_unique<Block>();
   b->begin = begin;

@@ -15,9 +15,11 @@
 // O_DIRECT, an ordinary write elsewhere); only then is its span `received`, which is what the
 // control thread syncs and records (write -> fdatasync -> RangesCommitted, as before). It is
 // hashed from memory when the hashed prefix reaches it, and freed when written and hashed.
-// So each byte is copied once (network buffer -> block, with streaming stores: base/copy.h),
-// hashed once from memory and, with O_DIRECT, written once by DMA: no page-cache pages to
-// fill, write back, drop and read back.
+// So each byte is received straight into its block (Sink::Space: the range reader,
+// net/range_reader.h, reads long ranges into the memory the sink lends) or, through any other
+// transport, copied once into it (network buffer -> block, with streaming stores:
+// base/copy.h), hashed once from memory and, with O_DIRECT, written once by DMA: no
+// page-cache pages to fill, write back, drop and read back.
 //
 // At most kWindowBlocks blocks exist across all transfers, kFrontierBlocks of them kept for
 // the block each transfer's hashed prefix waits for. A fetch whose next bytes would need a
@@ -169,6 +171,41 @@ struct TransferShared {
       return cut ? Status::Cancelled("split") : Status::Ok();
     }
     bool Ready(uint64_t offset) override { return x_->memory || impl_->Admit(this, offset); }
+    // Receiving in place (the range reader): the bytes from offset go straight into the
+    // block that holds them, pinned until Placed. None for a small file's buffer, or where no
+    // block may take them (OnData then, which writes them to the file).
+    Status Space(uint64_t offset, size_t max, char** data, size_t* size) override {
+      *data = nullptr;
+      *size = 0;
+      if (x_->memory) return Status::Ok();
+      const uint64_t stop = end.load();
+      if (offset >= stop) return Status::Cancelled("split");
+      const uint64_t begin = offset / kBlock * kBlock;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(
+          {static_cast<uint64_t>(max), stop - offset, begin + kBlock - offset}));
+      if (offset + n > x_->fp->size)
+        return Status::Permanent("server sent bytes past the end of " + x_->fp->path);
+      if (!first_byte_noted_) {
+        first_byte_noted_ = true;
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        SeeFirstByte();
+      }
+      RangeSet to_file;
+      lent_ = impl_->Pin(x_, offset, n, &to_file);
+      if (lent_ == nullptr) return Status::Ok();
+      *data = lent_->data + (offset - begin);
+      *size = n;
+      return Status::Ok();
+    }
+    Status Placed(uint64_t offset, size_t n) override {
+      Block* b = lent_;
+      lent_ = nullptr;
+      if (b == nullptr) return n == 0 ? Status::Ok() : Status::Permanent("internal: bytes placed where no memory was lent");
+      impl_->Unpin(x_, b, offset, n);
+      impl_->received_bytes += n;
+      next.store(offset + n);
+      return Status::Ok();
+    }
     // OnData for a transfer with a partial file: into its blocks (TransferShared::Stage).
     Status OnWindowData(uint64_t offset, const char* data, size_t n) {
       const uint64_t stop = end.load();
@@ -224,6 +261,7 @@ struct TransferShared {
     TransferShared* impl_;
     Xfer* x_;
     bool first_byte_noted_ = false;  // the Hub's loop thread's own: first_byte_seen is set
+    Block* lent_ = nullptr;  // pinned by Space until Placed (the Hub's loop thread's own)
     const Clock* clock_;
 
    public:
@@ -243,7 +281,7 @@ struct TransferShared {
 
   // The window's blocks (guarded): buffers to reuse, how many were made, the transfers that
   // hold blocks; the writing threads' queue, and how many blocks they are writing now.
-  std::vector<char*> free_blocks;
+  std::deque<char*> free_blocks;  // reused oldest first (NewBlock)
   size_t blocks_made = 0;
   // The blocks' memory: kWindowBlocks blocks in one region, 2 MiB aligned and advised to be
   // backed by huge pages (fewer page pins per O_DIRECT write, fewer TLB misses for the copy
@@ -294,6 +332,14 @@ struct TransferShared {
   // The Hub's loop thread: n bytes at offset of x (a window transfer) into its blocks, or
   // into the file where no block can hold them.
   Status Stage(Xfer* x, uint64_t offset, const char* data, size_t n);
+  // The Hub's loop thread, mu NOT held: the block of x for the n bytes at offset (all within
+  // one block), made if need be and pinned, for the caller to fill. Null where no block may
+  // take them: *to_file then holds the parts not on the file yet (the rest is there, or in a
+  // block made whole meanwhile: dropped).
+  Block* Pin(Xfer* x, uint64_t offset, size_t n, RangeSet* to_file);
+  // mu NOT held: the pinned block b got the n bytes at offset (0: none came); unpins it, and
+  // hands it to the writing and hashing threads once whole.
+  void Unpin(Xfer* x, Block* b, uint64_t offset, size_t n);
   // The Hub's loop thread, before each piece of a window transfer: whether sink s may
   // deliver the bytes at offset now. When the window is full only the fetch filling the block
   // a transfer's hashed prefix waits for goes on; the others pause until a block is freed, so

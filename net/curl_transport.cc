@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "net/curl_multi.h"
+#include "net/range_reader.h"
 
 namespace modelsync::net {
 namespace {
@@ -270,7 +271,8 @@ class CurlFactory final : public TransportFactory {
 
 std::unique_ptr<Transport> MakeCurlTransport(boost::asio::io_context& io, int max_connections) {
   static CurlGlobal global;
-  return std::make_unique<CurlTransport>(io, max_connections);
+  // Long ranges are received in place by the range reader; everything else is libcurl's.
+  return MakeRangeReader(io, max_connections, std::make_unique<CurlTransport>(io, max_connections));
 }
 
 std::shared_ptr<TransportFactory> CurlTransportFactory() {

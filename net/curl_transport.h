@@ -16,6 +16,8 @@
 
 namespace modelsync::net {
 
+// The real transport: libcurl, with the long ranges read by the range reader
+// (net/range_reader.h) in front of it.
 std::unique_ptr<Transport> MakeCurlTransport(boost::asio::io_context& io, int max_connections);
 
 }  // namespace modelsync::net

@@ -1,5 +1,6 @@
 #include "net/fetch_request.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -187,6 +188,19 @@ Status FetchRequest::OnData(const char* data, size_t n) {
     return Status::Permanent("the server sent more than the requested range of " + ctx_.Describe());
   }
   Status s = sink_->OnData(next_, data, n);
+  if (!s.ok()) return s;
+  next_ += n;
+  loop_.body_bytes += n;
+  return Status::Ok();
+}
+
+Status FetchRequest::PlaceFor(size_t want, char** data, size_t* size) {
+  return sink_->Space(next_, static_cast<size_t>(std::min<uint64_t>(want, end_ - next_)), data,
+                      size);
+}
+
+Status FetchRequest::OnPlaced(size_t n) {
+  Status s = sink_->Placed(next_, n);
   if (!s.ok()) return s;
   next_ += n;
   loop_.body_bytes += n;

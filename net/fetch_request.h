@@ -35,6 +35,8 @@ class FetchRequest final : public Request {
   Status CheckRedirect(const ResponseHead& head, bool from_hub) override;
   BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) override;
   Status OnData(const char* data, size_t n) override;
+  Status PlaceFor(size_t want, char** data, size_t* size) override;
+  Status OnPlaced(size_t n) override;
   bool Ready() override { return sink_->Ready(next_); }
   Status OnSuccessEnd(const Answer& answer) override;
   bool MadeProgress() const override { return next_ > attempt_start_; }

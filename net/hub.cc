@@ -171,7 +171,8 @@ class Hub::Impl {
 
   Counters counters() const {
     return Counters{loop_.requests.load(), loop_.body_bytes.load(), loop_.retries.load(),
-                    loop_.connections.load(), loop_.clock_checks.load(), api_round_trip_us_.load()};
+                    loop_.connections.load(), loop_.clock_checks.load(), api_round_trip_us_.load(),
+                    loop_.placed_bytes.load()};
   }
 
   const HubOptions& options() const { return options_; }

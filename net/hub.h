@@ -69,6 +69,24 @@ class FetchSink {
   // (a resumed transfer continues where the last delivered byte ended). A non-OK return
   // aborts the fetch, which then ends with OnDone(that status).
   virtual Status OnData(uint64_t offset, const char* data, size_t n) = 0;
+  // Receiving in place (optional): memory where up to `max` of the bytes from `offset` on
+  // may be received straight from the network, instead of a copy through OnData. *size 0:
+  // none (OnData then). Each call that lends memory is followed by exactly one Placed(offset,
+  // n) on the same thread before anything else of this fetch, n <= *size (0: nothing came);
+  // after it the bytes count as delivered, as with OnData. A non-OK return of either aborts
+  // the fetch, as OnData's does.
+  virtual Status Space(uint64_t offset, size_t max, char** data, size_t* size) {
+    (void)offset;
+    (void)max;
+    *data = nullptr;
+    *size = 0;
+    return Status::Ok();
+  }
+  virtual Status Placed(uint64_t offset, size_t n) {
+    (void)offset;
+    (void)n;
+    return Status::Ok();
+  }
   // Exactly once per fetch, last. OK iff every byte of the range was delivered. The sink
   // must stay alive until then.
   virtual void OnDone(Status status) = 0;
@@ -149,6 +167,9 @@ class Hub {
     // The quickest API answer so far, request to response, in microseconds (0: none yet,
     // or a clock that did not move): the link's round trip plus the hub's own time.
     uint64_t api_round_trip_us = 0;
+    // Of body_bytes, those received straight into the sink's memory (FetchSink::Space: the
+    // range reader, net/range_reader.h), not copied through OnData.
+    uint64_t placed_bytes = 0;
   };
   Counters counters() const;
 

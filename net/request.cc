@@ -169,12 +169,41 @@ BodyAction Request::OnBody(const char* data, size_t n) {
   return BodyAction::kStop;
 }
 
+BodySpace Request::BodySpaceFor(size_t want) {
+  BodySpace space;
+  if (answer_.use != BodyUse::kDeliver) return space;  // through OnBody
+  if (!Ready() || loop_.limiter.ShouldPause()) {
+    loop_.paused(this);
+    space.action = BodyAction::kPause;
+    return space;
+  }
+  Status s = PlaceFor(want, &space.data, &space.size);
+  if (!s.ok()) {
+    abort_status_ = s;
+    space = BodySpace();
+    space.action = BodyAction::kStop;
+  }
+  return space;
+}
+
+BodyAction Request::OnBodyPlaced(size_t n) {
+  answer_.body_bytes += n;
+  Status s = OnPlaced(n);
+  if (!s.ok()) {
+    abort_status_ = s;
+    return BodyAction::kStop;
+  }
+  loop_.limiter.Consume(n);
+  return BodyAction::kTaken;
+}
+
 void Request::Unpause() {
   if (exchange_ && !finished_) exchange_->Unpause();
 }
 
 void Request::OnExchangeDone(const ExchangeResult& result) {
   loop_.connections += result.connections_opened;
+  loop_.placed_bytes += result.placed_bytes;
   if (result.multiplexed) {
     if (auto parts = ParseUrl(answer_.url); parts.ok()) loop_.multiplexing.insert(parts->Origin());
   }

@@ -66,7 +66,8 @@ struct Loop {
   Clock& clock;
   std::string hub_origin;  // UrlParts::Origin() of options.endpoint ("" if unparsable)
   std::mt19937_64 rng{options.seed};  // HubOptions::seed: backoff jitter replays exactly
-  std::atomic<uint64_t> requests{0}, body_bytes{0}, retries{0}, connections{0}, clock_checks{0};
+  std::atomic<uint64_t> requests{0}, body_bytes{0}, retries{0}, connections{0}, clock_checks{0},
+      placed_bytes{0};
   // Called once a request has finished; deletes it later (never from its own stack).
   std::function<void(Request*)> release;
   // Called when a fetch pauses for the rate limiter.
@@ -121,6 +122,16 @@ class Request : public ExchangeHandler {
   virtual BodyUse OnSuccessHead(const ResponseHead& head, bool from_hub, Status* fail) = 0;
   // kDeliver bodies. Non-OK aborts the request with that status.
   virtual Status OnData(const char*, size_t) { return Status::Ok(); }
+  // kDeliver bodies received in place (ExchangeHandler::BodySpaceFor): memory for up to
+  // `want` of the next bytes (*size 0: none, they come through OnData), then OnPlaced with
+  // what came into it (0: nothing). Non-OK aborts the request with that status.
+  virtual Status PlaceFor(size_t want, char** data, size_t* size) {
+    (void)want;
+    *data = nullptr;
+    *size = 0;
+    return Status::Ok();
+  }
+  virtual Status OnPlaced(size_t) { return Status::Ok(); }
   // The 2xx transfer ended without a curl error. OK finishes the request; kTransient
   // retries; anything else finishes with it.
   virtual Status OnSuccessEnd(const Answer& answer) = 0;
@@ -142,6 +153,8 @@ class Request : public ExchangeHandler {
  private:
   bool OnHead(const ResponseHead& head) override;
   BodyAction OnBody(const char* data, size_t n) override;
+  BodySpace BodySpaceFor(size_t want) override;
+  BodyAction OnBodyPlaced(size_t n) override;
   BodyUse UseFor(const ResponseHead& head);
   void OnExchangeDone(const ExchangeResult& result);
 

@@ -81,10 +81,32 @@ struct ExchangeSpec {
 
 enum class BodyAction { kTaken, kPause, kStop };
 
+// Memory a handler lends for the next body bytes (ExchangeHandler::BodySpace).
+struct BodySpace {
+  char* data = nullptr;
+  size_t size = 0;  // 0: no memory lent (deliver through OnBody), or `action` says why not
+  BodyAction action = BodyAction::kTaken;  // kPause / kStop: as OnBody's answers
+};
+
 class ExchangeHandler {
  public:
   virtual bool OnHead(const ResponseHead& head) = 0;
   virtual BodyAction OnBody(const char* data, size_t n) = 0;
+  // Receiving in place (optional, for a transport that reads its socket itself: the range
+  // reader, net/range_reader.h). Memory for up to `want` of the next body bytes, so they can
+  // be received straight into it instead of being copied out of the transport's buffer.
+  // size 0 with kTaken: deliver them through OnBody instead; kPause / kStop as OnBody's.
+  // Every BodySpace that lends memory is followed by exactly one OnBodyPlaced(n), n <= size
+  // (0: nothing came), before any other call to the handler and before the loop turn ends:
+  // the memory is the handler's again after it. OnBodyPlaced answers as OnBody does.
+  virtual BodySpace BodySpaceFor(size_t want) {
+    (void)want;
+    return {};
+  }
+  virtual BodyAction OnBodyPlaced(size_t n) {
+    (void)n;
+    return BodyAction::kStop;
+  }
 
  protected:
   ~ExchangeHandler() = default;
@@ -113,6 +135,7 @@ struct ExchangeResult {
   long proxy_connect_status = 0;  // a proxy's answer to CONNECT (>= 300: refused), 0 = none
   bool multiplexed = false;       // answered over HTTP/2 or later
   uint64_t connections_opened = 0;
+  uint64_t placed_bytes = 0;      // body bytes received in place (BodySpaceFor)
 };
 
 class Transport {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -60,12 +61,38 @@ inline HubOptions Opts(const World& w, bool token = true) {
   return o;
 }
 
-// Collects a fetch's bytes; checks offsets are contiguous.
+// Collects a fetch's bytes; checks offsets are contiguous. With `lend`, it also lends memory
+// for receiving in place (FetchSink::Space: kLendBytes at a time), and checks the contract:
+// every Space that lends is answered by one Placed for the same offset before anything else.
 class TestSink : public FetchSink {
  public:
-  explicit TestSink(uint64_t begin = 0) : next_(begin) {}
+  static constexpr size_t kLendBytes = 100000;  // not a power of two: pieces end anywhere
+  explicit TestSink(uint64_t begin = 0, bool lend = false) : lend_(lend), next_(begin) {}
+  Status Space(uint64_t offset, size_t max, char** data, size_t* size) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (lent_ || offset != next_) contract_kept_ = false;
+    *data = nullptr;
+    *size = 0;
+    if (!lend_) return Status::Ok();
+    landing_.resize(kLendBytes);
+    *data = landing_.data();
+    *size = std::min(max, kLendBytes);
+    lent_ = true;
+    lent_at_ = offset;
+    return Status::Ok();
+  }
+  Status Placed(uint64_t offset, size_t n) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!lent_ || offset != lent_at_ || offset != next_ || n > kLendBytes) contract_kept_ = false;
+    lent_ = false;
+    next_ = offset + n;
+    placed_ += n;
+    bytes_.append(landing_.data(), n);
+    return Status::Ok();
+  }
   Status OnData(uint64_t offset, const char* data, size_t n) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (lent_) contract_kept_ = false;
     if (offset != next_) contiguous_ = false;
     next_ = offset + n;
     bytes_.append(data, n);
@@ -96,12 +123,18 @@ class TestSink : public FetchSink {
   }
   std::string bytes_;
   bool contiguous_ = true;
+  bool contract_kept_ = true;  // Space / Placed as FetchSink says
+  uint64_t placed_ = 0;        // bytes received in place
   int done_count_ = 0;
   int64_t fail_after_ = -1;
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
+  const bool lend_;
+  std::string landing_;
+  bool lent_ = false;
+  uint64_t lent_at_ = 0;
   uint64_t next_;
   Status status_;
 };

@@ -7,7 +7,8 @@
 #  - no std::filesystem (paths below a root go through storage::Dir, never a symlink);
 #  - the platform's own calls (renameat2, fallocate, OFD locks, ...) only in base/platform_*.cc;
 #  - HTTP transfers (libcurl's easy and multi handles) only in net/curl_transport.cc and
-#    net/curl_multi.*: everything else reaches the network through net::Transport.
+#    net/curl_multi.*: everything else reaches the network through net::Transport (whose real
+#    one also reads long ranges itself, in net/range_reader.cc: net/NET.md).
 # And cli/ and capi/ (the C API) include only the engine's public headers (engine/PUBLIC).
 # Comments are not counted. Usage: tools/check_env.sh (from anywhere); exit 1 on a finding.
 set -euo pipefail

@@ -117,7 +117,7 @@ Nginx::Nginx(const std::string& dir, const std::string& http_body, int port) : d
        << "events { worker_connections 1024; }\n"
        << "http {\n"
        << "  log_format t '$connection $connection_requests $server_protocol $status $msec "
-          "$request_time $upstream_cache_status $sent_http_content_encoding \"$request\"';\n"
+          "$request_time $upstream_cache_status $sent_http_content_encoding \"$request\" $http_range';\n"
        << "  access_log " << dir << "/access.log t;\n"
        << "  client_body_temp_path " << dir << "/tmp/body;\n"
        << "  proxy_temp_path " << dir << "/tmp/proxy;\n"

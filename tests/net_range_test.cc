@@ -1,0 +1,339 @@
+// The range reader (net/range_reader.h) against the emulator: long ranges received in place,
+// connections kept and replaced, drops and stalls resumed, sinks that lend no memory.
+#include <doctest/doctest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+
+#include "net_hub_support.h"
+
+namespace modelsync::net {
+namespace {
+
+using namespace hubtest;
+
+// The CDN's Range headers for model.safetensors, in the order the answers ended.
+std::vector<std::string> CdnRanges(World& w) {
+  std::vector<std::string> ranges;
+  for (const auto& e : LogFor(w, "model.safetensors")) {
+    if (e["listener"] == "cdn") ranges.push_back(e["range"].get<std::string>());
+  }
+  return ranges;
+}
+
+// A server that answers each request on 127.0.0.1 with what `answer` makes of it (the
+// request's head, its number from 0), then closes the connection: for the replies no
+// emulator fault makes.
+class ScriptedServer {
+ public:
+  using Answer = std::function<std::string(const std::string& request, int n)>;
+  explicit ScriptedServer(Answer answer) : answer_(std::move(answer)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_.load(); }
+  std::string last_request() {
+    std::lock_guard<std::mutex> l(mu_);
+    return last_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t r = ::recv(c, buf, sizeof buf, 0);
+        if (r <= 0) break;
+        request.append(buf, static_cast<size_t>(r));
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        last_ = request;
+      }
+      const std::string reply = answer_(request, requests_++);
+      for (size_t sent = 0; sent < reply.size();) {
+        const ssize_t w = ::send(c, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        sent += static_cast<size_t>(w);
+      }
+      ::close(c);
+    }
+  }
+  Answer answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::string last_;
+  std::thread thread_;
+};
+
+constexpr uint64_t kScriptedSize = (1u << 20) + 12345;  // a range of 1 MiB or more
+
+std::string ScriptedBody() {
+  std::string body(kScriptedSize, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 131) >> 7);
+  return body;
+}
+
+FetchSpec ScriptedSpec() {
+  return FetchSpec{"org/name", std::string(40, 'a'), "w.bin", kScriptedSize, "", "", {}};
+}
+
+std::string PartialHead(const std::string& extra) {
+  return "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-" +
+         std::to_string(kScriptedSize - 1) + "/" + std::to_string(kScriptedSize) + "\r\n" +
+         extra + "\r\n";
+}
+
+HubOptions ScriptedOpts(const ScriptedServer& server) {
+  HubOptions o;
+  o.endpoint = server.url();
+  o.backoff_base = std::chrono::milliseconds(1);
+  o.backoff_max = std::chrono::milliseconds(5);
+  o.max_attempts = 2;
+  o.stall_timeout = std::chrono::milliseconds(2000);
+  return o;
+}
+
+TEST_CASE("range reader: a long range is received in place, every byte once and in order, and "
+          "its connection is kept for the file's next range") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  const std::string whole = Content(w, fixtures::kModelRepo, "model.safetensors");
+  REQUIRE(whole.size() >= (1u << 20));  // a range of 1 MiB or more: the reader's
+
+  TestSink first(0, /*lend=*/true);
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &first);
+  Status s = first.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(first.contiguous_);
+  CHECK(first.contract_kept_);
+  CHECK(first.bytes_ == whole);
+  // All of it in place but what came in the same read as the response's head (at most 64 KiB).
+  CHECK(first.placed_ + 64 * 1024 >= whole.size());
+  CHECK(hub.counters().placed_bytes == first.placed_);
+  const uint64_t connections = hub.counters().connections;
+
+  // The next range of the file goes to the kept CDN link over the kept connection.
+  TestSink second(0, /*lend=*/true);
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &second);
+  s = second.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(second.bytes_ == whole);
+  CHECK(second.contract_kept_);
+  CHECK(hub.counters().connections == connections);
+  CHECK(hub.counters().retries == 0);
+  CHECK(CdnRanges(w).size() == 2);
+
+  // A sink that lends no memory gets the same bytes through OnData.
+  TestSink plain;
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &plain);
+  s = plain.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(plain.bytes_ == whole);
+  CHECK(plain.placed_ == 0);
+  CHECK(plain.contiguous_);
+}
+
+TEST_CASE("range reader: a kept connection the server closed meanwhile is replaced, unseen") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  const std::string whole = Content(w, fixtures::kModelRepo, "model.safetensors");
+  TestSink first(0, true);
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &first);
+  REQUIRE(first.Wait().ok());
+  const uint64_t connections = hub.counters().connections;
+  // The emulator closes every connection accepted before a reset at its next request,
+  // unanswered: the kept one is dead when the next range is sent on it.
+  REQUIRE(w.emu.Reset().ok());
+  TestSink second(0, true);
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &second);
+  Status s = second.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(second.bytes_ == whole);
+  CHECK(second.placed_ > 0);
+  CHECK(hub.counters().retries == 0);  // not a failed attempt: a new connection, once
+  CHECK(hub.counters().connections == connections + 1);
+  CHECK(CdnRanges(w).size() == 1);
+}
+
+TEST_CASE("range reader: a body dropped or stalled while received in place resumes from the "
+          "next byte") {
+  World& w = W();
+  const std::string whole = Content(w, fixtures::kModelRepo, "model.safetensors");
+  for (const bool lend : {true, false}) {
+    CAPTURE(lend);
+    SUBCASE("dropped") {
+      REQUIRE(w.emu
+                  .SetFaults({{{"match", "model.safetensors"},
+                               {"listener", "cdn"},
+                               {"drop_after_bytes", 300000},
+                               {"times", 1}}})
+                  .ok());
+      Hub hub(Opts(w));
+      auto r = hub.Resolve(fixtures::kModelRepo, "main");
+      REQUIRE(r.ok());
+      TestSink sink(0, lend);
+      hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
+      Status s = sink.Wait();
+      REQUIRE_MESSAGE(s.ok(), s.ToString());
+      CHECK(sink.bytes_ == whole);
+      CHECK(sink.contiguous_);
+      CHECK(sink.contract_kept_);
+      const auto ranges = CdnRanges(w);
+      REQUIRE(ranges.size() == 2);
+      CHECK(ranges[1].rfind("bytes=300000-", 0) == 0);
+    }
+    SUBCASE("stalled") {
+      REQUIRE(w.emu
+                  .SetFaults({{{"match", "model.safetensors"},
+                               {"listener", "cdn"},
+                               {"stall_after_bytes", 200000},
+                               {"stall_ms", 0},
+                               {"times", 1}}})
+                  .ok());
+      Hub hub(Opts(w));  // stall_timeout 1 s
+      auto r = hub.Resolve(fixtures::kModelRepo, "main");
+      REQUIRE(r.ok());
+      TestSink sink(0, lend);
+      const auto t0 = std::chrono::steady_clock::now();
+      hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
+      Status s = sink.Wait();
+      REQUIRE_MESSAGE(s.ok(), s.ToString());
+      CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(900));
+      CHECK(sink.bytes_ == whole);
+      CHECK(sink.contract_kept_);
+      CHECK(hub.counters().retries == 1);
+      const auto ranges = CdnRanges(w);
+      REQUIRE(ranges.size() >= 2);
+      CHECK(ranges.back().rfind("bytes=200000-", 0) == 0);
+    }
+    REQUIRE(w.emu.Reset().ok());
+  }
+}
+
+TEST_CASE("range reader: the rate limit holds for bytes received in place") {
+  World& w = W();
+  Hub hub(Opts(w));
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  const std::string whole = Content(w, fixtures::kModelRepo, "model.safetensors");
+  hub.SetMaxRate(2 << 20);  // 2 MiB/s
+  TestSink sink(0, true);
+  const auto t0 = std::chrono::steady_clock::now();
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
+  Status s = sink.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(sink.bytes_ == whole);
+  CHECK(sink.placed_ + 64 * 1024 >= whole.size());
+  CHECK(secs >= 0.7 * static_cast<double>(whole.size()) / (2 << 20));
+}
+
+TEST_CASE("range reader: replies that are not HTTP/1.x, a head over 64 KiB, two lengths: "
+          "refused, nothing delivered, the error says why") {
+  struct Case {
+    const char* name;
+    std::string reply;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"not HTTP", "SSH-2.0-OpenSSH_9.2\r\n\r\n", "not HTTP/1.x"},
+      {"head over 64 KiB",
+       PartialHead(std::string(70 * 1024, 'x').replace(0, 7, "X-Pad: ") + "\r\n"),
+       "over 64 KiB"},
+      {"two lengths", PartialHead("Content-Length: 5\r\nContent-Length: 6\r\n"),
+       "invalid Content-Length"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    ScriptedServer server([&](const std::string&, int) { return c.reply; });
+    Hub hub(ScriptedOpts(server));
+    TestSink sink(0, true);
+    hub.Fetch(ScriptedSpec(), &sink);
+    Status s = sink.Wait();
+    CHECK(s.code() == StatusCode::kTransient);
+    CHECK_MESSAGE(s.message().find(c.says) != std::string::npos, s.message());
+    CHECK(sink.size() == 0);
+    CHECK(server.requests() == 2);  // max_attempts
+  }
+}
+
+TEST_CASE("range reader: an interim 100 is skipped; a chunked answer is read by libcurl "
+          "instead, asked again before the handler saw anything") {
+  const std::string body = ScriptedBody();
+  SUBCASE("100 Continue, then the answer") {
+    ScriptedServer server([&](const std::string&, int) {
+      return "HTTP/1.1 100 Continue\r\n\r\n" +
+             PartialHead("Content-Length: " + std::to_string(body.size()) + "\r\n") + body;
+    });
+    Hub hub(ScriptedOpts(server));
+    TestSink sink(0, true);
+    hub.Fetch(ScriptedSpec(), &sink);
+    Status s = sink.Wait();
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(sink.bytes_ == body);
+    CHECK(sink.placed_ > 0);
+    CHECK(server.requests() == 1);
+    // What the reader asked: HTTP/1.1, the host, the range.
+    const std::string req = server.last_request();
+    CHECK(req.rfind("GET /org/name/resolve/" + std::string(40, 'a') + "/w.bin HTTP/1.1\r\n", 0) ==
+          0);
+    CHECK(req.find("\r\nHost: 127.0.0.1:") != std::string::npos);
+    CHECK(req.find("\r\nRange: bytes=0-" + std::to_string(kScriptedSize - 1) + "\r\n") !=
+          std::string::npos);
+  }
+  SUBCASE("chunked") {
+    ScriptedServer server([&](const std::string&, int) {
+      std::string reply = PartialHead("Transfer-Encoding: chunked\r\n");
+      for (size_t at = 0; at < body.size(); at += 300000) {
+        const size_t n = std::min<size_t>(300000, body.size() - at);
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", n);
+        reply += size + body.substr(at, n) + "\r\n";
+      }
+      return reply + "0\r\n\r\n";
+    });
+    Hub hub(ScriptedOpts(server));
+    TestSink sink(0, true);
+    hub.Fetch(ScriptedSpec(), &sink);
+    Status s = sink.Wait();
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(sink.bytes_ == body);
+    CHECK(sink.placed_ == 0);
+    CHECK(sink.contract_kept_);
+    CHECK(server.requests() == 2);  // the reader's, then libcurl's
+    CHECK(hub.counters().retries == 0);
+  }
+}
+
+}  // namespace
+}  // namespace modelsync::net
