@@ -1,7 +1,6 @@
 #include "net/range_reader.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -27,6 +26,8 @@
 #include "base/clock.h"
 #include "base/platform.h"
 #include "base/strings.h"
+#include "net/http1.h"
+#include "net/url.h"
 
 namespace modelsync::net {
 namespace {
@@ -53,40 +54,19 @@ struct Target {
   std::string origin;     // which kept connections may carry it
 };
 
-std::string UrlPart(CURLU* u, CURLUPart part, unsigned flags = 0) {
-  char* v = nullptr;
-  if (curl_url_get(u, part, &v, flags) != CURLUE_OK || v == nullptr) return "";
-  std::string s(v);
-  curl_free(v);
-  return s;
-}
-
-// false: a URL left to libcurl (credentials in it, not http(s), unparsable).
+// false: a URL left to libcurl (credentials in it, not http(s), unparsable, an IPv6 zone).
 bool ParseTarget(const std::string& url, Target* t) {
-  CURLU* u = curl_url();
-  if (u == nullptr) return false;
-  bool ok = curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK;
-  if (ok) {
-    const std::string scheme = AsciiLower(UrlPart(u, CURLUPART_SCHEME));
-    t->tls = scheme == "https";
-    const std::string host = AsciiLower(UrlPart(u, CURLUPART_HOST));
-    t->port = UrlPart(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
-    const std::string given_port = UrlPart(u, CURLUPART_PORT);
-    const bool default_port = given_port.empty() || given_port == (t->tls ? "443" : "80");
-    t->authority = default_port ? host : host + ":" + given_port;
-    t->host = host.size() > 2 && host.front() == '[' && host.back() == ']'
-                  ? host.substr(1, host.size() - 2)
-                  : host;
-    t->path = UrlPart(u, CURLUPART_PATH);
-    if (t->path.empty()) t->path = "/";
-    if (std::string q = UrlPart(u, CURLUPART_QUERY); !q.empty()) t->path += "?" + q;
-    t->origin = scheme + "://" + host + ":" + t->port;
-    ok = (scheme == "http" || scheme == "https") && !t->host.empty() &&
-         UrlPart(u, CURLUPART_USER).empty() && UrlPart(u, CURLUPART_PASSWORD).empty() &&
-         t->host.find('%') == std::string::npos;  // an IPv6 zone: libcurl's
-  }
-  curl_url_cleanup(u);
-  return ok;
+  auto p = ParseUrl(url);
+  if (!p.ok() || p->credentials || p->host.find('%') != std::string::npos) return false;
+  t->tls = p->scheme == "https";
+  t->host = p->host.size() > 2 && p->host.front() == '[' && p->host.back() == ']'
+                ? p->host.substr(1, p->host.size() - 2)
+                : p->host;
+  t->port = p->port;
+  t->authority = p->authority;
+  t->path = p->target;
+  t->origin = p->Origin();
+  return true;
 }
 
 bool IsIpLiteral(const std::string& host) {
@@ -94,64 +74,6 @@ bool IsIpLiteral(const std::string& host) {
   in6_addr a6{};
   return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 ||
          ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
-}
-
-// Whether a comma-separated header value names `token` (case-insensitive).
-bool HasToken(const std::optional<std::string>& value, std::string_view token) {
-  if (!value) return false;
-  std::string_view v(*value);
-  while (!v.empty()) {
-    const size_t comma = v.find(',');
-    if (AsciiLower(TrimSpace(v.substr(0, comma))) == token) return true;
-    if (comma == std::string_view::npos) break;
-    v.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-// A response head (its lines, without the blank line that ends it). false: not HTTP/1.x.
-bool ParseHead(std::string_view text, ResponseHead* head, int* minor) {
-  *head = ResponseHead();
-  const size_t eol = text.find("\r\n");
-  std::string_view status = text.substr(0, eol);
-  if (status.size() < 12 || status.substr(0, 7) != "HTTP/1." || status[8] != ' ') return false;
-  if (status[7] != '0' && status[7] != '1') return false;
-  *minor = status[7] - '0';
-  for (int i = 9; i < 12; ++i) {
-    if (status[i] < '0' || status[i] > '9') return false;
-  }
-  if (status.size() > 12 && status[12] != ' ') return false;
-  head->status = (status[9] - '0') * 100 + (status[10] - '0') * 10 + (status[11] - '0');
-  if (eol == std::string_view::npos) return true;
-  std::string_view rest = text.substr(eol + 2);
-  while (!rest.empty()) {
-    const size_t e = rest.find("\r\n");
-    std::string_view line = rest.substr(0, e);
-    rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) continue;  // as libcurl: skipped
-    head->headers.emplace_back(AsciiLower(TrimSpace(line.substr(0, colon))),
-                               std::string(TrimSpace(line.substr(colon + 1))));
-  }
-  return true;
-}
-
-// The body's length from Content-Length: nullopt when absent; -1 when unusable (not a
-// number, or two different values).
-std::optional<int64_t> ContentLength(const ResponseHead& head) {
-  std::optional<int64_t> len;
-  for (const auto& [name, value] : head.headers) {
-    if (name != "content-length") continue;
-    if (value.empty() || value.size() > 18) return -1;
-    int64_t v = 0;
-    for (char c : value) {
-      if (c < '0' || c > '9') return -1;
-      v = v * 10 + (c - '0');
-    }
-    if (len && *len != v) return -1;
-    len = v;
-  }
-  return len;
 }
 
 // OpenSSL's reads and writes go through a socket BIO of our own: send() never raises SIGPIPE
@@ -317,6 +239,8 @@ class RangeOp : public std::enable_shared_from_this<RangeOp> {
   void Wait(Io want, Step then);
   void WatchStall();
   void Finish(TransportError error, std::string detail);
+  // Marks the exchange over and lets go of everything it holds; false if it was already.
+  bool End();
   void Close();
 
   RangeReader& owner_;
@@ -890,25 +814,24 @@ void RangeOp::Close() {
   conn_.reset();
 }
 
-void RangeOp::Stop() {
-  inner_.reset();
-  if (dead_) return;
+bool RangeOp::End() {
+  if (dead_) return false;
   dead_ = true;
   owner_.Forget(this);
   boost::system::error_code ignored;
   timer_.cancel(ignored);
   resolver_.cancel();
   Close();
+  return true;
+}
+
+void RangeOp::Stop() {
+  inner_.reset();
+  End();
 }
 
 void RangeOp::Finish(TransportError error, std::string detail) {
-  if (dead_) return;
-  dead_ = true;
-  owner_.Forget(this);
-  boost::system::error_code ignored;
-  timer_.cancel(ignored);
-  resolver_.cancel();
-  Close();
+  if (!End()) return;
   ExchangeResult r;
   r.error = error;
   r.detail = std::move(detail);

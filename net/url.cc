@@ -57,6 +57,12 @@ Result<UrlParts> ParseUrl(const std::string& url) {
   p.scheme = AsciiLower(Part(u.get(), CURLUPART_SCHEME));
   p.host = AsciiLower(Part(u.get(), CURLUPART_HOST));
   p.port = Part(u.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  const bool default_port = p.port == (p.scheme == "https" ? "443" : "80");
+  p.authority = default_port ? p.host : p.host + ":" + p.port;
+  p.target = Part(u.get(), CURLUPART_PATH);
+  if (p.target.empty()) p.target = "/";
+  if (std::string q = Part(u.get(), CURLUPART_QUERY); !q.empty()) p.target += "?" + q;
+  p.credentials = !Part(u.get(), CURLUPART_USER).empty() || !Part(u.get(), CURLUPART_PASSWORD).empty();
   if (p.scheme != "http" && p.scheme != "https") {
     return Status::Permanent("URL '" + RedactQuery(url) +
                              "' is not http or https: only those schemes are followed");

@@ -14,8 +14,11 @@ std::string PercentEncode(std::string_view s, bool keep_slash);
 
 struct UrlParts {
   std::string scheme;  // lower case
-  std::string host;    // lower case
+  std::string host;    // lower case (an IPv6 address in brackets)
   std::string port;    // explicit or the scheme's default ("80"/"443")
+  std::string authority;  // the Host header: host, and the port unless the scheme's default
+  std::string target;     // the request target: path ("/" at least) and query, no fragment
+  bool credentials = false;  // user or password in the URL
   std::string Origin() const { return scheme + "://" + host + ":" + port; }
 };
 

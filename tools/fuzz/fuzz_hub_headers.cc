@@ -3,18 +3,23 @@
 //   0  NormalizeEtag(ETag / X-Linked-Etag)   1  LinkNext(Link)
 //   2  ParseUrl(url)                          3  ResolveLocation(base, Location)
 //   4  PercentEncode(s, keep_slash)           5  ResponseHead::Get over fuzzed headers
+//   6  ParseHead + ContentLength + HasToken (net/http1.h: the range reader's response heads)
 // Invariants: NormalizeEtag never grows its input and gives no upper case; LinkNext returns
 // a substring of the header between '<' and '>'; an accepted URL is http(s) with a
 // lower-case host; a redirect is only ever resolved to an http(s) URL; PercentEncode output
-// is plain ASCII that decodes back to the input; Get returns the last value of a name.
+// is plain ASCII that decodes back to the input; Get returns the last value of a name; a
+// parsed head has a three-digit status, HTTP/1.0 or 1.1, non-empty lower-case names and no
+// line break in a name or value, and its length is absent, -1, or a value it carries.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "fuzz_check.h"
 #include "net/errors.h"
+#include "net/http1.h"
 #include "net/transport.h"
 #include "net/url.h"
 
@@ -56,7 +61,7 @@ bool HasUpper(const std::string& s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Input in(data, size);
-  switch (in.Byte() % 6) {
+  switch (in.Byte() % 7) {
     case 0: {
       std::string_view etag = in.Rest();
       std::string out = net::NormalizeEtag(etag);
@@ -114,6 +119,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (match) last = value;
       }
       FUZZ_CHECK(head.Get("etag") == last);
+      break;
+    }
+    case 6: {
+      net::ResponseHead head;
+      int minor = -1;
+      if (!net::ParseHead(in.Rest(), &head, &minor)) break;
+      FUZZ_CHECK(head.status >= 100 && head.status <= 999);
+      FUZZ_CHECK(minor == 0 || minor == 1);
+      for (const auto& [name, value] : head.headers) {
+        FUZZ_CHECK(!name.empty() && !HasUpper(name));
+        FUZZ_CHECK(name.find("\r\n") == std::string::npos);
+        FUZZ_CHECK(value.find("\r\n") == std::string::npos);
+      }
+      const std::optional<int64_t> length = net::ContentLength(head);
+      if (length && *length >= 0) {
+        bool carried = false;
+        for (const auto& [name, value] : head.headers)
+          carried |= name == "content-length" && std::strtoll(value.c_str(), nullptr, 10) == *length;
+        FUZZ_CHECK(carried);
+      }
+      FUZZ_CHECK(!length || *length >= -1);
+      (void)net::HasToken(head.Get("connection"), "close");
       break;
     }
   }

@@ -75,5 +75,13 @@ base="$hub/mlx-community/Tiny-Model-4bit/resolve/main/model.safetensors"
   >"$out/hub_headers/location_relative"
 printf 'sub dir/ü/tokenizer.json?#' | put "$out/hub_headers/percent" 004
 printf '\001\004\000"abc"\000\004\000"def"\001\000\000' | put "$out/hub_headers/get" 005
+# Response heads as the range reader reads them (net/http1.h): the hub's 302 and the CDN's
+# 206 to a range request, and one with every framing it refuses or hands to libcurl.
+range='Range: bytes=0-1048575'
+curl -s -D - -o /dev/null -H "$range" "$hub/mlx-community/Tiny-Model-4bit/resolve/main/model.safetensors" |
+  put "$out/hub_headers/head_302" 006
+curl -s -D - -o /dev/null -H "$range" "$loc" | put "$out/hub_headers/head_206" 006
+printf 'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close, Upgrade\r\nContent-Length: 5\r\ncontent-length: 06\r\n : x\r\n' |
+  put "$out/hub_headers/head_framing" 006
 ls "$out"/* | wc -l
 du -sh "$out"
