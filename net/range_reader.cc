@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -43,6 +44,7 @@ constexpr size_t kHeadCap = 64 * 1024;     // a response head larger than this i
 constexpr size_t kReadChunk = 64 * 1024;   // reads of a head, and of bodies not received in place
 constexpr size_t kTurnBytes = 2u << 20;    // body bytes read per loop turn before others run
 constexpr auto kIdleMax = std::chrono::seconds(60);  // a kept connection unused longer is closed
+constexpr uint64_t kLowWater = 256 * 1024;  // bytes a body's read waits for (SetLowWater)
 
 // Where an exchange goes.
 struct Target {
@@ -134,6 +136,7 @@ struct Conn {
   SSL* ssl = nullptr;
   std::string origin;
   Clock::TimePoint idle_since;
+  int low_water = 1;  // the socket's SO_RCVLOWAT (RangeOp::SetLowWater); 1 while kept
 };
 
 enum class Io { kOk, kWantRead, kWantWrite, kEof, kError };
@@ -238,6 +241,8 @@ class RangeOp : public std::enable_shared_from_this<RangeOp> {
   void Reconnect();
   void Wait(Io want, Step then);
   void WatchStall();
+  void SetLowWater();
+  int Queued() const;  // bytes received by the kernel, not read yet
   void Finish(TransportError error, std::string detail);
   // Marks the exchange over and lets go of everything it holds; false if it was already.
   bool End();
@@ -267,6 +272,7 @@ class RangeOp : public std::enable_shared_from_this<RangeOp> {
   std::vector<char> buf_;          // bytes read that the handler has not taken yet
   size_t pend_begin_ = 0, pend_end_ = 0;
   uint64_t body_left_ = 0;
+  bool slow_ = false;    // bytes waited below the mark for a stall time: no mark any more
   Clock::TimePoint last_data_;
 };
 
@@ -715,6 +721,7 @@ void RangeOp::Body() {
       continue;
     }
     if (io == Io::kWantRead || io == Io::kWantWrite) {
+      SetLowWater();
       Wait(io, &RangeOp::Body);
       return;
     }
@@ -732,6 +739,7 @@ void RangeOp::Complete() {
   if (keep_alive_ && pend_begin_ == pend_end_ && conn_ != nullptr) {
     boost::system::error_code ignored;
     timer_.cancel(ignored);
+    SetLowWater();  // back to 1 (nothing is left of the body): the next answer may be short
     owner_.Keep(std::move(conn_));
   }
   Finish(TransportError::kNone, "");
@@ -785,12 +793,44 @@ void RangeOp::WatchStall() {
     if (ec || !self || self->dead_) return;
     if (self->paused_) self->last_data_ = Now();
     if (Now() - self->last_data_ >= self->spec_.stall_timeout) {
+      // Bytes wait below the low-water mark (a link slower than a quarter MiB per stall
+      // time): no stall yet. This body is read as it comes from now on; lowering the mark
+      // wakes the wait for them (tcp_set_rcvlowat).
+      if (self->conn_ != nullptr && self->conn_->low_water > 1 && self->Queued() > 0) {
+        self->slow_ = true;
+        self->SetLowWater();
+        self->last_data_ = Now();
+        self->WatchStall();
+        return;
+      }
       self->Finish(TransportError::kTimeout,
                    "no data for " + std::to_string(self->spec_.stall_timeout.count()) + " ms");
       return;
     }
     self->WatchStall();
   });
+}
+
+// A body's reads wait for kLowWater bytes at once (SO_RCVLOWAT) while more than twice that
+// is still to come, so each wake-up reads a quarter MiB or more instead of what one segment
+// brought: fewer reads and wake-ups, and fewer window updates sent back (each one's
+// processing, and the server's sending it releases, ran in this process's receive calls on
+// loopback). Near a body's end it is 1 again, so the last bytes never wait for bytes that
+// will not come (over TLS, OpenSSL holds at most 64 KiB read ahead and a record, well under
+// the margin). Cold 1 GiB on loopback, 10 alternating rounds: 1.065 -> 1.030 CPU-s (512 KiB
+// 1.025, 1 MiB 1.035). A link too slow to bring the mark within a stall time is read as
+// before (WatchStall).
+void RangeOp::SetLowWater() {
+  const int want = !slow_ && body_left_ > 2 * kLowWater ? static_cast<int>(kLowWater) : 1;
+  if (want == conn_->low_water) return;
+  conn_->low_water = want;
+  (void)::setsockopt(conn_->socket.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want);
+}
+
+int RangeOp::Queued() const {
+  int n = 0;
+  if (conn_ == nullptr || ::ioctl(conn_->socket.native_handle(), FIONREAD, &n) != 0) return 0;
+  return n;
 }
 
 void RangeOp::Unpause() {

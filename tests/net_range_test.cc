@@ -192,6 +192,31 @@ TEST_CASE("range reader: a kept connection the server closed meanwhile is replac
   CHECK(CdnRanges(m.w).size() == 1);
 }
 
+TEST_CASE("range reader: a link too slow to bring a quarter MiB within the stall time is read "
+          "as it comes, not taken for a stall") {
+  // A body's reads wait for 256 KiB at once (SO_RCVLOWAT, net/range_reader.cc SetLowWater);
+  // at 500 KB/s that takes 0.5 s, longer than this stall time.
+  World& w = W();
+  REQUIRE(w.emu
+              .SetFaults({{{"match", "model.safetensors"},
+                           {"listener", "cdn"},
+                           {"throttle_bps", 500000}}})
+              .ok());
+  HubOptions o = Opts(w);
+  o.stall_timeout = std::chrono::milliseconds(300);
+  Hub hub(o);
+  auto r = hub.Resolve(fixtures::kModelRepo, "main");
+  REQUIRE(r.ok());
+  TestSink sink(0, true);
+  hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
+  Status s = sink.Wait();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(sink.bytes_ == Content(w, fixtures::kModelRepo, "model.safetensors"));
+  CHECK(sink.placed_ > 0);
+  CHECK(hub.counters().retries == 0);
+  CHECK(CdnRanges(w).size() == 1);
+}
+
 TEST_CASE("range reader: the rate limit holds for bytes received in place") {
   ModelHub m;
   m.hub.SetMaxRate(2 << 20);  // 2 MiB/s
