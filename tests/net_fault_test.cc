@@ -15,27 +15,22 @@ TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte
   // place (the range reader's path: net/range_reader.h).
   for (const bool lend : {false, true}) {
     CAPTURE(lend);
-    World& w = W();
-    REQUIRE(w.emu
+    ModelHub m;
+    REQUIRE(m.w.emu
                 .SetFaults({{{"match", "model.safetensors"},
                              {"listener", "cdn"},
                              {"drop_after_bytes", 300000},
                              {"times", 1}}})
                 .ok());
-    Hub hub(Opts(w));
-    auto r = hub.Resolve(fixtures::kModelRepo, "main");
-    REQUIRE(r.ok());
     TestSink sink(0, lend);
-    hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
-    Status s = sink.Wait();
+    Status s = m.Fetch(sink);
     REQUIRE_MESSAGE(s.ok(), s.ToString());
     CHECK(sink.contiguous_);
     CHECK(sink.contract_kept_);
     CHECK((sink.placed_ > 0) == lend);
-    CHECK(sink.bytes_ == Content(w, fixtures::kModelRepo, "model.safetensors"));
-    auto cdn = LogFor(w, "model.safetensors");
+    CHECK(sink.bytes_ == m.whole);
     std::vector<std::string> ranges;
-    for (const auto& e : cdn) {
+    for (const auto& e : LogFor(m.w, "model.safetensors")) {
       if (e["listener"] == "cdn") ranges.push_back(e["range"].get<std::string>());
     }
     REQUIRE(ranges.size() == 2);
@@ -47,26 +42,22 @@ TEST_CASE("A connection dropped mid-body resumes with a Range from the next byte
 TEST_CASE("A stalled transfer is aborted and resumed") {
   for (const bool lend : {false, true}) {  // as above
     CAPTURE(lend);
-    World& w = W();
-    REQUIRE(w.emu
+    ModelHub m;
+    REQUIRE(m.w.emu
                 .SetFaults({{{"match", "model.safetensors"},
                              {"listener", "cdn"},
                              {"stall_after_bytes", 100000},
                              {"stall_ms", 0},
                              {"times", 1}}})
                 .ok());
-    Hub hub(Opts(w));
-    auto r = hub.Resolve(fixtures::kModelRepo, "main");
-    REQUIRE(r.ok());
     TestSink sink(0, lend);
     auto t0 = std::chrono::steady_clock::now();
-    hub.Fetch(SpecOf(*r, "model.safetensors"), &sink);
-    Status s = sink.Wait();
+    Status s = m.Fetch(sink);
     REQUIRE_MESSAGE(s.ok(), s.ToString());
     CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(900));
-    CHECK(sink.bytes_ == Content(w, fixtures::kModelRepo, "model.safetensors"));
+    CHECK(sink.bytes_ == m.whole);
     CHECK(sink.contract_kept_);
-    CHECK(hub.counters().retries >= 1);
+    CHECK(m.hub.counters().retries >= 1);
   }
 }
 

@@ -181,4 +181,24 @@ inline std::vector<json> LogFor(World& w, const std::string& part) {
   return out;
 }
 
+// A hub on the emulator (reset) with the model resolved, and its weights (a range of 1 MiB or
+// more: the range reader's). Faults set after it apply to the fetches.
+struct ModelHub {
+  ModelHub() : w(W()), hub(Opts(w)) {
+    auto resolved = hub.Resolve(fixtures::kModelRepo, "main");
+    REQUIRE(resolved.ok());
+    r = *resolved;
+    whole = Content(w, fixtures::kModelRepo, "model.safetensors");
+    REQUIRE(whole.size() >= (1u << 20));
+  }
+  Status Fetch(TestSink& sink) {
+    hub.Fetch(SpecOf(r, "model.safetensors"), &sink);
+    return sink.Wait();
+  }
+  World& w;
+  Hub hub;
+  ResolvedRevision r;
+  std::string whole;
+};
+
 }  // namespace modelsync::net::hubtest

@@ -18,26 +18,6 @@ namespace {
 
 using namespace hubtest;
 
-// A hub on the emulator with the model resolved, and its weights (a range of 1 MiB or more:
-// the reader's).
-struct ModelHub {
-  ModelHub() : w(W()), hub(Opts(w)) {
-    auto resolved = hub.Resolve(fixtures::kModelRepo, "main");
-    REQUIRE(resolved.ok());
-    r = *resolved;
-    whole = Content(w, fixtures::kModelRepo, "model.safetensors");
-    REQUIRE(whole.size() >= (1u << 20));
-  }
-  Status Fetch(TestSink& sink) {
-    hub.Fetch(SpecOf(r, "model.safetensors"), &sink);
-    return sink.Wait();
-  }
-  World& w;
-  Hub hub;
-  ResolvedRevision r;
-  std::string whole;
-};
-
 // The CDN's Range headers for model.safetensors, in the order the answers ended.
 std::vector<std::string> CdnRanges(World& w) {
   std::vector<std::string> ranges;
@@ -129,6 +109,11 @@ std::string PartialHead(const std::string& extra) {
   return "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-" +
          std::to_string(kScriptedSize - 1) + "/" + std::to_string(kScriptedSize) + "\r\n" +
          extra + "\r\n";
+}
+
+Status FetchScripted(Hub& hub, TestSink& sink) {
+  hub.Fetch(ScriptedSpec(), &sink);
+  return sink.Wait();
 }
 
 HubOptions ScriptedOpts(const ScriptedServer& server) {
@@ -250,8 +235,7 @@ TEST_CASE("range reader: replies that are not HTTP/1.x, a head over 64 KiB, two 
     ScriptedServer server([&](const std::string&, int) { return c.reply; });
     Hub hub(ScriptedOpts(server));
     TestSink sink(0, true);
-    hub.Fetch(ScriptedSpec(), &sink);
-    Status s = sink.Wait();
+    Status s = FetchScripted(hub, sink);
     CHECK(s.code() == StatusCode::kTransient);
     CHECK_MESSAGE(s.message().find(c.says) != std::string::npos, s.message());
     CHECK(sink.size() == 0);
@@ -269,8 +253,7 @@ TEST_CASE("range reader: an interim 100 is skipped; a chunked answer is read by 
     });
     Hub hub(ScriptedOpts(server));
     TestSink sink(0, true);
-    hub.Fetch(ScriptedSpec(), &sink);
-    Status s = sink.Wait();
+    Status s = FetchScripted(hub, sink);
     REQUIRE_MESSAGE(s.ok(), s.ToString());
     CHECK(sink.bytes_ == body);
     CHECK(sink.placed_ > 0);
@@ -296,8 +279,7 @@ TEST_CASE("range reader: an interim 100 is skipped; a chunked answer is read by 
     });
     Hub hub(ScriptedOpts(server));
     TestSink sink(0, true);
-    hub.Fetch(ScriptedSpec(), &sink);
-    Status s = sink.Wait();
+    Status s = FetchScripted(hub, sink);
     REQUIRE_MESSAGE(s.ok(), s.ToString());
     CHECK(sink.bytes_ == body);
     CHECK(sink.placed_ == 0);
