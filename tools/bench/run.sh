@@ -24,7 +24,9 @@
 # scenarios 1 and 7 (sharded per byte against one file, the cold pull's GB/s and CPU) and 6
 # (the no-op's 20 ms: 13 ms typical, with a tail past 20), and modelsync's and aria2c's in 2
 # and 9 (the throttled ratios). The other tools, whose ratios are far from any target, keep
-# --rounds.
+# --rounds. Scenario 7 also pulls scenario 1's one-file model with modelsync in every round
+# (`modelsync1`, alternating with the sharded pull): the sharded target compares the two per
+# byte in the same rounds, not against scenario 1's figures of minutes before.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 size=1GiB rounds=3 close_rounds=7 scenarios=1,2,3,4,5,6,7,8,9 tools=modelsync,curl,aria2c,aria2c16,hfjs,hf,hf16
@@ -44,6 +46,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 IFS=, read -r -a TOOLS <<<"$tools"
+# Scenario 7's round: the tools and, with modelsync, the one-file baseline (modelsync1).
+TOOLS7=("${TOOLS[@]}")
+[[ ",$tools," != *",modelsync,"* ]] || TOOLS7+=(modelsync1)
 IFS=, read -r -a SCEN <<<"$scenarios"
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -192,7 +197,7 @@ chunk_bytes=$((32 << 20))
 fetch_cmd() {
   local tool=$1 tag=$2 repo=$3 rev=$4 dest=$5 l="$work/lists/$2"
   case $tool in
-    modelsync) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '${ENDPOINT:-$hub}' --quiet" ;;
+    modelsync|modelsync1) echo "'$ms' pull '$repo' --revision '$rev' --root '$dest' --endpoint '${ENDPOINT:-$hub}' --quiet" ;;
     curl) echo "mkdir -p '$dest' && cd '$dest' && curl -sfL --create-dirs ${CURL_EXTRA:-} -K '$l/curl.cfg' && { [ ! -s '$l/sums' ] || sha256sum -c --quiet '$l/sums'; }" ;;
     aria2c|aria2c16) local x=8; [ "$tool" = aria2c16 ] && x=16
       echo "aria2c -x$x -s$x -j8 -d '$dest' -i '$l/aria2.txt' ${ARIA_EXTRA:-}--console-log-level=warn --summary-interval=0 --auto-file-renaming=false --allow-overwrite=true --download-result=hide" ;;
@@ -203,7 +208,7 @@ fetch_cmd() {
 # Where the files of REPO@REV end up for a tool.
 result_dir() {  # tool repo dest commit
   case $1 in
-    modelsync) echo "$3/models/$2" ;;
+    modelsync|modelsync1) echo "$3/models/$2" ;;
     curl|aria2c|aria2c16) echo "$3" ;;
     hfjs|hf|hf16) echo "$3/models--${2/\//--}/snapshots/$4" ;;
   esac
@@ -249,9 +254,15 @@ untimed() {  # TOOL TAG REPO REV DEST: setup step, must succeed
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
 
 # Tools in a different order each round.
-order() { local r=$1 n=${#TOOLS[@]} i; for ((i = 0; i < n; i++)); do echo "${TOOLS[$(((i + r) % n))]}"; done; }
+# order ROUND [SCENARIO]: scenario 7 rotates TOOLS7 (with modelsync1).
+order() {
+  local r=$1 i
+  local -a t=("${TOOLS[@]}")
+  [ "${2:-}" != 7 ] || t=("${TOOLS7[@]}")
+  for ((i = 0; i < ${#t[@]}; i++)); do echo "${t[$(((i + r) % ${#t[@]}))]}"; done
+}
 # The tools whose figures a close target of issue 20 compares in scenario $1 (--close-rounds).
-close_tools() { case $1 in 1|6|7) echo modelsync ;; 2|9) echo modelsync aria2c aria2c16 ;; esac; }
+close_tools() { case $1 in 1|6) echo modelsync ;; 7) echo modelsync modelsync1 ;; 2|9) echo modelsync aria2c aria2c16 ;; esac; }
 # Rounds scenario $1 runs: --rounds, or --close-rounds where it has close tools.
 rounds_of() { if [ -n "$(close_tools $1)" ] && [ "$close_rounds" -gt "$rounds" ]; then echo "$close_rounds"; else echo "$rounds"; fi; }
 # Whether round $2 of scenario $1 runs tool $3: every tool in the first --rounds, only the
@@ -272,7 +283,7 @@ for s in 1 2 3 4 7 8 9; do
       NODE_EXTRA_CA_CERTS=$ng/ca.pem
   fi
   for r in $(seq "$(rounds_of $s)"); do
-    for tool in $(order "$r"); do
+    for tool in $(order "$r" $s); do
       [ $s != 9 ] || case $tool in modelsync|aria2c|aria2c16) ;; *) continue ;; esac
       in_round $s "$r" "$tool" || continue
       # Small files: a new directory each round, none removed until the run ends. This VM's
@@ -304,7 +315,11 @@ for s in 1 2 3 4 7 8 9; do
         CURL_EXTRA="-C - --retry 5 --retry-all-errors"
       fi
       export CURL_EXTRA
-      measure $s "$tool" "$r" $tag "$repo" main "$dest" "$faults"
+      if [ "$tool" = modelsync1 ]; then  # scenario 7's baseline: the one-file model
+        measure $s "$tool" "$r" model "$MODEL" main "$dest" "$faults"
+      else
+        measure $s "$tool" "$r" $tag "$repo" main "$dest" "$faults"
+      fi
     done
   done
   # Scenario 1's trees serve scenario 6; the small files' (3, 8) stay to the end (above).
