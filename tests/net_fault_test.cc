@@ -380,5 +380,52 @@ TEST_CASE("Stop ends a Resolve waiting out Retry-After and every fetch, and refu
   CHECK(hub.Resolve(fixtures::kModelRepo, "main").status().code() == StatusCode::kCancelled);
 }
 
+TEST_CASE("Every fault gets the same verdict through libcurl and through the range reader") {
+  // A range under 1 MiB is libcurl's; the whole weights (1 MiB or more) are the range
+  // reader's (net/range_reader.h), received in place. The answer's checks are the Request's
+  // either way: the same code, the same retries, nothing delivered where it fails, the exact
+  // bytes where it does not.
+  const std::vector<std::pair<const char*, json>> faults = {
+      {"ignore_range", {{"ignore_range", true}}},
+      {"wrong_content_range shift", {{"wrong_content_range", "shift"}}},
+      {"wrong_content_range total", {{"wrong_content_range", "total"}}},
+      {"gzip", {{"gzip", true}}},
+      {"503 twice", {{"status_sequence", {503, 503}}}},
+      {"404", {{"status_sequence", {404}}}},
+      {"dropped before the body", {{"drop_after_bytes", 0}, {"times", 1}}},
+      {"the CDN's own ETag", {{"bad_etag", true}}},
+      {"no ETag from the CDN", {{"strip_etag", true}}},
+  };
+  for (const auto& [name, effect] : faults) {
+    const std::string fault = name;
+    CAPTURE(fault);
+    StatusCode codes[2];
+    uint64_t retries[2];
+    for (int reader = 0; reader < 2; ++reader) {
+      CAPTURE(reader);
+      ModelHub m;
+      json rule = effect;
+      rule["match"] = "model.safetensors";
+      rule["listener"] = "cdn";
+      REQUIRE(m.w.emu.SetFaults(json::array({rule})).ok());
+      const ByteRange range{0, reader ? m.whole.size() : 500000};
+      TestSink sink(0, /*lend=*/true);
+      m.hub.Fetch(SpecOf(m.r, "model.safetensors", range), &sink);
+      Status s = sink.Wait();
+      codes[reader] = s.code();
+      retries[reader] = m.hub.counters().retries;
+      CHECK(sink.contract_kept_);
+      CHECK((sink.placed_ > 0) == (reader == 1 && s.ok()));
+      if (s.ok()) {
+        CHECK(sink.bytes_ == m.whole.substr(0, range.end));
+      } else {
+        CHECK(sink.size() == 0);
+      }
+    }
+    CHECK(codes[0] == codes[1]);
+    CHECK(retries[0] == retries[1]);
+  }
+}
+
 }  // namespace
 }  // namespace modelsync::net
