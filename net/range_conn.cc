@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <unistd.h>
 
 #include "base/platform.h"
 
@@ -191,6 +192,112 @@ bool StartTlsSession(Conn& c, SSL_CTX* ctx, const std::string& host, std::string
   static const unsigned char kAlpn[] = "\x08http/1.1";
   SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn - 1);
   return true;
+}
+
+std::vector<boost::asio::ip::tcp::endpoint> Interleaved(
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints) {
+  if (endpoints.empty()) return endpoints;
+  const bool first_v6 = endpoints.front().address().is_v6();
+  std::vector<boost::asio::ip::tcp::endpoint> same, other, out;
+  for (auto& e : endpoints) (e.address().is_v6() == first_v6 ? same : other).push_back(e);
+  for (size_t i = 0; i < same.size() || i < other.size(); ++i) {
+    if (i < same.size()) out.push_back(same[i]);
+    if (i < other.size()) out.push_back(other[i]);
+  }
+  return out;
+}
+
+ConnectRace::ConnectRace(boost::asio::io_context& io,
+                         std::vector<boost::asio::ip::tcp::endpoint> endpoints,
+                         std::chrono::milliseconds attempt_delay, Done done)
+    : io_(io),
+      endpoints_(Interleaved(std::move(endpoints))),
+      attempt_delay_(attempt_delay),
+      done_(std::move(done)),
+      delay_(io) {
+  attempts_.resize(endpoints_.size());
+}
+
+std::shared_ptr<ConnectRace> ConnectRace::Start(
+    boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::endpoint> endpoints,
+    std::chrono::milliseconds attempt_delay, Done done) {
+  auto race = std::make_shared<ConnectRace>(io, std::move(endpoints), attempt_delay,
+                                            std::move(done));
+  race->Launch();
+  return race;
+}
+
+void ConnectRace::Launch() {
+  while (!over_ && next_ < endpoints_.size()) {
+    const size_t i = next_++;
+    const boost::asio::ip::tcp::endpoint& ep = endpoints_[i];
+    const int fd = platform::SocketCloexec(ep.protocol().family(), SOCK_STREAM);
+    if (fd < 0) {
+      last_error_ = boost::system::error_code(-fd, boost::system::system_category());
+      continue;  // this address cannot even have a socket: the next one now
+    }
+    auto conn = std::make_unique<Conn>(io_);
+    boost::system::error_code ec;
+    conn->socket.assign(ep.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      last_error_ = ec;
+      continue;
+    }
+    ++pending_;
+    std::weak_ptr<ConnectRace> weak = weak_from_this();
+    conn->socket.async_connect(ep, [weak, i](const boost::system::error_code& e) {
+      if (auto self = weak.lock()) self->Connected(i, e);
+    });
+    attempts_[i] = std::move(conn);
+    if (next_ < endpoints_.size()) {  // the next address if this one is slow to answer
+      delay_.expires_after(attempt_delay_);
+      delay_.async_wait([weak](const boost::system::error_code& e) {
+        auto self = weak.lock();
+        if (!e && self && !self->over_) self->Launch();
+      });
+    }
+    return;
+  }
+  if (!over_ && pending_ == 0) End(last_error_, endpoints_.size());
+}
+
+void ConnectRace::Connected(size_t i, const boost::system::error_code& error) {
+  if (over_) return;
+  --pending_;
+  if (error) {
+    last_error_ = error;
+    attempts_[i].reset();
+    boost::system::error_code ignored;
+    delay_.cancel(ignored);
+    Launch();  // the next address at once (or the end, when none is left and none is pending)
+    return;
+  }
+  End({}, i);
+}
+
+void ConnectRace::End(boost::system::error_code error, size_t winner) {
+  over_ = true;
+  boost::system::error_code ignored;
+  delay_.cancel(ignored);
+  std::unique_ptr<Conn> conn;
+  for (size_t i = 0; i < attempts_.size(); ++i) {
+    if (i == winner) {
+      conn = std::move(attempts_[i]);
+    } else if (attempts_[i] != nullptr) {
+      attempts_[i]->socket.close(ignored);  // its pending connect ends with operation_aborted
+      attempts_[i].reset();
+    }
+  }
+  Done done = std::move(done_);
+  done_ = nullptr;
+  if (done) done(error, std::move(conn), winner < endpoints_.size() ? endpoints_[winner] : boost::asio::ip::tcp::endpoint());
+}
+
+void ConnectRace::Cancel() {
+  if (over_) return;
+  done_ = nullptr;
+  End({}, endpoints_.size());
 }
 
 }  // namespace modelsync::net

@@ -7,8 +7,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 
@@ -47,5 +52,54 @@ SSL_CTX* MakeTlsContext(const std::string& ca_file, const std::string& ca_dir,
 // Starts a client TLS session on c's connected socket for host (SNI and the name checked, or
 // the IP literal; ALPN http/1.1); the handshake is the caller's (SSL_do_handshake on c.ssl).
 bool StartTlsSession(Conn& c, SSL_CTX* ctx, const std::string& host, std::string* error);
+
+// Connecting to a host's addresses, Happy Eyeballs style (RFC 8305; libcurl does the same for
+// the transfers it carries): the addresses in the resolver's order with the families
+// interleaved (Interleaved), the next one tried once the one before failed or has not
+// connected within the attempt delay, the attempts before it left running; the first to
+// connect wins and the others are closed. An address that drops the SYN (a host whose IPv6
+// route is broken, a dead edge) then costs the delay instead of the whole connect timeout
+// and its retries. The deadline is the caller's (Cancel). One loop thread.
+inline constexpr std::chrono::milliseconds kAttemptDelay{200};  // libcurl's default
+
+// The addresses in the same order within each family, the families taking turns from the
+// first address's.
+std::vector<boost::asio::ip::tcp::endpoint> Interleaved(
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints);
+
+class ConnectRace : public std::enable_shared_from_this<ConnectRace> {
+ public:
+  // The connected socket (in a Conn) and which of the interleaved addresses it is; or, when
+  // every attempt failed, the last error and no Conn.
+  using Done = std::function<void(boost::system::error_code error, std::unique_ptr<Conn> conn,
+                                  const boost::asio::ip::tcp::endpoint& endpoint)>;
+  // endpoints must not be empty. done is called once, unless Cancel comes first.
+  static std::shared_ptr<ConnectRace> Start(boost::asio::io_context& io,
+                                            std::vector<boost::asio::ip::tcp::endpoint> endpoints,
+                                            std::chrono::milliseconds attempt_delay, Done done);
+  // Closes every attempt; done is not called after it.
+  void Cancel();
+  // Attempts started so far (sockets made).
+  size_t started() const { return next_; }
+
+  ConnectRace(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::endpoint> endpoints,
+              std::chrono::milliseconds attempt_delay, Done done);
+
+ private:
+  void Launch();
+  void Connected(size_t i, const boost::system::error_code& error);
+  void End(boost::system::error_code error, size_t winner);
+
+  boost::asio::io_context& io_;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
+  std::vector<std::unique_ptr<Conn>> attempts_;  // by index into endpoints_
+  std::chrono::milliseconds attempt_delay_;
+  Done done_;
+  boost::asio::steady_timer delay_;
+  size_t next_ = 0;   // the next address to try
+  int pending_ = 0;   // attempts still connecting
+  bool over_ = false;
+  boost::system::error_code last_error_;
+};
 
 }  // namespace modelsync::net

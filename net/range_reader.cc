@@ -94,7 +94,7 @@ class RangeOp : public std::enable_shared_from_this<RangeOp> {
  private:
   using Step = void (RangeOp::*)();
   void Resolve();
-  void Connect(std::shared_ptr<std::vector<tcp::endpoint>> endpoints, size_t i);
+  void Connect(std::vector<tcp::endpoint> endpoints);
   void StartTls();
   void Handshake();
   void StartSend();
@@ -123,6 +123,7 @@ class RangeOp : public std::enable_shared_from_this<RangeOp> {
   tcp::resolver resolver_;
   asio::steady_timer timer_;  // the connect deadline, then the stall watch
   std::unique_ptr<Conn> conn_;
+  std::shared_ptr<ConnectRace> race_;  // while connecting
   std::unique_ptr<Transport::Exchange> inner_;  // after Fallback: libcurl's exchange
   bool reused_ = false;   // conn_ was kept from an earlier exchange (replaced once if it died)
   bool dead_ = false;
@@ -264,51 +265,42 @@ void RangeOp::Resolve() {
                            (ec ? " (" + ec.message() + ")" : std::string()));
           return;
         }
-        auto endpoints = std::make_shared<std::vector<tcp::endpoint>>();
-        for (const auto& r : results) endpoints->push_back(r.endpoint());
-        self->Connect(std::move(endpoints), 0);
+        std::vector<tcp::endpoint> endpoints;
+        for (const auto& r : results) endpoints.push_back(r.endpoint());
+        self->Connect(std::move(endpoints));
       });
 }
 
-void RangeOp::Connect(std::shared_ptr<std::vector<tcp::endpoint>> endpoints, size_t i) {
-  const tcp::endpoint ep = (*endpoints)[i];
-  const int fd = platform::SocketCloexec(ep.protocol().family(), SOCK_STREAM);
-  if (fd < 0) {
-    Finish(TransportError::kConnect, std::string("cannot make a socket: ") + std::strerror(-fd));
-    return;
-  }
-  conn_ = std::make_unique<Conn>(io_);
-  conn_->origin = target_.origin;
-  boost::system::error_code ec;
-  conn_->socket.assign(ep.protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    Finish(TransportError::kConnect, "cannot use a socket: " + ec.message());
-    return;
-  }
-  auto self = shared_from_this();
-  conn_->socket.async_connect(ep, [self, endpoints, i](const boost::system::error_code& e) {
-    if (self->dead_) return;
-    if (e) {
-      if (i + 1 < endpoints->size()) {
-        self->Connect(endpoints, i + 1);
-        return;
-      }
-      self->Finish(TransportError::kConnect, "failed to connect to " + self->target_.host +
-                                                 " port " + self->target_.port + ": " +
-                                                 e.message());
-      return;
-    }
-    ++self->opened_;
-    boost::system::error_code ignored;
-    self->conn_->socket.non_blocking(true, ignored);
-    self->conn_->socket.set_option(tcp::no_delay(true), ignored);
-    if (self->target_.tls) {
-      self->StartTls();
-    } else {
-      self->StartSend();
-    }
-  });
+// The host's addresses raced (ConnectRace: the next one 200 ms after the one before, if
+// that has not connected), all under the connect deadline set in Resolve.
+void RangeOp::Connect(std::vector<tcp::endpoint> endpoints) {
+  std::weak_ptr<RangeOp> weak = weak_from_this();
+  race_ = ConnectRace::Start(
+      io_, std::move(endpoints), kAttemptDelay,
+      [weak](const boost::system::error_code& e, std::unique_ptr<Conn> conn,
+             const tcp::endpoint&) {
+        auto self = weak.lock();
+        if (!self || self->dead_) return;
+        self->race_.reset();
+        if (e || conn == nullptr) {
+          self->Finish(TransportError::kConnect,
+                       "failed to connect to " + self->target_.host + " port " +
+                           self->target_.port + ": " +
+                           (e ? e.message() : std::string("no address to connect to")));
+          return;
+        }
+        self->conn_ = std::move(conn);
+        self->conn_->origin = self->target_.origin;
+        ++self->opened_;
+        boost::system::error_code ignored;
+        self->conn_->socket.non_blocking(true, ignored);
+        self->conn_->socket.set_option(tcp::no_delay(true), ignored);
+        if (self->target_.tls) {
+          self->StartTls();
+        } else {
+          self->StartSend();
+        }
+      });
 }
 
 void RangeOp::StartTls() {
@@ -682,6 +674,8 @@ bool RangeOp::End() {
   boost::system::error_code ignored;
   timer_.cancel(ignored);
   resolver_.cancel();
+  if (race_ != nullptr) race_->Cancel();
+  race_.reset();
   Close();
   return true;
 }
