@@ -139,6 +139,8 @@ class CurlExchange final : public Transport::Exchange, public CurlMulti::Owner {
       curl_easy_setopt(easy_, CURLOPT_ACCEPT_ENCODING, "");
     }
     if (headers_ != nullptr) curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
+    for (const std::string& r : spec.resolve) resolve_ = curl_slist_append(resolve_, r.c_str());
+    if (resolve_ != nullptr) curl_easy_setopt(easy_, CURLOPT_RESOLVE, resolve_);
   }
 
   ~CurlExchange() override {
@@ -147,6 +149,7 @@ class CurlExchange final : public Transport::Exchange, public CurlMulti::Owner {
       curl_easy_cleanup(easy_);
     }
     curl_slist_free_all(headers_);
+    curl_slist_free_all(resolve_);
   }
 
   CURL* easy() const { return easy_; }
@@ -232,6 +235,7 @@ class CurlExchange final : public Transport::Exchange, public CurlMulti::Owner {
   std::string url_;
   CURL* easy_ = nullptr;
   curl_slist* headers_ = nullptr;
+  curl_slist* resolve_ = nullptr;  // CURLOPT_RESOLVE's entries
   ResponseHead head_;
   bool head_done_ = false;
   bool aborted_ = false;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -57,6 +58,11 @@ struct HubOptions {
   // seconds; libcurl's low-speed check). A healthy transfer has no wall-clock cap.
   std::chrono::milliseconds stall_timeout{20000};
   std::chrono::milliseconds connect_timeout{10000};
+  // Addresses to use for a host instead of resolving it, as curl's --resolve has them:
+  // "host:port:addr[,addr...]" (an IPv6 address in brackets). Both transports honour them
+  // (libcurl through CURLOPT_RESOLVE, the range reader before its resolver): for tests, and
+  // for pinning a host to known addresses.
+  std::vector<std::string> resolve;
   // Connections in total, and per host.
   int max_connections = 16;
   // Sent as User-Agent; empty = "modelsync" (net does not know the version: the engine sets

@@ -82,6 +82,7 @@ void Request::StartExchange(const std::string& url) {
   o.head = head_only();
   o.ca_file = loop_.options.ca_file;
   o.ca_dir = loop_.options.ca_dir;
+  o.resolve = loop_.options.resolve;
   proxy_ = ChooseProxy(loop_.options.proxy, url);
   o.proxy = proxy_.url;
   kind_ = Kind::kNone;

@@ -68,6 +68,7 @@ struct ExchangeSpec {
   std::chrono::milliseconds stall_timeout{20000};  // no body byte for this long: kTimeout
   std::string ca_file, ca_dir;  // trusted CAs instead of the system store ("" = system)
   std::string proxy;            // the proxy to go through (net/proxy.h chose it), "" = direct
+  std::vector<std::string> resolve;  // HubOptions::resolve: "host:port:addr[,addr...]"
   // Wait for a connection being set up to this origin rather than open another: only asked
   // for an origin that answered over HTTP/2 (ExchangeResult::multiplexed).
   bool pipewait = false;

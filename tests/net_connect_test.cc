@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "net/range_conn.h"
+#include "net_hub_support.h"
 
 namespace modelsync::net {
 namespace {
@@ -20,56 +21,25 @@ namespace {
 using boost::asio::ip::make_address;
 using boost::asio::ip::tcp;
 
-// A listening socket on addr:port (port 0: any), backlog `backlog`; -1 when it cannot bind.
-int Listen(const char* addr, int port, int backlog) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, addr, &a.sin_addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-int PortOf(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// A port where 127.0.0.1 accepts connections and 127.0.0.3 drops every SYN: a listener that
-// never accepts, with a backlog of 0 filled by one connection (Linux drops SYNs for a full
-// accept queue; the client retransmits, as towards an unreachable route). Holds the sockets.
+// A port where 127.0.0.1 accepts connections (a listener that never accepts: the kernel
+// completes the handshake) and 127.0.0.3 drops every SYN (SynDropper).
 struct Blackholed {
   Blackholed() {
     for (int tries = 0; tries < 20 && port == 0; ++tries) {
-      good = Listen("127.0.0.1", 0, 16);
+      good = ListenOn("127.0.0.1", 0, 16);
       REQUIRE(good >= 0);
-      hole = Listen("127.0.0.3", PortOf(good), 0);
-      if (hole < 0) {
+      hole = std::make_unique<SynDropper>("127.0.0.3", PortOf(good));
+      if (!hole->ok) {
         ::close(good);
         continue;
       }
       port = PortOf(good);
     }
     REQUIRE(port != 0);
-    filler = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, "127.0.0.3", &a.sin_addr);
-    REQUIRE(::connect(filler, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   }
-  ~Blackholed() {
-    ::close(filler);
-    ::close(hole);
-    ::close(good);
-  }
-  int good = -1, hole = -1, filler = -1, port = 0;
+  ~Blackholed() { ::close(good); }
+  int good = -1, port = 0;
+  std::unique_ptr<SynDropper> hole;
 };
 
 struct Outcome {
@@ -118,7 +88,7 @@ TEST_CASE("connecting: an address that drops the SYN holds the next back by the 
 TEST_CASE("connecting: a refused address goes to the next at once; all refused is the last "
           "error") {
   Blackholed b;
-  const int closed = Listen("127.0.0.4", 0, 1);
+  const int closed = ListenOn("127.0.0.4", 0, 1);
   REQUIRE(closed >= 0);
   const int free_port = PortOf(closed);
   ::close(closed);  // nothing listens there now: refused

@@ -4,6 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -180,6 +185,51 @@ inline std::vector<json> LogFor(World& w, const std::string& part) {
   }
   return out;
 }
+
+// A listening socket on addr:port (port 0: any), backlog `backlog`; -1 when it cannot bind.
+inline int ListenOn(const char* addr, int port, int backlog) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, addr, &a.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+inline int PortOf(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// addr:port drops every SYN, as towards a broken route: a listener that never accepts, its
+// accept queue (backlog 0) filled by one connection (Linux drops SYNs for a full accept
+// queue; the client retransmits and waits). ok is false when addr:port cannot be bound.
+struct SynDropper {
+  SynDropper(const char* addr, int port) {
+    hole = ListenOn(addr, port, 0);
+    if (hole < 0) return;
+    filler = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, addr, &a.sin_addr);
+    ok = ::connect(filler, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~SynDropper() {
+    if (filler >= 0) ::close(filler);
+    if (hole >= 0) ::close(hole);
+  }
+  SynDropper(const SynDropper&) = delete;
+  SynDropper& operator=(const SynDropper&) = delete;
+  int hole = -1, filler = -1;
+  bool ok = false;
+};
 
 // A hub on the emulator (reset) with the model resolved, and its weights (a range of 1 MiB or
 // more: the range reader's). Faults set after it apply to the fetches.

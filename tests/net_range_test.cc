@@ -269,6 +269,54 @@ TEST_CASE("range reader: replies that are not HTTP/1.x, a head over 64 KiB, two 
   }
 }
 
+TEST_CASE("range reader: a host whose first address drops the SYN is reached at its next "
+          "one; libcurl takes the given addresses too") {
+  const std::string body = ScriptedBody();
+  ScriptedServer server([&](const std::string& request, int) {
+    // The range asked for (bytes=a-b), answered as asked.
+    const size_t at = request.find("Range: bytes=");
+    REQUIRE(at != std::string::npos);
+    const uint64_t a = std::stoull(request.substr(at + 13));
+    const uint64_t b = std::stoull(request.substr(request.find('-', at + 13) + 1));
+    return "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " + std::to_string(a) + "-" +
+           std::to_string(b) + "/" + std::to_string(body.size()) + "\r\nContent-Length: " +
+           std::to_string(b - a + 1) + "\r\n\r\n" + body.substr(a, b - a + 1);
+  });
+  const int port = std::stoi(server.url().substr(server.url().rfind(':') + 1));
+  SynDropper hole("127.0.0.3", port);
+  REQUIRE(hole.ok);
+  HubOptions o = ScriptedOpts(server);
+  const std::string origin = "dual.invalid:" + std::to_string(port);
+  o.endpoint = "http://" + origin;
+  o.resolve = {origin + ":127.0.0.3,127.0.0.1"};  // the dropping address first
+  o.connect_timeout = std::chrono::milliseconds(8000);
+  SUBCASE("the range reader races the two") {
+    Hub hub(o);
+    TestSink sink(0, true);
+    const auto t0 = std::chrono::steady_clock::now();
+    Status s = FetchScripted(hub, sink);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    // Tried one after the other, the first would have held it for the whole 8 s.
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(4));
+    CHECK(sink.bytes_ == body);
+    CHECK(sink.placed_ > 0);  // the reader's
+    CHECK(server.requests() == 1);
+    CHECK(hub.counters().retries == 0);
+  }
+  SUBCASE("libcurl (a short range) reaches the name through the given address") {
+    o.resolve = {origin + ":127.0.0.1"};  // dual.invalid resolves nowhere else
+    Hub hub(o);
+    TestSink sink(0, true);
+    FetchSpec spec = ScriptedSpec();
+    spec.range = ByteRange{0, 1000};
+    hub.Fetch(spec, &sink);
+    Status s = sink.Wait();
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(sink.bytes_ == body.substr(0, 1000));
+    CHECK(sink.placed_ == 0);  // libcurl's
+  }
+}
+
 TEST_CASE("range reader: an interim 100 is skipped; a chunked answer is read by libcurl "
           "instead, asked again before the handler saw anything") {
   const std::string body = ScriptedBody();
