@@ -8,10 +8,13 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <unistd.h>
 
 #include "base/platform.h"
+#include "base/strings.h"
 
 namespace modelsync::net {
 namespace {
@@ -192,6 +195,30 @@ bool StartTlsSession(Conn& c, SSL_CTX* ctx, const std::string& host, std::string
   static const unsigned char kAlpn[] = "\x08http/1.1";
   SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn - 1);
   return true;
+}
+
+std::optional<std::vector<boost::asio::ip::tcp::endpoint>> GivenAddresses(
+    const std::vector<std::string>& resolve, const std::string& host, const std::string& port) {
+  const std::string key = AsciiLower(host + ":" + port + ":");
+  for (const std::string& entry : resolve) {
+    if (AsciiLower(entry.substr(0, key.size())) != key) continue;
+    std::vector<boost::asio::ip::tcp::endpoint> out;
+    const auto port_number = static_cast<unsigned short>(std::atoi(port.c_str()));
+    std::string_view rest = std::string_view(entry).substr(key.size());
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view addr = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (addr.size() > 2 && addr.front() == '[' && addr.back() == ']')
+        addr = addr.substr(1, addr.size() - 2);
+      boost::system::error_code ec;
+      const auto a = boost::asio::ip::make_address(std::string(addr), ec);
+      if (ec) return std::vector<boost::asio::ip::tcp::endpoint>();
+      out.emplace_back(a, port_number);
+    }
+    return out;
+  }
+  return std::nullopt;
 }
 
 std::vector<boost::asio::ip::tcp::endpoint> Interleaved(

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,13 @@ inline constexpr std::chrono::milliseconds kAttemptDelay{200};  // libcurl's def
 // first address's.
 std::vector<boost::asio::ip::tcp::endpoint> Interleaved(
     std::vector<boost::asio::ip::tcp::endpoint> endpoints);
+
+// The addresses an entry "host:port:addr[,addr...]" of `resolve` (HubOptions::resolve, as
+// curl's --resolve; an IPv6 address in brackets; host matched without regard to case) gives
+// for host and port, in its order; nullopt when no entry is for them; empty when the entry's
+// addresses do not parse.
+std::optional<std::vector<boost::asio::ip::tcp::endpoint>> GivenAddresses(
+    const std::vector<std::string>& resolve, const std::string& host, const std::string& port);
 
 class ConnectRace : public std::enable_shared_from_this<ConnectRace> {
  public:

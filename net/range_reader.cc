@@ -15,10 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <cctype>
-#include <cstdlib>
 #include <map>
-#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -72,38 +69,6 @@ bool ParseTarget(const std::string& url, Target* t) {
 }
 
 class RangeReader;
-
-// The addresses an entry "host:port:addr[,addr...]" of `resolve` gives for host and port
-// (curl's --resolve; an IPv6 address in brackets), in its order; nullopt when no entry is for
-// them; empty when the entry's addresses do not parse.
-std::optional<std::vector<tcp::endpoint>> GivenAddresses(const std::vector<std::string>& resolve,
-                                                         const std::string& host,
-                                                         const std::string& port) {
-  const std::string key = host + ":" + port + ":";
-  for (const std::string& entry : resolve) {
-    if (entry.size() < key.size() || !std::equal(key.begin(), key.end(), entry.begin(),
-                                                  [](char a, char b) {
-                                                    return std::tolower(static_cast<unsigned char>(a)) ==
-                                                           std::tolower(static_cast<unsigned char>(b));
-                                                  }))
-      continue;
-    std::vector<tcp::endpoint> out;
-    std::string_view rest = std::string_view(entry).substr(key.size());
-    const unsigned short port_number = static_cast<unsigned short>(std::atoi(port.c_str()));
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      std::string addr(rest.substr(0, comma));
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      if (addr.size() > 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
-      boost::system::error_code ec;
-      const auto a = boost::asio::ip::make_address(addr, ec);
-      if (ec) return std::vector<tcp::endpoint>();
-      out.emplace_back(a, port_number);
-    }
-    return out;
-  }
-  return std::nullopt;
-}
 
 // One exchange. Kept alive by the asynchronous operations that refer to it, so a handle
 // destroyed with a wait pending leaves no dangling callback: each checks `dead_` first.

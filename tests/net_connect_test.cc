@@ -121,6 +121,19 @@ TEST_CASE("connecting: Cancel ends every attempt and calls nobody") {
   CHECK(io.poll() == 0);  // nothing left pending: the attempts' waits ended with the cancel
 }
 
+TEST_CASE("connecting: addresses given for a host, as curl's --resolve") {
+  const std::vector<std::string> resolve = {"other:443:10.0.0.9",
+                                            "CDN.example:443:[2001:db8::1],127.0.0.1",
+                                            "bad:443:127.0.0.1,not-an-address"};
+  auto given = GivenAddresses(resolve, "cdn.example", "443");
+  REQUIRE(given.has_value());
+  CHECK(*given == std::vector<tcp::endpoint>{Ep("2001:db8::1", 443), Ep("127.0.0.1", 443)});
+  CHECK_FALSE(GivenAddresses(resolve, "cdn.example", "80").has_value());  // another port
+  CHECK_FALSE(GivenAddresses(resolve, "cdn", "443").has_value());
+  REQUIRE(GivenAddresses(resolve, "bad", "443").has_value());
+  CHECK(GivenAddresses(resolve, "bad", "443")->empty());  // refused, not half used
+}
+
 TEST_CASE("connecting: the families take turns from the first address's") {
   auto v4 = [](const char* a) { return Ep(a, 443); };
   const std::vector<tcp::endpoint> in = {v4("::1"), v4("2001:db8::1"), v4("2001:db8::2"),
